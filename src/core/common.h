@@ -1,0 +1,28 @@
+/* Internal helpers shared by the library's source files. Not installed. */
+#ifndef LOOM_COMMON_H
+#define LOOM_COMMON_H
+
+#include "loom.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fill err (when non-NULL) with a printf-style message and return st. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+loom_status loom_fail(loom_error *err, loom_status st, const char *fmt, ...);
+
+/* a * b with overflow detection: returns false (and leaves *out alone) on overflow. */
+static inline bool loom_mul_ok(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return false;
+    *out = a * b;
+    return true;
+}
+
+#define LOOM_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LOOM_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Runs every test binary given as an argument and every tests/cli/*.sh script,
+# counts PASS/FAIL lines, and ends with "N passed, N failed".
+# A binary that crashes or exits non-zero without printing a FAIL counts as one failure.
+: "${LOOM:=build/loom}"
+export LOOM
+log=$(mktemp); pass=0; fail=0
+for t in "$@" tests/cli/*.sh; do
+    [ -e "$t" ] || continue
+    case "$t" in *.sh) cmd="sh $t" ;; *) cmd="$t" ;; esac
+    start=$(date +%s)
+    $cmd >"$log" 2>&1; rc=$?
+    p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log")
+    grep '^FAIL ' "$log"
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $t: exited with status $rc"; tail -5 "$log"; f=1
+    fi
+    echo "  $t: $p passed, $f failed ($(( $(date +%s) - start ))s)"
+    pass=$((pass + p)); fail=$((fail + f))
+done
+rm -f "$log"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
