@@ -3,7 +3,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 ARCH    ?= -march=native
-OPT     ?= -O2
+OPT     ?= -O3
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(WERROR),1)
 WARN    += -Werror

@@ -142,7 +142,7 @@ static void test_rowlstm(loom_rng *r) {
     float *hrow = zeros(B * W * h), *crow = zeros(B * W * h), *hprev = zeros(B * W * h),
           *cprev = zeros(B * W * h), *rss = zeros(B * W * g), *col = zeros(B * W * 3 * h);
     float *xp = zeros(B * C), *xc = zeros(B * C), *yv = zeros(B * C), *hv = zeros(B * h),
-          *cv = zeros(B * h), *st = zeros(B * (2 * C + g)), *gs = zeros(B * g),
+          *cv = zeros(B * h), *st = zeros(B * (2 * C + g + h)), *gs = zeros(B * g),
           *cpv = zeros(B * h);
     double worst = 0.0;
     for (size_t i = 0; i < c.d.H; i++) {

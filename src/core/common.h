@@ -22,6 +22,10 @@ static inline bool loom_mul_ok(size_t a, size_t b, size_t *out) {
     return true;
 }
 
+/* BLAS set-up: single-threaded BLAS inside our own batch shards. */
+void loom_blas_init(void);
+const char *loom_blas_core(void);
+
 #define LOOM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LOOM_MAX(a, b) ((a) > (b) ? (a) : (b))
 

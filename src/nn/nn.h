@@ -82,7 +82,7 @@ void loom_rowlstm_backward(float *dx, loom_rowlstm_grads g, float *scratch, cons
  *   gates_ss: (n, 4h) state-to-state term already computed for this pixel
  *   x_prev, x_cur: (n, C) inputs at j-1 (zeros when j == 0) and j
  *   c_prev: (n, h) cell state above (row i-1, column j)
- * writes h_out, c_out (n, h) and y (n, C); scratch (n, 2C + 4h). */
+ * writes h_out, c_out (n, h) and y (n, C); scratch (n, 2C + 5h). */
 void loom_rowlstm_step(float *y, float *h_out, float *c_out, float *scratch, const float *x_prev,
                        const float *x_cur, const float *gates_ss, const float *c_prev,
                        loom_rowlstm_params p, size_t n, size_t C, size_t h);
@@ -97,6 +97,9 @@ void loom_rowlstm_row_ss(float *r, float *col, const float *h_prev, const float 
  * scale * (softmax - onehot) when grad != 0. */
 double loom_softmax256_xent(float *logits, double *nll, const uint8_t *target, size_t n,
                             float scale, int grad);
+
+/* e (256) = exp((z - max z) / temperature); returns sum e (e unnormalised) */
+float loom_softmax256(float *e, const float *z, float temperature);
 
 /* ---- relu helpers */
 void loom_relu_forward(float *y, const float *x, size_t n);

@@ -46,23 +46,30 @@ void loom_rowlstm_row_ss(float *r, float *col, const float *h_prev, const float 
 }
 
 /* The LSTM update for npix pixels: a (npix, G) pre-activations in, activations
- * out (in place); c = f * cprev + i * g (cprev NULL means zero); h = o * tanh(c). */
+ * out (in place); c = f * cprev + i * g (cprev NULL means zero); h = o * tanh(c).
+ * The two branches keep a conditional load out of the loop so gcc vectorises it. */
+static inline void lstm_gates(float *restrict ai, float *restrict af, float *restrict ao,
+                              float *restrict ag, float *restrict cp, float *restrict tp,
+                              float *restrict hp, const float *restrict cprevp, size_t h,
+                              int first) {
+    for (size_t k = 0; k < h; k++) {
+        float ig = loom_sigmoidf(ai[k]);
+        float fg = loom_sigmoidf(af[k]);
+        float og = loom_sigmoidf(ao[k]);
+        float gg = loom_tanhf(ag[k]);
+        float cv = first ? ig * gg : ig * gg + fg * cprevp[k];
+        float t = loom_tanhf(cv);
+        ai[k] = ig, af[k] = fg, ao[k] = og, ag[k] = gg;
+        cp[k] = cv, tp[k] = t, hp[k] = og * t;
+    }
+}
+
 static void lstm_cell(float *a, float *c, float *tc, float *hs, const float *cprev, size_t npix,
                       size_t h) {
     for (size_t p = 0; p < npix; p++) {
         float *ap = a + p * 4 * h;
-        float *cp = c + p * h, *tp = tc + p * h, *hp = hs + p * h;
-        const float *cprevp = cprev ? cprev + p * h : NULL;
-        for (size_t k = 0; k < h; k++) {
-            float ig = loom_sigmoidf(ap[k]);
-            float fg = loom_sigmoidf(ap[h + k]);
-            float og = loom_sigmoidf(ap[2 * h + k]);
-            float gg = loom_tanhf(ap[3 * h + k]);
-            float cv = ig * gg + (cprevp ? fg * cprevp[k] : 0.0f);
-            float t = loom_tanhf(cv);
-            ap[k] = ig, ap[h + k] = fg, ap[2 * h + k] = og, ap[3 * h + k] = gg;
-            cp[k] = cv, tp[k] = t, hp[k] = og * t;
-        }
+        lstm_gates(ap, ap + h, ap + 2 * h, ap + 3 * h, c + p * h, tc + p * h, hs + p * h,
+                   cprev ? cprev + p * h : NULL, h, cprev == NULL);
     }
 }
 
@@ -209,6 +216,7 @@ void loom_rowlstm_step(float *y, float *h_out, float *c_out, float *scratch, con
     const size_t g = 4 * h;
     float *col = scratch;        /* (n, 2C) */
     float *a = col + n * 2 * C;  /* (n, G) */
+    float *tc = a + n * g;       /* (n, h) */
     for (size_t b = 0; b < n; b++) {
         memcpy(col + b * 2 * C, x_prev + b * C, C * sizeof *col);
         memcpy(col + b * 2 * C + C, x_cur + b * C, C * sizeof *col);
@@ -217,7 +225,6 @@ void loom_rowlstm_step(float *y, float *h_out, float *c_out, float *scratch, con
     for (size_t q = 0; q < n * g; q++) a[q] += gates_ss[q];
     if (p.cls)
         for (size_t q = 0; q < n * g; q++) a[q] += p.cls[q];
-    /* tc is not needed when sampling: h_out serves as its scratch before being overwritten */
-    lstm_cell(a, c_out, h_out, h_out, c_prev, n, h);
+    lstm_cell(a, c_out, tc, h_out, c_prev, n, h);
     out_forward(y, x_cur, h_out, p.w_out, p.b_out, n, C, h);
 }

@@ -1,0 +1,88 @@
+/* The model interface. A model is a table of named parameter tensors living
+ * in one flat float buffer, plus a vtable of single-threaded functions that
+ * work on one shard of a batch. Threading, gradient reduction, the optimiser
+ * and checkpoints are generic (model.c) and never see a model's internals. */
+#ifndef LOOM_MODEL_H
+#define LOOM_MODEL_H
+
+#include "common.h"
+
+#define LOOM_NAMELEN 48
+#define LOOM_MAX_PARAMS 256
+
+typedef struct loom_config {
+    char model[16];     /* "rowlstm" */
+    size_t height, width;
+    size_t layers, hidden;
+    int nclasses;       /* 0: unconditional */
+} loom_config;
+
+typedef struct loom_param {
+    char name[LOOM_NAMELEN];
+    int ndim;
+    size_t shape[2];
+    size_t offset, size; /* in floats, into loom_model.w */
+    float init_bound;    /* uniform in [-bound, bound]; 0 means zeros */
+} loom_param;
+
+typedef struct loom_model loom_model;
+
+typedef struct loom_model_ops {
+    const char *name;
+    loom_status (*check)(const loom_config *cfg, loom_error *err);
+    /* fills out (when non-NULL) and returns the number of tensors */
+    size_t (*layout)(const loom_config *cfg, loom_param *out);
+    void (*init_extra)(loom_model *m); /* after the uniform/zero init, e.g. forget biases */
+    size_t (*train_ws_bytes)(const loom_config *cfg, size_t n);
+    /* Forward (and backward when grad != NULL, with dloss/dlogit scaled by
+     * `scale`) for n images; nll_img[b] = -log p(image b) in nats. */
+    void (*shard)(const loom_model *m, void *ws, float *grad, double *nll_img,
+                  const uint8_t *imgs, const int32_t *labels, size_t n, float scale);
+    /* optional (autoregressive models): logits (n, H, W, 256) of p(x_ij | x_<ij);
+     * uses the training workspace */
+    void (*logits)(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
+                   const int32_t *labels, size_t n);
+    size_t (*sample_ws_bytes)(const loom_config *cfg, size_t n);
+    /* imgs (n, H, W) in/out: pixels with raster index < keep are given, the
+     * rest drawn at `temperature` with rngs[b] */
+    void (*sample)(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,
+                   size_t keep, float temperature, loom_rng *rngs);
+} loom_model_ops;
+
+struct loom_model {
+    loom_config cfg;
+    const loom_model_ops *ops;
+    loom_param params[LOOM_MAX_PARAMS];
+    size_t nparams, nfloats;
+    float *w; /* (nfloats) parameters */
+    float *g; /* (nfloats) gradient of the last batch's mean loss */
+    int nthreads;
+    float *tgrad;    /* (nthreads, nfloats) per-thread gradients */
+    void **ws;       /* per-thread workspaces */
+    size_t ws_bytes; /* size of each */
+};
+
+const loom_model_ops *loom_model_find(const char *name);
+loom_status loom_config_check(const loom_config *cfg, loom_error *err);
+loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
+                              loom_error *err);
+void loom_model_free(loom_model *m);
+void loom_model_init(loom_model *m, loom_rng *rng);
+const loom_param *loom_model_param(const loom_model *m, const char *name);
+
+/* Forward+backward over a batch: m->g = gradient of the mean NLL per pixel.
+ * Returns the mean NLL in nats per pixel. */
+loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
+                            const int32_t *labels, size_t n, loom_error *err);
+/* NLL per image in nats (nll_img (n)), batched internally in chunks of `chunk`. */
+loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
+                           const int32_t *labels, size_t n, size_t chunk, loom_error *err);
+/* Per-pixel logits (n, H, W, 256), single-threaded; LOOM_EINVAL when the model has none. */
+loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
+                              const int32_t *labels, size_t n, loom_error *err);
+/* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
+ * does not depend on how the batch is split across threads. */
+loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
+                              size_t keep, float temperature, uint64_t seed, loom_error *err);
+
+#endif
