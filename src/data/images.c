@@ -1,0 +1,220 @@
+/* Data spec resolution ("fashion-mnist", an IDX directory or a PNG folder),
+ * and the lifetime helpers of loom_images. Layouts and conversion rules are
+ * described in docs/data.md. */
+#include "common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Where the Debian package dataset-fashion-mnist installs its files. */
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+void loom_images_free(loom_images *im) {
+    if (!im) return;
+    free(im->pixels);
+    free(im->labels);
+    memset(im, 0, sizeof *im);
+}
+
+loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t begin, size_t end,
+                              loom_error *err) {
+    if (!dst || !src) return loom_fail(err, LOOM_EINVAL, "loom_images_slice: NULL argument");
+    if (begin >= end || end > src->n) {
+        if (dst != src) memset(dst, 0, sizeof *dst);
+        return loom_fail(err, LOOM_EINVAL,
+                         "loom_images_slice: range [%zu, %zu) is not a non-empty part of [0, %zu)",
+                         begin, end, src->n);
+    }
+    size_t n = end - begin, npix = src->h * src->w, bytes;
+    loom_images s = {.n = n, .h = src->h, .w = src->w, .nclasses = src->nclasses};
+    if (!loom_mul_ok(n, npix, &bytes))
+        return loom_fail(err, LOOM_ENOMEM, "loom_images_slice: size overflows");
+    s.pixels = malloc(bytes);
+    if (!s.pixels)
+        return loom_fail(err, LOOM_ENOMEM, "loom_images_slice: out of memory for %zu bytes", bytes);
+    memcpy(s.pixels, src->pixels + begin * npix, bytes);
+    if (src->labels) {
+        s.labels = malloc(n * sizeof *s.labels);
+        if (!s.labels) {
+            free(s.pixels);
+            return loom_fail(err, LOOM_ENOMEM, "loom_images_slice: out of memory for %zu labels",
+                             n);
+        }
+        memcpy(s.labels, src->labels + begin, n * sizeof *s.labels);
+    } else {
+        s.nclasses = 0;
+    }
+    /* dst may be src itself: release its old buffers only after copying. */
+    if (dst == src) loom_images_free(dst);
+    *dst = s;
+    return LOOM_OK;
+}
+
+static char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    bool slash = a > 0 && dir[a - 1] != '/';
+    char *p = malloc(a + slash + b + 1);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    if (slash) p[a] = '/';
+    memcpy(p + a + slash, name, b + 1);
+    return p;
+}
+
+/* 1 when dir/name is a regular file (following symlinks), 0 when it is not
+ * there, -1 when out of memory. */
+static int regular_file(const char *dir, const char *name) {
+    char *p = path_join(dir, name);
+    if (!p) return -1;
+    struct stat sb;
+    int r = stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    free(p);
+    return r;
+}
+
+static int is_dir(const char *dir, const char *name) {
+    char *p = path_join(dir, name);
+    if (!p) return -1;
+    struct stat sb;
+    int r = stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+    free(p);
+    return r;
+}
+
+/* The first of the standard MNIST names for (prefix, kind) present in dir,
+ * as a malloc'ed path; NULL when none (*oom tells out of memory apart).
+ * Names are PREFIX-KIND-idxD-ubyte, or PREFIX-KIND.idxD-ubyte, each with an
+ * optional .gz; kind "images" with D = 3 or "labels" with D = 1. */
+static char *find_idx(const char *dir, const char *prefix, const char *kind, int d, bool *oom) {
+    static const char *const names[4] = {"%s-%s-idx%d-ubyte", "%s-%s-idx%d-ubyte.gz",
+                                         "%s-%s.idx%d-ubyte", "%s-%s.idx%d-ubyte.gz"};
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, names[i], prefix, kind, d);
+        int r = regular_file(dir, name);
+        if (r < 0) {
+            *oom = true;
+            return NULL;
+        }
+        if (r) {
+            char *p = path_join(dir, name);
+            if (!p) *oom = true;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Whether dir holds PNG files, or sub-directories holding PNG files. Hidden
+ * entries are skipped, as in the PNG folder reader. */
+static bool has_png_content(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        size_t n = strlen(e->d_name);
+        if (n > 4 && strcasecmp(e->d_name + n - 4, ".png") == 0 &&
+            regular_file(dir, e->d_name) == 1) {
+            found = true;
+        } else if (depth > 0 && is_dir(dir, e->d_name) == 1) {
+            char *sub = path_join(dir, e->d_name);
+            found = sub && has_png_content(sub, depth - 1);
+            free(sub);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static loom_status load_idx_dir(loom_images *out, const char *dir, const char *split,
+                                bool *found, loom_error *err) {
+    const char *prefix = strcmp(split, "train") == 0 ? "train" : "t10k";
+    const char *other = strcmp(split, "train") == 0 ? "t10k" : "train";
+    bool oom = false;
+    char *images = find_idx(dir, prefix, "images", 3, &oom);
+    char *labels = images ? find_idx(dir, prefix, "labels", 1, &oom) : NULL;
+    char *elsewhere = images ? NULL : find_idx(dir, other, "images", 3, &oom);
+    loom_status st = LOOM_OK;
+    *found = images || elsewhere;
+    if (oom)
+        st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+    else if (images)
+        st = loom_idx_load(out, images, labels, err);
+    else if (elsewhere)
+        st = loom_fail(err, LOOM_EINVAL,
+                       "%s: no %s set in this IDX directory (no %s-images-idx3-ubyte[.gz]; it has "
+                       "%s)",
+                       dir, split, prefix, elsewhere);
+    free(images);
+    free(labels);
+    free(elsewhere);
+    return st;
+}
+
+loom_status loom_images_load(loom_images *out, const char *spec, const char *split,
+                             loom_error *err) {
+    if (!out) return loom_fail(err, LOOM_EINVAL, "loom_images_load: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!spec) return loom_fail(err, LOOM_EINVAL, "loom_images_load: spec is NULL");
+    if (!split || (strcmp(split, "train") != 0 && strcmp(split, "test") != 0))
+        return loom_fail(err, LOOM_EINVAL, "%s: split \"%s\" is neither \"train\" nor \"test\"",
+                         spec, split ? split : "(null)");
+
+    const char *dir = spec;
+    struct stat sb;
+    if (strcmp(spec, "fashion-mnist") == 0) {
+        dir = FASHION_MNIST_DIR;
+        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return loom_fail(err, LOOM_EIO,
+                             "fashion-mnist: %s is missing (install the Debian package "
+                             "dataset-fashion-mnist)",
+                             dir);
+    } else if (stat(dir, &sb) != 0) {
+        return loom_fail(err, LOOM_EIO, "%s: %s", dir, strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return loom_fail(err, LOOM_EINVAL,
+                         "%s: not a directory (expected fashion-mnist, a directory of IDX files or "
+                         "a directory of PNG images)",
+                         dir);
+    }
+
+    bool idx = false;
+    loom_status st = load_idx_dir(out, dir, split, &idx, err);
+    if (idx || st != LOOM_OK) return st;
+
+    /* PNG folder: DIR/train and DIR/test hold the splits when DIR/train
+     * exists; otherwise the whole folder is the training set. */
+    int has_train = is_dir(dir, "train");
+    if (has_train < 0) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+    if (has_train) {
+        int has_split = is_dir(dir, split);
+        if (has_split < 0) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+        if (!has_split)
+            return loom_fail(err, LOOM_EINVAL,
+                             "%s: no %s set in this folder (it has a train/ sub-directory but no "
+                             "%s/)",
+                             dir, split, split);
+        char *sub = path_join(dir, split);
+        if (!sub) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+        st = loom_png_folder_load(out, sub, err);
+        free(sub);
+        return st;
+    }
+    if (!has_png_content(dir, 1))
+        return loom_fail(err, LOOM_EINVAL,
+                         "%s: neither IDX files (train-images-idx3-ubyte[.gz], ...) nor PNG images",
+                         dir);
+    if (strcmp(split, "test") == 0)
+        return loom_fail(err, LOOM_EINVAL,
+                         "%s: no test set in this folder (the whole folder is the training set; "
+                         "put the splits in train/ and test/ sub-directories to have one)",
+                         dir);
+    return loom_png_folder_load(out, dir, err);
+}

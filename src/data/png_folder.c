@@ -1,0 +1,321 @@
+/* PNG folder reader.
+ *
+ * Two layouts (hidden entries, names starting with '.', are skipped; other
+ * non-PNG files are ignored):
+ *   DIR/NAME.png          unlabelled, one image per file;
+ *   DIR/CLASS/NAME.png    one class per sub-directory, numbered in strcmp
+ *                         order of the sub-directory names.
+ * Files are taken in strcmp order of their names, so loading is deterministic.
+ *
+ * Pixel conversion (libpng's simplified API, read as PNG_FORMAT_GA):
+ *   - colour to gray is libpng's rgb_to_gray in linear light: each channel
+ *     goes through an 8-bit table lin(v) = round(255 (v/255)^2.2), then
+ *     y = (6968 lin(R) + 23434 lin(G) + 2366 lin(B) + 16384) >> 15 (Rec. 709
+ *     weights 0.2126, 0.7152, 0.0722 in 1/32768ths, or weights from the
+ *     file's cHRM chunk when it has one), then gray = round(255 (y/255)^(1/2.2)).
+ *     Pixels with R == G == B pass through unchanged.
+ *   - a gAMA chunk is honoured: values are re-encoded to gamma 1/2.2.
+ *   - 16-bit files without gAMA are taken as gamma-encoded like 8-bit ones
+ *     (PNG_IMAGE_FLAG_16BIT_sRGB), so 16-bit v becomes about v / 257.
+ *   - alpha is composited over black in the stored values, done here rather
+ *     than by libpng because libpng composites gray+alpha and colour+alpha
+ *     files with different gamma handling: gray = (g * a + 127) / 255.
+ */
+#include "common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Same ceiling as the IDX reader: the whole set must fit in 2 GiB. */
+#define PNG_MAX_BYTES ((size_t)1 << 31)
+
+typedef struct name_list {
+    char **v;
+    size_t n, cap;
+} name_list;
+
+static void names_free(name_list *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+static bool names_push(name_list *l, char *s) {
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        char **nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv) return false;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = s;
+    return true;
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    bool slash = a > 0 && dir[a - 1] != '/';
+    char *p = malloc(a + slash + b + 1);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    if (slash) p[a] = '/';
+    memcpy(p + a + slash, name, b + 1);
+    return p;
+}
+
+static bool has_png_ext(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
+}
+
+/* Fills pngs with the full paths of the PNG files directly in dir and, when
+ * subdirs is non-NULL, subdirs with the full paths of its sub-directories;
+ * both sorted. */
+static loom_status list_dir(const char *dir, name_list *pngs, name_list *subdirs,
+                            loom_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) return loom_fail(err, LOOM_EIO, "%s: %s", dir, strerror(errno));
+    loom_status st = LOOM_OK;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno) st = loom_fail(err, LOOM_EIO, "%s: %s", dir, strerror(errno));
+            break;
+        }
+        if (e->d_name[0] == '.') continue;
+        char *full = path_join(dir, e->d_name);
+        if (!full) {
+            st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory listing the directory", dir);
+            break;
+        }
+        struct stat sb;
+        bool png = has_png_ext(e->d_name);
+        if (stat(full, &sb) != 0) {
+            /* A dangling symlink named *.png is an image we cannot read; any
+             * other unreadable entry is not ours to judge. */
+            if (png) {
+                st = loom_fail(err, LOOM_EIO, "%s: %s", full, strerror(errno));
+                free(full);
+                break;
+            }
+            free(full);
+            continue;
+        }
+        name_list *to = NULL;
+        if (S_ISDIR(sb.st_mode))
+            to = subdirs;
+        else if (S_ISREG(sb.st_mode) && png)
+            to = pngs;
+        if (!to) {
+            free(full);
+            continue;
+        }
+        if (!names_push(to, full)) {
+            free(full);
+            st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory listing the directory", dir);
+            break;
+        }
+    }
+    closedir(d);
+    if (st != LOOM_OK) {
+        names_free(pngs);
+        if (subdirs) names_free(subdirs);
+        return st;
+    }
+    if (pngs->n > 1) qsort(pngs->v, pngs->n, sizeof *pngs->v, cmp_name);
+    if (subdirs && subdirs->n > 1) qsort(subdirs->v, subdirs->n, sizeof *subdirs->v, cmp_name);
+    return LOOM_OK;
+}
+
+/* libpng reports a file that ends early as a read error. */
+static const char *png_problem(const png_image *im) {
+    return strcmp(im->message, "Read Error") == 0 ? "the file ends early" : im->message;
+}
+
+/* Opens path and reads its PNG header into *im; on success the caller owns
+ * *fp and *im (png_image_free + fclose). */
+static loom_status png_open(const char *path, FILE **fp, png_image *im, loom_error *err) {
+    *fp = fopen(path, "rb");
+    if (!*fp) return loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
+    unsigned char sig[8];
+    size_t got = fread(sig, 1, sizeof sig, *fp);
+    if (got < sizeof sig && ferror(*fp)) {
+        int e = errno;
+        fclose(*fp);
+        *fp = NULL;
+        return loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(e));
+    }
+    if (got < sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
+        fclose(*fp);
+        *fp = NULL;
+        return loom_fail(err, LOOM_EFORMAT, "%s: not a PNG file", path);
+    }
+    rewind(*fp);
+    memset(im, 0, sizeof *im);
+    im->version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_stdio(im, *fp)) {
+        loom_status st = loom_fail(err, LOOM_EFORMAT, "%s: bad PNG header (%s)", path, png_problem(im));
+        png_image_free(im);
+        fclose(*fp);
+        *fp = NULL;
+        return st;
+    }
+    return LOOM_OK;
+}
+
+/* Decodes the image opened by png_open into dst (h, w) gray, using ga
+ * (h, w, 2) as scratch; always releases fp and im. */
+static loom_status png_finish(const char *path, FILE *fp, png_image *im, uint8_t *dst,
+                              uint8_t *ga, size_t npix, loom_error *err) {
+    im->format = PNG_FORMAT_GA;
+    im->flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
+    int ok = png_image_finish_read(im, NULL, ga, 0, NULL);
+    loom_status st = LOOM_OK;
+    if (!ok) st = loom_fail(err, LOOM_EFORMAT, "%s: bad PNG data (%s)", path, png_problem(im));
+    png_image_free(im);
+    fclose(fp);
+    if (st != LOOM_OK) return st;
+    for (size_t i = 0; i < npix; i++)
+        dst[i] = (uint8_t)(((unsigned)ga[2 * i] * ga[2 * i + 1] + 127) / 255);
+    return LOOM_OK;
+}
+
+/* Decodes files[i] into pixels[i]; all must have the size of files[0]. */
+static loom_status decode_all(loom_images *out, char *const *files, size_t n, loom_error *err) {
+    FILE *fp;
+    png_image im;
+    loom_status st = png_open(files[0], &fp, &im, err);
+    if (st != LOOM_OK) return st;
+    size_t w = im.width, h = im.height, npix, total;
+    if (!loom_mul_ok(h, w, &npix) || !loom_mul_ok(npix, n, &total) || total > PNG_MAX_BYTES) {
+        png_image_free(&im);
+        fclose(fp);
+        return loom_fail(err, LOOM_EFORMAT,
+                         "%s: %zu images of %zux%zu are larger than the 2 GiB limit", files[0], n,
+                         w, h);
+    }
+    uint8_t *pixels = malloc(total);
+    uint8_t *ga = malloc(2 * npix);
+    if (!pixels || !ga) {
+        free(pixels);
+        free(ga);
+        png_image_free(&im);
+        fclose(fp);
+        return loom_fail(err, LOOM_ENOMEM, "%s: out of memory for %zu images of %zux%zu", files[0],
+                         n, w, h);
+    }
+    st = png_finish(files[0], fp, &im, pixels, ga, npix, err);
+    for (size_t i = 1; i < n && st == LOOM_OK; i++) {
+        st = png_open(files[i], &fp, &im, err);
+        if (st != LOOM_OK) break;
+        if (im.width != w || im.height != h) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: %lux%lu but the first image (%s) is %zux%zu",
+                           files[i], (unsigned long)im.width, (unsigned long)im.height, files[0], w,
+                           h);
+            png_image_free(&im);
+            fclose(fp);
+            break;
+        }
+        st = png_finish(files[i], fp, &im, pixels + i * npix, ga, npix, err);
+    }
+    free(ga);
+    if (st != LOOM_OK) {
+        free(pixels);
+        return st;
+    }
+    out->n = n;
+    out->h = h;
+    out->w = w;
+    out->pixels = pixels;
+    return LOOM_OK;
+}
+
+loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *err) {
+    if (!out) return loom_fail(err, LOOM_EINVAL, "loom_png_folder_load: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir) return loom_fail(err, LOOM_EINVAL, "loom_png_folder_load: dir is NULL");
+
+    name_list top = {0}, subdirs = {0}, files = {0};
+    int32_t *labels = NULL;
+    size_t nclasses = 0;
+    loom_status st = list_dir(dir, &top, &subdirs, err);
+    if (st != LOOM_OK) return st;
+
+    if (top.n > 0) {
+        /* Flat layout; a sub-directory of PNGs next to the files would make
+         * the intended layout ambiguous. */
+        for (size_t c = 0; c < subdirs.n && st == LOOM_OK; c++) {
+            name_list inner = {0};
+            st = list_dir(subdirs.v[c], &inner, NULL, err);
+            if (st == LOOM_OK && inner.n > 0)
+                st = loom_fail(err, LOOM_EFORMAT,
+                               "%s: has both PNG files (%s) and a sub-directory of PNG files (%s); "
+                               "use one layout",
+                               dir, top.v[0], subdirs.v[c]);
+            names_free(&inner);
+        }
+        files = top;
+        top = (name_list){0};
+    } else if (subdirs.n > 0) {
+        size_t *counts = calloc(subdirs.n, sizeof *counts);
+        if (!counts) st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+        for (size_t c = 0; c < subdirs.n && st == LOOM_OK; c++) {
+            name_list inner = {0};
+            st = list_dir(subdirs.v[c], &inner, NULL, err);
+            if (st != LOOM_OK) break;
+            if (inner.n == 0) {
+                st = loom_fail(err, LOOM_EFORMAT,
+                               "%s: no PNG images (each sub-directory of %s is a class)",
+                               subdirs.v[c], dir);
+                break;
+            }
+            counts[c] = inner.n;
+            for (size_t i = 0; i < inner.n && st == LOOM_OK; i++) {
+                if (names_push(&files, inner.v[i]))
+                    inner.v[i] = NULL;
+                else
+                    st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+            }
+            names_free(&inner);
+        }
+        if (st == LOOM_OK && subdirs.n > (size_t)INT32_MAX)
+            st = loom_fail(err, LOOM_EFORMAT, "%s: too many class sub-directories", dir);
+        if (st == LOOM_OK) {
+            labels = malloc(files.n * sizeof *labels);
+            if (!labels) st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+        }
+        if (st == LOOM_OK) {
+            size_t k = 0;
+            for (size_t c = 0; c < subdirs.n; c++)
+                for (size_t i = 0; i < counts[c]; i++) labels[k++] = (int32_t)c;
+            nclasses = subdirs.n;
+        }
+        free(counts);
+    }
+    names_free(&top);
+    names_free(&subdirs);
+
+    if (st == LOOM_OK && files.n == 0) st = loom_fail(err, LOOM_EFORMAT, "%s: no PNG images", dir);
+    if (st == LOOM_OK) st = decode_all(out, files.v, files.n, err);
+    names_free(&files);
+    if (st != LOOM_OK) {
+        free(labels);
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    out->labels = labels;
+    out->nclasses = (int)nclasses;
+    return LOOM_OK;
+}
