@@ -13,7 +13,7 @@ OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 endif
 PKGS    := libcjson libpng
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) $(WARN) -fopenmp -fPIC \
-           -Iinclude -Isrc/core $(shell pkg-config --cflags $(PKGS))
+           -Iinclude -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lopenblas -lz -lm
 LDFLAGS += -fopenmp $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined)
 , := ,
@@ -68,7 +68,7 @@ $(B)/loom: $(CLI_OBJ) $(B)/libloom.a
 
 $(B)/tests/%: tests/%.c $(B)/libloom.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(B)/libloom.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libloom.a $(LDLIBS)
 
 test: $(B)/loom $(TEST_BIN)
 	@$(RUN) LOOM=$(B)/loom sh tests/run.sh $(TEST_BIN)

@@ -1,0 +1,107 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_die(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("loom: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+void cli_die_err(loom_status st, const loom_error *err) {
+    cli_die(st == LOOM_EINVAL || st == LOOM_EFORMAT ? 2 : 1, "%s", err->msg);
+}
+
+const cli_arg *cli_find(const cli_arg *args, size_t nargs, const char *name) {
+    for (size_t i = 0; i < nargs; i++)
+        if (strcmp(args[i].name, name) == 0) return &args[i];
+    return NULL;
+}
+
+static void usage_exit(const char *cmd, const char *usage, const cli_arg *args, size_t nargs) {
+    printf("usage: loom %s %s\n\n", cmd, usage);
+    for (size_t i = 0; i < nargs; i++) {
+        char flag[64];
+        const char *meta = args[i].kind == ARG_FLAG ? "" : args[i].kind == ARG_STR ? " S" :
+                           args[i].kind == ARG_DOUBLE ? " F" : " N";
+        snprintf(flag, sizeof flag, "--%s%s", args[i].name, meta);
+        printf("  %-22s %s\n", flag, args[i].help);
+    }
+    exit(0);
+}
+
+#define BAD(...) do { \
+        fprintf(stderr, "loom %s: ", cmd); fprintf(stderr, __VA_ARGS__); \
+        fprintf(stderr, " (see 'loom %s --help')\n", cmd); exit(2); } while (0)
+
+static void set_value(const char *cmd, cli_arg *a, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (a->kind) {
+    case ARG_STR:
+        if (!*v) BAD("--%s needs a non-empty value", a->name);
+        *(const char **)a->dst = v;
+        return;
+    case ARG_FLAG: return;
+    case ARG_DOUBLE: {
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(d)) BAD("--%s: '%s' is not a number", a->name, v);
+        if (d < a->lo || d > a->hi) BAD("--%s %s is out of range [%g, %g]", a->name, v, a->lo, a->hi);
+        *(double *)a->dst = d;
+        return;
+    }
+    default: break;
+    }
+    /* integers: digits only (strtoull would accept "-1" and wrap it) */
+    if (!*v || strspn(v, "0123456789") != strlen(v))
+        BAD("--%s: '%s' is not a non-negative integer", a->name, v);
+    unsigned long long u = strtoull(v, &end, 10);
+    if (errno == ERANGE) BAD("--%s %s is too large", a->name, v);
+    if (a->kind != ARG_U64 && ((double)u < a->lo || (double)u > a->hi))
+        BAD("--%s %s is out of range [%.0f, %.0f]", a->name, v, a->lo, a->hi);
+    if (a->kind == ARG_SIZE) *(size_t *)a->dst = (size_t)u;
+    else if (a->kind == ARG_LONG) *(long *)a->dst = (long)u;
+    else *(uint64_t *)a->dst = (uint64_t)u;
+}
+
+void cli_parse(const char *cmd, const char *usage, int argc, char **argv, cli_arg *args,
+               size_t nargs, const char **pos, int npos_max, int *npos) {
+    *npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) usage_exit(cmd, usage, args, nargs);
+        if (strncmp(s, "--", 2) != 0 || s[2] == 0) {
+            if (s[0] == '-' && s[1] != 0) BAD("unknown flag %s", s);
+            if (*npos >= npos_max) BAD("unexpected argument '%s'", s);
+            pos[(*npos)++] = s;
+            continue;
+        }
+        char name[64];
+        const char *eq = strchr(s + 2, '=');
+        size_t len = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
+        if (len >= sizeof name) BAD("unknown flag %.40s...", s);
+        memcpy(name, s + 2, len);
+        name[len] = 0;
+        cli_arg *a = (cli_arg *)cli_find(args, nargs, name);
+        if (!a) BAD("unknown flag --%s", name);
+        if (a->seen) BAD("--%s given twice", name);
+        a->seen = true;
+        if (a->kind == ARG_FLAG) {
+            if (eq) BAD("--%s takes no value", name);
+            *(bool *)a->dst = true;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) BAD("--%s needs a value", name);
+        set_value(cmd, a, v);
+    }
+}

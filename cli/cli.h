@@ -1,0 +1,57 @@
+/* The loom command-line tool: shared helpers. Only the CLI prints or exits. */
+#ifndef LOOM_CLI_H
+#define LOOM_CLI_H
+
+#include "io/checkpoint.h"
+#include "loom.h"
+#include "models/model.h"
+
+#include <stdbool.h>
+
+typedef enum { ARG_SIZE, ARG_LONG, ARG_DOUBLE, ARG_STR, ARG_FLAG, ARG_U64 } cli_kind;
+
+typedef struct cli_arg {
+    const char *name;  /* without the leading "--" */
+    cli_kind kind;
+    void *dst;         /* size_t*, long*, double*, const char**, bool*, uint64_t* */
+    double lo, hi;     /* accepted range for numbers */
+    const char *help;
+    bool seen;
+} cli_arg;
+
+/* Parses argv[1..] (argv[0] is the command name). Positional arguments go to
+ * pos (up to npos_max); *npos gets their count. --help prints usage and exits
+ * 0; anything wrong prints one line and exits 2. */
+void cli_parse(const char *cmd, const char *usage, int argc, char **argv, cli_arg *args,
+               size_t nargs, const char **pos, int npos_max, int *npos);
+const cli_arg *cli_find(const cli_arg *args, size_t nargs, const char *name);
+
+/* "loom: <msg>" on stderr, exit code */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3), noreturn))
+#endif
+void cli_die(int code, const char *fmt, ...);
+/* exit 2 for bad input (format/argument), 1 for everything else */
+__attribute__((noreturn)) void cli_die_err(loom_status st, const loom_error *err);
+
+int cli_default_threads(void);
+/* RUN_DIR or a checkpoint file -> the checkpoint path (static buffer) */
+const char *cli_checkpoint_path(const char *run_or_ckpt);
+/* Load a model for inference (no optimiser state). */
+loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts *o,
+                           loom_train_state *st);
+/* Load the evaluation split: "test", or "valid" (the last o->valid training
+ * images), and check the image size matches the model. */
+void cli_load_split(loom_images *out, const char *data, const char *split,
+                    const loom_train_opts *o, const loom_config *cfg);
+double cli_now(void);
+size_t cli_peak_rss_mb(void);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_complete(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

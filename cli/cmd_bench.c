@@ -1,0 +1,96 @@
+/* loom bench: training throughput, forward and sampling cost, peak memory,
+ * on random images (speed does not depend on the pixel values). */
+#include "cli.h"
+
+#include "optim/optim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = "rowlstm";
+    size_t layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
+    size_t height = 28, width = 28, steps = 10, nsample = 0;
+    bool json = false;
+    cli_arg args[] = {
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm", false},
+        {"layers", ARG_SIZE, &layers, 1, 64, "layers (default 4)", false},
+        {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units (default 32)", false},
+        {"batch", ARG_SIZE, &batch, 1, 65536, "images per step (default 32)", false},
+        {"height", ARG_SIZE, &height, 1, 4096, "image height (default 28)", false},
+        {"width", ARG_SIZE, &width, 1, 4096, "image width (default 28)", false},
+        {"steps", ARG_SIZE, &steps, 1, 100000, "timed training steps (default 10; median reported)", false},
+        {"sample-n", ARG_SIZE, &nsample, 1, 100000, "images sampled at once (default: --batch)", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
+    };
+    const char *pos[1];
+    int npos;
+    cli_parse("bench", "--model rowlstm [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
+              argv, args, sizeof args / sizeof args[0], pos, 0, &npos);
+    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm)", model);
+    if (!nsample) nsample = batch;
+    loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
+    snprintf(cfg.model, sizeof cfg.model, "%s", model);
+    loom_model *m;
+    loom_error err;
+    loom_status st = loom_model_create(&m, &cfg, (int)threads, &err);
+    if (st) cli_die_err(st, &err);
+    loom_rng r;
+    loom_rng_seed(&r, 1);
+    loom_model_init(m, &r);
+    const size_t HW = height * width;
+    uint8_t *imgs = malloc(LOOM_MAX(batch, nsample) * HW);
+    float *am = calloc(m->nfloats, sizeof *am), *av = calloc(m->nfloats, sizeof *av);
+    double *nll = malloc(batch * sizeof *nll), *t = malloc(steps * sizeof *t);
+    if (!imgs || !am || !av || !nll || !t) cli_die(1, "out of memory");
+    for (size_t i = 0; i < LOOM_MAX(batch, nsample) * HW; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    loom_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = am, .v = av, .n = m->nfloats};
+    double loss;
+    for (size_t s = 0; s <= steps; s++) { /* step 0 warms up caches and workspaces */
+        double t0 = cli_now();
+        st = loom_model_grad(m, &loss, imgs, NULL, batch, &err);
+        if (st) cli_die_err(st, &err);
+        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
+        loom_adam_step(&adam, m->w, m->g, adam.lr);
+        if (s) t[s - 1] = cli_now() - t0;
+    }
+    qsort(t, steps, sizeof *t, cmp_double);
+    double train_ips = (double)batch / t[steps / 2];
+    size_t fw_reps = LOOM_MAX(steps / 2, 3);
+    for (size_t s = 0; s < fw_reps; s++) {
+        double t0 = cli_now();
+        loom_model_nll(m, nll, imgs, NULL, batch, batch, NULL);
+        t[s] = cli_now() - t0;
+    }
+    qsort(t, fw_reps, sizeof *t, cmp_double);
+    double fwd_ms = 1e3 * t[fw_reps / 2] / (double)batch;
+    double t0 = cli_now();
+    st = loom_model_sample(m, imgs, NULL, nsample, 0, 1.0f, 1, &err);
+    if (st) cli_die_err(st, &err);
+    double sample_ms = 1e3 * (cli_now() - t0) / (double)nsample;
+    size_t rss = cli_peak_rss_mb();
+    if (json)
+        printf("{\"model\": \"%s\", \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
+               "\"train_images_per_s\": %.2f, \"forward_ms_per_image\": %.4f, \"sample_ms_per_image\": %.4f, "
+               "\"sample_to_forward\": %.3f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
+               model, layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms, rss,
+               m->nfloats, loom_blas_core());
+    else
+        printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"
+               "  training   %.1f images/s (median of %zu steps)\n"
+               "  forward    %.3f ms/image\n"
+               "  sampling   %.3f ms/image (%zu at once; %.2fx a forward pass)\n"
+               "  peak RSS   %zu MB\n",
+               model, height, width, layers, hidden, batch, threads, loom_blas_core(), train_ips, steps, fwd_ms,
+               sample_ms, nsample, sample_ms / fwd_ms, rss);
+    free(imgs), free(am), free(av), free(nll), free(t);
+    loom_model_free(m);
+    return 0;
+}

@@ -1,0 +1,79 @@
+/* loom eval, loom info */
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_eval(int argc, char **argv) {
+    const char *data = NULL, *split = "test";
+    size_t limit = 0, threads = (size_t)cli_default_threads(), batch = 64;
+    bool json = false;
+    cli_arg args[] = {
+        {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
+        {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
+        {"limit", ARG_SIZE, &limit, 1, 1e12, "evaluate only the first N images", false},
+        {"batch", ARG_SIZE, &batch, 1, 65536, "images per forward pass (default 64)", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
+    };
+    const char *pos[1];
+    int npos;
+    cli_parse("eval", "RUN_DIR|CHECKPOINT [flags]", argc, argv, args, sizeof args / sizeof args[0], pos, 1, &npos);
+    if (npos != 1) cli_die(2, "eval needs a run directory or checkpoint (see 'loom eval --help')");
+    if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
+        cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
+    loom_train_opts o;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_images set;
+    cli_load_split(&set, data ? data : o.data, split, &o, &m->cfg);
+    size_t n = limit && limit < set.n ? limit : set.n;
+    if (m->cfg.nclasses && (!set.labels || set.nclasses > m->cfg.nclasses))
+        cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
+    double *nll = malloc(n * sizeof *nll), s = 0.0;
+    loom_error err;
+    double t0 = cli_now();
+    loom_status st = loom_model_nll(m, nll, set.pixels, m->cfg.nclasses ? set.labels : NULL, n, batch, &err);
+    if (st) cli_die_err(st, &err);
+    for (size_t i = 0; i < n; i++) s += nll[i];
+    double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
+    if (json)
+        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"}\n",
+               bpd, nats, n, split);
+    else
+        printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)\n", split, bpd, nats, n,
+               cli_now() - t0);
+    free(nll);
+    loom_images_free(&set);
+    loom_model_free(m);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    bool json = false;
+    cli_arg args[] = {{"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false}};
+    const char *pos[1];
+    int npos;
+    cli_parse("info", "RUN_DIR|CHECKPOINT [--json]", argc, argv, args, 1, pos, 1, &npos);
+    if (npos != 1) cli_die(2, "info needs a run directory or checkpoint (see 'loom info --help')");
+    loom_train_opts o;
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], 1, &o, &ts);
+    const loom_config *c = &m->cfg;
+    if (json) {
+        char *cfg = loom_config_json(c, &o);
+        printf("{\"model\": \"%s\", \"step\": %ld, \"parameters\": %zu, \"config\": %s}\n", c->model,
+               ts.step, m->nfloats, cfg);
+        free(cfg);
+    } else {
+        printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layers, hidden %zu, %d classes\n"
+               "parameters  %zu in %zu tensors\nstep        %ld of %ld (epoch %zu)\n"
+               "training    data %s, batch %zu, lr %g, seed %llu\n",
+               cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->hidden,
+               c->nclasses, m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
+               (unsigned long long)o.seed);
+    }
+    loom_model_free(m);
+    return 0;
+}

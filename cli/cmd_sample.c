@@ -1,0 +1,150 @@
+/* loom sample, loom complete */
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void write_grid(const char *path, const uint8_t *imgs, size_t n, size_t h, size_t w, size_t cols) {
+    uint8_t *grid;
+    size_t gh, gw;
+    loom_error err;
+    loom_status st = loom_grid(&grid, &gh, &gw, imgs, n, h, w, cols, 1, 128, &err);
+    if (!st) st = loom_png_write_gray(path, grid, gh, gw, &err);
+    if (st) cli_die_err(st, &err);
+    free(grid);
+}
+
+int cmd_sample(int argc, char **argv) {
+    size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0;
+    double temperature = 1.0;
+    uint64_t seed = 1;
+    const char *out = NULL, *label = NULL;
+    cli_arg args[] = {
+        {"n", ARG_SIZE, &n, 1, 100000, "images (default 16)", false},
+        {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
+        {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
+        {"label", ARG_STR, &label, 0, 0, "class K, or 'all' for one row per class (conditional models)", false},
+        {"cols", ARG_SIZE, &cols, 1, 10000, "grid columns (default: square)", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"out", ARG_STR, &out, 0, 0, "PNG file to write", false},
+    };
+    const char *pos[1];
+    int npos;
+    cli_parse("sample", "RUN_DIR|CHECKPOINT [--n N] [--temperature T] [--seed S] --out FILE.png", argc, argv,
+              args, sizeof args / sizeof args[0], pos, 1, &npos);
+    if (npos != 1) cli_die(2, "sample needs a run directory or checkpoint (see 'loom sample --help')");
+    if (!out) cli_die(2, "sample needs --out FILE.png (see 'loom sample --help')");
+    loom_model *m = cli_load_model(pos[0], (int)threads, NULL, NULL);
+    const loom_config *c = &m->cfg;
+    int32_t *labels = NULL;
+    if (label) {
+        if (!c->nclasses) cli_die(2, "--label: this model is not class-conditional");
+        if (strcmp(label, "all") == 0) {
+            size_t per = n < (size_t)c->nclasses ? 1 : n / (size_t)c->nclasses;
+            n = per * (size_t)c->nclasses, cols = per;
+            labels = malloc(n * sizeof *labels);
+            for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i / per);
+        } else {
+            char *end;
+            long k = strtol(label, &end, 10);
+            if (*end || end == label || k < 0 || k >= c->nclasses)
+                cli_die(2, "--label %s: the model has classes 0..%d (or 'all')", label, c->nclasses - 1);
+            labels = malloc(n * sizeof *labels);
+            for (size_t i = 0; i < n; i++) labels[i] = (int32_t)k;
+        }
+    } else if (c->nclasses) {
+        labels = malloc(n * sizeof *labels);
+        for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i % (size_t)c->nclasses);
+    }
+    uint8_t *imgs = calloc(n, c->height * c->width);
+    if (!imgs) cli_die(1, "out of memory");
+    loom_error err;
+    double t0 = cli_now();
+    loom_status st = loom_model_sample(m, imgs, labels, n, 0, (float)temperature, seed, &err);
+    if (st) cli_die_err(st, &err);
+    double dt = cli_now() - t0;
+    write_grid(out, imgs, n, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
+    fprintf(stderr, "loom: %zu samples in %.2f s (%.2f ms/image) -> %s\n", n, dt, 1e3 * dt / (double)n, out);
+    free(imgs), free(labels);
+    loom_model_free(m);
+    return 0;
+}
+
+int cmd_complete(int argc, char **argv) {
+    size_t n = 8, rows = 0, samples = 3, threads = (size_t)cli_default_threads();
+    double temperature = 1.0;
+    uint64_t seed = 1;
+    const char *out = NULL, *data = NULL;
+    cli_arg args[] = {
+        {"rows", ARG_SIZE, &rows, 0, 4096, "keep the top K rows (default: half)", false},
+        {"n", ARG_SIZE, &n, 1, 10000, "test images (default 8)", false},
+        {"samples", ARG_SIZE, &samples, 1, 100, "completions per image (default 3)", false},
+        {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
+        {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
+        {"data", ARG_STR, &data, 0, 0, "data (default: the run's test set)", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"out", ARG_STR, &out, 0, 0, "PNG file: rows of original | masked | completions", false},
+    };
+    const char *pos[1];
+    int npos;
+    cli_parse("complete", "RUN_DIR|CHECKPOINT [--rows K] [--n N] --out FILE.png", argc, argv, args,
+              sizeof args / sizeof args[0], pos, 1, &npos);
+    if (npos != 1) cli_die(2, "complete needs a run directory or checkpoint (see 'loom complete --help')");
+    if (!out) cli_die(2, "complete needs --out FILE.png (see 'loom complete --help')");
+    loom_train_opts o;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    const loom_config *c = &m->cfg;
+    const size_t H = c->height, W = c->width, HW = H * W;
+    if (!cli_find(args, sizeof args / sizeof args[0], "rows")->seen) rows = H / 2;
+    if (rows >= H) cli_die(2, "--rows %zu must be below the image height %zu", rows, H);
+    loom_images set;
+    cli_load_split(&set, data ? data : o.data, "test", &o, c);
+    if (n > set.n) n = set.n;
+    const int32_t *lab = c->nclasses ? set.labels : NULL;
+    if (c->nclasses && !lab) cli_die(2, "the conditional model needs labelled test images");
+
+    /* NLL of the hidden part: the per-pixel logits of the originals */
+    float *z = malloc(HW * 256 * sizeof *z);
+    loom_error err;
+    double hidden = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        loom_status st = loom_model_logits(m, z, set.pixels + k * HW, lab ? lab + k : NULL, 1, &err);
+        if (st) cli_die_err(st, &err);
+        for (size_t p = rows * W; p < HW; p++) {
+            const float *zp = z + p * 256;
+            double mx = zp[0], s = 0.0;
+            for (int v = 1; v < 256; v++) mx = zp[v] > mx ? zp[v] : mx;
+            for (int v = 0; v < 256; v++) s += exp(zp[v] - mx);
+            hidden += log(s) + mx - zp[set.pixels[k * HW + p]];
+        }
+    }
+    free(z);
+
+    const size_t cols = 2 + samples;
+    uint8_t *grid = malloc(n * cols * HW), *comp = malloc(n * samples * HW);
+    int32_t *clab = lab ? malloc(n * samples * sizeof *clab) : NULL;
+    for (size_t k = 0; k < n; k++)
+        for (size_t s = 0; s < samples; s++) {
+            memcpy(comp + (k * samples + s) * HW, set.pixels + k * HW, HW);
+            if (clab) clab[k * samples + s] = lab[k];
+        }
+    loom_status st = loom_model_sample(m, comp, clab, n * samples, rows * W, (float)temperature, seed, &err);
+    if (st) cli_die_err(st, &err);
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *row = grid + k * cols * HW;
+        memcpy(row, set.pixels + k * HW, HW);
+        memcpy(row + HW, set.pixels + k * HW, rows * W);
+        memset(row + HW + rows * W, 128, HW - rows * W); /* hidden: mid gray */
+        memcpy(row + 2 * HW, comp + k * samples * HW, samples * HW);
+    }
+    write_grid(out, grid, n * cols, H, W, cols);
+    double per_img = hidden / (double)n, hidden_px = (double)((H - rows) * W);
+    printf("hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
+           H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
+    free(grid), free(comp), free(clab);
+    loom_images_free(&set);
+    loom_model_free(m);
+    return 0;
+}

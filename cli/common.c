@@ -1,0 +1,71 @@
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+}
+
+double cli_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+size_t cli_peak_rss_mb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (size_t)u.ru_maxrss / 1024; /* Linux: kilobytes */
+}
+
+const char *cli_checkpoint_path(const char *p) {
+    static char buf[4096];
+    struct stat sb;
+    if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if ((size_t)snprintf(buf, sizeof buf, "%s/checkpoint.safetensors", p) >= sizeof buf)
+            cli_die(2, "%s: path too long", p);
+        return buf;
+    }
+    return p;
+}
+
+loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts *o,
+                           loom_train_state *st) {
+    loom_model *m;
+    loom_error err;
+    loom_status s = loom_checkpoint_load(cli_checkpoint_path(run_or_ckpt), threads, &m, NULL,
+                                         NULL, st, o, &err);
+    if (s) cli_die_err(s, &err);
+    return m;
+}
+
+void cli_load_split(loom_images *out, const char *data, const char *split,
+                    const loom_train_opts *o, const loom_config *cfg) {
+    loom_error err;
+    loom_status s;
+    if (strcmp(split, "test") == 0) {
+        s = loom_images_load(out, data, "test", &err);
+        if (s) cli_die_err(s, &err);
+    } else if (strcmp(split, "valid") == 0) {
+        loom_images all;
+        s = loom_images_load(&all, data, "train", &err);
+        if (s) cli_die_err(s, &err);
+        if (o->valid == 0 || o->valid >= all.n)
+            cli_die(2, "%s: the run has no validation split (valid = %zu of %zu images)", data,
+                    o->valid, all.n);
+        s = loom_images_slice(out, &all, all.n - o->valid, all.n, &err);
+        loom_images_free(&all);
+        if (s) cli_die_err(s, &err);
+    } else {
+        cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
+    }
+    if (out->h != cfg->height || out->w != cfg->width)
+        cli_die(2, "%s: images are %zux%zu but the model was trained on %zux%zu", data, out->h,
+                out->w, cfg->height, cfg->width);
+}

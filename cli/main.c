@@ -1,0 +1,39 @@
+/* loom — train, evaluate and sample recurrent image generators. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *what;
+} commands[] = {
+    {"train", cmd_train, "train a model (or --resume a run)"},
+    {"eval", cmd_eval, "exact NLL of a split: bits/dim and nats/image"},
+    {"sample", cmd_sample, "draw images into a PNG grid"},
+    {"complete", cmd_complete, "complete the bottom of test images; NLL of the hidden part"},
+    {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
+    {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: loom COMMAND [flags]   ('loom COMMAND --help' for its flags)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].what);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "loom: unknown command '%s' (see 'loom --help')\n", argv[1]);
+    return 2;
+}
