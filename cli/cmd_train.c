@@ -56,14 +56,15 @@ static double bits_per_dim(double nats_per_image, const loom_config *c) {
     return nats_per_image / log(2.0) / (double)(c->height * c->width);
 }
 
-/* mean NLL (nats/image) over the first `limit` images of set (0 = all) */
-static double evaluate(loom_model *m, const loom_images *set, size_t limit) {
+/* mean NLL (nats/image) over the first `limit` images of set (0 = all), in
+ * chunks of the training batch so the workspaces do not grow past training's */
+static double evaluate(loom_model *m, const loom_images *set, size_t limit, size_t chunk) {
     size_t n = limit && limit < set->n ? limit : set->n;
     double *nll = malloc(n * sizeof *nll), s = 0.0;
     loom_error err;
     if (!nll) cli_die(1, "out of memory");
     loom_status st = loom_model_nll(m, nll, set->pixels, m->cfg.nclasses ? set->labels : NULL, n,
-                                    64, &err);
+                                    chunk, &err);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     free(nll);
@@ -290,7 +291,7 @@ int cmd_train(int argc, char **argv) {
             double bpd = loss_n ? loss_sum / loss_n / log(2.0) : NAN;
             double ips = tstep > 0 ? (double)(loss_n + 0 * skipped) * (double)o.batch / tstep : 0.0;
             double vb = NAN;
-            if (do_eval && valid.n) vb = bits_per_dim(evaluate(m, &valid, last ? 0 : o.eval_limit), &cfg);
+            if (do_eval && valid.n) vb = bits_per_dim(evaluate(m, &valid, last ? 0 : o.eval_limit, o.batch), &cfg);
             double wall = cli_now() - t0;
             fprintf(rf.csv, "%ld,%.6f,", ts.step, bpd);
             if (isfinite(vb)) fprintf(rf.csv, "%.6f", vb);
