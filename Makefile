@@ -75,7 +75,7 @@ test: $(B)/loom $(TEST_BIN)
 
 demo: deps
 	$(MAKE) $(B)/loom
-	$(RUN) sh tests/../bench/demo.sh $(B)/loom
+	$(RUN) sh bench/demo.sh $(B)/loom
 
 bench: $(B)/loom
 	$(RUN) sh bench/bench.sh $(B)/loom

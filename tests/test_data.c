@@ -358,7 +358,7 @@ static void test_idx_bad(void) {
     expect_idx_fail("idx rejects truncated gzip stream", tpath("cut.gz"), NULL, LOOM_EFORMAT,
                     tpath("cut.gz"), "truncated");
 
-    expect_idx_fail("idx missing file is EIO", tpath("nope-idx3-ubyte"), NULL, LOOM_EIO,
+    expect_idx_fail("idx missing file is bad input", tpath("nope-idx3-ubyte"), NULL, LOOM_EINVAL,
                     tpath("nope-idx3-ubyte"), "No such file");
     expect_idx_fail("idx directory rejected", tmpdir, NULL, LOOM_EINVAL, tmpdir, "directory");
 
@@ -381,7 +381,7 @@ static void test_idx_bad(void) {
     expect_idx_fail("idx rejects trailing label bytes", tpath("good-images"),
                     tpath("long-labels"), LOOM_EFORMAT, tpath("long-labels"),
                     "1 byte after the last label");
-    expect_idx_fail("idx missing label file", tpath("good-images"), tpath("no-labels"), LOOM_EIO,
+    expect_idx_fail("idx missing label file", tpath("good-images"), tpath("no-labels"), LOOM_EINVAL,
                     tpath("no-labels"), NULL);
 }
 
@@ -613,10 +613,10 @@ static void test_png(void) {
     write_gray_pattern(tpath("both/sub/b.png"), 0, 20, 20);
     expect_png_fail("png files and class dirs together rejected", tpath("both"), LOOM_EFORMAT,
                     "both: has both PNG files", NULL);
-    expect_png_fail("png nonexistent folder rejected", tpath("missing"), LOOM_EIO,
+    expect_png_fail("png nonexistent folder rejected", tpath("missing"), LOOM_EINVAL,
                     "missing: No such file", NULL);
     snprintf(name, sizeof name, "png folder that is a file rejected");
-    expect_png_fail(name, tpath("flat/notes.txt"), LOOM_EIO, "notes.txt", NULL);
+    expect_png_fail(name, tpath("flat/notes.txt"), LOOM_EINVAL, "notes.txt", NULL);
 }
 
 /* ------------------------------------------------------------------ specs */
@@ -697,7 +697,7 @@ static void test_specs(void) {
     expect_load_fail("spec train/ without test/", tpath("halfsplit"), "test", LOOM_EINVAL,
                      "halfsplit: no test set", NULL);
 
-    expect_load_fail("spec nonexistent path", tpath("nowhere"), "train", LOOM_EIO, "nowhere",
+    expect_load_fail("spec nonexistent path", tpath("nowhere"), "train", LOOM_EINVAL, "nowhere",
                      "No such file");
     expect_load_fail("spec empty dir is neither", tpath("empty"), "train", LOOM_EINVAL,
                      "empty: neither IDX files", "nor PNG images");

@@ -15,6 +15,10 @@ __attribute__((format(printf, 3, 4)))
 #endif
 loom_status loom_fail(loom_error *err, loom_status st, const char *fmt, ...);
 
+/* Status for a failed open(): a path the user named that does not exist (or
+ * is not the kind of file wanted) is bad input, anything else an I/O error. */
+loom_status loom_open_status(int errnum);
+
 /* a * b with overflow detection: returns false (and leaves *out alone) on overflow. */
 static inline bool loom_mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return false;

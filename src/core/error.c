@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 loom_status loom_fail(loom_error *err, loom_status st, const char *fmt, ...) {
@@ -22,4 +23,11 @@ const char *loom_status_name(loom_status s) {
     case LOOM_ENAN: return "non-finite value";
     }
     return "unknown status";
+}
+
+loom_status loom_open_status(int errnum) {
+    return errnum == ENOENT || errnum == ENOTDIR || errnum == EISDIR || errnum == ENAMETOOLONG ||
+                   errnum == ELOOP
+               ? LOOM_EINVAL
+               : LOOM_EIO;
 }

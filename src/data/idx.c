@@ -38,7 +38,7 @@ static loom_status idx_open(idx_stream *s, const char *path, loom_error *err) {
     s->path = path;
     s->gzip = false;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
+    if (fd < 0) return loom_fail(err, loom_open_status(errno), "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;

@@ -177,7 +177,7 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
                              "dataset-fashion-mnist)",
                              dir);
     } else if (stat(dir, &sb) != 0) {
-        return loom_fail(err, LOOM_EIO, "%s: %s", dir, strerror(errno));
+        return loom_fail(err, loom_open_status(errno), "%s: %s", dir, strerror(errno));
     } else if (!S_ISDIR(sb.st_mode)) {
         return loom_fail(err, LOOM_EINVAL,
                          "%s: not a directory (expected fashion-mnist, a directory of IDX files or "

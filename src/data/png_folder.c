@@ -85,7 +85,7 @@ static bool has_png_ext(const char *name) {
 static loom_status list_dir(const char *dir, name_list *pngs, name_list *subdirs,
                             loom_error *err) {
     DIR *d = opendir(dir);
-    if (!d) return loom_fail(err, LOOM_EIO, "%s: %s", dir, strerror(errno));
+    if (!d) return loom_fail(err, loom_open_status(errno), "%s: %s", dir, strerror(errno));
     loom_status st = LOOM_OK;
     for (;;) {
         errno = 0;
@@ -148,7 +148,7 @@ static const char *png_problem(const png_image *im) {
  * *fp and *im (png_image_free + fclose). */
 static loom_status png_open(const char *path, FILE **fp, png_image *im, loom_error *err) {
     *fp = fopen(path, "rb");
-    if (!*fp) return loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
+    if (!*fp) return loom_fail(err, loom_open_status(errno), "%s: %s", path, strerror(errno));
     unsigned char sig[8];
     size_t got = fread(sig, 1, sizeof sig, *fp);
     if (got < sizeof sig && ferror(*fp)) {

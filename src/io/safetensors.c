@@ -536,7 +536,7 @@ done:
 
 static loom_status read_all(loom_st_file *f, loom_error *err) {
     int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return loom_fail(err, LOOM_EIO, "%s: %s", f->path, strerror(errno));
+    if (fd < 0) return loom_fail(err, loom_open_status(errno), "%s: %s", f->path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;

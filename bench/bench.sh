@@ -1,0 +1,51 @@
+#!/bin/sh
+# make bench: loom bench in the reference configurations, and the PyTorch peer
+# side by side (alternating, REPS times each, medians) when Debian's
+# python3-torch is installed. Usage: bench/bench.sh build/loom
+# Results go to stdout and to bench/last.jsonl (one JSON line per run).
+LOOM=${1:-build/loom}
+REPS=${REPS:-3}
+PY=/usr/bin/python3
+OUT=bench/last.jsonl
+: >"$OUT"
+have_torch=0
+"$PY" -c 'import torch' 2>/dev/null && have_torch=1
+[ "$have_torch" = 1 ] || echo "(python3-torch not installed: loom only; apt-get install python3-torch python3-numpy)"
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+get() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p"; }
+
+# pair NAME "LOOM ARGS" "PEER COMMAND": alternate both REPS times, print medians
+pair() {
+    name=$1 largs=$2 peer=$3
+    : >/tmp/loom_bench_a.$$; : >/tmp/loom_bench_b.$$
+    i=0
+    while [ $i -lt "$REPS" ]; do
+        $LOOM bench $largs --json | tee -a "$OUT" >>/tmp/loom_bench_a.$$
+        if [ "$have_torch" = 1 ] && [ -n "$peer" ]; then
+            $peer | tee -a "$OUT" >>/tmp/loom_bench_b.$$
+        fi
+        i=$((i + 1))
+    done
+    lt=$(get train_images_per_s </tmp/loom_bench_a.$$ | median)
+    ls=$(get sample_ms_per_image </tmp/loom_bench_a.$$ | median)
+    lf=$(get forward_ms_per_image </tmp/loom_bench_a.$$ | median)
+    lm=$(get peak_rss_mb </tmp/loom_bench_a.$$ | median)
+    echo "$name  loom:  train $lt images/s, forward $lf ms/image, sample $ls ms/image, peak RSS $lm MB"
+    if [ -s /tmp/loom_bench_b.$$ ]; then
+        pt=$(get train_images_per_s </tmp/loom_bench_b.$$ | median)
+        pm=$(get peak_rss_mb </tmp/loom_bench_b.$$ | median)
+        ps=$(get sample_ms_per_image </tmp/loom_bench_b.$$ | median)
+        [ -n "$ps" ] || ps=$(get sample_s_per_image </tmp/loom_bench_b.$$ | median | awk '{print $1 * 1000}')
+        echo "$name  torch: train $pt images/s, sample $ps ms/image, peak RSS $pm MB"
+        awk -v a="$lt" -v b="$pt" -v c="$ps" -v d="$ls" -v n="$name" \
+            'BEGIN {printf "%s  ratio: training %.2fx, sampling %.1fx (loom / torch, medians of '"$REPS"')\n", n, a / b, c / d}'
+    fi
+    rm -f /tmp/loom_bench_a.$$ /tmp/loom_bench_b.$$
+}
+
+echo "== $(date -u '+%Y-%m-%d %H:%M') $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+pair "rowlstm 4x32 batch 32" "--model rowlstm --layers 4 --hidden 32 --batch 32 --steps 10" \
+    "$PY bench/rowlstm_torch.py bench --threads 2 --batch 32 --layers 4 --hidden 32 --steps 10 --sample-pixels 112"
+echo "raw results: $OUT"
