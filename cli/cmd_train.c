@@ -306,8 +306,10 @@ int cmd_train(int argc, char **argv) {
             loss_sum = 0, loss_n = 0, tstep = 0, tlog = cli_now();
         } else if (rf.tty) {
             int w = 30, done = (int)(w * ts.step / o.steps);
-            fprintf(stderr, "\r[%.*s%*s] step %ld/%ld loss %.3f bits/dim", done, "##############################",
-                    w - done, "", ts.step, o.steps, loss / log(2.0));
+            double ips = tstep > 0 ? (double)loss_n * (double)o.batch / tstep : 0.0;
+            double eta = (cli_now() - t0) / (double)(ts.step - start_step) * (double)(o.steps - ts.step);
+            fprintf(stderr, "\r[%.*s%*s] step %ld/%ld loss %.3f bits/dim %.0f images/s eta %.0fs ", done,
+                    "##############################", w - done, "", ts.step, o.steps, loss / log(2.0), ips, eta);
         }
         if ((o.checkpoint_every && ts.step % o.checkpoint_every == 0) || last) save(&rf, m, &adam, &ts, &o);
         if (o.sample_every && ts.step % o.sample_every == 0 && !last) {
