@@ -1,0 +1,99 @@
+/* What the three sequence layers share (seq.h): the input projection of all
+ * time steps as one GEMM, its backward, and the recurrent weight gradient as
+ * one GEMM over all steps. */
+#include "seq.h"
+
+#include "nn.h"
+
+#include <cblas.h>
+#include <string.h>
+
+int loom_cell_parse(const char *name, loom_cell *out) {
+    static const char *const names[] = {"rnn", "lstm", "gru"};
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, names[k]) == 0) {
+            *out = (loom_cell)k;
+            return 0;
+        }
+    return -1;
+}
+
+const char *loom_cell_name(loom_cell c) {
+    return c == LOOM_CELL_RNN ? "rnn" : c == LOOM_CELL_LSTM ? "lstm" : "gru";
+}
+
+size_t loom_cell_gates(loom_cell c) { return c == LOOM_CELL_RNN ? 1 : c == LOOM_CELL_LSTM ? 4 : 3; }
+
+size_t loom_seq_cache_floats(loom_cell c, loom_seq_dims d) {
+    const size_t N = d.T * d.B, G = loom_cell_gates(c) * d.H;
+    size_t extra = c == LOOM_CELL_LSTM ? 2 * N * d.H : c == LOOM_CELL_GRU ? N * d.H : 0;
+    return N * G + extra + d.B * G;
+}
+
+size_t loom_seq_scratch_floats(loom_cell c, loom_seq_dims d) {
+    const size_t N = d.T * d.B, G = loom_cell_gates(c) * d.H;
+    /* dA, and for the GRU dR (which differs from dA in the n block) */
+    return N * G * (c == LOOM_CELL_GRU ? 2 : 1) + 4 * d.B * d.H;
+}
+
+size_t loom_seq_step_floats(loom_cell c, size_t B, size_t H) {
+    return 2 * B * loom_cell_gates(c) * H + B * H;
+}
+
+void loom_seq_inproj(float *a, const float *x, loom_seq_params p, size_t N, size_t B, size_t In,
+                     size_t G) {
+    loom_linear_forward(a, x, p.w_ih, p.b_ih, N, In, G);
+    if (p.bias)
+        for (size_t r = 0; r < N; r++) {
+            const float *bb = p.bias + (r % B) * G;
+            float *ar = a + r * G;
+            for (size_t k = 0; k < G; k++) ar[k] += bb[k];
+        }
+}
+
+void loom_seq_inproj_backward(float *dx, loom_seq_grads g, const float *dA, const float *x,
+                              loom_seq_params p, size_t N, size_t B, size_t In, size_t G) {
+    /* a = x @ w_ih + b_ih + bias[b] */
+    loom_linear_backward(dx, g.w_ih, g.b_ih, dA, x, p.w_ih, N, In, G);
+    if (g.bias)
+        for (size_t r = 0; r < N; r++) {
+            float *gb = g.bias + (r % B) * G;
+            const float *dr = dA + r * G;
+            for (size_t k = 0; k < G; k++) gb[k] += dr[k];
+        }
+}
+
+void loom_seq_hh_backward(loom_seq_grads g, const float *dR, const float *h0, const float *y,
+                          loom_seq_dims d, size_t G) {
+    /* r_t = h_{t-1} @ w_hh + b_hh, h_{-1} = h0 */
+    const size_t B = d.B, H = d.H;
+    if (g.w_hh) {
+        if (d.T > 1)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G,
+                        (int)((d.T - 1) * B), 1.0f, y, (int)H, dR + B * G, (int)G, 1.0f, g.w_hh,
+                        (int)G);
+        if (h0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)B, 1.0f, h0,
+                        (int)H, dR, (int)G, 1.0f, g.w_hh, (int)G);
+    }
+    if (g.b_hh)
+        for (size_t r = 0; r < d.T * B; r++) {
+            const float *dr = dR + r * G;
+            for (size_t k = 0; k < G; k++) g.b_hh[k] += dr[k];
+        }
+}
+
+void loom_seq_hh_forward(float *R, const float *h, loom_seq_params p, size_t B, size_t H,
+                         size_t G) {
+    /* R (B, G) = h @ w_hh + b_hh; h == NULL is the zero state */
+    for (size_t b = 0; b < B; b++) memcpy(R + b * G, p.b_hh, G * sizeof *R);
+    if (h)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H, 1.0f, h,
+                    (int)H, p.w_hh, (int)G, 1.0f, R, (int)G);
+}
+
+void loom_seq_hh_dh(float *dh, const float *dR, const float *w_hh, size_t B, size_t H, size_t G) {
+    /* r = h @ w_hh: dh (B, H) += dR (B, G) @ w_hh^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G, 1.0f, dR, (int)G,
+                w_hh, (int)G, 1.0f, dh, (int)H);
+}
