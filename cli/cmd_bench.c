@@ -18,8 +18,14 @@ int cmd_bench(int argc, char **argv) {
     size_t layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
     size_t height = 28, width = 28, steps = 10, nsample = 0;
     bool json = false;
+    cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or draw", false},
+        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100)", false},
+        {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
+        {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
+        {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
+        {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "layers (default 4)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units (default 32)", false},
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per step (default 32)", false},
@@ -32,12 +38,17 @@ int cmd_bench(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    cli_parse("bench", "--model rowlstm [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
-              argv, args, sizeof args / sizeof args[0], pos, 0, &npos);
-    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm)", model);
+    const size_t nargs = sizeof args / sizeof args[0];
+    cli_parse("bench", "--model rowlstm|draw [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
+              argv, args, nargs, pos, 0, &npos);
+    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, draw)", model);
     if (!nsample) nsample = batch;
     loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
+    df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
+    df.layers_seen = cli_find(args, nargs, "layers")->seen;
+    cli_draw_config(&cfg, &df);
+    layers = cfg.layers, hidden = cfg.hidden;
     loom_model *m;
     loom_error err;
     loom_status st = loom_model_create(&m, &cfg, (int)threads, &err);
@@ -55,7 +66,9 @@ int cmd_bench(int argc, char **argv) {
     double loss;
     for (size_t s = 0; s <= steps; s++) { /* step 0 warms up caches and workspaces */
         double t0 = cli_now();
+        m->noise_seed = s + 1; /* as training does: fresh latent noise per step */
         st = loom_model_grad(m, &loss, imgs, NULL, batch, &err);
+        m->noise_seed = 0;
         if (st) cli_die_err(st, &err);
         loom_clip_grad_norm(m->g, m->nfloats, 1.0);
         loom_adam_step(&adam, m->w, m->g, adam.lr);

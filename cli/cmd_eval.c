@@ -8,9 +8,10 @@
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *split = "test";
-    size_t limit = 0, threads = (size_t)cli_default_threads(), batch = 64;
+    size_t limit = 0, threads = (size_t)cli_default_threads(), batch = 64, iw = 0;
     bool json = false;
     cli_arg args[] = {
+        {"iw", ARG_SIZE, &iw, 1, 1e6, "latent-variable models: importance-weighted bound with K samples", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
         {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
         {"limit", ARG_SIZE, &limit, 1, 1e12, "evaluate only the first N images", false},
@@ -34,16 +35,24 @@ int cmd_eval(int argc, char **argv) {
     double *nll = malloc(n * sizeof *nll), s = 0.0;
     loom_error err;
     double t0 = cli_now();
-    loom_status st = loom_model_nll(m, nll, set.pixels, m->cfg.nclasses ? set.labels : NULL, n, batch, &err);
+    if (iw && !m->ops->iw_nll)
+        cli_die(2, "--iw: model %s has no latent variables (its NLL is exact)", m->ops->name);
+    loom_status st = iw ? loom_model_iw_nll(m, nll, set.pixels, NULL, n, iw, batch, &err)
+                        : loom_model_nll(m, nll, set.pixels, m->cfg.nclasses ? set.labels : NULL, n, batch, &err);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
+    /* a latent-variable model has no exact NLL: say which upper bound this is */
+    char what[96] = "";
+    if (iw) snprintf(what, sizeof what, "importance-weighted bound, K = %zu", iw);
+    else if (m->ops->nll_is_bound) snprintf(what, sizeof what, "negative ELBO");
     if (json)
-        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"}\n",
-               bpd, nats, n, split);
+        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",
+               bpd, nats, n, split, *what ? ", \"bound\": \"" : "", what, *what ? "\"" : "");
     else
-        printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)\n", split, bpd, nats, n,
-               cli_now() - t0);
+        printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)%s%s%s\n", split, bpd, nats, n,
+               cli_now() - t0, *what ? "; upper bound on -log p(x): " : "", what,
+               m->ops->nll_is_bound ? " (binarized images)" : "");
     free(nll);
     loom_images_free(&set);
     loom_model_free(m);

@@ -20,8 +20,9 @@ int cmd_sample(int argc, char **argv) {
     size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0;
     double temperature = 1.0;
     uint64_t seed = 1;
-    const char *out = NULL, *label = NULL;
+    const char *out = NULL, *label = NULL, *steps_png = NULL;
     cli_arg args[] = {
+        {"steps-png", ARG_STR, &steps_png, 0, 0, "staged models (draw): also write every stage, one row per image", false},
         {"n", ARG_SIZE, &n, 1, 100000, "images (default 16)", false},
         {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
@@ -38,6 +39,8 @@ int cmd_sample(int argc, char **argv) {
     if (!out) cli_die(2, "sample needs --out FILE.png (see 'loom sample --help')");
     loom_model *m = cli_load_model(pos[0], (int)threads, NULL, NULL);
     const loom_config *c = &m->cfg;
+    const size_t nframes = loom_model_nframes(m);
+    if (steps_png && !nframes) cli_die(2, "--steps-png: model %s does not draw in stages", m->ops->name);
     int32_t *labels = NULL;
     if (label) {
         if (!c->nclasses) cli_die(2, "--label: this model is not class-conditional");
@@ -62,10 +65,23 @@ int cmd_sample(int argc, char **argv) {
     if (!imgs) cli_die(1, "out of memory");
     loom_error err;
     double t0 = cli_now();
-    loom_status st = loom_model_sample(m, imgs, labels, n, 0, (float)temperature, seed, &err);
+    uint8_t *frames = NULL;
+    loom_status st;
+    if (steps_png) {
+        if (!loom_mul_ok(n * c->height * c->width, nframes, &(size_t){0}) || !(frames = malloc(n * nframes * c->height * c->width)))
+            cli_die(1, "out of memory for %zu x %zu frames", n, nframes);
+        st = loom_model_sample_frames(m, imgs, frames, labels, n, (float)temperature, seed, &err);
+    } else {
+        st = loom_model_sample(m, imgs, labels, n, 0, (float)temperature, seed, &err);
+    }
     if (st) cli_die_err(st, &err);
     double dt = cli_now() - t0;
     write_grid(out, imgs, n, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
+    if (frames) {
+        write_grid(steps_png, frames, n * nframes, c->height, c->width, nframes);
+        fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, steps_png);
+        free(frames);
+    }
     fprintf(stderr, "loom: %zu samples in %.2f s (%.2f ms/image) -> %s\n", n, dt, 1e3 * dt / (double)n, out);
     free(imgs), free(labels);
     loom_model_free(m);
@@ -97,6 +113,9 @@ int cmd_complete(int argc, char **argv) {
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
     const loom_config *c = &m->cfg;
     const size_t H = c->height, W = c->width, HW = H * W;
+    if (!m->ops->logits)
+        cli_die(2, "complete: model %s is not autoregressive (no per-pixel conditionals to complete with)",
+                m->ops->name);
     if (!cli_find(args, sizeof args / sizeof args[0], "rows")->seen) rows = H / 2;
     if (rows >= H) cli_die(2, "--rows %zu must be below the image height %zu", rows, H);
     loom_images set;
@@ -144,6 +163,48 @@ int cmd_complete(int argc, char **argv) {
     printf("hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
            H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
     free(grid), free(comp), free(clab);
+    loom_images_free(&set);
+    loom_model_free(m);
+    return 0;
+}
+
+int cmd_reconstruct(int argc, char **argv) {
+    size_t n = 8, threads = (size_t)cli_default_threads();
+    const char *out = NULL, *data = NULL, *split = "test";
+    cli_arg args[] = {
+        {"n", ARG_SIZE, &n, 1, 10000, "images (default 8)", false},
+        {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
+        {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"out", ARG_STR, &out, 0, 0, "PNG file: rows of input | model input | reconstruction", false},
+    };
+    const char *pos[1];
+    int npos;
+    cli_parse("reconstruct", "RUN_DIR|CHECKPOINT [--n N] --out FILE.png", argc, argv, args,
+              sizeof args / sizeof args[0], pos, 1, &npos);
+    if (npos != 1) cli_die(2, "reconstruct needs a run directory or checkpoint (see 'loom reconstruct --help')");
+    if (!out) cli_die(2, "reconstruct needs --out FILE.png (see 'loom reconstruct --help')");
+    loom_train_opts o;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    if (!m->ops->reconstruct)
+        cli_die(2, "reconstruct: model %s is not an autoencoder (nothing to reconstruct)", m->ops->name);
+    const loom_config *c = &m->cfg;
+    const size_t HW = c->height * c->width;
+    loom_images set;
+    cli_load_split(&set, data ? data : o.data, split, &o, c);
+    if (n > set.n) n = set.n;
+    uint8_t *rec = malloc(2 * n * HW), *grid = malloc(3 * n * HW);
+    if (!rec || !grid) cli_die(1, "out of memory");
+    loom_error err;
+    loom_status st = loom_model_reconstruct(m, rec, set.pixels, NULL, n, &err);
+    if (st) cli_die_err(st, &err);
+    for (size_t k = 0; k < n; k++) {
+        memcpy(grid + 3 * k * HW, set.pixels + k * HW, HW);
+        memcpy(grid + (3 * k + 1) * HW, rec + 2 * k * HW, 2 * HW);
+    }
+    write_grid(out, grid, 3 * n, c->height, c->width, 3);
+    fprintf(stderr, "loom: %zu %s images: input | model input | reconstruction -> %s\n", n, split, out);
+    free(rec), free(grid);
     loom_images_free(&set);
     loom_model_free(m);
     return 0;

@@ -101,7 +101,8 @@ static void save(run_files *rf, const loom_model *m, const loom_adam *a, const l
 }
 
 static const char *usage_text =
-    "--model rowlstm [--layers L] [--hidden H] [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "--model rowlstm|draw [--layers L] [--hidden H] [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "                  [draw: --zdim Z --steps-draw T --read-n N --write-n N --attention on|off]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
 
@@ -114,8 +115,14 @@ int cmd_train(int argc, char **argv) {
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
     bool conditional = false, quiet = false;
+    cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or draw", false},
+        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100)", false},
+        {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
+        {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
+        {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
+        {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
@@ -171,9 +178,12 @@ int cmd_train(int argc, char **argv) {
         out = resume;
     } else {
         if (!out) cli_die(2, "train needs --out RUN_DIR (or --resume RUN_DIR) (see 'loom train --help')");
-        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm)", model);
+        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, draw)", model);
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
+        df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
+        df.layers_seen = cli_find(args, nargs, "layers")->seen;
+        cli_draw_config(&cfg, &df);
         if (data != o.data) {
             if (strlen(data) >= sizeof o.data) cli_die(2, "--data path too long");
             snprintf(o.data, sizeof o.data, "%s", data);
@@ -266,7 +276,11 @@ int cmd_train(int argc, char **argv) {
         }
         ts.index += o.batch;
         double ts0 = cli_now(), loss;
+        /* fresh noise for models with a latent: a function of seed and step, so
+         * a resumed run draws the same; evaluation runs with 0 (fixed noise) */
+        m->noise_seed = ((o.seed + 1) * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)ts.step * 0xbf58476d1ce4e5b9ULL) ^ 1;
         st = loom_model_grad(m, &loss, batch, cfg.nclasses ? blabels : NULL, o.batch, &err);
+        m->noise_seed = 0;
         double gnorm = st ? NAN : loom_clip_grad_norm(m->g, m->nfloats, o.clip);
         ts.step++;
         if (st || !isfinite(gnorm)) {

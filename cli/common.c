@@ -69,3 +69,23 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
         cli_die(2, "%s: images are %zux%zu but the model was trained on %zux%zu", data, out->h,
                 out->w, cfg->height, cfg->width);
 }
+
+void cli_draw_config(loom_config *cfg, const cli_draw_flags *f) {
+    const bool draw = strcmp(cfg->model, "draw") == 0;
+    if (!draw) {
+        const char *flag = f->zdim ? "zdim" : f->steps_draw ? "steps-draw" : f->read_n ? "read-n" :
+                           f->write_n ? "write-n" : f->attention ? "attention" : NULL;
+        if (flag) cli_die(2, "--%s: only --model draw takes it (model %s)", flag, cfg->model);
+        return;
+    }
+    if (f->layers_seen) cli_die(2, "--layers: model draw has one encoder and one decoder LSTM");
+    if (!f->hidden_seen) cfg->hidden = 256;
+    cfg->layers = 1;
+    cfg->zdim = f->zdim ? f->zdim : 100;
+    cfg->steps_draw = f->steps_draw ? f->steps_draw : 64;
+    cfg->read_n = f->read_n ? f->read_n : 2;
+    cfg->write_n = f->write_n ? f->write_n : 5;
+    if (!f->attention || strcmp(f->attention, "on") == 0) cfg->attention = 1;
+    else if (strcmp(f->attention, "off") == 0) cfg->attention = 0;
+    else cli_die(2, "--attention must be 'on' or 'off', not '%s'", f->attention);
+}

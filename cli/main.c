@@ -13,6 +13,7 @@ static const struct {
     {"eval", cmd_eval, "exact NLL of a split: bits/dim and nats/image"},
     {"sample", cmd_sample, "draw images into a PNG grid"},
     {"complete", cmd_complete, "complete the bottom of test images; NLL of the hidden part"},
+    {"reconstruct", cmd_reconstruct, "autoencoders (draw): test images next to their reconstructions"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
 };
@@ -20,7 +21,7 @@ static const struct {
 static void usage(FILE *f) {
     fprintf(f, "usage: loom COMMAND [flags]   ('loom COMMAND --help' for its flags)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].what);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
 }
 
 int main(int argc, char **argv) {

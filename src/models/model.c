@@ -8,8 +8,9 @@
 #include <string.h>
 
 extern const loom_model_ops loom_rowlstm_ops;
+extern const loom_model_ops loom_draw_ops;
 
-static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops};
+static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_draw_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -19,7 +20,7 @@ const loom_model_ops *loom_model_find(const char *name) {
 
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
-    if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm)", cfg->model);
+    if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, draw)", cfg->model);
     if (cfg->height < 1 || cfg->width < 1 || cfg->height > 4096 || cfg->width > 4096)
         return loom_fail(err, LOOM_EINVAL, "image size %zux%zu out of range (1..4096)",
                          cfg->height, cfg->width);
@@ -200,6 +201,92 @@ loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
     return LOOM_OK;
 }
 
+loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
+                              const int32_t *labels, size_t n, size_t K, size_t chunk,
+                              loom_error *err) {
+    if (!m->ops->iw_nll)
+        return loom_fail(err, LOOM_EINVAL, "model %s has no latent variables (its NLL is exact)",
+                         m->ops->name);
+    if (K < 1) return loom_fail(err, LOOM_EINVAL, "importance samples must be >= 1");
+    if (chunk == 0) chunk = 1;
+    const size_t HW = m->cfg.height * m->cfg.width;
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        size_t cn = LOOM_MIN(chunk, n - c0);
+        const int T = threads_for(m, cn);
+        loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(cn, T)), err);
+        if (st) return st;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+        for (int t = 0; t < T; t++) {
+            size_t b0, b1;
+            shard_range(cn, T, t, &b0, &b1);
+            m->ops->iw_nll(m, m->ws[t], nll_img + c0 + b0, imgs + (c0 + b0) * HW,
+                           labels ? labels + c0 + b0 : NULL, b1 - b0, K);
+        }
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_model_reconstruct(loom_model *m, uint8_t *out, const uint8_t *imgs,
+                                   const int32_t *labels, size_t n, loom_error *err) {
+    if (!m->ops->reconstruct)
+        return loom_fail(err, LOOM_EINVAL, "model %s is not an autoencoder (nothing to reconstruct)",
+                         m->ops->name);
+    if (n == 0) return LOOM_OK;
+    const size_t HW = m->cfg.height * m->cfg.width;
+    const int T = threads_for(m, n);
+    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    if (st) return st;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int t = 0; t < T; t++) {
+        size_t b0, b1;
+        shard_range(n, T, t, &b0, &b1);
+        m->ops->reconstruct(m, m->ws[t], out + 2 * b0 * HW, imgs + b0 * HW,
+                            labels ? labels + b0 : NULL, b1 - b0);
+    }
+    return LOOM_OK;
+}
+
+size_t loom_model_nframes(const loom_model *m) {
+    return m->ops->nframes && m->ops->sample_frames ? m->ops->nframes(&m->cfg) : 0;
+}
+
+/* image k's sampling RNG from (seed, k) */
+static loom_rng *sample_rngs(size_t n, uint64_t seed) {
+    loom_rng *rngs = malloc(n * sizeof *rngs);
+    if (!rngs) return NULL;
+    for (size_t k = 0; k < n; k++) {
+        loom_rng_seed(&rngs[k], seed);
+        /* decorrelate images: mix the index into a fresh seed */
+        loom_rng_seed(&rngs[k], loom_rng_u64(&rngs[k]) ^ (0x9e3779b97f4a7c15ULL * (k + 1)));
+    }
+    return rngs;
+}
+
+loom_status loom_model_sample_frames(loom_model *m, uint8_t *imgs, uint8_t *frames,
+                                     const int32_t *labels, size_t n, float temperature,
+                                     uint64_t seed, loom_error *err) {
+    const size_t F = loom_model_nframes(m);
+    if (!F) return loom_fail(err, LOOM_EINVAL, "model %s does not draw in stages", m->ops->name);
+    if (n == 0) return LOOM_OK;
+    if (!(temperature > 0.0f) || !isfinite(temperature))
+        return loom_fail(err, LOOM_EINVAL, "temperature must be a positive number");
+    const size_t HW = m->cfg.height * m->cfg.width;
+    const int T = threads_for(m, n);
+    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    if (st) return st;
+    loom_rng *rngs = sample_rngs(n, seed);
+    if (!rngs) return loom_fail(err, LOOM_ENOMEM, "out of memory");
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int t = 0; t < T; t++) {
+        size_t b0, b1;
+        shard_range(n, T, t, &b0, &b1);
+        m->ops->sample_frames(m, m->ws[t], imgs + b0 * HW, frames + b0 * F * HW,
+                              labels ? labels + b0 : NULL, b1 - b0, temperature, rngs + b0);
+    }
+    free(rngs);
+    return LOOM_OK;
+}
+
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
                               size_t keep, float temperature, uint64_t seed, loom_error *err) {
     if (n == 0) return LOOM_OK;
@@ -209,13 +296,8 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
     if (st) return st;
-    loom_rng *rngs = malloc(n * sizeof *rngs);
+    loom_rng *rngs = sample_rngs(n, seed);
     if (!rngs) return loom_fail(err, LOOM_ENOMEM, "out of memory");
-    for (size_t k = 0; k < n; k++) {
-        loom_rng_seed(&rngs[k], seed);
-        /* decorrelate images: mix the index into a fresh seed */
-        loom_rng_seed(&rngs[k], loom_rng_u64(&rngs[k]) ^ (0x9e3779b97f4a7c15ULL * (k + 1)));
-    }
 #pragma omp parallel for num_threads(T) schedule(static, 1)
     for (int t = 0; t < T; t++) {
         size_t b0, b1;

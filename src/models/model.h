@@ -11,10 +11,14 @@
 #define LOOM_MAX_PARAMS 256
 
 typedef struct loom_config {
-    char model[16];     /* "rowlstm" */
+    char model[16];     /* "rowlstm" | "draw" */
     size_t height, width;
     size_t layers, hidden;
+    size_t steps_draw, read_n, write_n; /* draw: glimpses T, read and write grids N x N */
+    int attention;      /* draw: 1 Gaussian filterbank read/write, 0 the whole image */
     int nclasses;       /* 0: unconditional */
+    char cell[8];       /* grupixel: "gru" | "lstm" | "rnn"; "" for models without cells */
+    size_t zdim;        /* grupixel: noise dimension; 0 for models without a latent */
 } loom_config;
 
 typedef struct loom_param {
@@ -42,11 +46,28 @@ typedef struct loom_model_ops {
      * uses the training workspace */
     void (*logits)(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
                    const int32_t *labels, size_t n);
+    /* optional (latent-variable models): nll_img[b] = the importance-weighted
+     * bound -log (1/K sum_k p(x, z_k) / q(z_k | x)) with K posterior samples;
+     * uses the training workspace */
+    void (*iw_nll)(const loom_model *m, void *ws, double *nll_img, const uint8_t *imgs,
+                   const int32_t *labels, size_t n, size_t K);
+    /* optional (autoencoders): out (n, 2, H, W) = the input as the model sees
+     * it (e.g. binarized) and its reconstruction; uses the training workspace */
+    void (*reconstruct)(const loom_model *m, void *ws, uint8_t *out, const uint8_t *imgs,
+                        const int32_t *labels, size_t n);
     size_t (*sample_ws_bytes)(const loom_config *cfg, size_t n);
     /* imgs (n, H, W) in/out: pixels with raster index < keep are given, the
      * rest drawn at `temperature` with rngs[b] */
     void (*sample)(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,
                    size_t keep, float temperature, loom_rng *rngs);
+    /* optional (models that build an image in stages, e.g. DRAW's canvas):
+     * nframes(cfg) stages; sample_frames draws like sample (keep = 0) and also
+     * writes frames (n, nframes, H, W), the image after every stage */
+    size_t (*nframes)(const loom_config *cfg);
+    void (*sample_frames)(const loom_model *m, void *ws, uint8_t *imgs, uint8_t *frames,
+                          const int32_t *labels, size_t n, float temperature, loom_rng *rngs);
+    /* nll_img from shard is an upper bound on -log p(x) (a negative ELBO), not exact */
+    int nll_is_bound;
 } loom_model_ops;
 
 struct loom_model {
@@ -60,6 +81,9 @@ struct loom_model {
     float *tgrad;    /* (nthreads, nfloats) per-thread gradients */
     void **ws;       /* per-thread workspaces */
     size_t ws_bytes; /* size of each */
+    /* models with a latent noise vector (grupixel): training sets a fresh value
+     * per step so every image gets new noise; 0 (evaluation) fixes it */
+    uint64_t noise_seed;
 };
 
 const loom_model_ops *loom_model_find(const char *name);
@@ -80,6 +104,20 @@ loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
 /* Per-pixel logits (n, H, W, 256), single-threaded; LOOM_EINVAL when the model has none. */
 loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err);
+/* Importance-weighted bound with K samples per image (nll_img (n), nats), in
+ * chunks of `chunk` images; LOOM_EINVAL when the model has no latent. */
+loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
+                              const int32_t *labels, size_t n, size_t K, size_t chunk,
+                              loom_error *err);
+/* out (n, 2, H, W): model input | reconstruction; LOOM_EINVAL when the model has none. */
+loom_status loom_model_reconstruct(loom_model *m, uint8_t *out, const uint8_t *imgs,
+                                   const int32_t *labels, size_t n, loom_error *err);
+/* Like loom_model_sample (keep = 0) and also frames (n, nframes, H, W), the
+ * image after every stage; LOOM_EINVAL when the model is not staged. */
+loom_status loom_model_sample_frames(loom_model *m, uint8_t *imgs, uint8_t *frames,
+                                     const int32_t *labels, size_t n, float temperature,
+                                     uint64_t seed, loom_error *err);
+size_t loom_model_nframes(const loom_model *m); /* 0: not staged */
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,

@@ -1,0 +1,270 @@
+/* The DRAW model (src/models/draw.c): whole-model gradients with and without
+ * attention, the KL term against its closed form and a Monte-Carlo estimate,
+ * the importance-weighted bound, thread independence, reproducible sampling,
+ * and the ELBO improving on a small overfit set. */
+#include "gradcheck.h"
+#include "models/draw.h"
+#include "models/model.h"
+#include "optim/optim.h"
+
+#include <string.h>
+
+static loom_model *make(size_t H, size_t W, size_t h, size_t z, size_t T, size_t Nr, size_t Nw,
+                        int attention, int threads, uint64_t seed) {
+    loom_config cfg = {.model = "draw", .height = H, .width = W, .layers = 1, .hidden = h,
+                       .zdim = z, .steps_draw = T, .read_n = Nr, .write_n = Nw,
+                       .attention = attention};
+    loom_model *m;
+    loom_error err;
+    if (loom_model_create(&m, &cfg, threads, &err)) {
+        printf("FAIL create: %s\n", err.msg);
+        exit(1);
+    }
+    loom_rng r;
+    loom_rng_seed(&r, seed);
+    loom_model_init(m, &r);
+    /* zero-initialised biases would hide gradients that only differ from
+     * zero away from the initial point: perturb everything */
+    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.3f * (loom_rng_uniform(&r) - 0.5f);
+    return m;
+}
+
+static void random_images(uint8_t *imgs, size_t n, loom_rng *r) {
+    for (size_t i = 0; i < n; i++) imgs[i] = (uint8_t)loom_rng_below(r, 256);
+}
+
+typedef struct {
+    loom_model *m;
+    const uint8_t *imgs;
+    size_t n;
+} gctx;
+
+static double model_loss(void *p) {
+    gctx *c = p;
+    double *nll = malloc(c->n * sizeof *nll), s = 0;
+    loom_model_nll(c->m, nll, c->imgs, NULL, c->n, c->n, NULL);
+    for (size_t b = 0; b < c->n; b++) s += nll[b];
+    free(nll);
+    return s; /* nats per batch: gradients of order 1, so the absolute tolerance bites */
+}
+
+static void test_gradients(int attention) {
+    const size_t n = 3, H = 5, W = 6;
+    loom_model *m = make(H, W, 4, 3, 3, 2, 3, attention, 1, 7);
+    m->noise_seed = 99; /* fixed binarization and eps: the loss is a smooth function of w */
+    uint8_t imgs[3 * 5 * 6];
+    loom_rng r;
+    loom_rng_seed(&r, 3);
+    random_images(imgs, sizeof imgs, &r);
+    gctx c = {m, imgs, n};
+    double loss;
+    loom_model_grad(m, &loss, imgs, NULL, n, NULL);
+    float *g = malloc(m->nfloats * sizeof *g);
+    const double per = (double)(n * H * W); /* loom_model_grad: mean per pixel */
+    for (size_t i = 0; i < m->nfloats; i++) g[i] = (float)(m->g[i] * per);
+    const char *tag = attention ? "attention" : "no attention";
+    char name[160];
+    snprintf(name, sizeof name, "draw (%s): loss == negative ELBO from the forward pass", tag);
+    CHECK(name, fabs(loss * per - model_loss(&c)) < 1e-6, "grad loss %.9g vs nll %.9g", loss * per, model_loss(&c));
+    double gn = 0.0;
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        gn += gc_dot(g + pp->offset, g + pp->offset, pp->size);
+        snprintf(name, sizeof name, "draw (%s): gradient of %s", tag, pp->name);
+        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
+                               pp->size > 48 ? 5 : 1, 1e-3, 3e-4);
+        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
+    }
+    CHECK(attention ? "draw (attention): gradient is not zero" : "draw (no attention): gradient is not zero",
+          gn > 1e-8, "squared norm %g", gn);
+    free(g);
+    loom_model_free(m);
+}
+
+/* closed-form KL against a hand value and a Monte-Carlo estimate of
+ * E_q[log q(z) - log p(z)] computed with the function the model uses */
+static void test_kl(void) {
+    const float mu1[2] = {1.0f, 0.0f}, ls1[2] = {0.0f, 0.0f};
+    /* KL(N(1, 1) || N(0, 1)) = 1/2; KL(N(0, 1) || N(0, 1)) = 0 */
+    CHECK("KL: N(1,1) and N(0,1) against N(0,1) by hand", fabs(loom_gauss_kl(mu1, ls1, 2) - 0.5) < 1e-9,
+          "got %.9g", loom_gauss_kl(mu1, ls1, 2));
+    const float mu[3] = {0.3f, -1.2f, 2.0f}, ls[3] = {-0.7f, 0.4f, -2.0f};
+    /* sum_j 0.5 (mu^2 + e^{2 ls} - 1) - ls, evaluated by hand in double */
+    double hand = 0.0;
+    for (int j = 0; j < 3; j++) hand += 0.5 * (mu[j] * (double)mu[j] + exp(2.0 * ls[j]) - 1.0) - ls[j];
+    const double kl = loom_gauss_kl(mu, ls, 3);
+    loom_rng r;
+    loom_rng_seed(&r, 17);
+    const size_t S = 200000;
+    double s = 0.0, s2 = 0.0;
+    float eps[3], zs[3];
+    for (size_t k = 0; k < S; k++) {
+        for (int j = 0; j < 3; j++) eps[j] = loom_rng_normal(&r);
+        double v = loom_gauss_log_ratio(zs, mu, ls, eps, 3);
+        s += v, s2 += v * v;
+    }
+    const double mean = s / (double)S, se = sqrt((s2 / (double)S - mean * mean) / (double)S);
+    CHECK("KL: closed form matches the hand formula", fabs(kl - hand) < 1e-6, "%.9g vs %.9g", kl, hand);
+    CHECK("KL: closed form within 4 standard errors of the Monte-Carlo estimate",
+          fabs(kl - mean) < 4.0 * se && se < 0.01, "closed %.5f MC %.5f +- %.5f", kl, mean, se);
+    zs[0] = 0.0f;
+    loom_gauss_log_ratio(zs, mu, ls, (const float[3]){0.5f, 0.0f, 0.0f}, 3);
+    CHECK("KL: reparameterised z = mu + exp(ls) eps", fabsf(zs[0] - (0.3f + expf(-0.7f) * 0.5f)) < 1e-6f,
+          "z0 %g", zs[0]);
+}
+
+/* Through the model: with q.weight = 0 every image's posterior is N(mu, sigma)
+ * from q.bias, and iw(K=1) - ELBO = (log q - log p) - KL at the same z, whose
+ * mean over images is 0. K large must be a tighter bound than the ELBO. */
+static void test_bounds(void) {
+    const size_t n = 400, H = 4, W = 4, T = 3, z = 4;
+    loom_model *m = make(H, W, 6, z, T, 2, 2, 1, 2, 5);
+    const loom_param *qw = loom_model_param(m, "q.weight"), *qb = loom_model_param(m, "q.bias");
+    memset(m->w + qw->offset, 0, qw->size * sizeof(float));
+    const float mu[4] = {0.5f, -1.0f, 0.0f, 2.0f}, ls[4] = {-0.5f, 0.3f, 0.0f, -1.0f};
+    memcpy(m->w + qb->offset, mu, sizeof mu);
+    memcpy(m->w + qb->offset + z, ls, sizeof ls);
+    uint8_t *imgs = malloc(n * H * W);
+    loom_rng r;
+    loom_rng_seed(&r, 8);
+    random_images(imgs, n * H * W, &r);
+    double *elbo = malloc(n * sizeof *elbo), *iw1 = malloc(n * sizeof *iw1), *iw32 = malloc(n * sizeof *iw32);
+    loom_model_nll(m, elbo, imgs, NULL, n, 64, NULL);
+    loom_model_iw_nll(m, iw1, imgs, NULL, n, 1, 64, NULL);
+    loom_model_iw_nll(m, iw32, imgs, NULL, n, 32, 64, NULL);
+    double s = 0, s2 = 0, se = 0, si = 0, si32 = 0;
+    for (size_t b = 0; b < n; b++) {
+        double dlt = iw1[b] - elbo[b];
+        s += dlt, s2 += dlt * dlt, se += elbo[b], si += iw1[b], si32 += iw32[b];
+    }
+    const double mean = s / (double)n, sd = sqrt(s2 / (double)n - mean * mean);
+    CHECK("iw K=1 minus ELBO averages to 0 (log q - log p vs closed-form KL, same z)",
+          fabs(mean) < 4.0 * sd / sqrt((double)n) && sd > 0.1, "mean %.4f sd %.4f", mean, sd);
+    CHECK("iw K=32 is a tighter bound than the ELBO and iw K=1", si32 < se && si32 < si,
+          "iw32 %.3f elbo %.3f iw1 %.3f", si32 / (double)n, se / (double)n, si / (double)n);
+    free(imgs), free(elbo), free(iw1), free(iw32);
+    loom_model_free(m);
+}
+
+/* evaluation (noise_seed 0) and training noise depend on the images, not on
+ * the thread split; sampling at a seed is reproducible */
+static void test_determinism(void) {
+    const size_t n = 7, H = 6, W = 5, HW = H * W;
+    loom_model *m1 = make(H, W, 5, 3, 4, 2, 2, 1, 1, 9), *m2 = make(H, W, 5, 3, 4, 2, 2, 1, 2, 9);
+    uint8_t imgs[7 * 30];
+    loom_rng r;
+    loom_rng_seed(&r, 4);
+    random_images(imgs, sizeof imgs, &r);
+    double a[7], b[7], c[7];
+    loom_model_nll(m1, a, imgs, NULL, n, n, NULL);
+    loom_model_nll(m2, b, imgs, NULL, n, 3, NULL);
+    CHECK("eval: 1 thread and 2 threads in other chunks give the same bound per image",
+          memcmp(a, b, sizeof a) == 0, "%.9g vs %.9g", a[0], b[0]);
+    m2->noise_seed = 1234;
+    loom_model_nll(m2, c, imgs, NULL, n, n, NULL);
+    CHECK("training noise (noise_seed != 0) differs from the static evaluation noise",
+          memcmp(a, c, sizeof a) != 0, "same values");
+    m2->noise_seed = 0;
+    uint8_t s1[7 * 30], s2[7 * 30], fr[7 * 4 * 30];
+    loom_model_sample(m1, s1, NULL, n, 0, 1.0f, 3, NULL);
+    loom_model_sample_frames(m2, s2, fr, NULL, n, 1.0f, 3, NULL);
+    CHECK("sample: same seed, same images on 1 and 2 threads, with or without frames",
+          memcmp(s1, s2, sizeof s1) == 0, "differ");
+    int last_ok = 1;
+    for (size_t k = 0; k < n; k++) last_ok &= memcmp(fr + (k * 4 + 3) * HW, s1 + k * HW, HW) == 0;
+    CHECK("sample frames: the last frame of each image is the sample", last_ok, "differ");
+    CHECK("draw has 4 frames (steps_draw)", loom_model_nframes(m1) == 4, "%zu", loom_model_nframes(m1));
+    uint8_t rec[2 * 7 * 30];
+    CHECK("reconstruct runs", loom_model_reconstruct(m1, rec, imgs, NULL, n, NULL) == LOOM_OK, "failed");
+    int binary = 1;
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < HW; i++) binary &= rec[2 * k * HW + i] == 0 || rec[2 * k * HW + i] == 255;
+    CHECK("reconstruct: the model's input is binary", binary, "non-binary pixel");
+    loom_model_free(m1), loom_model_free(m2);
+}
+
+/* static binarization: pixel v is 1 with probability v / 255 */
+static void test_binarization(void) {
+    const size_t H = 16, W = 16, HW = H * W, n = 40;
+    loom_model *m = make(H, W, 3, 2, 1, 2, 2, 1, 1, 2);
+    uint8_t *imgs = malloc(n * HW), *rec = malloc(2 * n * HW);
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < HW; i++) imgs[k * HW + i] = (uint8_t)(k == 0 ? 0 : k == 1 ? 255 : 64);
+    loom_model_reconstruct(m, rec, imgs, NULL, n, NULL);
+    size_t ones0 = 0, ones1 = 0, ones = 0;
+    for (size_t i = 0; i < HW; i++) ones0 += rec[i] == 255, ones1 += rec[2 * HW + i] == 255;
+    for (size_t k = 2; k < n; k++)
+        for (size_t i = 0; i < HW; i++) ones += rec[2 * k * HW + i] == 255;
+    const double frac = (double)ones / (double)((n - 2) * HW), want = 64.0 / 255.0;
+    CHECK("binarization: 0 -> 0, 255 -> 1, 64 -> 1 with probability 64/255", ones0 == 0 && ones1 == HW &&
+          fabs(frac - want) < 0.02, "zeros image %zu ones, full image %zu of %zu, frac %.4f want %.4f",
+          ones0, ones1, HW, frac, want);
+    free(imgs), free(rec);
+    loom_model_free(m);
+}
+
+static double mean_nll(loom_model *m, const uint8_t *imgs, size_t n) {
+    double nll[8], s = 0;
+    loom_model_nll(m, nll, imgs, NULL, n, n, NULL);
+    for (size_t b = 0; b < n; b++) s += nll[b];
+    return s / (double)n;
+}
+
+static void test_overfit(int attention) {
+    const size_t H = 8, W = 8, n = 8;
+    loom_model *m = make(H, W, 16, 4, 4, 3, 3, attention, 2, 21);
+    uint8_t imgs[8 * 64];
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)(((i / 8 + b) % 3 == 0) * 255);
+    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
+    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
+                      .n = m->nfloats};
+    const double first = mean_nll(m, imgs, n);
+    double loss;
+    for (int s = 0; s < 300; s++) {
+        m->noise_seed = (uint64_t)s + 1;
+        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
+        m->noise_seed = 0;
+        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
+        loom_adam_step(&adam, m->w, m->g, adam.lr);
+    }
+    const double last = mean_nll(m, imgs, n);
+    char name[128];
+    snprintf(name, sizeof name, "overfit 8 images (%s): the negative ELBO falls from > 40 to < half of it",
+             attention ? "attention" : "no attention");
+    CHECK(name, first > 40.0 && last < first / 2.0, "first %.3f last %.3f nats/image", first, last);
+    free(mm), free(vv);
+    loom_model_free(m);
+}
+
+static void test_config(void) {
+    loom_config c = {.model = "draw", .height = 8, .width = 8, .layers = 1, .hidden = 4, .zdim = 2,
+                     .steps_draw = 2, .read_n = 2, .write_n = 2, .attention = 1};
+    loom_error err;
+    CHECK("config: a good draw config passes", loom_config_check(&c, &err) == LOOM_OK, "%s", err.msg);
+    loom_config b = c;
+    b.read_n = 0;
+    CHECK("config: read_n 0 is refused", loom_config_check(&b, &err) == LOOM_EINVAL && strstr(err.msg, "--read-n"),
+          "%s", err.msg);
+    b = c, b.steps_draw = 0;
+    CHECK("config: steps_draw 0 is refused", loom_config_check(&b, &err) == LOOM_EINVAL && strstr(err.msg, "--steps-draw"),
+          "%s", err.msg);
+    b = c, b.zdim = 0;
+    CHECK("config: zdim 0 is refused", loom_config_check(&b, &err) == LOOM_EINVAL, "%s", err.msg);
+    b = c, b.write_n = 9;
+    CHECK("config: a write grid larger than the image is refused", loom_config_check(&b, &err) == LOOM_EINVAL,
+          "%s", err.msg);
+}
+
+int main(void) {
+    test_config();
+    test_gradients(1);
+    test_gradients(0);
+    test_kl();
+    test_bounds();
+    test_determinism();
+    test_binarization();
+    test_overfit(1);
+    test_overfit(0);
+    CHECK_DONE();
+}
