@@ -82,6 +82,9 @@ int cmd_info(int argc, char **argv) {
                cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->hidden,
                c->nclasses, m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
                (unsigned long long)o.seed);
+        if (c->steps_draw)
+            printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
+                   c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
     }
     loom_model_free(m);
     return 0;

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""PyTorch peer of loom's DRAW model (docs/draw.md), for speed comparisons.
+
+Written from the spec the way a PyTorch user would: two nn.LSTMCell, nn.Linear
+heads, a batched Gaussian filterbank with torch ops (torch.bmm), autograd, Adam.
+Same equations as loom: x_hat = x - sigmoid(c_{t-1}); r = read(x, x_hat, h_dec);
+h_enc = LSTM_enc([r, h_dec]); z = mu + exp(log sigma) eps; h_dec = LSTM_dec(z);
+c_t = c_{t-1} + write(h_dec); loss = BCE(sigmoid(c_T), x) + sum_t KL, nats/image.
+
+    /usr/bin/python3 bench/draw_torch.py bench --hidden 256 --zdim 100 --steps-draw 16 --batch 64
+prints one JSON line with train_images_per_s and peak_rss_mb.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def fashion(split):
+    name = "train" if split == "train" else "t10k"
+    with gzip.open(os.path.join(FASHION_DIR, "%s-images-idx3-ubyte.gz" % name), "rb") as f:
+        data = f.read()
+    return np.frombuffer(data, np.uint8, offset=16).reshape(-1, 28, 28)
+
+
+class DRAW(nn.Module):
+    def __init__(self, H, W, hidden, zdim, T, read_n, write_n, attention):
+        super().__init__()
+        self.H, self.W, self.h, self.z, self.T = H, W, hidden, zdim, T
+        self.Nr, self.Nw, self.attention = read_n, write_n, attention
+        R = 2 * read_n * read_n if attention else 2 * H * W
+        P = write_n * write_n if attention else H * W
+        self.enc = nn.LSTMCell(R + hidden, hidden)
+        self.dec = nn.LSTMCell(zdim, hidden)
+        self.q = nn.Linear(hidden, 2 * zdim)
+        self.write = nn.Linear(hidden, P)
+        if attention:
+            self.read_attn = nn.Linear(hidden, 5)
+            self.write_attn = nn.Linear(hidden, 5)
+
+    def filterbank(self, p, N):
+        """p (B, 5) -> Fx (B, N, W), Fy (B, N, H), gamma (B, 1, 1)."""
+        H, W = self.H, self.W
+        gx = (W + 1) / 2 * (p[:, 0] + 1)
+        gy = (H + 1) / 2 * (p[:, 1] + 1)
+        s2 = torch.exp(p[:, 2])
+        d = (max(H, W) - 1) / max(N - 1, 1) * torch.exp(p[:, 3])
+        gm = torch.exp(p[:, 4])
+        off = torch.arange(N, dtype=p.dtype) + 0.5 - N / 2
+        mx = gx[:, None] + off[None] * d[:, None]
+        my = gy[:, None] + off[None] * d[:, None]
+        a = torch.arange(1, W + 1, dtype=p.dtype)
+        b = torch.arange(1, H + 1, dtype=p.dtype)
+        Fx = torch.exp(-(a[None, None] - mx[:, :, None]) ** 2 / (2 * s2[:, None, None]))
+        Fy = torch.exp(-(b[None, None] - my[:, :, None]) ** 2 / (2 * s2[:, None, None]))
+        Fx = Fx / Fx.sum(2, keepdim=True).clamp(min=1e-8)
+        Fy = Fy / Fy.sum(2, keepdim=True).clamp(min=1e-8)
+        return Fx, Fy, gm[:, None, None]
+
+    def forward(self, x):
+        """x (B, H*W) binary; returns the negative ELBO per image (B,)."""
+        B, H, W, h = x.shape[0], self.H, self.W, self.h
+        c = torch.zeros(B, H * W)
+        he, ce = torch.zeros(B, h), torch.zeros(B, h)
+        hd, cd = torch.zeros(B, h), torch.zeros(B, h)
+        kl = torch.zeros(B)
+        ximg = x.view(B, H, W)
+        for _ in range(self.T):
+            xh = x - torch.sigmoid(c)
+            if self.attention:
+                Fx, Fy, gm = self.filterbank(self.read_attn(hd), self.Nr)
+                FxT = Fx.transpose(1, 2)
+                rx = gm * torch.bmm(torch.bmm(Fy, ximg), FxT)
+                rxh = gm * torch.bmm(torch.bmm(Fy, xh.view(B, H, W)), FxT)
+                r = torch.cat([rx.view(B, -1), rxh.view(B, -1)], 1)
+            else:
+                r = torch.cat([x, xh], 1)
+            he, ce = self.enc(torch.cat([r, hd], 1), (he, ce))
+            mu, ls = self.q(he).chunk(2, 1)
+            z = mu + torch.exp(ls) * torch.randn_like(mu)
+            kl = kl + (0.5 * (mu ** 2 + torch.exp(2 * ls) - 1) - ls).sum(1)
+            hd, cd = self.dec(z, (hd, cd))
+            w = self.write(hd)
+            if self.attention:
+                Fx, Fy, gm = self.filterbank(self.write_attn(hd), self.Nw)
+                N = self.Nw
+                o = torch.bmm(torch.bmm(Fy.transpose(1, 2), w.view(B, N, N)), Fx) / gm
+                c = c + o.view(B, H * W)
+            else:
+                c = c + w
+        bce = F.binary_cross_entropy_with_logits(c, x, reduction="none").sum(1)
+        return bce + kl
+
+
+def cmd_bench(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    load = os.getloadavg()[0]
+    train = fashion("train")
+    H, W = train.shape[1:]
+    model = DRAW(H, W, args.hidden, args.zdim, args.steps_draw, args.read_n, args.write_n,
+                 args.attention == "on")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(args.seed)
+
+    def step():
+        idx = rng.integers(0, train.shape[0], args.batch)
+        u = torch.from_numpy(train[idx].reshape(args.batch, -1).astype(np.float32) / 255.0)
+        x = torch.bernoulli(u)  # dynamic binarization
+        loss = model(x).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    med = float(np.median(times))
+    print(json.dumps({
+        "train_images_per_s": round(args.batch / med, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "batch": args.batch, "hidden": args.hidden, "zdim": args.zdim, "steps_draw": args.steps_draw,
+        "read_n": args.read_n, "write_n": args.write_n, "attention": args.attention,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "loadavg_start": round(load, 2), "loadavg_end": round(os.getloadavg()[0], 2),
+        "timed_steps": args.steps, "statistic": "median step time",
+    }))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench", help="training throughput (images/s) and peak RSS")
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--hidden", type=int, default=256)
+    b.add_argument("--zdim", type=int, default=100)
+    b.add_argument("--steps-draw", type=int, default=16)
+    b.add_argument("--read-n", type=int, default=2)
+    b.add_argument("--write-n", type=int, default=5)
+    b.add_argument("--attention", choices=["on", "off"], default="on")
+    b.add_argument("--steps", type=int, default=10)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    if args.cmd == "bench":
+        cmd_bench(args)
+
+
+if __name__ == "__main__":
+    main()

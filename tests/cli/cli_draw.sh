@@ -1,0 +1,61 @@
+# End to end: the DRAW model through every command on a tiny Fashion-MNIST subset.
+. tests/cli/lib.sh
+D=$T/data
+idx_subset "$D" 240 40
+NET="--model draw --hidden 16 --zdim 4 --steps-draw 4 --read-n 2 --write-n 3 --valid 40 --quiet"
+TINY="$NET --batch 8 --data $D"
+
+# ---- train, config, eval (ELBO and importance-weighted bound)
+ok "draw train: tiny run" $LOOM train $TINY --steps 12 --eval-every 6 --out "$T/run"
+grep -q '"steps_draw":[[:space:]]*4' "$T/run/config.json" && grep -q '"attention":[[:space:]]*true' "$T/run/config.json" &&
+    pass "draw train: config.json has steps_draw and attention" || fail "draw train: config.json has steps_draw and attention" "$(cat "$T/run/config.json")"
+$LOOM eval "$T/run" >"$T/e.txt" 2>&1
+grep -q 'upper bound on -log p(x): negative ELBO' "$T/e.txt" &&
+    pass "draw eval: reports the ELBO, labelled as a bound" || fail "draw eval: reports the ELBO, labelled as a bound" "$(cat "$T/e.txt")"
+$LOOM eval "$T/run" --json >"$T/e.json" 2>"$T/err"
+$LOOM eval "$T/run" --json --threads 1 --batch 7 >"$T/e1.json" 2>"$T/err"
+same "draw eval: static binarization and fixed noise: same bound on 1 thread in other chunks" "$T/e.json" "$T/e1.json"
+$LOOM eval "$T/run" --json --iw 8 >"$T/iw.json" 2>"$T/err"
+elbo=$(json_get nats_per_image <"$T/e.json"); iw=$(json_get nats_per_image <"$T/iw.json")
+if grep -q '"bound": "importance-weighted bound, K = 8"' "$T/iw.json" && awk -v e="$elbo" -v i="$iw" 'BEGIN {exit !(i > 0 && i <= e + 0.01)}'; then
+    pass "draw eval --iw 8: a bound no looser than the ELBO"
+else fail "draw eval --iw 8: a bound no looser than the ELBO" "elbo $elbo iw $iw $(cat "$T/iw.json" "$T/err")"; fi
+
+# ---- sample, steps strip, reconstruct
+ok "draw sample --steps-png" $LOOM sample "$T/run" --n 3 --seed 5 --steps-png "$T/steps.png" --out "$T/s1.png"
+ok "draw sample again, 1 thread" $LOOM sample "$T/run" --n 3 --seed 5 --threads 1 --out "$T/s2.png"
+same "draw sample: same seed, same PNG" "$T/s1.png" "$T/s2.png"
+# strip: 3 rows (images) x 4 columns (steps) of 28x28 with 1 px padding: 117 wide, 88 high
+wh=$(od -A n -t u1 -j 16 -N 8 "$T/steps.png" | tr -s ' ' | sed 's/^ //')
+[ "$wh" = "0 0 0 117 0 0 0 88" ] && pass "draw sample --steps-png: one row per image, one column per step" ||
+    fail "draw sample --steps-png: one row per image, one column per step" "IHDR $wh"
+ok "draw reconstruct" $LOOM reconstruct "$T/run" --n 2 --out "$T/r.png"
+wh=$(od -A n -t u1 -j 16 -N 8 "$T/r.png" | tr -s ' ' | sed 's/^ //')
+[ "$wh" = "0 0 0 88 0 0 0 59" ] && pass "draw reconstruct: rows of input | binarized | reconstruction" ||
+    fail "draw reconstruct: rows of input | binarized | reconstruction" "IHDR $wh"
+
+# ---- resume: 6 + 6 steps == 12 steps (1 thread), with and without attention
+for att in on off; do
+    ok "draw resume ($att): 12 steps" $LOOM train $TINY --attention $att --steps 12 --threads 1 --out "$T/a$att"
+    ok "draw resume ($att): 6 steps" $LOOM train $TINY --attention $att --steps 6 --threads 1 --out "$T/b$att"
+    ok "draw resume ($att): on to 12" $LOOM train --resume "$T/b$att" --steps 12 --threads 1 --quiet
+    same "draw resume ($att): bit-identical checkpoint" "$T/a$att/checkpoint.safetensors" "$T/b$att/checkpoint.safetensors"
+done
+# ---- bench
+$LOOM bench --model draw --hidden 8 --zdim 2 --steps-draw 2 --batch 4 --steps 2 --height 8 --width 8 --json >"$T/b.json" 2>"$T/err"
+v=$(json_get train_images_per_s <"$T/b.json")
+if [ -n "$v" ] && awk -v v="$v" 'BEGIN {exit !(v > 0)}'; then pass "draw bench --json"; else fail "draw bench --json" "$(cat "$T/b.json" "$T/err")"; fi
+
+# ---- bad flags: one line, exit 2
+rejects "draw: --read-n 0" 2 "read-n" $LOOM train $TINY --read-n 0 --out "$T/x"
+rejects "draw: --steps-draw 0" 2 "steps-draw" $LOOM train $TINY --steps-draw 0 --out "$T/x"
+rejects "draw: --attention maybe" 2 "attention must be 'on' or 'off'" $LOOM train $TINY --attention maybe --out "$T/x"
+rejects "draw: --write-n larger than the image" 2 "write-n" $LOOM train $TINY --write-n 29 --out "$T/x"
+rejects "draw: --zdim on rowlstm" 2 "only --model draw" $LOOM train --model rowlstm --zdim 3 --data $D --out "$T/x"
+rejects "draw: --layers" 2 "layers" $LOOM train $TINY --layers 2 --out "$T/x"
+rejects "draw: --conditional" 2 "unconditional" $LOOM train $TINY --conditional --out "$T/x"
+rejects "draw: complete needs an autoregressive model" 2 "not autoregressive" $LOOM complete "$T/run" --out "$T/x.png"
+rejects "draw: --iw 0" 2 "iw" $LOOM eval "$T/run" --iw 0
+rejects "rowlstm: --iw has no meaning" 2 "no latent" sh -c "$LOOM train --model rowlstm --layers 1 --hidden 2 --batch 8 --valid 40 --steps 1 --quiet --data $D --out $T/rl >/dev/null 2>&1; exec $LOOM eval $T/rl --iw 4"
+rejects "rowlstm: --steps-png needs a staged model" 2 "stages" $LOOM sample "$T/rl" --steps-png "$T/x.png" --out "$T/y.png"
+rejects "rowlstm: reconstruct needs an autoencoder" 2 "not an autoencoder" $LOOM reconstruct "$T/rl" --out "$T/x.png"
