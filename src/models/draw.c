@@ -232,6 +232,11 @@ typedef struct {
     float *dtmp;            /* (H*Nmax + Nmax*W) */
     float *drx, *drxh;      /* (n, Nr^2) */
     float *lscr;            /* LSTM backward scratch */
+    /* gradients w.r.t. every step's pre-activations, kept so that each weight
+     * gradient is one GEMM over all T*n rows instead of T thin ones */
+    float *dAe, *dAd;       /* (T, n, 4h) encoder / decoder gate pre-activations */
+    float *dqa;             /* (T, n, 2z) */
+    float *dwa;             /* (T, n, P) write vector */
 } train_ws;
 
 static size_t enc_cache_floats(const dims *d, size_t n) {
@@ -306,6 +311,10 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     TAKE(drx, float, n * Nr2);
     TAKE(drxh, float, n * Nr2);
     TAKE(lscr, float, lscr);
+    TAKE(dAe, float, T * n * 4 * h);
+    TAKE(dAd, float, T * n * 4 * h);
+    TAKE(dqa, float, T * n * 2 * z);
+    TAKE(dwa, float, T * n * d.P);
 #undef TAKE
     return off;
 }
@@ -406,10 +415,10 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     if (!grad) return;
 
     const loom_seq_params pe = enc_params(m), pd = dec_params(m);
-    const loom_seq_grads ge = {G(m, grad, P_ENC_WIH), G(m, grad, P_ENC_WHH), G(m, grad, P_ENC_BIH),
-                               G(m, grad, P_ENC_BHH), NULL};
-    const loom_seq_grads gd = {G(m, grad, P_DEC_WIH), G(m, grad, P_DEC_WHH), G(m, grad, P_DEC_BIH),
-                               G(m, grad, P_DEC_BHH), NULL};
+    /* weight gradients after the loop (one GEMM each); biases per step */
+    const loom_seq_grads ge = {NULL, NULL, G(m, grad, P_ENC_BIH), G(m, grad, P_ENC_BHH), NULL};
+    const loom_seq_grads gd = {NULL, NULL, G(m, grad, P_DEC_BIH), G(m, grad, P_DEC_BHH), NULL};
+    const size_t G4 = 4 * h;
     const loom_attn_dims ar = {n, d.H, d.W, d.Nr}, aw = {n, d.H, d.W, d.Nw};
     const size_t cen = enc_cache_floats(&d, n), cde = dec_cache_floats(&d, n);
     const size_t fb = sizeof(float);
@@ -433,18 +442,18 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
                                      wb.patch, wb.Fx, wb.Fy, wb.gm, aw);
             loom_filterbank_backward(ws.dp, ws.dFx, ws.dFy, ws.dgm, wb.p, wb.Fx, wb.Fy, aw);
             loom_linear_backward(dhd, G(m, grad, P_WATT_W), G(m, grad, P_WATT_B), ws.dp, hd, W(m, P_WATT_W), n, h, 5);
-            loom_linear_backward(dhd, G(m, grad, P_WRITE_W), G(m, grad, P_WRITE_B), ws.dpatch, hd,
-                                 W(m, P_WRITE_W), n, h, d.P);
-        } else {
-            loom_linear_backward(dhd, G(m, grad, P_WRITE_W), G(m, grad, P_WRITE_B), ws.dcan, hd,
-                                 W(m, P_WRITE_W), n, h, d.P);
         }
+        /* patch = h_dec_t @ write.weight + write.bias */
+        const float *dpatch = d.attn ? ws.dpatch : ws.dcan;
+        memcpy(AT(ws.dwa, t, d.P), dpatch, n * d.P * fb);
+        loom_linear_backward(dhd, NULL, G(m, grad, P_WRITE_B), dpatch, hd, W(m, P_WRITE_W), n, h, d.P);
         /* h_dec_t = LSTM_dec(z_t; h_dec_{t-1}, c_dec_{t-1}) */
         memset(ws.dz, 0, n * z * fb);
         if (t) memset(ws.dhd[prv], 0, nh * fb), memset(ws.dcd[prv], 0, nh * fb);
         loom_lstm_backward(ws.dz, t ? ws.dhd[prv] : NULL, t ? ws.dcd[prv] : NULL, gd, ws.lscr, NULL,
                            dhd, ws.dcd[cur], AT(ws.zt, t, z), hdp, cdp, pd, ws.dec_cache + t * cde, hd,
                            (loom_seq_dims){1, n, z, h});
+        memcpy(AT(ws.dAd, t, G4), ws.lscr, n * G4 * fb); /* dA is left at the start of the scratch */
         /* z = mu + exp(ls) eps;  KL = sum 0.5 (mu^2 + exp(2 ls) - 1) - ls */
         const float *q = AT(ws.q, t, 2 * z), *eps = AT(ws.eps, t, z);
         for (size_t b = 0; b < n; b++) {
@@ -456,13 +465,15 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
                 dls[j] = dzb[j] * e[j] * sg + scale * (sg * sg - 1.0f);
             }
         }
-        loom_linear_backward(dhe, G(m, grad, P_Q_W), G(m, grad, P_Q_B), ws.dq, he, W(m, P_Q_W), n, h, 2 * z);
+        loom_linear_backward(dhe, NULL, G(m, grad, P_Q_B), ws.dq, he, W(m, P_Q_W), n, h, 2 * z);
+        memcpy(AT(ws.dqa, t, 2 * z), ws.dq, n * 2 * z * fb);
         /* h_enc_t = LSTM_enc([r_t, h_dec_{t-1}]; h_enc_{t-1}, c_enc_{t-1}) */
         memset(ws.din, 0, n * d.In * fb);
         if (t) memset(ws.dhe[prv], 0, nh * fb), memset(ws.dce[prv], 0, nh * fb);
         loom_lstm_backward(ws.din, t ? ws.dhe[prv] : NULL, t ? ws.dce[prv] : NULL, ge, ws.lscr, NULL,
                            dhe, ws.dce[cur], AT(ws.enc_in, t, d.In), hep, cep, pe, ws.enc_cache + t * cen,
                            he, (loom_seq_dims){1, n, d.In, h});
+        memcpy(AT(ws.dAe, t, G4), ws.lscr, n * G4 * fb);
         if (t)
             for (size_t b = 0; b < n; b++) {
                 const float *src = ws.din + b * d.In + d.R;
@@ -504,6 +515,17 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
         }
         cur = prv;
     }
+    /* the weight gradients, each a sum over all steps: w += X^T dY over T*n rows.
+     * a = x_t @ w_ih + h_{t-1} @ w_hh + b: h_{-1} = 0 contributes nothing */
+    const size_t Tn = d.T * n;
+    loom_linear_backward(NULL, G(m, grad, P_ENC_WIH), NULL, ws.dAe, ws.enc_in, NULL, Tn, d.In, G4);
+    loom_linear_backward(NULL, G(m, grad, P_DEC_WIH), NULL, ws.dAd, ws.zt, NULL, Tn, z, G4);
+    if (d.T > 1) {
+        loom_linear_backward(NULL, G(m, grad, P_ENC_WHH), NULL, ws.dAe + n * G4, ws.he, NULL, Tn - n, h, G4);
+        loom_linear_backward(NULL, G(m, grad, P_DEC_WHH), NULL, ws.dAd + n * G4, ws.hd, NULL, Tn - n, h, G4);
+    }
+    loom_linear_backward(NULL, G(m, grad, P_Q_W), NULL, ws.dqa, ws.he, NULL, Tn, h, 2 * z);
+    loom_linear_backward(NULL, G(m, grad, P_WRITE_W), NULL, ws.dwa, ws.hd, NULL, Tn, h, d.P);
 }
 
 /* -log (1/K sum_k w_k), w_k = p(x|z_k) p(z_k) / q(z_k|x), by a running log-sum-exp */
