@@ -146,6 +146,18 @@ static uint64_t image_hash(const uint8_t *p, size_t len) {
     return x;
 }
 
+/* k standard normals: Box-Muller keeping both values of each pair (half the
+ * log/cos calls of loom_rng_normal, which were 4% of a training step) */
+static void normals(float *out, size_t k, loom_rng *r) {
+    for (size_t j = 0; j < k; j += 2) {
+        const double u1 = ((double)(loom_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+        const double u2 = (double)(loom_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+        const double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+        out[j] = (float)(rad * cos(th));
+        if (j + 1 < k) out[j + 1] = (float)(rad * sin(th));
+    }
+}
+
 /* x (n, HW) in {0, 1}: pixel ~ Bernoulli(v / 255), drawn from an RNG keyed by
  * the image's content and noise_seed (0: the fixed static key). eps (T, n, z)
  * ~ N(0, I), keyed by the content, noise_seed and importance sample k. Both
@@ -163,10 +175,7 @@ static void draw_noise(float *x, float *eps, const loom_model *m, const uint8_t 
         for (size_t i = 0; i < d.HW; i++)
             xb[i] = loom_rng_uniform(&r) * 255.0f < (float)img[i] ? 1.0f : 0.0f;
         loom_rng_seed(&r, hsh ^ (m->noise_seed * 0xbf58476d1ce4e5b9ULL) ^ ((k + 1) * 0x94d049bb133111ebULL));
-        for (size_t t = 0; t < d.T; t++) {
-            float *e = eps + (t * n + b) * d.z;
-            for (size_t j = 0; j < d.z; j++) e[j] = loom_rng_normal(&r);
-        }
+        for (size_t t = 0; t < d.T; t++) normals(eps + (t * n + b) * d.z, d.z, &r);
     }
 }
 

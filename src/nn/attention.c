@@ -1,6 +1,8 @@
 /* DRAW's Gaussian filterbank attention: definitions in attention.h. */
 #include "attention.h"
 
+#include "fastmath.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -28,7 +30,7 @@ static void bank(float *F, float g, float d, float s2, size_t N, size_t L) {
         float *f = F + i * L, z = 0.0f;
         for (size_t a = 0; a < L; a++) {
             const float u = (float)(a + 1) - m;
-            f[a] = expf(-u * u / (2.0f * s2));
+            f[a] = loom_expf(-u * u / (2.0f * s2)); /* vectorised; libm's expf underflows slowly here */
             z += f[a];
         }
         const float inv = 1.0f / (z > ZMIN ? z : ZMIN);
@@ -54,7 +56,7 @@ static void bank_backward(float *dg, float *dd, float *ds2, const float *dF, con
         float z = 0.0f, dot = 0.0f;
         for (size_t a = 0; a < L; a++) {
             const float u = (float)(a + 1) - m;
-            z += expf(-u * u / (2.0f * s2));
+            z += loom_expf(-u * u / (2.0f * s2));
             dot += df[a] * f[a];
         }
         /* f = e / z: de = (df - sum(df f)) / z; with z floored, z is a constant */
@@ -63,7 +65,7 @@ static void bank_backward(float *dg, float *dd, float *ds2, const float *dF, con
         float dm = 0.0f, dv = 0.0f;
         for (size_t a = 0; a < L; a++) {
             const float u = (float)(a + 1) - m;
-            const float e = expf(-u * u / (2.0f * s2));
+            const float e = loom_expf(-u * u / (2.0f * s2));
             const float de = (df[a] - (floored ? 0.0f : dot)) * inv;
             /* e = exp(-u^2 / (2 s2)), u = a - m */
             dm += de * e * u / s2;
