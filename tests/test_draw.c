@@ -237,6 +237,56 @@ static void test_overfit(int attention) {
     loom_model_free(m);
 }
 
+static double elbo_of(loom_model *m, const uint8_t *img) {
+    double nll;
+    loom_model_nll(m, &nll, img, NULL, 1, 1, NULL);
+    return nll;
+}
+
+/* Attention through the model's own linear maps, for a hand-set decoder
+ * state (h_dec_0 = 0, so the grids come from the attention biases): with the
+ * write weights zero the canvas is write(write.bias), fixed, and flipping one
+ * pixel changes the bound only through what the read grid sees (KL) or where
+ * the write grid put mass (-c_T at that pixel). */
+static void test_attention_placement(void) {
+    const size_t H = 20, W = 16;
+    loom_model *m = make(H, W, 4, 3, 1, 1, 1, 1, 1, 31);
+    float *w = m->w;
+    const loom_param *ra = loom_model_param(m, "read_attn.weight"), *rb = loom_model_param(m, "read_attn.bias");
+    const loom_param *wa = loom_model_param(m, "write_attn.weight"), *wb = loom_model_param(m, "write_attn.bias");
+    const loom_param *ww = loom_model_param(m, "write.weight"), *pb = loom_model_param(m, "write.bias");
+    memset(w + ra->offset, 0, ra->size * sizeof *w);
+    memset(w + wa->offset, 0, wa->size * sizeof *w);
+    memset(w + ww->offset, 0, ww->size * sizeof *w);
+    const float s2 = 0.05f; /* sharp filters */
+    /* read grid on row 12, column 5; write grid on row 4, column 10 (1-based) */
+    const float rp[5] = {2.0f * 5 / (W + 1) - 1.0f, 2.0f * 12 / (H + 1) - 1.0f, logf(s2), 0.0f, 0.0f};
+    const float wp[5] = {2.0f * 10 / (W + 1) - 1.0f, 2.0f * 4 / (H + 1) - 1.0f, logf(s2), 0.0f, 0.0f};
+    memcpy(w + rb->offset, rp, sizeof rp);
+    memcpy(w + wb->offset, wp, sizeof wp);
+    w[pb->offset] = 3.0f; /* the 1x1 patch's value */
+    uint8_t img[20 * 16] = {0};
+    const double base = elbo_of(m, img);
+    img[(12 - 1) * W + (5 - 1)] = 255;
+    const double at_read = elbo_of(m, img);
+    img[(12 - 1) * W + (5 - 1)] = 0;
+    img[(4 - 1) * W + (10 - 1)] = 255;
+    const double at_write = elbo_of(m, img);
+    img[(4 - 1) * W + (10 - 1)] = 0;
+    img[(17 - 1) * W + (14 - 1)] = 255;
+    const double elsewhere = elbo_of(m, img);
+    double zsum = 0.0; /* normaliser of a filter centred on a pixel */
+    for (int k = -20; k <= 20; k++) zsum += exp(-k * k / (2.0 * s2));
+    const double c_w = 3.0 / (zsum * zsum); /* canvas at the write centre: w Fy Fx */
+    CHECK("attention via the model: a pixel under the read grid changes the posterior (KL)",
+          fabs(at_read - base) > 1e-3, "base %.6f with pixel %.6f", base, at_read);
+    CHECK("attention via the model: a pixel under the write grid changes the bound by -c_T there",
+          fabs((at_write - base) + c_w) < 2e-3, "change %.6f, want %.6f", at_write - base, -c_w);
+    CHECK("attention via the model: a pixel under neither grid changes nothing",
+          fabs(elsewhere - base) < 1e-6, "change %.3g", elsewhere - base);
+    loom_model_free(m);
+}
+
 static void test_config(void) {
     loom_config c = {.model = "draw", .height = 8, .width = 8, .layers = 1, .hidden = 4, .zdim = 2,
                      .steps_draw = 2, .read_n = 2, .write_n = 2, .attention = 1};
@@ -261,6 +311,7 @@ int main(void) {
     test_gradients(1);
     test_gradients(0);
     test_kl();
+    test_attention_placement();
     test_bounds();
     test_determinism();
     test_binarization();
