@@ -173,6 +173,10 @@ static void test_determinism(void) {
     int last_ok = 1;
     for (size_t k = 0; k < n; k++) last_ok &= memcmp(fr + (k * 4 + 3) * HW, s1 + k * HW, HW) == 0;
     CHECK("sample frames: the last frame of each image is the sample", last_ok, "differ");
+    loom_error err;
+    CHECK("sample: keeping pixels (completion) is refused for draw",
+          loom_model_sample(m1, s1, NULL, n, 5, 1.0f, 3, &err) == LOOM_EINVAL && strstr(err.msg, "not autoregressive"),
+          "%s", err.msg);
     CHECK("draw has 4 frames (steps_draw)", loom_model_nframes(m1) == 4, "%zu", loom_model_nframes(m1));
     uint8_t rec[2 * 7 * 30];
     CHECK("reconstruct runs", loom_model_reconstruct(m1, rec, imgs, NULL, n, NULL) == LOOM_OK, "failed");

@@ -639,7 +639,7 @@ static void dr_sample_frames(const loom_model *m, void *wsp, uint8_t *imgs, uint
 
 static void dr_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,
                       size_t keep, float temperature, loom_rng *rngs) {
-    (void)keep; /* not autoregressive: nothing can be kept (the CLI refuses completion) */
+    (void)keep; /* always 0: loom_model_sample refuses completion for models without logits */
     dr_sample_frames(m, ws, imgs, NULL, labels, n, temperature, rngs);
 }
 

@@ -292,6 +292,9 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     if (n == 0) return LOOM_OK;
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return loom_fail(err, LOOM_EINVAL, "temperature must be a positive number");
+    if (keep && !m->ops->logits)
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot complete images (not autoregressive)",
+                         m->ops->name);
     const size_t HW = m->cfg.height * m->cfg.width;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
