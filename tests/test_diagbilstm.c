@@ -387,6 +387,93 @@ static void test_overfit(void) {
     loom_model_free(m);
 }
 
+/* ---------------------------------------------------------------- PyTorch reference */
+
+static size_t meta_size(const loom_st_file *f, const char *key) {
+    const char *v = loom_st_meta(f, key);
+    return v ? (size_t)strtoul(v, NULL, 10) : 0;
+}
+
+/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst / scale;
+}
+
+/* logits, loss and every gradient of a tiny conditional model against the
+ * independent PyTorch implementation (bench/diagbilstm_torch.py fixture) */
+static void test_reference(void) {
+    const char *path = FIXTURE_DIR "/diagbilstm_ref.safetensors";
+    loom_st_file *f;
+    loom_error err;
+    loom_status st = loom_safetensors_open(&f, path, &err);
+    CHECK("diagbilstm fixture loads", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    loom_config cfg = {.model = "diagbilstm", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
+                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden"),
+                       .nclasses = (int)meta_size(f, "nclasses")};
+    const size_t B = meta_size(f, "batch"), H = cfg.height, W = cfg.width;
+    loom_model *m;
+    st = loom_model_create(&m, &cfg, 1, &err);
+    CHECK("diagbilstm model from fixture config (conditional)", st == LOOM_OK && cfg.nclasses > 0, "%s",
+          st ? err.msg : "no classes");
+    if (st) {
+        loom_safetensors_close(f);
+        return;
+    }
+    int all_read = 1;
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        if (loom_st_read_f32(f, pp->name, m->w + pp->offset, pp->ndim, pp->shape, &err)) {
+            printf("# %s\n", err.msg);
+            all_read = 0;
+        }
+    }
+    CHECK("diagbilstm: every parameter is in the fixture with loom's shape", all_read, "see above");
+    const loom_tensor *ti = loom_st_find(f, "images"), *tl = loom_st_find(f, "labels");
+    int have = ti && ti->dtype == LOOM_U8 && ti->shape[0] == B && tl && tl->dtype == LOOM_I32 &&
+               tl->shape[0] == B;
+    CHECK("diagbilstm fixture images and labels", have, "missing or wrong");
+    if (!have) {
+        loom_model_free(m);
+        loom_safetensors_close(f);
+        return;
+    }
+    uint8_t *imgs = malloc(B * H * W);
+    int32_t *labels = malloc(B * sizeof *labels);
+    memcpy(imgs, ti->data, B * H * W);
+    memcpy(labels, tl->data, B * sizeof *labels);
+    size_t nz = B * H * W * 256;
+    float *z = malloc(nz * sizeof *z), *zref = malloc(nz * sizeof *zref);
+    size_t zshape[4] = {B, H, W, 256};
+    st = loom_st_read_f32(f, "logits", zref, 4, zshape, &err);
+    loom_model_logits(m, z, imgs, labels, B, &err);
+    double e = st ? 1e9 : rel_err(z, zref, nz);
+    CHECK("diagbilstm logits match PyTorch", e < 1e-4, "max error %.3g of the logits' scale", e);
+    double loss;
+    loom_model_grad(m, &loss, imgs, labels, B, &err);
+    const char *lmeta = loom_st_meta(f, "loss_f64");
+    double lref = lmeta ? strtod(lmeta, NULL) : -1;
+    CHECK("diagbilstm loss matches PyTorch", fabs(loss - lref) < 1e-5 * fabs(lref), "loom %.9f torch %.9f",
+          loss, lref);
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        char name[96], gname[96];
+        snprintf(gname, sizeof gname, "grad.%s", pp->name);
+        float *g = malloc(pp->size * sizeof *g);
+        st = loom_st_read_f32(f, gname, g, pp->ndim, pp->shape, &err);
+        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
+        snprintf(name, sizeof name, "diagbilstm gradient %s matches PyTorch", pp->name);
+        CHECK(name, ge < 1e-4, "max error %.3g of the gradient's scale", ge);
+        free(g);
+    }
+    free(z), free(zref), free(imgs), free(labels);
+    loom_model_free(m);
+    loom_safetensors_close(f);
+}
+
 int main(void) {
     loom_rng r;
     loom_rng_seed(&r, 2024);
@@ -402,5 +489,6 @@ int main(void) {
     test_sampler_matches_forward(2);
     test_sample_reproducible();
     test_overfit();
+    test_reference();
     CHECK_DONE();
 }
