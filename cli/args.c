@@ -38,12 +38,20 @@ void cli_usage(const char *cmd, const char *usage, const cli_arg *args, size_t n
     }
 }
 
+/* Arguments are quoted in messages; a newline or escape sequence in one must
+ * not break the one-line error or reach the terminal (found by fuzz_args). */
+static cli_result bad_line(loom_error *e) {
+    for (char *p = e->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return CLI_BAD;
+}
+
 /* One line into e->msg: "loom CMD: <problem> (see 'loom CMD --help')". */
 #define BAD(...) do { \
         size_t n_ = (size_t)snprintf(e->msg, sizeof e->msg, "loom %s: ", cmd); \
         if (n_ < sizeof e->msg) n_ += (size_t)snprintf(e->msg + n_, sizeof e->msg - n_, __VA_ARGS__); \
         if (n_ < sizeof e->msg) snprintf(e->msg + n_, sizeof e->msg - n_, " (see 'loom %s --help')", cmd); \
-        return CLI_BAD; } while (0)
+        return bad_line(e); } while (0)
 
 static cli_result set_value(const char *cmd, cli_arg *a, const char *v, loom_error *e) {
     char *end = NULL;
