@@ -40,7 +40,14 @@ int cmd_bench(int argc, char **argv) {
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
     loom_model *m;
     loom_error err;
-    loom_status st = loom_model_create(&m, &cfg, (int)threads, &err);
+    size_t need = 0;
+    loom_status st = loom_model_train_bytes(&cfg, (int)threads, batch, &need, &err);
+    if (st) cli_die_err(st, &err);
+    char what[160];
+    snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
+             layers, hidden, batch, threads, height, width);
+    if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
+    st = loom_model_create(&m, &cfg, (int)threads, &err);
     if (st) cli_die_err(st, &err);
     loom_rng r;
     loom_rng_seed(&r, 1);

@@ -89,15 +89,27 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
     if (st) cli_die_err(st, &err);
 }
 
+/* A failed save (disk full, file size limit, I/O error, NaN) leaves the previous
+ * checkpoint in place (loom_safetensors_write is atomic); say so and stop. */
 static void save(run_files *rf, const loom_model *m, const loom_adam *a, const loom_train_state *ts,
                  const loom_train_opts *o) {
     loom_error err;
     loom_status st = loom_checkpoint_save(join(rf->dir, "checkpoint.safetensors"), m, a->m, a->v,
                                           ts, o, &err);
     if (st) {
-        say(rf, "checkpoint not written: %s", err.msg);
-        cli_die_err(st, &err);
+        if (rf->log) fprintf(rf->log, "step %ld: checkpoint not written: %s\n", ts->step, err.msg);
+        if (rf->tty) fputs("\r\033[K", stderr);
+        cli_die(st == LOOM_EINVAL || st == LOOM_EFORMAT ? 2 : 1,
+                "%s; checkpoint of step %ld not written, the previous one is kept", err.msg,
+                ts->step);
     }
+}
+
+/* Test hook (docs/robustness.md): LOOM_FAULT_NAN_STEP=K poisons the gradient
+ * of step K (1-based) with a NaN, to exercise the non-finite-step guard. */
+static long fault_nan_step(void) {
+    const char *v = getenv("LOOM_FAULT_NAN_STEP");
+    return v && *v ? strtol(v, NULL, 10) : 0;
 }
 
 static const char *usage_text =
@@ -200,6 +212,14 @@ int cmd_train(int argc, char **argv) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;
         }
+        /* refuse absurd sizes before allocating anything large */
+        size_t need = 0;
+        st = loom_model_train_bytes(&cfg, (int)threads, o.batch, &need, &err);
+        if (st) cli_die_err(st, &err);
+        char what[160];
+        snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
+                 cfg.layers, cfg.hidden, o.batch, threads, cfg.height, cfg.width);
+        if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
         st = loom_model_create(&m, &cfg, (int)threads, &err);
         if (st) cli_die_err(st, &err);
         loom_rng init;
@@ -212,6 +232,10 @@ int cmd_train(int argc, char **argv) {
         if (stat(join(out, "checkpoint.safetensors"), &sb) == 0)
             cli_die(2, "%s: already holds a run; use --resume %s or another --out", out, out);
         if (mkdir(out, 0777) != 0 && errno != EEXIST) cli_die(1, "%s: %s", out, strerror(errno));
+        /* a step-0 checkpoint first: from here on the run can always be resumed,
+         * whenever the process is killed */
+        st = loom_checkpoint_save(join(out, "checkpoint.safetensors"), m, am, av, &ts, &o, &err);
+        if (st) cli_die_err(st, &err);
         char *js = loom_config_json(&cfg, &o);
         FILE *f = fopen(join(out, "config.json"), "w");
         if (!f || fputs(js, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0)
@@ -249,6 +273,10 @@ int cmd_train(int argc, char **argv) {
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    /* past a file size limit (ulimit -f), write() should fail with EFBIG and
+     * reach save()'s error, not kill the process */
+    signal(SIGXFSZ, SIG_IGN);
+    const long nan_step = fault_nan_step();
     const double t0 = cli_now();
     double tlog = t0, loss_sum = 0.0, tstep = 0.0;
     size_t loss_n = 0, skipped = 0;
@@ -267,6 +295,7 @@ int cmd_train(int argc, char **argv) {
         ts.index += o.batch;
         double ts0 = cli_now(), loss;
         st = loom_model_grad(m, &loss, batch, cfg.nclasses ? blabels : NULL, o.batch, &err);
+        if (!st && nan_step == ts.step + 1) m->g[m->nfloats / 2] = NAN;
         double gnorm = st ? NAN : loom_clip_grad_norm(m->g, m->nfloats, o.clip);
         ts.step++;
         if (st || !isfinite(gnorm)) {
