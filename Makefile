@@ -22,7 +22,8 @@ LDFLAGS += -fopenmp $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined
 # halves sgemm throughput on AVX-512 machines, so our own targets run without it.
 RUN     := env -u OPENBLAS_CORETYPE
 
-B       := build
+# A sanitizer build lives in its own directory, so its objects never mix with normal ones.
+B       := $(if $(filter 1,$(SANITIZE)),build-san,build)
 LIB_SRC := $(wildcard src/*/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
@@ -31,9 +32,17 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 HDRS    := include/loom.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 
+# Fuzz harnesses (tests/fuzz/, docs/robustness.md). `make test` replays their committed
+# corpora through the same LLVMFuzzerTestOneInput compiled with $(CC) and a small driver;
+# `make fuzz` builds them with clang + libFuzzer and fuzzes each for FUZZ_SECONDS.
+FUZZ_NAMES := idx png safetensors args
+FUZZ_SUPPORT := tests/fuzz/driver.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/tests/fuzz_%)
+TEST_BIN += $(FUZZ_REPLAY)
+
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
 
-.PHONY: all deps test demo bench install clean help
+.PHONY: all deps test demo bench install clean help fuzz fuzz-deps fuzz-build
 all: $(B)/loom $(B)/libloom.a $(B)/libloom.so
 
 help:
@@ -43,6 +52,8 @@ help:
 	@echo "make demo     deps + build + train a small Row LSTM on Fashion-MNIST, sample, report test NLL"
 	@echo "make bench    loom bench in the reference configuration (and the PyTorch peer if installed)"
 	@echo "make install  PREFIX=/usr/local"
+	@echo "make test SANITIZE=1   the whole suite under ASan + UBSan (objects in build-san/)"
+	@echo "make fuzz FUZZ_SECONDS=N   fuzz each parser N seconds with libFuzzer (installs clang-14)"
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -70,6 +81,11 @@ $(B)/tests/%: tests/%.c $(B)/libloom.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libloom.a $(LDLIBS)
 
+$(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(B)/obj/cli/args.o $(B)/libloom.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icli -Itests/fuzz -DFUZZ_NAME='"$*"' $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
+	    tests/fuzz/fuzz_util.c $(B)/obj/cli/args.o $(B)/libloom.a $(LDLIBS)
+
 test: $(B)/loom $(TEST_BIN)
 	@$(RUN) LOOM=$(B)/loom sh tests/run.sh $(TEST_BIN)
 
@@ -86,5 +102,49 @@ install: all
 	install -m 644 $(B)/libloom.a $(B)/libloom.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/loom.h $(DESTDIR)$(PREFIX)/include/loom.h
 
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_DEB_PKGS := clang-14 libclang-rt-14-dev libomp-14-dev
+FB           := build-fuzz
+FUZZ_FLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer $(ARCH) \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -fopenmp \
+                -Iinclude -Isrc -Isrc/core -Icli -Itests/fuzz $(shell pkg-config --cflags $(PKGS))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FB)/obj/%.o) $(FB)/obj/cli/args.o
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+fuzz-deps:
+	@missing=""; for p in $(FUZZ_DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "fuzz-deps: all installed"; fi
+
+$(FB)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< tests/fuzz/fuzz_util.c $(FUZZ_LIB_OBJ) \
+	    $(LDLIBS)
+
+fuzz-build: fuzz-deps
+	$(MAKE) $(FUZZ_NAMES:%=$(FB)/fuzz_%)
+
+# Each harness runs FUZZ_SECONDS on one core, starting from the committed seeds; new
+# corpus entries go to $(FB)/corpus/NAME, crashes to $(FB)/crash/NAME/ (commit a crash
+# input under tests/fuzz/regress/NAME/ once the bug is fixed). Logs: $(FB)/NAME.log.
+fuzz: fuzz-build
+	@status=0; for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(FB)/corpus/$$n $(FB)/crash/$$n; \
+	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
+	  echo "fuzz_$$n: $(FUZZ_SECONDS)s"; \
+	  if $(RUN) $(FB)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
+	       -print_final_stats=1 $$dict -artifact_prefix=$(FB)/crash/$$n/ \
+	       $(FB)/corpus/$$n tests/fuzz/corpus/$$n >$(FB)/$$n.log 2>&1; \
+	  then grep -E '^stat::number_of_executed_units|^Done' $(FB)/$$n.log | tr '\n' ' '; echo; \
+	  else echo "fuzz_$$n FOUND A CRASH: see $(FB)/$$n.log and $(FB)/crash/$$n/"; status=1; fi; \
+	done; exit $$status
+
 clean:
-	rm -rf $(B)
+	rm -rf $(B) build-san $(FB)

@@ -27,7 +27,7 @@ const cli_arg *cli_find(const cli_arg *args, size_t nargs, const char *name) {
     return NULL;
 }
 
-static void usage_exit(const char *cmd, const char *usage, const cli_arg *args, size_t nargs) {
+void cli_usage(const char *cmd, const char *usage, const cli_arg *args, size_t nargs) {
     printf("usage: loom %s %s\n\n", cmd, usage);
     for (size_t i = 0; i < nargs; i++) {
         char flag[64];
@@ -36,52 +36,63 @@ static void usage_exit(const char *cmd, const char *usage, const cli_arg *args, 
         snprintf(flag, sizeof flag, "--%s%s", args[i].name, meta);
         printf("  %-22s %s\n", flag, args[i].help);
     }
-    exit(0);
 }
 
-#define BAD(...) do { \
-        fprintf(stderr, "loom %s: ", cmd); fprintf(stderr, __VA_ARGS__); \
-        fprintf(stderr, " (see 'loom %s --help')\n", cmd); exit(2); } while (0)
+/* Arguments are quoted in messages; a newline or escape sequence in one must
+ * not break the one-line error or reach the terminal (found by fuzz_args). */
+static cli_result bad_line(loom_error *e) {
+    for (char *p = e->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return CLI_BAD;
+}
 
-static void set_value(const char *cmd, cli_arg *a, const char *v) {
+/* One line into e->msg: "loom CMD: <problem> (see 'loom CMD --help')". */
+#define BAD(...) do { \
+        size_t n_ = (size_t)snprintf(e->msg, sizeof e->msg, "loom %s: ", cmd); \
+        if (n_ < sizeof e->msg) n_ += (size_t)snprintf(e->msg + n_, sizeof e->msg - n_, __VA_ARGS__); \
+        if (n_ < sizeof e->msg) snprintf(e->msg + n_, sizeof e->msg - n_, " (see 'loom %s --help')", cmd); \
+        return bad_line(e); } while (0)
+
+static cli_result set_value(const char *cmd, cli_arg *a, const char *v, loom_error *e) {
     char *end = NULL;
     errno = 0;
     switch (a->kind) {
     case ARG_STR:
         if (!*v) BAD("--%s needs a non-empty value", a->name);
         *(const char **)a->dst = v;
-        return;
-    case ARG_FLAG: return;
+        return CLI_OK;
+    case ARG_FLAG: return CLI_OK;
     case ARG_DOUBLE: {
         double d = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(d)) BAD("--%s: '%s' is not a number", a->name, v);
-        if (d < a->lo || d > a->hi) BAD("--%s %s is out of range [%g, %g]", a->name, v, a->lo, a->hi);
+        if (!*v || *end || errno || !isfinite(d)) BAD("--%s: '%.60s' is not a number", a->name, v);
+        if (d < a->lo || d > a->hi) BAD("--%s %.60s is out of range [%g, %g]", a->name, v, a->lo, a->hi);
         *(double *)a->dst = d;
-        return;
+        return CLI_OK;
     }
     default: break;
     }
     /* integers: digits only (strtoull would accept "-1" and wrap it) */
     if (!*v || strspn(v, "0123456789") != strlen(v))
-        BAD("--%s: '%s' is not a non-negative integer", a->name, v);
+        BAD("--%s: '%.60s' is not a non-negative integer", a->name, v);
     unsigned long long u = strtoull(v, &end, 10);
-    if (errno == ERANGE) BAD("--%s %s is too large", a->name, v);
+    if (errno == ERANGE) BAD("--%s %.60s is too large", a->name, v);
     if (a->kind != ARG_U64 && ((double)u < a->lo || (double)u > a->hi))
-        BAD("--%s %s is out of range [%.0f, %.0f]", a->name, v, a->lo, a->hi);
+        BAD("--%s %.60s is out of range [%.0f, %.0f]", a->name, v, a->lo, a->hi);
     if (a->kind == ARG_SIZE) *(size_t *)a->dst = (size_t)u;
     else if (a->kind == ARG_LONG) *(long *)a->dst = (long)u;
     else *(uint64_t *)a->dst = (uint64_t)u;
+    return CLI_OK;
 }
 
-void cli_parse(const char *cmd, const char *usage, int argc, char **argv, cli_arg *args,
-               size_t nargs, const char **pos, int npos_max, int *npos) {
+cli_result cli_parse_args(const char *cmd, int argc, char **argv, cli_arg *args, size_t nargs,
+                          const char **pos, int npos_max, int *npos, loom_error *e) {
     *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) usage_exit(cmd, usage, args, nargs);
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) return CLI_HELP;
         if (strncmp(s, "--", 2) != 0 || s[2] == 0) {
-            if (s[0] == '-' && s[1] != 0) BAD("unknown flag %s", s);
-            if (*npos >= npos_max) BAD("unexpected argument '%s'", s);
+            if (s[0] == '-' && s[1] != 0) BAD("unknown flag %.60s", s);
+            if (*npos >= npos_max) BAD("unexpected argument '%.60s'", s);
             pos[(*npos)++] = s;
             continue;
         }
@@ -102,6 +113,18 @@ void cli_parse(const char *cmd, const char *usage, int argc, char **argv, cli_ar
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) BAD("--%s needs a value", name);
-        set_value(cmd, a, v);
+        cli_result r = set_value(cmd, a, v, e);
+        if (r != CLI_OK) return r;
+    }
+    return CLI_OK;
+}
+
+void cli_parse(const char *cmd, const char *usage, int argc, char **argv, cli_arg *args,
+               size_t nargs, const char **pos, int npos_max, int *npos) {
+    loom_error e;
+    switch (cli_parse_args(cmd, argc, argv, args, nargs, pos, npos_max, npos, &e)) {
+    case CLI_OK: return;
+    case CLI_HELP: cli_usage(cmd, usage, args, nargs); exit(0);
+    case CLI_BAD: fprintf(stderr, "%s\n", e.msg); exit(2);
     }
 }

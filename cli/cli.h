@@ -19,9 +19,17 @@ typedef struct cli_arg {
     bool seen;
 } cli_arg;
 
+typedef enum { CLI_OK = 0, CLI_HELP, CLI_BAD } cli_result;
+
 /* Parses argv[1..] (argv[0] is the command name). Positional arguments go to
- * pos (up to npos_max); *npos gets their count. --help prints usage and exits
- * 0; anything wrong prints one line and exits 2. */
+ * pos (up to npos_max); *npos gets their count. Returns CLI_HELP for --help,
+ * CLI_BAD with one line in e->msg for anything wrong; never prints or exits
+ * (so that it can be fuzzed: tests/fuzz/fuzz_args.c). */
+cli_result cli_parse_args(const char *cmd, int argc, char **argv, cli_arg *args, size_t nargs,
+                          const char **pos, int npos_max, int *npos, loom_error *e);
+void cli_usage(const char *cmd, const char *usage, const cli_arg *args, size_t nargs);
+/* cli_parse_args for commands: --help prints usage and exits 0; anything
+ * wrong prints one line and exits 2. */
 void cli_parse(const char *cmd, const char *usage, int argc, char **argv, cli_arg *args,
                size_t nargs, const char **pos, int npos_max, int *npos);
 const cli_arg *cli_find(const cli_arg *args, size_t nargs, const char *name);

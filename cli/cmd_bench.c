@@ -20,7 +20,7 @@ int cmd_bench(int argc, char **argv) {
     bool json = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or draw", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm or draw", false},
         {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
@@ -41,7 +41,7 @@ int cmd_bench(int argc, char **argv) {
     const size_t nargs = sizeof args / sizeof args[0];
     cli_parse("bench", "--model rowlstm|draw [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, nargs, pos, 0, &npos);
-    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, draw)", model);
+    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw)", model);
     if (!nsample) nsample = batch;
     loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
@@ -51,7 +51,14 @@ int cmd_bench(int argc, char **argv) {
     layers = cfg.layers, hidden = cfg.hidden;
     loom_model *m;
     loom_error err;
-    loom_status st = loom_model_create(&m, &cfg, (int)threads, &err);
+    size_t need = 0;
+    loom_status st = loom_model_train_bytes(&cfg, (int)threads, batch, &need, &err);
+    if (st) cli_die_err(st, &err);
+    char what[160];
+    snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
+             layers, hidden, batch, threads, height, width);
+    if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
+    st = loom_model_create(&m, &cfg, (int)threads, &err);
     if (st) cli_die_err(st, &err);
     loom_rng r;
     loom_rng_seed(&r, 1);

@@ -89,15 +89,27 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
     if (st) cli_die_err(st, &err);
 }
 
+/* A failed save (disk full, file size limit, I/O error, NaN) leaves the previous
+ * checkpoint in place (loom_safetensors_write is atomic); say so and stop. */
 static void save(run_files *rf, const loom_model *m, const loom_adam *a, const loom_train_state *ts,
                  const loom_train_opts *o) {
     loom_error err;
     loom_status st = loom_checkpoint_save(join(rf->dir, "checkpoint.safetensors"), m, a->m, a->v,
                                           ts, o, &err);
     if (st) {
-        say(rf, "checkpoint not written: %s", err.msg);
-        cli_die_err(st, &err);
+        if (rf->log) fprintf(rf->log, "step %ld: checkpoint not written: %s\n", ts->step, err.msg);
+        if (rf->tty) fputs("\r\033[K", stderr);
+        cli_die(st == LOOM_EINVAL || st == LOOM_EFORMAT ? 2 : 1,
+                "%s; checkpoint of step %ld not written, the previous one is kept", err.msg,
+                ts->step);
     }
+}
+
+/* Test hook (docs/robustness.md): LOOM_FAULT_NAN_STEP=K poisons the gradient
+ * of step K (1-based) with a NaN, to exercise the non-finite-step guard. */
+static long fault_nan_step(void) {
+    const char *v = getenv("LOOM_FAULT_NAN_STEP");
+    return v && *v ? strtol(v, NULL, 10) : 0;
 }
 
 static const char *usage_text =
@@ -117,7 +129,7 @@ int cmd_train(int argc, char **argv) {
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or draw", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm or draw", false},
         {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
@@ -178,7 +190,7 @@ int cmd_train(int argc, char **argv) {
         out = resume;
     } else {
         if (!out) cli_die(2, "train needs --out RUN_DIR (or --resume RUN_DIR) (see 'loom train --help')");
-        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, draw)", model);
+        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw)", model);
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
@@ -210,6 +222,14 @@ int cmd_train(int argc, char **argv) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;
         }
+        /* refuse absurd sizes before allocating anything large */
+        size_t need = 0;
+        st = loom_model_train_bytes(&cfg, (int)threads, o.batch, &need, &err);
+        if (st) cli_die_err(st, &err);
+        char what[160];
+        snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
+                 cfg.layers, cfg.hidden, o.batch, threads, cfg.height, cfg.width);
+        if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
         st = loom_model_create(&m, &cfg, (int)threads, &err);
         if (st) cli_die_err(st, &err);
         loom_rng init;
@@ -222,6 +242,10 @@ int cmd_train(int argc, char **argv) {
         if (stat(join(out, "checkpoint.safetensors"), &sb) == 0)
             cli_die(2, "%s: already holds a run; use --resume %s or another --out", out, out);
         if (mkdir(out, 0777) != 0 && errno != EEXIST) cli_die(1, "%s: %s", out, strerror(errno));
+        /* a step-0 checkpoint first: from here on the run can always be resumed,
+         * whenever the process is killed */
+        st = loom_checkpoint_save(join(out, "checkpoint.safetensors"), m, am, av, &ts, &o, &err);
+        if (st) cli_die_err(st, &err);
         char *js = loom_config_json(&cfg, &o);
         FILE *f = fopen(join(out, "config.json"), "w");
         if (!f || fputs(js, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0)
@@ -259,6 +283,10 @@ int cmd_train(int argc, char **argv) {
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    /* past a file size limit (ulimit -f), write() should fail with EFBIG and
+     * reach save()'s error, not kill the process */
+    signal(SIGXFSZ, SIG_IGN);
+    const long nan_step = fault_nan_step();
     const double t0 = cli_now();
     double tlog = t0, loss_sum = 0.0, tstep = 0.0;
     size_t loss_n = 0, skipped = 0;
@@ -281,6 +309,7 @@ int cmd_train(int argc, char **argv) {
         m->noise_seed = ((o.seed + 1) * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)ts.step * 0xbf58476d1ce4e5b9ULL) ^ 1;
         st = loom_model_grad(m, &loss, batch, cfg.nclasses ? blabels : NULL, o.batch, &err);
         m->noise_seed = 0;
+        if (!st && nan_step == ts.step + 1) m->g[m->nfloats / 2] = NAN;
         double gnorm = st ? NAN : loom_clip_grad_norm(m->g, m->nfloats, o.clip);
         ts.step++;
         if (st || !isfinite(gnorm)) {

@@ -25,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,24 @@ static loom_status png_open(const char *path, FILE **fp, png_image *im, loom_err
     return LOOM_OK;
 }
 
+/* A PNG's pixels are deflate-compressed rows of at least 1 bit per pixel plus
+ * a filter byte, and deflate never shrinks data more than 1032:1. A header
+ * that promises more pixels than the file could hold is corrupt: reject it
+ * before allocating for them (found by fuzz_png: a 69-byte file declaring
+ * 46000x46000 pixels made the reader allocate 6 GB). */
+static loom_status plausible_size(const char *path, FILE *fp, const png_image *im,
+                                  loom_error *err) {
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0) return loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
+    double raw = (double)im->height * (1.0 + ceil((double)im->width / 8.0));
+    if ((double)sb.st_size * 1032.0 < raw)
+        return loom_fail(err, LOOM_EFORMAT,
+                         "%s: header says %lux%lu pixels, more than its %lld bytes can hold", path,
+                         (unsigned long)im->width, (unsigned long)im->height,
+                         (long long)sb.st_size);
+    return LOOM_OK;
+}
+
 /* Decodes the image opened by png_open into dst (h, w) gray, using ga
  * (h, w, 2) as scratch; always releases fp and im. */
 static loom_status png_finish(const char *path, FILE *fp, png_image *im, uint8_t *dst,
@@ -198,6 +217,11 @@ static loom_status decode_all(loom_images *out, char *const *files, size_t n, lo
     png_image im;
     loom_status st = png_open(files[0], &fp, &im, err);
     if (st != LOOM_OK) return st;
+    if ((st = plausible_size(files[0], fp, &im, err)) != LOOM_OK) {
+        png_image_free(&im);
+        fclose(fp);
+        return st;
+    }
     size_t w = im.width, h = im.height, npix, total;
     if (!loom_mul_ok(h, w, &npix) || !loom_mul_ok(npix, n, &total) || total > PNG_MAX_BYTES) {
         png_image_free(&im);

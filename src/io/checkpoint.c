@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,11 +224,15 @@ done:
 loom_status loom_checkpoint_save(const char *path, const loom_model *m, const float *adam_m,
                                  const float *adam_v, const loom_train_state *st,
                                  const loom_train_opts *o, loom_error *err) {
-    /* a NaN never reaches disk */
-    for (size_t i = 0; i < m->nfloats; i++)
-        if (!isfinite(m->w[i]))
-            return loom_fail(err, LOOM_ENAN, "%s: not written: parameter %zu is %g", path, i,
-                             (double)m->w[i]);
+    /* a NaN never reaches disk, in the weights or in the Adam moments (a
+     * resumed run would turn a non-finite moment into non-finite weights) */
+    const float *bufs[3] = {m->w, adam_m && adam_v ? adam_m : NULL, adam_m && adam_v ? adam_v : NULL};
+    static const char *const what[3] = {"parameter", "Adam first moment", "Adam second moment"};
+    for (int b = 0; b < 3; b++)
+        for (size_t i = 0; bufs[b] && i < m->nfloats; i++)
+            if (!isfinite(bufs[b][i]))
+                return loom_fail(err, LOOM_ENAN, "%s: not written: %s %zu is %g", path, what[b], i,
+                                 (double)bufs[b][i]);
     const size_t np = m->nparams, nt = adam_m && adam_v ? 3 * np : np;
     loom_tensor *t = calloc(nt, sizeof *t);
     char (*names)[LOOM_NAMELEN + 16] = calloc(nt, sizeof *names);
@@ -270,6 +275,31 @@ static loom_status meta_ulong(const loom_st_file *f, const char *path, const cha
     return LOOM_OK;
 }
 
+static loom_status check_layout(const loom_st_file *f, const char *path, const loom_config *cfg,
+                                loom_error *err) {
+    loom_param *params = malloc(LOOM_MAX_PARAMS * sizeof *params);
+    if (!params) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
+    size_t np = 0, nf = 0;
+    loom_error e2;
+    loom_status s = loom_model_layout(cfg, params, &np, &nf, &e2);
+    if (s) s = loom_fail(err, LOOM_EFORMAT, "%s: %s", path, e2.msg);
+    for (size_t k = 0; k < np && !s; k++) {
+        const loom_param *p = &params[k];
+        const loom_tensor *t = loom_st_find(f, p->name);
+        bool same = t && t->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!t)
+            s = loom_fail(err, LOOM_EFORMAT, "%s: missing tensor %s for model %s", path, p->name,
+                          cfg->model);
+        else if (!same)
+            s = loom_fail(err, LOOM_EFORMAT, "%s: tensor %s does not have the shape the config "
+                          "gives it (%zu x %zu)", path, p->name, p->shape[0],
+                          p->ndim > 1 ? p->shape[1] : (size_t)1);
+    }
+    free(params);
+    return s;
+}
+
 loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **out, float **adam_m,
                                  float **adam_v, loom_train_state *st, loom_train_opts *o,
                                  loom_error *err) {
@@ -294,6 +324,10 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
         goto fail;
     }
     if ((s = loom_config_parse(&cfg, &opts, cfgjson, path, err))) goto fail;
+    /* Every parameter must be in the file with its shape before the model is
+     * allocated: otherwise a few bytes of config ("hidden": 4096, "layers": 64)
+     * would make us allocate the 100+ GB such a model needs. */
+    if ((s = check_layout(f, path, &cfg, err))) goto fail;
     if ((s = loom_model_create(&m, &cfg, nthreads, err))) goto fail;
     char first_m[LOOM_NAMELEN + 16]; /* the optimiser state is all or nothing */
     snprintf(first_m, sizeof first_m, "optim.m.%s", m->params[0].name);

@@ -6,11 +6,14 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern const loom_model_ops loom_rowlstm_ops;
+extern const loom_model_ops loom_diagbilstm_ops;
 extern const loom_model_ops loom_draw_ops;
 
-static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_draw_ops};
+static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
+                                                   &loom_draw_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -20,7 +23,9 @@ const loom_model_ops *loom_model_find(const char *name) {
 
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
-    if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, draw)", cfg->model);
+    if (!ops)
+        return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, diagbilstm, draw)",
+                         cfg->model);
     if (cfg->height < 1 || cfg->width < 1 || cfg->height > 4096 || cfg->width > 4096)
         return loom_fail(err, LOOM_EINVAL, "image size %zux%zu out of range (1..4096)",
                          cfg->height, cfg->width);
@@ -61,39 +66,106 @@ static loom_status need_ws(loom_model *m, size_t bytes, loom_error *err) {
     return LOOM_OK;
 }
 
-loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
-                              loom_error *err) {
-    *out = NULL;
+static size_t max_shard(size_t n, int T) { return (n + (size_t)T - 1) / (size_t)T; }
+
+/* Fills params (LOOM_MAX_PARAMS entries) with the layout of cfg, with offsets
+ * and sizes computed with overflow checks. */
+static loom_status layout(const loom_config *cfg, loom_param *params, size_t *nparams,
+                          size_t *nfloats, loom_error *err) {
     loom_status st = loom_config_check(cfg, err);
     if (st) return st;
-    if (nthreads < 1) return loom_fail(err, LOOM_EINVAL, "thread count must be >= 1");
-    loom_model *m = calloc(1, sizeof *m);
-    if (!m) return loom_fail(err, LOOM_ENOMEM, "out of memory");
-    m->cfg = *cfg;
-    m->ops = loom_model_find(cfg->model);
-    m->nthreads = nthreads;
-    size_t np = m->ops->layout(cfg, NULL);
-    if (np > LOOM_MAX_PARAMS) {
-        free(m);
+    const loom_model_ops *ops = loom_model_find(cfg->model);
+    size_t np = ops->layout(cfg, NULL);
+    if (np > LOOM_MAX_PARAMS)
         return loom_fail(err, LOOM_EINVAL, "model has %zu tensors, more than %d", np,
                          LOOM_MAX_PARAMS);
-    }
-    m->nparams = m->ops->layout(cfg, m->params);
+    np = ops->layout(cfg, params);
     size_t off = 0;
-    for (size_t i = 0; i < m->nparams; i++) {
-        loom_param *p = &m->params[i];
+    for (size_t i = 0; i < np; i++) {
+        loom_param *p = &params[i];
         size_t sz = 1;
         for (int d = 0; d < p->ndim; d++)
             if (!loom_mul_ok(sz, p->shape[d], &sz)) sz = SIZE_MAX;
-        if (sz == SIZE_MAX || off > SIZE_MAX / 4 - sz) {
-            free(m);
-            return loom_fail(err, LOOM_ENOMEM, "model too large");
-        }
+        if (sz == SIZE_MAX || off > SIZE_MAX / 4 - sz)
+            return loom_fail(err, LOOM_EINVAL, "model too large: its parameter count overflows");
         p->offset = off, p->size = sz;
         off += sz;
     }
-    m->nfloats = off;
-    size_t total;
+    *nparams = np;
+    *nfloats = off;
+    return LOOM_OK;
+}
+
+loom_status loom_model_layout(const loom_config *cfg, loom_param *params, size_t *nparams,
+                              size_t *nfloats, loom_error *err) {
+    return layout(cfg, params, nparams, nfloats, err);
+}
+
+static size_t add_sat(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+static size_t mul_sat(size_t a, size_t b) {
+    size_t r;
+    return loom_mul_ok(a, b, &r) ? r : SIZE_MAX;
+}
+
+loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t batch,
+                                   size_t *bytes, loom_error *err) {
+    *bytes = SIZE_MAX;
+    if (nthreads < 1) return loom_fail(err, LOOM_EINVAL, "thread count must be >= 1");
+    if (batch == 0) return loom_fail(err, LOOM_EINVAL, "batch size must be >= 1");
+    loom_param *params = malloc(LOOM_MAX_PARAMS * sizeof *params);
+    size_t np, nf;
+    if (!params) return loom_fail(err, LOOM_ENOMEM, "out of memory");
+    loom_status st = layout(cfg, params, &np, &nf, err);
+    free(params);
+    if (st) return st;
+    const int T = batch < (size_t)nthreads ? (int)batch : nthreads;
+    /* w, g, per-thread gradients (nthreads of them), Adam m and v */
+    size_t b = mul_sat(mul_sat(nf, sizeof(float)), (size_t)nthreads + 4);
+    /* per-thread activations of the largest shard, plus the batch itself */
+    size_t ws = loom_model_find(cfg->model)->train_ws_bytes(cfg, max_shard(batch, T));
+    b = add_sat(b, mul_sat(ws, (size_t)T));
+    *bytes = add_sat(b, mul_sat(batch, mul_sat(cfg->height, cfg->width)));
+    return LOOM_OK;
+}
+
+/* Physical memory, or LOOM_MEM_LIMIT_MB when set (tests; machines shared with others). */
+static size_t memory_limit(void) {
+    const char *env = getenv("LOOM_MEM_LIMIT_MB");
+    if (env && *env) {
+        char *end;
+        unsigned long long mb = strtoull(env, &end, 10);
+        if (!*end && mb > 0) return mul_sat((size_t)mb, (size_t)1 << 20);
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return SIZE_MAX;
+    return mul_sat((size_t)pages, (size_t)page);
+}
+
+loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err) {
+    size_t limit = memory_limit();
+    if (bytes <= limit) return LOOM_OK;
+    const double gb = 1024.0 * 1024.0 * 1024.0;
+    if (bytes == SIZE_MAX)
+        return loom_fail(err, LOOM_EINVAL, "%s: the memory it needs overflows a 64-bit size", what);
+    return loom_fail(err, LOOM_EINVAL, "%s needs about %.1f GB of memory; this machine has %.1f GB",
+                     what, (double)bytes / gb, (double)limit / gb);
+}
+
+loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
+                              loom_error *err) {
+    *out = NULL;
+    if (nthreads < 1) return loom_fail(err, LOOM_EINVAL, "thread count must be >= 1");
+    loom_model *m = calloc(1, sizeof *m);
+    if (!m) return loom_fail(err, LOOM_ENOMEM, "out of memory");
+    loom_status st = layout(cfg, m->params, &m->nparams, &m->nfloats, err);
+    if (st) {
+        free(m);
+        return st;
+    }
+    m->cfg = *cfg;
+    m->ops = loom_model_find(cfg->model);
+    m->nthreads = nthreads;
+    size_t off = m->nfloats, total;
     if (!loom_mul_ok(off, (size_t)nthreads + 2, &total) || total > (SIZE_MAX / sizeof(float))) {
         free(m);
         return loom_fail(err, LOOM_ENOMEM, "model too large");
@@ -133,7 +205,6 @@ static void shard_range(size_t n, int T, int t, size_t *begin, size_t *end) {
     *end = n * (size_t)(t + 1) / (size_t)T;
 }
 
-static size_t max_shard(size_t n, int T) { return (n + (size_t)T - 1) / (size_t)T; }
 
 static int threads_for(const loom_model *m, size_t n) {
     return n < (size_t)m->nthreads ? (int)n : m->nthreads;

@@ -8,7 +8,7 @@
 #include "common.h"
 
 #define LOOM_NAMELEN 48
-#define LOOM_MAX_PARAMS 256
+#define LOOM_MAX_PARAMS 512 /* --layers 64 --conditional has 6 * 64 + 6 tensors */
 
 typedef struct loom_config {
     char model[16];     /* "rowlstm" | "draw" */
@@ -91,6 +91,19 @@ loom_status loom_config_check(const loom_config *cfg, loom_error *err);
 loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
                               loom_error *err);
 void loom_model_free(loom_model *m);
+/* The parameter table of cfg without allocating the model: params needs
+ * LOOM_MAX_PARAMS entries. */
+loom_status loom_model_layout(const loom_config *cfg, loom_param *params, size_t *nparams,
+                              size_t *nfloats, loom_error *err);
+/* *bytes = what training cfg with `batch` images per step on nthreads needs
+ * (parameters, gradients, per-thread gradients, Adam moments, activations of
+ * the largest shard per thread), computed with overflow checks (SIZE_MAX when
+ * it overflows). Fails only for an invalid config. */
+loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t batch,
+                                   size_t *bytes, loom_error *err);
+/* LOOM_EINVAL with "<what> needs about X GB of memory; this machine has Y GB"
+ * when bytes exceed physical memory (or LOOM_MEM_LIMIT_MB, when set). */
+loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err);
 void loom_model_init(loom_model *m, loom_rng *rng);
 const loom_param *loom_model_param(const loom_model *m, const char *name);
 

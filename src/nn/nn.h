@@ -91,6 +91,65 @@ void loom_rowlstm_step(float *y, float *h_out, float *c_out, float *scratch, con
 void loom_rowlstm_row_ss(float *r, float *col, const float *h_prev, const float *w_ss, size_t n,
                          size_t W, size_t h);
 
+/* ---- Diagonal BiLSTM layer (docs/diagbilstm.md), both directions:
+ *   y = x + (down(hf, shift_f) + down(hr, shift_r)) @ w_out + b_out
+ * hf(i,j) reads hf(i-1,j) and hf(i,j-1) (the skewed map's previous column);
+ * hr, the direction run on the mirrored map, reads hr(i-1,j) and hr(i,j+1).
+ * down(h, s)(i,j) = h(i-s,j) (zero for i < s). The model uses shift_f = 0,
+ * shift_r = 1; other values exist so that the tests can show that a shift on
+ * the wrong side is caught. States outside the image are zero. */
+typedef struct loom_diag_dims {
+    size_t H, B, W, C, h;
+    unsigned shift_f, shift_r;
+} loom_diag_dims;
+
+typedef struct loom_diag_params {
+    const float *w_is;  /* (C, 8h) 1x1 mask-B conv: forward gates i f o g | reverse i f o g */
+    const float *b_is;  /* (8h) */
+    const float *w_ssf; /* (2h, 4h) forward taps: h(i-1, j), h(i, j-1) */
+    const float *w_ssr; /* (2h, 4h) reverse taps: h(i-1, j), h(i, j+1) */
+    const float *w_out; /* (h, C) */
+    const float *b_out; /* (C) */
+    const float *cls;   /* (B, 8h) per-image gate bias (class conditioning), or NULL */
+} loom_diag_params;
+
+typedef struct loom_diag_grads {
+    float *w_is, *b_is, *w_ssf, *w_ssr, *w_out, *b_out;
+    float *cls; /* (B, 8h) or NULL */
+} loom_diag_grads;
+
+typedef struct loom_diag_cache {
+    float *gates; /* (H, B, W, 8h) after the nonlinearities */
+    float *c;     /* (2, H, B, W, h) forward then reverse */
+    float *tc;    /* (2, H, B, W, h) tanh(c) */
+    float *hs;    /* (2, H, B, W, h) */
+} loom_diag_cache;
+
+size_t loom_diag_cache_floats(loom_diag_dims d); /* gates + c + tc + hs */
+loom_diag_cache loom_diag_cache_at(float *base, loom_diag_dims d);
+size_t loom_diag_scratch_floats(loom_diag_dims d);
+void loom_diag_forward(float *y, loom_diag_cache cache, float *scratch, const float *x,
+                       loom_diag_params p, loom_diag_dims d);
+/* dy is read-only; dx (may be NULL) accumulates, and gets dy for the residual */
+void loom_diag_backward(float *dx, loom_diag_grads g, float *scratch, const float *dy,
+                        const float *x, loom_diag_params p, loom_diag_cache cache,
+                        loom_diag_dims d);
+/* Incremental sampling, for n images; rows are stored (W, n, .), so that one
+ * column of all images is contiguous. p.cls is (n, 8h) or NULL.
+ * Forward direction at one pixel (i, j):
+ *   x (n, C); h_up (n, h) = hf(i-1, j) or NULL; h_left, c_left (n, h) = hf, cf
+ *   at (i, j-1) or NULL; hr_up (n, h) = hr(i-1, j) or NULL (row 0).
+ *   Writes h_out, c_out (n, h) and y (n, C); scratch (n, 8h). */
+void loom_diag_step_fwd(float *y, float *h_out, float *c_out, float *scratch, const float *x,
+                        const float *h_up, const float *h_left, const float *c_left,
+                        const float *hr_up, loom_diag_params p, size_t n, size_t C, size_t h);
+/* Reverse direction over one finished row i: x_row (W, n, C); h_up (W, n, h) =
+ * hr of row i-1 or NULL. Writes h_row, c_row (W, n, h); scratch
+ * (W*n*4h + n*7h). */
+void loom_diag_row_rev(float *h_row, float *c_row, float *scratch, const float *x_row,
+                       const float *h_up, loom_diag_params p, size_t n, size_t W, size_t C,
+                       size_t h);
+
 /* ---- 256-way softmax cross-entropy over N pixels.
  * Returns the summed negative log-likelihood in nats (double) and, when
  * nll != NULL, the per-pixel values. Overwrites logits with

@@ -1,0 +1,567 @@
+/* The Diagonal BiLSTM: the layer's gradients (both directions) and receptive
+ * field, including proof that a down shift on the wrong side is caught; the
+ * whole model's gradients (also conditional), causality over every pixel of a
+ * 5x6 image, the incremental sampler against the full forward pass, overfitting,
+ * the PyTorch reference fixture (bench/diagbilstm_torch.py), and conditional
+ * samples that show their class. */
+#include "gradcheck.h"
+#include "models/model.h"
+#include "nn/nn.h"
+#include "optim/optim.h"
+
+#include <string.h>
+
+#ifndef FIXTURE_DIR
+#define FIXTURE_DIR "tests/fixtures"
+#endif
+
+static float *randbuf(loom_rng *r, size_t n, float scale) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * loom_rng_uniform(r) - 1.0f);
+    return p;
+}
+static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+
+/* ---------------------------------------------------------------- the layer */
+
+typedef struct {
+    float *y, *x, *w_is, *b_is, *w_ssf, *w_ssr, *w_out, *b_out, *cls, *R, *scratch, *cachebuf;
+    loom_diag_dims d;
+} layer_ctx;
+
+static loom_diag_params lp(const layer_ctx *c) {
+    return (loom_diag_params){c->w_is, c->b_is, c->w_ssf, c->w_ssr, c->w_out, c->b_out, c->cls};
+}
+
+static double layer_loss(void *p) {
+    layer_ctx *c = p;
+    loom_diag_forward(c->y, loom_diag_cache_at(c->cachebuf, c->d), c->scratch, c->x, lp(c), c->d);
+    return gc_dot(c->y, c->R, c->d.H * c->d.B * c->d.W * c->d.C);
+}
+
+static layer_ctx layer_make(loom_rng *r, loom_diag_dims d, int cls) {
+    const size_t n = d.H * d.B * d.W, h = d.h, C = d.C;
+    layer_ctx c = {.d = d};
+    c.x = randbuf(r, n * C, 1), c.w_is = randbuf(r, C * 8 * h, 0.8f), c.b_is = randbuf(r, 8 * h, 0.5f);
+    c.w_ssf = randbuf(r, 2 * h * 4 * h, 0.8f), c.w_ssr = randbuf(r, 2 * h * 4 * h, 0.8f);
+    c.w_out = randbuf(r, h * C, 1), c.b_out = randbuf(r, C, 1);
+    c.cls = cls ? randbuf(r, d.B * 8 * h, 0.5f) : NULL;
+    c.R = randbuf(r, n * C, 1), c.y = zeros(n * C);
+    c.scratch = zeros(loom_diag_scratch_floats(d)), c.cachebuf = zeros(loom_diag_cache_floats(d));
+    return c;
+}
+
+static void layer_free(layer_ctx *c) {
+    free(c->y), free(c->x), free(c->w_is), free(c->b_is), free(c->w_ssf), free(c->w_ssr);
+    free(c->w_out), free(c->b_out), free(c->cls), free(c->R), free(c->scratch), free(c->cachebuf);
+}
+
+static void test_layer_gradients(loom_rng *r, unsigned sf, unsigned sr) {
+    /* H != W, and both longer and shorter diagonals than the image is wide */
+    loom_diag_dims d = {.H = 4, .B = 2, .W = 5, .C = 3, .h = 2, .shift_f = sf, .shift_r = sr};
+    layer_ctx c = layer_make(r, d, 1);
+    const size_t n = d.H * d.B * d.W, h = d.h, C = d.C;
+    float *dx = zeros(n * C);
+    loom_diag_grads g = {zeros(C * 8 * h), zeros(8 * h), zeros(8 * h * h), zeros(8 * h * h),
+                         zeros(h * C), zeros(C), zeros(d.B * 8 * h)};
+    layer_loss(&c);
+    loom_diag_backward(dx, g, c.scratch, c.R, c.x, lp(&c), loom_diag_cache_at(c.cachebuf, d), d);
+    struct { const char *name; float *x, *g; size_t n; } t[] = {
+        {"dx", c.x, dx, n * C}, {"w_is", c.w_is, g.w_is, C * 8 * h}, {"b_is", c.b_is, g.b_is, 8 * h},
+        {"w_ssf (forward direction)", c.w_ssf, g.w_ssf, 8 * h * h},
+        {"w_ssr (reverse direction)", c.w_ssr, g.w_ssr, 8 * h * h},
+        {"w_out", c.w_out, g.w_out, h * C}, {"b_out", c.b_out, g.b_out, C}, {"cls", c.cls, g.cls, d.B * 8 * h}};
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "diag layer gradient %s (shifts f%u r%u)", t[k].name, sf, sr);
+        double w = gc_compare(layer_loss, &c, t[k].x, t[k].g, t[k].n, 1, 1e-3);
+        CHECK(name, w <= 1.0, "worst error ratio %.3g (<= 1 passes)", w);
+    }
+    /* backward accumulates (the gradient check left a perturbed forward in the cache) */
+    layer_loss(&c);
+    float keep = g.w_ssr[3];
+    loom_diag_backward(NULL, g, c.scratch, c.R, c.x, lp(&c), loom_diag_cache_at(c.cachebuf, d), d);
+    CHECK("diag layer backward accumulates", fabsf(g.w_ssr[3] - 2 * keep) <= 1e-5f * fabsf(keep) + 1e-7f,
+          "%g then %g", (double)keep, (double)g.w_ssr[3]);
+    free(dx), free(g.w_is), free(g.b_is), free(g.w_ssf), free(g.w_ssr), free(g.w_out), free(g.b_out), free(g.cls);
+    layer_free(&c);
+}
+
+/* Receptive field of the layer: for every input pixel (b, i, j), which outputs
+ * change. leaks: outputs before (i, j) in raster order (or in another image)
+ * that change; blind: outputs (i+1, j') for j' <= j that do not change (the
+ * reverse direction, shifted down, must carry all of row i to row i+1). */
+static void layer_field(loom_rng *r, unsigned sf, unsigned sr, int *leaks, int *blind) {
+    loom_diag_dims d = {.H = 5, .B = 2, .W = 6, .C = 2, .h = 2, .shift_f = sf, .shift_r = sr};
+    layer_ctx c = layer_make(r, d, 0);
+    const size_t n = d.H * d.B * d.W, C = d.C;
+    float *y0 = zeros(n * C);
+    loom_diag_forward(y0, loom_diag_cache_at(c.cachebuf, d), c.scratch, c.x, lp(&c), d);
+    *leaks = *blind = 0;
+    for (size_t i = 0; i < d.H; i++)
+        for (size_t j = 0; j < d.W; j++) {
+            const size_t src = ((i * d.B + 1) * d.W + j) * C; /* image 1 */
+            c.x[src] += 1.0f;
+            loom_diag_forward(c.y, loom_diag_cache_at(c.cachebuf, d), c.scratch, c.x, lp(&c), d);
+            c.x[src] -= 1.0f;
+            for (size_t ii = 0; ii < d.H; ii++)
+                for (size_t b = 0; b < d.B; b++)
+                    for (size_t jj = 0; jj < d.W; jj++) {
+                        const size_t q = ((ii * d.B + b) * d.W + jj) * C;
+                        int changed = memcmp(c.y + q, y0 + q, C * sizeof *y0) != 0;
+                        int before = b != 1 || ii < i || (ii == i && jj < j);
+                        if (changed && before) (*leaks)++;
+                        if (!changed && b == 1 && ii == i + 1 && jj <= j) (*blind)++;
+                    }
+        }
+    free(y0);
+    layer_free(&c);
+}
+
+static void test_layer_shift(loom_rng *r) {
+    int leaks, blind;
+    layer_field(r, 0, 1, &leaks, &blind);
+    CHECK("diag layer: output (i,j) depends only on inputs at or before (i,j)", leaks == 0,
+          "%d leaks", leaks);
+    CHECK("diag layer: row i+1 sees all of row i (reverse direction, shifted down)", blind == 0,
+          "%d outputs blind", blind);
+    /* the same test on the classic bugs: it must fail on them */
+    layer_field(r, 0, 0, &leaks, &blind);
+    CHECK("diag layer: the test catches a missing shift", leaks > 0, "no leak found");
+    layer_field(r, 1, 0, &leaks, &blind);
+    CHECK("diag layer: the test catches the shift on the wrong (forward) side", leaks > 0,
+          "no leak found");
+}
+
+/* Mask-A input convolution followed by diag layers with the given shifts:
+ * counts the pixels k whose perturbation changes an output at a pixel <= k.
+ * This is the model-level causality test, run on the wrong variants. */
+static int pixel_leaks(loom_rng *r, unsigned sf, unsigned sr) {
+    const size_t H = 5, W = 6, h = 2, C = 4, L = 2;
+    loom_diag_dims d = {.H = H, .B = 1, .W = W, .C = C, .h = h, .shift_f = sf, .shift_r = sr};
+    const loom_conv_dims din = {H, 1, W, 1, C, LOOM_MASK_A7_TAPS};
+    layer_ctx c[2] = {layer_make(r, d, 0), layer_make(r, d, 0)};
+    float *u = randbuf(r, H * W, 1), *col = zeros(H * W * LOOM_MASK_A7_TAPS);
+    float *in_w = randbuf(r, LOOM_MASK_A7_TAPS * C, 1), *in_b = randbuf(r, C, 1);
+    float *X[3] = {zeros(H * W * C), zeros(H * W * C), zeros(H * W * C)}, *y0 = zeros(H * W * C);
+    int leaks = 0;
+    for (size_t k = 0; k <= H * W; k++) {
+        if (k > 0) u[k - 1] += 0.5f;
+        loom_conv_forward(X[0], col, u, loom_mask_a7, in_w, in_b, din);
+        for (size_t l = 0; l < L; l++)
+            loom_diag_forward(X[l + 1], loom_diag_cache_at(c[l].cachebuf, d), c[l].scratch, X[l], lp(&c[l]), d);
+        if (k == 0) memcpy(y0, X[L], H * W * C * sizeof *y0);
+        else {
+            u[k - 1] -= 0.5f;
+            size_t first = H * W;
+            for (size_t p = 0; p < H * W && first == H * W; p++)
+                if (memcmp(X[L] + p * C, y0 + p * C, C * sizeof *y0) != 0) first = p;
+            leaks += first <= k - 1;
+        }
+    }
+    for (size_t l = 0; l < 3; l++) free(X[l]);
+    free(y0), free(u), free(col), free(in_w), free(in_b);
+    layer_free(&c[0]), layer_free(&c[1]);
+    return leaks;
+}
+
+static void test_pixel_shift(loom_rng *r) {
+    int ok = pixel_leaks(r, 0, 1), none = pixel_leaks(r, 0, 0), wrong = pixel_leaks(r, 1, 0);
+    CHECK("mask A + diag layers: no pixel reaches its own or earlier outputs", ok == 0, "%d leaks", ok);
+    CHECK("mask A + diag layers: the causality test fails without the shift", none > 0, "no leak");
+    CHECK("mask A + diag layers: the causality test fails with the shift on the wrong side", wrong > 0,
+          "no leak");
+}
+
+/* The incremental pieces reproduce the whole-map forward pass of one layer */
+static void test_steps(loom_rng *r) {
+    loom_diag_dims d = {.H = 4, .B = 3, .W = 5, .C = 4, .h = 3, .shift_f = 0, .shift_r = 1};
+    layer_ctx c = layer_make(r, d, 1);
+    const size_t H = d.H, B = d.B, W = d.W, C = d.C, h = d.h;
+    layer_loss(&c);
+    float *xrow = zeros(W * B * C), *y = zeros(B * C), *hf[2] = {zeros(W * B * h), zeros(W * B * h)};
+    float *cf = zeros(W * B * h), *hr[2] = {zeros(W * B * h), zeros(W * B * h)}, *cr = zeros(W * B * h);
+    float *st = zeros(B * 8 * h), *rs = zeros(W * B * 4 * h + 7 * h * B);
+    double worst = 0, scale = 0;
+    for (size_t q = 0; q < H * B * W * C; q++) scale = fmax(scale, fabs(c.y[q]));
+    for (size_t i = 0; i < H; i++) {
+        for (size_t j = 0; j < W; j++)
+            for (size_t b = 0; b < B; b++)
+                memcpy(xrow + (j * B + b) * C, c.x + ((i * B + b) * W + j) * C, C * sizeof *xrow);
+        for (size_t j = 0; j < W; j++) {
+            loom_diag_step_fwd(y, hf[1] + j * B * h, cf + j * B * h, st, xrow + j * B * C,
+                               i ? hf[0] + j * B * h : NULL, j ? hf[1] + (j - 1) * B * h : NULL,
+                               j ? cf + (j - 1) * B * h : NULL, i ? hr[0] + j * B * h : NULL, lp(&c), B, C, h);
+            for (size_t b = 0; b < B; b++)
+                for (size_t k = 0; k < C; k++)
+                    worst = fmax(worst, fabs(y[b * C + k] - c.y[((i * B + b) * W + j) * C + k]));
+        }
+        loom_diag_row_rev(hr[1], cr, rs, xrow, i ? hr[0] : NULL, lp(&c), B, W, C, h);
+        float *t = hf[0]; hf[0] = hf[1]; hf[1] = t;
+        t = hr[0]; hr[0] = hr[1]; hr[1] = t;
+    }
+    CHECK("diag incremental step + row reverse == whole-map forward", worst <= 1e-5 * scale,
+          "max error %.3g (scale %.3g)", worst, scale);
+    free(xrow), free(y), free(hf[0]), free(hf[1]), free(cf), free(hr[0]), free(hr[1]), free(cr);
+    free(st), free(rs);
+    layer_free(&c);
+}
+
+/* ---------------------------------------------------------------- the model */
+
+static loom_model *make(size_t H, size_t W, size_t L, size_t h, int K, int threads, uint64_t seed,
+                        float jitter) {
+    loom_config cfg = {.model = "diagbilstm", .height = H, .width = W, .layers = L, .hidden = h,
+                       .nclasses = K};
+    loom_model *m;
+    loom_error err;
+    if (loom_model_create(&m, &cfg, threads, &err)) {
+        printf("FAIL create: %s\n", err.msg);
+        exit(1);
+    }
+    loom_rng r;
+    loom_rng_seed(&r, seed);
+    loom_model_init(m, &r);
+    /* the zero-initialised class tables would hide their gradients: perturb all */
+    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += jitter * (loom_rng_uniform(&r) - 0.5f);
+    return m;
+}
+
+typedef struct {
+    loom_model *m;
+    const uint8_t *imgs;
+    const int32_t *labels;
+    size_t n;
+} gctx;
+
+static double model_loss(void *p) {
+    gctx *c = p;
+    double *nll = malloc(c->n * sizeof *nll), s = 0;
+    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
+    for (size_t b = 0; b < c->n; b++) s += nll[b];
+    free(nll);
+    return s / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+}
+
+static void test_model_gradients(int K) {
+    const size_t n = 2, H = 4, W = 5;
+    loom_model *m = make(H, W, 2, 3, K, 1, 7, 0.2f);
+    uint8_t imgs[2 * 4 * 5];
+    loom_rng r;
+    loom_rng_seed(&r, 3);
+    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    int32_t labels[2] = {1, 2};
+    gctx c = {m, imgs, K ? labels : NULL, n};
+    double loss;
+    loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
+    float *g = malloc(m->nfloats * sizeof *g);
+    memcpy(g, m->g, m->nfloats * sizeof *g);
+    CHECK(K ? "diagbilstm loss == nll (conditional)" : "diagbilstm loss == nll",
+          fabs(loss - model_loss(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, model_loss(&c));
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        char name[128];
+        snprintf(name, sizeof name, "diagbilstm gradient %s%s", pp->name, K ? " (conditional)" : "");
+        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
+                               pp->size > 64 ? 7 : 1, 1e-3, 1e-4);
+        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
+    }
+    free(g);
+    loom_model_free(m);
+}
+
+/* Perturbing pixel k must leave the logits of pixels 0..k unchanged (raster
+ * order) and change those of pixel k+1 within a row. Across a row end:
+ * (i-1, W-2) must reach (i, 0), which only the reverse direction can carry (the
+ * forward direction and mask A see columns <= j + 3 of earlier rows), while
+ * (i-1, W-1) cannot: it is in no feature of row i-1 (mask A excludes the
+ * centre), and the reverse direction reads row i's features only into row
+ * i+1. The paper's design has this one-pixel blind spot; docs/diagbilstm.md. */
+static void test_model_causality(void) {
+    const size_t H = 5, W = 6, HW = H * W;
+    loom_model *m = make(H, W, 3, 4, 0, 1, 11, 0.2f);
+    uint8_t img[5 * 6], img2[5 * 6];
+    loom_rng r;
+    loom_rng_seed(&r, 5);
+    for (size_t i = 0; i < HW; i++) img[i] = (uint8_t)loom_rng_below(&r, 256);
+    float *z0 = malloc(HW * 256 * sizeof *z0), *z1 = malloc(HW * 256 * sizeof *z1);
+    loom_model_logits(m, z0, img, NULL, 1, NULL);
+    int leaks = 0, blind = 0, far = 0, spot = 0;
+    for (size_t k = 0; k < HW; k++) {
+        memcpy(img2, img, HW);
+        img2[k] = (uint8_t)(img[k] ^ 0x80);
+        loom_model_logits(m, z1, img2, NULL, 1, NULL);
+        size_t first_change = HW;
+        for (size_t p = 0; p < HW && first_change == HW; p++)
+            if (memcmp(z0 + p * 256, z1 + p * 256, 256 * sizeof *z0) != 0) first_change = p;
+        if (first_change <= k) leaks++;
+        if ((k + 1) % W != 0 && first_change != k + 1) blind++;
+        const size_t next_row = (k / W + 1) * W; /* pixel (i, 0) after k in row i-1 */
+        const int seen = next_row < HW &&
+                         memcmp(z0 + next_row * 256, z1 + next_row * 256, 256 * sizeof *z0) != 0;
+        if (k % W == W - 2 && next_row < HW && !seen) far++;
+        if (k % W == W - 1 && seen) spot++;
+    }
+    CHECK("diagbilstm causality: pixel k never changes logits at pixels <= k (5x6)", leaks == 0,
+          "%d pixels leaked into their own or earlier logits", leaks);
+    CHECK("diagbilstm: pixel k changes the logits of pixel k+1 in its row", blind == 0,
+          "%d pixels were invisible to their successor", blind);
+    CHECK("diagbilstm: (i-1, W-2) reaches (i, 0) (reverse direction)", far == 0, "%d rows blind", far);
+    CHECK("diagbilstm: (i-1, W-1) does not reach (i, 0) (the documented blind spot)", spot == 0,
+          "%d rows see it: docs/diagbilstm.md is wrong", spot);
+    free(z0), free(z1);
+    loom_model_free(m);
+}
+
+/* At a tiny temperature the sampler is greedy: every sampled pixel must be the
+ * argmax of the full forward pass's logits on the final image (up to float
+ * rounding ties: the two paths multiply in different GEMM shapes). */
+static void test_sampler_matches_forward(int threads) {
+    const size_t H = 6, W = 7, HW = H * W, n = 3;
+    loom_model *m = make(H, W, 2, 4, 3, threads, 13, 0.2f);
+    uint8_t imgs[3 * 6 * 7];
+    int32_t labels[3] = {0, 2, 1};
+    loom_error err;
+    loom_status st = loom_model_sample(m, imgs, labels, n, 0, 1e-6f, 99, &err);
+    CHECK("diagbilstm greedy sample runs", st == LOOM_OK, "%s", err.msg);
+    float *z = malloc(n * HW * 256 * sizeof *z);
+    loom_model_logits(m, z, imgs, labels, n, NULL);
+    int bad = 0;
+    for (size_t q = 0; q < n * HW; q++) {
+        int best = 0;
+        for (int k = 1; k < 256; k++) best = z[q * 256 + k] > z[q * 256 + best] ? k : best;
+        bad += z[q * 256 + best] - z[q * 256 + imgs[q]] > 1e-5f;
+    }
+    char name[96];
+    snprintf(name, sizeof name, "diagbilstm incremental sampler == full forward (greedy, %d threads)", threads);
+    CHECK(name, bad == 0, "%d of %zu pixels differ from the forward argmax", bad, n * HW);
+    free(z);
+    loom_model_free(m);
+}
+
+static void test_sample_reproducible(void) {
+    const size_t H = 6, W = 5, HW = H * W, n = 4;
+    loom_model *m1 = make(H, W, 2, 4, 0, 1, 17, 0.2f), *m2 = make(H, W, 2, 4, 0, 2, 17, 0.2f);
+    uint8_t a[4 * 30], b[4 * 30], c[4 * 30];
+    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
+    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
+    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
+    CHECK("diagbilstm sampling: same seed, same images", memcmp(a, b, sizeof a) == 0, "differ");
+    CHECK("diagbilstm sampling: another seed, other images", memcmp(a, c, sizeof a) != 0, "identical");
+    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
+    CHECK("diagbilstm sampling: 2 threads give the 1-thread images", memcmp(a, b, sizeof a) == 0, "differ");
+    memcpy(c, a, sizeof a);
+    loom_model_sample(m1, c, NULL, n, 2 * W + 1, 1.0f, 8, NULL);
+    int kept = 1;
+    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, 2 * W + 1) == 0;
+    CHECK("diagbilstm completion keeps the given pixels", kept, "a kept pixel changed");
+    loom_model_free(m1), loom_model_free(m2);
+}
+
+static void train(loom_model *m, const uint8_t *imgs, const int32_t *labels, size_t n, int steps,
+                  float lr, double *first, double *last) {
+    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
+    loom_adam adam = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
+                      .n = m->nfloats};
+    double loss = 0;
+    for (int s = 0; s < steps; s++) {
+        loom_model_grad(m, &loss, imgs, labels, n, NULL);
+        if (s == 0) *first = loss;
+        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
+        loom_adam_step(&adam, m->w, m->g, adam.lr);
+    }
+    *last = loss;
+    free(mm), free(vv);
+}
+
+static void test_overfit(void) {
+    const size_t H = 8, W = 8, n = 4;
+    loom_model *m = make(H, W, 2, 8, 0, 2, 21, 0.0f);
+    uint8_t imgs[4 * 64];
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((i / 8 + b) % 3 * 120);
+    double first, loss;
+    train(m, imgs, NULL, n, 300, 1e-2f, &first, &loss);
+    CHECK("diagbilstm overfits 4 images: loss falls from ln 256 to < 0.05 nats/pixel",
+          first > 5.0 && loss < 0.05, "first %.3f last %.4f", first, loss);
+    loom_model_free(m);
+}
+
+/* ---------------------------------------------------------------- conditional samples */
+
+/* Three classes of 8x8 images that share their first row: horizontal stripes,
+ * vertical stripes, checkerboard (rows of 40 / 210), plus noise in [-20, 20].
+ * Vertical stripes and checkerboard have the same row 0 and the first pixel is
+ * the same for all three, so a sample can only follow its class if the class
+ * embedding is used throughout the image. */
+static uint8_t pattern(int cls, size_t i, size_t j) {
+    size_t on = cls == 0 ? i % 2 : cls == 1 ? j % 2 : (i + j) % 2;
+    return on ? 210 : 40;
+}
+
+/* fraction of samples whose nearest class mean (means of the labelled training
+ * images) is the requested class */
+static double class_accuracy(loom_model *m, const double *means, int K, size_t per, uint64_t seed) {
+    const size_t HW = 64, n = (size_t)K * per;
+    uint8_t *s = malloc(n * HW);
+    int32_t *lab = malloc(n * sizeof *lab);
+    for (size_t k = 0; k < n; k++) lab[k] = (int32_t)(k / per);
+    loom_model_sample(m, s, lab, n, 0, 1.0f, seed, NULL);
+    size_t right = 0;
+    for (size_t k = 0; k < n; k++) {
+        int best = 0;
+        double bd = 1e300;
+        for (int c = 0; c < K; c++) {
+            double dist = 0;
+            for (size_t q = 0; q < HW; q++) dist += (s[k * HW + q] - means[c * HW + q]) * (s[k * HW + q] - means[c * HW + q]);
+            if (dist < bd) bd = dist, best = c;
+        }
+        right += best == lab[k];
+    }
+    free(s), free(lab);
+    return (double)right / (double)n;
+}
+
+static void test_conditional_samples(void) {
+    const int K = 3;
+    const size_t H = 8, W = 8, HW = 64, per = 24, n = (size_t)K * per;
+    loom_model *m = make(H, W, 2, 8, K, 2, 31, 0.0f);
+    uint8_t *imgs = malloc(n * HW);
+    int32_t *labels = malloc(n * sizeof *labels);
+    double means[3 * 64] = {0};
+    loom_rng r;
+    loom_rng_seed(&r, 77);
+    for (size_t k = 0; k < n; k++) {
+        labels[k] = (int32_t)(k % (size_t)K);
+        for (size_t q = 0; q < HW; q++) {
+            int v = pattern(labels[k], q / W, q % W) + (int)loom_rng_below(&r, 41) - 20;
+            imgs[k * HW + q] = (uint8_t)v;
+            means[labels[k] * HW + q] += v / (double)per;
+        }
+    }
+    double first, last;
+    train(m, imgs, labels, n, 150, 1e-2f, &first, &last);
+    double acc = class_accuracy(m, means, K, 8, 5);
+    CHECK("diagbilstm conditional samples show their class (nearest class mean)", acc >= 0.9,
+          "accuracy %.2f (loss %.3f -> %.3f nats/pixel)", acc, first, last);
+    /* control: the same model without its class tables cannot do it */
+    for (size_t l = 0; l < m->cfg.layers; l++) {
+        char name[LOOM_NAMELEN];
+        snprintf(name, sizeof name, "rnn.%zu.cls.weight", l);
+        const loom_param *pp = loom_model_param(m, name);
+        memset(m->w + pp->offset, 0, pp->size * sizeof *m->w);
+    }
+    double acc0 = class_accuracy(m, means, K, 8, 5);
+    printf("# conditional: loss %.3f -> %.3f nats/pixel, accuracy %.2f, without class tables %.2f\n", first,
+           last, acc, acc0);
+    CHECK("control: with the class tables zeroed the same check fails", acc0 < 0.7, "accuracy %.2f", acc0);
+    free(imgs), free(labels);
+    loom_model_free(m);
+}
+
+/* ---------------------------------------------------------------- PyTorch reference */
+
+static size_t meta_size(const loom_st_file *f, const char *key) {
+    const char *v = loom_st_meta(f, key);
+    return v ? (size_t)strtoul(v, NULL, 10) : 0;
+}
+
+/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst / scale;
+}
+
+/* logits, loss and every gradient of a tiny conditional model against the
+ * independent PyTorch implementation (bench/diagbilstm_torch.py fixture) */
+static void test_reference(void) {
+    const char *path = FIXTURE_DIR "/diagbilstm_ref.safetensors";
+    loom_st_file *f;
+    loom_error err;
+    loom_status st = loom_safetensors_open(&f, path, &err);
+    CHECK("diagbilstm fixture loads", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    loom_config cfg = {.model = "diagbilstm", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
+                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden"),
+                       .nclasses = (int)meta_size(f, "nclasses")};
+    const size_t B = meta_size(f, "batch"), H = cfg.height, W = cfg.width;
+    loom_model *m;
+    st = loom_model_create(&m, &cfg, 1, &err);
+    CHECK("diagbilstm model from fixture config (conditional)", st == LOOM_OK && cfg.nclasses > 0, "%s",
+          st ? err.msg : "no classes");
+    if (st) {
+        loom_safetensors_close(f);
+        return;
+    }
+    int all_read = 1;
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        if (loom_st_read_f32(f, pp->name, m->w + pp->offset, pp->ndim, pp->shape, &err)) {
+            printf("# %s\n", err.msg);
+            all_read = 0;
+        }
+    }
+    CHECK("diagbilstm: every parameter is in the fixture with loom's shape", all_read, "see above");
+    const loom_tensor *ti = loom_st_find(f, "images"), *tl = loom_st_find(f, "labels");
+    int have = ti && ti->dtype == LOOM_U8 && ti->shape[0] == B && tl && tl->dtype == LOOM_I32 &&
+               tl->shape[0] == B;
+    CHECK("diagbilstm fixture images and labels", have, "missing or wrong");
+    if (!have) {
+        loom_model_free(m);
+        loom_safetensors_close(f);
+        return;
+    }
+    uint8_t *imgs = malloc(B * H * W);
+    int32_t *labels = malloc(B * sizeof *labels);
+    memcpy(imgs, ti->data, B * H * W);
+    memcpy(labels, tl->data, B * sizeof *labels);
+    size_t nz = B * H * W * 256;
+    float *z = malloc(nz * sizeof *z), *zref = malloc(nz * sizeof *zref);
+    size_t zshape[4] = {B, H, W, 256};
+    st = loom_st_read_f32(f, "logits", zref, 4, zshape, &err);
+    loom_model_logits(m, z, imgs, labels, B, &err);
+    double e = st ? 1e9 : rel_err(z, zref, nz);
+    CHECK("diagbilstm logits match PyTorch", e < 1e-4, "max error %.3g of the logits' scale", e);
+    double loss;
+    loom_model_grad(m, &loss, imgs, labels, B, &err);
+    const char *lmeta = loom_st_meta(f, "loss_f64");
+    double lref = lmeta ? strtod(lmeta, NULL) : -1;
+    CHECK("diagbilstm loss matches PyTorch", fabs(loss - lref) < 1e-5 * fabs(lref), "loom %.9f torch %.9f",
+          loss, lref);
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        char name[96], gname[96];
+        snprintf(gname, sizeof gname, "grad.%s", pp->name);
+        float *g = malloc(pp->size * sizeof *g);
+        st = loom_st_read_f32(f, gname, g, pp->ndim, pp->shape, &err);
+        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
+        snprintf(name, sizeof name, "diagbilstm gradient %s matches PyTorch", pp->name);
+        CHECK(name, ge < 1e-4, "max error %.3g of the gradient's scale", ge);
+        free(g);
+    }
+    free(z), free(zref), free(imgs), free(labels);
+    loom_model_free(m);
+    loom_safetensors_close(f);
+}
+
+int main(void) {
+    loom_rng r;
+    loom_rng_seed(&r, 2024);
+    test_layer_gradients(&r, 0, 1);
+    test_layer_gradients(&r, 1, 0);
+    test_layer_shift(&r);
+    test_pixel_shift(&r);
+    test_steps(&r);
+    test_model_gradients(0);
+    test_model_gradients(3);
+    test_model_causality();
+    test_sampler_matches_forward(1);
+    test_sampler_matches_forward(2);
+    test_sample_reproducible();
+    test_overfit();
+    test_reference();
+    test_conditional_samples();
+    CHECK_DONE();
+}
