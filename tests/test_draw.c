@@ -3,7 +3,7 @@
  * the importance-weighted bound, thread independence, reproducible sampling,
  * and the ELBO improving on a small overfit set. */
 #include "gradcheck.h"
-#include "models/draw.h"
+#include "models/latent.h"
 #include "models/model.h"
 #include "optim/optim.h"
 

@@ -5,7 +5,7 @@
  * The encoder and decoder are loom_lstm_forward/backward calls with T = 1 per
  * glimpse, their state carried between calls; the backward pass walks the
  * glimpses in reverse and chains dhT/dcT -> dh0/dc0. */
-#include "draw.h"
+#include "latent.h"
 #include "model.h"
 
 #include "../nn/attention.h"
@@ -16,9 +16,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-/* key of the static binarization of evaluation images (noise_seed == 0) */
-#define DRAW_STATIC_SEED 0x5eedb1a7c0de2015ULL
 
 /* tensor indices in layout order; the attention tensors exist only with attention */
 enum {
@@ -118,45 +115,7 @@ static loom_seq_params dec_params(const loom_model *m) {
     return (loom_seq_params){W(m, P_DEC_WIH), W(m, P_DEC_WHH), W(m, P_DEC_BIH), W(m, P_DEC_BHH), NULL};
 }
 
-/* ------------------------------------------------------------ latent */
-
-double loom_gauss_kl(const float *mu, const float *ls, size_t z) {
-    double kl = 0.0;
-    for (size_t j = 0; j < z; j++) {
-        const double sg = exp((double)ls[j]);
-        kl += 0.5 * ((double)mu[j] * mu[j] + sg * sg - 1.0) - ls[j];
-    }
-    return kl;
-}
-
-double loom_gauss_log_ratio(float *zs, const float *mu, const float *ls, const float *eps, size_t z) {
-    double r = 0.0;
-    for (size_t j = 0; j < z; j++) {
-        zs[j] = mu[j] + expf(ls[j]) * eps[j];
-        r += 0.5 * ((double)zs[j] * zs[j] - (double)eps[j] * eps[j]) - ls[j];
-    }
-    return r;
-}
-
 /* ------------------------------------------------------------ noise */
-
-static uint64_t image_hash(const uint8_t *p, size_t len) {
-    uint64_t x = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) x = (x ^ p[i]) * 0x100000001b3ULL;
-    return x;
-}
-
-/* k standard normals: Box-Muller keeping both values of each pair (half the
- * log/cos calls of loom_rng_normal, which were 4% of a training step) */
-static void normals(float *out, size_t k, loom_rng *r) {
-    for (size_t j = 0; j < k; j += 2) {
-        const double u1 = ((double)(loom_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-        const double u2 = (double)(loom_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
-        const double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-        out[j] = (float)(rad * cos(th));
-        if (j + 1 < k) out[j + 1] = (float)(rad * sin(th));
-    }
-}
 
 /* x (n, HW) in {0, 1}: pixel ~ Bernoulli(v / 255), drawn from an RNG keyed by
  * the image's content and noise_seed (0: the fixed static key). eps (T, n, z)
@@ -165,17 +124,12 @@ static void normals(float *out, size_t k, loom_rng *r) {
 static void draw_noise(float *x, float *eps, const loom_model *m, const uint8_t *imgs, size_t n,
                        uint64_t k) {
     const dims d = get_dims(&m->cfg);
-    const uint64_t key = m->noise_seed ? m->noise_seed : DRAW_STATIC_SEED;
     for (size_t b = 0; b < n; b++) {
         const uint8_t *img = imgs + b * d.HW;
-        const uint64_t hsh = image_hash(img, d.HW);
+        loom_binarize(x + b * d.HW, img, d.HW, m->noise_seed);
         loom_rng r;
-        loom_rng_seed(&r, hsh ^ (key * 0x9e3779b97f4a7c15ULL));
-        float *xb = x + b * d.HW;
-        for (size_t i = 0; i < d.HW; i++)
-            xb[i] = loom_rng_uniform(&r) * 255.0f < (float)img[i] ? 1.0f : 0.0f;
-        loom_rng_seed(&r, hsh ^ (m->noise_seed * 0xbf58476d1ce4e5b9ULL) ^ ((k + 1) * 0x94d049bb133111ebULL));
-        for (size_t t = 0; t < d.T; t++) normals(eps + (t * n + b) * d.z, d.z, &r);
+        loom_noise_rng(&r, img, d.HW, m->noise_seed, k);
+        for (size_t t = 0; t < d.T; t++) loom_normals(eps + (t * n + b) * d.z, d.z, &r);
     }
 }
 
@@ -643,6 +597,11 @@ static void dr_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_
     dr_sample_frames(m, ws, imgs, NULL, labels, n, temperature, rngs);
 }
 
+static const char *dr_nll_kind(const loom_config *c) {
+    (void)c;
+    return "negative ELBO";
+}
+
 const loom_model_ops loom_draw_ops = {
     .name = "draw",
     .check = dr_check,
@@ -656,5 +615,5 @@ const loom_model_ops loom_draw_ops = {
     .sample = dr_sample,
     .nframes = dr_nframes,
     .sample_frames = dr_sample_frames,
-    .nll_is_bound = 1,
+    .nll_kind = dr_nll_kind,
 };

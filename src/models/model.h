@@ -66,8 +66,9 @@ typedef struct loom_model_ops {
     size_t (*nframes)(const loom_config *cfg);
     void (*sample_frames)(const loom_model *m, void *ws, uint8_t *imgs, uint8_t *frames,
                           const int32_t *labels, size_t n, float temperature, loom_rng *rngs);
-    /* nll_img from shard is an upper bound on -log p(x) (a negative ELBO), not exact */
-    int nll_is_bound;
+    /* optional: what shard's nll_img is when it is not an exact -log p(x), for
+     * reports: e.g. "negative ELBO" (an upper bound); NULL (or no op) means exact */
+    const char *(*nll_kind)(const loom_config *cfg);
 } loom_model_ops;
 
 struct loom_model {
