@@ -52,13 +52,15 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
  * images), and check the image size matches the model. */
 void cli_load_split(loom_images *out, const char *data, const char *split,
                     const loom_train_opts *o, const loom_config *cfg);
-/* DRAW's flags into cfg (0 / NULL when not given): --zdim, --steps-draw,
- * --read-n, --write-n, --attention on|off. Exits 2 with one line for a bad
- * value or a flag the model does not take; fills draw's defaults (the paper's
- * MNIST configuration: hidden 256, z 100, T 64, read 2, write 5, attention on). */
+/* The latent models' flags into cfg (0 / NULL / false when not given):
+ * draw: --zdim, --steps-draw, --read-n, --write-n, --attention on|off, with
+ * the paper's MNIST configuration as defaults (hidden 256, z 100, T 64, read
+ * 2, write 5, attention on); rae: --zdim (32), --variational, hidden 256.
+ * Exits 2 with one line for a bad value or a flag the model does not take. */
 typedef struct cli_draw_flags {
     size_t zdim, steps_draw, read_n, write_n;
     const char *attention;
+    bool variational;
     bool hidden_seen, layers_seen;
 } cli_draw_flags;
 void cli_draw_config(loom_config *cfg, const cli_draw_flags *f);
@@ -72,5 +74,6 @@ int cmd_complete(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
+int cmd_interpolate(int argc, char **argv);
 
 #endif

@@ -20,12 +20,13 @@ int cmd_bench(int argc, char **argv) {
     bool json = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm or draw", false},
-        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, draw or rae", false},
+        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100); rae: code size (32)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
+        {"variational", ARG_FLAG, &df.variational, 0, 0, "rae: a Gaussian code with a KL term (a VAE)", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "layers (default 4)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units (default 32)", false},
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per step (default 32)", false},
@@ -41,7 +42,7 @@ int cmd_bench(int argc, char **argv) {
     const size_t nargs = sizeof args / sizeof args[0];
     cli_parse("bench", "--model rowlstm|draw [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, nargs, pos, 0, &npos);
-    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw)", model);
+    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw, rae)", model);
     if (!nsample) nsample = batch;
     loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
     snprintf(cfg.model, sizeof cfg.model, "%s", model);

@@ -42,18 +42,17 @@ int cmd_eval(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
-    /* a latent-variable model has no exact NLL: say which bound this is */
+    /* a latent-variable model has no exact NLL: say what this number is */
     const char *kind = m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : NULL;
-    char what[96] = "";
-    if (iw) snprintf(what, sizeof what, "importance-weighted bound, K = %zu", iw);
+    char what[160] = "";
+    if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
     else if (kind) snprintf(what, sizeof what, "%s", kind);
     if (json)
         printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",
-               bpd, nats, n, split, *what ? ", \"bound\": \"" : "", what, *what ? "\"" : "");
+               bpd, nats, n, split, *what ? ", \"kind\": \"" : "", what, *what ? "\"" : "");
     else
         printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)%s%s%s\n", split, bpd, nats, n,
-               cli_now() - t0, *what ? "; upper bound on -log p(x): " : "", what,
-               kind ? " (binarized images)" : "");
+               cli_now() - t0, *what ? "; " : "", what, kind ? " (binarized images)" : "");
     free(nll);
     loom_images_free(&set);
     loom_model_free(m);

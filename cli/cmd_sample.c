@@ -209,3 +209,61 @@ int cmd_reconstruct(int argc, char **argv) {
     loom_model_free(m);
     return 0;
 }
+
+int cmd_interpolate(int argc, char **argv) {
+    size_t steps = 8, threads = (size_t)cli_default_threads();
+    const char *out = NULL, *data = NULL, *split = "test";
+    cli_arg args[] = {
+        {"steps", ARG_SIZE, &steps, 2, 1000, "decoded codes from A to B, ends included (default 8)", false},
+        {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
+        {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"out", ARG_STR, &out, 0, 0, "PNG file: A | decoded codes | B", false},
+    };
+    const char *pos[3];
+    int npos;
+    cli_parse("interpolate", "RUN_DIR|CHECKPOINT A B [--steps K] --out FILE.png", argc, argv, args,
+              sizeof args / sizeof args[0], pos, 3, &npos);
+    if (npos != 3)
+        cli_die(2, "interpolate needs a run and two image indices A B (see 'loom interpolate --help')");
+    if (!out) cli_die(2, "interpolate needs --out FILE.png (see 'loom interpolate --help')");
+    size_t idx[2];
+    for (int k = 0; k < 2; k++) {
+        const char *v = pos[1 + k];
+        if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 9)
+            cli_die(2, "interpolate: image index '%s' is not a non-negative integer", v);
+        idx[k] = (size_t)strtoul(v, NULL, 10);
+    }
+    loom_train_opts o;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    const size_t Z = loom_model_code_dim(m);
+    if (!Z) cli_die(2, "interpolate: model %s has no codes to interpolate", m->ops->name);
+    const loom_config *c = &m->cfg;
+    const size_t HW = c->height * c->width;
+    loom_images set;
+    cli_load_split(&set, data ? data : o.data, split, &o, c);
+    for (int k = 0; k < 2; k++)
+        if (idx[k] >= set.n) cli_die(2, "interpolate: image %zu is past the %zu %s images", idx[k], set.n, split);
+    uint8_t *pair = malloc(2 * HW), *grid = malloc((steps + 2) * HW), *dec = malloc(steps * HW);
+    float *ends = malloc(2 * Z * sizeof *ends), *codes = malloc(steps * Z * sizeof *codes);
+    if (!pair || !grid || !dec || !ends || !codes) cli_die(1, "out of memory");
+    memcpy(pair, set.pixels + idx[0] * HW, HW);
+    memcpy(pair + HW, set.pixels + idx[1] * HW, HW);
+    loom_error err;
+    loom_status st = loom_model_encode(m, ends, pair, 2, &err);
+    for (size_t s = 0; s < steps && !st; s++) {
+        const float a = (float)s / (float)(steps - 1);
+        for (size_t j = 0; j < Z; j++) codes[s * Z + j] = (1.0f - a) * ends[j] + a * ends[Z + j];
+    }
+    if (!st) st = loom_model_decode(m, dec, codes, steps, &err);
+    if (st) cli_die_err(st, &err);
+    memcpy(grid, pair, HW);
+    memcpy(grid + HW, dec, steps * HW);
+    memcpy(grid + (steps + 1) * HW, pair + HW, HW);
+    write_grid(out, grid, steps + 2, c->height, c->width, steps + 2);
+    fprintf(stderr, "loom: %s images %zu and %zu, %zu codes between -> %s\n", split, idx[0], idx[1], steps, out);
+    free(pair), free(grid), free(dec), free(ends), free(codes);
+    loom_images_free(&set);
+    loom_model_free(m);
+    return 0;
+}

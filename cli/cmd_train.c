@@ -72,6 +72,7 @@ static double evaluate(loom_model *m, const loom_images *set, size_t limit, size
 }
 
 static void write_samples(loom_model *m, const char *path, size_t n, uint64_t seed) {
+    if (m->ops->cannot_sample && m->ops->cannot_sample(&m->cfg)) return; /* e.g. a plain autoencoder */
     const size_t HW = m->cfg.height * m->cfg.width;
     uint8_t *imgs = calloc(n, HW), *grid = NULL;
     int32_t *labels = NULL;
@@ -129,12 +130,13 @@ int cmd_train(int argc, char **argv) {
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm or draw", false},
-        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, draw or rae", false},
+        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100); rae: code size (32)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
+        {"variational", ARG_FLAG, &df.variational, 0, 0, "rae: a Gaussian code with a KL term (a VAE)", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
@@ -190,7 +192,7 @@ int cmd_train(int argc, char **argv) {
         out = resume;
     } else {
         if (!out) cli_die(2, "train needs --out RUN_DIR (or --resume RUN_DIR) (see 'loom train --help')");
-        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw)", model);
+        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw, rae)", model);
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;

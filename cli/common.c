@@ -71,16 +71,23 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
 }
 
 void cli_draw_config(loom_config *cfg, const cli_draw_flags *f) {
-    const bool draw = strcmp(cfg->model, "draw") == 0;
-    if (!draw) {
-        const char *flag = f->zdim ? "zdim" : f->steps_draw ? "steps-draw" : f->read_n ? "read-n" :
-                           f->write_n ? "write-n" : f->attention ? "attention" : NULL;
-        if (flag) cli_die(2, "--%s: only --model draw takes it (model %s)", flag, cfg->model);
+    const bool draw = strcmp(cfg->model, "draw") == 0, rae = strcmp(cfg->model, "rae") == 0;
+    const char *drawonly = f->steps_draw ? "steps-draw" : f->read_n ? "read-n" : f->write_n ? "write-n" :
+                           f->attention ? "attention" : NULL;
+    if (!draw && drawonly) cli_die(2, "--%s: only --model draw takes it (model %s)", drawonly, cfg->model);
+    if (!rae && f->variational) cli_die(2, "--variational: only --model rae takes it (model %s)", cfg->model);
+    if (!draw && !rae) {
+        if (f->zdim) cli_die(2, "--zdim: only --model draw or rae takes it (model %s)", cfg->model);
         return;
     }
-    if (f->layers_seen) cli_die(2, "--layers: model draw has one encoder and one decoder LSTM");
+    if (f->layers_seen) cli_die(2, "--layers: model %s has one decoder LSTM", cfg->model);
     if (!f->hidden_seen) cfg->hidden = 256;
     cfg->layers = 1;
+    if (rae) {
+        cfg->zdim = f->zdim ? f->zdim : 32;
+        cfg->variational = f->variational;
+        return;
+    }
     cfg->zdim = f->zdim ? f->zdim : 100;
     cfg->steps_draw = f->steps_draw ? f->steps_draw : 64;
     cfg->read_n = f->read_n ? f->read_n : 2;

@@ -14,6 +14,7 @@ static const struct {
     {"sample", cmd_sample, "draw images into a PNG grid"},
     {"complete", cmd_complete, "complete the bottom of test images; NLL of the hidden part"},
     {"reconstruct", cmd_reconstruct, "autoencoders (draw): test images next to their reconstructions"},
+    {"interpolate", cmd_interpolate, "models with codes (rae): decode codes between two test images"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
 };

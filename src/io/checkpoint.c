@@ -41,6 +41,7 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
         cJSON_AddNumberToObject(m, "write_n", (double)cfg->write_n);
         cJSON_AddBoolToObject(m, "attention", cfg->attention);
     }
+    if (strcmp(cfg->model, "rae") == 0) cJSON_AddBoolToObject(m, "variational", cfg->variational);
     if (o) {
         cJSON *t = cJSON_AddObjectToObject(root, "train");
         cJSON_AddStringToObject(t, "data", o->data);
@@ -113,7 +114,7 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     static const char *const top_keys[] = {"model", "train", NULL};
     static const char *const model_keys[] = {"name", "height", "width", "layers", "hidden",
                                              "classes", "cell", "zdim", "steps_draw",
-                                             "read_n", "write_n", "attention", NULL};
+                                             "read_n", "write_n", "attention", "variational", NULL};
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", NULL};
@@ -166,6 +167,14 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
             goto done;
         }
         cfg->attention = cJSON_IsTrue(att);
+    }
+    const cJSON *var = cJSON_GetObjectItemCaseSensitive(m, "variational");
+    if (var) { /* rae */
+        if (!cJSON_IsBool(var)) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"variational\" must be true or false", what);
+            goto done;
+        }
+        cfg->variational = cJSON_IsTrue(var);
     }
     loom_error e2;
     if (loom_config_check(cfg, &e2)) {

@@ -599,7 +599,7 @@ static void dr_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_
 
 static const char *dr_nll_kind(const loom_config *c) {
     (void)c;
-    return "negative ELBO";
+    return "negative ELBO: an upper bound on -log p(x)";
 }
 
 const loom_model_ops loom_draw_ops = {

@@ -11,9 +11,10 @@
 extern const loom_model_ops loom_rowlstm_ops;
 extern const loom_model_ops loom_diagbilstm_ops;
 extern const loom_model_ops loom_draw_ops;
+extern const loom_model_ops loom_rae_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
-                                                   &loom_draw_ops};
+                                                   &loom_draw_ops, &loom_rae_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -24,7 +25,7 @@ const loom_model_ops *loom_model_find(const char *name) {
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
     if (!ops)
-        return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, diagbilstm, draw)",
+        return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, diagbilstm, draw, rae)",
                          cfg->model);
     if (cfg->height < 1 || cfg->width < 1 || cfg->height > 4096 || cfg->width > 4096)
         return loom_fail(err, LOOM_EINVAL, "image size %zux%zu out of range (1..4096)",
@@ -279,6 +280,8 @@ loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *img
         return loom_fail(err, LOOM_EINVAL, "model %s has no latent variables (its NLL is exact)",
                          m->ops->name);
     if (K < 1) return loom_fail(err, LOOM_EINVAL, "importance samples must be >= 1");
+    const char *why = m->ops->cannot_sample ? m->ops->cannot_sample(&m->cfg) : NULL;
+    if (why) return loom_fail(err, LOOM_EINVAL, "no importance-weighted bound: %s", why);
     if (chunk == 0) chunk = 1;
     const size_t HW = m->cfg.height * m->cfg.width;
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
@@ -313,6 +316,44 @@ loom_status loom_model_reconstruct(loom_model *m, uint8_t *out, const uint8_t *i
         shard_range(n, T, t, &b0, &b1);
         m->ops->reconstruct(m, m->ws[t], out + 2 * b0 * HW, imgs + b0 * HW,
                             labels ? labels + b0 : NULL, b1 - b0);
+    }
+    return LOOM_OK;
+}
+
+size_t loom_model_code_dim(const loom_model *m) {
+    return m->ops->code_dim && m->ops->encode && m->ops->decode ? m->ops->code_dim(&m->cfg) : 0;
+}
+
+loom_status loom_model_encode(loom_model *m, float *codes, const uint8_t *imgs, size_t n,
+                              loom_error *err) {
+    const size_t Z = loom_model_code_dim(m), HW = m->cfg.height * m->cfg.width;
+    if (!Z) return loom_fail(err, LOOM_EINVAL, "model %s has no codes", m->ops->name);
+    if (n == 0) return LOOM_OK;
+    const int T = threads_for(m, n);
+    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    if (st) return st;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int t = 0; t < T; t++) {
+        size_t b0, b1;
+        shard_range(n, T, t, &b0, &b1);
+        m->ops->encode(m, m->ws[t], codes + b0 * Z, imgs + b0 * HW, b1 - b0);
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_model_decode(loom_model *m, uint8_t *imgs, const float *codes, size_t n,
+                              loom_error *err) {
+    const size_t Z = loom_model_code_dim(m), HW = m->cfg.height * m->cfg.width;
+    if (!Z) return loom_fail(err, LOOM_EINVAL, "model %s has no codes", m->ops->name);
+    if (n == 0) return LOOM_OK;
+    const int T = threads_for(m, n);
+    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    if (st) return st;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int t = 0; t < T; t++) {
+        size_t b0, b1;
+        shard_range(n, T, t, &b0, &b1);
+        m->ops->decode(m, m->ws[t], imgs + b0 * HW, codes + b0 * Z, b1 - b0);
     }
     return LOOM_OK;
 }
@@ -366,6 +407,8 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     if (keep && !m->ops->logits)
         return loom_fail(err, LOOM_EINVAL, "model %s cannot complete images (not autoregressive)",
                          m->ops->name);
+    const char *why = m->ops->cannot_sample ? m->ops->cannot_sample(&m->cfg) : NULL;
+    if (why) return loom_fail(err, LOOM_EINVAL, "cannot sample: %s", why);
     const size_t HW = m->cfg.height * m->cfg.width;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);

@@ -16,6 +16,7 @@ typedef struct loom_config {
     size_t layers, hidden;
     size_t steps_draw, read_n, write_n; /* draw: glimpses T, read and write grids N x N */
     int attention;      /* draw: 1 Gaussian filterbank read/write, 0 the whole image */
+    int variational;    /* rae: 1 the code is a Gaussian latent (a VAE), 0 a deterministic code */
     int nclasses;       /* 0: unconditional */
     char cell[8];       /* grupixel: "gru" | "lstm" | "rnn"; "" for models without cells */
     size_t zdim;        /* grupixel: noise dimension; 0 for models without a latent */
@@ -69,6 +70,15 @@ typedef struct loom_model_ops {
     /* optional: what shard's nll_img is when it is not an exact -log p(x), for
      * reports: e.g. "negative ELBO" (an upper bound); NULL (or no op) means exact */
     const char *(*nll_kind)(const loom_config *cfg);
+    /* optional: why this configuration cannot sample (no prior), or NULL */
+    const char *(*cannot_sample)(const loom_config *cfg);
+    /* optional (autoencoders with a code): code_dim(cfg) floats per image;
+     * encode: codes (n, code_dim) of imgs (the posterior mean for a VAE), uses
+     * the training workspace; decode: imgs (n, H, W) from codes, deterministic,
+     * uses the sampling workspace */
+    size_t (*code_dim)(const loom_config *cfg);
+    void (*encode)(const loom_model *m, void *ws, float *codes, const uint8_t *imgs, size_t n);
+    void (*decode)(const loom_model *m, void *ws, uint8_t *imgs, const float *codes, size_t n);
 } loom_model_ops;
 
 struct loom_model {
@@ -132,6 +142,13 @@ loom_status loom_model_sample_frames(loom_model *m, uint8_t *imgs, uint8_t *fram
                                      const int32_t *labels, size_t n, float temperature,
                                      uint64_t seed, loom_error *err);
 size_t loom_model_nframes(const loom_model *m); /* 0: not staged */
+/* codes (n, loom_model_code_dim) of images, and images decoded from codes;
+ * LOOM_EINVAL when the model has no code */
+size_t loom_model_code_dim(const loom_model *m); /* 0: no code */
+loom_status loom_model_encode(loom_model *m, float *codes, const uint8_t *imgs, size_t n,
+                              loom_error *err);
+loom_status loom_model_decode(loom_model *m, uint8_t *imgs, const float *codes, size_t n,
+                              loom_error *err);
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
