@@ -26,6 +26,10 @@ import resource
 import sys
 import time
 
+# Torch runs thousands of tiny parallel regions per step; with OpenMP's default
+# spinning, one other busy process on a 2-core machine made a 2-thread step take
+# 45 s instead of 3.5 s. Passive waiting is the fair setting on a shared machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # shared, model-independent pieces: the mask-A input conv, safetensors I/O, data
 from rowlstm_torch import (Batches, MaskedConv2d, _system_busy_s, fashion,  # noqa: E402
@@ -339,6 +343,7 @@ def cmd_bench(args):
         "last_train_loss_nats": round(losses[-1], 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "torch": torch.__version__, "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
         "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "other_procs_cpu_cores": round(other, 3) if other is not None else None,
     }))
