@@ -14,12 +14,14 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = "rowlstm";
-    size_t layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
+    const char *model = "rowlstm", *cell = NULL;
+    size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
     size_t height = 28, width = 28, steps = 10, nsample = 0;
     bool json = false;
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or grupixel", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: dimension of the noise vector z (default 32)", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "layers (default 4)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units (default 32)", false},
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per step (default 32)", false},
@@ -32,12 +34,13 @@ int cmd_bench(int argc, char **argv) {
     };
     const char *pos[1];
     int npos;
-    cli_parse("bench", "--model rowlstm [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
+    cli_parse("bench", "--model rowlstm|grupixel [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, sizeof args / sizeof args[0], pos, 0, &npos);
-    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm)", model);
+    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, grupixel)", model);
     if (!nsample) nsample = batch;
     loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
+    cli_model_flags(&cfg, cell, zdim);
     loom_model *m;
     loom_error err;
     loom_status st = loom_model_create(&m, &cfg, (int)threads, &err);
@@ -77,10 +80,10 @@ int cmd_bench(int argc, char **argv) {
     double sample_ms = 1e3 * (cli_now() - t0) / (double)nsample;
     size_t rss = cli_peak_rss_mb();
     if (json)
-        printf("{\"model\": \"%s\", \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
+        printf("{\"model\": \"%s\", \"cell\": \"%s\", \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
                "\"train_images_per_s\": %.2f, \"forward_ms_per_image\": %.4f, \"sample_ms_per_image\": %.4f, "
                "\"sample_to_forward\": %.3f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
-               model, layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms, rss,
+               model, cfg.cell, layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms, rss,
                m->nfloats, loom_blas_core());
     else
         printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"

@@ -101,7 +101,8 @@ static void save(run_files *rf, const loom_model *m, const loom_adam *a, const l
 }
 
 static const char *usage_text =
-    "--model rowlstm [--layers L] [--hidden H] [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "--model rowlstm|grupixel [--layers L] [--hidden H] [--cell C] [--zdim Z] [--data D]\n"
+    "                  [--steps N | --epochs E] [--batch B]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
 
@@ -109,15 +110,17 @@ int cmd_train(int argc, char **argv) {
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
-    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data;
-    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads();
+    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
+    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
     bool conditional = false, quiet = false;
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or grupixel", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: dimension of the noise vector z (default 32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
@@ -171,9 +174,10 @@ int cmd_train(int argc, char **argv) {
         out = resume;
     } else {
         if (!out) cli_die(2, "train needs --out RUN_DIR (or --resume RUN_DIR) (see 'loom train --help')");
-        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm)", model);
+        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, grupixel)", model);
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
+        cli_model_flags(&cfg, cell, zdim);
         if (data != o.data) {
             if (strlen(data) >= sizeof o.data) cli_die(2, "--data path too long");
             snprintf(o.data, sizeof o.data, "%s", data);
@@ -266,7 +270,11 @@ int cmd_train(int argc, char **argv) {
         }
         ts.index += o.batch;
         double ts0 = cli_now(), loss;
+        /* fresh noise for models with a latent: a function of seed and step, so
+         * a resumed run draws the same; evaluation runs with 0 (fixed noise) */
+        m->noise_seed = ((o.seed + 1) * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)ts.step * 0xbf58476d1ce4e5b9ULL) ^ 1;
         st = loom_model_grad(m, &loss, batch, cfg.nclasses ? blabels : NULL, o.batch, &err);
+        m->noise_seed = 0;
         double gnorm = st ? NAN : loom_clip_grad_norm(m->g, m->nfloats, o.clip);
         ts.step++;
         if (st || !isfinite(gnorm)) {

@@ -8,8 +8,9 @@
 #include <string.h>
 
 extern const loom_model_ops loom_rowlstm_ops;
+extern const loom_model_ops loom_grupixel_ops;
 
-static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops};
+static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_grupixel_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -19,7 +20,7 @@ const loom_model_ops *loom_model_find(const char *name) {
 
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
-    if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm)", cfg->model);
+    if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, grupixel)", cfg->model);
     if (cfg->height < 1 || cfg->width < 1 || cfg->height > 4096 || cfg->width > 4096)
         return loom_fail(err, LOOM_EINVAL, "image size %zux%zu out of range (1..4096)",
                          cfg->height, cfg->width);
