@@ -189,7 +189,97 @@ static void test_overfit(void) {
     loom_model_free(m);
 }
 
+/* ---------------------------------------------------------------- PyTorch fixture */
+
+static size_t meta_size(const loom_st_file *f, const char *key) {
+    const char *v = loom_st_meta(f, key);
+    return v ? (size_t)strtoul(v, NULL, 10) : 0;
+}
+
+/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst / scale;
+}
+
+static void test_reference(const loom_st_file *f, const char *cell) {
+    loom_config cfg = {.model = "grupixel", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
+                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden"),
+                       .zdim = meta_size(f, "zdim")};
+    snprintf(cfg.cell, sizeof cfg.cell, "%s", cell);
+    const size_t B = meta_size(f, "batch"), HW = cfg.height * cfg.width;
+    loom_model *m;
+    loom_error err;
+    char name[160], tn[96];
+    loom_status st = loom_model_create(&m, &cfg, 1, &err);
+    snprintf(name, sizeof name, "grupixel %s: model from the fixture config", cell);
+    CHECK(name, st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    int all_read = 1;
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        snprintf(tn, sizeof tn, "%s.%s", cell, pp->name);
+        if (loom_st_read_f32(f, tn, m->w + pp->offset, pp->ndim, pp->shape, &err)) {
+            printf("# %s\n", err.msg);
+            all_read = 0;
+        }
+    }
+    snprintf(name, sizeof name, "grupixel %s: every parameter is in the fixture with loom's shape", cell);
+    CHECK(name, all_read, "see above");
+    const loom_tensor *ti = loom_st_find(f, "images");
+    float *z = malloc(B * cfg.zdim * sizeof *z);
+    size_t zshape[2] = {B, cfg.zdim};
+    int ok = ti && ti->dtype == LOOM_U8 && ti->shape[0] == B && !loom_st_read_f32(f, "z", z, 2, zshape, &err);
+    snprintf(name, sizeof name, "grupixel %s: fixture images and z", cell);
+    CHECK(name, ok, "missing or wrong");
+    if (!all_read || !ok) {
+        free(z), loom_model_free(m);
+        return;
+    }
+    const uint8_t *imgs = ti->data;
+    const size_t nz = B * HW * 256;
+    float *lg = malloc(nz * sizeof *lg), *lref = malloc(nz * sizeof *lref), loss_ref = 0;
+    size_t lshape[4] = {B, cfg.height, cfg.width, 256}, one = 1;
+    snprintf(tn, sizeof tn, "%s.logits", cell);
+    st = loom_st_read_f32(f, tn, lref, 4, lshape, &err);
+    snprintf(tn, sizeof tn, "%s.loss", cell);
+    if (!st) st = loom_st_read_f32(f, tn, &loss_ref, 1, &one, &err);
+    void *ws = malloc(m->ops->train_ws_bytes(&m->cfg, B));
+    double *nll = malloc(B * sizeof *nll), loss = 0;
+    memset(m->g, 0, m->nfloats * sizeof *m->g);
+    loom_grupixel_run(m, ws, m->g, nll, lg, imgs, NULL, z, B, 1.0f / (float)(B * HW));
+    for (size_t b = 0; b < B; b++) loss += nll[b];
+    loss /= (double)(B * HW);
+    double e = st ? 1e9 : rel_err(lg, lref, nz);
+    snprintf(name, sizeof name, "grupixel %s: logits match PyTorch", cell);
+    CHECK(name, e < 1e-5, "max error %.3g of the logits' scale", e);
+    snprintf(name, sizeof name, "grupixel %s: loss matches PyTorch", cell);
+    CHECK(name, fabs(loss - loss_ref) < 1e-5 * loss_ref, "loom %.9f torch %.9f", loss, (double)loss_ref);
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        snprintf(tn, sizeof tn, "%s.grad.%s", cell, pp->name);
+        float *g = malloc(pp->size * sizeof *g);
+        st = loom_st_read_f32(f, tn, g, pp->ndim, pp->shape, &err);
+        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
+        snprintf(name, sizeof name, "grupixel %s: gradient %s matches PyTorch", cell, pp->name);
+        CHECK(name, ge < 1e-5, "max error %.3g of the gradient's scale", ge);
+        free(g);
+    }
+    free(z), free(lg), free(lref), free(ws), free(nll);
+    loom_model_free(m);
+}
+
 int main(void) {
+    loom_st_file *f;
+    loom_error err;
+    loom_status st = loom_safetensors_open(&f, FIXTURE_DIR "/grupixel_ref.safetensors", &err);
+    CHECK("grupixel fixture loads", st == LOOM_OK, "%s", err.msg);
+    if (!st) {
+        for (int c = 0; c < 3; c++) test_reference(f, cells[c]);
+        loom_safetensors_close(f);
+    }
     for (int c = 0; c < 3; c++) test_gradients(cells[c], 0, 0);
     test_gradients("gru", 3, 0);
     test_gradients("lstm", 2, 12345);
