@@ -425,7 +425,8 @@ static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                 break;
             }
         }
-        loom_linear_forward(ws.logits, ws.hn + (L - 1) * n * h, hw, hb, n, h, 256);
+        for (size_t b = 0; b < n; b++) memcpy(ws.logits + b * 256, hb, 256 * sizeof *ws.logits);
+        loom_gemm_thin(ws.logits, ws.hn + (L - 1) * n * h, hw, n, 256, h, 1.0f);
         for (size_t b = 0; b < n; b++) {
             uint8_t *px = imgs + b * T + t;
             if (t >= keep) *px = draw(ws.logits + b * 256, temperature, &rngs[b]);
