@@ -110,7 +110,10 @@ void loom_seq_hh_forward(float *R, const float *h, loom_seq_params p, size_t B, 
 }
 
 void loom_seq_hh_dh(float *dh, const float *dR, const float *w_hh, size_t B, size_t H, size_t G) {
-    /* r = h @ w_hh: dh (B, H) += dR (B, G) @ w_hh^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G, 1.0f, dR, (int)G,
-                w_hh, (int)G, 1.0f, dh, (int)H);
+    /* r = h @ w_hh: dh (B, H) += dR (B, G) @ w_hh^T, in blocks of 64 columns
+     * of dh (rows of w_hh) for the same reason as loom_gemm_thin */
+    const size_t blk = B * H * G <= 1000000 || B > 64 ? H : 64;
+    for (size_t j = 0; j < H; j += blk)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)LOOM_SEQ_MIN(blk, H - j),
+                    (int)G, 1.0f, dR, (int)G, w_hh + j * G, (int)G, 1.0f, dh + j, (int)H);
 }
