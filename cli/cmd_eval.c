@@ -76,6 +76,7 @@ int cmd_info(int argc, char **argv) {
                cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->hidden,
                c->nclasses, m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
                (unsigned long long)o.seed);
+        if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
     }
     loom_model_free(m);
     return 0;

@@ -250,6 +250,9 @@ int cmd_train(int argc, char **argv) {
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, nparam, ntrain, o.valid, o.batch, ts.step, o.steps, threads, loom_blas_core());
+    if (cfg.zdim)
+        say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
+            "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
