@@ -4,6 +4,7 @@
  * and logits / loss / every gradient against the independent PyTorch
  * implementation (bench/grupixel_torch.py -> tests/fixtures/grupixel_ref.safetensors). */
 #include "gradcheck.h"
+#include "io/checkpoint.h"
 #include "models/grupixel.h"
 #include "optim/optim.h"
 
@@ -189,6 +190,42 @@ static void test_overfit(void) {
     loom_model_free(m);
 }
 
+/* the run config JSON keeps cell and zdim, and rejects what does not fit */
+static void test_config(void) {
+    loom_config cfg = {.model = "grupixel", .height = 28, .width = 28, .layers = 2, .hidden = 64,
+                       .nclasses = 10, .cell = "lstm", .zdim = 17}, back;
+    loom_error err;
+    char *js = loom_config_json(&cfg, NULL);
+    loom_status st = loom_config_parse(&back, NULL, js, "cfg", &err);
+    int same = !st && !strcmp(cfg.model, back.model) && !strcmp(cfg.cell, back.cell) && cfg.zdim == back.zdim &&
+               cfg.height == back.height && cfg.width == back.width && cfg.layers == back.layers &&
+               cfg.hidden == back.hidden && cfg.nclasses == back.nclasses;
+    CHECK("grupixel config JSON round trip", same,
+          "%s", st ? err.msg : "fields differ");
+    free(js);
+    static const char *const bad[][2] = {
+        {"unknown cell", "{\"model\": {\"name\": \"grupixel\", \"height\": 4, \"width\": 4, \"layers\": 1, "
+                         "\"hidden\": 4, \"classes\": 0, \"cell\": \"foo\", \"zdim\": 3}}"},
+        {"missing cell", "{\"model\": {\"name\": \"grupixel\", \"height\": 4, \"width\": 4, \"layers\": 1, "
+                         "\"hidden\": 4, \"classes\": 0, \"zdim\": 3}}"},
+        {"zdim 0", "{\"model\": {\"name\": \"grupixel\", \"height\": 4, \"width\": 4, \"layers\": 1, "
+                   "\"hidden\": 4, \"classes\": 0, \"cell\": \"gru\", \"zdim\": 0}}"},
+        {"rowlstm with a cell", "{\"model\": {\"name\": \"rowlstm\", \"height\": 4, \"width\": 4, \"layers\": 1, "
+                                "\"hidden\": 4, \"classes\": 0, \"cell\": \"gru\"}}"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char name[96];
+        snprintf(name, sizeof name, "config rejects %s (format error)", bad[k][0]);
+        st = loom_config_parse(&back, NULL, bad[k][1], "cfg", &err);
+        CHECK(name, st == LOOM_EFORMAT, "status %d", (int)st);
+    }
+    const char *rl = "{\"model\": {\"name\": \"rowlstm\", \"height\": 4, \"width\": 4, \"layers\": 1, "
+                     "\"hidden\": 4, \"classes\": 0}}";
+    st = loom_config_parse(&back, NULL, rl, "cfg", &err);
+    CHECK("a rowlstm config without cell/zdim still parses", st == LOOM_OK && !back.cell[0] && !back.zdim,
+          "%s", st ? err.msg : "cell/zdim set");
+}
+
 /* ---------------------------------------------------------------- PyTorch fixture */
 
 static size_t meta_size(const loom_st_file *f, const char *key) {
@@ -280,6 +317,7 @@ int main(void) {
         for (int c = 0; c < 3; c++) test_reference(f, cells[c]);
         loom_safetensors_close(f);
     }
+    test_config();
     for (int c = 0; c < 3; c++) test_gradients(cells[c], 0, 0);
     test_gradients("gru", 3, 0);
     test_gradients("lstm", 2, 12345);
