@@ -162,26 +162,33 @@ def cmd_bench(args):
 
     for _ in range(args.warmup):
         step()
-    times, t_end = [], time.perf_counter() + args.seconds
+    # process CPU time next to wall time: on a machine shared with other jobs,
+    # wall time measures the neighbours too
+    times, cpu, t_end = [], 0.0, time.perf_counter() + args.seconds
     while len(times) < args.min_steps or time.perf_counter() < t_end:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
+        cpu += time.process_time() - c
     train_ips = args.batch / float(np.median(times))
 
     gen = torch.Generator().manual_seed(args.seed)
     model.eval()
-    reps, t_end = [], time.perf_counter() + args.sample_seconds
+    reps, creps, t_end = [], [], time.perf_counter() + args.sample_seconds
     while not reps or time.perf_counter() < t_end:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.sample(args.sample_n, H, W, gen)
         reps.append(time.perf_counter() - t)
+        creps.append(time.process_time() - c)
     print(json.dumps({
         "model": "grupixel", "cell": args.cell, "hidden": args.hidden, "layers": args.layers,
         "batch": args.batch, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "train_images_per_s": round(train_ips, 2), "timed_steps": len(times),
         "sample_ms_per_image": round(1e3 * float(np.median(reps)) / args.sample_n, 4),
         "sample_n": args.sample_n, "sample_runs": len(reps),
+        "train_images_per_cpu_s": round(args.batch * len(times) / cpu, 2),
+        "sample_cpu_ms_per_image": round(1e3 * float(np.median(creps)) / args.sample_n, 4),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "sample_method": "cached state: nn.%s with hx, one step per pixel" % {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}[args.cell],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),

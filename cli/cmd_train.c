@@ -117,7 +117,7 @@ int cmd_train(int argc, char **argv) {
     bool conditional = false, quiet = false;
     cli_arg args[] = {
         {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default) or grupixel", false},
-        {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4)", false},
+        {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4; grupixel 1)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
         {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: dimension of the noise vector z (default 32)", false},
@@ -177,7 +177,7 @@ int cmd_train(int argc, char **argv) {
         if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, grupixel)", model);
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
-        cli_model_flags(&cfg, cell, zdim);
+        cli_model_flags(&cfg, cell, zdim, cli_find(args, sizeof args / sizeof args[0], "layers")->seen);
         if (data != o.data) {
             if (strlen(data) >= sizeof o.data) cli_die(2, "--data path too long");
             snprintf(o.data, sizeof o.data, "%s", data);

@@ -72,7 +72,7 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
                 out->w, cfg->height, cfg->width);
 }
 
-void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim) {
+void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given) {
     const bool gp = strcmp(cfg->model, "grupixel") == 0;
     if (!gp && (cell || zdim))
         cli_die(2, "--%s: only --model grupixel takes it (model %s)", cell ? "cell" : "zdim", cfg->model);
@@ -82,4 +82,5 @@ void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim) {
     if (loom_cell_parse(cell, &k) != 0) cli_die(2, "--cell %s: unknown cell (known: gru, lstm, rnn)", cell);
     snprintf(cfg->cell, sizeof cfg->cell, "%s", cell);
     cfg->zdim = zdim ? zdim : 32;
+    if (!layers_given) cfg->layers = 1;
 }
