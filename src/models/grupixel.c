@@ -147,15 +147,15 @@ typedef struct {
     float *dcls;     /* (n, G) */
 } train_ws;
 
-static loom_seq_dims dims(const loom_config *c, size_t n, size_t l) {
-    (void)l; /* every layer reads h features: the embedding or the layer below */
+static loom_seq_dims dims(const loom_config *c, size_t n) {
+    /* every layer reads h features: the embedding or the layer below */
     return (loom_seq_dims){c->height * c->width, n, c->hidden, c->hidden};
 }
 
 static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t n) {
     const size_t h = c->hidden, L = c->layers, N = c->height * c->width * n, G = gates(c);
     const loom_cell cell = cell_of(c);
-    const size_t cache = loom_seq_cache_floats(cell, dims(c, n, 0));
+    const size_t cache = loom_seq_cache_floats(cell, dims(c, n));
     size_t off = 0;
     char *p = base;
 #define TAKE(field, type, count) do { \
@@ -170,7 +170,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     TAKE(dtab, float, NTOK * G);
     TAKE(Y, float, L * N * h);
     TAKE(cache, float, L * cache);
-    TAKE(scratch, float, loom_seq_scratch_floats(cell, dims(c, n, 0)));
+    TAKE(scratch, float, loom_seq_scratch_floats(cell, dims(c, n)));
     TAKE(logits, float, N * 256);
     TAKE(dA, float, N * h);
     TAKE(dB, float, N * h);
@@ -231,7 +231,7 @@ void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_
     const size_t T = c->height * c->width, h = c->hidden, L = c->layers, G = gates(c), N = T * n;
     const loom_cell cell = cell_of(c);
     const int cond = c->nclasses > 0 && labels;
-    const loom_seq_dims d = dims(c, n, 0);
+    const loom_seq_dims d = dims(c, n);
     const size_t cache_n = loom_seq_cache_floats(cell, d);
     train_ws ws;
     carve_train(&ws, wsp, c, n);
