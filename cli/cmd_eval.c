@@ -38,15 +38,15 @@ int cmd_eval(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
-    /* a latent-variable model reports E_z[-log p(x|z)] at one fixed z per image:
+    /* a latent-variable model reports E_z[-log p(x|z)] at one fixed z (the same for all images):
      * by Jensen an upper bound (in expectation over z) on -log p(x) */
     const bool bound = m->cfg.zdim > 0;
     if (json)
         printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s}\n",
-               bpd, nats, n, split, bound ? ", \"bound\": \"upper: E_z[-log p(x|z)], one fixed z per image\"" : "");
+               bpd, nats, n, split, bound ? ", \"bound\": \"upper: E_z[-log p(x|z)] at one fixed z\"" : "");
     else
         printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)%s\n", split, bpd, nats, n,
-               cli_now() - t0, bound ? "\n  (E_z[-log p(x|z)] at one fixed-seed z per image: an upper bound on -log p(x))" : "");
+               cli_now() - t0, bound ? "\n  (E_z[-log p(x|z)] at one fixed-seed z, the same for every image: an upper bound on -log p(x))" : "");
     free(nll);
     loom_images_free(&set);
     loom_model_free(m);
