@@ -38,12 +38,15 @@ int cmd_eval(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
+    /* a latent-variable model reports E_z[-log p(x|z)] at one fixed z (the same for all images):
+     * by Jensen an upper bound (in expectation over z) on -log p(x) */
+    const bool bound = m->cfg.zdim > 0;
     if (json)
-        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"}\n",
-               bpd, nats, n, split);
+        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s}\n",
+               bpd, nats, n, split, bound ? ", \"bound\": \"upper: E_z[-log p(x|z)] at one fixed z\"" : "");
     else
-        printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)\n", split, bpd, nats, n,
-               cli_now() - t0);
+        printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)%s\n", split, bpd, nats, n,
+               cli_now() - t0, bound ? "\n  (E_z[-log p(x|z)] at one fixed-seed z, the same for every image: an upper bound on -log p(x))" : "");
     free(nll);
     loom_images_free(&set);
     loom_model_free(m);
@@ -73,6 +76,7 @@ int cmd_info(int argc, char **argv) {
                cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->hidden,
                c->nclasses, m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
                (unsigned long long)o.seed);
+        if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
     }
     loom_model_free(m);
     return 0;

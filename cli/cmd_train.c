@@ -113,7 +113,8 @@ static long fault_nan_step(void) {
 }
 
 static const char *usage_text =
-    "--model rowlstm [--layers L] [--hidden H] [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "--model rowlstm|diagbilstm|grupixel [--layers L] [--hidden H] [--cell C] [--zdim Z] [--data D]\n"
+    "                  [--steps N | --epochs E] [--batch B]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
 
@@ -121,15 +122,17 @@ int cmd_train(int argc, char **argv) {
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
-    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data;
-    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads();
+    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
+    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
     bool conditional = false, quiet = false;
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm", false},
-        {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm or grupixel", false},
+        {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4; grupixel 1)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: dimension of the noise vector z (default 32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
@@ -183,9 +186,10 @@ int cmd_train(int argc, char **argv) {
         out = resume;
     } else {
         if (!out) cli_die(2, "train needs --out RUN_DIR (or --resume RUN_DIR) (see 'loom train --help')");
-        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm)", model);
+        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
+        cli_model_flags(&cfg, cell, zdim, cli_find(args, sizeof args / sizeof args[0], "layers")->seen);
         if (data != o.data) {
             if (strlen(data) >= sizeof o.data) cli_die(2, "--data path too long");
             snprintf(o.data, sizeof o.data, "%s", data);
@@ -270,6 +274,9 @@ int cmd_train(int argc, char **argv) {
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, nparam, ntrain, o.valid, o.batch, ts.step, o.steps, threads, loom_blas_core());
+    if (cfg.zdim)
+        say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
+            "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -294,7 +301,11 @@ int cmd_train(int argc, char **argv) {
         }
         ts.index += o.batch;
         double ts0 = cli_now(), loss;
+        /* fresh noise for models with a latent: a function of seed and step, so
+         * a resumed run draws the same; evaluation runs with 0 (fixed noise) */
+        m->noise_seed = ((o.seed + 1) * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)ts.step * 0xbf58476d1ce4e5b9ULL) ^ 1;
         st = loom_model_grad(m, &loss, batch, cfg.nclasses ? blabels : NULL, o.batch, &err);
+        m->noise_seed = 0;
         if (!st && nan_step == ts.step + 1) m->g[m->nfloats / 2] = NAN;
         double gnorm = st ? NAN : loom_clip_grad_norm(m->g, m->nfloats, o.clip);
         ts.step++;

@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "nn/seq.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -68,4 +70,17 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
     if (out->h != cfg->height || out->w != cfg->width)
         cli_die(2, "%s: images are %zux%zu but the model was trained on %zux%zu", data, out->h,
                 out->w, cfg->height, cfg->width);
+}
+
+void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given) {
+    const bool gp = strcmp(cfg->model, "grupixel") == 0;
+    if (!gp && (cell || zdim))
+        cli_die(2, "--%s: only --model grupixel takes it (model %s)", cell ? "cell" : "zdim", cfg->model);
+    if (!gp) return;
+    loom_cell k;
+    if (!cell) cell = "gru";
+    if (loom_cell_parse(cell, &k) != 0) cli_die(2, "--cell %s: unknown cell (known: gru, lstm, rnn)", cell);
+    snprintf(cfg->cell, sizeof cfg->cell, "%s", cell);
+    cfg->zdim = zdim ? zdim : 32;
+    if (!layers_given) cfg->layers = 1;
 }

@@ -32,6 +32,9 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
     cJSON_AddNumberToObject(m, "layers", (double)cfg->layers);
     cJSON_AddNumberToObject(m, "hidden", (double)cfg->hidden);
     cJSON_AddNumberToObject(m, "classes", cfg->nclasses);
+    /* only models with a cell / a latent write these, so other configs read as before */
+    if (cfg->cell[0]) cJSON_AddStringToObject(m, "cell", cfg->cell);
+    if (cfg->zdim) cJSON_AddNumberToObject(m, "zdim", (double)cfg->zdim);
     if (o) {
         cJSON *t = cJSON_AddObjectToObject(root, "train");
         cJSON_AddStringToObject(t, "data", o->data);
@@ -103,7 +106,7 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     }
     static const char *const top_keys[] = {"model", "train", NULL};
     static const char *const model_keys[] = {"name", "height", "width", "layers", "hidden",
-                                             "classes", NULL};
+                                             "classes", "cell", "zdim", NULL};
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", NULL};
@@ -131,6 +134,18 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     cfg->hidden = (size_t)v;
     if ((st = get_int(m, "classes", 0, 100000, &v, what, err))) goto done;
     cfg->nclasses = (int)v;
+    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(m, "cell");
+    if (cell) { /* optional: the model's check says whether it needs one */
+        if (!cJSON_IsString(cell) || strlen(cell->valuestring) >= sizeof cfg->cell) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"cell\" must be a cell name", what);
+            goto done;
+        }
+        strcpy(cfg->cell, cell->valuestring);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m, "zdim")) {
+        if ((st = get_int(m, "zdim", 1, 4096, &v, what, err))) goto done;
+        cfg->zdim = (size_t)v;
+    }
     loom_error e2;
     if (loom_config_check(cfg, &e2)) {
         st = loom_fail(err, LOOM_EFORMAT, "%s: %s", what, e2.msg);
@@ -293,7 +308,9 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
      * would make us allocate the 100+ GB such a model needs. */
     if ((s = check_layout(f, path, &cfg, err))) goto fail;
     if ((s = loom_model_create(&m, &cfg, nthreads, err))) goto fail;
-    int has_optim = loom_st_find(f, "optim.m.in.weight") != NULL;
+    char first_m[LOOM_NAMELEN + 16]; /* the optimiser state is all or nothing */
+    snprintf(first_m, sizeof first_m, "optim.m.%s", m->params[0].name);
+    int has_optim = loom_st_find(f, first_m) != NULL;
     size_t expected = has_optim ? 3 * m->nparams : m->nparams;
     if (loom_st_count(f) != expected) {
         /* name the first tensor that does not belong */

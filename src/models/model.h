@@ -11,10 +11,12 @@
 #define LOOM_MAX_PARAMS 512 /* --layers 64 --conditional has 6 * 64 + 6 tensors */
 
 typedef struct loom_config {
-    char model[16];     /* "rowlstm" */
+    char model[16];     /* "rowlstm" | "grupixel" */
     size_t height, width;
     size_t layers, hidden;
     int nclasses;       /* 0: unconditional */
+    char cell[8];       /* grupixel: "gru" | "lstm" | "rnn"; "" for models without cells */
+    size_t zdim;        /* grupixel: noise dimension; 0 for models without a latent */
 } loom_config;
 
 typedef struct loom_param {
@@ -60,9 +62,13 @@ struct loom_model {
     float *tgrad;    /* (nthreads, nfloats) per-thread gradients */
     void **ws;       /* per-thread workspaces */
     size_t ws_bytes; /* size of each */
+    /* models with a latent noise vector (grupixel): training sets a fresh value
+     * per step so every image gets new noise; 0 (evaluation) fixes it */
+    uint64_t noise_seed;
 };
 
 const loom_model_ops *loom_model_find(const char *name);
+const char *loom_model_names(void); /* "rowlstm, ...": every registered model */
 loom_status loom_config_check(const loom_config *cfg, loom_error *err);
 loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
                               loom_error *err);
