@@ -48,6 +48,10 @@ pair() {
 echo "== $(date -u '+%Y-%m-%d %H:%M') $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 pair "rowlstm 4x32 batch 32" "--model rowlstm --layers 4 --hidden 32 --batch 32 --steps 10" \
     "$PY bench/rowlstm_torch.py bench --threads 2 --batch 32 --layers 4 --hidden 32 --steps 10 --sample-pixels 112"
+pair "diagbilstm 7x16 batch 16" "--model diagbilstm --layers 7 --hidden 16 --batch 16 --steps 5" \
+    "$PY bench/diagbilstm_torch.py bench --threads 2 --batch 16 --layers 7 --hidden 16 --steps 3 --forward-reps 2 --sample-pixels 1"
+pair "grupixel gru 1x256 batch 64" "--model grupixel --cell gru --layers 1 --hidden 256 --batch 64 --steps 10" \
+    "$PY bench/grupixel_torch.py bench --cell gru --hidden 256 --batch 64 --threads 2 --seconds 30 --min-steps 3 --sample-seconds 10"
 pair "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64 --steps 10" \
     "$PY bench/draw_torch.py bench --threads 2 --batch 64 --hidden 256 --zdim 100 --steps-draw 16 --steps 10"
 echo "raw results: $OUT"

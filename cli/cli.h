@@ -52,6 +52,11 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
  * images), and check the image size matches the model. */
 void cli_load_split(loom_images *out, const char *data, const char *split,
                     const loom_train_opts *o, const loom_config *cfg);
+/* Model-specific flags into cfg: --cell and --zdim (grupixel only; NULL / 0
+ * when not given). Exits 2 with one line for an unknown cell or a flag the
+ * model does not take; fills grupixel's defaults (gru, zdim 32, and 1 layer
+ * unless --layers was given). */
+void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given);
 /* The latent models' flags into cfg (0 / NULL / false when not given):
  * draw: --zdim, --steps-draw, --read-n, --write-n, --attention on|off, with
  * the paper's MNIST configuration as defaults (hidden 256, z 100, T 64, read

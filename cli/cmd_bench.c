@@ -7,6 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* CPU seconds of the whole process (all threads): on a machine shared with
+ * other jobs, wall time measures the neighbours too; CPU time much less so */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -14,20 +23,21 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = "rowlstm";
-    size_t layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
+    const char *model = "rowlstm", *cell = NULL;
+    size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
     size_t height = 28, width = 28, steps = 10, nsample = 0;
     bool json = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, draw or rae", false},
-        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100); rae: code size (32)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
         {"variational", ARG_FLAG, &df.variational, 0, 0, "rae: a Gaussian code with a KL term (a VAE)", false},
-        {"layers", ARG_SIZE, &layers, 1, 64, "layers (default 4)", false},
+        {"layers", ARG_SIZE, &layers, 1, 64, "layers (default 4; grupixel 1)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units (default 32)", false},
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per step (default 32)", false},
         {"height", ARG_SIZE, &height, 1, 4096, "image height (default 28)", false},
@@ -40,12 +50,14 @@ int cmd_bench(int argc, char **argv) {
     const char *pos[1];
     int npos;
     const size_t nargs = sizeof args / sizeof args[0];
-    cli_parse("bench", "--model rowlstm|draw [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
+    cli_parse("bench", "--model rowlstm|diagbilstm|grupixel|draw|rae [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, nargs, pos, 0, &npos);
-    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw, rae)", model);
+    if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
     if (!nsample) nsample = batch;
     loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
+    cli_model_flags(&cfg, cell, zdim, cli_find(args, nargs, "layers")->seen);
+    df.zdim = zdim;
     df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
     df.layers_seen = cli_find(args, nargs, "layers")->seen;
     cli_draw_config(&cfg, &df);
@@ -71,16 +83,16 @@ int cmd_bench(int argc, char **argv) {
     if (!imgs || !am || !av || !nll || !t) cli_die(1, "out of memory");
     for (size_t i = 0; i < LOOM_MAX(batch, nsample) * HW; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
     loom_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = am, .v = av, .n = m->nfloats};
-    double loss;
+    double loss, train_cpu = 0.0;
     for (size_t s = 0; s <= steps; s++) { /* step 0 warms up caches and workspaces */
-        double t0 = cli_now();
+        double t0 = cli_now(), c0 = cpu_now();
         m->noise_seed = s + 1; /* as training does: fresh latent noise per step */
         st = loom_model_grad(m, &loss, imgs, NULL, batch, &err);
         m->noise_seed = 0;
         if (st) cli_die_err(st, &err);
         loom_clip_grad_norm(m->g, m->nfloats, 1.0);
         loom_adam_step(&adam, m->w, m->g, adam.lr);
-        if (s) t[s - 1] = cli_now() - t0;
+        if (s) t[s - 1] = cli_now() - t0, train_cpu += cpu_now() - c0;
     }
     qsort(t, steps, sizeof *t, cmp_double);
     double train_ips = (double)batch / t[steps / 2];
@@ -92,24 +104,32 @@ int cmd_bench(int argc, char **argv) {
     }
     qsort(t, fw_reps, sizeof *t, cmp_double);
     double fwd_ms = 1e3 * t[fw_reps / 2] / (double)batch;
-    double t0 = cli_now();
+    double t0 = cli_now(), c0 = cpu_now();
     st = loom_model_sample(m, imgs, NULL, nsample, 0, 1.0f, 1, &err);
     if (st) cli_die_err(st, &err);
     double sample_ms = 1e3 * (cli_now() - t0) / (double)nsample;
+    double sample_cpu_ms = 1e3 * (cpu_now() - c0) / (double)nsample;
+    double load[1] = {-1};
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (fscanf(la, "%lf", &load[0]) != 1) load[0] = -1;
+        fclose(la);
+    }
     size_t rss = cli_peak_rss_mb();
     if (json)
-        printf("{\"model\": \"%s\", \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
+        printf("{\"model\": \"%s\", \"cell\": \"%s\", \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
                "\"train_images_per_s\": %.2f, \"forward_ms_per_image\": %.4f, \"sample_ms_per_image\": %.4f, "
-               "\"sample_to_forward\": %.3f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
-               model, layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms, rss,
-               m->nfloats, loom_blas_core());
+               "\"sample_to_forward\": %.3f, \"train_images_per_cpu_s\": %.2f, \"sample_cpu_ms_per_image\": %.4f, "
+               "\"loadavg_1m\": %.2f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
+               model, cfg.cell, cfg.layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms,
+               (double)(batch * steps) / train_cpu, sample_cpu_ms, load[0], rss, m->nfloats, loom_blas_core());
     else
         printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"
                "  training   %.1f images/s (median of %zu steps)\n"
                "  forward    %.3f ms/image\n"
                "  sampling   %.3f ms/image (%zu at once; %.2fx a forward pass)\n"
                "  peak RSS   %zu MB\n",
-               model, height, width, layers, hidden, batch, threads, loom_blas_core(), train_ips, steps, fwd_ms,
+               model, height, width, cfg.layers, hidden, batch, threads, loom_blas_core(), train_ips, steps, fwd_ms,
                sample_ms, nsample, sample_ms / fwd_ms, rss);
     free(imgs), free(am), free(av), free(nll), free(t);
     loom_model_free(m);

@@ -47,6 +47,8 @@ int cmd_eval(int argc, char **argv) {
     char what[160] = "";
     if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
     else if (kind) snprintf(what, sizeof what, "%s", kind);
+    else if (m->cfg.zdim > 0) /* grupixel: E_z[-log p(x|z)] at one fixed z; by Jensen a bound */
+        snprintf(what, sizeof what, "E_z[-log p(x|z)] at one fixed z, the same for every image: an upper bound on -log p(x)");
     if (json)
         printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",
                bpd, nats, n, split, *what ? ", \"kind\": \"" : "", what, *what ? "\"" : "");
@@ -85,6 +87,7 @@ int cmd_info(int argc, char **argv) {
         if (c->steps_draw)
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
+        if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
     }
     loom_model_free(m);
     return 0;

@@ -114,8 +114,9 @@ static long fault_nan_step(void) {
 }
 
 static const char *usage_text =
-    "--model rowlstm|draw [--layers L] [--hidden H] [--data D] [--steps N | --epochs E] [--batch B]\n"
-    "                  [draw: --zdim Z --steps-draw T --read-n N --write-n N --attention on|off]\n"
+    "--model rowlstm|diagbilstm|grupixel|draw|rae [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
+    "                  [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
 
@@ -123,22 +124,23 @@ int cmd_train(int argc, char **argv) {
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
-    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data;
-    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads();
+    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
+    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, draw or rae", false},
-        {"zdim", ARG_SIZE, &df.zdim, 1, 4096, "draw: latent dimension per glimpse (default 100); rae: code size (32)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
         {"variational", ARG_FLAG, &df.variational, 0, 0, "rae: a Gaussian code with a KL term (a VAE)", false},
-        {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4)", false},
+        {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4; grupixel 1)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
@@ -192,9 +194,11 @@ int cmd_train(int argc, char **argv) {
         out = resume;
     } else {
         if (!out) cli_die(2, "train needs --out RUN_DIR (or --resume RUN_DIR) (see 'loom train --help')");
-        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: rowlstm, diagbilstm, draw, rae)", model);
+        if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
         snprintf(cfg.model, sizeof cfg.model, "%s", model);
         cfg.layers = layers, cfg.hidden = hidden;
+        cli_model_flags(&cfg, cell, zdim, cli_find(args, nargs, "layers")->seen);
+        df.zdim = zdim;
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         cli_draw_config(&cfg, &df);
@@ -282,6 +286,9 @@ int cmd_train(int argc, char **argv) {
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, nparam, ntrain, o.valid, o.batch, ts.step, o.steps, threads, loom_blas_core());
+    if (cfg.zdim)
+        say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
+            "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "nn/seq.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -70,16 +72,29 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
                 out->w, cfg->height, cfg->width);
 }
 
+void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given) {
+    const bool gp = strcmp(cfg->model, "grupixel") == 0;
+    /* draw and rae take --zdim too: cli_draw_config */
+    const bool latent = strcmp(cfg->model, "draw") == 0 || strcmp(cfg->model, "rae") == 0;
+    if (!gp && (cell || (zdim && !latent)))
+        cli_die(2, "--%s: only --model grupixel%s takes it (model %s)", cell ? "cell" : "zdim",
+                cell ? "" : ", draw or rae", cfg->model);
+    if (!gp) return;
+    loom_cell k;
+    if (!cell) cell = "gru";
+    if (loom_cell_parse(cell, &k) != 0) cli_die(2, "--cell %s: unknown cell (known: gru, lstm, rnn)", cell);
+    snprintf(cfg->cell, sizeof cfg->cell, "%s", cell);
+    cfg->zdim = zdim ? zdim : 32;
+    if (!layers_given) cfg->layers = 1;
+}
+
 void cli_draw_config(loom_config *cfg, const cli_draw_flags *f) {
     const bool draw = strcmp(cfg->model, "draw") == 0, rae = strcmp(cfg->model, "rae") == 0;
     const char *drawonly = f->steps_draw ? "steps-draw" : f->read_n ? "read-n" : f->write_n ? "write-n" :
                            f->attention ? "attention" : NULL;
     if (!draw && drawonly) cli_die(2, "--%s: only --model draw takes it (model %s)", drawonly, cfg->model);
     if (!rae && f->variational) cli_die(2, "--variational: only --model rae takes it (model %s)", cfg->model);
-    if (!draw && !rae) {
-        if (f->zdim) cli_die(2, "--zdim: only --model draw or rae takes it (model %s)", cfg->model);
-        return;
-    }
+    if (!draw && !rae) return; /* --zdim of other models: cli_model_flags */
     if (f->layers_seen) cli_die(2, "--layers: model %s has one decoder LSTM", cfg->model);
     if (!f->hidden_seen) cfg->hidden = 256;
     cfg->layers = 1;

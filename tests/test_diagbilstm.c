@@ -56,9 +56,8 @@ static void layer_free(layer_ctx *c) {
     free(c->w_out), free(c->b_out), free(c->cls), free(c->R), free(c->scratch), free(c->cachebuf);
 }
 
-static void test_layer_gradients(loom_rng *r, unsigned sf, unsigned sr) {
-    /* H != W, and both longer and shorter diagonals than the image is wide */
-    loom_diag_dims d = {.H = 4, .B = 2, .W = 5, .C = 3, .h = 2, .shift_f = sf, .shift_r = sr};
+static void test_layer_gradients(loom_rng *r, size_t H, size_t W, unsigned sf, unsigned sr) {
+    loom_diag_dims d = {.H = H, .B = 2, .W = W, .C = 3, .h = 2, .shift_f = sf, .shift_r = sr};
     layer_ctx c = layer_make(r, d, 1);
     const size_t n = d.H * d.B * d.W, h = d.h, C = d.C;
     float *dx = zeros(n * C);
@@ -73,7 +72,8 @@ static void test_layer_gradients(loom_rng *r, unsigned sf, unsigned sr) {
         {"w_out", c.w_out, g.w_out, h * C}, {"b_out", c.b_out, g.b_out, C}, {"cls", c.cls, g.cls, d.B * 8 * h}};
     for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
         char name[128];
-        snprintf(name, sizeof name, "diag layer gradient %s (shifts f%u r%u)", t[k].name, sf, sr);
+        snprintf(name, sizeof name, "diag layer gradient %s (%zux%zu, shifts f%u r%u)", t[k].name, H, W,
+                 sf, sr);
         double w = gc_compare(layer_loss, &c, t[k].x, t[k].g, t[k].n, 1, 1e-3);
         CHECK(name, w <= 1.0, "worst error ratio %.3g (<= 1 passes)", w);
     }
@@ -174,8 +174,8 @@ static void test_pixel_shift(loom_rng *r) {
 }
 
 /* The incremental pieces reproduce the whole-map forward pass of one layer */
-static void test_steps(loom_rng *r) {
-    loom_diag_dims d = {.H = 4, .B = 3, .W = 5, .C = 4, .h = 3, .shift_f = 0, .shift_r = 1};
+static void test_steps(loom_rng *r, size_t H_, size_t W_) {
+    loom_diag_dims d = {.H = H_, .B = 3, .W = W_, .C = 4, .h = 3, .shift_f = 0, .shift_r = 1};
     layer_ctx c = layer_make(r, d, 1);
     const size_t H = d.H, B = d.B, W = d.W, C = d.C, h = d.h;
     layer_loss(&c);
@@ -200,8 +200,9 @@ static void test_steps(loom_rng *r) {
         float *t = hf[0]; hf[0] = hf[1]; hf[1] = t;
         t = hr[0]; hr[0] = hr[1]; hr[1] = t;
     }
-    CHECK("diag incremental step + row reverse == whole-map forward", worst <= 1e-5 * scale,
-          "max error %.3g (scale %.3g)", worst, scale);
+    char name[96];
+    snprintf(name, sizeof name, "diag incremental step + row reverse == whole-map forward (%zux%zu)", H, W);
+    CHECK(name, worst <= 1e-5 * scale, "max error %.3g (scale %.3g)", worst, scale);
     free(xrow), free(y), free(hf[0]), free(hf[1]), free(cf), free(hr[0]), free(hr[1]), free(cr);
     free(st), free(rs);
     layer_free(&c);
@@ -316,10 +317,10 @@ static void test_model_causality(void) {
 /* At a tiny temperature the sampler is greedy: every sampled pixel must be the
  * argmax of the full forward pass's logits on the final image (up to float
  * rounding ties: the two paths multiply in different GEMM shapes). */
-static void test_sampler_matches_forward(int threads) {
-    const size_t H = 6, W = 7, HW = H * W, n = 3;
+static void test_sampler_matches_forward(int threads, size_t H, size_t W) {
+    const size_t HW = H * W, n = 3;
     loom_model *m = make(H, W, 2, 4, 3, threads, 13, 0.2f);
-    uint8_t imgs[3 * 6 * 7];
+    uint8_t *imgs = malloc(n * HW);
     int32_t labels[3] = {0, 2, 1};
     loom_error err;
     loom_status st = loom_model_sample(m, imgs, labels, n, 0, 1e-6f, 99, &err);
@@ -333,9 +334,10 @@ static void test_sampler_matches_forward(int threads) {
         bad += z[q * 256 + best] - z[q * 256 + imgs[q]] > 1e-5f;
     }
     char name[96];
-    snprintf(name, sizeof name, "diagbilstm incremental sampler == full forward (greedy, %d threads)", threads);
+    snprintf(name, sizeof name, "diagbilstm incremental sampler == full forward (greedy, %zux%zu, %d threads)",
+             H, W, threads);
     CHECK(name, bad == 0, "%d of %zu pixels differ from the forward argmax", bad, n * HW);
-    free(z);
+    free(z), free(imgs);
     loom_model_free(m);
 }
 
@@ -549,16 +551,25 @@ static void test_reference(void) {
 int main(void) {
     loom_rng r;
     loom_rng_seed(&r, 2024);
-    test_layer_gradients(&r, 0, 1);
-    test_layer_gradients(&r, 1, 0);
+    /* H < W, H > W (the diagonals are clipped by the other side), one row, one column */
+    test_layer_gradients(&r, 4, 5, 0, 1);
+    test_layer_gradients(&r, 5, 3, 0, 1);
+    test_layer_gradients(&r, 4, 5, 1, 0);
+    test_layer_gradients(&r, 1, 4, 0, 1);
+    test_layer_gradients(&r, 4, 1, 0, 1);
     test_layer_shift(&r);
     test_pixel_shift(&r);
-    test_steps(&r);
+    test_steps(&r, 4, 5);
+    test_steps(&r, 6, 3);
+    test_steps(&r, 1, 4);
+    test_steps(&r, 5, 1);
     test_model_gradients(0);
     test_model_gradients(3);
     test_model_causality();
-    test_sampler_matches_forward(1);
-    test_sampler_matches_forward(2);
+    test_sampler_matches_forward(1, 6, 7);
+    test_sampler_matches_forward(2, 6, 7);
+    test_sampler_matches_forward(1, 8, 3);
+    test_sampler_matches_forward(1, 1, 5);
     test_sample_reproducible();
     test_overfit();
     test_reference();

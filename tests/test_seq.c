@@ -290,6 +290,35 @@ static void test_reference(void) {
     loom_safetensors_close(f);
 }
 
+/* the blocked thin products (taken only above ~1e6 multiply-adds, so never
+ * by the tiny cases above) against plain double-precision sums; 160 is not
+ * a multiple of the 64-column block */
+static void test_thin_products(loom_rng *r) {
+    const size_t M = 16, K = 160, N = 480;
+    float *a = randbuf(r, M * K, 1), *w = randbuf(r, K * N, 1), *c = randbuf(r, M * N, 1);
+    float *c0 = malloc(M * N * sizeof *c0), *dR = randbuf(r, M * N, 1), *dh = randbuf(r, M * K, 1);
+    float *dh0 = malloc(M * K * sizeof *dh0);
+    memcpy(c0, c, M * N * sizeof *c0), memcpy(dh0, dh, M * K * sizeof *dh0);
+    loom_gemm_thin(c, a, w, M, N, K, 0.5f);
+    loom_seq_hh_dh(dh, dR, w, M, K, N); /* dh (M, K) += dR (M, N) @ w^T */
+    double e1 = 0.0, e2 = 0.0;
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = 0.5 * c0[i * N + j];
+            for (size_t k = 0; k < K; k++) s += (double)a[i * K + k] * w[k * N + j];
+            e1 = fmax(e1, fabs(s - c[i * N + j]));
+        }
+    for (size_t i = 0; i < M; i++)
+        for (size_t k = 0; k < K; k++) {
+            double s = dh0[i * K + k];
+            for (size_t j = 0; j < N; j++) s += (double)dR[i * N + j] * w[k * N + j];
+            e2 = fmax(e2, fabs(s - dh[i * K + k]));
+        }
+    CHECK("thin GEMM in column blocks == plain product", e1 < 1e-4, "max |diff| %.3g", e1);
+    CHECK("thin dh += dR @ w_hh^T in blocks == plain product", e2 < 1e-4, "max |diff| %.3g", e2);
+    free(a), free(w), free(c), free(c0), free(dR), free(dh), free(dh0);
+}
+
 int main(void) {
     loom_rng r;
     loom_rng_seed(&r, 42);
@@ -300,6 +329,7 @@ int main(void) {
         gradcheck_layer(cells[c], &r, 1, 0, 0);
         test_step_and_chaining(cells[c], &r);
     }
+    test_thin_products(&r);
     test_reference();
     CHECK_DONE();
 }

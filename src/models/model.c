@@ -4,17 +4,20 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 extern const loom_model_ops loom_rowlstm_ops;
 extern const loom_model_ops loom_diagbilstm_ops;
+extern const loom_model_ops loom_grupixel_ops;
 extern const loom_model_ops loom_draw_ops;
 extern const loom_model_ops loom_rae_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
-                                                   &loom_draw_ops, &loom_rae_ops};
+                                                   &loom_grupixel_ops, &loom_draw_ops,
+                                                   &loom_rae_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -22,11 +25,18 @@ const loom_model_ops *loom_model_find(const char *name) {
     return NULL;
 }
 
+const char *loom_model_names(void) {
+    static char names[256];
+    if (!names[0])
+        for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     all_models[i]->name);
+    return names;
+}
+
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
-    if (!ops)
-        return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: rowlstm, diagbilstm, draw, rae)",
-                         cfg->model);
+    if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: %s)", cfg->model, loom_model_names());
     if (cfg->height < 1 || cfg->width < 1 || cfg->height > 4096 || cfg->width > 4096)
         return loom_fail(err, LOOM_EINVAL, "image size %zux%zu out of range (1..4096)",
                          cfg->height, cfg->width);

@@ -11,7 +11,7 @@
 #define LOOM_MAX_PARAMS 512 /* --layers 64 --conditional has 6 * 64 + 6 tensors */
 
 typedef struct loom_config {
-    char model[16];     /* "rowlstm" | "draw" */
+    char model[16];     /* "rowlstm" | "diagbilstm" | "grupixel" | "draw" | "rae" */
     size_t height, width;
     size_t layers, hidden;
     size_t steps_draw, read_n, write_n; /* draw: glimpses T, read and write grids N x N */
@@ -98,6 +98,7 @@ struct loom_model {
 };
 
 const loom_model_ops *loom_model_find(const char *name);
+const char *loom_model_names(void); /* "rowlstm, ...": every registered model */
 loom_status loom_config_check(const loom_config *cfg, loom_error *err);
 loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
                               loom_error *err);

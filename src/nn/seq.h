@@ -110,6 +110,9 @@ void loom_seq_inproj(float *a, const float *x, loom_seq_params p, size_t N, size
 /* the input-side gradients from dA (T*B, G): dx, w_ih, b_ih, bias */
 void loom_seq_inproj_backward(float *dx, loom_seq_grads g, const float *dA, const float *x,
                               loom_seq_params p, size_t N, size_t B, size_t In, size_t G);
+/* c (M, N) = a (M, K) @ w (K, N) + beta * c, fast for few rows M (a step) */
+void loom_gemm_thin(float *c, const float *a, const float *w, size_t M, size_t N, size_t K,
+                    float beta);
 /* R (B, G) = h @ w_hh + b_hh (h NULL: zeros): the one GEMM of a step */
 void loom_seq_hh_forward(float *R, const float *h, loom_seq_params p, size_t B, size_t H,
                          size_t G);

@@ -1,0 +1,450 @@
+/* grupixel: a recurrent cell (GRU, LSTM or Elman RNN) reads the image pixel
+ * by pixel in raster order, starting from a hidden state made from a noise
+ * vector z. Definition, tensor names and the use of z: docs/grupixel.md.
+ *
+ * Sequences are time-major (T = H*W steps, n images): row t*n + b of every
+ * buffer is pixel t of image b, so one step of the batch is one block. */
+#include "grupixel.h"
+
+#include "../nn/nn.h"
+#include "../nn/seq.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NTOK 257 /* 256 pixel values and the start token */
+#define START 256
+
+/* tensor indices in layout order */
+enum { P_EMBED, P_INIT_W, P_INIT_B, P_LAYER0 };
+enum { L_WIH, L_WHH, L_BIH, L_BHH, L_CLS };
+
+static size_t per_layer(const loom_config *c) { return c->nclasses > 0 ? 5 : 4; }
+static size_t p_layer(const loom_config *c, size_t l, size_t k) { return P_LAYER0 + l * per_layer(c) + k; }
+static size_t p_head(const loom_config *c, size_t k) { return P_LAYER0 + c->layers * per_layer(c) + k; }
+
+static loom_cell cell_of(const loom_config *c) {
+    loom_cell k = LOOM_CELL_GRU;
+    loom_cell_parse(c->cell, &k); /* checked valid by gp_check */
+    return k;
+}
+
+static size_t gates(const loom_config *c) { return loom_cell_gates(cell_of(c)) * c->hidden; }
+
+static loom_status gp_check(const loom_config *c, loom_error *err) {
+    loom_cell k;
+    if (loom_cell_parse(c->cell, &k) != 0)
+        return loom_fail(err, LOOM_EINVAL, "unknown cell '%s' (known: gru, lstm, rnn)", c->cell);
+    if (c->layers < 1 || c->layers > 64)
+        return loom_fail(err, LOOM_EINVAL, "--layers %zu out of range (1..64)", c->layers);
+    if (c->hidden < 1 || c->hidden > 4096)
+        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
+    if (c->zdim < 1 || c->zdim > 4096)
+        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
+    if (c->height * c->width > ((size_t)1 << 24))
+        return loom_fail(err, LOOM_EINVAL, "image of %zux%zu pixels is too long a sequence",
+                         c->height, c->width);
+    return LOOM_OK;
+}
+
+/* append tensor `name` (r x c; c == 0: a vector) with init bound `bound` */
+static size_t add(loom_param *out, size_t n, float bound, size_t r, size_t c, const char *fmt,
+                  size_t l) {
+    if (out) {
+        loom_param *p = &out[n];
+        snprintf(p->name, sizeof p->name, fmt, l);
+        p->ndim = c ? 2 : 1;
+        p->shape[0] = r, p->shape[1] = c;
+        p->init_bound = bound;
+    }
+    return n + 1;
+}
+
+static size_t gp_layout(const loom_config *c, loom_param *out) {
+    const size_t h = c->hidden, G = gates(c), L = c->layers, K = (size_t)c->nclasses;
+    const float fan_h = 1.0f / sqrtf((float)h);
+    size_t n = 0;
+    /* the pixel embedding has the width of the hidden state */
+    n = add(out, n, 1.0f, NTOK, h, "embed.weight", 0);
+    n = add(out, n, 1.0f / sqrtf((float)c->zdim), c->zdim, L * h, "init.weight", 0);
+    n = add(out, n, 0.0f, L * h, 0, "init.bias", 0);
+    for (size_t l = 0; l < L; l++) {
+        n = add(out, n, fan_h, h, G, "rnn.%zu.weight_ih", l);
+        n = add(out, n, fan_h, h, G, "rnn.%zu.weight_hh", l);
+        n = add(out, n, 0.0f, G, 0, "rnn.%zu.bias_ih", l);
+        n = add(out, n, 0.0f, G, 0, "rnn.%zu.bias_hh", l);
+        /* class embedding added to the gate pre-activations; zero at the start
+         * so the conditional model starts as the unconditional one */
+        if (K) n = add(out, n, 0.0f, K, G, "rnn.%zu.cls.weight", l);
+    }
+    n = add(out, n, fan_h, h, 256, "head.weight", 0);
+    n = add(out, n, 0.0f, 256, 0, "head.bias", 0);
+    return n;
+}
+
+static void gp_init_extra(loom_model *m) {
+    if (cell_of(&m->cfg) != LOOM_CELL_LSTM) return;
+    const size_t h = m->cfg.hidden;
+    for (size_t l = 0; l < m->cfg.layers; l++) {
+        float *b = m->w + m->params[p_layer(&m->cfg, l, L_BIH)].offset;
+        for (size_t k = 0; k < h; k++) b[h + k] = 1.0f; /* forget gate: i f g o */
+    }
+}
+
+static const float *W(const loom_model *m, size_t idx) { return m->w + m->params[idx].offset; }
+
+static loom_seq_params layer_params(const loom_model *m, size_t l, const float *bias) {
+    const loom_config *c = &m->cfg;
+    return (loom_seq_params){W(m, p_layer(c, l, L_WIH)), W(m, p_layer(c, l, L_WHH)),
+                             W(m, p_layer(c, l, L_BIH)), W(m, p_layer(c, l, L_BHH)), bias};
+}
+
+/* ------------------------------------------------------------ noise */
+
+void loom_grupixel_draw_z(float *z, size_t zdim, loom_rng *rng) {
+    for (size_t k = 0; k < zdim; k++) z[k] = loom_rng_normal(rng);
+}
+
+/* z of one image. Training (noise_seed != 0): fresh for every step and image,
+ * a function of the step's noise_seed and the image's pixels and label only
+ * (FNV-1a), so it does not depend on how the batch is split across threads.
+ * Evaluation (noise_seed == 0): the same fixed-seed z for every image, which
+ * keeps p(x|z) causal in x and the reported NLL an unbiased one-sample
+ * estimate of E_z[-log p(x|z)] (docs/grupixel.md). */
+static void image_z(float *z, const loom_model *m, const uint8_t *img, int32_t label) {
+    loom_rng r;
+    if (m->noise_seed == 0) {
+        loom_rng_seed(&r, 0x67727570ULL); /* "grup" */
+    } else {
+        const size_t HW = m->cfg.height * m->cfg.width;
+        uint64_t hsh = 0xcbf29ce484222325ULL;
+        for (size_t k = 0; k < HW; k++) hsh = (hsh ^ img[k]) * 0x100000001b3ULL;
+        hsh = (hsh ^ (uint64_t)(uint32_t)label) * 0x100000001b3ULL;
+        loom_rng_seed(&r, hsh ^ m->noise_seed);
+    }
+    loom_grupixel_draw_z(z, m->cfg.zdim, &r);
+}
+
+/* ------------------------------------------------------------ training shard */
+
+typedef struct {
+    double *nllpix;  /* (N) */
+    uint16_t *tok;   /* (N) input token of each step: the previous pixel, START first */
+    uint8_t *tgt;    /* (N) the pixel each step predicts */
+    float *z;        /* (n, Z) */
+    float *h0all;    /* (n, L*h) = z @ init.weight + init.bias */
+    float *h0;       /* (L, n, h) the same, per layer */
+    float *dh0;      /* (L, n, h) */
+    float *tab;      /* (257, G) embed @ weight_ih0 + bias_ih0 */
+    float *dtab;     /* (257, G) */
+    float *Y;        /* (L, N, h) hidden states */
+    float *cache;    /* (L, cache floats) */
+    float *scratch;  /* seq backward scratch */
+    float *logits;   /* (N, 256) */
+    float *dA, *dB;  /* (N, h) */
+    float *cls;      /* (L, n, G) class rows gathered per image */
+    float *dcls;     /* (n, G) */
+} train_ws;
+
+static loom_seq_dims dims(const loom_config *c, size_t n) {
+    /* every layer reads h features: the embedding or the layer below */
+    return (loom_seq_dims){c->height * c->width, n, c->hidden, c->hidden};
+}
+
+static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t n) {
+    const size_t h = c->hidden, L = c->layers, N = c->height * c->width * n, G = gates(c);
+    const loom_cell cell = cell_of(c);
+    const size_t cache = loom_seq_cache_floats(cell, dims(c, n));
+    size_t off = 0;
+    char *p = base;
+#define TAKE(field, type, count) do { \
+        if (ws) ws->field = (type *)(void *)(p + off); \
+        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+    TAKE(nllpix, double, N);
+    TAKE(z, float, n * c->zdim);
+    TAKE(h0all, float, n * L * h);
+    TAKE(h0, float, L * n * h);
+    TAKE(dh0, float, L * n * h);
+    TAKE(tab, float, NTOK * G);
+    TAKE(dtab, float, NTOK * G);
+    TAKE(Y, float, L * N * h);
+    TAKE(cache, float, L * cache);
+    TAKE(scratch, float, loom_seq_scratch_floats(cell, dims(c, n)));
+    TAKE(logits, float, N * 256);
+    TAKE(dA, float, N * h);
+    TAKE(dB, float, N * h);
+    TAKE(cls, float, c->nclasses ? L * n * G : 1);
+    TAKE(dcls, float, c->nclasses ? n * G : 1);
+    TAKE(tok, uint16_t, N);
+    TAKE(tgt, uint8_t, N);
+#undef TAKE
+    return off;
+}
+
+static size_t gp_train_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, n); }
+
+static void gather_cls(float *cls, const loom_model *m, const int32_t *labels, size_t n) {
+    const size_t G = gates(&m->cfg);
+    for (size_t l = 0; l < m->cfg.layers; l++) {
+        const float *tab = W(m, p_layer(&m->cfg, l, L_CLS));
+        for (size_t b = 0; b < n; b++)
+            memcpy(cls + (l * n + b) * G, tab + (size_t)labels[b] * G, G * sizeof *cls);
+    }
+}
+
+/* h0 (L, n, h) from z: one linear layer for all layers' initial states */
+static void initial_state(float *h0, float *h0all, const loom_model *m, const float *z, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t h = c->hidden, L = c->layers;
+    loom_linear_forward(h0all, z, W(m, P_INIT_W), W(m, P_INIT_B), n, c->zdim, L * h);
+    for (size_t l = 0; l < L; l++)
+        for (size_t b = 0; b < n; b++)
+            memcpy(h0 + (l * n + b) * h, h0all + (b * L + l) * h, h * sizeof *h0);
+}
+
+static void layer_forward(loom_cell cell, float *y, float *cache, const float *x, const float *h0,
+                          loom_seq_params p, loom_seq_dims d) {
+    switch (cell) {
+    case LOOM_CELL_RNN: loom_rnn_forward(y, NULL, cache, x, h0, p, d); break;
+    case LOOM_CELL_LSTM: loom_lstm_forward(y, NULL, NULL, cache, x, h0, NULL, p, d); break;
+    case LOOM_CELL_GRU: loom_gru_forward(y, NULL, cache, x, h0, p, d); break;
+    }
+}
+
+static void layer_backward(loom_cell cell, float *dx, float *dh0, loom_seq_grads g, float *scratch,
+                           const float *dy, const float *x, const float *h0, loom_seq_params p,
+                           const float *cache, const float *y, loom_seq_dims d) {
+    switch (cell) {
+    case LOOM_CELL_RNN: loom_rnn_backward(dx, dh0, g, scratch, dy, NULL, x, h0, p, cache, y, d); break;
+    case LOOM_CELL_LSTM:
+        loom_lstm_backward(dx, dh0, NULL, g, scratch, dy, NULL, NULL, x, h0, NULL, p, cache, y, d);
+        break;
+    case LOOM_CELL_GRU: loom_gru_backward(dx, dh0, g, scratch, dy, NULL, x, h0, p, cache, y, d); break;
+    }
+}
+
+void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_img, float *logits,
+                       const uint8_t *imgs, const int32_t *labels, const float *zin, size_t n,
+                       float scale) {
+    const loom_config *c = &m->cfg;
+    const size_t T = c->height * c->width, h = c->hidden, L = c->layers, G = gates(c), N = T * n;
+    const loom_cell cell = cell_of(c);
+    const int cond = c->nclasses > 0 && labels;
+    const loom_seq_dims d = dims(c, n);
+    const size_t cache_n = loom_seq_cache_floats(cell, d);
+    train_ws ws;
+    carve_train(&ws, wsp, c, n);
+
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < n; b++) {
+            ws.tgt[t * n + b] = imgs[b * T + t];
+            ws.tok[t * n + b] = t ? imgs[b * T + t - 1] : START;
+        }
+    if (zin) memcpy(ws.z, zin, n * c->zdim * sizeof *ws.z);
+    else
+        for (size_t b = 0; b < n; b++) image_z(ws.z + b * c->zdim, m, imgs + b * T, cond ? labels[b] : 0);
+    initial_state(ws.h0, ws.h0all, m, ws.z, n);
+    if (cond) gather_cls(ws.cls, m, labels, n);
+
+    /* layer 0 input: embedding then weight_ih0 is one (257, G) table */
+    const float *emb = W(m, P_EMBED), *wih0 = W(m, p_layer(c, 0, L_WIH));
+    loom_linear_forward(ws.tab, emb, wih0, W(m, p_layer(c, 0, L_BIH)), NTOK, h, G);
+    for (size_t q = 0; q < N; q++) {
+        float *a = ws.cache + q * G;
+        memcpy(a, ws.tab + (size_t)ws.tok[q] * G, G * sizeof *a);
+        if (cond) {
+            const float *cb = ws.cls + (q % n) * G;
+            for (size_t k = 0; k < G; k++) a[k] += cb[k];
+        }
+    }
+    for (size_t l = 0; l < L; l++)
+        layer_forward(cell, ws.Y + l * N * h, ws.cache + l * cache_n, l ? ws.Y + (l - 1) * N * h : NULL,
+                      ws.h0 + l * n * h, layer_params(m, l, cond && l ? ws.cls + l * n * G : NULL), d);
+    const float *top = ws.Y + (L - 1) * N * h, *hw = W(m, p_head(c, 0));
+    loom_linear_forward(ws.logits, top, hw, W(m, p_head(c, 1)), N, h, 256);
+    if (logits) /* (T, n, 256) -> (n, T, 256) */
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < n; b++)
+                memcpy(logits + (b * T + t) * 256, ws.logits + (t * n + b) * 256, 256 * sizeof *logits);
+    if (!nll_img && !grad) return;
+
+    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
+    if (nll_img) {
+        for (size_t b = 0; b < n; b++) nll_img[b] = 0.0;
+        for (size_t q = 0; q < N; q++) nll_img[q % n] += ws.nllpix[q];
+    }
+    if (!grad) return;
+
+#define GR(idx) (grad + m->params[idx].offset)
+    /* logits = top @ head.weight + head.bias */
+    float *dy = ws.dA, *dx = ws.dB;
+    memset(dy, 0, N * h * sizeof *dy);
+    loom_linear_backward(dy, GR(p_head(c, 0)), GR(p_head(c, 1)), ws.logits, top, hw, N, h, 256);
+    memset(ws.dh0, 0, L * n * h * sizeof *ws.dh0);
+    for (size_t l = L; l-- > 0;) {
+        if (cond) memset(ws.dcls, 0, n * G * sizeof *ws.dcls);
+        if (l) memset(dx, 0, N * h * sizeof *dx);
+        loom_seq_grads g = {l ? GR(p_layer(c, l, L_WIH)) : NULL, GR(p_layer(c, l, L_WHH)),
+                            l ? GR(p_layer(c, l, L_BIH)) : NULL, GR(p_layer(c, l, L_BHH)),
+                            cond && l ? ws.dcls : NULL};
+        layer_backward(cell, l ? dx : NULL, ws.dh0 + l * n * h, g, ws.scratch, dy,
+                       l ? ws.Y + (l - 1) * N * h : NULL, ws.h0 + l * n * h,
+                       layer_params(m, l, cond && l ? ws.cls + l * n * G : NULL),
+                       ws.cache + l * cache_n, ws.Y + l * N * h, d);
+        if (l == 0) {
+            /* a_q = tab[tok_q] + cls[label_b]: scatter dA back to the table rows */
+            const float *dA0 = ws.scratch;
+            memset(ws.dtab, 0, NTOK * G * sizeof *ws.dtab);
+            for (size_t q = 0; q < N; q++) {
+                float *dst = ws.dtab + (size_t)ws.tok[q] * G;
+                const float *src = dA0 + q * G;
+                for (size_t k = 0; k < G; k++) dst[k] += src[k];
+                if (cond) {
+                    float *dc = ws.dcls + (q % n) * G;
+                    for (size_t k = 0; k < G; k++) dc[k] += src[k];
+                }
+            }
+            /* tab = embed @ weight_ih0 + bias_ih0 */
+            loom_linear_backward(GR(P_EMBED), GR(p_layer(c, 0, L_WIH)), GR(p_layer(c, 0, L_BIH)),
+                                 ws.dtab, emb, wih0, NTOK, h, G);
+        }
+        if (cond) {
+            float *tab = GR(p_layer(c, l, L_CLS));
+            for (size_t b = 0; b < n; b++)
+                for (size_t k = 0; k < G; k++) tab[(size_t)labels[b] * G + k] += ws.dcls[b * G + k];
+        }
+        float *t = dy; dy = dx; dx = t;
+    }
+    /* h0all = z @ init.weight + init.bias; h0 is its per-layer view */
+    for (size_t l = 0; l < L; l++)
+        for (size_t b = 0; b < n; b++)
+            memcpy(ws.h0all + (b * L + l) * h, ws.dh0 + (l * n + b) * h, h * sizeof *ws.h0all);
+    loom_linear_backward(NULL, GR(P_INIT_W), GR(P_INIT_B), ws.h0all, ws.z, W(m, P_INIT_W), n,
+                         c->zdim, L * h);
+#undef GR
+}
+
+static void gp_shard(const loom_model *m, void *ws, float *grad, double *nll_img,
+                     const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
+    loom_grupixel_run(m, ws, grad, nll_img, NULL, imgs, labels, NULL, n, scale);
+}
+
+static void gp_logits(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
+                      const int32_t *labels, size_t n) {
+    loom_grupixel_run(m, ws, NULL, NULL, logits, imgs, labels, NULL, n, 0.0f);
+}
+
+/* ------------------------------------------------------------ sampling */
+
+typedef struct {
+    float *z;        /* (n, Z) */
+    float *h0all;    /* (n, L*h) */
+    float *h, *hn;   /* (L, n, h) state and next state */
+    float *c, *cn;   /* (L, n, h) LSTM cell state */
+    float *tab;      /* (257, G) */
+    float *cls;      /* (L, n, G) */
+    float *step;     /* seq step scratch */
+    float *logits;   /* (n, 256) */
+    uint16_t *tok;   /* (n) */
+} sample_ws;
+
+static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size_t n) {
+    const size_t h = c->hidden, L = c->layers, G = gates(c);
+    size_t off = 0;
+    char *p = base;
+#define TAKE(field, type, count) do { \
+        if (ws) ws->field = (type *)(void *)(p + off); \
+        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+    TAKE(z, float, n * c->zdim);
+    TAKE(h0all, float, n * L * h);
+    TAKE(h, float, L * n * h);
+    TAKE(hn, float, L * n * h);
+    TAKE(c, float, L * n * h);
+    TAKE(cn, float, L * n * h);
+    TAKE(tab, float, NTOK * G);
+    TAKE(cls, float, c->nclasses ? L * n * G : 1);
+    TAKE(step, float, loom_seq_step_floats(cell_of(c), n, h));
+    TAKE(logits, float, n * 256);
+    TAKE(tok, uint16_t, n);
+#undef TAKE
+    return off;
+}
+
+static size_t gp_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+
+static uint8_t draw(const float *z, float temperature, loom_rng *rng) {
+    float e[256];
+    float u = loom_rng_uniform(rng) * loom_softmax256(e, z, temperature);
+    int last = 0;
+    for (int k = 0; k < 256; k++) {
+        if (e[k] > 0.0f) last = k;
+        u -= e[k];
+        if (u < 0.0f) return (uint8_t)k;
+    }
+    return (uint8_t)last; /* rounding left u >= 0: the last possible value */
+}
+
+/* Cached state: each pixel costs one step of every layer and the head. */
+static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
+                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+    const loom_config *c = &m->cfg;
+    const size_t T = c->height * c->width, h = c->hidden, L = c->layers, G = gates(c);
+    const loom_cell cell = cell_of(c);
+    const int cond = c->nclasses > 0 && labels;
+    sample_ws ws;
+    carve_sample(&ws, wsp, c, n);
+    for (size_t b = 0; b < n; b++) loom_grupixel_draw_z(ws.z + b * c->zdim, c->zdim, &rngs[b]);
+    initial_state(ws.h, ws.h0all, m, ws.z, n);
+    memset(ws.c, 0, L * n * h * sizeof *ws.c);
+    if (cond) gather_cls(ws.cls, m, labels, n);
+    loom_linear_forward(ws.tab, W(m, P_EMBED), W(m, p_layer(c, 0, L_WIH)), W(m, p_layer(c, 0, L_BIH)),
+                        NTOK, h, G);
+    const float *hw = W(m, p_head(c, 0)), *hb = W(m, p_head(c, 1));
+    for (size_t b = 0; b < n; b++) ws.tok[b] = START;
+
+    for (size_t t = 0; t < T; t++) {
+        for (size_t l = 0; l < L; l++) {
+            const float *x = NULL;
+            if (l == 0) /* pre-projected input: table rows into the step scratch */
+                for (size_t b = 0; b < n; b++) {
+                    float *a = ws.step + b * G;
+                    memcpy(a, ws.tab + (size_t)ws.tok[b] * G, G * sizeof *a);
+                    if (cond)
+                        for (size_t k = 0; k < G; k++) a[k] += ws.cls[b * G + k];
+                }
+            else
+                x = ws.hn + (l - 1) * n * h;
+            loom_seq_params p = layer_params(m, l, cond && l ? ws.cls + l * n * G : NULL);
+            float *hl = ws.h + l * n * h, *hnl = ws.hn + l * n * h;
+            switch (cell) {
+            case LOOM_CELL_RNN: loom_rnn_step(hnl, ws.step, x, hl, p, n, h, h); break;
+            case LOOM_CELL_GRU: loom_gru_step(hnl, ws.step, x, hl, p, n, h, h); break;
+            case LOOM_CELL_LSTM:
+                loom_lstm_step(hnl, ws.cn + l * n * h, ws.step, x, hl, ws.c + l * n * h, p, n, h, h);
+                break;
+            }
+        }
+        for (size_t b = 0; b < n; b++) memcpy(ws.logits + b * 256, hb, 256 * sizeof *ws.logits);
+        loom_gemm_thin(ws.logits, ws.hn + (L - 1) * n * h, hw, n, 256, h, 1.0f);
+        for (size_t b = 0; b < n; b++) {
+            uint8_t *px = imgs + b * T + t;
+            if (t >= keep) *px = draw(ws.logits + b * 256, temperature, &rngs[b]);
+            ws.tok[b] = *px;
+        }
+        float *s = ws.h; ws.h = ws.hn; ws.hn = s;
+        s = ws.c; ws.c = ws.cn; ws.cn = s;
+    }
+}
+
+const loom_model_ops loom_grupixel_ops = {
+    .name = "grupixel",
+    .check = gp_check,
+    .layout = gp_layout,
+    .init_extra = gp_init_extra,
+    .train_ws_bytes = gp_train_ws_bytes,
+    .shard = gp_shard,
+    .logits = gp_logits,
+    .sample_ws_bytes = gp_sample_ws_bytes,
+    .sample = gp_sample,
+};
