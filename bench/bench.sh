@@ -52,6 +52,8 @@ pair "diagbilstm 7x16 batch 16" "--model diagbilstm --layers 7 --hidden 16 --bat
     "$PY bench/diagbilstm_torch.py bench --threads 2 --batch 16 --layers 7 --hidden 16 --steps 3 --forward-reps 2 --sample-pixels 1"
 pair "grupixel gru 1x256 batch 64" "--model grupixel --cell gru --layers 1 --hidden 256 --batch 64 --steps 10" \
     "$PY bench/grupixel_torch.py bench --cell gru --hidden 256 --batch 64 --threads 2 --seconds 30 --min-steps 3 --sample-seconds 10"
+# draw's peer runs ~3000 small ops per step: with the default (spinning) OpenMP wait policy
+# PyTorch's 2 threads collapse to ~10 images/s on a loaded machine (docs/draw.md)
 pair "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64 --steps 10" \
-    "$PY bench/draw_torch.py bench --threads 2 --batch 64 --hidden 256 --zdim 100 --steps-draw 16 --steps 10"
+    "env OMP_WAIT_POLICY=PASSIVE $PY bench/draw_torch.py bench --threads 2 --batch 64 --hidden 256 --zdim 100 --steps-draw 16 --steps 10"
 echo "raw results: $OUT"
