@@ -10,6 +10,23 @@ TINY="$DATA --layers 1 --hidden 4 --batch 4 --threads 1"
 # the thread count is not part of a run's config; bit-identity needs the same one
 RES="--threads 1 --quiet"
 
+# le64 N: N as 8 little-endian bytes
+le64() {
+    n=$1 i=0 s=""
+    while [ $i -lt 8 ]; do s="$s$(printf '\\%03o' $((n & 255)))"; n=$((n >> 8)); i=$((i + 1)); done
+    printf "$s"
+}
+# patch_meta IN OUT SED_EXPR: IN with its safetensors header (one line of JSON)
+# rewritten by sed, re-padded and its length field fixed; the data copied as is
+patch_meta() {
+    hlen=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+    head -c $((8 + hlen)) "$1" | tail -c "$hlen" | sed "$3" >"$2.hdr"
+    n=$(wc -c <"$2.hdr")
+    while [ $((n % 8)) -ne 0 ]; do printf ' ' >>"$2.hdr"; n=$((n + 1)); done
+    { le64 "$n"; cat "$2.hdr"; tail -c +$((9 + hlen)) "$1"; } >"$2"
+    rm -f "$2.hdr"
+}
+
 # step_of RUN: the step `loom info` reports ("step N of M"), empty when it cannot load
 step_of() { "$LOOM" info "$1" 2>/dev/null | sed -n 's/^step *\([0-9]*\) of.*/\1/p'; }
 
@@ -133,6 +150,19 @@ fi
 ok "nan: the checkpoint loads (it holds no NaN)" "$LOOM" info "$R"
 grep -q "update skipped" "$R/train.log" && pass "nan: the skip is in train.log" ||
     fail "nan: the skip is in train.log" "$(cat "$R/train.log")"
+
+# ---------------------------------------------------------------- crafted resume state
+# The resume state in a checkpoint's metadata is input too. A data position near
+# 2^64 used to wrap around and crash `train --resume` (segmentation fault).
+G=$T/crafted
+mkdir -p "$G"
+cp "$T/nan/config.json" "$G/"
+for kv in 'index:18446744073709551614' 'index:104' 'step:-1' 'adam_t:99999999999999999999' 'epoch:1e3'; do
+    k=${kv%%:*} v=${kv#*:}
+    patch_meta "$T/nan/checkpoint.safetensors" "$G/checkpoint.safetensors" "s/\"$k\":\"[^\"]*\"/\"$k\":\"$v\"/"
+    if [ "$k" = index ] && [ "$v" = 104 ]; then pat="beyond the 100 training images"; else pat="metadata \"$k\""; fi
+    rejects "crafted state: $k = $v is refused on resume" 2 "$pat" "$LOOM" train --resume "$G" --steps 50 $RES
+done
 
 # ---------------------------------------------------------------- bad numbers in flags
 rejects "flags: --batch 0" 2 "batch 0 is out of range" "$LOOM" train $DATA --batch 0 --out "$T/x"
