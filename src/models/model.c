@@ -205,9 +205,23 @@ static int threads_for(const loom_model *m, size_t n) {
     return n < (size_t)m->nthreads ? (int)n : m->nthreads;
 }
 
+/* A conditional model indexes its class tables with the labels: one out of
+ * range would read (and in training, write) other parameters. `loom complete
+ * --data` with more classes than the model had did exactly that. */
+static loom_status check_labels(const loom_model *m, const int32_t *labels, size_t n,
+                                loom_error *err) {
+    if (!m->cfg.nclasses || !labels) return LOOM_OK;
+    for (size_t b = 0; b < n; b++)
+        if (labels[b] < 0 || labels[b] >= m->cfg.nclasses)
+            return loom_fail(err, LOOM_EINVAL, "label %d of image %zu is outside the model's %d classes",
+                             (int)labels[b], b, m->cfg.nclasses);
+    return LOOM_OK;
+}
+
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err) {
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
     if (st) return st;
@@ -240,6 +254,7 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err) {
     if (chunk == 0) chunk = 1;
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = m->cfg.height * m->cfg.width;
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         size_t cn = LOOM_MIN(chunk, n - c0);
@@ -261,6 +276,7 @@ loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err) {
     if (!m->ops->logits)
         return loom_fail(err, LOOM_EINVAL, "model %s has no per-pixel logits", m->ops->name);
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, n), err);
     if (st) return st;
     m->ops->logits(m, m->ws[0], logits, imgs, labels, n);
@@ -272,6 +288,7 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     if (n == 0) return LOOM_OK;
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return loom_fail(err, LOOM_EINVAL, "temperature must be a positive number");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = m->cfg.height * m->cfg.width;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);

@@ -164,6 +164,22 @@ for kv in 'index:18446744073709551614' 'index:104' 'step:-1' 'adam_t:99999999999
     rejects "crafted state: $k = $v is refused on resume" 2 "$pat" "$LOOM" train --resume "$G" --steps 50 $RES
 done
 
+# ---------------------------------------------------------------- labels beyond the model's classes
+# A conditional model trained on one class, then asked to complete test images
+# of ten classes: the class table used to be read out of range, silently.
+C1=$T/oneclass
+mkdir -p "$C1"
+cp "$D"/*-images-idx3-ubyte "$C1/"
+{ printf '\000\000\010\001'; be32 120; head -c 120 /dev/zero; } >"$C1/train-labels-idx1-ubyte"
+{ printf '\000\000\010\001'; be32 20; head -c 20 /dev/zero; } >"$C1/t10k-labels-idx1-ubyte"
+ok "labels: train a conditional model on one class" \
+    "$LOOM" train --data "$C1" --valid 20 --eval-every 0 --quiet --layers 1 --hidden 4 --batch 4 \
+    --threads 1 --steps 2 --conditional --out "$T/cond"
+rejects "labels: complete with ten-class data is refused" 2 "label 9 .* outside the model's 1 classes" \
+    "$LOOM" complete "$T/cond" --data "$D" --out "$T/c.png"
+rejects "labels: eval with ten-class data is refused" 2 "labels below 1" \
+    "$LOOM" eval "$T/cond" --data "$D"
+
 # ---------------------------------------------------------------- bad numbers in flags
 rejects "flags: --batch 0" 2 "batch 0 is out of range" "$LOOM" train $DATA --batch 0 --out "$T/x"
 rejects "flags: --lr -1" 2 "lr -1 is out of range" "$LOOM" train $TINY --lr -1 --out "$T/x"
