@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,15 @@ static void free_ws(loom_model *m) {
 /* per-thread workspaces of at least `bytes` each */
 static loom_status need_ws(loom_model *m, size_t bytes, loom_error *err) {
     if (bytes <= m->ws_bytes) return LOOM_OK;
+    /* eval --batch, sample --n: refuse what the machine cannot hold rather than
+     * being killed by the OOM killer half-way */
+    char what[96];
+    snprintf(what, sizeof what, "a batch this large (%d thread%s x %zu MB of activations)",
+             m->nthreads, m->nthreads == 1 ? "" : "s", bytes >> 20);
+    size_t total;
+    if (loom_memory_check(loom_mul_ok(bytes, (size_t)m->nthreads, &total) ? total : SIZE_MAX, what,
+                          err))
+        return LOOM_EINVAL;
     free_ws(m);
     m->ws = calloc((size_t)m->nthreads, sizeof *m->ws);
     if (!m->ws) return loom_fail(err, LOOM_ENOMEM, "out of memory for workspaces");
@@ -136,14 +146,25 @@ static size_t memory_limit(void) {
     return mul_sat((size_t)pages, (size_t)page);
 }
 
+static void human(char *buf, size_t cap, size_t bytes) {
+    const double mb = 1024.0 * 1024.0;
+    if ((double)bytes < 1024.0 * mb)
+        snprintf(buf, cap, "%.0f MB", (double)bytes / mb);
+    else
+        snprintf(buf, cap, "%.1f GB", (double)bytes / (1024.0 * mb));
+}
+
 loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err) {
     size_t limit = memory_limit();
     if (bytes <= limit) return LOOM_OK;
-    const double gb = 1024.0 * 1024.0 * 1024.0;
     if (bytes == SIZE_MAX)
         return loom_fail(err, LOOM_EINVAL, "%s: the memory it needs overflows a 64-bit size", what);
-    return loom_fail(err, LOOM_EINVAL, "%s needs about %.1f GB of memory; this machine has %.1f GB",
-                     what, (double)bytes / gb, (double)limit / gb);
+    char need[32], have[32];
+    human(need, sizeof need, bytes);
+    human(have, sizeof have, limit);
+    const char *env = getenv("LOOM_MEM_LIMIT_MB");
+    return loom_fail(err, LOOM_EINVAL, "%s needs about %s of memory; %s %s", what, need,
+                     env && *env ? "LOOM_MEM_LIMIT_MB allows" : "this machine has", have);
 }
 
 loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,

@@ -193,13 +193,15 @@ rejects "flags: a newline in a flag stays one line" 2 "unknown flag" "$LOOM" tra
 # sizes whose product is absurd: refused from the estimate, before allocating, and
 # under a 1 GB address-space limit, so a large allocation would have failed instead
 for sizes in "--hidden 4096 --layers 64" "--hidden 2048 --layers 32" "--hidden 1024 --layers 64 --threads 256"; do
-    rejects "flags: $sizes refused before allocating" 2 "needs about .* GB of memory" \
+    rejects "flags: $sizes refused before allocating" 2 "needs about .* of memory" \
         sh -c "ulimit -v 1000000; exec \"$LOOM\" train $DATA --out \"$T/x\" $sizes"
 done
 # activations count too: 100 images of 28x28 at hidden 256 need more than 64 MB
-rejects "flags: activations over LOOM_MEM_LIMIT_MB" 2 "needs about .* GB of memory" \
+rejects "flags: activations over LOOM_MEM_LIMIT_MB" 2 "needs about .* of memory" \
     env LOOM_MEM_LIMIT_MB=64 "$LOOM" train $DATA --hidden 256 --batch 100 --out "$T/x"
-rejects "flags: bench with the largest sizes" 2 "needs about .* GB of memory" \
+rejects "flags: sample --n 10000 over LOOM_MEM_LIMIT_MB" 2 "a batch this large .* needs about" \
+    env LOOM_MEM_LIMIT_MB=16 "$LOOM" sample "$T/nan" --n 10000 --out "$T/s.png"
+rejects "flags: bench with the largest sizes" 2 "needs about .* of memory" \
     "$LOOM" bench --height 4096 --width 4096 --hidden 4096 --layers 64 --batch 65536 --threads 256
 [ -e "$T/x" ] && fail "flags: no run directory for a refused run" "$T/x exists" ||
     pass "flags: no run directory for a refused run"
