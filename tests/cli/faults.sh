@@ -43,6 +43,7 @@ echo "kill: seed $seed, delays $delays"
 R=$T/killed
 last=0 bad="" midwrite=0
 for d in $delays; do
+    rm -f "$R/checkpoint.safetensors.tmp" # so that the count below is exact
     if [ -e "$R/checkpoint.safetensors" ]; then
         "$LOOM" train --resume "$R" --steps 40 $RES 2>>"$T/kill.err" &
     else
