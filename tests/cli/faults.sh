@@ -205,6 +205,8 @@ rejects "flags: activations over LOOM_MEM_LIMIT_MB" 2 "needs about .* of memory"
     env LOOM_MEM_LIMIT_MB=64 "$LOOM" train $DATA --hidden 256 --batch 100 --out "$T/x"
 rejects "flags: sample --n 10000 over LOOM_MEM_LIMIT_MB" 2 "a batch this large .* needs about" \
     env LOOM_MEM_LIMIT_MB=16 "$LOOM" sample "$T/nan" --n 10000 --out "$T/s.png"
+# fewer timed steps than bench's 3 forward repetitions (a heap overflow under ASan)
+ok "flags: bench --steps 1" "$LOOM" bench --layers 1 --hidden 2 --batch 2 --steps 1 --height 4 --width 4 --threads 1
 rejects "flags: bench with the largest sizes" 2 "needs about .* of memory" \
     "$LOOM" bench --height 4096 --width 4096 --hidden 4096 --layers 64 --batch 65536 --threads 256
 [ -e "$T/x" ] && fail "flags: no run directory for a refused run" "$T/x exists" ||
