@@ -79,7 +79,9 @@ int cmd_bench(int argc, char **argv) {
     const size_t HW = height * width;
     uint8_t *imgs = malloc(LOOM_MAX(batch, nsample) * HW);
     float *am = calloc(m->nfloats, sizeof *am), *av = calloc(m->nfloats, sizeof *av);
-    double *nll = malloc(batch * sizeof *nll), *t = malloc(steps * sizeof *t);
+    /* t holds the training step times, then at least 3 forward timings (an 8-byte
+     * heap overflow with --steps 1 or 2, found by make test SANITIZE=1) */
+    double *nll = malloc(batch * sizeof *nll), *t = malloc(LOOM_MAX(steps, 3) * sizeof *t);
     if (!imgs || !am || !av || !nll || !t) cli_die(1, "out of memory");
     for (size_t i = 0; i < LOOM_MAX(batch, nsample) * HW; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
     loom_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = am, .v = av, .n = m->nfloats};

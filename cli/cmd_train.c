@@ -259,6 +259,9 @@ int cmd_train(int argc, char **argv) {
         free(js);
     } else if (all.h != cfg.height || all.w != cfg.width) {
         cli_die(2, "%s: images are %zux%zu but the run's model is %zux%zu", o.data, all.h, all.w, cfg.height, cfg.width);
+    } else if (ts.index > ntrain) {
+        cli_die(2, "%s: data position %zu is beyond the %zu training images of %s", cli_checkpoint_path(resume),
+                ts.index, ntrain, o.data);
     }
     if (cfg.nclasses && (!all.labels || all.nclasses > cfg.nclasses))
         cli_die(2, "%s: labels do not fit the model's %d classes", o.data, cfg.nclasses);

@@ -189,6 +189,34 @@ static void test_png_bomb(void) {
           "%d %s", (int)st, wrote ? err.msg : "could not write the file");
 }
 
+/* Labels outside a conditional model's classes are refused by every entry point. */
+static void test_label_range(void) {
+    loom_config c = {.model = "rowlstm", .height = 3, .width = 3, .layers = 1, .hidden = 2,
+                     .nclasses = 2};
+    loom_model *m;
+    loom_error err;
+    if (loom_model_create(&m, &c, 1, &err)) {
+        CHECK("labels: create the model", 0, "%s", err.msg);
+        return;
+    }
+    uint8_t imgs[2 * 9] = {0};
+    int32_t ok_labels[2] = {0, 1}, bad_labels[2] = {1, 2}, neg[2] = {-1, 0};
+    double loss, nll[2];
+    float logits[2 * 9 * 256];
+    CHECK("labels: in range is fine", loom_model_grad(m, &loss, imgs, ok_labels, 2, &err) == LOOM_OK,
+          "%s", err.msg);
+    CHECK("labels: grad refuses label 2 of 2 classes",
+          loom_model_grad(m, &loss, imgs, bad_labels, 2, &err) == LOOM_EINVAL &&
+              strstr(err.msg, "label 2"), "%s", err.msg);
+    CHECK("labels: nll refuses -1", loom_model_nll(m, nll, imgs, neg, 2, 2, &err) == LOOM_EINVAL,
+          "%s", err.msg);
+    CHECK("labels: logits refuses label 2",
+          loom_model_logits(m, logits, imgs, bad_labels, 2, &err) == LOOM_EINVAL, "%s", err.msg);
+    CHECK("labels: sample refuses label 2",
+          loom_model_sample(m, imgs, bad_labels, 2, 0, 1.0f, 1, &err) == LOOM_EINVAL, "%s", err.msg);
+    loom_model_free(m);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/loom-robust-XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -196,6 +224,7 @@ int main(void) {
     test_huge_config();
     test_nan_guard();
     test_png_bomb();
+    test_label_range();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

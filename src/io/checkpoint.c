@@ -1,6 +1,7 @@
 #include "checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -275,12 +276,20 @@ loom_status loom_checkpoint_save(const char *path, const loom_model *m, const fl
     return s;
 }
 
+/* Resume state counters must stay far from overflow: the trainer adds to them
+ * (a data position near SIZE_MAX wrapped around and indexed far outside the
+ * permutation: a crash on `train --resume` of a crafted checkpoint). */
+#define META_MAX 1000000000000000ULL /* 1e15, the config's limit for steps */
+
 static loom_status meta_ulong(const loom_st_file *f, const char *path, const char *key,
                               unsigned long long *out, loom_error *err) {
     const char *v = loom_st_meta(f, key);
     char *end = NULL;
-    if (!v || !*v || (*out = strtoull(v, &end, 10), *end) || v[0] == '-')
-        return loom_fail(err, LOOM_EFORMAT, "%s: metadata \"%s\" missing or not a number", path, key);
+    errno = 0;
+    if (!v || !*v || strspn(v, "0123456789") != strlen(v) ||
+        (*out = strtoull(v, &end, 10), *end) || errno || *out > META_MAX)
+        return loom_fail(err, LOOM_EFORMAT,
+                         "%s: metadata \"%s\" missing or not an integer in [0, 1e15]", path, key);
     return LOOM_OK;
 }
 

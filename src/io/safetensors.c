@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,27 @@ static loom_status commit_tmp(const char *path, const char *tmp, FILE *fp, loom_
 
 /* ---------------------------------------------------------------- write */
 
+/* Test hook (docs/robustness.md): with LOOM_FAULT_KILL_WRITE=N in the
+ * environment, the process kills itself with SIGKILL once N bytes of the temp
+ * file have been handed to the kernel: a deterministic crash in the middle of
+ * a checkpoint write (tests/cli/faults.sh). */
+static long long fault_kill_after(void) {
+    const char *v = getenv("LOOM_FAULT_KILL_WRITE");
+    return v && *v ? strtoll(v, NULL, 10) : -1;
+}
+
+/* fwrite that honours the hook; *done counts the bytes written so far. */
+static size_t put(const void *p, size_t n, FILE *fp, long long kill_after, size_t *done) {
+    if (kill_after >= 0 && (unsigned long long)*done + n >= (unsigned long long)kill_after) {
+        size_t part = (size_t)((unsigned long long)kill_after - *done);
+        if (part) fwrite(p, 1, part, fp);
+        fflush(fp);
+        raise(SIGKILL);
+    }
+    *done += n;
+    return fwrite(p, 1, n, fp);
+}
+
 static loom_status build_header(char **out, const char *path, const loom_tensor *tensors,
                                 size_t ntensors, const loom_kv *meta, size_t nmeta,
                                 loom_error *err) {
@@ -309,13 +331,16 @@ loom_status loom_safetensors_write(const char *path, const loom_tensor *tensors,
     }
     /* fwrite sets errno on failure; EIO covers a libc that does not. */
     int e = 0;
+    long long kill_after = fault_kill_after();
+    size_t done = 0;
     errno = 0;
-    if (fwrite(head, 1, 8 + padded, fp) != 8 + padded) e = errno ? errno : EIO;
+    if (put(head, 8 + padded, fp, kill_after, &done) != 8 + padded) e = errno ? errno : EIO;
     free(head);
     for (size_t i = 0; i < ntensors && !e; i++) {
         size_t nbytes = tensor_nbytes(&tensors[i]);
         errno = 0;
-        if (nbytes && fwrite(tensors[i].data, 1, nbytes, fp) != nbytes) e = errno ? errno : EIO;
+        if (nbytes && put(tensors[i].data, nbytes, fp, kill_after, &done) != nbytes)
+            e = errno ? errno : EIO;
     }
     if (e) {
         fclose(fp);

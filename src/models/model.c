@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,15 @@ static void free_ws(loom_model *m) {
 /* per-thread workspaces of at least `bytes` each */
 static loom_status need_ws(loom_model *m, size_t bytes, loom_error *err) {
     if (bytes <= m->ws_bytes) return LOOM_OK;
+    /* eval --batch, sample --n: refuse what the machine cannot hold rather than
+     * being killed by the OOM killer half-way */
+    char what[96];
+    snprintf(what, sizeof what, "a batch this large (%d thread%s x %zu MB of activations)",
+             m->nthreads, m->nthreads == 1 ? "" : "s", bytes >> 20);
+    size_t total;
+    if (loom_memory_check(loom_mul_ok(bytes, (size_t)m->nthreads, &total) ? total : SIZE_MAX, what,
+                          err))
+        return LOOM_EINVAL;
     free_ws(m);
     m->ws = calloc((size_t)m->nthreads, sizeof *m->ws);
     if (!m->ws) return loom_fail(err, LOOM_ENOMEM, "out of memory for workspaces");
@@ -152,14 +162,25 @@ static size_t memory_limit(void) {
     return mul_sat((size_t)pages, (size_t)page);
 }
 
+static void human(char *buf, size_t cap, size_t bytes) {
+    const double mb = 1024.0 * 1024.0;
+    if ((double)bytes < 1024.0 * mb)
+        snprintf(buf, cap, "%.0f MB", (double)bytes / mb);
+    else
+        snprintf(buf, cap, "%.1f GB", (double)bytes / (1024.0 * mb));
+}
+
 loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err) {
     size_t limit = memory_limit();
     if (bytes <= limit) return LOOM_OK;
-    const double gb = 1024.0 * 1024.0 * 1024.0;
     if (bytes == SIZE_MAX)
         return loom_fail(err, LOOM_EINVAL, "%s: the memory it needs overflows a 64-bit size", what);
-    return loom_fail(err, LOOM_EINVAL, "%s needs about %.1f GB of memory; this machine has %.1f GB",
-                     what, (double)bytes / gb, (double)limit / gb);
+    char need[32], have[32];
+    human(need, sizeof need, bytes);
+    human(have, sizeof have, limit);
+    const char *env = getenv("LOOM_MEM_LIMIT_MB");
+    return loom_fail(err, LOOM_EINVAL, "%s needs about %s of memory; %s %s", what, need,
+                     env && *env ? "LOOM_MEM_LIMIT_MB allows" : "this machine has", have);
 }
 
 loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthreads,
@@ -221,9 +242,23 @@ static int threads_for(const loom_model *m, size_t n) {
     return n < (size_t)m->nthreads ? (int)n : m->nthreads;
 }
 
+/* A conditional model indexes its class tables with the labels: one out of
+ * range would read (and in training, write) other parameters. `loom complete
+ * --data` with more classes than the model had did exactly that. */
+static loom_status check_labels(const loom_model *m, const int32_t *labels, size_t n,
+                                loom_error *err) {
+    if (!m->cfg.nclasses || !labels) return LOOM_OK;
+    for (size_t b = 0; b < n; b++)
+        if (labels[b] < 0 || labels[b] >= m->cfg.nclasses)
+            return loom_fail(err, LOOM_EINVAL, "label %d of image %zu is outside the model's %d classes",
+                             (int)labels[b], b, m->cfg.nclasses);
+    return LOOM_OK;
+}
+
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err) {
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
     if (st) return st;
@@ -256,6 +291,7 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err) {
     if (chunk == 0) chunk = 1;
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = m->cfg.height * m->cfg.width;
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         size_t cn = LOOM_MIN(chunk, n - c0);
@@ -277,6 +313,7 @@ loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err) {
     if (!m->ops->logits)
         return loom_fail(err, LOOM_EINVAL, "model %s has no per-pixel logits", m->ops->name);
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, n), err);
     if (st) return st;
     m->ops->logits(m, m->ws[0], logits, imgs, labels, n);
@@ -392,6 +429,7 @@ loom_status loom_model_sample_frames(loom_model *m, uint8_t *imgs, uint8_t *fram
     if (n == 0) return LOOM_OK;
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return loom_fail(err, LOOM_EINVAL, "temperature must be a positive number");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = m->cfg.height * m->cfg.width;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);

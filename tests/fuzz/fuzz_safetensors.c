@@ -60,6 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (loom_checkpoint_load(path, 1, &m, &am, &av, &ts, &o, &err) == LOOM_OK) {
         for (size_t i = 0; i < m->nfloats; i++)
             if (m->w[i] != m->w[i]) abort(); /* the loader promised finite weights */
+        /* the trainer adds to these counters: they must be far from overflow */
+        if (ts.step < 0 || ts.adam_t < 0 || ts.index > (size_t)1 << 52 || ts.epoch > (size_t)1 << 52)
+            abort();
         free(am);
         free(av);
         loom_model_free(m);
