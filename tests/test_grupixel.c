@@ -63,7 +63,7 @@ static void test_gradients(const char *cell, int K, uint64_t noise) {
     m->noise_seed = noise;
     uint8_t imgs[2 * 3 * 4];
     rand_imgs(imgs, sizeof imgs, 3);
-    int32_t labels[2] = {1, 2};
+    int32_t labels[2] = {0, K - 1}; /* two different classes, both in range */
     gctx c = {m, imgs, K ? labels : NULL, n};
     double loss;
     loom_model_grad(m, &loss, imgs, c.labels, n, NULL);

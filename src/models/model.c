@@ -457,6 +457,7 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
                          m->ops->name);
     const char *why = m->ops->cannot_sample ? m->ops->cannot_sample(&m->cfg) : NULL;
     if (why) return loom_fail(err, LOOM_EINVAL, "cannot sample: %s", why);
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = m->cfg.height * m->cfg.width;
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
