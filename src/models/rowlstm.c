@@ -2,11 +2,12 @@
 #include "model.h"
 
 #include "../nn/nn.h"
+#include "pixelrnn.h"
 #include "fastmath.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
+
+#define add loom_pixelrnn_add_fanin /* Kaiming-uniform-style bound 1/sqrt(fan-in) */
 
 /* tensor indices in layout order */
 enum { P_IN_W, P_IN_B, P_LAYER0 };
@@ -26,19 +27,6 @@ static loom_status rl_check(const loom_config *c, loom_error *err) {
     if (c->hidden < 1 || c->hidden > 4096)
         return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
     return LOOM_OK;
-}
-
-/* append tensor `name` (r x c; c == 0: a vector) when out != NULL; returns the new count */
-static size_t add(loom_param *out, size_t n, float bound_scale, size_t r, size_t c,
-                  const char *fmt, size_t l) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, fmt, l);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = c ? bound_scale / sqrtf((float)r) : 0.0f;
-    }
-    return n + 1;
 }
 
 static size_t rl_layout(const loom_config *c, loom_param *out) {
@@ -132,16 +120,6 @@ static loom_rowlstm_cache layer_cache(float *cache, size_t l, size_t N, size_t h
     return (loom_rowlstm_cache){base, base + N * 4 * h, base + N * 5 * h, base + N * 6 * h};
 }
 
-/* gather each image's class rows: cls (L, n, 4h) */
-static void gather_cls(float *cls, const loom_model *m, const int32_t *labels, size_t n) {
-    const size_t g = 4 * m->cfg.hidden;
-    for (size_t l = 0; l < m->cfg.layers; l++) {
-        const float *tab = m->w + m->params[p_layer(&m->cfg, l, L_CLS_W)].offset;
-        for (size_t b = 0; b < n; b++)
-            memcpy(cls + (l * n + b) * g, tab + (size_t)labels[b] * g, g * sizeof *cls);
-    }
-}
-
 /* forward pass up to ws->logits (H, n, W, 256) */
 static void rl_forward(const loom_model *m, const train_ws *wsp, const uint8_t *imgs,
                        const int32_t *labels, size_t n) {
@@ -151,30 +129,21 @@ static void rl_forward(const loom_model *m, const train_ws *wsp, const uint8_t *
     const int cond = c->nclasses > 0 && labels;
     const train_ws ws = *wsp;
     const loom_rowlstm_dims d = {H, n, W, C, h};
-    const loom_conv_dims din = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
     const float *w = m->w;
 
-    for (size_t i = 0; i < H; i++) /* (n, H, W) -> (H, n, W) */
-        for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < W; j++) {
-                uint8_t v = imgs[(b * H + i) * W + j];
-                ws.tgt[(i * n + b) * W + j] = v;
-                ws.u[(i * n + b) * W + j] = (float)v * (1.0f / 255.0f);
-            }
-    if (cond) gather_cls(ws.cls, m, labels, n);
+    loom_pixelrnn_images_in(ws.tgt, ws.u, imgs, n, H, W);
+    if (cond)
+        loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS_W), per_layer(c), labels, n, 4 * h);
 
     const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
-    loom_conv_forward(ws.X, ws.col_in, ws.u, loom_mask_a7, in_w, in_b, din);
+    loom_pixelrnn_in_forward(ws.X, ws.col_in, ws.u, in_w, in_b, H, n, W, C);
     for (size_t l = 0; l < L; l++)
         loom_rowlstm_forward(ws.X + (l + 1) * N * C, layer_cache(ws.cache, l, N, h), ws.scratch,
                              ws.X + l * N * C, layer_params(m, l, cond ? ws.cls + l * n * 4 * h : NULL), d);
-    const float *XL = ws.X + L * N * C;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h1b = w + m->params[p_head(c, 1)].offset;
-    const float *h2w = w + m->params[p_head(c, 2)].offset, *h2b = w + m->params[p_head(c, 3)].offset;
-    loom_relu_forward(ws.A, XL, N * C);
-    loom_linear_forward(ws.Z, ws.A, h1w, h1b, N, C, C);
-    loom_relu_forward(ws.Z, ws.Z, N * C);
-    loom_linear_forward(ws.logits, ws.Z, h2w, h2b, N, C, 256);
+    loom_pixelrnn_head_forward(ws.logits, ws.Z, ws.A, ws.X + L * N * C,
+                               w + m->params[p_head(c, 0)].offset, w + m->params[p_head(c, 1)].offset,
+                               w + m->params[p_head(c, 2)].offset, w + m->params[p_head(c, 3)].offset,
+                               N, C);
 }
 
 static void rl_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
@@ -186,30 +155,21 @@ static void rl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     train_ws ws;
     carve_train(&ws, wsp, c, n);
     const loom_rowlstm_dims d = {H, n, W, C, h};
-    const loom_conv_dims din = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
     const float *w = m->w;
     const float *in_w = w + m->params[P_IN_W].offset;
     const float *h1w = w + m->params[p_head(c, 0)].offset, *h2w = w + m->params[p_head(c, 2)].offset;
 
     rl_forward(m, &ws, imgs, labels, n);
     loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
-    for (size_t b = 0; b < n; b++) nll_img[b] = 0.0;
-    for (size_t i = 0; i < H; i++)
-        for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < W; j++) nll_img[b] += ws.nllpix[(i * n + b) * W + j];
+    loom_pixelrnn_nll_img(nll_img, ws.nllpix, n, H, W);
     if (!grad) return;
 
-    /* logits = Z @ h2w + h2b;  Z = relu(A @ h1w + h1b);  A = relu(X_L) */
-    float *dZ = ws.dA, *dAh = ws.dB;
-    memset(dZ, 0, N * C * sizeof *dZ);
-    loom_linear_backward(dZ, grad + m->params[p_head(c, 2)].offset,
-                         grad + m->params[p_head(c, 3)].offset, ws.logits, ws.Z, h2w, N, C, 256);
-    loom_relu_backward(dZ, dZ, ws.Z, N * C);
-    memset(dAh, 0, N * C * sizeof *dAh);
-    loom_linear_backward(dAh, grad + m->params[p_head(c, 0)].offset,
-                         grad + m->params[p_head(c, 1)].offset, dZ, ws.A, h1w, N, C, C);
     float *dy = ws.dA, *dx = ws.dB;
-    loom_relu_backward(dy, dAh, ws.A, N * C);
+    loom_pixelrnn_head_backward(dy, grad + m->params[p_head(c, 0)].offset,
+                                grad + m->params[p_head(c, 1)].offset,
+                                grad + m->params[p_head(c, 2)].offset,
+                                grad + m->params[p_head(c, 3)].offset, dx, ws.logits, ws.Z, ws.A,
+                                h1w, h2w, N, C);
     for (size_t l = L; l-- > 0;) {
         const size_t g = 4 * h;
         loom_rowlstm_grads gr = {
@@ -221,15 +181,13 @@ static void rl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
         loom_rowlstm_backward(dx, gr, ws.scratch, dy, ws.X + l * N * C,
                               layer_params(m, l, cond ? ws.cls + l * n * g : NULL),
                               layer_cache(ws.cache, l, N, h), d);
-        if (cond) {
-            float *tab = grad + m->params[p_layer(c, l, L_CLS_W)].offset;
-            for (size_t b = 0; b < n; b++)
-                for (size_t k = 0; k < g; k++) tab[(size_t)labels[b] * g + k] += ws.dcls[b * g + k];
-        }
+        if (cond)
+            loom_pixelrnn_scatter_cls(grad + m->params[p_layer(c, l, L_CLS_W)].offset, ws.dcls, labels,
+                                      n, g);
         float *t = dy; dy = dx; dx = t;
     }
-    loom_conv_backward(NULL, grad + m->params[P_IN_W].offset, grad + m->params[P_IN_B].offset,
-                       ws.col_in, dy, ws.u, loom_mask_a7, in_w, din);
+    loom_pixelrnn_in_backward(grad + m->params[P_IN_W].offset, grad + m->params[P_IN_B].offset,
+                              ws.col_in, dy, ws.u, in_w, H, n, W, C);
 }
 
 static void rl_logits(const loom_model *m, void *wsp, float *logits, const uint8_t *imgs,
@@ -239,10 +197,7 @@ static void rl_logits(const loom_model *m, void *wsp, float *logits, const uint8
     train_ws ws;
     carve_train(&ws, wsp, c, n);
     rl_forward(m, &ws, imgs, labels, n);
-    for (size_t i = 0; i < H; i++) /* (H, n, W, 256) -> (n, H, W, 256) */
-        for (size_t b = 0; b < n; b++)
-            memcpy(logits + (b * H + i) * W * 256, ws.logits + (i * n + b) * W * 256,
-                   W * 256 * sizeof *logits);
+    loom_pixelrnn_logits_out(logits, ws.logits, n, H, W);
 }
 
 /* ------------------------------------------------------------ sampling */
@@ -293,18 +248,6 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 
 static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
-static uint8_t draw(const float *z, float temperature, loom_rng *rng) {
-    float e[256];
-    float u = loom_rng_uniform(rng) * loom_softmax256(e, z, temperature);
-    int last = 0;
-    for (int k = 0; k < 256; k++) {
-        if (e[k] > 0.0f) last = k;
-        u -= e[k];
-        if (u < 0.0f) return (uint8_t)k;
-    }
-    return (uint8_t)last; /* rounding left u >= 0: the last possible value */
-}
-
 static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
@@ -313,7 +256,8 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
     sample_ws ws;
     carve_sample(&ws, wsp, c, n);
     memset(ws.zero, 0, n * C * sizeof *ws.zero);
-    if (cond) gather_cls(ws.cls, m, labels, n);
+    if (cond)
+        loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS_W), per_layer(c), labels, n, 4 * h);
     const float *w = m->w;
     const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
     const float *h1w = w + m->params[p_head(c, 0)].offset, *h1b = w + m->params[p_head(c, 1)].offset;
@@ -327,14 +271,7 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                                      w + m->params[p_layer(c, l, L_SS_W)].offset, n, W, h);
         }
         for (size_t j = 0; j < W; j++) {
-            /* mask-A taps of every image at (i, j): all already known */
-            for (size_t b = 0; b < n; b++)
-                for (size_t t = 0; t < LOOM_MASK_A7_TAPS; t++) {
-                    long y = (long)i + loom_mask_a7[t].dy, x = (long)j + loom_mask_a7[t].dx;
-                    ws.col_in[b * LOOM_MASK_A7_TAPS + t] =
-                        (y < 0 || x < 0 || x >= (long)W) ? 0.0f
-                            : (float)imgs[(b * H + (size_t)y) * W + (size_t)x] * (1.0f / 255.0f);
-                }
+            loom_pixelrnn_taps(ws.col_in, imgs, i, j, n, H, W);
             float *x0 = ws.Xrow + j * n * C; /* layer 0 input at column j */
             loom_linear_forward(x0, ws.col_in, in_w, in_b, n, LOOM_MASK_A7_TAPS, C);
             for (size_t l = 0; l < L; l++) {
@@ -355,13 +292,12 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                     memcpy(cc + (b * W + j) * h, ws.cv + b * h, h * sizeof *cc);
                 }
             }
-            loom_relu_forward(ws.A, ws.Xrow + (L * W + j) * n * C, n * C);
-            loom_linear_forward(ws.Z, ws.A, h1w, h1b, n, C, C);
-            loom_relu_forward(ws.Z, ws.Z, n * C);
-            loom_linear_forward(ws.logits, ws.Z, h2w, h2b, n, C, 256);
+            loom_pixelrnn_head_forward(ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, h1w, h1b,
+                                       h2w, h2b, n, C);
             if (i * W + j >= keep)
                 for (size_t b = 0; b < n; b++)
-                    imgs[(b * H + i) * W + j] = draw(ws.logits + b * 256, temperature, &rngs[b]);
+                    imgs[(b * H + i) * W + j] =
+                        loom_pixelrnn_draw(ws.logits + b * 256, temperature, &rngs[b]);
         }
         float *t = ws.hprev; ws.hprev = ws.hcur; ws.hcur = t;
         t = ws.cprev; ws.cprev = ws.ccur; ws.ccur = t;

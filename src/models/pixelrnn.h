@@ -1,0 +1,61 @@
+/* Scaffolding shared by the PixelRNN-style models (rowlstm.c, diagbilstm.c,
+ * and in part grupixel.c): the (n, H, W) <-> (H, n, W) transpositions, the 7x7
+ * mask-A input convolution, the class-embedding rows, the output head and the
+ * per-pixel draw. Internal to src/models. Backward functions accumulate into
+ * parameter gradients, like the layers in src/nn. */
+#ifndef LOOM_PIXELRNN_H
+#define LOOM_PIXELRNN_H
+
+#include "model.h"
+
+/* append tensor `name` (r x c; c == 0: a vector) when out != NULL; returns the new count */
+size_t loom_pixelrnn_add_param(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
+                               const char *fmt, size_t l);
+/* the same with init bound scale / sqrt(r) for a matrix (fan-in r), 0 for a vector */
+size_t loom_pixelrnn_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
+                               const char *fmt, size_t l);
+
+/* tgt (H, n, W) = imgs (n, H, W) in row-major order per row; u = tgt / 255 */
+void loom_pixelrnn_images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
+                             size_t W);
+/* logits (n, H, W, 256) = logits_hnw (H, n, W, 256) */
+void loom_pixelrnn_logits_out(float *logits, const float *logits_hnw, size_t n, size_t H,
+                              size_t W);
+/* nll_img (n) = sum over pixels of nllpix (H, n, W) */
+void loom_pixelrnn_nll_img(double *nll_img, const double *nllpix, size_t n, size_t H, size_t W);
+
+/* X (H, n, W, C) = the 7x7 mask-A convolution of u (H, n, W); col (H*n*W, 24) */
+void loom_pixelrnn_in_forward(float *X, float *col, const float *u, const float *w,
+                              const float *b, size_t H, size_t n, size_t W, size_t C);
+/* dw, db += the gradients of loom_pixelrnn_in_forward for dX (H, n, W, C) */
+void loom_pixelrnn_in_backward(float *dw, float *db, float *col, const float *dX, const float *u,
+                               const float *w, size_t H, size_t n, size_t W, size_t C);
+/* col (n, 24) = the mask-A taps of every image at (i, j) of imgs (n, H, W):
+ * pixels the sampler has already drawn */
+void loom_pixelrnn_taps(float *col, const uint8_t *imgs, size_t i, size_t j, size_t n, size_t H,
+                        size_t W);
+
+/* cls (L, n, g) = the class rows of each image; layer l's table (K, g) is
+ * parameter tab0 + l * stride */
+void loom_pixelrnn_gather_cls(float *cls, const loom_model *m, size_t tab0, size_t stride,
+                              const int32_t *labels, size_t n, size_t g);
+/* dtab (K, g) += dcls (n, g) scattered to each image's class row */
+void loom_pixelrnn_scatter_cls(float *dtab, const float *dcls, const int32_t *labels, size_t n,
+                               size_t g);
+
+/* logits (N, 256) = relu(relu(X) @ w1 + b1) @ w2 + b2; A = relu(X), Z = the
+ * hidden layer after relu, both (N, C) */
+void loom_pixelrnn_head_forward(float *logits, float *Z, float *A, const float *X,
+                                const float *w1, const float *b1, const float *w2,
+                                const float *b2, size_t N, size_t C);
+/* dX (N, C) = the gradient wrt X (overwritten); dw1, db1, dw2, db2 +=.
+ * dtmp (N, C) scratch; dX and dtmp must not alias. */
+void loom_pixelrnn_head_backward(float *dX, float *dw1, float *db1, float *dw2, float *db2,
+                                 float *dtmp, const float *dlogits, const float *Z,
+                                 const float *A, const float *w1, const float *w2, size_t N,
+                                 size_t C);
+
+/* one value in 0..255 from the softmax of z (256) at `temperature` */
+uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng);
+
+#endif
