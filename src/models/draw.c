@@ -63,15 +63,9 @@ static loom_status dr_check(const loom_config *c, loom_error *err) {
     return LOOM_OK;
 }
 
+/* name: a plain tensor name (no % directives) */
 static size_t add(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = c ? 1.0f / sqrtf((float)r) : 0.0f;
-    }
-    return n + 1;
+    return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
 }
 
 static size_t dr_layout(const loom_config *c, loom_param *out) {
@@ -499,17 +493,10 @@ static void dr_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uin
     carve_train(&ws, wsp, &m->cfg, n);
     for (size_t k = 0; k < K; k++) {
         dr_forward(m, &ws, imgs, n, k);
-        for (size_t b = 0; b < n; b++) {
-            const double lw = -(ws.bce[b] + ws.lqp[b]);
-            if (k == 0) ws.lse_m[b] = lw, ws.lse_s[b] = 1.0;
-            else if (lw <= ws.lse_m[b]) ws.lse_s[b] += exp(lw - ws.lse_m[b]);
-            else ws.lse_s[b] = ws.lse_s[b] * exp(ws.lse_m[b] - lw) + 1.0, ws.lse_m[b] = lw;
-        }
+        loom_iw_accumulate(ws.lse_m, ws.lse_s, ws.bce, ws.lqp, n, k);
     }
-    for (size_t b = 0; b < n; b++) nll_img[b] = -(ws.lse_m[b] + log(ws.lse_s[b]) - log((double)K));
+    loom_iw_nll(nll_img, ws.lse_m, ws.lse_s, n, K);
 }
-
-static uint8_t to_pixel(float c) { return (uint8_t)lrintf(255.0f * loom_sigmoidf(c)); }
 
 static void dr_reconstruct(const loom_model *m, void *wsp, uint8_t *out, const uint8_t *imgs,
                            const int32_t *labels, size_t n) {
@@ -521,7 +508,7 @@ static void dr_reconstruct(const loom_model *m, void *wsp, uint8_t *out, const u
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < HW; i++) {
             out[(2 * b) * HW + i] = ws.x[b * HW + i] > 0.5f ? 255 : 0;
-            out[(2 * b + 1) * HW + i] = to_pixel(ws.canvas[b * HW + i]);
+            out[(2 * b + 1) * HW + i] = loom_latent_pixel(ws.canvas[b * HW + i]);
         }
 }
 
@@ -586,9 +573,10 @@ static void dr_sample_frames(const loom_model *m, void *wsp, uint8_t *imgs, uint
         if (frames)
             for (size_t b = 0; b < n; b++)
                 for (size_t i = 0; i < d.HW; i++)
-                    frames[(b * d.T + t) * d.HW + i] = to_pixel(ws.canvas[b * d.HW + i]);
+                    frames[(b * d.T + t) * d.HW + i] =
+                        loom_latent_pixel(ws.canvas[b * d.HW + i]);
     }
-    for (size_t i = 0; i < n * d.HW; i++) imgs[i] = to_pixel(ws.canvas[i]);
+    for (size_t i = 0; i < n * d.HW; i++) imgs[i] = loom_latent_pixel(ws.canvas[i]);
 }
 
 static void dr_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,

@@ -21,7 +21,7 @@
 enum { P_EMBED, P_INIT_W, P_INIT_B, P_LAYER0 };
 enum { L_WIH, L_WHH, L_BIH, L_BHH, L_CLS };
 
-#define add loom_pixelrnn_add_param
+#define add loom_param_add
 
 static size_t per_layer(const loom_config *c) { return c->nclasses > 0 ? 5 : 4; }
 static size_t p_layer(const loom_config *c, size_t l, size_t k) { return P_LAYER0 + l * per_layer(c) + k; }

@@ -210,6 +210,25 @@ void loom_model_init(loom_model *m, loom_rng *rng) {
     if (m->ops->init_extra) m->ops->init_extra(m);
 }
 
+/* ------------------------------------------------------------ parameter tables */
+
+size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
+                      const char *fmt, size_t l) {
+    if (out) {
+        loom_param *p = &out[n];
+        snprintf(p->name, sizeof p->name, fmt, l);
+        p->ndim = c ? 2 : 1;
+        p->shape[0] = r, p->shape[1] = c;
+        p->init_bound = init_bound;
+    }
+    return n + 1;
+}
+
+size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
+                            const char *fmt, size_t l) {
+    return loom_param_add(out, n, c ? scale / sqrtf((float)r) : 0.0f, r, c, fmt, l);
+}
+
 /* shard t of T over n items: [*begin, *end) */
 static void shard_range(size_t n, int T, int t, size_t *begin, size_t *end) {
     *begin = n * (size_t)t / (size_t)T;

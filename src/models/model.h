@@ -97,6 +97,15 @@ struct loom_model {
     uint64_t noise_seed;
 };
 
+/* For layout functions: append tensor fmt (formatted with l) of shape r x c
+ * (c == 0: a vector) when out != NULL; returns the new count n + 1.
+ * loom_param_add_fanin sets init bound scale / sqrt(r) for a matrix (fan-in
+ * r) and 0 for a vector. */
+size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
+                      const char *fmt, size_t l);
+size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
+                            const char *fmt, size_t l);
+
 const loom_model_ops *loom_model_find(const char *name);
 const char *loom_model_names(void); /* "rowlstm, ...": every registered model */
 loom_status loom_config_check(const loom_config *cfg, loom_error *err);

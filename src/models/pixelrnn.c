@@ -3,26 +3,7 @@
 
 #include "../nn/nn.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
-
-size_t loom_pixelrnn_add_param(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
-                               const char *fmt, size_t l) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, fmt, l);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = init_bound;
-    }
-    return n + 1;
-}
-
-size_t loom_pixelrnn_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
-                               const char *fmt, size_t l) {
-    return loom_pixelrnn_add_param(out, n, c ? scale / sqrtf((float)r) : 0.0f, r, c, fmt, l);
-}
 
 void loom_pixelrnn_images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
                              size_t W) {

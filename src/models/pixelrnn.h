@@ -8,13 +8,6 @@
 
 #include "model.h"
 
-/* append tensor `name` (r x c; c == 0: a vector) when out != NULL; returns the new count */
-size_t loom_pixelrnn_add_param(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
-                               const char *fmt, size_t l);
-/* the same with init bound scale / sqrt(r) for a matrix (fan-in r), 0 for a vector */
-size_t loom_pixelrnn_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
-                               const char *fmt, size_t l);
-
 /* tgt (H, n, W) = imgs (n, H, W) in row-major order per row; u = tgt / 255 */
 void loom_pixelrnn_images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
                              size_t W);

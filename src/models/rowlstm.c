@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#define add loom_pixelrnn_add_fanin /* Kaiming-uniform-style bound 1/sqrt(fan-in) */
+#define add loom_param_add_fanin /* Kaiming-uniform-style bound 1/sqrt(fan-in) */
 
 /* tensor indices in layout order */
 enum { P_IN_W, P_IN_B, P_LAYER0 };
