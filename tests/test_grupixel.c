@@ -4,15 +4,12 @@
  * and logits / loss / every gradient against the independent PyTorch
  * implementation (bench/grupixel_torch.py -> tests/fixtures/grupixel_ref.safetensors). */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "io/checkpoint.h"
 #include "models/grupixel.h"
 #include "optim/optim.h"
 
 #include <string.h>
-
-#ifndef FIXTURE_DIR
-#define FIXTURE_DIR "tests/fixtures"
-#endif
 
 static const char *const cells[] = {"gru", "lstm", "rnn"};
 
@@ -21,40 +18,7 @@ static loom_model *make(const char *cell, size_t H, size_t W, size_t L, size_t h
     loom_config cfg = {.model = "grupixel", .height = H, .width = W, .layers = L, .hidden = h,
                        .nclasses = K, .zdim = zdim};
     snprintf(cfg.cell, sizeof cfg.cell, "%s", cell);
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    /* zero-initialised biases and class tables would hide their gradients: perturb all */
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.4f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-static void rand_imgs(uint8_t *p, size_t n, uint64_t seed) {
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)loom_rng_below(&r, 256);
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    const int32_t *labels;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+    return test_model(&cfg, threads, seed, 0.4f);
 }
 
 static void test_gradients(const char *cell, int K, uint64_t noise) {
@@ -62,9 +26,9 @@ static void test_gradients(const char *cell, int K, uint64_t noise) {
     loom_model *m = make(cell, H, W, 2, 3, 2, K, 1, 7);
     m->noise_seed = noise;
     uint8_t imgs[2 * 3 * 4];
-    rand_imgs(imgs, sizeof imgs, 3);
+    test_random_images_seed(imgs, sizeof imgs, 3);
     int32_t labels[2] = {1, 2};
-    gctx c = {m, imgs, K ? labels : NULL, n};
+    test_model_ctx c = {m, imgs, K ? labels : NULL, n};
     double loss;
     loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
     float *g = malloc(m->nfloats * sizeof *g);
@@ -72,11 +36,11 @@ static void test_gradients(const char *cell, int K, uint64_t noise) {
     char what[64], name[160];
     snprintf(what, sizeof what, "%s%s%s", cell, K ? ", conditional" : "", noise ? ", training noise" : "");
     snprintf(name, sizeof name, "grupixel (%s): loss == nll", what);
-    CHECK(name, fabs(loss - model_loss(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, model_loss(&c));
+    CHECK(name, fabs(loss - test_loss_per_pixel(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, test_loss_per_pixel(&c));
     for (size_t p = 0; p < m->nparams; p++) {
         const loom_param *pp = &m->params[p];
         snprintf(name, sizeof name, "grupixel (%s): gradient %s", what, pp->name);
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
+        double w = gc_compare2(test_loss_per_pixel, &c, m->w + pp->offset, g + pp->offset, pp->size,
                                pp->size > 64 ? 5 : 1, 1e-3, 1e-4);
         CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
     }
@@ -90,7 +54,7 @@ static void test_causality(const char *cell) {
     const size_t H = 4, W = 5, HW = H * W;
     loom_model *m = make(cell, H, W, 2, 4, 3, 0, 1, 11);
     uint8_t img[4 * 5], img2[4 * 5];
-    rand_imgs(img, HW, 5);
+    test_random_images_seed(img, HW, 5);
     float *z0 = malloc(HW * 256 * sizeof *z0), *z1 = malloc(HW * 256 * sizeof *z1);
     loom_model_logits(m, z0, img, NULL, 1, NULL);
     int leaks = 0, blind = 0;
@@ -228,25 +192,12 @@ static void test_config(void) {
 
 /* ---------------------------------------------------------------- PyTorch fixture */
 
-static size_t meta_size(const loom_st_file *f, const char *key) {
-    const char *v = loom_st_meta(f, key);
-    return v ? (size_t)strtoul(v, NULL, 10) : 0;
-}
-
-/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double worst = 0.0, scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-    return worst / scale;
-}
-
 static void test_reference(const loom_st_file *f, const char *cell) {
-    loom_config cfg = {.model = "grupixel", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
-                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden"),
-                       .zdim = meta_size(f, "zdim")};
+    loom_config cfg = {.model = "grupixel", .height = test_meta_size(f, "height"), .width = test_meta_size(f, "width"),
+                       .layers = test_meta_size(f, "layers"), .hidden = test_meta_size(f, "hidden"),
+                       .zdim = test_meta_size(f, "zdim")};
     snprintf(cfg.cell, sizeof cfg.cell, "%s", cell);
-    const size_t B = meta_size(f, "batch"), HW = cfg.height * cfg.width;
+    const size_t B = test_meta_size(f, "batch"), HW = cfg.height * cfg.width;
     loom_model *m;
     loom_error err;
     char name[160], tn[96];
@@ -289,7 +240,7 @@ static void test_reference(const loom_st_file *f, const char *cell) {
     loom_grupixel_run(m, ws, m->g, nll, lg, imgs, NULL, z, B, 1.0f / (float)(B * HW));
     for (size_t b = 0; b < B; b++) loss += nll[b];
     loss /= (double)(B * HW);
-    double e = st ? 1e9 : rel_err(lg, lref, nz);
+    double e = st ? 1e9 : test_rel_err(lg, lref, nz);
     snprintf(name, sizeof name, "grupixel %s: logits match PyTorch", cell);
     CHECK(name, e < 1e-5, "max error %.3g of the logits' scale", e);
     snprintf(name, sizeof name, "grupixel %s: loss matches PyTorch", cell);
@@ -299,7 +250,7 @@ static void test_reference(const loom_st_file *f, const char *cell) {
         snprintf(tn, sizeof tn, "%s.grad.%s", cell, pp->name);
         float *g = malloc(pp->size * sizeof *g);
         st = loom_st_read_f32(f, tn, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
+        double ge = st ? 1e9 : test_rel_err(m->g + pp->offset, g, pp->size);
         snprintf(name, sizeof name, "grupixel %s: gradient %s matches PyTorch", cell, pp->name);
         CHECK(name, ge < 1e-5, "max error %.3g of the gradient's scale", ge);
         free(g);

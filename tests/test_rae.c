@@ -2,6 +2,7 @@
  * the variational code, the row decoder's causality given the code, encode /
  * decode against reconstruct, reproducible sampling, overfitting. */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "models/model.h"
 #include "optim/optim.h"
 
@@ -11,32 +12,7 @@ static loom_model *make(size_t H, size_t W, size_t h, size_t z, int variational,
                         uint64_t seed) {
     loom_config cfg = {.model = "rae", .height = H, .width = W, .layers = 1, .hidden = h, .zdim = z,
                        .variational = variational};
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.3f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, NULL, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s; /* nats per batch */
+    return test_model(&cfg, threads, seed, 0.3f);
 }
 
 static void test_gradients(int variational) {
@@ -61,8 +37,8 @@ static void test_gradients(int variational) {
     uint8_t imgs[3 * 7 * 6];
     loom_rng r;
     loom_rng_seed(&r, 3);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
-    gctx c = {m, imgs, n};
+    test_random_images(imgs, sizeof imgs, &r);
+    test_model_ctx c = {m, imgs, NULL, n};
     double loss;
     loom_model_grad(m, &loss, imgs, NULL, n, NULL);
     const double per = (double)(n * H * W);
@@ -71,11 +47,11 @@ static void test_gradients(int variational) {
     const char *tag = variational ? "variational" : "plain";
     char name[160];
     snprintf(name, sizeof name, "rae (%s): loss == the forward pass's bound", tag);
-    CHECK(name, fabs(loss * per - model_loss(&c)) < 1e-6, "%.9g vs %.9g", loss * per, model_loss(&c));
+    CHECK(name, fabs(loss * per - test_loss_per_batch(&c)) < 1e-6, "%.9g vs %.9g", loss * per, test_loss_per_batch(&c));
     for (size_t p = 0; p < m->nparams; p++) {
         const loom_param *pp = &m->params[p];
         snprintf(name, sizeof name, "rae (%s): gradient of %s", tag, pp->name);
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
+        double w = gc_compare2(test_loss_per_batch, &c, m->w + pp->offset, g + pp->offset, pp->size,
                                pp->size > 48 ? 5 : 1, eps, eps2);
         CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
     }
@@ -90,7 +66,7 @@ static void test_codes(void) {
     uint8_t imgs[5 * 64], rec[2 * 5 * 64], dec[5 * 64];
     loom_rng r;
     loom_rng_seed(&r, 9);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(imgs, sizeof imgs, &r);
     float c1[5 * 4], c2[5 * 4];
     loom_model_encode(m1, c1, imgs, n, NULL);
     loom_model_encode(m2, c2, imgs, n, NULL);

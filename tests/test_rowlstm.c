@@ -3,6 +3,7 @@
  * overfitting one small batch. (The PyTorch reference comparison is in
  * test_reference.c.) */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "models/model.h"
 #include "optim/optim.h"
 
@@ -11,34 +12,7 @@
 static loom_model *make(size_t H, size_t W, size_t L, size_t h, int K, int threads, uint64_t seed) {
     loom_config cfg = {.model = "rowlstm", .height = H, .width = W, .layers = L, .hidden = h,
                        .nclasses = K};
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    /* the zero-initialised class tables would hide their gradients: perturb all */
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.2f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    const int32_t *labels;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+    return test_model(&cfg, threads, seed, 0.2f);
 }
 
 static void test_gradients(int K) {
@@ -47,20 +21,20 @@ static void test_gradients(int K) {
     uint8_t imgs[2 * 4 * 5];
     loom_rng r;
     loom_rng_seed(&r, 3);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(imgs, sizeof imgs, &r);
     int32_t labels[2] = {1, 2};
-    gctx c = {m, imgs, K ? labels : NULL, n};
+    test_model_ctx c = {m, imgs, K ? labels : NULL, n};
     double loss;
     loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
     float *g = malloc(m->nfloats * sizeof *g);
     memcpy(g, m->g, m->nfloats * sizeof *g);
-    CHECK(K ? "model loss == nll (conditional)" : "model loss == nll", fabs(loss - model_loss(&c)) < 1e-9,
-          "grad loss %.9g vs nll %.9g", loss, model_loss(&c));
+    CHECK(K ? "model loss == nll (conditional)" : "model loss == nll", fabs(loss - test_loss_per_pixel(&c)) < 1e-9,
+          "grad loss %.9g vs nll %.9g", loss, test_loss_per_pixel(&c));
     for (size_t p = 0; p < m->nparams; p++) {
         const loom_param *pp = &m->params[p];
         char name[128];
         snprintf(name, sizeof name, "model gradient %s%s", pp->name, K ? " (conditional)" : "");
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
+        double w = gc_compare2(test_loss_per_pixel, &c, m->w + pp->offset, g + pp->offset, pp->size,
                                pp->size > 64 ? 7 : 1, 1e-3, 1e-4);
         CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
     }
@@ -76,7 +50,7 @@ static void test_causality(void) {
     uint8_t img[5 * 6], img2[5 * 6];
     loom_rng r;
     loom_rng_seed(&r, 5);
-    for (size_t i = 0; i < HW; i++) img[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(img, HW, &r);
     float *z0 = malloc(HW * 256 * sizeof *z0), *z1 = malloc(HW * 256 * sizeof *z1);
     loom_model_logits(m, z0, img, NULL, 1, NULL);
     int leaks = 0, blind = 0;

@@ -1,0 +1,92 @@
+/* Helpers shared by the test programs: random buffers and images, model
+ * creation, the whole-model loss closures for gradient checks, and the
+ * comparison with PyTorch reference fixtures. */
+#ifndef LOOM_TESTUTIL_H
+#define LOOM_TESTUTIL_H
+
+#include "check.h"
+#include "loom.h"
+#include "models/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef FIXTURE_DIR
+#define FIXTURE_DIR "tests/fixtures"
+#endif
+
+/* (n) uniform in [-scale, scale] */
+static inline float *test_randbuf(loom_rng *r, size_t n, float scale) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * loom_rng_uniform(r) - 1.0f);
+    return p;
+}
+static inline float *test_zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+/* (n) uniform pixel values 0..255 */
+static inline void test_random_images(uint8_t *imgs, size_t n, loom_rng *r) {
+    for (size_t i = 0; i < n; i++) imgs[i] = (uint8_t)loom_rng_below(r, 256);
+}
+static inline void test_random_images_seed(uint8_t *imgs, size_t n, uint64_t seed) {
+    loom_rng r;
+    loom_rng_seed(&r, seed);
+    test_random_images(imgs, n, &r);
+}
+
+/* A model of cfg initialised from seed, then every weight moved by up to
+ * +-jitter/2: zero-initialised biases and class tables would hide gradients
+ * that only differ from zero away from the initial point. Exits on failure. */
+static inline loom_model *test_model(const loom_config *cfg, int threads, uint64_t seed,
+                                     float jitter) {
+    loom_model *m;
+    loom_error err;
+    if (loom_model_create(&m, cfg, threads, &err)) {
+        printf("FAIL create: %s\n", err.msg);
+        exit(1);
+    }
+    loom_rng r;
+    loom_rng_seed(&r, seed);
+    loom_model_init(m, &r);
+    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += jitter * (loom_rng_uniform(&r) - 0.5f);
+    return m;
+}
+
+/* the whole-model loss for gc_* gradient checks */
+typedef struct {
+    loom_model *m;
+    const uint8_t *imgs;
+    const int32_t *labels; /* or NULL */
+    size_t n;
+} test_model_ctx;
+
+static inline double test_nll_sum(const test_model_ctx *c) {
+    double *nll = malloc(c->n * sizeof *nll), s = 0;
+    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
+    for (size_t b = 0; b < c->n; b++) s += nll[b];
+    free(nll);
+    return s;
+}
+/* nats per pixel */
+static inline double test_loss_per_pixel(void *p) {
+    const test_model_ctx *c = p;
+    return test_nll_sum(c) / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+}
+/* nats per batch: gradients of order 1, so the absolute tolerance bites */
+static inline double test_loss_per_batch(void *p) { return test_nll_sum(p); }
+
+/* a size from a reference fixture's metadata (0 when absent) */
+static inline size_t test_meta_size(const loom_st_file *f, const char *key) {
+    const char *v = loom_st_meta(f, key);
+    return v ? (size_t)strtoul(v, NULL, 10) : 0;
+}
+
+/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
+static inline double test_rel_err(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst / scale;
+}
+
+#endif
