@@ -76,132 +76,48 @@ static loom_diag_dims layer_dims(const loom_config *c, size_t n) {
 
 /* ------------------------------------------------------------ training shard */
 
-typedef struct {
-    double *nllpix;  /* (N) */
-    uint8_t *tgt;    /* (N) images permuted to (H, n, W) */
-    float *u;        /* (N) tgt / 255 */
-    float *col_in;   /* (N, 24) */
-    float *X;        /* (L+1, N, C) layer inputs/outputs */
-    float *cache;    /* (L, N, 14h) see loom_diag_cache_at */
-    float *scratch;  /* diag_bilstm scratch */
-    float *Z;        /* (N, C) head hidden, after relu */
-    float *A;        /* (N, C) relu(X_L) */
-    float *logits;   /* (N, 256) */
-    float *dA, *dB;  /* (N, C) */
-    float *cls;      /* (L, n, 8h) class rows gathered per image */
-    float *dcls;     /* (n, 8h) */
-} train_ws;
-
-/* Carve the workspace from base (NULL: only count). Returns bytes. */
-static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t n) {
-    const size_t h = c->hidden, C = 2 * h, L = c->layers, N = c->height * n * c->width;
-    const loom_diag_dims d = layer_dims(c, n);
-    size_t off = 0;
-    char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
-    TAKE(nllpix, double, N);
-    TAKE(u, float, N);
-    TAKE(col_in, float, N * LOOM_MASK_A7_TAPS);
-    TAKE(X, float, (L + 1) * N * C);
-    TAKE(cache, float, L * loom_diag_cache_floats(d));
-    TAKE(scratch, float, loom_diag_scratch_floats(d));
-    TAKE(Z, float, N * C);
-    TAKE(A, float, N * C);
-    TAKE(logits, float, N * 256);
-    TAKE(dA, float, N * C);
-    TAKE(dB, float, N * C);
-    TAKE(cls, float, c->nclasses ? L * n * 8 * h : 1);
-    TAKE(dcls, float, c->nclasses ? n * 8 * h : 1);
-    TAKE(tgt, uint8_t, N);
-#undef TAKE
-    return off;
+static size_t cache_floats(const loom_config *c, size_t n) {
+    return loom_diag_cache_floats(layer_dims(c, n));
+}
+static size_t scratch_floats(const loom_config *c, size_t n) {
+    return loom_diag_scratch_floats(layer_dims(c, n));
 }
 
-static size_t db_train_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, n); }
-
-static loom_diag_cache layer_cache(const train_ws *ws, size_t l, loom_diag_dims d) {
-    return loom_diag_cache_at(ws->cache + l * loom_diag_cache_floats(d), d);
+static void layer_forward(float *y, float *cache, float *scratch, const float *x, const float *cls,
+                          const loom_model *m, size_t l, size_t n) {
+    const loom_diag_dims d = layer_dims(&m->cfg, n);
+    loom_diag_forward(y, loom_diag_cache_at(cache, d), scratch, x, layer_params(m, l, cls), d);
 }
 
-/* forward pass up to ws->logits (H, n, W, 256) */
-static void db_forward(const loom_model *m, const train_ws *wsp, const uint8_t *imgs,
-                       const int32_t *labels, size_t n) {
+static void layer_backward(float *dx, float *grad, float *dcls, float *scratch, const float *dy,
+                           const float *x, const float *cls, float *cache, const loom_model *m,
+                           size_t l, size_t n) {
     const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W;
-    const int cond = c->nclasses > 0 && labels;
-    const train_ws ws = *wsp;
     const loom_diag_dims d = layer_dims(c, n);
-    const float *w = m->w;
-
-    loom_pixelrnn_images_in(ws.tgt, ws.u, imgs, n, H, W);
-    if (cond)
-        loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS_W), per_layer(c), labels, n, 8 * h);
-
-    const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
-    loom_pixelrnn_in_forward(ws.X, ws.col_in, ws.u, in_w, in_b, H, n, W, C);
-    for (size_t l = 0; l < L; l++)
-        loom_diag_forward(ws.X + (l + 1) * N * C, layer_cache(&ws, l, d), ws.scratch,
-                          ws.X + l * N * C, layer_params(m, l, cond ? ws.cls + l * n * 8 * h : NULL), d);
-    loom_pixelrnn_head_forward(ws.logits, ws.Z, ws.A, ws.X + L * N * C,
-                               w + m->params[p_head(c, 0)].offset, w + m->params[p_head(c, 1)].offset,
-                               w + m->params[p_head(c, 2)].offset, w + m->params[p_head(c, 3)].offset,
-                               N, C);
+    loom_diag_grads gr = {
+        grad + m->params[p_layer(c, l, L_IS_W)].offset, grad + m->params[p_layer(c, l, L_IS_B)].offset,
+        grad + m->params[p_layer(c, l, L_SSF_W)].offset, grad + m->params[p_layer(c, l, L_SSR_W)].offset,
+        grad + m->params[p_layer(c, l, L_OUT_W)].offset, grad + m->params[p_layer(c, l, L_OUT_B)].offset,
+        dcls};
+    loom_diag_backward(dx, gr, scratch, dy, x, layer_params(m, l, cls), loom_diag_cache_at(cache, d),
+                       d);
 }
 
-static void db_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
+static const loom_pixelrnn_arch arch = {L_CLS_W, 8, cache_floats, scratch_floats, layer_forward,
+                                        layer_backward};
+
+static size_t db_train_ws_bytes(const loom_config *c, size_t n) {
+    return loom_pixelrnn_carve(NULL, NULL, &arch, c, n);
+}
+
+static void db_shard(const loom_model *m, void *ws, float *grad, double *nll_img,
                      const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W, g = 8 * h;
-    const int cond = c->nclasses > 0 && labels;
-    train_ws ws;
-    carve_train(&ws, wsp, c, n);
-    const loom_diag_dims d = layer_dims(c, n);
-    const float *w = m->w;
-    const float *in_w = w + m->params[P_IN_W].offset;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h2w = w + m->params[p_head(c, 2)].offset;
-
-    db_forward(m, &ws, imgs, labels, n);
-    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
-    loom_pixelrnn_nll_img(nll_img, ws.nllpix, n, H, W);
-    if (!grad) return;
-
-    float *dy = ws.dA, *dx = ws.dB;
-    loom_pixelrnn_head_backward(dy, grad + m->params[p_head(c, 0)].offset,
-                                grad + m->params[p_head(c, 1)].offset,
-                                grad + m->params[p_head(c, 2)].offset,
-                                grad + m->params[p_head(c, 3)].offset, dx, ws.logits, ws.Z, ws.A,
-                                h1w, h2w, N, C);
-    for (size_t l = L; l-- > 0;) {
-        loom_diag_grads gr = {
-            grad + m->params[p_layer(c, l, L_IS_W)].offset, grad + m->params[p_layer(c, l, L_IS_B)].offset,
-            grad + m->params[p_layer(c, l, L_SSF_W)].offset, grad + m->params[p_layer(c, l, L_SSR_W)].offset,
-            grad + m->params[p_layer(c, l, L_OUT_W)].offset, grad + m->params[p_layer(c, l, L_OUT_B)].offset,
-            cond ? ws.dcls : NULL};
-        if (cond) memset(ws.dcls, 0, n * g * sizeof *ws.dcls);
-        memset(dx, 0, N * C * sizeof *dx);
-        loom_diag_backward(dx, gr, ws.scratch, dy, ws.X + l * N * C,
-                           layer_params(m, l, cond ? ws.cls + l * n * g : NULL), layer_cache(&ws, l, d), d);
-        if (cond)
-            loom_pixelrnn_scatter_cls(grad + m->params[p_layer(c, l, L_CLS_W)].offset, ws.dcls, labels,
-                                      n, g);
-        float *t = dy; dy = dx; dx = t;
-    }
-    loom_pixelrnn_in_backward(grad + m->params[P_IN_W].offset, grad + m->params[P_IN_B].offset,
-                              ws.col_in, dy, ws.u, in_w, H, n, W, C);
+    loom_pixelrnn_shard(m, &arch, ws, grad, nll_img, imgs, labels, n, scale);
 }
 
-static void db_logits(const loom_model *m, void *wsp, float *logits, const uint8_t *imgs,
+static void db_logits(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
                       const int32_t *labels, size_t n) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width;
-    train_ws ws;
-    carve_train(&ws, wsp, c, n);
-    db_forward(m, &ws, imgs, labels, n);
-    loom_pixelrnn_logits_out(logits, ws.logits, n, H, W);
+    loom_pixelrnn_logits(m, &arch, ws, logits, imgs, labels, n);
 }
 
 /* ------------------------------------------------------------ sampling

@@ -105,3 +105,111 @@ uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng) {
     }
     return (uint8_t)last; /* rounding left u >= 0: the last possible value */
 }
+
+/* ------------------------------------------------------------ training pass */
+
+static size_t per_layer(const loom_pixelrnn_arch *a, const loom_config *c) {
+    return a->layer_tensors + (c->nclasses > 0);
+}
+static const loom_param *layer_param(const loom_model *m, const loom_pixelrnn_arch *a, size_t l,
+                                     size_t k) {
+    return &m->params[2 + l * per_layer(a, &m->cfg) + k];
+}
+static const loom_param *head_param(const loom_model *m, const loom_pixelrnn_arch *a, size_t k) {
+    return &m->params[2 + m->cfg.layers * per_layer(a, &m->cfg) + k];
+}
+
+size_t loom_pixelrnn_carve(loom_pixelrnn_ws *ws, void *base, const loom_pixelrnn_arch *a,
+                           const loom_config *c, size_t n) {
+    const size_t h = c->hidden, C = 2 * h, L = c->layers, N = c->height * n * c->width;
+    const size_t g = a->cls_width * h;
+    size_t off = 0;
+    char *p = base;
+#define TAKE(field, type, count) do { \
+        if (ws) ws->field = (type *)(void *)(p + off); \
+        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+    TAKE(nllpix, double, N);
+    TAKE(u, float, N);
+    TAKE(col_in, float, N * LOOM_MASK_A7_TAPS);
+    TAKE(X, float, (L + 1) * N * C);
+    TAKE(cache, float, L * a->cache_floats(c, n));
+    TAKE(scratch, float, a->scratch_floats(c, n));
+    TAKE(Z, float, N * C);
+    TAKE(A, float, N * C);
+    TAKE(logits, float, N * 256);
+    TAKE(dA, float, N * C);
+    TAKE(dB, float, N * C);
+    TAKE(cls, float, c->nclasses ? L * n * g : 1);
+    TAKE(dcls, float, c->nclasses ? n * g : 1);
+    TAKE(tgt, uint8_t, N);
+#undef TAKE
+    return off;
+}
+
+/* forward pass up to ws->logits (H, n, W, 256) */
+static void forward(const loom_model *m, const loom_pixelrnn_arch *a, const loom_pixelrnn_ws *ws,
+                    const uint8_t *imgs, const int32_t *labels, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
+    const size_t N = H * n * W, g = a->cls_width * h, cache = a->cache_floats(c, n);
+    const int cond = c->nclasses > 0 && labels;
+    const float *w = m->w;
+
+    loom_pixelrnn_images_in(ws->tgt, ws->u, imgs, n, H, W);
+    if (cond)
+        loom_pixelrnn_gather_cls(ws->cls, m, 2 + a->layer_tensors, per_layer(a, c), labels, n, g);
+    loom_pixelrnn_in_forward(ws->X, ws->col_in, ws->u, w + m->params[0].offset,
+                             w + m->params[1].offset, H, n, W, C);
+    for (size_t l = 0; l < L; l++)
+        a->forward(ws->X + (l + 1) * N * C, ws->cache + l * cache, ws->scratch, ws->X + l * N * C,
+                   cond ? ws->cls + l * n * g : NULL, m, l, n);
+    loom_pixelrnn_head_forward(ws->logits, ws->Z, ws->A, ws->X + L * N * C,
+                               w + head_param(m, a, 0)->offset, w + head_param(m, a, 1)->offset,
+                               w + head_param(m, a, 2)->offset, w + head_param(m, a, 3)->offset,
+                               N, C);
+}
+
+void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp, float *grad,
+                         double *nll_img, const uint8_t *imgs, const int32_t *labels, size_t n,
+                         float scale) {
+    const loom_config *c = &m->cfg;
+    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
+    const size_t N = H * n * W, g = a->cls_width * h, cache = a->cache_floats(c, n);
+    const int cond = c->nclasses > 0 && labels;
+    loom_pixelrnn_ws ws;
+    loom_pixelrnn_carve(&ws, wsp, a, c, n);
+    const float *w = m->w;
+
+    forward(m, a, &ws, imgs, labels, n);
+    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
+    loom_pixelrnn_nll_img(nll_img, ws.nllpix, n, H, W);
+    if (!grad) return;
+
+    float *dy = ws.dA, *dx = ws.dB;
+    loom_pixelrnn_head_backward(dy, grad + head_param(m, a, 0)->offset,
+                                grad + head_param(m, a, 1)->offset,
+                                grad + head_param(m, a, 2)->offset,
+                                grad + head_param(m, a, 3)->offset, dx, ws.logits, ws.Z, ws.A,
+                                w + head_param(m, a, 0)->offset, w + head_param(m, a, 2)->offset,
+                                N, C);
+    for (size_t l = L; l-- > 0;) {
+        if (cond) memset(ws.dcls, 0, n * g * sizeof *ws.dcls);
+        memset(dx, 0, N * C * sizeof *dx);
+        a->backward(dx, grad, cond ? ws.dcls : NULL, ws.scratch, dy, ws.X + l * N * C,
+                    cond ? ws.cls + l * n * g : NULL, ws.cache + l * cache, m, l, n);
+        if (cond)
+            loom_pixelrnn_scatter_cls(grad + layer_param(m, a, l, a->layer_tensors)->offset,
+                                      ws.dcls, labels, n, g);
+        float *t = dy; dy = dx; dx = t;
+    }
+    loom_pixelrnn_in_backward(grad + m->params[0].offset, grad + m->params[1].offset, ws.col_in,
+                              dy, ws.u, w + m->params[0].offset, H, n, W, C);
+}
+
+void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,
+                          float *logits, const uint8_t *imgs, const int32_t *labels, size_t n) {
+    loom_pixelrnn_ws ws;
+    loom_pixelrnn_carve(&ws, wsp, a, &m->cfg, n);
+    forward(m, a, &ws, imgs, labels, n);
+    loom_pixelrnn_logits_out(logits, ws.logits, n, m->cfg.height, m->cfg.width);
+}

@@ -48,6 +48,52 @@ void loom_pixelrnn_head_backward(float *dX, float *dw1, float *db1, float *dw2, 
                                  const float *A, const float *w1, const float *w2, size_t N,
                                  size_t C);
 
+/* ---- the training/evaluation pass, shared: the model supplies its layer.
+ * Parameter layout: in.weight, in.bias, then per layer `layer_tensors`
+ * tensors (plus the class table (K, cls_width * hidden) when conditional),
+ * then head1.weight, head1.bias, head2.weight, head2.bias. */
+
+typedef struct loom_pixelrnn_ws {
+    double *nllpix;  /* (N) N = H*n*W */
+    uint8_t *tgt;    /* (N) images permuted to (H, n, W) */
+    float *u;        /* (N) tgt / 255 */
+    float *col_in;   /* (N, 24) */
+    float *X;        /* (L+1, N, C) layer inputs/outputs */
+    float *cache;    /* (L, cache_floats) the layers' caches */
+    float *scratch;  /* (scratch_floats) the layer's scratch */
+    float *Z;        /* (N, C) head hidden, after relu */
+    float *A;        /* (N, C) relu(X_L) */
+    float *logits;   /* (N, 256) */
+    float *dA, *dB;  /* (N, C) */
+    float *cls;      /* (L, n, g) class rows gathered per image */
+    float *dcls;     /* (n, g) */
+} loom_pixelrnn_ws;
+
+typedef struct loom_pixelrnn_arch {
+    size_t layer_tensors; /* tensors per layer, not counting the class table */
+    size_t cls_width;     /* g = cls_width * hidden: a layer's class row */
+    size_t (*cache_floats)(const loom_config *c, size_t n);   /* one layer's cache */
+    size_t (*scratch_floats)(const loom_config *c, size_t n);
+    /* y (N, C) = layer l of x (N, C); cls (n, g) or NULL */
+    void (*forward)(float *y, float *cache, float *scratch, const float *x, const float *cls,
+                    const loom_model *m, size_t l, size_t n);
+    /* dx (N, C) += d/dx, the layer's gradients in grad +=, dcls (n, g) += when non-NULL */
+    void (*backward)(float *dx, float *grad, float *dcls, float *scratch, const float *dy,
+                     const float *x, const float *cls, float *cache, const loom_model *m,
+                     size_t l, size_t n);
+} loom_pixelrnn_arch;
+
+/* carve ws from base (NULL: only count); returns the bytes */
+size_t loom_pixelrnn_carve(loom_pixelrnn_ws *ws, void *base, const loom_pixelrnn_arch *a,
+                           const loom_config *c, size_t n);
+/* the model_ops shard: forward, loss, and backward when grad != NULL */
+void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void *ws, float *grad,
+                         double *nll_img, const uint8_t *imgs, const int32_t *labels, size_t n,
+                         float scale);
+/* the model_ops logits: (n, H, W, 256) */
+void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
+                          float *logits, const uint8_t *imgs, const int32_t *labels, size_t n);
+
 /* one value in 0..255 from the softmax of z (256) at `temperature` */
 uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng);
 

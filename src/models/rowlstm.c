@@ -70,134 +70,57 @@ static loom_rowlstm_params layer_params(const loom_model *m, size_t l, const flo
 
 /* ------------------------------------------------------------ training shard */
 
-typedef struct {
-    double *nllpix;  /* (N) */
-    uint8_t *tgt;    /* (N) images permuted to (H, n, W) */
-    float *u;        /* (N) tgt / 255 */
-    float *col_in;   /* (N, 24) */
-    float *X;        /* (L+1, N, C) layer inputs/outputs */
-    float *cache;    /* (L, N, 7h) gates 4h | c h | tc h | hs h */
-    float *scratch;  /* rowlstm scratch */
-    float *Z;        /* (N, C) head hidden, after relu */
-    float *A;        /* (N, C) relu(X_L) */
-    float *logits;   /* (N, 256) */
-    float *dA, *dB;  /* (N, C) */
-    float *cls;      /* (L, n, 4h) class rows gathered per image */
-    float *dcls;     /* (n, 4h) */
-} train_ws;
-
-/* Carve the workspace from base (NULL: only count). Returns bytes. */
-static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t n) {
-    const size_t h = c->hidden, C = 2 * h, L = c->layers, N = c->height * n * c->width;
-    loom_rowlstm_dims d = {c->height, n, c->width, C, h};
-    size_t off = 0;
-    char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
-    TAKE(nllpix, double, N);
-    TAKE(u, float, N);
-    TAKE(col_in, float, N * LOOM_MASK_A7_TAPS);
-    TAKE(X, float, (L + 1) * N * C);
-    TAKE(cache, float, L * N * 7 * h);
-    TAKE(scratch, float, loom_rowlstm_scratch_floats(d));
-    TAKE(Z, float, N * C);
-    TAKE(A, float, N * C);
-    TAKE(logits, float, N * 256);
-    TAKE(dA, float, N * C);
-    TAKE(dB, float, N * C);
-    TAKE(cls, float, c->nclasses ? L * n * 4 * h : 1);
-    TAKE(dcls, float, c->nclasses ? n * 4 * h : 1);
-    TAKE(tgt, uint8_t, N);
-#undef TAKE
-    return off;
+static loom_rowlstm_dims layer_dims(const loom_config *c, size_t n) {
+    return (loom_rowlstm_dims){c->height, n, c->width, 2 * c->hidden, c->hidden};
 }
 
-static size_t rl_train_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, n); }
+/* one layer's cache: (N, 7h) gates 4h | c h | tc h | hs h */
+static size_t cache_floats(const loom_config *c, size_t n) {
+    return c->height * n * c->width * 7 * c->hidden;
+}
+static size_t scratch_floats(const loom_config *c, size_t n) {
+    return loom_rowlstm_scratch_floats(layer_dims(c, n));
+}
 
-static loom_rowlstm_cache layer_cache(float *cache, size_t l, size_t N, size_t h) {
-    float *base = cache + l * N * 7 * h;
+static loom_rowlstm_cache layer_cache(float *base, size_t N, size_t h) {
     return (loom_rowlstm_cache){base, base + N * 4 * h, base + N * 5 * h, base + N * 6 * h};
 }
 
-/* forward pass up to ws->logits (H, n, W, 256) */
-static void rl_forward(const loom_model *m, const train_ws *wsp, const uint8_t *imgs,
-                       const int32_t *labels, size_t n) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W;
-    const int cond = c->nclasses > 0 && labels;
-    const train_ws ws = *wsp;
-    const loom_rowlstm_dims d = {H, n, W, C, h};
-    const float *w = m->w;
-
-    loom_pixelrnn_images_in(ws.tgt, ws.u, imgs, n, H, W);
-    if (cond)
-        loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS_W), per_layer(c), labels, n, 4 * h);
-
-    const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
-    loom_pixelrnn_in_forward(ws.X, ws.col_in, ws.u, in_w, in_b, H, n, W, C);
-    for (size_t l = 0; l < L; l++)
-        loom_rowlstm_forward(ws.X + (l + 1) * N * C, layer_cache(ws.cache, l, N, h), ws.scratch,
-                             ws.X + l * N * C, layer_params(m, l, cond ? ws.cls + l * n * 4 * h : NULL), d);
-    loom_pixelrnn_head_forward(ws.logits, ws.Z, ws.A, ws.X + L * N * C,
-                               w + m->params[p_head(c, 0)].offset, w + m->params[p_head(c, 1)].offset,
-                               w + m->params[p_head(c, 2)].offset, w + m->params[p_head(c, 3)].offset,
-                               N, C);
+static void layer_forward(float *y, float *cache, float *scratch, const float *x, const float *cls,
+                          const loom_model *m, size_t l, size_t n) {
+    const loom_rowlstm_dims d = layer_dims(&m->cfg, n);
+    loom_rowlstm_forward(y, layer_cache(cache, d.H * n * d.W, d.h), scratch, x,
+                         layer_params(m, l, cls), d);
 }
 
-static void rl_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
+static void layer_backward(float *dx, float *grad, float *dcls, float *scratch, const float *dy,
+                           const float *x, const float *cls, float *cache, const loom_model *m,
+                           size_t l, size_t n) {
+    const loom_config *c = &m->cfg;
+    const loom_rowlstm_dims d = layer_dims(c, n);
+    loom_rowlstm_grads gr = {
+        grad + m->params[p_layer(c, l, L_IS_W)].offset, grad + m->params[p_layer(c, l, L_IS_B)].offset,
+        grad + m->params[p_layer(c, l, L_SS_W)].offset, grad + m->params[p_layer(c, l, L_OUT_W)].offset,
+        grad + m->params[p_layer(c, l, L_OUT_B)].offset, dcls};
+    loom_rowlstm_backward(dx, gr, scratch, dy, x, layer_params(m, l, cls),
+                          layer_cache(cache, d.H * n * d.W, d.h), d);
+}
+
+static const loom_pixelrnn_arch arch = {L_CLS_W, 4, cache_floats, scratch_floats, layer_forward,
+                                        layer_backward};
+
+static size_t rl_train_ws_bytes(const loom_config *c, size_t n) {
+    return loom_pixelrnn_carve(NULL, NULL, &arch, c, n);
+}
+
+static void rl_shard(const loom_model *m, void *ws, float *grad, double *nll_img,
                      const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W;
-    const int cond = c->nclasses > 0 && labels;
-    train_ws ws;
-    carve_train(&ws, wsp, c, n);
-    const loom_rowlstm_dims d = {H, n, W, C, h};
-    const float *w = m->w;
-    const float *in_w = w + m->params[P_IN_W].offset;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h2w = w + m->params[p_head(c, 2)].offset;
-
-    rl_forward(m, &ws, imgs, labels, n);
-    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
-    loom_pixelrnn_nll_img(nll_img, ws.nllpix, n, H, W);
-    if (!grad) return;
-
-    float *dy = ws.dA, *dx = ws.dB;
-    loom_pixelrnn_head_backward(dy, grad + m->params[p_head(c, 0)].offset,
-                                grad + m->params[p_head(c, 1)].offset,
-                                grad + m->params[p_head(c, 2)].offset,
-                                grad + m->params[p_head(c, 3)].offset, dx, ws.logits, ws.Z, ws.A,
-                                h1w, h2w, N, C);
-    for (size_t l = L; l-- > 0;) {
-        const size_t g = 4 * h;
-        loom_rowlstm_grads gr = {
-            grad + m->params[p_layer(c, l, L_IS_W)].offset, grad + m->params[p_layer(c, l, L_IS_B)].offset,
-            grad + m->params[p_layer(c, l, L_SS_W)].offset, grad + m->params[p_layer(c, l, L_OUT_W)].offset,
-            grad + m->params[p_layer(c, l, L_OUT_B)].offset, cond ? ws.dcls : NULL};
-        if (cond) memset(ws.dcls, 0, n * g * sizeof *ws.dcls);
-        memset(dx, 0, N * C * sizeof *dx);
-        loom_rowlstm_backward(dx, gr, ws.scratch, dy, ws.X + l * N * C,
-                              layer_params(m, l, cond ? ws.cls + l * n * g : NULL),
-                              layer_cache(ws.cache, l, N, h), d);
-        if (cond)
-            loom_pixelrnn_scatter_cls(grad + m->params[p_layer(c, l, L_CLS_W)].offset, ws.dcls, labels,
-                                      n, g);
-        float *t = dy; dy = dx; dx = t;
-    }
-    loom_pixelrnn_in_backward(grad + m->params[P_IN_W].offset, grad + m->params[P_IN_B].offset,
-                              ws.col_in, dy, ws.u, in_w, H, n, W, C);
+    loom_pixelrnn_shard(m, &arch, ws, grad, nll_img, imgs, labels, n, scale);
 }
 
-static void rl_logits(const loom_model *m, void *wsp, float *logits, const uint8_t *imgs,
+static void rl_logits(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
                       const int32_t *labels, size_t n) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width;
-    train_ws ws;
-    carve_train(&ws, wsp, c, n);
-    rl_forward(m, &ws, imgs, labels, n);
-    loom_pixelrnn_logits_out(logits, ws.logits, n, H, W);
+    loom_pixelrnn_logits(m, &arch, ws, logits, imgs, labels, n);
 }
 
 /* ------------------------------------------------------------ sampling */
