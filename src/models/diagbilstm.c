@@ -18,7 +18,6 @@ static size_t per_layer(const loom_config *c) { return c->nclasses > 0 ? 7 : 6; 
 static size_t p_layer(const loom_config *c, size_t l, size_t k) {
     return P_LAYER0 + l * per_layer(c) + k;
 }
-static size_t p_head(const loom_config *c, size_t k) { return P_LAYER0 + c->layers * per_layer(c) + k; }
 
 static loom_status db_check(const loom_config *c, loom_error *err) {
     if (c->layers < 1 || c->layers > 32)
@@ -30,9 +29,7 @@ static loom_status db_check(const loom_config *c, loom_error *err) {
 
 static size_t db_layout(const loom_config *c, loom_param *out) {
     const size_t h = c->hidden, C = 2 * h, K = (size_t)c->nclasses;
-    size_t n = 0;
-    n = add(out, n, 1, LOOM_MASK_A7_TAPS, C, "in.weight", 0);
-    n = add(out, n, 1, C, 0, "in.bias", 0);
+    size_t n = loom_pixelrnn_layout_in(out, 0, c);
     for (size_t l = 0; l < c->layers; l++) {
         n = add(out, n, 1, C, 8 * h, "rnn.%zu.is.weight", l); /* forward | reverse gates */
         n = add(out, n, 1, 8 * h, 0, "rnn.%zu.is.bias", l);
@@ -44,11 +41,7 @@ static size_t db_layout(const loom_config *c, loom_param *out) {
          * at zero so the conditional model starts as the unconditional one */
         if (K) n = add(out, n, 0, K, 8 * h, "rnn.%zu.cls.weight", l);
     }
-    n = add(out, n, 1, C, C, "head1.weight", 0);
-    n = add(out, n, 1, C, 0, "head1.bias", 0);
-    n = add(out, n, 1, C, 256, "head2.weight", 0);
-    n = add(out, n, 1, 256, 0, "head2.bias", 0);
-    return n;
+    return loom_pixelrnn_layout_head(out, n, c);
 }
 
 static void db_init_extra(loom_model *m) {
@@ -173,17 +166,11 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
     const int cond = c->nclasses > 0 && labels;
     sample_ws ws;
     carve_sample(&ws, wsp, c, n);
-    if (cond)
-        loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS_W), per_layer(c), labels, n, 8 * h);
-    const float *w = m->w;
-    const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h1b = w + m->params[p_head(c, 1)].offset;
-    const float *h2w = w + m->params[p_head(c, 2)].offset, *h2b = w + m->params[p_head(c, 3)].offset;
+    if (cond) loom_pixelrnn_classes(ws.cls, m, &arch, labels, n);
 
     for (size_t i = 0; i < H; i++) {
         for (size_t j = 0; j < W; j++) {
-            loom_pixelrnn_taps(ws.col_in, imgs, i, j, n, H, W);
-            loom_linear_forward(ws.Xrow + j * n * C, ws.col_in, in_w, in_b, n, LOOM_MASK_A7_TAPS, C);
+            loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n);
             for (size_t l = 0; l < L; l++) {
                 const float *xl = ws.Xrow + (l * W + j) * n * C;
                 float *y = ws.Xrow + ((l + 1) * W + j) * n * C;
@@ -194,12 +181,8 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                                    j ? hf + (j - 1) * n * h : NULL, j ? cf + (j - 1) * n * h : NULL,
                                    hr_up, layer_params(m, l, cond ? ws.cls + l * n * g : NULL), n, C, h);
             }
-            loom_pixelrnn_head_forward(ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, h1w, h1b,
-                                       h2w, h2b, n, C);
-            if (i * W + j >= keep)
-                for (size_t b = 0; b < n; b++)
-                    imgs[(b * H + i) * W + j] =
-                        loom_pixelrnn_draw(ws.logits + b * 256, temperature, &rngs[b]);
+            loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, m,
+                                     &arch, i, j, n, keep, temperature, rngs);
         }
         /* row i is complete: its reverse direction, which row i+1 reads */
         if (i + 1 < H)

@@ -213,3 +213,47 @@ void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void
     forward(m, a, &ws, imgs, labels, n);
     loom_pixelrnn_logits_out(logits, ws.logits, n, m->cfg.height, m->cfg.width);
 }
+
+size_t loom_pixelrnn_layout_in(loom_param *out, size_t n, const loom_config *c) {
+    const size_t C = 2 * c->hidden;
+    n = loom_param_add_fanin(out, n, 1, LOOM_MASK_A7_TAPS, C, "in.weight", 0);
+    return loom_param_add_fanin(out, n, 1, C, 0, "in.bias", 0);
+}
+
+size_t loom_pixelrnn_layout_head(loom_param *out, size_t n, const loom_config *c) {
+    const size_t C = 2 * c->hidden;
+    n = loom_param_add_fanin(out, n, 1, C, C, "head1.weight", 0);
+    n = loom_param_add_fanin(out, n, 1, C, 0, "head1.bias", 0);
+    n = loom_param_add_fanin(out, n, 1, C, 256, "head2.weight", 0);
+    return loom_param_add_fanin(out, n, 1, 256, 0, "head2.bias", 0);
+}
+
+/* ------------------------------------------------------------ sampling */
+
+void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_arch *a,
+                           const int32_t *labels, size_t n) {
+    loom_pixelrnn_gather_cls(cls, m, 2 + a->layer_tensors, per_layer(a, &m->cfg), labels, n,
+                             a->cls_width * m->cfg.hidden);
+}
+
+void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
+                             size_t i, size_t j, size_t n) {
+    const loom_config *c = &m->cfg;
+    loom_pixelrnn_taps(col, imgs, i, j, n, c->height, c->width);
+    loom_linear_forward(x0, col, m->w + m->params[0].offset, m->w + m->params[1].offset, n,
+                        LOOM_MASK_A7_TAPS, 2 * c->hidden);
+}
+
+void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, const float *X,
+                              const loom_model *m, const loom_pixelrnn_arch *a, size_t i,
+                              size_t j, size_t n, size_t keep, float temperature,
+                              loom_rng *rngs) {
+    const size_t H = m->cfg.height, W = m->cfg.width;
+    const float *w = m->w;
+    loom_pixelrnn_head_forward(logits, Z, A, X, w + head_param(m, a, 0)->offset,
+                               w + head_param(m, a, 1)->offset, w + head_param(m, a, 2)->offset,
+                               w + head_param(m, a, 3)->offset, n, 2 * m->cfg.hidden);
+    if (i * W + j >= keep)
+        for (size_t b = 0; b < n; b++)
+            imgs[(b * H + i) * W + j] = loom_pixelrnn_draw(logits + b * 256, temperature, &rngs[b]);
+}

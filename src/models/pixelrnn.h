@@ -94,6 +94,27 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
 void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
                           float *logits, const uint8_t *imgs, const int32_t *labels, size_t n);
 
+/* layout entries: in.weight, in.bias (before the layers) and head1/head2
+ * (after them), appended to out as loom_param_add_fanin does */
+size_t loom_pixelrnn_layout_in(loom_param *out, size_t n, const loom_config *c);
+size_t loom_pixelrnn_layout_head(loom_param *out, size_t n, const loom_config *c);
+
+/* ---- sampling, one pixel (i, j) of n images at a time */
+
+/* cls (L, n, g) = the class rows of each image */
+void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_arch *a,
+                           const int32_t *labels, size_t n);
+/* x0 (n, C) = the input convolution at (i, j) of imgs (n, H, W); col (n, 24) */
+void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
+                             size_t i, size_t j, size_t n);
+/* the head on the last layer's X (n, C) at (i, j), then pixel (i, j) of each
+ * image drawn at `temperature` with rngs[b] unless its raster index < keep;
+ * logits (n, 256), Z, A (n, C) scratch */
+void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, const float *X,
+                              const loom_model *m, const loom_pixelrnn_arch *a, size_t i,
+                              size_t j, size_t n, size_t keep, float temperature,
+                              loom_rng *rngs);
+
 /* one value in 0..255 from the softmax of z (256) at `temperature` */
 uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng);
 
