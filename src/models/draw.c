@@ -43,12 +43,9 @@ static dims get_dims(const loom_config *c) {
 }
 
 static loom_status dr_check(const loom_config *c, loom_error *err) {
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
-    if (c->zdim < 1 || c->zdim > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
-    if (c->steps_draw < 1 || c->steps_draw > 1024)
-        return loom_fail(err, LOOM_EINVAL, "--steps-draw %zu out of range (1..1024)", c->steps_draw);
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--steps-draw", c->steps_draw, 1024, err)) return LOOM_EINVAL;
     if (c->attention != 0 && c->attention != 1)
         return loom_fail(err, LOOM_EINVAL, "attention must be on (1) or off (0), not %d", c->attention);
     const size_t side = LOOM_MAX(c->height, c->width);

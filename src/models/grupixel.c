@@ -39,12 +39,9 @@ static loom_status gp_check(const loom_config *c, loom_error *err) {
     loom_cell k;
     if (loom_cell_parse(c->cell, &k) != 0)
         return loom_fail(err, LOOM_EINVAL, "unknown cell '%s' (known: gru, lstm, rnn)", c->cell);
-    if (c->layers < 1 || c->layers > 64)
-        return loom_fail(err, LOOM_EINVAL, "--layers %zu out of range (1..64)", c->layers);
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
-    if (c->zdim < 1 || c->zdim > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
+    if (loom_check_range("--layers", c->layers, 64, err)) return LOOM_EINVAL;
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
     if (c->height * c->width > ((size_t)1 << 24))
         return loom_fail(err, LOOM_EINVAL, "image of %zux%zu pixels is too long a sequence",
                          c->height, c->width);

@@ -34,6 +34,12 @@ const char *loom_model_names(void) {
     return names;
 }
 
+loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err) {
+    if (v < 1 || v > hi)
+        return loom_fail(err, LOOM_EINVAL, "%s %zu out of range (1..%zu)", flag, v, hi);
+    return LOOM_OK;
+}
+
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
     if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: %s)", cfg->model, loom_model_names());

@@ -106,6 +106,10 @@ size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, siz
 size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
                             const char *fmt, size_t l);
 
+/* For check functions: LOOM_EINVAL with "<flag> <v> out of range (1..<hi>)"
+ * unless 1 <= v <= hi. */
+loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err);
+
 const loom_model_ops *loom_model_find(const char *name);
 const char *loom_model_names(void); /* "rowlstm, ...": every registered model */
 loom_status loom_config_check(const loom_config *cfg, loom_error *err);

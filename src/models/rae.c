@@ -42,10 +42,8 @@ static dims get_dims(const loom_config *c) {
 }
 
 static loom_status ra_check(const loom_config *c, loom_error *err) {
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
-    if (c->zdim < 1 || c->zdim > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
     if (c->variational != 0 && c->variational != 1)
         return loom_fail(err, LOOM_EINVAL, "variational must be 0 or 1, not %d", c->variational);
     if (c->nclasses) return loom_fail(err, LOOM_EINVAL, "rae is unconditional (no --conditional)");

@@ -21,10 +21,8 @@ static size_t p_layer(const loom_config *c, size_t l, size_t k) {
 static loom_status rl_check(const loom_config *c, loom_error *err) {
     if (c->cell[0] || c->zdim)
         return loom_fail(err, LOOM_EINVAL, "--cell and --zdim are grupixel options; rowlstm has neither");
-    if (c->layers < 1 || c->layers > 64)
-        return loom_fail(err, LOOM_EINVAL, "--layers %zu out of range (1..64)", c->layers);
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
+    if (loom_check_range("--layers", c->layers, 64, err)) return LOOM_EINVAL;
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
     return LOOM_OK;
 }
 
