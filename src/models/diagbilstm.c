@@ -133,9 +133,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const size_t h = c->hidden, C = 2 * h, L = c->layers, W = c->width, st = L * W * n * h;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, count) do { \
-        if (ws) ws->field = (float *)(void *)(p + off); \
-        off += ((count) * sizeof(float) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     TAKE(hf_prev, st);
     TAKE(hf_cur, st);
     TAKE(cf_cur, st);

@@ -208,9 +208,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
                                  loom_seq_scratch_floats(LOOM_CELL_LSTM, (loom_seq_dims){1, n, z, h}));
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(bce, double, n);
     TAKE(kl, double, n);
     TAKE(lqp, double, n);
@@ -524,9 +522,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const size_t a = (size_t)d.attn;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, count) do { \
-        if (ws) ws->field = (float *)(void *)(p + off); \
-        off += ((count) * sizeof(float) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     for (int k = 0; k < 2; k++) {
         TAKE(h[k], n * d.h);
         TAKE(c[k], n * d.h);

@@ -145,9 +145,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     const size_t cache = loom_seq_cache_floats(cell, dims(c, n));
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(nllpix, double, N);
     TAKE(z, float, n * c->zdim);
     TAKE(h0all, float, n * L * h);
@@ -327,9 +325,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const size_t h = c->hidden, L = c->layers, G = gates(c);
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(z, float, n * c->zdim);
     TAKE(h0all, float, n * L * h);
     TAKE(h, float, L * n * h);

@@ -125,9 +125,7 @@ size_t loom_pixelrnn_carve(loom_pixelrnn_ws *ws, void *base, const loom_pixelrnn
     const size_t g = a->cls_width * h;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(nllpix, double, N);
     TAKE(u, float, N);
     TAKE(col_in, float, N * LOOM_MASK_A7_TAPS);

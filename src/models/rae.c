@@ -125,9 +125,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     const size_t N = d.H * n * d.W, N1 = d.H1 * n * d.W1, G4 = 4 * d.h;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(bce, double, n);
     TAKE(kl, double, n);
     TAKE(lqp, double, n);
@@ -334,9 +332,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const dims d = get_dims(c);
     size_t off = 0;
     char *p = base;
-#define TAKE(field, count) do { \
-        if (ws) ws->field = (float *)(void *)(p + off); \
-        off += ((count) * sizeof(float) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     for (int k = 0; k < 2; k++) {
         TAKE(h[k], n * d.h);
         TAKE(c[k], n * d.h);
