@@ -30,14 +30,8 @@ static void test_gradients(int K) {
     memcpy(g, m->g, m->nfloats * sizeof *g);
     CHECK(K ? "model loss == nll (conditional)" : "model loss == nll", fabs(loss - test_loss_per_pixel(&c)) < 1e-9,
           "grad loss %.9g vs nll %.9g", loss, test_loss_per_pixel(&c));
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[128];
-        snprintf(name, sizeof name, "model gradient %s%s", pp->name, K ? " (conditional)" : "");
-        double w = gc_compare2(test_loss_per_pixel, &c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > 64 ? 7 : 1, 1e-3, 1e-4);
-        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
-    }
+    test_param_grads(test_loss_per_pixel, &c, g, "model gradient ", K ? " (conditional)" : "", 64, 7,
+                     1e-3, 1e-4);
     free(g);
     loom_model_free(m);
 }
@@ -55,12 +49,7 @@ static void test_causality(void) {
     loom_model_logits(m, z0, img, NULL, 1, NULL);
     int leaks = 0, blind = 0;
     for (size_t k = 0; k < HW; k++) {
-        memcpy(img2, img, HW);
-        img2[k] = (uint8_t)(img[k] ^ 0x80);
-        loom_model_logits(m, z1, img2, NULL, 1, NULL);
-        size_t first_change = HW;
-        for (size_t p = 0; p < HW && first_change == HW; p++)
-            if (memcmp(z0 + p * 256, z1 + p * 256, 256 * sizeof *z0) != 0) first_change = p;
+        const size_t first_change = test_first_change(z1, img2, m, z0, img, HW, k);
         if (first_change <= k) leaks++;
         /* the next pixel in the same row sees pixel k (mask-A tap (0,-1)); across a
          * row end it need not: the Row LSTM's receptive field is a triangle */

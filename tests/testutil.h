@@ -5,12 +5,14 @@
 #define LOOM_TESTUTIL_H
 
 #include "check.h"
+#include "gradcheck.h"
 #include "loom.h"
 #include "models/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef FIXTURE_DIR
 #define FIXTURE_DIR "tests/fixtures"
@@ -74,6 +76,37 @@ static inline double test_loss_per_pixel(void *p) {
 }
 /* nats per batch: gradients of order 1, so the absolute tolerance bites */
 static inline double test_loss_per_batch(void *p) { return test_nll_sum(p); }
+
+/* Every parameter tensor's gradient g (nfloats) against central differences
+ * of loss at c (gc_compare2 with eps, eps2), one check each named
+ * "<prefix><tensor name><suffix>"; tensors of more than `big` floats are
+ * probed every `stride` elements. */
+static inline void test_param_grads(gc_loss_fn loss, test_model_ctx *c, const float *g,
+                                    const char *prefix, const char *suffix, size_t big,
+                                    size_t stride, double eps, double eps2) {
+    loom_model *m = c->m;
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        char name[256];
+        snprintf(name, sizeof name, "%s%s%s", prefix, pp->name, suffix);
+        double w = gc_compare2(loss, c, m->w + pp->offset, g + pp->offset, pp->size,
+                               pp->size > big ? stride : 1, eps, eps2);
+        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
+    }
+}
+
+/* Causality probes: img2 = img (HW) with pixel k flipped, z1 (HW, 256) its
+ * logits; returns the first pixel whose logits differ from z0 (HW if none). */
+static inline size_t test_first_change(float *z1, uint8_t *img2, loom_model *m, const float *z0,
+                                       const uint8_t *img, size_t HW, size_t k) {
+    memcpy(img2, img, HW);
+    img2[k] = (uint8_t)(img[k] ^ 0x80);
+    loom_model_logits(m, z1, img2, NULL, 1, NULL);
+    size_t first_change = HW;
+    for (size_t p = 0; p < HW && first_change == HW; p++)
+        if (memcmp(z0 + p * 256, z1 + p * 256, 256 * sizeof *z0) != 0) first_change = p;
+    return first_change;
+}
 
 /* a size from a reference fixture's metadata (0 when absent) */
 static inline size_t test_meta_size(const loom_st_file *f, const char *key) {
