@@ -313,22 +313,6 @@ static void test_sample_reproducible(void) {
     loom_model_free(m1), loom_model_free(m2);
 }
 
-static void train(loom_model *m, const uint8_t *imgs, const int32_t *labels, size_t n, int steps,
-                  float lr, double *first, double *last) {
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
-    double loss = 0;
-    for (int s = 0; s < steps; s++) {
-        loom_model_grad(m, &loss, imgs, labels, n, NULL);
-        if (s == 0) *first = loss;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
-    *last = loss;
-    free(mm), free(vv);
-}
-
 static void test_overfit(void) {
     const size_t H = 8, W = 8, n = 4;
     loom_model *m = make(H, W, 2, 8, 0, 2, 21, 0.0f);
@@ -336,7 +320,7 @@ static void test_overfit(void) {
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((i / 8 + b) % 3 * 120);
     double first, loss;
-    train(m, imgs, NULL, n, 300, 1e-2f, &first, &loss);
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 0, &first, &loss);
     CHECK("diagbilstm overfits 4 images: loss falls from ln 256 to < 0.05 nats/pixel",
           first > 5.0 && loss < 0.05, "first %.3f last %.4f", first, loss);
     loom_model_free(m);
@@ -395,7 +379,7 @@ static void test_conditional_samples(void) {
         }
     }
     double first, last;
-    train(m, imgs, labels, n, 150, 1e-2f, &first, &last);
+    test_train(m, imgs, labels, n, 150, 1e-2f, 0, &first, &last);
     double acc = class_accuracy(m, means, K, 8, 5);
     CHECK("diagbilstm conditional samples show their class (nearest class mean)", acc >= 0.9,
           "accuracy %.2f (loss %.3f -> %.3f nats/pixel)", acc, first, last);

@@ -186,24 +186,13 @@ static void test_overfit(int attention) {
     uint8_t imgs[8 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)(((i / 8 + b) % 3 == 0) * 255);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
     const double first = mean_nll(m, imgs, n);
-    double loss;
-    for (int s = 0; s < 300; s++) {
-        m->noise_seed = (uint64_t)s + 1;
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        m->noise_seed = 0;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 1, NULL, NULL);
     const double last = mean_nll(m, imgs, n);
     char name[128];
     snprintf(name, sizeof name, "overfit 8 images (%s): the negative ELBO falls from > 40 to < half of it",
              attention ? "attention" : "no attention");
     CHECK(name, first > 40.0 && last < first / 2.0, "first %.3f last %.3f nats/image", first, last);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 

@@ -127,20 +127,10 @@ static void test_overfit(void) {
     uint8_t imgs[4 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((i / 8 + b) % 3 * 120);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
     double first = 0, loss = 0;
-    for (int s = 0; s < 300; s++) {
-        m->noise_seed = (uint64_t)s + 1; /* fresh z every step, as loom train does */
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        if (s == 0) first = loss;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 1, &first, &loss); /* fresh z every step */
     CHECK("grupixel overfits 4 images: loss falls from ~ln 256 to < 0.05 nats/pixel", first > 4.5 && loss < 0.05,
           "first %.3f last %.4f", first, loss);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 

@@ -96,24 +96,15 @@ static void test_overfit(int variational) {
     uint8_t imgs[8 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((((i / 8) * (b + 1) + i % 8) % 3 == 0) * 255);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv, .n = m->nfloats};
-    double nll[8], first = 0, last = 0, loss;
+    double nll[8], first = 0, last = 0;
     loom_model_nll(m, nll, imgs, NULL, n, n, NULL);
     for (size_t b = 0; b < n; b++) first += nll[b] / (double)n;
-    for (int s = 0; s < 300; s++) {
-        m->noise_seed = (uint64_t)s + 1;
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        m->noise_seed = 0;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 1, NULL, NULL);
     loom_model_nll(m, nll, imgs, NULL, n, n, NULL);
     for (size_t b = 0; b < n; b++) last += nll[b] / (double)n;
     CHECK(variational ? "rae (variational): overfit 8 images, the bound falls below a quarter"
                       : "rae (plain): overfit 8 images, the reconstruction NLL falls below a tenth",
           first > 30.0 && last < first / (variational ? 4.0 : 10.0), "first %.3f last %.3f", first, last);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 

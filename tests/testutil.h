@@ -8,6 +8,7 @@
 #include "gradcheck.h"
 #include "loom.h"
 #include "models/model.h"
+#include "optim/optim.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -93,6 +94,28 @@ static inline void test_param_grads(gc_loss_fn loss, test_model_ctx *c, const fl
                                pp->size > big ? stride : 1, eps, eps2);
         CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
     }
+}
+
+/* `steps` steps of Adam (lr, betas 0.9 / 0.999) with the gradient clipped to
+ * norm 1 on one batch; fresh_noise: step s uses noise_seed s + 1 (new latent
+ * noise every step, as loom train does), reset to 0 after the gradient.
+ * *first, *last (either may be NULL): the loss of the first and last step. */
+static inline void test_train(loom_model *m, const uint8_t *imgs, const int32_t *labels, size_t n,
+                              int steps, float lr, int fresh_noise, double *first, double *last) {
+    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
+    loom_adam adam = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
+                      .n = m->nfloats};
+    double loss = 0;
+    for (int s = 0; s < steps; s++) {
+        if (fresh_noise) m->noise_seed = (uint64_t)s + 1;
+        loom_model_grad(m, &loss, imgs, labels, n, NULL);
+        if (fresh_noise) m->noise_seed = 0;
+        if (s == 0 && first) *first = loss;
+        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
+        loom_adam_step(&adam, m->w, m->g, adam.lr);
+    }
+    if (last) *last = loss;
+    free(mm), free(vv);
 }
 
 /* Causality probes: img2 = img (HW) with pixel k flipped, z1 (HW, 256) its
