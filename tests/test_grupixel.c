@@ -82,12 +82,7 @@ static void test_sampler_matches_forward(const char *cell, int K) {
     float z[3 * 4], *lg = malloc(n * HW * 256 * sizeof *lg);
     for (size_t b = 0; b < n; b++) loom_grupixel_draw_z(z + b * zdim, zdim, &again[b]);
     loom_grupixel_run(m, ws, NULL, NULL, lg, imgs, K ? labels : NULL, z, n, 0.0f);
-    int bad = 0;
-    for (size_t q = 0; q < n * HW; q++) {
-        int best = 0;
-        for (int k = 1; k < 256; k++) best = lg[q * 256 + k] > lg[q * 256 + best] ? k : best;
-        bad += lg[q * 256 + best] - lg[q * 256 + imgs[q]] > 1e-5f;
-    }
+    const int bad = test_not_argmax(lg, imgs, n * HW);
     char name[128];
     snprintf(name, sizeof name, "grupixel %s%s: cached-state sampler == full forward (greedy)", cell,
              K ? " conditional" : "");

@@ -131,6 +131,18 @@ static inline size_t test_first_change(float *z1, uint8_t *img2, loom_model *m, 
     return first_change;
 }
 
+/* how many of the npix pixels of imgs are not (up to 1e-5, for float-rounding
+ * ties) the argmax of their logits z (npix, 256): a greedy sampler's misses */
+static inline int test_not_argmax(const float *z, const uint8_t *imgs, size_t npix) {
+    int bad = 0;
+    for (size_t q = 0; q < npix; q++) {
+        int best = 0;
+        for (int k = 1; k < 256; k++) best = z[q * 256 + k] > z[q * 256 + best] ? k : best;
+        bad += z[q * 256 + best] - z[q * 256 + imgs[q]] > 1e-5f;
+    }
+    return bad;
+}
+
 /* a size from a reference fixture's metadata (0 when absent) */
 static inline size_t test_meta_size(const loom_st_file *f, const char *key) {
     const char *v = loom_st_meta(f, key);
