@@ -451,17 +451,7 @@ static void test_reference(void) {
     double lref = lmeta ? strtod(lmeta, NULL) : -1;
     CHECK("diagbilstm loss matches PyTorch", fabs(loss - lref) < 1e-5 * fabs(lref), "loom %.9f torch %.9f",
           loss, lref);
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[96], gname[96];
-        snprintf(gname, sizeof gname, "grad.%s", pp->name);
-        float *g = malloc(pp->size * sizeof *g);
-        st = loom_st_read_f32(f, gname, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : test_rel_err(m->g + pp->offset, g, pp->size);
-        snprintf(name, sizeof name, "diagbilstm gradient %s matches PyTorch", pp->name);
-        CHECK(name, ge < 1e-4, "max error %.3g of the gradient's scale", ge);
-        free(g);
-    }
+    test_ref_grads(f, m, "", "diagbilstm ", 1e-4);
     free(z), free(zref), free(imgs), free(labels);
     loom_model_free(m);
     loom_safetensors_close(f);

@@ -220,16 +220,10 @@ static void test_reference(const loom_st_file *f, const char *cell) {
     CHECK(name, e < 1e-5, "max error %.3g of the logits' scale", e);
     snprintf(name, sizeof name, "grupixel %s: loss matches PyTorch", cell);
     CHECK(name, fabs(loss - loss_ref) < 1e-5 * loss_ref, "loom %.9f torch %.9f", loss, (double)loss_ref);
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        snprintf(tn, sizeof tn, "%s.grad.%s", cell, pp->name);
-        float *g = malloc(pp->size * sizeof *g);
-        st = loom_st_read_f32(f, tn, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : test_rel_err(m->g + pp->offset, g, pp->size);
-        snprintf(name, sizeof name, "grupixel %s: gradient %s matches PyTorch", cell, pp->name);
-        CHECK(name, ge < 1e-5, "max error %.3g of the gradient's scale", ge);
-        free(g);
-    }
+    char key_prefix[16], name_prefix[32];
+    snprintf(key_prefix, sizeof key_prefix, "%s.", cell);
+    snprintf(name_prefix, sizeof name_prefix, "grupixel %s: ", cell);
+    test_ref_grads(f, m, key_prefix, name_prefix, 1e-5);
     free(z), free(lg), free(lref), free(ws), free(nll);
     loom_model_free(m);
 }

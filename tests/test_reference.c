@@ -50,17 +50,7 @@ int main(void) {
     CHECK("loss matches PyTorch", fabs(loss - lref) < 1e-5 * lref, "loom %.9f torch %.9f", loss, lref);
     CHECK("float32 loss tensor agrees with metadata", fabs(loss_ref - lref) < 1e-5 * lref, "%.9f vs %.9f",
           (double)loss_ref, lref);
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[96], gname[96];
-        snprintf(gname, sizeof gname, "grad.%s", pp->name);
-        float *g = malloc(pp->size * sizeof *g);
-        st = loom_st_read_f32(f, gname, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : test_rel_err(m->g + pp->offset, g, pp->size);
-        snprintf(name, sizeof name, "gradient %s matches PyTorch", pp->name);
-        CHECK(name, ge < 1e-4, "max error %.3g of the gradient's scale", ge);
-        free(g);
-    }
+    test_ref_grads(f, m, "", "", 1e-4);
     free(z), free(zref), free(imgs);
     loom_model_free(m);
     loom_safetensors_close(f);

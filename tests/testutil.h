@@ -157,4 +157,23 @@ static inline double test_rel_err(const float *a, const float *b, size_t n) {
     return worst / scale;
 }
 
+/* every parameter's gradient m->g against the fixture's tensor
+ * "<key_prefix>grad.<name>", relative error below tol; checks named
+ * "<name_prefix>gradient <name> matches PyTorch" */
+static inline void test_ref_grads(const loom_st_file *f, const loom_model *m,
+                                  const char *key_prefix, const char *name_prefix, double tol) {
+    for (size_t p = 0; p < m->nparams; p++) {
+        const loom_param *pp = &m->params[p];
+        char name[160], key[128];
+        loom_error err;
+        snprintf(key, sizeof key, "%sgrad.%s", key_prefix, pp->name);
+        float *g = malloc(pp->size * sizeof *g);
+        loom_status st = loom_st_read_f32(f, key, g, pp->ndim, pp->shape, &err);
+        double ge = st ? 1e9 : test_rel_err(m->g + pp->offset, g, pp->size);
+        snprintf(name, sizeof name, "%sgradient %s matches PyTorch", name_prefix, pp->name);
+        CHECK(name, ge < tol, "max error %.3g of the gradient's scale", ge);
+        free(g);
+    }
+}
+
 #endif
