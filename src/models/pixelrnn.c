@@ -5,8 +5,9 @@
 
 #include <string.h>
 
-void loom_pixelrnn_images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
-                             size_t W) {
+/* tgt (H, n, W) = imgs (n, H, W) in row-major order per row; u = tgt / 255 */
+static void images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
+                      size_t W) {
     for (size_t i = 0; i < H; i++) /* (n, H, W) -> (H, n, W) */
         for (size_t b = 0; b < n; b++)
             for (size_t j = 0; j < W; j++) {
@@ -16,36 +17,42 @@ void loom_pixelrnn_images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t
             }
 }
 
-void loom_pixelrnn_logits_out(float *logits, const float *logits_hnw, size_t n, size_t H,
-                              size_t W) {
+/* logits (n, H, W, 256) = logits_hnw (H, n, W, 256) */
+static void logits_out(float *logits, const float *logits_hnw, size_t n, size_t H,
+                       size_t W) {
     for (size_t i = 0; i < H; i++) /* (H, n, W, 256) -> (n, H, W, 256) */
         for (size_t b = 0; b < n; b++)
             memcpy(logits + (b * H + i) * W * 256, logits_hnw + (i * n + b) * W * 256,
                    W * 256 * sizeof *logits);
 }
 
-void loom_pixelrnn_nll_img(double *nll_img, const double *nllpix, size_t n, size_t H, size_t W) {
+/* nll_img (n) = sum over pixels of nllpix (H, n, W) */
+static void sum_nll_img(double *nll_img, const double *nllpix, size_t n, size_t H, size_t W) {
     for (size_t b = 0; b < n; b++) nll_img[b] = 0.0;
     for (size_t i = 0; i < H; i++)
         for (size_t b = 0; b < n; b++)
             for (size_t j = 0; j < W; j++) nll_img[b] += nllpix[(i * n + b) * W + j];
 }
 
-void loom_pixelrnn_in_forward(float *X, float *col, const float *u, const float *w,
-                              const float *b, size_t H, size_t n, size_t W, size_t C) {
+/* X (H, n, W, C) = the 7x7 mask-A convolution of u (H, n, W); col (H*n*W, 24) */
+static void in_forward(float *X, float *col, const float *u, const float *w,
+                       const float *b, size_t H, size_t n, size_t W, size_t C) {
     const loom_conv_dims d = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
     loom_conv_forward(X, col, u, loom_mask_a7, w, b, d);
 }
 
-void loom_pixelrnn_in_backward(float *dw, float *db, float *col, const float *dX, const float *u,
-                               const float *w, size_t H, size_t n, size_t W, size_t C) {
+/* dw, db += the gradients of in_forward for dX (H, n, W, C) */
+static void in_backward(float *dw, float *db, float *col, const float *dX, const float *u,
+                        const float *w, size_t H, size_t n, size_t W, size_t C) {
     /* X = conv(u); u is the data, so no du */
     const loom_conv_dims d = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
     loom_conv_backward(NULL, dw, db, col, dX, u, loom_mask_a7, w, d);
 }
 
-void loom_pixelrnn_taps(float *col, const uint8_t *imgs, size_t i, size_t j, size_t n, size_t H,
-                        size_t W) {
+/* col (n, 24) = the mask-A taps of every image at (i, j) of imgs (n, H, W):
+ * pixels the sampler has already drawn */
+static void taps(float *col, const uint8_t *imgs, size_t i, size_t j, size_t n, size_t H,
+                 size_t W) {
     for (size_t b = 0; b < n; b++)
         for (size_t t = 0; t < LOOM_MASK_A7_TAPS; t++) {
             long y = (long)i + loom_mask_a7[t].dy, x = (long)j + loom_mask_a7[t].dx;
@@ -71,19 +78,23 @@ void loom_pixelrnn_scatter_cls(float *dtab, const float *dcls, const int32_t *la
         for (size_t k = 0; k < g; k++) dtab[(size_t)labels[b] * g + k] += dcls[b * g + k];
 }
 
-void loom_pixelrnn_head_forward(float *logits, float *Z, float *A, const float *X,
-                                const float *w1, const float *b1, const float *w2,
-                                const float *b2, size_t N, size_t C) {
+/* logits (N, 256) = relu(relu(X) @ w1 + b1) @ w2 + b2; A = relu(X), Z = the
+ * hidden layer after relu, both (N, C) */
+static void head_forward(float *logits, float *Z, float *A, const float *X,
+                         const float *w1, const float *b1, const float *w2,
+                         const float *b2, size_t N, size_t C) {
     loom_relu_forward(A, X, N * C);
     loom_linear_forward(Z, A, w1, b1, N, C, C);
     loom_relu_forward(Z, Z, N * C);
     loom_linear_forward(logits, Z, w2, b2, N, C, 256);
 }
 
-void loom_pixelrnn_head_backward(float *dX, float *dw1, float *db1, float *dw2, float *db2,
-                                 float *dtmp, const float *dlogits, const float *Z,
-                                 const float *A, const float *w1, const float *w2, size_t N,
-                                 size_t C) {
+/* dX (N, C) = the gradient wrt X (overwritten); dw1, db1, dw2, db2 +=.
+ * dtmp (N, C) scratch; dX and dtmp must not alias. */
+static void head_backward(float *dX, float *dw1, float *db1, float *dw2, float *db2,
+                          float *dtmp, const float *dlogits, const float *Z,
+                          const float *A, const float *w1, const float *w2, size_t N,
+                          size_t C) {
     /* logits = Z @ w2 + b2;  Z = relu(A @ w1 + b1);  A = relu(X) */
     float *dZ = dX, *dA = dtmp;
     memset(dZ, 0, N * C * sizeof *dZ);
@@ -153,15 +164,15 @@ static void forward(const loom_model *m, const loom_pixelrnn_arch *a, const loom
     const int cond = c->nclasses > 0 && labels;
     const float *w = m->w;
 
-    loom_pixelrnn_images_in(ws->tgt, ws->u, imgs, n, H, W);
+    images_in(ws->tgt, ws->u, imgs, n, H, W);
     if (cond)
         loom_pixelrnn_gather_cls(ws->cls, m, 2 + a->layer_tensors, per_layer(a, c), labels, n, g);
-    loom_pixelrnn_in_forward(ws->X, ws->col_in, ws->u, w + m->params[0].offset,
+    in_forward(ws->X, ws->col_in, ws->u, w + m->params[0].offset,
                              w + m->params[1].offset, H, n, W, C);
     for (size_t l = 0; l < L; l++)
         a->forward(ws->X + (l + 1) * N * C, ws->cache + l * cache, ws->scratch, ws->X + l * N * C,
                    cond ? ws->cls + l * n * g : NULL, m, l, n);
-    loom_pixelrnn_head_forward(ws->logits, ws->Z, ws->A, ws->X + L * N * C,
+    head_forward(ws->logits, ws->Z, ws->A, ws->X + L * N * C,
                                w + head_param(m, a, 0)->offset, w + head_param(m, a, 1)->offset,
                                w + head_param(m, a, 2)->offset, w + head_param(m, a, 3)->offset,
                                N, C);
@@ -180,11 +191,11 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
 
     forward(m, a, &ws, imgs, labels, n);
     loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
-    loom_pixelrnn_nll_img(nll_img, ws.nllpix, n, H, W);
+    sum_nll_img(nll_img, ws.nllpix, n, H, W);
     if (!grad) return;
 
     float *dy = ws.dA, *dx = ws.dB;
-    loom_pixelrnn_head_backward(dy, grad + head_param(m, a, 0)->offset,
+    head_backward(dy, grad + head_param(m, a, 0)->offset,
                                 grad + head_param(m, a, 1)->offset,
                                 grad + head_param(m, a, 2)->offset,
                                 grad + head_param(m, a, 3)->offset, dx, ws.logits, ws.Z, ws.A,
@@ -200,7 +211,7 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
                                       ws.dcls, labels, n, g);
         float *t = dy; dy = dx; dx = t;
     }
-    loom_pixelrnn_in_backward(grad + m->params[0].offset, grad + m->params[1].offset, ws.col_in,
+    in_backward(grad + m->params[0].offset, grad + m->params[1].offset, ws.col_in,
                               dy, ws.u, w + m->params[0].offset, H, n, W, C);
 }
 
@@ -209,7 +220,7 @@ void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void
     loom_pixelrnn_ws ws;
     loom_pixelrnn_carve(&ws, wsp, a, &m->cfg, n);
     forward(m, a, &ws, imgs, labels, n);
-    loom_pixelrnn_logits_out(logits, ws.logits, n, m->cfg.height, m->cfg.width);
+    logits_out(logits, ws.logits, n, m->cfg.height, m->cfg.width);
 }
 
 size_t loom_pixelrnn_layout_in(loom_param *out, size_t n, const loom_config *c) {
@@ -237,7 +248,7 @@ void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_
 void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
                              size_t i, size_t j, size_t n) {
     const loom_config *c = &m->cfg;
-    loom_pixelrnn_taps(col, imgs, i, j, n, c->height, c->width);
+    taps(col, imgs, i, j, n, c->height, c->width);
     loom_linear_forward(x0, col, m->w + m->params[0].offset, m->w + m->params[1].offset, n,
                         LOOM_MASK_A7_TAPS, 2 * c->hidden);
 }
@@ -248,7 +259,7 @@ void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, 
                               loom_rng *rngs) {
     const size_t H = m->cfg.height, W = m->cfg.width;
     const float *w = m->w;
-    loom_pixelrnn_head_forward(logits, Z, A, X, w + head_param(m, a, 0)->offset,
+    head_forward(logits, Z, A, X, w + head_param(m, a, 0)->offset,
                                w + head_param(m, a, 1)->offset, w + head_param(m, a, 2)->offset,
                                w + head_param(m, a, 3)->offset, n, 2 * m->cfg.hidden);
     if (i * W + j >= keep)

@@ -8,26 +8,6 @@
 
 #include "model.h"
 
-/* tgt (H, n, W) = imgs (n, H, W) in row-major order per row; u = tgt / 255 */
-void loom_pixelrnn_images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
-                             size_t W);
-/* logits (n, H, W, 256) = logits_hnw (H, n, W, 256) */
-void loom_pixelrnn_logits_out(float *logits, const float *logits_hnw, size_t n, size_t H,
-                              size_t W);
-/* nll_img (n) = sum over pixels of nllpix (H, n, W) */
-void loom_pixelrnn_nll_img(double *nll_img, const double *nllpix, size_t n, size_t H, size_t W);
-
-/* X (H, n, W, C) = the 7x7 mask-A convolution of u (H, n, W); col (H*n*W, 24) */
-void loom_pixelrnn_in_forward(float *X, float *col, const float *u, const float *w,
-                              const float *b, size_t H, size_t n, size_t W, size_t C);
-/* dw, db += the gradients of loom_pixelrnn_in_forward for dX (H, n, W, C) */
-void loom_pixelrnn_in_backward(float *dw, float *db, float *col, const float *dX, const float *u,
-                               const float *w, size_t H, size_t n, size_t W, size_t C);
-/* col (n, 24) = the mask-A taps of every image at (i, j) of imgs (n, H, W):
- * pixels the sampler has already drawn */
-void loom_pixelrnn_taps(float *col, const uint8_t *imgs, size_t i, size_t j, size_t n, size_t H,
-                        size_t W);
-
 /* cls (L, n, g) = the class rows of each image; layer l's table (K, g) is
  * parameter tab0 + l * stride */
 void loom_pixelrnn_gather_cls(float *cls, const loom_model *m, size_t tab0, size_t stride,
@@ -35,18 +15,6 @@ void loom_pixelrnn_gather_cls(float *cls, const loom_model *m, size_t tab0, size
 /* dtab (K, g) += dcls (n, g) scattered to each image's class row */
 void loom_pixelrnn_scatter_cls(float *dtab, const float *dcls, const int32_t *labels, size_t n,
                                size_t g);
-
-/* logits (N, 256) = relu(relu(X) @ w1 + b1) @ w2 + b2; A = relu(X), Z = the
- * hidden layer after relu, both (N, C) */
-void loom_pixelrnn_head_forward(float *logits, float *Z, float *A, const float *X,
-                                const float *w1, const float *b1, const float *w2,
-                                const float *b2, size_t N, size_t C);
-/* dX (N, C) = the gradient wrt X (overwritten); dw1, db1, dw2, db2 +=.
- * dtmp (N, C) scratch; dX and dtmp must not alias. */
-void loom_pixelrnn_head_backward(float *dX, float *dw1, float *db1, float *dw2, float *db2,
-                                 float *dtmp, const float *dlogits, const float *Z,
-                                 const float *A, const float *w1, const float *w2, size_t N,
-                                 size_t C);
 
 /* ---- the training/evaluation pass, shared: the model supplies its layer.
  * Parameter layout: in.weight, in.bias, then per layer `layer_tensors`
