@@ -96,6 +96,23 @@ static inline void test_param_grads(gc_loss_fn loss, test_model_ctx *c, const fl
     }
 }
 
+/* The per-pixel model loss at c: loom_model_grad's loss must equal the
+ * forward pass's NLL (check loss_name), and every tensor's gradient must match
+ * central differences (test_param_grads, tensors of more than 64 floats
+ * probed every `stride` elements). */
+static inline void test_model_grads(test_model_ctx *c, const char *loss_name, const char *prefix,
+                                    const char *suffix, size_t stride) {
+    loom_model *m = c->m;
+    double loss;
+    loom_model_grad(m, &loss, c->imgs, c->labels, c->n, NULL);
+    float *g = malloc(m->nfloats * sizeof *g);
+    memcpy(g, m->g, m->nfloats * sizeof *g);
+    CHECK(loss_name, fabs(loss - test_loss_per_pixel(c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss,
+          test_loss_per_pixel(c));
+    test_param_grads(test_loss_per_pixel, c, g, prefix, suffix, 64, stride, 1e-3, 1e-4);
+    free(g);
+}
+
 /* `steps` steps of Adam (lr, betas 0.9 / 0.999) with the gradient clipped to
  * norm 1 on one batch; fresh_noise: step s uses noise_seed s + 1 (new latent
  * noise every step, as loom train does), reset to 0 after the gradient.
