@@ -286,18 +286,9 @@ static void test_sample_reproducible(void) {
     const size_t H = 6, W = 5, HW = H * W, n = 4;
     loom_model *m1 = make(H, W, 2, 4, 0, 1, 17, 0.2f), *m2 = make(H, W, 2, 4, 0, 2, 17, 0.2f);
     uint8_t a[4 * 30], b[4 * 30], c[4 * 30];
-    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
-    CHECK("diagbilstm sampling: same seed, same images", memcmp(a, b, sizeof a) == 0, "differ");
-    CHECK("diagbilstm sampling: another seed, other images", memcmp(a, c, sizeof a) != 0, "identical");
-    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
-    CHECK("diagbilstm sampling: 2 threads give the 1-thread images", memcmp(a, b, sizeof a) == 0, "differ");
-    memcpy(c, a, sizeof a);
-    loom_model_sample(m1, c, NULL, n, 2 * W + 1, 1.0f, 8, NULL);
-    int kept = 1;
-    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, 2 * W + 1) == 0;
-    CHECK("diagbilstm completion keeps the given pixels", kept, "a kept pixel changed");
+    test_sampling_seeds(m1, m2, a, b, c, n, HW, 0, "diagbilstm ");
+    CHECK("diagbilstm completion keeps the given pixels", test_completion_kept(m1, c, a, n, HW, 2 * W + 1),
+          "a kept pixel changed");
     loom_model_free(m1), loom_model_free(m2);
 }
 

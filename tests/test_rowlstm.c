@@ -81,20 +81,9 @@ static void test_sample_reproducible(void) {
     const size_t H = 6, W = 6, HW = H * W, n = 4;
     loom_model *m1 = make(H, W, 2, 4, 0, 1, 17), *m2 = make(H, W, 2, 4, 0, 2, 17);
     uint8_t a[4 * 36], b[4 * 36], c[4 * 36];
-    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
-    CHECK("sampling: same seed, same images", memcmp(a, b, sizeof a) == 0, "differ");
-    CHECK("sampling: another seed, other images", memcmp(a, c, sizeof a) != 0, "identical");
-    CHECK("sampling: images differ from each other", memcmp(a, a + HW, HW) != 0, "identical");
-    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
-    CHECK("sampling: 2 threads give the 1-thread images", memcmp(a, b, sizeof a) == 0, "differ");
-    /* completion keeps the given pixels */
-    memcpy(c, a, sizeof a);
-    loom_model_sample(m1, c, NULL, n, 2 * W, 1.0f, 8, NULL);
-    int kept = 1;
-    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, 2 * W) == 0;
-    CHECK("completion keeps the top rows", kept, "a kept pixel changed");
+    test_sampling_seeds(m1, m2, a, b, c, n, HW, 1, "");
+    CHECK("completion keeps the top rows", test_completion_kept(m1, c, a, n, HW, 2 * W),
+          "a kept pixel changed");
     loom_model_free(m1), loom_model_free(m2);
 }
 

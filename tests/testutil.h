@@ -135,6 +135,42 @@ static inline void test_train(loom_model *m, const uint8_t *imgs, const int32_t 
     free(mm), free(vv);
 }
 
+/* Sampling reproducibility on n images of HW pixels with m1 (1 thread) and m2
+ * (2 threads, same weights): a = seed 5, c = seed 6; the same seed gives the
+ * same images, another seed others, (distinct) the images differ from each
+ * other, and 2 threads give the 1-thread images. Checks named "<prefix>sampling: ...";
+ * b is scratch. */
+static inline void test_sampling_seeds(loom_model *m1, loom_model *m2, uint8_t *a, uint8_t *b,
+                                       uint8_t *c, size_t n, size_t HW, int distinct,
+                                       const char *prefix) {
+    char name[160];
+    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
+    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
+    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
+    snprintf(name, sizeof name, "%ssampling: same seed, same images", prefix);
+    CHECK(name, memcmp(a, b, n * HW) == 0, "differ");
+    snprintf(name, sizeof name, "%ssampling: another seed, other images", prefix);
+    CHECK(name, memcmp(a, c, n * HW) != 0, "identical");
+    if (distinct) {
+        snprintf(name, sizeof name, "%ssampling: images differ from each other", prefix);
+        CHECK(name, memcmp(a, a + HW, HW) != 0, "identical");
+    }
+    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
+    snprintf(name, sizeof name, "%ssampling: 2 threads give the 1-thread images", prefix);
+    CHECK(name, memcmp(a, b, n * HW) == 0, "differ");
+}
+
+/* completion: c = a, then resampled (seed 8) after the first `keep` pixels;
+ * 1 when every image kept them */
+static inline int test_completion_kept(loom_model *m, uint8_t *c, const uint8_t *a, size_t n,
+                                       size_t HW, size_t keep) {
+    memcpy(c, a, n * HW);
+    loom_model_sample(m, c, NULL, n, keep, 1.0f, 8, NULL);
+    int kept = 1;
+    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, keep) == 0;
+    return kept;
+}
+
 /* Causality probes: img2 = img (HW) with pixel k flipped, z1 (HW, 256) its
  * logits; returns the first pixel whose logits differ from z0 (HW if none). */
 static inline size_t test_first_change(float *z1, uint8_t *img2, loom_model *m, const float *z0,
