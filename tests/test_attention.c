@@ -1,6 +1,7 @@
 /* DRAW attention (src/nn/attention.c): gradient checks through the filterbank,
  * read and write, and the geometry landing where a hand-set decoder state puts it. */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "loom.h"
 #include "nn/attention.h"
 #include "nn/nn.h"
@@ -8,12 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float *randbuf(loom_rng *r, size_t n, float scale) {
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * loom_rng_uniform(r) - 1.0f);
-    return p;
-}
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
 /* L = sum(R1 * read(x; p)) + sum(R2 * write(w; p)) */
 typedef struct {
@@ -35,13 +30,13 @@ static void test_gradients(loom_rng *rng, size_t N, const char *tag) {
     attn_ctx c = {.d = {.n = 2, .H = 5, .W = 6, .N = N}};
     const loom_attn_dims d = c.d;
     const size_t nx = d.n * d.H * d.W, nw = d.n * N * N;
-    c.p = randbuf(rng, d.n * 5, 0.5f), c.x = randbuf(rng, nx, 1), c.w = randbuf(rng, nw, 1);
-    c.R1 = randbuf(rng, nw, 1), c.R2 = randbuf(rng, nx, 1);
-    c.Fx = zeros(d.n * N * d.W), c.Fy = zeros(d.n * N * d.H), c.gm = zeros(d.n);
-    c.r = zeros(nw), c.o = zeros(nx), c.tr = zeros(d.n * d.H * N), c.tw = zeros(d.n * N * d.W);
-    float *dp = zeros(d.n * 5), *dx = zeros(nx), *dw = zeros(nw), *dgm = zeros(d.n);
-    float *dFx = zeros(d.n * N * d.W), *dFy = zeros(d.n * N * d.H);
-    float *dtmp = zeros(d.H * d.W + d.H * N + N * d.W);
+    c.p = test_randbuf(rng, d.n * 5, 0.5f), c.x = test_randbuf(rng, nx, 1), c.w = test_randbuf(rng, nw, 1);
+    c.R1 = test_randbuf(rng, nw, 1), c.R2 = test_randbuf(rng, nx, 1);
+    c.Fx = test_zeros(d.n * N * d.W), c.Fy = test_zeros(d.n * N * d.H), c.gm = test_zeros(d.n);
+    c.r = test_zeros(nw), c.o = test_zeros(nx), c.tr = test_zeros(d.n * d.H * N), c.tw = test_zeros(d.n * N * d.W);
+    float *dp = test_zeros(d.n * 5), *dx = test_zeros(nx), *dw = test_zeros(nw), *dgm = test_zeros(d.n);
+    float *dFx = test_zeros(d.n * N * d.W), *dFy = test_zeros(d.n * N * d.H);
+    float *dtmp = test_zeros(d.H * d.W + d.H * N + N * d.W);
     attn_loss(&c);
     loom_attn_read_backward(dx, dFx, dFy, dgm, dtmp, c.R1, c.r, c.tr, c.x, c.Fx, c.Fy, c.gm, d);
     loom_attn_write_backward(dw, dFx, dFy, dgm, dtmp, c.R2, c.o, c.tw, c.w, c.Fx, c.Fy, c.gm, d);

@@ -5,22 +5,13 @@
  * the PyTorch reference fixture (bench/diagbilstm_torch.py), and conditional
  * samples that show their class. */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "models/model.h"
 #include "nn/nn.h"
 #include "optim/optim.h"
 
 #include <string.h>
 
-#ifndef FIXTURE_DIR
-#define FIXTURE_DIR "tests/fixtures"
-#endif
-
-static float *randbuf(loom_rng *r, size_t n, float scale) {
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * loom_rng_uniform(r) - 1.0f);
-    return p;
-}
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
 /* ---------------------------------------------------------------- the layer */
 
@@ -42,12 +33,12 @@ static double layer_loss(void *p) {
 static layer_ctx layer_make(loom_rng *r, loom_diag_dims d, int cls) {
     const size_t n = d.H * d.B * d.W, h = d.h, C = d.C;
     layer_ctx c = {.d = d};
-    c.x = randbuf(r, n * C, 1), c.w_is = randbuf(r, C * 8 * h, 0.8f), c.b_is = randbuf(r, 8 * h, 0.5f);
-    c.w_ssf = randbuf(r, 2 * h * 4 * h, 0.8f), c.w_ssr = randbuf(r, 2 * h * 4 * h, 0.8f);
-    c.w_out = randbuf(r, h * C, 1), c.b_out = randbuf(r, C, 1);
-    c.cls = cls ? randbuf(r, d.B * 8 * h, 0.5f) : NULL;
-    c.R = randbuf(r, n * C, 1), c.y = zeros(n * C);
-    c.scratch = zeros(loom_diag_scratch_floats(d)), c.cachebuf = zeros(loom_diag_cache_floats(d));
+    c.x = test_randbuf(r, n * C, 1), c.w_is = test_randbuf(r, C * 8 * h, 0.8f), c.b_is = test_randbuf(r, 8 * h, 0.5f);
+    c.w_ssf = test_randbuf(r, 2 * h * 4 * h, 0.8f), c.w_ssr = test_randbuf(r, 2 * h * 4 * h, 0.8f);
+    c.w_out = test_randbuf(r, h * C, 1), c.b_out = test_randbuf(r, C, 1);
+    c.cls = cls ? test_randbuf(r, d.B * 8 * h, 0.5f) : NULL;
+    c.R = test_randbuf(r, n * C, 1), c.y = test_zeros(n * C);
+    c.scratch = test_zeros(loom_diag_scratch_floats(d)), c.cachebuf = test_zeros(loom_diag_cache_floats(d));
     return c;
 }
 
@@ -60,9 +51,9 @@ static void test_layer_gradients(loom_rng *r, size_t H, size_t W, unsigned sf, u
     loom_diag_dims d = {.H = H, .B = 2, .W = W, .C = 3, .h = 2, .shift_f = sf, .shift_r = sr};
     layer_ctx c = layer_make(r, d, 1);
     const size_t n = d.H * d.B * d.W, h = d.h, C = d.C;
-    float *dx = zeros(n * C);
-    loom_diag_grads g = {zeros(C * 8 * h), zeros(8 * h), zeros(8 * h * h), zeros(8 * h * h),
-                         zeros(h * C), zeros(C), zeros(d.B * 8 * h)};
+    float *dx = test_zeros(n * C);
+    loom_diag_grads g = {test_zeros(C * 8 * h), test_zeros(8 * h), test_zeros(8 * h * h), test_zeros(8 * h * h),
+                         test_zeros(h * C), test_zeros(C), test_zeros(d.B * 8 * h)};
     layer_loss(&c);
     loom_diag_backward(dx, g, c.scratch, c.R, c.x, lp(&c), loom_diag_cache_at(c.cachebuf, d), d);
     struct { const char *name; float *x, *g; size_t n; } t[] = {
@@ -95,7 +86,7 @@ static void layer_field(loom_rng *r, unsigned sf, unsigned sr, int *leaks, int *
     loom_diag_dims d = {.H = 5, .B = 2, .W = 6, .C = 2, .h = 2, .shift_f = sf, .shift_r = sr};
     layer_ctx c = layer_make(r, d, 0);
     const size_t n = d.H * d.B * d.W, C = d.C;
-    float *y0 = zeros(n * C);
+    float *y0 = test_zeros(n * C);
     loom_diag_forward(y0, loom_diag_cache_at(c.cachebuf, d), c.scratch, c.x, lp(&c), d);
     *leaks = *blind = 0;
     for (size_t i = 0; i < d.H; i++)
@@ -141,9 +132,9 @@ static int pixel_leaks(loom_rng *r, unsigned sf, unsigned sr) {
     loom_diag_dims d = {.H = H, .B = 1, .W = W, .C = C, .h = h, .shift_f = sf, .shift_r = sr};
     const loom_conv_dims din = {H, 1, W, 1, C, LOOM_MASK_A7_TAPS};
     layer_ctx c[2] = {layer_make(r, d, 0), layer_make(r, d, 0)};
-    float *u = randbuf(r, H * W, 1), *col = zeros(H * W * LOOM_MASK_A7_TAPS);
-    float *in_w = randbuf(r, LOOM_MASK_A7_TAPS * C, 1), *in_b = randbuf(r, C, 1);
-    float *X[3] = {zeros(H * W * C), zeros(H * W * C), zeros(H * W * C)}, *y0 = zeros(H * W * C);
+    float *u = test_randbuf(r, H * W, 1), *col = test_zeros(H * W * LOOM_MASK_A7_TAPS);
+    float *in_w = test_randbuf(r, LOOM_MASK_A7_TAPS * C, 1), *in_b = test_randbuf(r, C, 1);
+    float *X[3] = {test_zeros(H * W * C), test_zeros(H * W * C), test_zeros(H * W * C)}, *y0 = test_zeros(H * W * C);
     int leaks = 0;
     for (size_t k = 0; k <= H * W; k++) {
         if (k > 0) u[k - 1] += 0.5f;
@@ -179,9 +170,9 @@ static void test_steps(loom_rng *r, size_t H_, size_t W_) {
     layer_ctx c = layer_make(r, d, 1);
     const size_t H = d.H, B = d.B, W = d.W, C = d.C, h = d.h;
     layer_loss(&c);
-    float *xrow = zeros(W * B * C), *y = zeros(B * C), *hf[2] = {zeros(W * B * h), zeros(W * B * h)};
-    float *cf = zeros(W * B * h), *hr[2] = {zeros(W * B * h), zeros(W * B * h)}, *cr = zeros(W * B * h);
-    float *st = zeros(B * 8 * h), *rs = zeros(W * B * 4 * h + 7 * h * B);
+    float *xrow = test_zeros(W * B * C), *y = test_zeros(B * C), *hf[2] = {test_zeros(W * B * h), test_zeros(W * B * h)};
+    float *cf = test_zeros(W * B * h), *hr[2] = {test_zeros(W * B * h), test_zeros(W * B * h)}, *cr = test_zeros(W * B * h);
+    float *st = test_zeros(B * 8 * h), *rs = test_zeros(W * B * 4 * h + 7 * h * B);
     double worst = 0, scale = 0;
     for (size_t q = 0; q < H * B * W * C; q++) scale = fmax(scale, fabs(c.y[q]));
     for (size_t i = 0; i < H; i++) {
@@ -214,34 +205,7 @@ static loom_model *make(size_t H, size_t W, size_t L, size_t h, int K, int threa
                         float jitter) {
     loom_config cfg = {.model = "diagbilstm", .height = H, .width = W, .layers = L, .hidden = h,
                        .nclasses = K};
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    /* the zero-initialised class tables would hide their gradients: perturb all */
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += jitter * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    const int32_t *labels;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+    return test_model(&cfg, threads, seed, jitter);
 }
 
 static void test_model_gradients(int K) {
@@ -250,24 +214,11 @@ static void test_model_gradients(int K) {
     uint8_t imgs[2 * 4 * 5];
     loom_rng r;
     loom_rng_seed(&r, 3);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(imgs, sizeof imgs, &r);
     int32_t labels[2] = {1, 2};
-    gctx c = {m, imgs, K ? labels : NULL, n};
-    double loss;
-    loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
-    float *g = malloc(m->nfloats * sizeof *g);
-    memcpy(g, m->g, m->nfloats * sizeof *g);
-    CHECK(K ? "diagbilstm loss == nll (conditional)" : "diagbilstm loss == nll",
-          fabs(loss - model_loss(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, model_loss(&c));
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[128];
-        snprintf(name, sizeof name, "diagbilstm gradient %s%s", pp->name, K ? " (conditional)" : "");
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > 64 ? 7 : 1, 1e-3, 1e-4);
-        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
-    }
-    free(g);
+    test_model_ctx c = {m, imgs, K ? labels : NULL, n};
+    test_model_grads(&c, K ? "diagbilstm loss == nll (conditional)" : "diagbilstm loss == nll",
+                     "diagbilstm gradient ", K ? " (conditional)" : "", 7);
     loom_model_free(m);
 }
 
@@ -284,17 +235,12 @@ static void test_model_causality(void) {
     uint8_t img[5 * 6], img2[5 * 6];
     loom_rng r;
     loom_rng_seed(&r, 5);
-    for (size_t i = 0; i < HW; i++) img[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(img, HW, &r);
     float *z0 = malloc(HW * 256 * sizeof *z0), *z1 = malloc(HW * 256 * sizeof *z1);
     loom_model_logits(m, z0, img, NULL, 1, NULL);
     int leaks = 0, blind = 0, far = 0, spot = 0;
     for (size_t k = 0; k < HW; k++) {
-        memcpy(img2, img, HW);
-        img2[k] = (uint8_t)(img[k] ^ 0x80);
-        loom_model_logits(m, z1, img2, NULL, 1, NULL);
-        size_t first_change = HW;
-        for (size_t p = 0; p < HW && first_change == HW; p++)
-            if (memcmp(z0 + p * 256, z1 + p * 256, 256 * sizeof *z0) != 0) first_change = p;
+        const size_t first_change = test_first_change(z1, img2, m, z0, img, HW, k);
         if (first_change <= k) leaks++;
         if ((k + 1) % W != 0 && first_change != k + 1) blind++;
         const size_t next_row = (k / W + 1) * W; /* pixel (i, 0) after k in row i-1 */
@@ -327,12 +273,7 @@ static void test_sampler_matches_forward(int threads, size_t H, size_t W) {
     CHECK("diagbilstm greedy sample runs", st == LOOM_OK, "%s", err.msg);
     float *z = malloc(n * HW * 256 * sizeof *z);
     loom_model_logits(m, z, imgs, labels, n, NULL);
-    int bad = 0;
-    for (size_t q = 0; q < n * HW; q++) {
-        int best = 0;
-        for (int k = 1; k < 256; k++) best = z[q * 256 + k] > z[q * 256 + best] ? k : best;
-        bad += z[q * 256 + best] - z[q * 256 + imgs[q]] > 1e-5f;
-    }
+    const int bad = test_not_argmax(z, imgs, n * HW);
     char name[96];
     snprintf(name, sizeof name, "diagbilstm incremental sampler == full forward (greedy, %zux%zu, %d threads)",
              H, W, threads);
@@ -345,35 +286,10 @@ static void test_sample_reproducible(void) {
     const size_t H = 6, W = 5, HW = H * W, n = 4;
     loom_model *m1 = make(H, W, 2, 4, 0, 1, 17, 0.2f), *m2 = make(H, W, 2, 4, 0, 2, 17, 0.2f);
     uint8_t a[4 * 30], b[4 * 30], c[4 * 30];
-    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
-    CHECK("diagbilstm sampling: same seed, same images", memcmp(a, b, sizeof a) == 0, "differ");
-    CHECK("diagbilstm sampling: another seed, other images", memcmp(a, c, sizeof a) != 0, "identical");
-    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
-    CHECK("diagbilstm sampling: 2 threads give the 1-thread images", memcmp(a, b, sizeof a) == 0, "differ");
-    memcpy(c, a, sizeof a);
-    loom_model_sample(m1, c, NULL, n, 2 * W + 1, 1.0f, 8, NULL);
-    int kept = 1;
-    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, 2 * W + 1) == 0;
-    CHECK("diagbilstm completion keeps the given pixels", kept, "a kept pixel changed");
+    test_sampling_seeds(m1, m2, a, b, c, n, HW, 0, "diagbilstm ");
+    CHECK("diagbilstm completion keeps the given pixels", test_completion_kept(m1, c, a, n, HW, 2 * W + 1),
+          "a kept pixel changed");
     loom_model_free(m1), loom_model_free(m2);
-}
-
-static void train(loom_model *m, const uint8_t *imgs, const int32_t *labels, size_t n, int steps,
-                  float lr, double *first, double *last) {
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
-    double loss = 0;
-    for (int s = 0; s < steps; s++) {
-        loom_model_grad(m, &loss, imgs, labels, n, NULL);
-        if (s == 0) *first = loss;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
-    *last = loss;
-    free(mm), free(vv);
 }
 
 static void test_overfit(void) {
@@ -383,7 +299,7 @@ static void test_overfit(void) {
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((i / 8 + b) % 3 * 120);
     double first, loss;
-    train(m, imgs, NULL, n, 300, 1e-2f, &first, &loss);
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 0, &first, &loss);
     CHECK("diagbilstm overfits 4 images: loss falls from ln 256 to < 0.05 nats/pixel",
           first > 5.0 && loss < 0.05, "first %.3f last %.4f", first, loss);
     loom_model_free(m);
@@ -442,7 +358,7 @@ static void test_conditional_samples(void) {
         }
     }
     double first, last;
-    train(m, imgs, labels, n, 150, 1e-2f, &first, &last);
+    test_train(m, imgs, labels, n, 150, 1e-2f, 0, &first, &last);
     double acc = class_accuracy(m, means, K, 8, 5);
     CHECK("diagbilstm conditional samples show their class (nearest class mean)", acc >= 0.9,
           "accuracy %.2f (loss %.3f -> %.3f nats/pixel)", acc, first, last);
@@ -463,19 +379,6 @@ static void test_conditional_samples(void) {
 
 /* ---------------------------------------------------------------- PyTorch reference */
 
-static size_t meta_size(const loom_st_file *f, const char *key) {
-    const char *v = loom_st_meta(f, key);
-    return v ? (size_t)strtoul(v, NULL, 10) : 0;
-}
-
-/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double worst = 0.0, scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-    return worst / scale;
-}
-
 /* logits, loss and every gradient of a tiny conditional model against the
  * independent PyTorch implementation (bench/diagbilstm_torch.py fixture) */
 static void test_reference(void) {
@@ -485,10 +388,10 @@ static void test_reference(void) {
     loom_status st = loom_safetensors_open(&f, path, &err);
     CHECK("diagbilstm fixture loads", st == LOOM_OK, "%s", err.msg);
     if (st) return;
-    loom_config cfg = {.model = "diagbilstm", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
-                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden"),
-                       .nclasses = (int)meta_size(f, "nclasses")};
-    const size_t B = meta_size(f, "batch"), H = cfg.height, W = cfg.width;
+    loom_config cfg = {.model = "diagbilstm", .height = test_meta_size(f, "height"), .width = test_meta_size(f, "width"),
+                       .layers = test_meta_size(f, "layers"), .hidden = test_meta_size(f, "hidden"),
+                       .nclasses = (int)test_meta_size(f, "nclasses")};
+    const size_t B = test_meta_size(f, "batch"), H = cfg.height, W = cfg.width;
     loom_model *m;
     st = loom_model_create(&m, &cfg, 1, &err);
     CHECK("diagbilstm model from fixture config (conditional)", st == LOOM_OK && cfg.nclasses > 0, "%s",
@@ -524,7 +427,7 @@ static void test_reference(void) {
     size_t zshape[4] = {B, H, W, 256};
     st = loom_st_read_f32(f, "logits", zref, 4, zshape, &err);
     loom_model_logits(m, z, imgs, labels, B, &err);
-    double e = st ? 1e9 : rel_err(z, zref, nz);
+    double e = st ? 1e9 : test_rel_err(z, zref, nz);
     CHECK("diagbilstm logits match PyTorch", e < 1e-4, "max error %.3g of the logits' scale", e);
     double loss;
     loom_model_grad(m, &loss, imgs, labels, B, &err);
@@ -532,17 +435,7 @@ static void test_reference(void) {
     double lref = lmeta ? strtod(lmeta, NULL) : -1;
     CHECK("diagbilstm loss matches PyTorch", fabs(loss - lref) < 1e-5 * fabs(lref), "loom %.9f torch %.9f",
           loss, lref);
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[96], gname[96];
-        snprintf(gname, sizeof gname, "grad.%s", pp->name);
-        float *g = malloc(pp->size * sizeof *g);
-        st = loom_st_read_f32(f, gname, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
-        snprintf(name, sizeof name, "diagbilstm gradient %s matches PyTorch", pp->name);
-        CHECK(name, ge < 1e-4, "max error %.3g of the gradient's scale", ge);
-        free(g);
-    }
+    test_ref_grads(f, m, "", "diagbilstm ", 1e-4);
     free(z), free(zref), free(imgs), free(labels);
     loom_model_free(m);
     loom_safetensors_close(f);

@@ -3,6 +3,7 @@
  * the importance-weighted bound, thread independence, reproducible sampling,
  * and the ELBO improving on a small overfit set. */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "models/latent.h"
 #include "models/model.h"
 #include "optim/optim.h"
@@ -14,38 +15,7 @@ static loom_model *make(size_t H, size_t W, size_t h, size_t z, size_t T, size_t
     loom_config cfg = {.model = "draw", .height = H, .width = W, .layers = 1, .hidden = h,
                        .zdim = z, .steps_draw = T, .read_n = Nr, .write_n = Nw,
                        .attention = attention};
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    /* zero-initialised biases would hide gradients that only differ from
-     * zero away from the initial point: perturb everything */
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.3f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-static void random_images(uint8_t *imgs, size_t n, loom_rng *r) {
-    for (size_t i = 0; i < n; i++) imgs[i] = (uint8_t)loom_rng_below(r, 256);
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, NULL, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s; /* nats per batch: gradients of order 1, so the absolute tolerance bites */
+    return test_model(&cfg, threads, seed, 0.3f);
 }
 
 static void test_gradients(int attention) {
@@ -55,8 +25,8 @@ static void test_gradients(int attention) {
     uint8_t imgs[3 * 5 * 6];
     loom_rng r;
     loom_rng_seed(&r, 3);
-    random_images(imgs, sizeof imgs, &r);
-    gctx c = {m, imgs, n};
+    test_random_images(imgs, sizeof imgs, &r);
+    test_model_ctx c = {m, imgs, NULL, n};
     double loss;
     loom_model_grad(m, &loss, imgs, NULL, n, NULL);
     float *g = malloc(m->nfloats * sizeof *g);
@@ -65,16 +35,12 @@ static void test_gradients(int attention) {
     const char *tag = attention ? "attention" : "no attention";
     char name[160];
     snprintf(name, sizeof name, "draw (%s): loss == negative ELBO from the forward pass", tag);
-    CHECK(name, fabs(loss * per - model_loss(&c)) < 1e-6, "grad loss %.9g vs nll %.9g", loss * per, model_loss(&c));
+    CHECK(name, fabs(loss * per - test_loss_per_batch(&c)) < 1e-6, "grad loss %.9g vs nll %.9g", loss * per, test_loss_per_batch(&c));
+    snprintf(name, sizeof name, "draw (%s): gradient of ", tag);
+    test_param_grads(test_loss_per_batch, &c, g, name, "", 48, 5, 1e-3, 3e-4);
     double gn = 0.0;
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        gn += gc_dot(g + pp->offset, g + pp->offset, pp->size);
-        snprintf(name, sizeof name, "draw (%s): gradient of %s", tag, pp->name);
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > 48 ? 5 : 1, 1e-3, 3e-4);
-        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
-    }
+    for (size_t p = 0; p < m->nparams; p++)
+        gn += gc_dot(g + m->params[p].offset, g + m->params[p].offset, m->params[p].size);
     CHECK(attention ? "draw (attention): gradient is not zero" : "draw (no attention): gradient is not zero",
           gn > 1e-8, "squared norm %g", gn);
     free(g);
@@ -127,7 +93,7 @@ static void test_bounds(void) {
     uint8_t *imgs = malloc(n * H * W);
     loom_rng r;
     loom_rng_seed(&r, 8);
-    random_images(imgs, n * H * W, &r);
+    test_random_images(imgs, n * H * W, &r);
     double *elbo = malloc(n * sizeof *elbo), *iw1 = malloc(n * sizeof *iw1), *iw32 = malloc(n * sizeof *iw32);
     loom_model_nll(m, elbo, imgs, NULL, n, 64, NULL);
     loom_model_iw_nll(m, iw1, imgs, NULL, n, 1, 64, NULL);
@@ -154,7 +120,7 @@ static void test_determinism(void) {
     uint8_t imgs[7 * 30];
     loom_rng r;
     loom_rng_seed(&r, 4);
-    random_images(imgs, sizeof imgs, &r);
+    test_random_images(imgs, sizeof imgs, &r);
     double a[7], b[7], c[7];
     loom_model_nll(m1, a, imgs, NULL, n, n, NULL);
     loom_model_nll(m2, b, imgs, NULL, n, 3, NULL);
@@ -220,24 +186,13 @@ static void test_overfit(int attention) {
     uint8_t imgs[8 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)(((i / 8 + b) % 3 == 0) * 255);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
     const double first = mean_nll(m, imgs, n);
-    double loss;
-    for (int s = 0; s < 300; s++) {
-        m->noise_seed = (uint64_t)s + 1;
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        m->noise_seed = 0;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 1, NULL, NULL);
     const double last = mean_nll(m, imgs, n);
     char name[128];
     snprintf(name, sizeof name, "overfit 8 images (%s): the negative ELBO falls from > 40 to < half of it",
              attention ? "attention" : "no attention");
     CHECK(name, first > 40.0 && last < first / 2.0, "first %.3f last %.3f nats/image", first, last);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 

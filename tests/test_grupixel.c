@@ -4,15 +4,12 @@
  * and logits / loss / every gradient against the independent PyTorch
  * implementation (bench/grupixel_torch.py -> tests/fixtures/grupixel_ref.safetensors). */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "io/checkpoint.h"
 #include "models/grupixel.h"
 #include "optim/optim.h"
 
 #include <string.h>
-
-#ifndef FIXTURE_DIR
-#define FIXTURE_DIR "tests/fixtures"
-#endif
 
 static const char *const cells[] = {"gru", "lstm", "rnn"};
 
@@ -21,40 +18,7 @@ static loom_model *make(const char *cell, size_t H, size_t W, size_t L, size_t h
     loom_config cfg = {.model = "grupixel", .height = H, .width = W, .layers = L, .hidden = h,
                        .nclasses = K, .zdim = zdim};
     snprintf(cfg.cell, sizeof cfg.cell, "%s", cell);
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    /* zero-initialised biases and class tables would hide their gradients: perturb all */
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.4f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-static void rand_imgs(uint8_t *p, size_t n, uint64_t seed) {
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)loom_rng_below(&r, 256);
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    const int32_t *labels;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+    return test_model(&cfg, threads, seed, 0.4f);
 }
 
 static void test_gradients(const char *cell, int K, uint64_t noise) {
@@ -62,25 +26,14 @@ static void test_gradients(const char *cell, int K, uint64_t noise) {
     loom_model *m = make(cell, H, W, 2, 3, 2, K, 1, 7);
     m->noise_seed = noise;
     uint8_t imgs[2 * 3 * 4];
-    rand_imgs(imgs, sizeof imgs, 3);
+    test_random_images_seed(imgs, sizeof imgs, 3);
     int32_t labels[2] = {0, K - 1}; /* two different classes, both in range */
-    gctx c = {m, imgs, K ? labels : NULL, n};
-    double loss;
-    loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
-    float *g = malloc(m->nfloats * sizeof *g);
-    memcpy(g, m->g, m->nfloats * sizeof *g);
-    char what[64], name[160];
+    test_model_ctx c = {m, imgs, K ? labels : NULL, n};
+    char what[64], loss_name[160], prefix[160];
     snprintf(what, sizeof what, "%s%s%s", cell, K ? ", conditional" : "", noise ? ", training noise" : "");
-    snprintf(name, sizeof name, "grupixel (%s): loss == nll", what);
-    CHECK(name, fabs(loss - model_loss(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, model_loss(&c));
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        snprintf(name, sizeof name, "grupixel (%s): gradient %s", what, pp->name);
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > 64 ? 5 : 1, 1e-3, 1e-4);
-        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
-    }
-    free(g);
+    snprintf(loss_name, sizeof loss_name, "grupixel (%s): loss == nll", what);
+    snprintf(prefix, sizeof prefix, "grupixel (%s): gradient ", what);
+    test_model_grads(&c, loss_name, prefix, "", 5);
     loom_model_free(m);
 }
 
@@ -90,17 +43,12 @@ static void test_causality(const char *cell) {
     const size_t H = 4, W = 5, HW = H * W;
     loom_model *m = make(cell, H, W, 2, 4, 3, 0, 1, 11);
     uint8_t img[4 * 5], img2[4 * 5];
-    rand_imgs(img, HW, 5);
+    test_random_images_seed(img, HW, 5);
     float *z0 = malloc(HW * 256 * sizeof *z0), *z1 = malloc(HW * 256 * sizeof *z1);
     loom_model_logits(m, z0, img, NULL, 1, NULL);
     int leaks = 0, blind = 0;
     for (size_t k = 0; k < HW; k++) {
-        memcpy(img2, img, HW);
-        img2[k] = (uint8_t)(img[k] ^ 0x80);
-        loom_model_logits(m, z1, img2, NULL, 1, NULL);
-        size_t first_change = HW;
-        for (size_t p = 0; p < HW && first_change == HW; p++)
-            if (memcmp(z0 + p * 256, z1 + p * 256, 256 * sizeof *z0) != 0) first_change = p;
+        const size_t first_change = test_first_change(z1, img2, m, z0, img, HW, k);
         if (first_change <= k) leaks++;
         if (k + 1 < HW && first_change != k + 1) blind++;
     }
@@ -128,12 +76,7 @@ static void test_sampler_matches_forward(const char *cell, int K) {
     float z[3 * 4], *lg = malloc(n * HW * 256 * sizeof *lg);
     for (size_t b = 0; b < n; b++) loom_grupixel_draw_z(z + b * zdim, zdim, &again[b]);
     loom_grupixel_run(m, ws, NULL, NULL, lg, imgs, K ? labels : NULL, z, n, 0.0f);
-    int bad = 0;
-    for (size_t q = 0; q < n * HW; q++) {
-        int best = 0;
-        for (int k = 1; k < 256; k++) best = lg[q * 256 + k] > lg[q * 256 + best] ? k : best;
-        bad += lg[q * 256 + best] - lg[q * 256 + imgs[q]] > 1e-5f;
-    }
+    const int bad = test_not_argmax(lg, imgs, n * HW);
     char name[128];
     snprintf(name, sizeof name, "grupixel %s%s: cached-state sampler == full forward (greedy)", cell,
              K ? " conditional" : "");
@@ -146,24 +89,14 @@ static void test_sampling(void) {
     const size_t H = 6, W = 6, HW = H * W, n = 4;
     loom_model *m1 = make("gru", H, W, 2, 6, 4, 0, 1, 17), *m2 = make("gru", H, W, 2, 6, 4, 0, 2, 17);
     uint8_t a[4 * 36], b[4 * 36], c[4 * 36];
-    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
-    CHECK("grupixel sampling: same seed, same images", memcmp(a, b, sizeof a) == 0, "differ");
-    CHECK("grupixel sampling: another seed, other images", memcmp(a, c, sizeof a) != 0, "identical");
-    CHECK("grupixel sampling: images differ from each other", memcmp(a, a + HW, HW) != 0, "identical");
-    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
-    CHECK("grupixel sampling: 2 threads give the 1-thread images", memcmp(a, b, sizeof a) == 0, "differ");
+    test_sampling_seeds(m1, m2, a, b, c, n, HW, 1, "grupixel ");
     /* at temperature ~0 the pixels are argmaxes: only z differs between seeds */
     loom_model_sample(m1, a, NULL, n, 0, 1e-6f, 5, NULL);
     loom_model_sample(m1, b, NULL, n, 0, 1e-6f, 6, NULL);
     CHECK("grupixel sampling: greedy images differ with z alone (other seed)", memcmp(a, b, sizeof a) != 0,
           "identical: z has no effect");
-    memcpy(c, a, sizeof a);
-    loom_model_sample(m1, c, NULL, n, 2 * W, 1.0f, 8, NULL);
-    int kept = 1;
-    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, 2 * W) == 0;
-    CHECK("grupixel completion keeps the given pixels", kept, "a kept pixel changed");
+    CHECK("grupixel completion keeps the given pixels", test_completion_kept(m1, c, a, n, HW, 2 * W),
+          "a kept pixel changed");
     loom_model_free(m1), loom_model_free(m2);
 }
 
@@ -173,20 +106,10 @@ static void test_overfit(void) {
     uint8_t imgs[4 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((i / 8 + b) % 3 * 120);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
     double first = 0, loss = 0;
-    for (int s = 0; s < 300; s++) {
-        m->noise_seed = (uint64_t)s + 1; /* fresh z every step, as loom train does */
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        if (s == 0) first = loss;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 1, &first, &loss); /* fresh z every step */
     CHECK("grupixel overfits 4 images: loss falls from ~ln 256 to < 0.05 nats/pixel", first > 4.5 && loss < 0.05,
           "first %.3f last %.4f", first, loss);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 
@@ -228,25 +151,12 @@ static void test_config(void) {
 
 /* ---------------------------------------------------------------- PyTorch fixture */
 
-static size_t meta_size(const loom_st_file *f, const char *key) {
-    const char *v = loom_st_meta(f, key);
-    return v ? (size_t)strtoul(v, NULL, 10) : 0;
-}
-
-/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double worst = 0.0, scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-    return worst / scale;
-}
-
 static void test_reference(const loom_st_file *f, const char *cell) {
-    loom_config cfg = {.model = "grupixel", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
-                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden"),
-                       .zdim = meta_size(f, "zdim")};
+    loom_config cfg = {.model = "grupixel", .height = test_meta_size(f, "height"), .width = test_meta_size(f, "width"),
+                       .layers = test_meta_size(f, "layers"), .hidden = test_meta_size(f, "hidden"),
+                       .zdim = test_meta_size(f, "zdim")};
     snprintf(cfg.cell, sizeof cfg.cell, "%s", cell);
-    const size_t B = meta_size(f, "batch"), HW = cfg.height * cfg.width;
+    const size_t B = test_meta_size(f, "batch"), HW = cfg.height * cfg.width;
     loom_model *m;
     loom_error err;
     char name[160], tn[96];
@@ -289,21 +199,15 @@ static void test_reference(const loom_st_file *f, const char *cell) {
     loom_grupixel_run(m, ws, m->g, nll, lg, imgs, NULL, z, B, 1.0f / (float)(B * HW));
     for (size_t b = 0; b < B; b++) loss += nll[b];
     loss /= (double)(B * HW);
-    double e = st ? 1e9 : rel_err(lg, lref, nz);
+    double e = st ? 1e9 : test_rel_err(lg, lref, nz);
     snprintf(name, sizeof name, "grupixel %s: logits match PyTorch", cell);
     CHECK(name, e < 1e-5, "max error %.3g of the logits' scale", e);
     snprintf(name, sizeof name, "grupixel %s: loss matches PyTorch", cell);
     CHECK(name, fabs(loss - loss_ref) < 1e-5 * loss_ref, "loom %.9f torch %.9f", loss, (double)loss_ref);
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        snprintf(tn, sizeof tn, "%s.grad.%s", cell, pp->name);
-        float *g = malloc(pp->size * sizeof *g);
-        st = loom_st_read_f32(f, tn, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
-        snprintf(name, sizeof name, "grupixel %s: gradient %s matches PyTorch", cell, pp->name);
-        CHECK(name, ge < 1e-5, "max error %.3g of the gradient's scale", ge);
-        free(g);
-    }
+    char key_prefix[16], name_prefix[32];
+    snprintf(key_prefix, sizeof key_prefix, "%s.", cell);
+    snprintf(name_prefix, sizeof name_prefix, "grupixel %s: ", cell);
+    test_ref_grads(f, m, key_prefix, name_prefix, 1e-5);
     free(z), free(lg), free(lref), free(ws), free(nll);
     loom_model_free(m);
 }

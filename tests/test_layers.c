@@ -2,18 +2,13 @@
  * rely on: mask-A causality of the tap convolution, and the incremental Row
  * LSTM step reproducing the whole-image forward pass. */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "loom.h"
 #include "nn/nn.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static float *randbuf(loom_rng *r, size_t n, float scale) {
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * loom_rng_uniform(r) - 1.0f);
-    return p;
-}
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
 /* ---------------------------------------------------------------- linear */
 typedef struct {
@@ -29,9 +24,9 @@ static double lin_loss(void *p) {
 
 static void test_linear(loom_rng *r) {
     lin_ctx c = {.n = 5, .k = 3, .m = 4};
-    c.x = randbuf(r, c.n * c.k, 1), c.w = randbuf(r, c.k * c.m, 1), c.b = randbuf(r, c.m, 1);
-    c.R = randbuf(r, c.n * c.m, 1), c.y = zeros(c.n * c.m);
-    float *dx = zeros(c.n * c.k), *dw = zeros(c.k * c.m), *db = zeros(c.m);
+    c.x = test_randbuf(r, c.n * c.k, 1), c.w = test_randbuf(r, c.k * c.m, 1), c.b = test_randbuf(r, c.m, 1);
+    c.R = test_randbuf(r, c.n * c.m, 1), c.y = test_zeros(c.n * c.m);
+    float *dx = test_zeros(c.n * c.k), *dw = test_zeros(c.k * c.m), *db = test_zeros(c.m);
     lin_loss(&c);
     loom_linear_backward(dx, dw, db, c.R, c.x, c.w, c.n, c.k, c.m);
     GRADCHECK("linear dx", lin_loss, &c, c.x, dx, c.n * c.k);
@@ -55,10 +50,10 @@ static double conv_loss(void *p) {
 static void test_conv(loom_rng *r) {
     conv_ctx c = {.d = {.H = 5, .B = 2, .W = 6, .cin = 2, .cout = 3, .ntaps = LOOM_MASK_A7_TAPS}};
     size_t n = c.d.H * c.d.B * c.d.W, kc = c.d.ntaps * c.d.cin;
-    c.x = randbuf(r, n * c.d.cin, 1), c.w = randbuf(r, kc * c.d.cout, 1);
-    c.b = randbuf(r, c.d.cout, 1), c.R = randbuf(r, n * c.d.cout, 1);
-    c.y = zeros(n * c.d.cout), c.col = zeros(n * kc);
-    float *dx = zeros(n * c.d.cin), *dw = zeros(kc * c.d.cout), *db = zeros(c.d.cout);
+    c.x = test_randbuf(r, n * c.d.cin, 1), c.w = test_randbuf(r, kc * c.d.cout, 1);
+    c.b = test_randbuf(r, c.d.cout, 1), c.R = test_randbuf(r, n * c.d.cout, 1);
+    c.y = test_zeros(n * c.d.cout), c.col = test_zeros(n * kc);
+    float *dx = test_zeros(n * c.d.cin), *dw = test_zeros(kc * c.d.cout), *db = test_zeros(c.d.cout);
     conv_loss(&c);
     loom_conv_backward(dx, dw, db, c.col, c.R, c.x, loom_mask_a7, c.w, c.d);
     GRADCHECK("conv mask-A dx", conv_loss, &c, c.x, dx, n * c.d.cin);
@@ -67,7 +62,7 @@ static void test_conv(loom_rng *r) {
 
     /* mask A: perturbing input pixel (b, i, j) changes outputs only at pixels
      * after it in raster order of the same image, and never at itself */
-    float *y0 = zeros(n * c.d.cout);
+    float *y0 = test_zeros(n * c.d.cout);
     loom_conv_forward(y0, c.col, c.x, loom_mask_a7, c.w, c.b, c.d);
     int bad = 0, seen_after = 0;
     for (size_t i = 0; i < c.d.H; i++)
@@ -117,15 +112,15 @@ static double rl_loss(void *p) {
 static void test_rowlstm(loom_rng *r) {
     rl_ctx c = {.d = {.H = 4, .B = 2, .W = 5, .C = 4, .h = 3}};
     const size_t n = c.d.H * c.d.B * c.d.W, C = c.d.C, h = c.d.h, g = 4 * h;
-    c.x = randbuf(r, n * C, 1), c.R = randbuf(r, n * C, 1);
-    c.w_is = randbuf(r, 2 * C * g, 0.8f), c.b_is = randbuf(r, g, 0.5f);
-    c.w_ss = randbuf(r, 3 * h * g, 0.8f), c.w_out = randbuf(r, h * C, 0.8f);
-    c.b_out = randbuf(r, C, 0.5f), c.cls = randbuf(r, c.d.B * g, 0.5f);
-    c.y = zeros(n * C), c.scratch = zeros(loom_rowlstm_scratch_floats(c.d));
-    c.cache = (loom_rowlstm_cache){zeros(n * g), zeros(n * h), zeros(n * h), zeros(n * h)};
-    float *dx = zeros(n * C);
-    loom_rowlstm_grads gr = {zeros(2 * C * g), zeros(g), zeros(3 * h * g), zeros(h * C),
-                             zeros(C), zeros(c.d.B * g)};
+    c.x = test_randbuf(r, n * C, 1), c.R = test_randbuf(r, n * C, 1);
+    c.w_is = test_randbuf(r, 2 * C * g, 0.8f), c.b_is = test_randbuf(r, g, 0.5f);
+    c.w_ss = test_randbuf(r, 3 * h * g, 0.8f), c.w_out = test_randbuf(r, h * C, 0.8f);
+    c.b_out = test_randbuf(r, C, 0.5f), c.cls = test_randbuf(r, c.d.B * g, 0.5f);
+    c.y = test_zeros(n * C), c.scratch = test_zeros(loom_rowlstm_scratch_floats(c.d));
+    c.cache = (loom_rowlstm_cache){test_zeros(n * g), test_zeros(n * h), test_zeros(n * h), test_zeros(n * h)};
+    float *dx = test_zeros(n * C);
+    loom_rowlstm_grads gr = {test_zeros(2 * C * g), test_zeros(g), test_zeros(3 * h * g), test_zeros(h * C),
+                             test_zeros(C), test_zeros(c.d.B * g)};
     rl_loss(&c);
     loom_rowlstm_backward(dx, gr, c.scratch, c.R, c.x, rl_params(&c), c.cache, c.d);
     GRADCHECK("rowlstm dx", rl_loss, &c, c.x, dx, n * C);
@@ -139,11 +134,11 @@ static void test_rowlstm(loom_rng *r) {
     /* the incremental step reproduces the whole-image forward pass */
     rl_loss(&c);
     const size_t B = c.d.B, W = c.d.W;
-    float *hrow = zeros(B * W * h), *crow = zeros(B * W * h), *hprev = zeros(B * W * h),
-          *cprev = zeros(B * W * h), *rss = zeros(B * W * g), *col = zeros(B * W * 3 * h);
-    float *xp = zeros(B * C), *xc = zeros(B * C), *yv = zeros(B * C), *hv = zeros(B * h),
-          *cv = zeros(B * h), *st = zeros(B * (2 * C + g + h)), *gs = zeros(B * g),
-          *cpv = zeros(B * h);
+    float *hrow = test_zeros(B * W * h), *crow = test_zeros(B * W * h), *hprev = test_zeros(B * W * h),
+          *cprev = test_zeros(B * W * h), *rss = test_zeros(B * W * g), *col = test_zeros(B * W * 3 * h);
+    float *xp = test_zeros(B * C), *xc = test_zeros(B * C), *yv = test_zeros(B * C), *hv = test_zeros(B * h),
+          *cv = test_zeros(B * h), *st = test_zeros(B * (2 * C + g + h)), *gs = test_zeros(B * g),
+          *cpv = test_zeros(B * h);
     double worst = 0.0;
     for (size_t i = 0; i < c.d.H; i++) {
         if (i > 0) loom_rowlstm_row_ss(rss, col, hprev, c.w_ss, B, W, h);
@@ -195,7 +190,7 @@ static double sm_loss(void *p) {
 
 static void test_softmax(loom_rng *r) {
     sm_ctx c = {.n = 3};
-    c.z = randbuf(r, c.n * 256, 4), c.tmp = zeros(c.n * 256);
+    c.z = test_randbuf(r, c.n * 256, 4), c.tmp = test_zeros(c.n * 256);
     c.t = malloc(c.n);
     c.t[0] = 0, c.t[1] = 255, c.t[2] = 77;
     /* exact value in double */
@@ -209,7 +204,7 @@ static void test_softmax(loom_rng *r) {
     double got = sm_loss(&c);
     CHECK("softmax256 nll value", fabs(got - ref) < 1e-5 * fabs(ref), "got %.9g want %.9g", got,
           ref);
-    float *g = zeros(c.n * 256);
+    float *g = test_zeros(c.n * 256);
     memcpy(g, c.z, c.n * 256 * sizeof(float));
     loom_softmax256_xent(g, NULL, c.t, c.n, 1.0f, 1);
     GRADCHECK("softmax256 dlogits", sm_loss, &c, c.z, g, c.n * 256);

@@ -2,6 +2,7 @@
  * the variational code, the row decoder's causality given the code, encode /
  * decode against reconstruct, reproducible sampling, overfitting. */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "models/model.h"
 #include "optim/optim.h"
 
@@ -11,32 +12,7 @@ static loom_model *make(size_t H, size_t W, size_t h, size_t z, int variational,
                         uint64_t seed) {
     loom_config cfg = {.model = "rae", .height = H, .width = W, .layers = 1, .hidden = h, .zdim = z,
                        .variational = variational};
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.3f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, NULL, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s; /* nats per batch */
+    return test_model(&cfg, threads, seed, 0.3f);
 }
 
 static void test_gradients(int variational) {
@@ -61,8 +37,8 @@ static void test_gradients(int variational) {
     uint8_t imgs[3 * 7 * 6];
     loom_rng r;
     loom_rng_seed(&r, 3);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
-    gctx c = {m, imgs, n};
+    test_random_images(imgs, sizeof imgs, &r);
+    test_model_ctx c = {m, imgs, NULL, n};
     double loss;
     loom_model_grad(m, &loss, imgs, NULL, n, NULL);
     const double per = (double)(n * H * W);
@@ -71,14 +47,9 @@ static void test_gradients(int variational) {
     const char *tag = variational ? "variational" : "plain";
     char name[160];
     snprintf(name, sizeof name, "rae (%s): loss == the forward pass's bound", tag);
-    CHECK(name, fabs(loss * per - model_loss(&c)) < 1e-6, "%.9g vs %.9g", loss * per, model_loss(&c));
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        snprintf(name, sizeof name, "rae (%s): gradient of %s", tag, pp->name);
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > 48 ? 5 : 1, eps, eps2);
-        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
-    }
+    CHECK(name, fabs(loss * per - test_loss_per_batch(&c)) < 1e-6, "%.9g vs %.9g", loss * per, test_loss_per_batch(&c));
+    snprintf(name, sizeof name, "rae (%s): gradient of ", tag);
+    test_param_grads(test_loss_per_batch, &c, g, name, "", 48, 5, eps, eps2);
     free(g);
     loom_model_free(m);
 }
@@ -90,7 +61,7 @@ static void test_codes(void) {
     uint8_t imgs[5 * 64], rec[2 * 5 * 64], dec[5 * 64];
     loom_rng r;
     loom_rng_seed(&r, 9);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(imgs, sizeof imgs, &r);
     float c1[5 * 4], c2[5 * 4];
     loom_model_encode(m1, c1, imgs, n, NULL);
     loom_model_encode(m2, c2, imgs, n, NULL);
@@ -125,24 +96,15 @@ static void test_overfit(int variational) {
     uint8_t imgs[8 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((((i / 8) * (b + 1) + i % 8) % 3 == 0) * 255);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv, .n = m->nfloats};
-    double nll[8], first = 0, last = 0, loss;
+    double nll[8], first = 0, last = 0;
     loom_model_nll(m, nll, imgs, NULL, n, n, NULL);
     for (size_t b = 0; b < n; b++) first += nll[b] / (double)n;
-    for (int s = 0; s < 300; s++) {
-        m->noise_seed = (uint64_t)s + 1;
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        m->noise_seed = 0;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 1, NULL, NULL);
     loom_model_nll(m, nll, imgs, NULL, n, n, NULL);
     for (size_t b = 0; b < n; b++) last += nll[b] / (double)n;
     CHECK(variational ? "rae (variational): overfit 8 images, the bound falls below a quarter"
                       : "rae (plain): overfit 8 images, the reconstruction NLL falls below a tenth",
           first > 30.0 && last < first / (variational ? 4.0 : 10.0), "first %.3f last %.3f", first, last);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 

@@ -2,27 +2,10 @@
  * (bench/rowlstm_torch.py, written from docs/rowlstm.md): logits, loss and
  * every parameter gradient on a tiny 5x6 config, from the committed fixture
  * tests/fixtures/rowlstm_ref.safetensors (PyTorch is not needed to run this). */
-#include "check.h"
+#include "testutil.h"
 #include "models/model.h"
 
 #include <string.h>
-
-#ifndef FIXTURE_DIR
-#define FIXTURE_DIR "tests/fixtures"
-#endif
-
-static size_t meta_size(const loom_st_file *f, const char *key) {
-    const char *v = loom_st_meta(f, key);
-    return v ? (size_t)strtoul(v, NULL, 10) : 0;
-}
-
-/* max |a - b| / (1e-6 + max |b|): relative to the tensor's scale */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double worst = 0.0, scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-    return worst / scale;
-}
 
 int main(void) {
     const char *path = FIXTURE_DIR "/rowlstm_ref.safetensors";
@@ -31,9 +14,9 @@ int main(void) {
     loom_status st = loom_safetensors_open(&f, path, &err);
     CHECK("fixture loads", st == LOOM_OK, "%s", err.msg);
     if (st) CHECK_DONE();
-    loom_config cfg = {.model = "rowlstm", .height = meta_size(f, "height"), .width = meta_size(f, "width"),
-                       .layers = meta_size(f, "layers"), .hidden = meta_size(f, "hidden")};
-    const size_t B = meta_size(f, "batch"), H = cfg.height, W = cfg.width;
+    loom_config cfg = {.model = "rowlstm", .height = test_meta_size(f, "height"), .width = test_meta_size(f, "width"),
+                       .layers = test_meta_size(f, "layers"), .hidden = test_meta_size(f, "hidden")};
+    const size_t B = test_meta_size(f, "batch"), H = cfg.height, W = cfg.width;
     loom_model *m;
     st = loom_model_create(&m, &cfg, 1, &err);
     CHECK("model from fixture config", st == LOOM_OK, "%s", err.msg);
@@ -58,7 +41,7 @@ int main(void) {
     loom_st_read_f32(f, "logits", zref, 4, zshape, &err);
     loom_st_read_f32(f, "loss", &loss_ref, 1, &one, &err);
     loom_model_logits(m, z, imgs, NULL, B, &err);
-    double e = rel_err(z, zref, nz);
+    double e = test_rel_err(z, zref, nz);
     CHECK("logits match PyTorch", e < 1e-4, "max error %.3g of the logits' scale", e);
 
     double loss;
@@ -67,17 +50,7 @@ int main(void) {
     CHECK("loss matches PyTorch", fabs(loss - lref) < 1e-5 * lref, "loom %.9f torch %.9f", loss, lref);
     CHECK("float32 loss tensor agrees with metadata", fabs(loss_ref - lref) < 1e-5 * lref, "%.9f vs %.9f",
           (double)loss_ref, lref);
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[96], gname[96];
-        snprintf(gname, sizeof gname, "grad.%s", pp->name);
-        float *g = malloc(pp->size * sizeof *g);
-        st = loom_st_read_f32(f, gname, g, pp->ndim, pp->shape, &err);
-        double ge = st ? 1e9 : rel_err(m->g + pp->offset, g, pp->size);
-        snprintf(name, sizeof name, "gradient %s matches PyTorch", pp->name);
-        CHECK(name, ge < 1e-4, "max error %.3g of the gradient's scale", ge);
-        free(g);
-    }
+    test_ref_grads(f, m, "", "", 1e-4);
     free(z), free(zref), free(imgs);
     loom_model_free(m);
     loom_safetensors_close(f);

@@ -3,6 +3,7 @@
  * overfitting one small batch. (The PyTorch reference comparison is in
  * test_reference.c.) */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "models/model.h"
 #include "optim/optim.h"
 
@@ -11,34 +12,7 @@
 static loom_model *make(size_t H, size_t W, size_t L, size_t h, int K, int threads, uint64_t seed) {
     loom_config cfg = {.model = "rowlstm", .height = H, .width = W, .layers = L, .hidden = h,
                        .nclasses = K};
-    loom_model *m;
-    loom_error err;
-    if (loom_model_create(&m, &cfg, threads, &err)) {
-        printf("FAIL create: %s\n", err.msg);
-        exit(1);
-    }
-    loom_rng r;
-    loom_rng_seed(&r, seed);
-    loom_model_init(m, &r);
-    /* the zero-initialised class tables would hide their gradients: perturb all */
-    for (size_t i = 0; i < m->nfloats; i++) m->w[i] += 0.2f * (loom_rng_uniform(&r) - 0.5f);
-    return m;
-}
-
-typedef struct {
-    loom_model *m;
-    const uint8_t *imgs;
-    const int32_t *labels;
-    size_t n;
-} gctx;
-
-static double model_loss(void *p) {
-    gctx *c = p;
-    double *nll = malloc(c->n * sizeof *nll), s = 0;
-    loom_model_nll(c->m, nll, c->imgs, c->labels, c->n, c->n, NULL);
-    for (size_t b = 0; b < c->n; b++) s += nll[b];
-    free(nll);
-    return s / (double)(c->n * c->m->cfg.height * c->m->cfg.width);
+    return test_model(&cfg, threads, seed, 0.2f);
 }
 
 static void test_gradients(int K) {
@@ -47,24 +21,11 @@ static void test_gradients(int K) {
     uint8_t imgs[2 * 4 * 5];
     loom_rng r;
     loom_rng_seed(&r, 3);
-    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(imgs, sizeof imgs, &r);
     int32_t labels[2] = {1, 2};
-    gctx c = {m, imgs, K ? labels : NULL, n};
-    double loss;
-    loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
-    float *g = malloc(m->nfloats * sizeof *g);
-    memcpy(g, m->g, m->nfloats * sizeof *g);
-    CHECK(K ? "model loss == nll (conditional)" : "model loss == nll", fabs(loss - model_loss(&c)) < 1e-9,
-          "grad loss %.9g vs nll %.9g", loss, model_loss(&c));
-    for (size_t p = 0; p < m->nparams; p++) {
-        const loom_param *pp = &m->params[p];
-        char name[128];
-        snprintf(name, sizeof name, "model gradient %s%s", pp->name, K ? " (conditional)" : "");
-        double w = gc_compare2(model_loss, &c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > 64 ? 7 : 1, 1e-3, 1e-4);
-        CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
-    }
-    free(g);
+    test_model_ctx c = {m, imgs, K ? labels : NULL, n};
+    test_model_grads(&c, K ? "model loss == nll (conditional)" : "model loss == nll", "model gradient ",
+                     K ? " (conditional)" : "", 7);
     loom_model_free(m);
 }
 
@@ -76,17 +37,12 @@ static void test_causality(void) {
     uint8_t img[5 * 6], img2[5 * 6];
     loom_rng r;
     loom_rng_seed(&r, 5);
-    for (size_t i = 0; i < HW; i++) img[i] = (uint8_t)loom_rng_below(&r, 256);
+    test_random_images(img, HW, &r);
     float *z0 = malloc(HW * 256 * sizeof *z0), *z1 = malloc(HW * 256 * sizeof *z1);
     loom_model_logits(m, z0, img, NULL, 1, NULL);
     int leaks = 0, blind = 0;
     for (size_t k = 0; k < HW; k++) {
-        memcpy(img2, img, HW);
-        img2[k] = (uint8_t)(img[k] ^ 0x80);
-        loom_model_logits(m, z1, img2, NULL, 1, NULL);
-        size_t first_change = HW;
-        for (size_t p = 0; p < HW && first_change == HW; p++)
-            if (memcmp(z0 + p * 256, z1 + p * 256, 256 * sizeof *z0) != 0) first_change = p;
+        const size_t first_change = test_first_change(z1, img2, m, z0, img, HW, k);
         if (first_change <= k) leaks++;
         /* the next pixel in the same row sees pixel k (mask-A tap (0,-1)); across a
          * row end it need not: the Row LSTM's receptive field is a triangle */
@@ -113,12 +69,7 @@ static void test_sampler_matches_forward(int threads) {
     CHECK("greedy sample runs", st == LOOM_OK, "%s", err.msg);
     float *z = malloc(n * HW * 256 * sizeof *z);
     loom_model_logits(m, z, imgs, labels, n, NULL);
-    int bad = 0;
-    for (size_t q = 0; q < n * HW; q++) {
-        int best = 0;
-        for (int k = 1; k < 256; k++) best = z[q * 256 + k] > z[q * 256 + best] ? k : best;
-        bad += z[q * 256 + best] - z[q * 256 + imgs[q]] > 1e-5f;
-    }
+    const int bad = test_not_argmax(z, imgs, n * HW);
     char name[96];
     snprintf(name, sizeof name, "incremental sampler == full forward (greedy, %d threads)", threads);
     CHECK(name, bad == 0, "%d of %zu pixels differ from the forward argmax", bad, n * HW);
@@ -130,20 +81,9 @@ static void test_sample_reproducible(void) {
     const size_t H = 6, W = 6, HW = H * W, n = 4;
     loom_model *m1 = make(H, W, 2, 4, 0, 1, 17), *m2 = make(H, W, 2, 4, 0, 2, 17);
     uint8_t a[4 * 36], b[4 * 36], c[4 * 36];
-    loom_model_sample(m1, a, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, b, NULL, n, 0, 1.0f, 5, NULL);
-    loom_model_sample(m1, c, NULL, n, 0, 1.0f, 6, NULL);
-    CHECK("sampling: same seed, same images", memcmp(a, b, sizeof a) == 0, "differ");
-    CHECK("sampling: another seed, other images", memcmp(a, c, sizeof a) != 0, "identical");
-    CHECK("sampling: images differ from each other", memcmp(a, a + HW, HW) != 0, "identical");
-    loom_model_sample(m2, b, NULL, n, 0, 1.0f, 5, NULL);
-    CHECK("sampling: 2 threads give the 1-thread images", memcmp(a, b, sizeof a) == 0, "differ");
-    /* completion keeps the given pixels */
-    memcpy(c, a, sizeof a);
-    loom_model_sample(m1, c, NULL, n, 2 * W, 1.0f, 8, NULL);
-    int kept = 1;
-    for (size_t k = 0; k < n; k++) kept &= memcmp(c + k * HW, a + k * HW, 2 * W) == 0;
-    CHECK("completion keeps the top rows", kept, "a kept pixel changed");
+    test_sampling_seeds(m1, m2, a, b, c, n, HW, 1, "");
+    CHECK("completion keeps the top rows", test_completion_kept(m1, c, a, n, HW, 2 * W),
+          "a kept pixel changed");
     loom_model_free(m1), loom_model_free(m2);
 }
 
@@ -153,19 +93,10 @@ static void test_overfit(void) {
     uint8_t imgs[4 * 64];
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < 64; i++) imgs[b * 64 + i] = (uint8_t)((i / 8 + b) % 3 * 120);
-    float *mm = calloc(m->nfloats, sizeof *mm), *vv = calloc(m->nfloats, sizeof *vv);
-    loom_adam adam = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = mm, .v = vv,
-                      .n = m->nfloats};
     double first = 0, loss = 0;
-    for (int s = 0; s < 300; s++) {
-        loom_model_grad(m, &loss, imgs, NULL, n, NULL);
-        if (s == 0) first = loss;
-        loom_clip_grad_norm(m->g, m->nfloats, 1.0);
-        loom_adam_step(&adam, m->w, m->g, adam.lr);
-    }
+    test_train(m, imgs, NULL, n, 300, 1e-2f, 0, &first, &loss);
     CHECK("overfit 4 images: loss falls from ln 256 to < 0.05 nats/pixel", first > 5.0 && loss < 0.05,
           "first %.3f last %.4f", first, loss);
-    free(mm), free(vv);
     loom_model_free(m);
 }
 

@@ -4,22 +4,13 @@
  * pre-projected input mode, and forward + every gradient against PyTorch's
  * nn.RNN / nn.LSTM / nn.GRU (fixture from bench/seq_torch.py). */
 #include "gradcheck.h"
+#include "testutil.h"
 #include "loom.h"
 #include "nn/seq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef FIXTURE_DIR
-#define FIXTURE_DIR "tests/fixtures"
-#endif
-
-static float *randbuf(loom_rng *r, size_t n, float scale) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * loom_rng_uniform(r) - 1.0f);
-    return p;
-}
-static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 /* one layer instance with its buffers; h0/c0/dy/dhT/dcT may be NULL */
 typedef struct {
@@ -76,16 +67,16 @@ static layer make(loom_cell cell, loom_seq_dims d, loom_rng *r, int with_h0, int
                   int with_bias) {
     const size_t G = loom_cell_gates(cell) * d.H, N = d.T * d.B, BH = d.B * d.H;
     layer L = {.cell = cell, .d = d};
-    L.x = randbuf(r, N * d.In, 1), L.w_ih = randbuf(r, d.In * G, 0.7f);
-    L.w_hh = randbuf(r, d.H * G, 0.7f), L.b_ih = randbuf(r, G, 0.3f), L.b_hh = randbuf(r, G, 0.3f);
-    L.bias = with_bias ? randbuf(r, d.B * G, 0.3f) : NULL;
-    L.h0 = with_h0 ? randbuf(r, BH, 0.8f) : NULL;
-    L.c0 = with_h0 && cell == LOOM_CELL_LSTM ? randbuf(r, BH, 0.8f) : NULL;
-    L.y = zeros(N * d.H), L.hT = zeros(BH), L.cT = zeros(BH);
-    L.cache = zeros(loom_seq_cache_floats(cell, d)), L.scratch = zeros(loom_seq_scratch_floats(cell, d));
-    L.dy = with_dy ? randbuf(r, N * d.H, 1) : NULL;
-    L.dhT = randbuf(r, BH, 1);
-    L.dcT = cell == LOOM_CELL_LSTM ? randbuf(r, BH, 1) : NULL;
+    L.x = test_randbuf(r, N * d.In, 1), L.w_ih = test_randbuf(r, d.In * G, 0.7f);
+    L.w_hh = test_randbuf(r, d.H * G, 0.7f), L.b_ih = test_randbuf(r, G, 0.3f), L.b_hh = test_randbuf(r, G, 0.3f);
+    L.bias = with_bias ? test_randbuf(r, d.B * G, 0.3f) : NULL;
+    L.h0 = with_h0 ? test_randbuf(r, BH, 0.8f) : NULL;
+    L.c0 = with_h0 && cell == LOOM_CELL_LSTM ? test_randbuf(r, BH, 0.8f) : NULL;
+    L.y = test_zeros(N * d.H), L.hT = test_zeros(BH), L.cT = test_zeros(BH);
+    L.cache = test_zeros(loom_seq_cache_floats(cell, d)), L.scratch = test_zeros(loom_seq_scratch_floats(cell, d));
+    L.dy = with_dy ? test_randbuf(r, N * d.H, 1) : NULL;
+    L.dhT = test_randbuf(r, BH, 1);
+    L.dcT = cell == LOOM_CELL_LSTM ? test_randbuf(r, BH, 1) : NULL;
     return L;
 }
 
@@ -99,9 +90,9 @@ static void gradcheck_layer(loom_cell cell, loom_rng *r, int with_h0, int with_d
     const loom_seq_dims d = {.T = 4, .B = 2, .In = 3, .H = 3};
     const size_t G = loom_cell_gates(cell) * d.H, N = d.T * d.B, BH = d.B * d.H;
     layer L = make(cell, d, r, with_h0, with_dy, with_bias);
-    float *dx = zeros(N * d.In), *dh0 = zeros(BH), *dc0 = zeros(BH);
-    loom_seq_grads g = {zeros(d.In * G), zeros(d.H * G), zeros(G), zeros(G),
-                        with_bias ? zeros(d.B * G) : NULL};
+    float *dx = test_zeros(N * d.In), *dh0 = test_zeros(BH), *dc0 = test_zeros(BH);
+    loom_seq_grads g = {test_zeros(d.In * G), test_zeros(d.H * G), test_zeros(G), test_zeros(G),
+                        with_bias ? test_zeros(d.B * G) : NULL};
     /* accumulate onto a non-zero start: backward must add, not overwrite */
     for (size_t k = 0; k < d.H * G; k++) g.w_hh[k] = 1.0f;
     forward(&L);
@@ -156,7 +147,7 @@ static void test_step_and_chaining(loom_cell cell, loom_rng *r) {
     /* two calls of T/2 steps, the second starting from the first's final state */
     layer P = L;
     const size_t half = d.T / 2;
-    float *y2 = zeros(N * d.H), *hT1 = zeros(BH), *cT1 = zeros(BH);
+    float *y2 = test_zeros(N * d.H), *hT1 = test_zeros(BH), *cT1 = test_zeros(BH);
     P.d.T = half, P.y = y2, P.hT = hT1, P.cT = cT1;
     forward(&P);
     layer Q = P;
@@ -192,11 +183,6 @@ static void test_step_and_chaining(loom_cell cell, loom_rng *r) {
 
 /* ---------------------------------------------------------------- PyTorch fixture */
 
-static size_t meta_size(const loom_st_file *f, const char *key) {
-    const char *v = loom_st_meta(f, key);
-    return v ? (size_t)strtoul(v, NULL, 10) : 0;
-}
-
 static float *get(const loom_st_file *f, const char *cell, const char *name, size_t n) {
     char full[64];
     snprintf(full, sizeof full, "%s.%s", cell, name);
@@ -216,12 +202,9 @@ static float *get(const loom_st_file *f, const char *cell, const char *name, siz
     return p;
 }
 
+/* test_rel_err, and a failure when a fixture tensor is missing (NULL) */
 static double rel_err(const float *a, const float *b, size_t n) {
-    if (!a || !b) return 1e9;
-    double worst = 0.0, scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-    return worst / scale;
+    return a && b ? test_rel_err(a, b, n) : 1e9;
 }
 
 static void test_reference(void) {
@@ -230,7 +213,7 @@ static void test_reference(void) {
     loom_status st = loom_safetensors_open(&f, FIXTURE_DIR "/seq_ref.safetensors", &err);
     CHECK("seq fixture loads", st == LOOM_OK, "%s", err.msg);
     if (st) return;
-    const loom_seq_dims d = {meta_size(f, "T"), meta_size(f, "B"), meta_size(f, "I"), meta_size(f, "H")};
+    const loom_seq_dims d = {test_meta_size(f, "T"), test_meta_size(f, "B"), test_meta_size(f, "I"), test_meta_size(f, "H")};
     CHECK("seq fixture dims", d.T && d.B && d.In && d.H, "T %zu B %zu I %zu H %zu", d.T, d.B, d.In, d.H);
     const loom_cell cells[] = {LOOM_CELL_RNN, LOOM_CELL_LSTM, LOOM_CELL_GRU};
     for (int ci = 0; ci < 3; ci++) {
@@ -254,8 +237,8 @@ static void test_reference(void) {
             drop(&L);
             continue;
         }
-        L.y = zeros(N * d.H), L.hT = zeros(BH), L.cT = zeros(BH);
-        L.cache = zeros(loom_seq_cache_floats(cell, d)), L.scratch = zeros(loom_seq_scratch_floats(cell, d));
+        L.y = test_zeros(N * d.H), L.hT = test_zeros(BH), L.cT = test_zeros(BH);
+        L.cache = test_zeros(loom_seq_cache_floats(cell, d)), L.scratch = test_zeros(loom_seq_scratch_floats(cell, d));
         forward(&L);
         float *ry = get(f, cn, "y", N * d.H), *rh = get(f, cn, "hT", BH), *rc = lstm ? get(f, cn, "cT", BH) : NULL;
         snprintf(name, sizeof name, "%s: y matches torch.nn.%s", cn, lstm ? "LSTM" : cell == LOOM_CELL_GRU ? "GRU" : "RNN");
@@ -268,8 +251,8 @@ static void test_reference(void) {
             e = rel_err(L.cT, rc, BH);
             CHECK("lstm: final cell state matches PyTorch", e < 1e-5, "max error %.3g of scale", e);
         }
-        float *dx = zeros(N * d.In), *dh0 = zeros(BH), *dc0 = zeros(BH);
-        loom_seq_grads g = {zeros(d.In * G), zeros(d.H * G), zeros(G), zeros(G), NULL};
+        float *dx = test_zeros(N * d.In), *dh0 = test_zeros(BH), *dc0 = test_zeros(BH);
+        loom_seq_grads g = {test_zeros(d.In * G), test_zeros(d.H * G), test_zeros(G), test_zeros(G), NULL};
         backward(&L, dx, dh0, lstm ? dc0 : NULL, g);
         struct { const char *n; const float *v; size_t sz; } gs[] = {
             {"grad.x", dx, N * d.In}, {"grad.h0", dh0, BH}, {"grad.c0", dc0, BH},
@@ -295,8 +278,8 @@ static void test_reference(void) {
  * a multiple of the 64-column block */
 static void test_thin_products(loom_rng *r) {
     const size_t M = 16, K = 160, N = 480;
-    float *a = randbuf(r, M * K, 1), *w = randbuf(r, K * N, 1), *c = randbuf(r, M * N, 1);
-    float *c0 = malloc(M * N * sizeof *c0), *dR = randbuf(r, M * N, 1), *dh = randbuf(r, M * K, 1);
+    float *a = test_randbuf(r, M * K, 1), *w = test_randbuf(r, K * N, 1), *c = test_randbuf(r, M * N, 1);
+    float *c0 = malloc(M * N * sizeof *c0), *dR = test_randbuf(r, M * N, 1), *dh = test_randbuf(r, M * K, 1);
     float *dh0 = malloc(M * K * sizeof *dh0);
     memcpy(c0, c, M * N * sizeof *c0), memcpy(dh0, dh, M * K * sizeof *dh0);
     loom_gemm_thin(c, a, w, M, N, K, 0.5f);

@@ -1,52 +1,13 @@
 /* PNG output: 8-bit grayscale files (written atomically) and image grids. */
 #include "common.h"
+#include "atomic.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The atomic-write steps mirror src/io/safetensors.c (tmp file, fsync, rename,
- * fsync the directory); they are small enough that sharing them would cost a
- * new internal header. */
-
-static char *tmp_path(const char *path) {
-    size_t n = strlen(path);
-    char *t = malloc(n + sizeof ".tmp");
-    if (t) {
-        memcpy(t, path, n);
-        memcpy(t + n, ".tmp", sizeof ".tmp");
-    }
-    return t;
-}
-
-static loom_status fsync_dir(const char *path, loom_error *err) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) {
-        dir = strdup(".");
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = '\0';
-        }
-    }
-    if (!dir) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
-    loom_status st = LOOM_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    /* EINVAL: the file system cannot sync directories; nothing more can be done. */
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        st = loom_fail(err, LOOM_EIO, "%s: syncing directory %s after rename: %s", path, dir,
-                       strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return st;
-}
 
 loom_status loom_png_write_gray(const char *path, const uint8_t *pixels, size_t h, size_t w,
                                 loom_error *err) {
@@ -57,7 +18,7 @@ loom_status loom_png_write_gray(const char *path, const uint8_t *pixels, size_t 
         return loom_fail(err, LOOM_EINVAL, "%s: image size %zu x %zu is not in 1..2^31-1", path,
                          h, w);
 
-    char *tmp = tmp_path(path);
+    char *tmp = loom_tmp_path(path);
     if (!tmp) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
@@ -99,7 +60,7 @@ loom_status loom_png_write_gray(const char *path, const uint8_t *pixels, size_t 
         remove(tmp);
         st = loom_fail(err, LOOM_EIO, "%s: %s", path, e ? strerror(e) : reason);
     } else {
-        st = fsync_dir(path, err);
+        st = loom_fsync_dir(path, err);
     }
     free(tmp);
     return st;

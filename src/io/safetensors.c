@@ -3,6 +3,7 @@
  * Layout: u64 little-endian header length N, N bytes of UTF-8 JSON, then the
  * data buffer. See docs/checkpoint-format.md for what is validated and why. */
 #include "common.h"
+#include "atomic.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -119,42 +120,6 @@ static size_t tensor_nbytes(const loom_tensor *t) {
 
 /* ---------------------------------------------------------------- atomic write */
 
-static char *tmp_path(const char *path) {
-    size_t n = strlen(path);
-    char *t = malloc(n + sizeof ".tmp");
-    if (t) {
-        memcpy(t, path, n);
-        memcpy(t + n, ".tmp", sizeof ".tmp");
-    }
-    return t;
-}
-
-/* fsync the directory holding path, so that the rename itself survives a crash. */
-static loom_status fsync_dir(const char *path, loom_error *err) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) {
-        dir = strdup(".");
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = '\0';
-        }
-    }
-    if (!dir) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
-    loom_status st = LOOM_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    /* EINVAL: the file system cannot sync directories; nothing more can be done. */
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        st = loom_fail(err, LOOM_EIO, "%s: syncing directory %s after rename: %s", path, dir,
-                       strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return st;
-}
-
 /* Flush, fsync and close fp (open on tmp), then rename tmp over path. On failure
  * tmp is removed and path is untouched. Always consumes fp. */
 static loom_status commit_tmp(const char *path, const char *tmp, FILE *fp, loom_error *err) {
@@ -166,7 +131,7 @@ static loom_status commit_tmp(const char *path, const char *tmp, FILE *fp, loom_
         remove(tmp);
         return loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(e));
     }
-    return fsync_dir(path, err);
+    return loom_fsync_dir(path, err);
 }
 
 /* ---------------------------------------------------------------- write */
@@ -316,7 +281,7 @@ loom_status loom_safetensors_write(const char *path, const loom_tensor *tensors,
     memset(head + 8 + len, ' ', padded - len);
     cJSON_free(json);
 
-    char *tmp = tmp_path(path);
+    char *tmp = loom_tmp_path(path);
     if (!tmp) {
         free(head);
         return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);

@@ -43,12 +43,9 @@ static dims get_dims(const loom_config *c) {
 }
 
 static loom_status dr_check(const loom_config *c, loom_error *err) {
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
-    if (c->zdim < 1 || c->zdim > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
-    if (c->steps_draw < 1 || c->steps_draw > 1024)
-        return loom_fail(err, LOOM_EINVAL, "--steps-draw %zu out of range (1..1024)", c->steps_draw);
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--steps-draw", c->steps_draw, 1024, err)) return LOOM_EINVAL;
     if (c->attention != 0 && c->attention != 1)
         return loom_fail(err, LOOM_EINVAL, "attention must be on (1) or off (0), not %d", c->attention);
     const size_t side = LOOM_MAX(c->height, c->width);
@@ -63,15 +60,9 @@ static loom_status dr_check(const loom_config *c, loom_error *err) {
     return LOOM_OK;
 }
 
+/* name: a plain tensor name (no % directives) */
 static size_t add(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = c ? 1.0f / sqrtf((float)r) : 0.0f;
-    }
-    return n + 1;
+    return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
 }
 
 static size_t dr_layout(const loom_config *c, loom_param *out) {
@@ -217,9 +208,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
                                  loom_seq_scratch_floats(LOOM_CELL_LSTM, (loom_seq_dims){1, n, z, h}));
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(bce, double, n);
     TAKE(kl, double, n);
     TAKE(lqp, double, n);
@@ -499,17 +488,10 @@ static void dr_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uin
     carve_train(&ws, wsp, &m->cfg, n);
     for (size_t k = 0; k < K; k++) {
         dr_forward(m, &ws, imgs, n, k);
-        for (size_t b = 0; b < n; b++) {
-            const double lw = -(ws.bce[b] + ws.lqp[b]);
-            if (k == 0) ws.lse_m[b] = lw, ws.lse_s[b] = 1.0;
-            else if (lw <= ws.lse_m[b]) ws.lse_s[b] += exp(lw - ws.lse_m[b]);
-            else ws.lse_s[b] = ws.lse_s[b] * exp(ws.lse_m[b] - lw) + 1.0, ws.lse_m[b] = lw;
-        }
+        loom_iw_accumulate(ws.lse_m, ws.lse_s, ws.bce, ws.lqp, n, k);
     }
-    for (size_t b = 0; b < n; b++) nll_img[b] = -(ws.lse_m[b] + log(ws.lse_s[b]) - log((double)K));
+    loom_iw_nll(nll_img, ws.lse_m, ws.lse_s, n, K);
 }
-
-static uint8_t to_pixel(float c) { return (uint8_t)lrintf(255.0f * loom_sigmoidf(c)); }
 
 static void dr_reconstruct(const loom_model *m, void *wsp, uint8_t *out, const uint8_t *imgs,
                            const int32_t *labels, size_t n) {
@@ -521,7 +503,7 @@ static void dr_reconstruct(const loom_model *m, void *wsp, uint8_t *out, const u
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < HW; i++) {
             out[(2 * b) * HW + i] = ws.x[b * HW + i] > 0.5f ? 255 : 0;
-            out[(2 * b + 1) * HW + i] = to_pixel(ws.canvas[b * HW + i]);
+            out[(2 * b + 1) * HW + i] = loom_latent_pixel(ws.canvas[b * HW + i]);
         }
 }
 
@@ -540,9 +522,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const size_t a = (size_t)d.attn;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, count) do { \
-        if (ws) ws->field = (float *)(void *)(p + off); \
-        off += ((count) * sizeof(float) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     for (int k = 0; k < 2; k++) {
         TAKE(h[k], n * d.h);
         TAKE(c[k], n * d.h);
@@ -586,9 +566,10 @@ static void dr_sample_frames(const loom_model *m, void *wsp, uint8_t *imgs, uint
         if (frames)
             for (size_t b = 0; b < n; b++)
                 for (size_t i = 0; i < d.HW; i++)
-                    frames[(b * d.T + t) * d.HW + i] = to_pixel(ws.canvas[b * d.HW + i]);
+                    frames[(b * d.T + t) * d.HW + i] =
+                        loom_latent_pixel(ws.canvas[b * d.HW + i]);
     }
-    for (size_t i = 0; i < n * d.HW; i++) imgs[i] = to_pixel(ws.canvas[i]);
+    for (size_t i = 0; i < n * d.HW; i++) imgs[i] = loom_latent_pixel(ws.canvas[i]);
 }
 
 static void dr_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,

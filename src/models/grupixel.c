@@ -8,6 +8,7 @@
 
 #include "../nn/nn.h"
 #include "../nn/seq.h"
+#include "pixelrnn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 /* tensor indices in layout order */
 enum { P_EMBED, P_INIT_W, P_INIT_B, P_LAYER0 };
 enum { L_WIH, L_WHH, L_BIH, L_BHH, L_CLS };
+
+#define add loom_param_add
 
 static size_t per_layer(const loom_config *c) { return c->nclasses > 0 ? 5 : 4; }
 static size_t p_layer(const loom_config *c, size_t l, size_t k) { return P_LAYER0 + l * per_layer(c) + k; }
@@ -36,29 +39,13 @@ static loom_status gp_check(const loom_config *c, loom_error *err) {
     loom_cell k;
     if (loom_cell_parse(c->cell, &k) != 0)
         return loom_fail(err, LOOM_EINVAL, "unknown cell '%s' (known: gru, lstm, rnn)", c->cell);
-    if (c->layers < 1 || c->layers > 64)
-        return loom_fail(err, LOOM_EINVAL, "--layers %zu out of range (1..64)", c->layers);
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
-    if (c->zdim < 1 || c->zdim > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
+    if (loom_check_range("--layers", c->layers, 64, err)) return LOOM_EINVAL;
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
     if (c->height * c->width > ((size_t)1 << 24))
         return loom_fail(err, LOOM_EINVAL, "image of %zux%zu pixels is too long a sequence",
                          c->height, c->width);
     return LOOM_OK;
-}
-
-/* append tensor `name` (r x c; c == 0: a vector) with init bound `bound` */
-static size_t add(loom_param *out, size_t n, float bound, size_t r, size_t c, const char *fmt,
-                  size_t l) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, fmt, l);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = bound;
-    }
-    return n + 1;
 }
 
 static size_t gp_layout(const loom_config *c, loom_param *out) {
@@ -158,9 +145,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     const size_t cache = loom_seq_cache_floats(cell, dims(c, n));
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(nllpix, double, N);
     TAKE(z, float, n * c->zdim);
     TAKE(h0all, float, n * L * h);
@@ -183,15 +168,6 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
 }
 
 static size_t gp_train_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, n); }
-
-static void gather_cls(float *cls, const loom_model *m, const int32_t *labels, size_t n) {
-    const size_t G = gates(&m->cfg);
-    for (size_t l = 0; l < m->cfg.layers; l++) {
-        const float *tab = W(m, p_layer(&m->cfg, l, L_CLS));
-        for (size_t b = 0; b < n; b++)
-            memcpy(cls + (l * n + b) * G, tab + (size_t)labels[b] * G, G * sizeof *cls);
-    }
-}
 
 /* h0 (L, n, h) from z: one linear layer for all layers' initial states */
 static void initial_state(float *h0, float *h0all, const loom_model *m, const float *z, size_t n) {
@@ -245,7 +221,7 @@ void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_
     else
         for (size_t b = 0; b < n; b++) image_z(ws.z + b * c->zdim, m, imgs + b * T, cond ? labels[b] : 0);
     initial_state(ws.h0, ws.h0all, m, ws.z, n);
-    if (cond) gather_cls(ws.cls, m, labels, n);
+    if (cond) loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS), per_layer(c), labels, n, G);
 
     /* layer 0 input: embedding then weight_ih0 is one (257, G) table */
     const float *emb = W(m, P_EMBED), *wih0 = W(m, p_layer(c, 0, L_WIH));
@@ -309,11 +285,7 @@ void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_
             loom_linear_backward(GR(P_EMBED), GR(p_layer(c, 0, L_WIH)), GR(p_layer(c, 0, L_BIH)),
                                  ws.dtab, emb, wih0, NTOK, h, G);
         }
-        if (cond) {
-            float *tab = GR(p_layer(c, l, L_CLS));
-            for (size_t b = 0; b < n; b++)
-                for (size_t k = 0; k < G; k++) tab[(size_t)labels[b] * G + k] += ws.dcls[b * G + k];
-        }
+        if (cond) loom_pixelrnn_scatter_cls(GR(p_layer(c, l, L_CLS)), ws.dcls, labels, n, G);
         float *t = dy; dy = dx; dx = t;
     }
     /* h0all = z @ init.weight + init.bias; h0 is its per-layer view */
@@ -353,9 +325,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const size_t h = c->hidden, L = c->layers, G = gates(c);
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(z, float, n * c->zdim);
     TAKE(h0all, float, n * L * h);
     TAKE(h, float, L * n * h);
@@ -373,18 +343,6 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 
 static size_t gp_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
-static uint8_t draw(const float *z, float temperature, loom_rng *rng) {
-    float e[256];
-    float u = loom_rng_uniform(rng) * loom_softmax256(e, z, temperature);
-    int last = 0;
-    for (int k = 0; k < 256; k++) {
-        if (e[k] > 0.0f) last = k;
-        u -= e[k];
-        if (u < 0.0f) return (uint8_t)k;
-    }
-    return (uint8_t)last; /* rounding left u >= 0: the last possible value */
-}
-
 /* Cached state: each pixel costs one step of every layer and the head. */
 static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
@@ -397,7 +355,7 @@ static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
     for (size_t b = 0; b < n; b++) loom_grupixel_draw_z(ws.z + b * c->zdim, c->zdim, &rngs[b]);
     initial_state(ws.h, ws.h0all, m, ws.z, n);
     memset(ws.c, 0, L * n * h * sizeof *ws.c);
-    if (cond) gather_cls(ws.cls, m, labels, n);
+    if (cond) loom_pixelrnn_gather_cls(ws.cls, m, p_layer(c, 0, L_CLS), per_layer(c), labels, n, G);
     loom_linear_forward(ws.tab, W(m, P_EMBED), W(m, p_layer(c, 0, L_WIH)), W(m, p_layer(c, 0, L_BIH)),
                         NTOK, h, G);
     const float *hw = W(m, p_head(c, 0)), *hb = W(m, p_head(c, 1));
@@ -429,7 +387,7 @@ static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         loom_gemm_thin(ws.logits, ws.hn + (L - 1) * n * h, hw, n, 256, h, 1.0f);
         for (size_t b = 0; b < n; b++) {
             uint8_t *px = imgs + b * T + t;
-            if (t >= keep) *px = draw(ws.logits + b * 256, temperature, &rngs[b]);
+            if (t >= keep) *px = loom_pixelrnn_draw(ws.logits + b * 256, temperature, &rngs[b]);
             ws.tok[b] = *px;
         }
         float *s = ws.h; ws.h = ws.hn; ws.hn = s;

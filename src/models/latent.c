@@ -1,6 +1,8 @@
 /* Shared pieces of the latent-variable models: latent.h. */
 #include "latent.h"
 
+#include "fastmath.h"
+
 #include <math.h>
 
 double loom_gauss_kl(const float *mu, const float *ls, size_t z) {
@@ -49,3 +51,19 @@ void loom_normals(float *out, size_t k, loom_rng *r) {
         if (j + 1 < k) out[j + 1] = (float)(rad * sin(th));
     }
 }
+
+void loom_iw_accumulate(double *lse_m, double *lse_s, const double *bce, const double *lqp,
+                        size_t n, size_t k) {
+    for (size_t b = 0; b < n; b++) {
+        const double lw = -(bce[b] + lqp[b]);
+        if (k == 0) lse_m[b] = lw, lse_s[b] = 1.0;
+        else if (lw <= lse_m[b]) lse_s[b] += exp(lw - lse_m[b]);
+        else lse_s[b] = lse_s[b] * exp(lse_m[b] - lw) + 1.0, lse_m[b] = lw;
+    }
+}
+
+void loom_iw_nll(double *nll_img, const double *lse_m, const double *lse_s, size_t n, size_t K) {
+    for (size_t b = 0; b < n; b++) nll_img[b] = -(lse_m[b] + log(lse_s[b]) - log((double)K));
+}
+
+uint8_t loom_latent_pixel(float l) { return (uint8_t)lrintf(255.0f * loom_sigmoidf(l)); }

@@ -23,4 +23,15 @@ void loom_noise_rng(loom_rng *r, const uint8_t *img, size_t HW, uint64_t noise_s
 /* k standard normals (Box-Muller keeping both values of each pair) */
 void loom_normals(float *out, size_t k, loom_rng *r);
 
+/* The importance-weighted bound over K samples, as a running log-sum-exp of
+ * the log weights lw = -(bce + lqp): sample k (0..K-1) updates lse_m, lse_s
+ * (n) with bce, lqp (n) of that sample; then nll_img (n) = -log (1/K sum_k
+ * exp(lw_k)). */
+void loom_iw_accumulate(double *lse_m, double *lse_s, const double *bce, const double *lqp,
+                        size_t n, size_t k);
+void loom_iw_nll(double *nll_img, const double *lse_m, const double *lse_s, size_t n, size_t K);
+
+/* the 8-bit pixel of a Bernoulli logit: 255 sigmoid(l), rounded */
+uint8_t loom_latent_pixel(float l);
+
 #endif

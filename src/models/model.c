@@ -35,6 +35,12 @@ const char *loom_model_names(void) {
     return names;
 }
 
+loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err) {
+    if (v < 1 || v > hi)
+        return loom_fail(err, LOOM_EINVAL, "%s %zu out of range (1..%zu)", flag, v, hi);
+    return LOOM_OK;
+}
+
 loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     const loom_model_ops *ops = loom_model_find(cfg->model);
     if (!ops) return loom_fail(err, LOOM_EINVAL, "unknown model '%s' (known: %s)", cfg->model, loom_model_names());
@@ -231,6 +237,25 @@ void loom_model_init(loom_model *m, loom_rng *rng) {
     if (m->ops->init_extra) m->ops->init_extra(m);
 }
 
+/* ------------------------------------------------------------ parameter tables */
+
+size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
+                      const char *fmt, size_t l) {
+    if (out) {
+        loom_param *p = &out[n];
+        snprintf(p->name, sizeof p->name, fmt, l);
+        p->ndim = c ? 2 : 1;
+        p->shape[0] = r, p->shape[1] = c;
+        p->init_bound = init_bound;
+    }
+    return n + 1;
+}
+
+size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
+                            const char *fmt, size_t l) {
+    return loom_param_add(out, n, c ? scale / sqrtf((float)r) : 0.0f, r, c, fmt, l);
+}
+
 /* shard t of T over n items: [*begin, *end) */
 static void shard_range(size_t n, int T, int t, size_t *begin, size_t *end) {
     *begin = n * (size_t)t / (size_t)T;
@@ -255,6 +280,75 @@ static loom_status check_labels(const loom_model *m, const int32_t *labels, size
     return LOOM_OK;
 }
 
+/* One per-shard model op over a batch: which op, and its batch-wide arguments
+ * (pointers at the batch's first image). */
+typedef enum { JOB_SHARD, JOB_IW_NLL, JOB_RECONSTRUCT, JOB_ENCODE, JOB_DECODE, JOB_FRAMES,
+               JOB_SAMPLE } job_kind;
+typedef struct {
+    job_kind kind;
+    const uint8_t *imgs;   /* (n, H, W) input images */
+    const int32_t *labels; /* (n) or NULL */
+    const float *codes;    /* (n, code_dim) decode input */
+    double *nll;           /* (n) shard, iw_nll output */
+    uint8_t *out;          /* (n, ...) reconstruct, decode, frames, sample output images */
+    uint8_t *frames;       /* (n, nframes, H, W) frames output */
+    float *fout;           /* (n, code_dim) encode output */
+    int grad;              /* shard: write thread t's gradient into m->tgrad */
+    float scale;           /* shard */
+    size_t K, keep;        /* iw_nll; sample */
+    float temperature;     /* frames, sample */
+    loom_rng *rngs;        /* (n) frames, sample */
+} shard_job;
+
+/* the job's op on images [b0, b0 + nb) with thread t's workspace */
+static void run_job(loom_model *m, const shard_job *j, int t, size_t b0, size_t nb) {
+    const size_t HW = m->cfg.height * m->cfg.width;
+    void *ws = m->ws[t];
+    const int32_t *labels = j->labels ? j->labels + b0 : NULL;
+    switch (j->kind) {
+    case JOB_SHARD:
+        m->ops->shard(m, ws, j->grad ? m->tgrad + (size_t)t * m->nfloats : NULL, j->nll + b0,
+                      j->imgs + b0 * HW, labels, nb, j->scale);
+        break;
+    case JOB_IW_NLL:
+        m->ops->iw_nll(m, ws, j->nll + b0, j->imgs + b0 * HW, labels, nb, j->K);
+        break;
+    case JOB_RECONSTRUCT:
+        m->ops->reconstruct(m, ws, j->out + 2 * b0 * HW, j->imgs + b0 * HW, labels, nb);
+        break;
+    case JOB_ENCODE:
+        m->ops->encode(m, ws, j->fout + b0 * loom_model_code_dim(m), j->imgs + b0 * HW, nb);
+        break;
+    case JOB_DECODE:
+        m->ops->decode(m, ws, j->out + b0 * HW, j->codes + b0 * loom_model_code_dim(m), nb);
+        break;
+    case JOB_FRAMES:
+        m->ops->sample_frames(m, ws, j->out + b0 * HW, j->frames + b0 * loom_model_nframes(m) * HW,
+                              labels, nb, j->temperature, j->rngs + b0);
+        break;
+    case JOB_SAMPLE:
+        m->ops->sample(m, ws, j->out + b0 * HW, labels, nb, j->keep, j->temperature, j->rngs + b0);
+        break;
+    }
+}
+
+/* Run job over n images split across the threads, each shard with its
+ * thread's workspace (ws_bytes: the op's workspace size for a shard). Shard t
+ * always gets the same images, so the same thread count gives the same bits. */
+static loom_status run_sharded(loom_model *m, const shard_job *job, size_t n,
+                               size_t (*ws_bytes)(const loom_config *, size_t), loom_error *err) {
+    const int T = threads_for(m, n);
+    loom_status st = need_ws(m, ws_bytes(&m->cfg, max_shard(n, T)), err);
+    if (st) return st;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int t = 0; t < T; t++) {
+        size_t b0, b1;
+        shard_range(n, T, t, &b0, &b1);
+        run_job(m, job, t, b0, b1 - b0);
+    }
+    return LOOM_OK;
+}
+
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err) {
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
@@ -262,18 +356,13 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
     if (st) return st;
-    const size_t npix = m->cfg.height * m->cfg.width, HW = npix;
+    const size_t npix = m->cfg.height * m->cfg.width;
     double *nll = malloc(n * sizeof *nll);
     if (!nll) return loom_fail(err, LOOM_ENOMEM, "out of memory");
     memset(m->tgrad, 0, (size_t)T * m->nfloats * sizeof *m->tgrad);
-    const float scale = 1.0f / (float)(n * npix);
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        m->ops->shard(m, m->ws[t], m->tgrad + (size_t)t * m->nfloats, nll + b0, imgs + b0 * HW,
-                      labels ? labels + b0 : NULL, b1 - b0, scale);
-    }
+    const shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll,
+                           .grad = 1, .scale = 1.0f / (float)(n * npix)};
+    run_sharded(m, &job, n, m->ops->train_ws_bytes, err); /* cannot fail: ws is ready */
     /* reduce in thread order: same thread count, same bits */
     memcpy(m->g, m->tgrad, m->nfloats * sizeof *m->g);
     for (int t = 1; t < T; t++) {
@@ -294,17 +383,10 @@ loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = m->cfg.height * m->cfg.width;
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
-        size_t cn = LOOM_MIN(chunk, n - c0);
-        const int T = threads_for(m, cn);
-        loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(cn, T)), err);
+        const shard_job job = {.kind = JOB_SHARD, .imgs = imgs + c0 * HW,
+                               .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0};
+        loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
         if (st) return st;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-        for (int t = 0; t < T; t++) {
-            size_t b0, b1;
-            shard_range(cn, T, t, &b0, &b1);
-            m->ops->shard(m, m->ws[t], NULL, nll_img + c0 + b0, imgs + (c0 + b0) * HW,
-                          labels ? labels + c0 + b0 : NULL, b1 - b0, 0.0f);
-        }
     }
     return LOOM_OK;
 }
@@ -329,20 +411,14 @@ loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *img
     if (K < 1) return loom_fail(err, LOOM_EINVAL, "importance samples must be >= 1");
     const char *why = m->ops->cannot_sample ? m->ops->cannot_sample(&m->cfg) : NULL;
     if (why) return loom_fail(err, LOOM_EINVAL, "no importance-weighted bound: %s", why);
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     if (chunk == 0) chunk = 1;
     const size_t HW = m->cfg.height * m->cfg.width;
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
-        size_t cn = LOOM_MIN(chunk, n - c0);
-        const int T = threads_for(m, cn);
-        loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(cn, T)), err);
+        const shard_job job = {.kind = JOB_IW_NLL, .imgs = imgs + c0 * HW,
+                               .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0, .K = K};
+        loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
         if (st) return st;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-        for (int t = 0; t < T; t++) {
-            size_t b0, b1;
-            shard_range(cn, T, t, &b0, &b1);
-            m->ops->iw_nll(m, m->ws[t], nll_img + c0 + b0, imgs + (c0 + b0) * HW,
-                           labels ? labels + c0 + b0 : NULL, b1 - b0, K);
-        }
     }
     return LOOM_OK;
 }
@@ -353,18 +429,9 @@ loom_status loom_model_reconstruct(loom_model *m, uint8_t *out, const uint8_t *i
         return loom_fail(err, LOOM_EINVAL, "model %s is not an autoencoder (nothing to reconstruct)",
                          m->ops->name);
     if (n == 0) return LOOM_OK;
-    const size_t HW = m->cfg.height * m->cfg.width;
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
-    if (st) return st;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        m->ops->reconstruct(m, m->ws[t], out + 2 * b0 * HW, imgs + b0 * HW,
-                            labels ? labels + b0 : NULL, b1 - b0);
-    }
-    return LOOM_OK;
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
+    const shard_job job = {.kind = JOB_RECONSTRUCT, .imgs = imgs, .labels = labels, .out = out};
+    return run_sharded(m, &job, n, m->ops->train_ws_bytes, err);
 }
 
 size_t loom_model_code_dim(const loom_model *m) {
@@ -373,36 +440,20 @@ size_t loom_model_code_dim(const loom_model *m) {
 
 loom_status loom_model_encode(loom_model *m, float *codes, const uint8_t *imgs, size_t n,
                               loom_error *err) {
-    const size_t Z = loom_model_code_dim(m), HW = m->cfg.height * m->cfg.width;
-    if (!Z) return loom_fail(err, LOOM_EINVAL, "model %s has no codes", m->ops->name);
+    if (!loom_model_code_dim(m))
+        return loom_fail(err, LOOM_EINVAL, "model %s has no codes", m->ops->name);
     if (n == 0) return LOOM_OK;
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
-    if (st) return st;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        m->ops->encode(m, m->ws[t], codes + b0 * Z, imgs + b0 * HW, b1 - b0);
-    }
-    return LOOM_OK;
+    const shard_job job = {.kind = JOB_ENCODE, .imgs = imgs, .fout = codes};
+    return run_sharded(m, &job, n, m->ops->train_ws_bytes, err);
 }
 
 loom_status loom_model_decode(loom_model *m, uint8_t *imgs, const float *codes, size_t n,
                               loom_error *err) {
-    const size_t Z = loom_model_code_dim(m), HW = m->cfg.height * m->cfg.width;
-    if (!Z) return loom_fail(err, LOOM_EINVAL, "model %s has no codes", m->ops->name);
+    if (!loom_model_code_dim(m))
+        return loom_fail(err, LOOM_EINVAL, "model %s has no codes", m->ops->name);
     if (n == 0) return LOOM_OK;
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
-    if (st) return st;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        m->ops->decode(m, m->ws[t], imgs + b0 * HW, codes + b0 * Z, b1 - b0);
-    }
-    return LOOM_OK;
+    const shard_job job = {.kind = JOB_DECODE, .codes = codes, .out = imgs};
+    return run_sharded(m, &job, n, m->ops->sample_ws_bytes, err);
 }
 
 size_t loom_model_nframes(const loom_model *m) {
@@ -421,30 +472,31 @@ static loom_rng *sample_rngs(size_t n, uint64_t seed) {
     return rngs;
 }
 
+/* job (JOB_FRAMES or JOB_SAMPLE) with image k's RNG seeded from (seed, k) */
+static loom_status run_sampling(loom_model *m, shard_job job, size_t n, uint64_t seed,
+                                loom_error *err) {
+    const int T = threads_for(m, n);
+    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    if (st) return st;
+    job.rngs = sample_rngs(n, seed);
+    if (!job.rngs) return loom_fail(err, LOOM_ENOMEM, "out of memory");
+    run_sharded(m, &job, n, m->ops->sample_ws_bytes, err); /* cannot fail: ws is ready */
+    free(job.rngs);
+    return LOOM_OK;
+}
+
 loom_status loom_model_sample_frames(loom_model *m, uint8_t *imgs, uint8_t *frames,
                                      const int32_t *labels, size_t n, float temperature,
                                      uint64_t seed, loom_error *err) {
-    const size_t F = loom_model_nframes(m);
-    if (!F) return loom_fail(err, LOOM_EINVAL, "model %s does not draw in stages", m->ops->name);
+    if (!loom_model_nframes(m))
+        return loom_fail(err, LOOM_EINVAL, "model %s does not draw in stages", m->ops->name);
     if (n == 0) return LOOM_OK;
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return loom_fail(err, LOOM_EINVAL, "temperature must be a positive number");
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const size_t HW = m->cfg.height * m->cfg.width;
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
-    if (st) return st;
-    loom_rng *rngs = sample_rngs(n, seed);
-    if (!rngs) return loom_fail(err, LOOM_ENOMEM, "out of memory");
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        m->ops->sample_frames(m, m->ws[t], imgs + b0 * HW, frames + b0 * F * HW,
-                              labels ? labels + b0 : NULL, b1 - b0, temperature, rngs + b0);
-    }
-    free(rngs);
-    return LOOM_OK;
+    const shard_job job = {.kind = JOB_FRAMES, .labels = labels, .out = imgs, .frames = frames,
+                           .temperature = temperature};
+    return run_sampling(m, job, n, seed, err);
 }
 
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
@@ -458,19 +510,7 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     const char *why = m->ops->cannot_sample ? m->ops->cannot_sample(&m->cfg) : NULL;
     if (why) return loom_fail(err, LOOM_EINVAL, "cannot sample: %s", why);
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const size_t HW = m->cfg.height * m->cfg.width;
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
-    if (st) return st;
-    loom_rng *rngs = sample_rngs(n, seed);
-    if (!rngs) return loom_fail(err, LOOM_ENOMEM, "out of memory");
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        m->ops->sample(m, m->ws[t], imgs + b0 * HW, labels ? labels + b0 : NULL, b1 - b0, keep,
-                       temperature, rngs + b0);
-    }
-    free(rngs);
-    return LOOM_OK;
+    const shard_job job = {.kind = JOB_SAMPLE, .labels = labels, .out = imgs, .keep = keep,
+                           .temperature = temperature};
+    return run_sampling(m, job, n, seed, err);
 }

@@ -97,6 +97,26 @@ struct loom_model {
     uint64_t noise_seed;
 };
 
+/* For layout functions: append tensor fmt (formatted with l) of shape r x c
+ * (c == 0: a vector) when out != NULL; returns the new count n + 1.
+ * loom_param_add_fanin sets init bound scale / sqrt(r) for a matrix (fan-in
+ * r) and 0 for a vector. */
+size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, size_t c,
+                      const char *fmt, size_t l);
+size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
+                            const char *fmt, size_t l);
+
+/* Workspace carving, inside a function with `char *p` (the base, unused when
+ * ws is NULL) and `size_t off`: point ws->field at p + off when ws != NULL,
+ * then advance off by count elements of type, rounded up to 64 bytes. */
+#define LOOM_TAKE(ws, field, type, count) do { \
+        if (ws) (ws)->field = (type *)(void *)(p + off); \
+        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+
+/* For check functions: LOOM_EINVAL with "<flag> <v> out of range (1..<hi>)"
+ * unless 1 <= v <= hi. */
+loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err);
+
 const loom_model_ops *loom_model_find(const char *name);
 const char *loom_model_names(void); /* "rowlstm, ...": every registered model */
 loom_status loom_config_check(const loom_config *cfg, loom_error *err);

@@ -42,25 +42,17 @@ static dims get_dims(const loom_config *c) {
 }
 
 static loom_status ra_check(const loom_config *c, loom_error *err) {
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
-    if (c->zdim < 1 || c->zdim > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--zdim %zu out of range (1..4096)", c->zdim);
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
     if (c->variational != 0 && c->variational != 1)
         return loom_fail(err, LOOM_EINVAL, "variational must be 0 or 1, not %d", c->variational);
     if (c->nclasses) return loom_fail(err, LOOM_EINVAL, "rae is unconditional (no --conditional)");
     return LOOM_OK;
 }
 
+/* name: a plain tensor name (no % directives) */
 static size_t add(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = c ? 1.0f / sqrtf((float)r) : 0.0f;
-    }
-    return n + 1;
+    return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
 }
 
 static size_t ra_layout(const loom_config *c, loom_param *out) {
@@ -133,9 +125,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     const size_t N = d.H * n * d.W, N1 = d.H1 * n * d.W1, G4 = 4 * d.h;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
     TAKE(bce, double, n);
     TAKE(kl, double, n);
     TAKE(lqp, double, n);
@@ -322,17 +312,10 @@ static void ra_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uin
     carve_train(&ws, wsp, &m->cfg, n);
     for (size_t k = 0; k < K; k++) {
         ra_forward(m, &ws, imgs, n, k);
-        for (size_t b = 0; b < n; b++) {
-            const double lw = -(ws.bce[b] + ws.lqp[b]);
-            if (k == 0) ws.lse_m[b] = lw, ws.lse_s[b] = 1.0;
-            else if (lw <= ws.lse_m[b]) ws.lse_s[b] += exp(lw - ws.lse_m[b]);
-            else ws.lse_s[b] = ws.lse_s[b] * exp(ws.lse_m[b] - lw) + 1.0, ws.lse_m[b] = lw;
-        }
+        loom_iw_accumulate(ws.lse_m, ws.lse_s, ws.bce, ws.lqp, n, k);
     }
-    for (size_t b = 0; b < n; b++) nll_img[b] = -(ws.lse_m[b] + log(ws.lse_s[b]) - log((double)K));
+    loom_iw_nll(nll_img, ws.lse_m, ws.lse_s, n, K);
 }
-
-static uint8_t to_pixel(float l) { return (uint8_t)lrintf(255.0f * loom_sigmoidf(l)); }
 
 /* ------------------------------------------------------------ decoding */
 
@@ -349,9 +332,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const dims d = get_dims(c);
     size_t off = 0;
     char *p = base;
-#define TAKE(field, count) do { \
-        if (ws) ws->field = (float *)(void *)(p + off); \
-        off += ((count) * sizeof(float) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     for (int k = 0; k < 2; k++) {
         TAKE(h[k], n * d.h);
         TAKE(c[k], n * d.h);
@@ -389,7 +370,8 @@ static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs,
                 if (rngs) v = loom_rng_uniform(&rngs[b]) < loom_sigmoidf(l) ? 1.0f : 0.0f;
                 else v = l > 0.0f ? 1.0f : 0.0f;
                 ws->xrow[b * d.W + j] = v;
-                imgs[(b * d.H + i) * d.W + j] = rngs ? (uint8_t)(v > 0.5f ? 255 : 0) : to_pixel(l);
+                imgs[(b * d.H + i) * d.W + j] =
+                    rngs ? (uint8_t)(v > 0.5f ? 255 : 0) : loom_latent_pixel(l);
             }
     }
 }

@@ -2,11 +2,12 @@
 #include "model.h"
 
 #include "../nn/nn.h"
+#include "pixelrnn.h"
 #include "fastmath.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
+
+#define add loom_param_add_fanin /* Kaiming-uniform-style bound 1/sqrt(fan-in) */
 
 /* tensor indices in layout order */
 enum { P_IN_W, P_IN_B, P_LAYER0 };
@@ -16,36 +17,18 @@ static size_t per_layer(const loom_config *c) { return c->nclasses > 0 ? 6 : 5; 
 static size_t p_layer(const loom_config *c, size_t l, size_t k) {
     return P_LAYER0 + l * per_layer(c) + k;
 }
-static size_t p_head(const loom_config *c, size_t k) { return P_LAYER0 + c->layers * per_layer(c) + k; }
 
 static loom_status rl_check(const loom_config *c, loom_error *err) {
     if (c->cell[0] || c->zdim)
         return loom_fail(err, LOOM_EINVAL, "--cell and --zdim are grupixel options; rowlstm has neither");
-    if (c->layers < 1 || c->layers > 64)
-        return loom_fail(err, LOOM_EINVAL, "--layers %zu out of range (1..64)", c->layers);
-    if (c->hidden < 1 || c->hidden > 4096)
-        return loom_fail(err, LOOM_EINVAL, "--hidden %zu out of range (1..4096)", c->hidden);
+    if (loom_check_range("--layers", c->layers, 64, err)) return LOOM_EINVAL;
+    if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
     return LOOM_OK;
-}
-
-/* append tensor `name` (r x c; c == 0: a vector) when out != NULL; returns the new count */
-static size_t add(loom_param *out, size_t n, float bound_scale, size_t r, size_t c,
-                  const char *fmt, size_t l) {
-    if (out) {
-        loom_param *p = &out[n];
-        snprintf(p->name, sizeof p->name, fmt, l);
-        p->ndim = c ? 2 : 1;
-        p->shape[0] = r, p->shape[1] = c;
-        p->init_bound = c ? bound_scale / sqrtf((float)r) : 0.0f;
-    }
-    return n + 1;
 }
 
 static size_t rl_layout(const loom_config *c, loom_param *out) {
     const size_t h = c->hidden, C = 2 * h, K = (size_t)c->nclasses;
-    size_t n = 0;
-    n = add(out, n, 1, LOOM_MASK_A7_TAPS, C, "in.weight", 0);
-    n = add(out, n, 1, C, 0, "in.bias", 0);
+    size_t n = loom_pixelrnn_layout_in(out, 0, c);
     for (size_t l = 0; l < c->layers; l++) {
         n = add(out, n, 1, 2 * C, 4 * h, "rnn.%zu.is.weight", l);
         n = add(out, n, 1, 4 * h, 0, "rnn.%zu.is.bias", l);
@@ -56,11 +39,7 @@ static size_t rl_layout(const loom_config *c, loom_param *out) {
          * so the conditional model starts as the unconditional one */
         if (K) n = add(out, n, 0, K, 4 * h, "rnn.%zu.cls.weight", l);
     }
-    n = add(out, n, 1, C, C, "head1.weight", 0);
-    n = add(out, n, 1, C, 0, "head1.bias", 0);
-    n = add(out, n, 1, C, 256, "head2.weight", 0);
-    n = add(out, n, 1, 256, 0, "head2.bias", 0);
-    return n;
+    return loom_pixelrnn_layout_head(out, n, c);
 }
 
 static void rl_init_extra(loom_model *m) {
@@ -82,167 +61,57 @@ static loom_rowlstm_params layer_params(const loom_model *m, size_t l, const flo
 
 /* ------------------------------------------------------------ training shard */
 
-typedef struct {
-    double *nllpix;  /* (N) */
-    uint8_t *tgt;    /* (N) images permuted to (H, n, W) */
-    float *u;        /* (N) tgt / 255 */
-    float *col_in;   /* (N, 24) */
-    float *X;        /* (L+1, N, C) layer inputs/outputs */
-    float *cache;    /* (L, N, 7h) gates 4h | c h | tc h | hs h */
-    float *scratch;  /* rowlstm scratch */
-    float *Z;        /* (N, C) head hidden, after relu */
-    float *A;        /* (N, C) relu(X_L) */
-    float *logits;   /* (N, 256) */
-    float *dA, *dB;  /* (N, C) */
-    float *cls;      /* (L, n, 4h) class rows gathered per image */
-    float *dcls;     /* (n, 4h) */
-} train_ws;
-
-/* Carve the workspace from base (NULL: only count). Returns bytes. */
-static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t n) {
-    const size_t h = c->hidden, C = 2 * h, L = c->layers, N = c->height * n * c->width;
-    loom_rowlstm_dims d = {c->height, n, c->width, C, h};
-    size_t off = 0;
-    char *p = base;
-#define TAKE(field, type, count) do { \
-        if (ws) ws->field = (type *)(void *)(p + off); \
-        off += ((count) * sizeof(type) + 63) & ~(size_t)63; } while (0)
-    TAKE(nllpix, double, N);
-    TAKE(u, float, N);
-    TAKE(col_in, float, N * LOOM_MASK_A7_TAPS);
-    TAKE(X, float, (L + 1) * N * C);
-    TAKE(cache, float, L * N * 7 * h);
-    TAKE(scratch, float, loom_rowlstm_scratch_floats(d));
-    TAKE(Z, float, N * C);
-    TAKE(A, float, N * C);
-    TAKE(logits, float, N * 256);
-    TAKE(dA, float, N * C);
-    TAKE(dB, float, N * C);
-    TAKE(cls, float, c->nclasses ? L * n * 4 * h : 1);
-    TAKE(dcls, float, c->nclasses ? n * 4 * h : 1);
-    TAKE(tgt, uint8_t, N);
-#undef TAKE
-    return off;
+static loom_rowlstm_dims layer_dims(const loom_config *c, size_t n) {
+    return (loom_rowlstm_dims){c->height, n, c->width, 2 * c->hidden, c->hidden};
 }
 
-static size_t rl_train_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, n); }
+/* one layer's cache: (N, 7h) gates 4h | c h | tc h | hs h */
+static size_t cache_floats(const loom_config *c, size_t n) {
+    return c->height * n * c->width * 7 * c->hidden;
+}
+static size_t scratch_floats(const loom_config *c, size_t n) {
+    return loom_rowlstm_scratch_floats(layer_dims(c, n));
+}
 
-static loom_rowlstm_cache layer_cache(float *cache, size_t l, size_t N, size_t h) {
-    float *base = cache + l * N * 7 * h;
+static loom_rowlstm_cache layer_cache(float *base, size_t N, size_t h) {
     return (loom_rowlstm_cache){base, base + N * 4 * h, base + N * 5 * h, base + N * 6 * h};
 }
 
-/* gather each image's class rows: cls (L, n, 4h) */
-static void gather_cls(float *cls, const loom_model *m, const int32_t *labels, size_t n) {
-    const size_t g = 4 * m->cfg.hidden;
-    for (size_t l = 0; l < m->cfg.layers; l++) {
-        const float *tab = m->w + m->params[p_layer(&m->cfg, l, L_CLS_W)].offset;
-        for (size_t b = 0; b < n; b++)
-            memcpy(cls + (l * n + b) * g, tab + (size_t)labels[b] * g, g * sizeof *cls);
-    }
+static void layer_forward(float *y, float *cache, float *scratch, const float *x, const float *cls,
+                          const loom_model *m, size_t l, size_t n) {
+    const loom_rowlstm_dims d = layer_dims(&m->cfg, n);
+    loom_rowlstm_forward(y, layer_cache(cache, d.H * n * d.W, d.h), scratch, x,
+                         layer_params(m, l, cls), d);
 }
 
-/* forward pass up to ws->logits (H, n, W, 256) */
-static void rl_forward(const loom_model *m, const train_ws *wsp, const uint8_t *imgs,
-                       const int32_t *labels, size_t n) {
+static void layer_backward(float *dx, float *grad, float *dcls, float *scratch, const float *dy,
+                           const float *x, const float *cls, float *cache, const loom_model *m,
+                           size_t l, size_t n) {
     const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W;
-    const int cond = c->nclasses > 0 && labels;
-    const train_ws ws = *wsp;
-    const loom_rowlstm_dims d = {H, n, W, C, h};
-    const loom_conv_dims din = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
-    const float *w = m->w;
-
-    for (size_t i = 0; i < H; i++) /* (n, H, W) -> (H, n, W) */
-        for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < W; j++) {
-                uint8_t v = imgs[(b * H + i) * W + j];
-                ws.tgt[(i * n + b) * W + j] = v;
-                ws.u[(i * n + b) * W + j] = (float)v * (1.0f / 255.0f);
-            }
-    if (cond) gather_cls(ws.cls, m, labels, n);
-
-    const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
-    loom_conv_forward(ws.X, ws.col_in, ws.u, loom_mask_a7, in_w, in_b, din);
-    for (size_t l = 0; l < L; l++)
-        loom_rowlstm_forward(ws.X + (l + 1) * N * C, layer_cache(ws.cache, l, N, h), ws.scratch,
-                             ws.X + l * N * C, layer_params(m, l, cond ? ws.cls + l * n * 4 * h : NULL), d);
-    const float *XL = ws.X + L * N * C;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h1b = w + m->params[p_head(c, 1)].offset;
-    const float *h2w = w + m->params[p_head(c, 2)].offset, *h2b = w + m->params[p_head(c, 3)].offset;
-    loom_relu_forward(ws.A, XL, N * C);
-    loom_linear_forward(ws.Z, ws.A, h1w, h1b, N, C, C);
-    loom_relu_forward(ws.Z, ws.Z, N * C);
-    loom_linear_forward(ws.logits, ws.Z, h2w, h2b, N, C, 256);
+    const loom_rowlstm_dims d = layer_dims(c, n);
+    loom_rowlstm_grads gr = {
+        grad + m->params[p_layer(c, l, L_IS_W)].offset, grad + m->params[p_layer(c, l, L_IS_B)].offset,
+        grad + m->params[p_layer(c, l, L_SS_W)].offset, grad + m->params[p_layer(c, l, L_OUT_W)].offset,
+        grad + m->params[p_layer(c, l, L_OUT_B)].offset, dcls};
+    loom_rowlstm_backward(dx, gr, scratch, dy, x, layer_params(m, l, cls),
+                          layer_cache(cache, d.H * n * d.W, d.h), d);
 }
 
-static void rl_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
+static const loom_pixelrnn_arch arch = {L_CLS_W, 4, cache_floats, scratch_floats, layer_forward,
+                                        layer_backward};
+
+static size_t rl_train_ws_bytes(const loom_config *c, size_t n) {
+    return loom_pixelrnn_carve(NULL, NULL, &arch, c, n);
+}
+
+static void rl_shard(const loom_model *m, void *ws, float *grad, double *nll_img,
                      const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W;
-    const int cond = c->nclasses > 0 && labels;
-    train_ws ws;
-    carve_train(&ws, wsp, c, n);
-    const loom_rowlstm_dims d = {H, n, W, C, h};
-    const loom_conv_dims din = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
-    const float *w = m->w;
-    const float *in_w = w + m->params[P_IN_W].offset;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h2w = w + m->params[p_head(c, 2)].offset;
-
-    rl_forward(m, &ws, imgs, labels, n);
-    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
-    for (size_t b = 0; b < n; b++) nll_img[b] = 0.0;
-    for (size_t i = 0; i < H; i++)
-        for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < W; j++) nll_img[b] += ws.nllpix[(i * n + b) * W + j];
-    if (!grad) return;
-
-    /* logits = Z @ h2w + h2b;  Z = relu(A @ h1w + h1b);  A = relu(X_L) */
-    float *dZ = ws.dA, *dAh = ws.dB;
-    memset(dZ, 0, N * C * sizeof *dZ);
-    loom_linear_backward(dZ, grad + m->params[p_head(c, 2)].offset,
-                         grad + m->params[p_head(c, 3)].offset, ws.logits, ws.Z, h2w, N, C, 256);
-    loom_relu_backward(dZ, dZ, ws.Z, N * C);
-    memset(dAh, 0, N * C * sizeof *dAh);
-    loom_linear_backward(dAh, grad + m->params[p_head(c, 0)].offset,
-                         grad + m->params[p_head(c, 1)].offset, dZ, ws.A, h1w, N, C, C);
-    float *dy = ws.dA, *dx = ws.dB;
-    loom_relu_backward(dy, dAh, ws.A, N * C);
-    for (size_t l = L; l-- > 0;) {
-        const size_t g = 4 * h;
-        loom_rowlstm_grads gr = {
-            grad + m->params[p_layer(c, l, L_IS_W)].offset, grad + m->params[p_layer(c, l, L_IS_B)].offset,
-            grad + m->params[p_layer(c, l, L_SS_W)].offset, grad + m->params[p_layer(c, l, L_OUT_W)].offset,
-            grad + m->params[p_layer(c, l, L_OUT_B)].offset, cond ? ws.dcls : NULL};
-        if (cond) memset(ws.dcls, 0, n * g * sizeof *ws.dcls);
-        memset(dx, 0, N * C * sizeof *dx);
-        loom_rowlstm_backward(dx, gr, ws.scratch, dy, ws.X + l * N * C,
-                              layer_params(m, l, cond ? ws.cls + l * n * g : NULL),
-                              layer_cache(ws.cache, l, N, h), d);
-        if (cond) {
-            float *tab = grad + m->params[p_layer(c, l, L_CLS_W)].offset;
-            for (size_t b = 0; b < n; b++)
-                for (size_t k = 0; k < g; k++) tab[(size_t)labels[b] * g + k] += ws.dcls[b * g + k];
-        }
-        float *t = dy; dy = dx; dx = t;
-    }
-    loom_conv_backward(NULL, grad + m->params[P_IN_W].offset, grad + m->params[P_IN_B].offset,
-                       ws.col_in, dy, ws.u, loom_mask_a7, in_w, din);
+    loom_pixelrnn_shard(m, &arch, ws, grad, nll_img, imgs, labels, n, scale);
 }
 
-static void rl_logits(const loom_model *m, void *wsp, float *logits, const uint8_t *imgs,
+static void rl_logits(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
                       const int32_t *labels, size_t n) {
-    const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width;
-    train_ws ws;
-    carve_train(&ws, wsp, c, n);
-    rl_forward(m, &ws, imgs, labels, n);
-    for (size_t i = 0; i < H; i++) /* (H, n, W, 256) -> (n, H, W, 256) */
-        for (size_t b = 0; b < n; b++)
-            memcpy(logits + (b * H + i) * W * 256, ws.logits + (i * n + b) * W * 256,
-                   W * 256 * sizeof *logits);
+    loom_pixelrnn_logits(m, &arch, ws, logits, imgs, labels, n);
 }
 
 /* ------------------------------------------------------------ sampling */
@@ -266,9 +135,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     const size_t h = c->hidden, C = 2 * h, L = c->layers, W = c->width, g = 4 * h;
     size_t off = 0;
     char *p = base;
-#define TAKE(field, count) do { \
-        if (ws) ws->field = (float *)(void *)(p + off); \
-        off += ((count) * sizeof(float) + 63) & ~(size_t)63; } while (0)
+#define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     TAKE(hprev, L * n * W * h);
     TAKE(cprev, L * n * W * h);
     TAKE(hcur, L * n * W * h);
@@ -293,18 +160,6 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 
 static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
-static uint8_t draw(const float *z, float temperature, loom_rng *rng) {
-    float e[256];
-    float u = loom_rng_uniform(rng) * loom_softmax256(e, z, temperature);
-    int last = 0;
-    for (int k = 0; k < 256; k++) {
-        if (e[k] > 0.0f) last = k;
-        u -= e[k];
-        if (u < 0.0f) return (uint8_t)k;
-    }
-    return (uint8_t)last; /* rounding left u >= 0: the last possible value */
-}
-
 static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
@@ -313,11 +168,8 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
     sample_ws ws;
     carve_sample(&ws, wsp, c, n);
     memset(ws.zero, 0, n * C * sizeof *ws.zero);
-    if (cond) gather_cls(ws.cls, m, labels, n);
+    if (cond) loom_pixelrnn_classes(ws.cls, m, &arch, labels, n);
     const float *w = m->w;
-    const float *in_w = w + m->params[P_IN_W].offset, *in_b = w + m->params[P_IN_B].offset;
-    const float *h1w = w + m->params[p_head(c, 0)].offset, *h1b = w + m->params[p_head(c, 1)].offset;
-    const float *h2w = w + m->params[p_head(c, 2)].offset, *h2b = w + m->params[p_head(c, 3)].offset;
 
     for (size_t i = 0; i < H; i++) {
         for (size_t l = 0; l < L; l++) {
@@ -327,16 +179,7 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                                      w + m->params[p_layer(c, l, L_SS_W)].offset, n, W, h);
         }
         for (size_t j = 0; j < W; j++) {
-            /* mask-A taps of every image at (i, j): all already known */
-            for (size_t b = 0; b < n; b++)
-                for (size_t t = 0; t < LOOM_MASK_A7_TAPS; t++) {
-                    long y = (long)i + loom_mask_a7[t].dy, x = (long)j + loom_mask_a7[t].dx;
-                    ws.col_in[b * LOOM_MASK_A7_TAPS + t] =
-                        (y < 0 || x < 0 || x >= (long)W) ? 0.0f
-                            : (float)imgs[(b * H + (size_t)y) * W + (size_t)x] * (1.0f / 255.0f);
-                }
-            float *x0 = ws.Xrow + j * n * C; /* layer 0 input at column j */
-            loom_linear_forward(x0, ws.col_in, in_w, in_b, n, LOOM_MASK_A7_TAPS, C);
+            loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n);
             for (size_t l = 0; l < L; l++) {
                 const float *xl = ws.Xrow + (l * W + j) * n * C;
                 const float *xprev = j ? xl - n * C : ws.zero;
@@ -355,13 +198,8 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                     memcpy(cc + (b * W + j) * h, ws.cv + b * h, h * sizeof *cc);
                 }
             }
-            loom_relu_forward(ws.A, ws.Xrow + (L * W + j) * n * C, n * C);
-            loom_linear_forward(ws.Z, ws.A, h1w, h1b, n, C, C);
-            loom_relu_forward(ws.Z, ws.Z, n * C);
-            loom_linear_forward(ws.logits, ws.Z, h2w, h2b, n, C, 256);
-            if (i * W + j >= keep)
-                for (size_t b = 0; b < n; b++)
-                    imgs[(b * H + i) * W + j] = draw(ws.logits + b * 256, temperature, &rngs[b]);
+            loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, m,
+                                     &arch, i, j, n, keep, temperature, rngs);
         }
         float *t = ws.hprev; ws.hprev = ws.hcur; ws.hcur = t;
         t = ws.cprev; ws.cprev = ws.ccur; ws.ccur = t;
