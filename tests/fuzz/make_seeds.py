@@ -93,9 +93,16 @@ try:
         f.write(idx([4, 4, 4], bytes((i * 37) & 255 for i in range(64))))
     with open(os.path.join(data, "train-labels-idx1-ubyte"), "wb") as f:
         f.write(idx([4], bytes([0, 1, 0, 1])))
-    for name, extra in (("ckpt_tiny", []), ("ckpt_conditional", ["--conditional"])):
+    # one tiny checkpoint per model, so the loader of every model is fuzzed
+    for name, extra in (("ckpt_tiny", []), ("ckpt_conditional", ["--conditional"]),
+                        ("ckpt_diagbilstm", ["--model", "diagbilstm"]),
+                        ("ckpt_grupixel", ["--model", "grupixel", "--cell", "gru", "--zdim", "1"]),
+                        ("ckpt_draw", ["--model", "draw", "--zdim", "1", "--steps-draw", "2",
+                                       "--read-n", "1", "--write-n", "1"]),
+                        ("ckpt_rae", ["--model", "rae", "--zdim", "1", "--variational"])):
         run = os.path.join(tmp, name)
-        subprocess.run([loom, "train", "--data", data, "--layers", "1", "--hidden", "1", "--steps", "1",
+        layers = [] if "draw" in name or "rae" in name else ["--layers", "1"]
+        subprocess.run([loom, "train", "--data", data] + layers + ["--hidden", "1", "--steps", "1",
                         "--batch", "2", "--valid", "0", "--threads", "1", "--quiet", "--out", run] + extra,
                        check=True, stderr=subprocess.DEVNULL)
         with open(os.path.join(run, "checkpoint.safetensors"), "rb") as f:
