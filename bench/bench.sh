@@ -39,8 +39,9 @@ pair() {
         ps=$(get sample_ms_per_image </tmp/loom_bench_b.$$ | median)
         [ -n "$ps" ] || ps=$(get sample_s_per_image </tmp/loom_bench_b.$$ | median | awk '{print $1 * 1000}')
         echo "$name  torch: train $pt images/s, sample $ps ms/image, peak RSS $pm MB"
-        awk -v a="$lt" -v b="$pt" -v c="$ps" -v d="$ls" -v n="$name" \
-            'BEGIN {printf "%s  ratio: training %.2fx, sampling %.1fx (loom / torch, medians of '"$REPS"')\n", n, a / b, c / d}'
+        awk -v a="$lt" -v b="$pt" -v c="$ps" -v d="$ls" -v n="$name" -v r="$REPS" 'BEGIN {
+            s = (c > 0 && d > 0) ? sprintf("%.1fx", c / d) : "n/a (the peer does not time sampling)"
+            printf "%s  ratio: training %.2fx, sampling %s (loom / torch, medians of %d)\n", n, a / b, s, r}'
     fi
     rm -f /tmp/loom_bench_a.$$ /tmp/loom_bench_b.$$
 }
