@@ -10,7 +10,7 @@ static const struct {
     const char *what;
 } commands[] = {
     {"train", cmd_train, "train a model (or --resume a run)"},
-    {"eval", cmd_eval, "exact NLL of a split: bits/dim and nats/image"},
+    {"eval", cmd_eval, "NLL of a split (exact, or a stated bound): bits/dim, nats/image"},
     {"sample", cmd_sample, "draw images into a PNG grid"},
     {"complete", cmd_complete, "complete the bottom of test images; NLL of the hidden part"},
     {"reconstruct", cmd_reconstruct, "autoencoders (draw): test images next to their reconstructions"},
