@@ -2,6 +2,7 @@
  * checks, a checkpoint whose config describes a huge model, and the NaN
  * guard of the checkpoint writer (weights and Adam moments). */
 #include "check.h"
+#include "testutil.h"
 #include "io/checkpoint.h"
 #include "loom.h"
 #include "models/model.h"
@@ -15,21 +16,9 @@
 
 static char dir[64];
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, fp);
-    fclose(fp);
-    return b;
-}
-
 static bool same_file(const char *path, const uint8_t *bytes, size_t n) {
     size_t m = 0;
-    uint8_t *now = slurp(path, &m);
+    uint8_t *now = test_read_file(path, &m);
     bool same = now && m == n && memcmp(now, bytes, n) == 0;
     free(now);
     return same;
@@ -136,7 +125,7 @@ static void test_nan_guard(void) {
     loom_status st = loom_checkpoint_save(path, m, am, av, &ts, &o, &err);
     CHECK("nan guard: a finite checkpoint is written", st == LOOM_OK, "%s", err.msg);
     size_t n = 0;
-    uint8_t *good = slurp(path, &n);
+    uint8_t *good = test_read_file(path, &n);
 
     const float bad[3] = {NAN, INFINITY, -INFINITY};
     for (int which = 0; which < 3; which++) {

@@ -2,6 +2,7 @@
  * corrupt files (each must be rejected with LOOM_EFORMAT and the path in the
  * message), every truncation, random header mutations, and atomic overwrite. */
 #include "check.h"
+#include "testutil.h"
 #include "loom.h"
 
 #include <cjson/cJSON.h>
@@ -23,18 +24,6 @@ static bool write_raw(const char *path, const void *bytes, size_t n) {
     if (!fp) return false;
     bool ok = fwrite(bytes, 1, n, fp) == n;
     return fclose(fp) == 0 && ok;
-}
-
-static uint8_t *read_raw(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, fp);
-    fclose(fp);
-    return b;
 }
 
 /* A safetensors file with an unpadded header: u64 length, json, data. */
@@ -189,7 +178,7 @@ static void test_round_trip(const char *path) {
 /* The file on disk is what docs/checkpoint-format.md says. */
 static void test_layout(const char *path) {
     size_t n = 0;
-    uint8_t *b = read_raw(path, &n);
+    uint8_t *b = test_read_file(path, &n);
     uint64_t hlen = 0;
     for (int i = 0; i < 8 && n >= 8; i++) hlen |= (uint64_t)b[i] << (8 * i);
     size_t data = 0;
@@ -305,7 +294,7 @@ static void test_write_args(void) {
     loom_st_file *f = NULL;
     if (st == LOOM_OK) st = loom_safetensors_open(&f, path, &err);
     size_t n = 0;
-    uint8_t *b = read_raw(path, &n);
+    uint8_t *b = test_read_file(path, &n);
     CHECK("write: zero tensors", st == LOOM_OK && loom_st_count(f) == 0 && n == 16 &&
                                      b[0] == 8 && memcmp(b + 8, "{}      ", 8) == 0,
           "%s (%zu bytes)", err.msg, n);
@@ -466,7 +455,7 @@ static void test_valid_odd(void) {
 
 static void test_truncations(const char *good) {
     size_t n = 0;
-    uint8_t *b = read_raw(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     char path[128];
     mkpath(path, sizeof path, "trunc.safetensors");
     size_t wrong = 0;
@@ -490,7 +479,7 @@ static const char interesting[] = "{}[]\",:0123456789-.eE \\u";
 
 static void test_fuzz(const char *good) {
     size_t n = 0;
-    uint8_t *b = read_raw(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)b[i] << (8 * i);
     size_t hend = 8 + (size_t)hlen; /* mutate the length field and the header */

@@ -19,6 +19,19 @@
 #define FIXTURE_DIR "tests/fixtures"
 #endif
 
+/* The whole file at path (malloc'ed, *n bytes), or NULL when it cannot be opened. */
+static inline uint8_t *test_read_file(const char *path, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
+    *n = fread(b, 1, (size_t)len, fp);
+    fclose(fp);
+    return b;
+}
+
 /* (n) uniform in [-scale, scale] */
 static inline float *test_randbuf(loom_rng *r, size_t n, float scale) {
     float *p = malloc(n * sizeof *p);
