@@ -60,32 +60,27 @@ static loom_status dr_check(const loom_config *c, loom_error *err) {
     return LOOM_OK;
 }
 
-/* name: a plain tensor name (no % directives) */
-static size_t add(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
-    return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
-}
-
 static size_t dr_layout(const loom_config *c, loom_param *out) {
     const dims d = get_dims(c);
     const size_t G = 4 * d.h;
     size_t n = 0;
-    n = add(out, n, d.In, G, "enc.w_ih");
-    n = add(out, n, d.h, G, "enc.w_hh");
-    n = add(out, n, G, 0, "enc.b_ih");
-    n = add(out, n, G, 0, "enc.b_hh");
-    n = add(out, n, d.z, G, "dec.w_ih");
-    n = add(out, n, d.h, G, "dec.w_hh");
-    n = add(out, n, G, 0, "dec.b_ih");
-    n = add(out, n, G, 0, "dec.b_hh");
-    n = add(out, n, d.h, 2 * d.z, "q.weight"); /* mu | log sigma */
-    n = add(out, n, 2 * d.z, 0, "q.bias");
-    n = add(out, n, d.h, d.P, "write.weight");
-    n = add(out, n, d.P, 0, "write.bias");
+    n = loom_param_add_named(out, n, d.In, G, "enc.w_ih");
+    n = loom_param_add_named(out, n, d.h, G, "enc.w_hh");
+    n = loom_param_add_named(out, n, G, 0, "enc.b_ih");
+    n = loom_param_add_named(out, n, G, 0, "enc.b_hh");
+    n = loom_param_add_named(out, n, d.z, G, "dec.w_ih");
+    n = loom_param_add_named(out, n, d.h, G, "dec.w_hh");
+    n = loom_param_add_named(out, n, G, 0, "dec.b_ih");
+    n = loom_param_add_named(out, n, G, 0, "dec.b_hh");
+    n = loom_param_add_named(out, n, d.h, 2 * d.z, "q.weight"); /* mu | log sigma */
+    n = loom_param_add_named(out, n, 2 * d.z, 0, "q.bias");
+    n = loom_param_add_named(out, n, d.h, d.P, "write.weight");
+    n = loom_param_add_named(out, n, d.P, 0, "write.bias");
     if (d.attn) {
-        n = add(out, n, d.h, 5, "read_attn.weight");
-        n = add(out, n, 5, 0, "read_attn.bias");
-        n = add(out, n, d.h, 5, "write_attn.weight");
-        n = add(out, n, 5, 0, "write_attn.bias");
+        n = loom_param_add_named(out, n, d.h, 5, "read_attn.weight");
+        n = loom_param_add_named(out, n, 5, 0, "read_attn.bias");
+        n = loom_param_add_named(out, n, d.h, 5, "write_attn.weight");
+        n = loom_param_add_named(out, n, 5, 0, "write_attn.bias");
     }
     return n;
 }

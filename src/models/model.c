@@ -256,6 +256,10 @@ size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, si
     return loom_param_add(out, n, c ? scale / sqrtf((float)r) : 0.0f, r, c, fmt, l);
 }
 
+size_t loom_param_add_named(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
+    return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
+}
+
 /* shard t of T over n items: [*begin, *end) */
 static void shard_range(size_t n, int T, int t, size_t *begin, size_t *end) {
     *begin = n * (size_t)t / (size_t)T;

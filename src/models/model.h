@@ -105,6 +105,8 @@ size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, siz
                       const char *fmt, size_t l);
 size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, size_t c,
                             const char *fmt, size_t l);
+/* loom_param_add_fanin with scale 1 and a plain name (no % directives) */
+size_t loom_param_add_named(loom_param *out, size_t n, size_t r, size_t c, const char *name);
 
 /* Workspace carving, inside a function with `char *p` (the base, unused when
  * ws is NULL) and `size_t off`: point ws->field at p + off when ws != NULL,

@@ -50,28 +50,23 @@ static loom_status ra_check(const loom_config *c, loom_error *err) {
     return LOOM_OK;
 }
 
-/* name: a plain tensor name (no % directives) */
-static size_t add(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
-    return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
-}
-
 static size_t ra_layout(const loom_config *c, loom_param *out) {
     const dims d = get_dims(c);
     const size_t G = 4 * d.h;
     size_t n = 0;
-    n = add(out, n, 9, C1, "enc.conv1.weight");
-    n = add(out, n, C1, 0, "enc.conv1.bias");
-    n = add(out, n, 9 * C1, C2, "enc.conv2.weight");
-    n = add(out, n, C2, 0, "enc.conv2.bias");
-    n = add(out, n, d.F, d.zq, "enc.fc.weight");
-    n = add(out, n, d.zq, 0, "enc.fc.bias");
-    n = add(out, n, d.W, G, "dec.w_ih");
-    n = add(out, n, d.h, G, "dec.w_hh");
-    n = add(out, n, G, 0, "dec.b_ih");
-    n = add(out, n, G, 0, "dec.b_hh");
-    n = add(out, n, d.z, G, "dec.code.weight");
-    n = add(out, n, d.h, d.W, "out.weight");
-    n = add(out, n, d.W, 0, "out.bias");
+    n = loom_param_add_named(out, n, 9, C1, "enc.conv1.weight");
+    n = loom_param_add_named(out, n, C1, 0, "enc.conv1.bias");
+    n = loom_param_add_named(out, n, 9 * C1, C2, "enc.conv2.weight");
+    n = loom_param_add_named(out, n, C2, 0, "enc.conv2.bias");
+    n = loom_param_add_named(out, n, d.F, d.zq, "enc.fc.weight");
+    n = loom_param_add_named(out, n, d.zq, 0, "enc.fc.bias");
+    n = loom_param_add_named(out, n, d.W, G, "dec.w_ih");
+    n = loom_param_add_named(out, n, d.h, G, "dec.w_hh");
+    n = loom_param_add_named(out, n, G, 0, "dec.b_ih");
+    n = loom_param_add_named(out, n, G, 0, "dec.b_hh");
+    n = loom_param_add_named(out, n, d.z, G, "dec.code.weight");
+    n = loom_param_add_named(out, n, d.h, d.W, "out.weight");
+    n = loom_param_add_named(out, n, d.W, 0, "out.bias");
     return n;
 }
 
