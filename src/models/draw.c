@@ -9,6 +9,7 @@
 #include "model.h"
 
 #include "../nn/attention.h"
+#include "../losses/losses.h"
 #include "../nn/nn.h"
 #include "../nn/seq.h"
 #include "fastmath.h"
@@ -341,13 +342,8 @@ static void dr_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
         write_forward(ws->canvas, step_write(ws, &d, t, n), hd, m, &d, n);
     }
     /* -log p(x | c_T) = sum softplus(c) - x c */
-    for (size_t b = 0; b < n; b++) {
-        const float *c = ws->canvas + b * HW, *x = ws->x + b * HW;
-        double s = 0.0;
-        for (size_t i = 0; i < HW; i++)
-            s += (double)LOOM_MAX(c[i], 0.0f) + log1p(exp(-fabs((double)c[i]))) - (double)x[i] * c[i];
-        ws->bce[b] = s;
-    }
+    for (size_t b = 0; b < n; b++)
+        ws->bce[b] = loom_bernoulli_nll_acc(0.0, ws->canvas + b * HW, ws->x + b * HW, HW);
 }
 
 static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
@@ -370,7 +366,7 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     const size_t cen = enc_cache_floats(&d, n), cde = dec_cache_floats(&d, n);
     const size_t fb = sizeof(float);
     /* loss = sum_b bce_b + kl_b, scaled: dL/dc_T = scale (sigmoid(c_T) - x) */
-    for (size_t i = 0; i < n * HW; i++) ws.dcan[i] = scale * (loom_sigmoidf(ws.canvas[i]) - ws.x[i]);
+    loom_bernoulli_backward(ws.dcan, ws.canvas, ws.x, n * HW, scale);
     int cur = 0;
     memset(ws.dhe[cur], 0, nh * fb), memset(ws.dce[cur], 0, nh * fb);
     memset(ws.dhd[cur], 0, nh * fb), memset(ws.dcd[cur], 0, nh * fb);

@@ -8,6 +8,7 @@
 #include "latent.h"
 #include "model.h"
 
+#include "../losses/losses.h"
 #include "../nn/nn.h"
 #include "../nn/seq.h"
 #include "fastmath.h"
@@ -231,12 +232,9 @@ static void ra_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
                       seq_dims(&d, n));
     loom_linear_forward(ws->logits, ws->Y, W(m, P_OUT_W), W(m, P_OUT_B), H * n, d.h, Wd);
     for (size_t b = 0; b < n; b++) {
-        double s = 0.0;
-        for (size_t i = 0; i < H; i++) {
-            const float *l = ws->logits + (i * n + b) * Wd, *x = ws->xc + (i * n + b) * Wd;
-            for (size_t j = 0; j < Wd; j++)
-                s += (double)LOOM_MAX(l[j], 0.0f) + log1p(exp(-fabs((double)l[j]))) - (double)x[j] * l[j];
-        }
+        double s = 0.0; /* the image's rows lie (H, n, W) apart */
+        for (size_t i = 0; i < H; i++)
+            s = loom_bernoulli_nll_acc(s, ws->logits + (i * n + b) * Wd, ws->xc + (i * n + b) * Wd, Wd);
         ws->bce[b] = s;
     }
 }
@@ -253,7 +251,7 @@ static void ra_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     if (!grad) return;
 
     /* -log p(x | code) = sum softplus(l) - x l: dl = scale (sigmoid(l) - x), in place */
-    for (size_t i = 0; i < N; i++) ws.logits[i] = scale * (loom_sigmoidf(ws.logits[i]) - ws.xc[i]);
+    loom_bernoulli_backward(ws.logits, ws.logits, ws.xc, N, scale);
     memset(ws.dY, 0, H * n * d.h * sizeof *ws.dY);
     loom_linear_backward(ws.dY, G(m, grad, P_OUT_W), G(m, grad, P_OUT_B), ws.logits, ws.Y, W(m, P_OUT_W),
                          H * n, d.h, Wd);
