@@ -35,8 +35,11 @@ int cmd_eval(int argc, char **argv) {
     double *nll = malloc(n * sizeof *nll), s = 0.0;
     loom_error err;
     double t0 = cli_now();
-    if (iw && !m->ops->iw_nll)
-        cli_die(2, "--iw: model %s has no latent variables (its NLL is exact)", m->ops->name);
+    if (iw && !(loom_model_caps(m) & LOOM_CAP_IW_BOUND)) {
+        /* fails at once, saying why: no latent variables, or no prior */
+        loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);
+        cli_die(2, "--iw: %s", err.msg);
+    }
     loom_status st = iw ? loom_model_iw_nll(m, nll, set.pixels, NULL, n, iw, batch, &err)
                         : loom_model_nll(m, nll, set.pixels, m->cfg.nclasses ? set.labels : NULL, n, batch, &err);
     if (st) cli_die_err(st, &err);
@@ -47,8 +50,6 @@ int cmd_eval(int argc, char **argv) {
     char what[160] = "";
     if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
     else if (kind) snprintf(what, sizeof what, "%s", kind);
-    else if (m->cfg.zdim > 0) /* grupixel: E_z[-log p(x|z)] at one fixed z; by Jensen a bound */
-        snprintf(what, sizeof what, "E_z[-log p(x|z)] at one fixed z, the same for every image: an upper bound on -log p(x)");
     if (json)
         printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",
                bpd, nats, n, split, *what ? ", \"kind\": \"" : "", what, *what ? "\"" : "");
@@ -72,10 +73,16 @@ int cmd_info(int argc, char **argv) {
     loom_train_state ts;
     loom_model *m = cli_load_model(pos[0], 1, &o, &ts);
     const loom_config *c = &m->cfg;
+    const unsigned caps = loom_model_caps(m);
+    char capl[160] = "";
+    for (int k = 0; k < LOOM_NCAPS; k++)
+        if (caps & (1u << k))
+            snprintf(capl + strlen(capl), sizeof capl - strlen(capl), json ? "%s\"%s\"" : "%s%s",
+                     capl[0] ? (json ? ", " : " ") : "", loom_cap_name(1u << k));
     if (json) {
         char *cfg = loom_config_json(c, &o);
-        printf("{\"model\": \"%s\", \"step\": %ld, \"parameters\": %zu, \"config\": %s}\n", c->model,
-               ts.step, m->nfloats, cfg);
+        printf("{\"model\": \"%s\", \"step\": %ld, \"parameters\": %zu, \"capabilities\": [%s], "
+               "\"config\": %s}\n", c->model, ts.step, m->nfloats, capl, cfg);
         free(cfg);
     } else {
         printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layers, hidden %zu, %d classes\n"
@@ -88,6 +95,7 @@ int cmd_info(int argc, char **argv) {
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
         if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
+        printf("can         %s\n", capl);
     }
     loom_model_free(m);
     return 0;

@@ -113,7 +113,7 @@ int cmd_complete(int argc, char **argv) {
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
     const loom_config *c = &m->cfg;
     const size_t H = c->height, W = c->width, HW = H * W;
-    if (!m->ops->logits)
+    if (!(loom_model_caps(m) & LOOM_CAP_CONDITIONALS))
         cli_die(2, "complete: model %s is not autoregressive (no per-pixel conditionals to complete with)",
                 m->ops->name);
     if (!cli_find(args, sizeof args / sizeof args[0], "rows")->seen) rows = H / 2;
@@ -186,7 +186,7 @@ int cmd_reconstruct(int argc, char **argv) {
     if (!out) cli_die(2, "reconstruct needs --out FILE.png (see 'loom reconstruct --help')");
     loom_train_opts o;
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
-    if (!m->ops->reconstruct)
+    if (!(loom_model_caps(m) & LOOM_CAP_RECONSTRUCT))
         cli_die(2, "reconstruct: model %s is not an autoencoder (nothing to reconstruct)", m->ops->name);
     const loom_config *c = &m->cfg;
     const size_t HW = c->height * c->width;

@@ -259,7 +259,7 @@ loom_status loom_checkpoint_save(const char *path, const loom_model *m, const fl
         t[k].name = names[k];
         t[k].dtype = LOOM_F32;
         t[k].ndim = p->ndim;
-        t[k].shape[0] = p->shape[0], t[k].shape[1] = p->shape[1];
+        for (int d = 0; d < p->ndim; d++) t[k].shape[d] = p->shape[d];
         t[k].data = base + p->offset;
     }
     char step[32], rng[80], epoch[32], index[32], adam_t[32];
@@ -310,9 +310,14 @@ static loom_status check_layout(const loom_st_file *f, const char *path, const l
             s = loom_fail(err, LOOM_EFORMAT, "%s: missing tensor %s for model %s", path, p->name,
                           cfg->model);
         else if (!same)
+{
+            char want[96] = "";
+            for (int d = 0; d < p->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", d ? " x " : "",
+                         p->shape[d]);
             s = loom_fail(err, LOOM_EFORMAT, "%s: tensor %s does not have the shape the config "
-                          "gives it (%zu x %zu)", path, p->name, p->shape[0],
-                          p->ndim > 1 ? p->shape[1] : (size_t)1);
+                          "gives it (%s)", path, p->name, want);
+        }
     }
     free(params);
     return s;

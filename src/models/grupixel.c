@@ -395,6 +395,12 @@ static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
     }
 }
 
+/* eval's number at a fixed z (noise_seed 0): by Jensen, E_z[-log p(x|z)] >= -log p(x) */
+static const char *gp_nll_kind(const loom_config *c) {
+    (void)c;
+    return "E_z[-log p(x|z)] at one fixed z, the same for every image: an upper bound on -log p(x)";
+}
+
 const loom_model_ops loom_grupixel_ops = {
     .name = "grupixel",
     .check = gp_check,
@@ -405,4 +411,5 @@ const loom_model_ops loom_grupixel_ops = {
     .logits = gp_logits,
     .sample_ws_bytes = gp_sample_ws_bytes,
     .sample = gp_sample,
+    .nll_kind = gp_nll_kind,
 };

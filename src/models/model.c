@@ -244,6 +244,7 @@ size_t loom_param_add(loom_param *out, size_t n, float init_bound, size_t r, siz
     if (out) {
         loom_param *p = &out[n];
         snprintf(p->name, sizeof p->name, fmt, l);
+        memset(p->shape, 0, sizeof p->shape);
         p->ndim = c ? 2 : 1;
         p->shape[0] = r, p->shape[1] = c;
         p->init_bound = init_bound;
@@ -258,6 +259,42 @@ size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, si
 
 size_t loom_param_add_named(loom_param *out, size_t n, size_t r, size_t c, const char *name) {
     return loom_param_add_fanin(out, n, 1.0f, r, c, name, 0);
+}
+
+size_t loom_param_add_nd(loom_param *out, size_t n, float init_bound, int ndim,
+                         const size_t *shape, const char *name) {
+    if (out) {
+        loom_param *p = &out[n];
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->ndim = ndim < 1 ? 1 : (ndim > LOOM_MAXDIM ? LOOM_MAXDIM : ndim);
+        for (int d = 0; d < p->ndim; d++) p->shape[d] = shape[d];
+        p->init_bound = init_bound;
+    }
+    return n + 1;
+}
+
+/* ------------------------------------------------------------ capabilities */
+
+unsigned loom_model_caps(const loom_model *m) {
+    const loom_model_ops *o = m->ops;
+    unsigned c = 0;
+    if (!(o->cannot_sample && o->cannot_sample(&m->cfg))) c |= LOOM_CAP_SAMPLE;
+    if (!(o->nll_kind && o->nll_kind(&m->cfg))) c |= LOOM_CAP_EXACT_NLL;
+    if (o->logits) c |= LOOM_CAP_CONDITIONALS;
+    if (o->iw_nll && (c & LOOM_CAP_SAMPLE)) c |= LOOM_CAP_IW_BOUND;
+    if (o->reconstruct) c |= LOOM_CAP_RECONSTRUCT;
+    if (loom_model_nframes(m)) c |= LOOM_CAP_STAGES;
+    if (loom_model_code_dim(m)) c |= LOOM_CAP_CODES;
+    return c;
+}
+
+const char *loom_cap_name(unsigned cap) {
+    static const char *const names[LOOM_NCAPS] = {"sample", "exact-nll", "conditionals", "iw-bound",
+                                                  "reconstruct", "stages", "codes"};
+    for (int k = 0; k < LOOM_NCAPS; k++)
+        if (cap == 1u << k) return names[k];
+    return NULL;
 }
 
 /* shard t of T over n items: [*begin, *end) */

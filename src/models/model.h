@@ -24,8 +24,8 @@ typedef struct loom_config {
 
 typedef struct loom_param {
     char name[LOOM_NAMELEN];
-    int ndim;
-    size_t shape[2];
+    int ndim;                  /* 1..LOOM_MAXDIM */
+    size_t shape[LOOM_MAXDIM];
     size_t offset, size; /* in floats, into loom_model.w */
     float init_bound;    /* uniform in [-bound, bound]; 0 means zeros */
 } loom_param;
@@ -107,6 +107,10 @@ size_t loom_param_add_fanin(loom_param *out, size_t n, float scale, size_t r, si
                             const char *fmt, size_t l);
 /* loom_param_add_fanin with scale 1 and a plain name (no % directives) */
 size_t loom_param_add_named(loom_param *out, size_t n, size_t r, size_t c, const char *name);
+/* a tensor of any rank 1..LOOM_MAXDIM (e.g. a convolution's (out, in, kh, kw)):
+ * shape (ndim), uniform init in [-init_bound, init_bound] */
+size_t loom_param_add_nd(loom_param *out, size_t n, float init_bound, int ndim,
+                         const size_t *shape, const char *name);
 
 /* Workspace carving, inside a function with `char *p` (the base, unused when
  * ws is NULL) and `size_t off`: point ws->field at p + off when ws != NULL,
@@ -118,6 +122,22 @@ size_t loom_param_add_named(loom_param *out, size_t n, size_t r, size_t c, const
 /* For check functions: LOOM_EINVAL with "<flag> <v> out of range (1..<hi>)"
  * unless 1 <= v <= hi. */
 loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err);
+
+/* What a model can do beyond training and evaluation, discovered from its op
+ * table (so a command asks for a capability, not for a model by name). */
+typedef enum loom_cap {
+    LOOM_CAP_SAMPLE = 1 << 0,      /* draws new images (not a plain autoencoder) */
+    LOOM_CAP_EXACT_NLL = 1 << 1,   /* its NLL is -log p(x), not a bound */
+    LOOM_CAP_CONDITIONALS = 1 << 2, /* per-pixel logits of p(x_i | x_<i): completion, causality */
+    LOOM_CAP_IW_BOUND = 1 << 3,    /* importance-weighted bound with K samples */
+    LOOM_CAP_RECONSTRUCT = 1 << 4, /* autoencoder: input -> reconstruction */
+    LOOM_CAP_STAGES = 1 << 5,      /* draws in stages (frames of a canvas) */
+    LOOM_CAP_CODES = 1 << 6        /* encode to / decode from a code vector */
+} loom_cap;
+#define LOOM_NCAPS 7
+unsigned loom_model_caps(const loom_model *m);
+/* "sample", "exact-nll", ...: the name of one capability bit (NULL if none) */
+const char *loom_cap_name(unsigned cap);
 
 const loom_model_ops *loom_model_find(const char *name);
 const char *loom_model_names(void); /* "rowlstm, ...": every registered model */
