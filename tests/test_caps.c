@@ -29,10 +29,11 @@ int main(void) {
     CHECK("caps: grupixel samples and has conditionals, its NLL is not exact",
           (gp & (LOOM_CAP_SAMPLE | LOOM_CAP_CONDITIONALS)) == (LOOM_CAP_SAMPLE | LOOM_CAP_CONDITIONALS) &&
           !(gp & LOOM_CAP_EXACT_NLL), "0x%x", gp);
-    expect("draw: sample, iw bound, reconstruct, stages",
+    expect("draw: sample, iw bound, reconstruct, stages, output gradient",
            caps_of((loom_config){.model = "draw", .height = 8, .width = 8, .layers = 1, .hidden = 4,
                                  .zdim = 2, .steps_draw = 2, .read_n = 2, .write_n = 2, .attention = 1}),
-           LOOM_CAP_SAMPLE | LOOM_CAP_IW_BOUND | LOOM_CAP_RECONSTRUCT | LOOM_CAP_STAGES);
+           LOOM_CAP_SAMPLE | LOOM_CAP_IW_BOUND | LOOM_CAP_RECONSTRUCT | LOOM_CAP_STAGES |
+               LOOM_CAP_OUTPUT_GRAD);
     expect("rae --variational: sample, iw bound, reconstruct, codes",
            caps_of((loom_config){.model = "rae", .height = 8, .width = 8, .layers = 1, .hidden = 4,
                                  .zdim = 2, .variational = 1}),

@@ -346,17 +346,12 @@ static void dr_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
         ws->bce[b] = loom_bernoulli_nll_acc(0.0, ws->canvas + b * HW, ws->x + b * HW, HW);
 }
 
-static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
-                     const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
-    (void)labels;
+/* Backward of dr_forward(k = 0) given ws.dcan = dL/dc_T (n, HW), which it
+ * overwrites; the KL terms enter with weight kl_scale. grad +=. */
+static void dr_backward(const loom_model *m, train_ws ws, float *grad, size_t n, float kl_scale) {
     const dims d = get_dims(&m->cfg);
     const size_t HW = d.HW, h = d.h, z = d.z, Nr2 = d.Nr * d.Nr, nh = n * h;
-    train_ws ws;
-    carve_train(&ws, wsp, &m->cfg, n);
-    dr_forward(m, &ws, imgs, n, 0);
-    for (size_t b = 0; b < n; b++) nll_img[b] = ws.bce[b] + ws.kl[b];
-    if (!grad) return;
-
+    const float scale = kl_scale;
     const loom_seq_params pe = enc_params(m), pd = dec_params(m);
     /* weight gradients after the loop (one GEMM each); biases per step */
     const loom_seq_grads ge = {NULL, NULL, G(m, grad, P_ENC_BIH), G(m, grad, P_ENC_BHH), NULL};
@@ -365,8 +360,6 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     const loom_attn_dims ar = {n, d.H, d.W, d.Nr}, aw = {n, d.H, d.W, d.Nw};
     const size_t cen = enc_cache_floats(&d, n), cde = dec_cache_floats(&d, n);
     const size_t fb = sizeof(float);
-    /* loss = sum_b bce_b + kl_b, scaled: dL/dc_T = scale (sigmoid(c_T) - x) */
-    loom_bernoulli_backward(ws.dcan, ws.canvas, ws.x, n * HW, scale);
     int cur = 0;
     memset(ws.dhe[cur], 0, nh * fb), memset(ws.dce[cur], 0, nh * fb);
     memset(ws.dhd[cur], 0, nh * fb), memset(ws.dcd[cur], 0, nh * fb);
@@ -470,6 +463,43 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     loom_linear_backward(NULL, G(m, grad, P_Q_W), NULL, ws.dqa, ws.he, NULL, Tn, h, 2 * z);
     loom_linear_backward(NULL, G(m, grad, P_WRITE_W), NULL, ws.dwa, ws.hd, NULL, Tn, h, d.P);
 }
+
+static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
+                     const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
+    (void)labels;
+    const size_t HW = m->cfg.height * m->cfg.width;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    dr_forward(m, &ws, imgs, n, 0);
+    for (size_t b = 0; b < n; b++) nll_img[b] = ws.bce[b] + ws.kl[b];
+    if (!grad) return;
+    /* loss = sum_b bce_b + kl_b, scaled: dL/dc_T = scale (sigmoid(c_T) - x) */
+    loom_bernoulli_backward(ws.dcan, ws.canvas, ws.x, n * HW, scale);
+    dr_backward(m, ws, grad, n, scale);
+}
+
+/* out (n, HW) = the canvas logits c_T (Bernoulli parameters of the image);
+ * internal (n) = the KL terms; ws keeps the activations for dr_backward_out */
+static void dr_forward_out(const loom_model *m, void *wsp, float *out, double *internal,
+                           const uint8_t *imgs, const int32_t *labels, size_t n) {
+    (void)labels;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    dr_forward(m, &ws, imgs, n, 0);
+    memcpy(out, ws.canvas, n * m->cfg.height * m->cfg.width * sizeof *out);
+    for (size_t b = 0; b < n; b++) internal[b] = ws.kl[b];
+}
+
+static void dr_backward_out(const loom_model *m, void *wsp, float *grad, float *dinput,
+                            const float *dout, size_t n, float internal_weight) {
+    (void)dinput; /* the input is an 8-bit image, binarized: no gradient */
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    memcpy(ws.dcan, dout, n * m->cfg.height * m->cfg.width * sizeof *ws.dcan);
+    dr_backward(m, ws, grad, n, internal_weight);
+}
+
+static size_t dr_out_floats(const loom_config *c) { return c->height * c->width; }
 
 /* -log (1/K sum_k w_k), w_k = p(x|z_k) p(z_k) / q(z_k|x), by a running log-sum-exp */
 static void dr_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uint8_t *imgs,
@@ -588,4 +618,8 @@ const loom_model_ops loom_draw_ops = {
     .nframes = dr_nframes,
     .sample_frames = dr_sample_frames,
     .nll_kind = dr_nll_kind,
+    .output = LOOM_OUT_BERNOULLI,
+    .out_floats = dr_out_floats,
+    .forward_out = dr_forward_out,
+    .backward_out = dr_backward_out,
 };

@@ -68,6 +68,7 @@ static void free_ws(loom_model *m) {
 
 /* per-thread workspaces of at least `bytes` each */
 static loom_status need_ws(loom_model *m, size_t bytes, loom_error *err) {
+    m->forward_n = 0; /* every op uses the workspaces: a pending forward is gone */
     if (bytes <= m->ws_bytes) return LOOM_OK;
     /* eval --batch, sample --n: refuse what the machine cannot hold rather than
      * being killed by the OOM killer half-way */
@@ -286,12 +287,13 @@ unsigned loom_model_caps(const loom_model *m) {
     if (o->reconstruct) c |= LOOM_CAP_RECONSTRUCT;
     if (loom_model_nframes(m)) c |= LOOM_CAP_STAGES;
     if (loom_model_code_dim(m)) c |= LOOM_CAP_CODES;
+    if (loom_model_out_floats(m)) c |= LOOM_CAP_OUTPUT_GRAD;
     return c;
 }
 
 const char *loom_cap_name(unsigned cap) {
     static const char *const names[LOOM_NCAPS] = {"sample", "exact-nll", "conditionals", "iw-bound",
-                                                  "reconstruct", "stages", "codes"};
+                                                  "reconstruct", "stages", "codes", "output-grad"};
     for (int k = 0; k < LOOM_NCAPS; k++)
         if (cap == 1u << k) return names[k];
     return NULL;
@@ -554,4 +556,38 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     const shard_job job = {.kind = JOB_SAMPLE, .labels = labels, .out = imgs, .keep = keep,
                            .temperature = temperature};
     return run_sampling(m, job, n, seed, err);
+}
+
+/* ------------------------------------------------------------ losses from outside */
+
+size_t loom_model_out_floats(const loom_model *m) {
+    const loom_model_ops *o = m->ops;
+    return o->out_floats && o->forward_out && o->backward_out ? o->out_floats(&m->cfg) : 0;
+}
+
+loom_status loom_model_forward(loom_model *m, float *out, double *internal, const uint8_t *imgs,
+                               const int32_t *labels, size_t n, loom_error *err) {
+    m->forward_n = 0;
+    if (!loom_model_out_floats(m))
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot be trained from a loss on its outputs",
+                         m->ops->name);
+    if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
+    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, n), err);
+    if (st) return st;
+    m->ops->forward_out(m, m->ws[0], out, internal, imgs, labels, n);
+    m->forward_n = n;
+    return LOOM_OK;
+}
+
+loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout, size_t n,
+                                float internal_weight, loom_error *err) {
+    if (!m->forward_n || n != m->forward_n)
+        return loom_fail(err, LOOM_EINVAL, "backward of %zu images without a forward of them", n);
+    memset(m->g, 0, m->nfloats * sizeof *m->g);
+    m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, n, internal_weight);
+    m->forward_n = 0;
+    for (size_t k = 0; k < m->nfloats; k++)
+        if (!isfinite(m->g[k])) return loom_fail(err, LOOM_ENAN, "gradient is not finite");
+    return LOOM_OK;
 }

@@ -32,6 +32,13 @@ typedef struct loom_param {
 
 typedef struct loom_model loom_model;
 
+/* The distribution a model's outputs parameterise (losses/losses.h). */
+typedef enum loom_output_kind {
+    LOOM_OUT_NONE = 0,
+    LOOM_OUT_SOFTMAX256, /* (n, H, W, 256) logits per pixel */
+    LOOM_OUT_BERNOULLI   /* (n, H, W) logits per pixel */
+} loom_output_kind;
+
 typedef struct loom_model_ops {
     const char *name;
     loom_status (*check)(const loom_config *cfg, loom_error *err);
@@ -79,6 +86,22 @@ typedef struct loom_model_ops {
     size_t (*code_dim)(const loom_config *cfg);
     void (*encode)(const loom_model *m, void *ws, float *codes, const uint8_t *imgs, size_t n);
     void (*decode)(const loom_model *m, void *ws, uint8_t *imgs, const float *codes, size_t n);
+    /* optional: training with a loss from outside the model (a discriminator's,
+     * a perceptual one), in two halves on one workspace. forward_out: out (n,
+     * out_floats) = the parameters of the model's output distribution `output`
+     * for imgs (teacher-forced where the model is autoregressive), internal (n)
+     * = the model's own loss terms that do not depend on out (e.g. a KL), and
+     * ws keeps what backward_out needs; backward_out: given dout (n,
+     * out_floats) = d loss / d out, grad += d (loss + internal_weight * sum
+     * internal) / d parameters, and dinput (n, C, H, W) += d loss / d input
+     * when non-NULL and the model's input is continuous (none today: every
+     * model reads 8-bit images) */
+    loom_output_kind output;
+    size_t (*out_floats)(const loom_config *cfg);
+    void (*forward_out)(const loom_model *m, void *ws, float *out, double *internal,
+                        const uint8_t *imgs, const int32_t *labels, size_t n);
+    void (*backward_out)(const loom_model *m, void *ws, float *grad, float *dinput,
+                         const float *dout, size_t n, float internal_weight);
 } loom_model_ops;
 
 struct loom_model {
@@ -95,6 +118,7 @@ struct loom_model {
     /* models with a latent noise vector (grupixel): training sets a fresh value
      * per step so every image gets new noise; 0 (evaluation) fixes it */
     uint64_t noise_seed;
+    size_t forward_n; /* images of the last loom_model_forward, 0 when none is pending */
 };
 
 /* For layout functions: append tensor fmt (formatted with l) of shape r x c
@@ -132,9 +156,10 @@ typedef enum loom_cap {
     LOOM_CAP_IW_BOUND = 1 << 3,    /* importance-weighted bound with K samples */
     LOOM_CAP_RECONSTRUCT = 1 << 4, /* autoencoder: input -> reconstruction */
     LOOM_CAP_STAGES = 1 << 5,      /* draws in stages (frames of a canvas) */
-    LOOM_CAP_CODES = 1 << 6        /* encode to / decode from a code vector */
+    LOOM_CAP_CODES = 1 << 6,       /* encode to / decode from a code vector */
+    LOOM_CAP_OUTPUT_GRAD = 1 << 7  /* trains from d loss / d output given by the caller */
 } loom_cap;
-#define LOOM_NCAPS 7
+#define LOOM_NCAPS 8
 unsigned loom_model_caps(const loom_model *m);
 /* "sample", "exact-nll", ...: the name of one capability bit (NULL if none) */
 const char *loom_cap_name(unsigned cap);
@@ -192,6 +217,19 @@ loom_status loom_model_encode(loom_model *m, float *codes, const uint8_t *imgs, 
                               loom_error *err);
 loom_status loom_model_decode(loom_model *m, uint8_t *imgs, const float *codes, size_t n,
                               loom_error *err);
+/* Training with a loss from outside (LOOM_CAP_OUTPUT_GRAD; ops forward_out /
+ * backward_out): loom_model_forward writes out (n, loom_model_out_floats)
+ * and internal (n) for n images and keeps the activations; loom_model_backward
+ * then takes dout (n, out_floats) = d loss / d out for those same images and
+ * sets m->g = d (loss + internal_weight * sum internal) / d parameters (and
+ * dinput, when non-NULL, for models with continuous inputs). One thread for
+ * now; a backward without its forward is an error. */
+size_t loom_model_out_floats(const loom_model *m); /* 0: no such outputs */
+loom_status loom_model_forward(loom_model *m, float *out, double *internal, const uint8_t *imgs,
+                               const int32_t *labels, size_t n, loom_error *err);
+loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout, size_t n,
+                                float internal_weight, loom_error *err);
+
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
