@@ -34,15 +34,16 @@ int main(void) {
                                  .zdim = 2, .steps_draw = 2, .read_n = 2, .write_n = 2, .attention = 1}),
            LOOM_CAP_SAMPLE | LOOM_CAP_IW_BOUND | LOOM_CAP_RECONSTRUCT | LOOM_CAP_STAGES |
                LOOM_CAP_OUTPUT_GRAD);
-    expect("rae --variational: sample, iw bound, reconstruct, codes",
+    expect("rae --variational: sample, iw bound, reconstruct, codes, output gradient",
            caps_of((loom_config){.model = "rae", .height = 8, .width = 8, .layers = 1, .hidden = 4,
                                  .zdim = 2, .variational = 1}),
-           LOOM_CAP_SAMPLE | LOOM_CAP_IW_BOUND | LOOM_CAP_RECONSTRUCT | LOOM_CAP_CODES);
+           LOOM_CAP_SAMPLE | LOOM_CAP_IW_BOUND | LOOM_CAP_RECONSTRUCT | LOOM_CAP_CODES |
+               LOOM_CAP_OUTPUT_GRAD);
     /* a plain autoencoder has no prior: it cannot sample, so it has no bound either */
     expect("rae (deterministic): reconstruct, codes, exact reconstruction loss",
            caps_of((loom_config){.model = "rae", .height = 8, .width = 8, .layers = 1, .hidden = 4, .zdim = 2}) &
                ~(unsigned)LOOM_CAP_EXACT_NLL,
-           LOOM_CAP_RECONSTRUCT | LOOM_CAP_CODES);
+           LOOM_CAP_RECONSTRUCT | LOOM_CAP_CODES | LOOM_CAP_OUTPUT_GRAD);
     int names_ok = 1;
     for (int k = 0; k < LOOM_NCAPS; k++) names_ok &= loom_cap_name(1u << k) != NULL;
     CHECK("caps: every bit has a name, others none", names_ok && !loom_cap_name(1u << LOOM_NCAPS) &&

@@ -79,6 +79,9 @@ int main(void) {
     check_model(&dr, "draw");
     dr.attention = 0;
     check_model(&dr, "draw --attention off");
+    loom_config ra = {.model = "rae", .height = 6, .width = 5, .layers = 1, .hidden = 3, .zdim = 2,
+                      .variational = 1};
+    check_model(&ra, "rae --variational");
 
     /* DRAW's own loss through the halves: dout = sigmoid(out) - x needs the
      * model's binarized x, so use an all-0 / all-255 image (binarization is

@@ -239,19 +239,12 @@ static void ra_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
     }
 }
 
-static void ra_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
-                     const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
-    (void)labels;
+/* Backward of ra_forward(k = 0) given ws.logits overwritten with dL/dlogits
+ * (H, n, W); the KL terms enter with weight kl_scale. grad +=. */
+static void ra_backward(const loom_model *m, train_ws ws, float *grad, size_t n, float kl_scale) {
     const dims d = get_dims(&m->cfg);
     const size_t H = d.H, Wd = d.W, G4 = 4 * d.h, N = H * n * Wd, N1 = d.H1 * n * d.W1;
-    train_ws ws;
-    carve_train(&ws, wsp, &m->cfg, n);
-    ra_forward(m, &ws, imgs, n, 0);
-    for (size_t b = 0; b < n; b++) nll_img[b] = ws.bce[b] + ws.kl[b];
-    if (!grad) return;
-
-    /* -log p(x | code) = sum softplus(l) - x l: dl = scale (sigmoid(l) - x), in place */
-    loom_bernoulli_backward(ws.logits, ws.logits, ws.xc, N, scale);
+    const float scale = kl_scale;
     memset(ws.dY, 0, H * n * d.h * sizeof *ws.dY);
     loom_linear_backward(ws.dY, G(m, grad, P_OUT_W), G(m, grad, P_OUT_B), ws.logits, ws.Y, W(m, P_OUT_W),
                          H * n, d.h, Wd);
@@ -297,6 +290,50 @@ static void ra_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     loom_conv_backward(NULL, G(m, grad, P_C1_W), G(m, grad, P_C1_B), ws.col1, ws.dy1, ws.xc, taps3,
                        W(m, P_C1_W), c1);
 }
+
+static void ra_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
+                     const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
+    (void)labels;
+    const size_t N = m->cfg.height * n * m->cfg.width;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    ra_forward(m, &ws, imgs, n, 0);
+    for (size_t b = 0; b < n; b++) nll_img[b] = ws.bce[b] + ws.kl[b];
+    if (!grad) return;
+    /* -log p(x | code) = sum softplus(l) - x l: dl = scale (sigmoid(l) - x), in place */
+    loom_bernoulli_backward(ws.logits, ws.logits, ws.xc, N, scale);
+    ra_backward(m, ws, grad, n, scale);
+}
+
+/* out (n, H, W) = the decoder's Bernoulli logits (teacher-forced on the
+ * binarized input), internal (n) = the KL terms (0 for a plain autoencoder) */
+static void ra_forward_out(const loom_model *m, void *wsp, float *out, double *internal,
+                           const uint8_t *imgs, const int32_t *labels, size_t n) {
+    (void)labels;
+    const size_t H = m->cfg.height, Wd = m->cfg.width;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    ra_forward(m, &ws, imgs, n, 0);
+    for (size_t b = 0; b < n; b++) {
+        internal[b] = ws.kl[b];
+        for (size_t i = 0; i < H; i++) /* rows lie (H, n, W) in the workspace */
+            memcpy(out + (b * H + i) * Wd, ws.logits + (i * n + b) * Wd, Wd * sizeof *out);
+    }
+}
+
+static void ra_backward_out(const loom_model *m, void *wsp, float *grad, float *dinput,
+                            const float *dout, size_t n, float internal_weight) {
+    (void)dinput; /* the input is an 8-bit image, binarized: no gradient */
+    const size_t H = m->cfg.height, Wd = m->cfg.width;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < H; i++)
+            memcpy(ws.logits + (i * n + b) * Wd, dout + (b * H + i) * Wd, Wd * sizeof *dout);
+    ra_backward(m, ws, grad, n, internal_weight);
+}
+
+static size_t ra_out_floats(const loom_config *c) { return c->height * c->width; }
 
 static void ra_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uint8_t *imgs,
                       const int32_t *labels, size_t n, size_t K) {
@@ -452,4 +489,8 @@ const loom_model_ops loom_rae_ops = {
     .encode = ra_encode,
     .decode = ra_decode,
     .nll_kind = ra_nll_kind,
+    .output = LOOM_OUT_BERNOULLI,
+    .out_floats = ra_out_floats,
+    .forward_out = ra_forward_out,
+    .backward_out = ra_backward_out,
 };
