@@ -203,11 +203,23 @@ static void test_k4(const char *model) {
     loom_model_free(m), loom_model_free(m2);
 }
 
+/* ------------------------------------------------------------ grupixel */
+
+static loom_model *make_gp(int K, int threads) {
+    loom_config cfg = {.model = "grupixel", .height = 3, .width = 4, .layers = 2, .hidden = 4,
+                       .nclasses = K, .zdim = 3, .cell = "gru"};
+    loom_model *m = test_model(&cfg, threads, 23, 0.4f);
+    /* a strong init map, so that p(x | z) depends on z noticeably */
+    const loom_param *iw = loom_model_param(m, "init.weight");
+    for (size_t i = 0; i < iw->size; i++) m->w[iw->offset + i] *= 4.0f;
+    return m;
+}
+
 /* E[iw_K] is non-increasing in K: the mean over 200 images of K = 1, 4, 32 */
 static void test_tightens(const char *model) {
-    const int draw = !strcmp(model, "draw");
-    const size_t H = 4, W = 4, n = 200;
-    loom_model *m = draw ? make_draw(H, W, 3, 2, 2, 13) : make_rae(H, W, 3, 2, 13);
+    const int draw = !strcmp(model, "draw"), gp = !strcmp(model, "grupixel");
+    const size_t H = gp ? 3 : 4, W = 4, n = 200;
+    loom_model *m = gp ? make_gp(0, 2) : draw ? make_draw(H, W, 3, 2, 2, 13) : make_rae(H, W, 3, 2, 13);
     uint8_t *imgs = malloc(n * H * W);
     test_random_images_seed(imgs, n * H * W, 31);
     double *nll = malloc(n * sizeof *nll), mean[3];
@@ -224,6 +236,56 @@ static void test_tightens(const char *model) {
     loom_model_free(m);
 }
 
+/* z_k of image img as grupixel's iw_nll draws it; then -log p(x | z_k) of
+ * the n images through loom_grupixel_run with those z */
+static void gp_nll_at(double *nll, loom_model *m, const uint8_t *imgs, const int32_t *labels, size_t n,
+                      uint64_t k) {
+    const size_t HW = m->cfg.height * m->cfg.width, Z = m->cfg.zdim;
+    float *z = malloc(n * Z * sizeof *z);
+    for (size_t b = 0; b < n; b++) {
+        loom_rng r;
+        loom_noise_rng(&r, imgs + b * HW, HW, 0, k);
+        loom_normals(z + b * Z, Z, &r);
+    }
+    void *ws = malloc(m->ops->train_ws_bytes(&m->cfg, n));
+    loom_grupixel_run(m, ws, NULL, nll, NULL, imgs, labels, z, n, 0.0f);
+    free(ws), free(z);
+}
+
+static void test_grupixel(int K) {
+    const size_t n = 5;
+    loom_model *m = make_gp(K, 1), *m2 = make_gp(K, 2);
+    uint8_t imgs[5 * 12];
+    test_random_images_seed(imgs, sizeof imgs, 51);
+    const int32_t labels[5] = {0, 1, 2, 1, 0}, *lab = K ? labels : NULL;
+    const char *tag = K ? " (conditional)" : "";
+    char name[160];
+    double iw1[5], iw4[5], iw4b[5], nk[4][5], worst1 = 0.0, worst4 = 0.0, spread = 0.0;
+    loom_error err;
+    loom_status st = loom_model_iw_nll(m, iw1, imgs, lab, n, 1, n, &err);
+    snprintf(name, sizeof name, "grupixel%s: loom_model_iw_nll accepts grupixel", tag);
+    CHECK(name, st == LOOM_OK, "%s", err.msg);
+    loom_model_iw_nll(m, iw4, imgs, lab, n, 4, n, NULL);
+    for (size_t k = 0; k < 4; k++) gp_nll_at(nk[k], m, imgs, lab, n, k);
+    for (size_t b = 0; b < n; b++) {
+        double lw[4], lo = 1e300, hi = -1e300;
+        for (size_t k = 0; k < 4; k++) lw[k] = -nk[k][b], lo = fmin(lo, lw[k]), hi = fmax(hi, lw[k]);
+        worst1 = fmax(worst1, fabs(iw1[b] - nk[0][b]));
+        worst4 = fmax(worst4, fabs(iw4[b] - direct(lw, 4)));
+        spread = fmax(spread, hi - lo);
+    }
+    snprintf(name, sizeof name, "grupixel%s iw K = 1 == -log p(x | z_0) at the image's own z_0", tag);
+    CHECK(name, worst1 < 1e-9, "worst difference %.3g", worst1);
+    snprintf(name, sizeof name, "grupixel%s iw K = 4 == -log mean_k p(x | z_k) in double", tag);
+    CHECK(name, worst4 < 1e-9 && spread > 0.05, "worst difference %.3g (log weights spread %.3g)", worst4, spread);
+    loom_model_iw_nll(m2, iw4b, imgs, lab, n, 4, 2, NULL);
+    snprintf(name, sizeof name, "grupixel%s iw K = 4: 2 threads in chunks of 2 give the 1-thread numbers", tag);
+    double d = 0.0;
+    for (size_t b = 0; b < n; b++) d = fmax(d, fabs(iw4[b] - iw4b[b]) / fabs(iw4[b]));
+    CHECK(name, d < 1e-6, "relative difference %.3g", d);
+    loom_model_free(m), loom_model_free(m2);
+}
+
 int main(void) {
     test_accumulate();
     test_stream_seed();
@@ -233,5 +295,8 @@ int main(void) {
     test_k4("rae");
     test_tightens("draw");
     test_tightens("rae");
+    test_grupixel(0);
+    test_grupixel(3);
+    test_tightens("grupixel");
     CHECK_DONE();
 }
