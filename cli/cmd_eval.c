@@ -40,15 +40,20 @@ int cmd_eval(int argc, char **argv) {
         loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);
         cli_die(2, "--iw: %s", err.msg);
     }
-    loom_status st = iw ? loom_model_iw_nll(m, nll, set.pixels, NULL, n, iw, batch, &err)
-                        : loom_model_nll(m, nll, set.pixels, m->cfg.nclasses ? set.labels : NULL, n, batch, &err);
+    const int32_t *labels = m->cfg.nclasses ? set.labels : NULL;
+    loom_status st = iw ? loom_model_iw_nll(m, nll, set.pixels, labels, n, iw, batch, &err)
+                        : loom_model_nll(m, nll, set.pixels, labels, n, batch, &err);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
     /* a latent-variable model has no exact NLL: say what this number is */
     const char *kind = m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : NULL;
-    char what[160] = "";
-    if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
+    char what[224] = "";
+    /* without an encoder (grupixel) the z_k come from the prior, fresh per image and k */
+    if (iw && !(loom_model_caps(m) & LOOM_CAP_RECONSTRUCT))
+        snprintf(what, sizeof what, "importance-weighted estimate -log mean_k p(x|z_k) (K = %zu, z_k from the prior, "
+                 "fresh per image): an upper bound on -log p(x) in expectation, tighter as K grows", iw);
+    else if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
     else if (kind) snprintf(what, sizeof what, "%s", kind);
     if (json)
         printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",

@@ -265,6 +265,79 @@ static void test_config(void) {
           "%s", err.msg);
 }
 
+/* The sampler (no attention: the write is the whole image) against a
+ * recomputation in double from the model's tensors: z_t = temperature *
+ * N(0, 1) from copies of the sampler's RNGs, the decoder LSTM carrying h and
+ * c between glimpses, canvas += h_t @ write.weight + write.bias, every frame
+ * round(255 sigmoid(canvas)). recur 0: the same without the decoder's state
+ * (reset every glimpse), to show that the comparison would see it. Returns
+ * the number of frame pixels more than 1 off; frames (n, T, HW). */
+static size_t draw_recompute_misses(const loom_model *m, const uint8_t *frames, loom_rng *rngs, size_t n,
+                                    float temperature, int recur) {
+    const size_t HW = m->cfg.height * m->cfg.width, h = m->cfg.hidden, z = m->cfg.zdim, T = m->cfg.steps_draw;
+    const float *wih = m->w + loom_model_param(m, "dec.w_ih")->offset, *whh = m->w + loom_model_param(m, "dec.w_hh")->offset;
+    const float *bih = m->w + loom_model_param(m, "dec.b_ih")->offset, *bhh = m->w + loom_model_param(m, "dec.b_hh")->offset;
+    const float *ww = m->w + loom_model_param(m, "write.weight")->offset, *wb = m->w + loom_model_param(m, "write.bias")->offset;
+    double hs[16], cs[16], zs[16], *canvas = malloc(HW * sizeof *canvas);
+    size_t miss = 0;
+    for (size_t b = 0; b < n; b++) {
+        memset(hs, 0, sizeof hs), memset(cs, 0, sizeof cs);
+        for (size_t i = 0; i < HW; i++) canvas[i] = 0.0;
+        for (size_t t = 0; t < T; t++) {
+            for (size_t j = 0; j < z; j++) zs[j] = temperature * loom_rng_normal(&rngs[b]);
+            if (!recur) memset(hs, 0, sizeof hs), memset(cs, 0, sizeof cs);
+            test_lstm_step(hs, cs, zs, z, wih, whh, bih, bhh, NULL, h);
+            for (size_t i = 0; i < HW; i++) {
+                double v = wb[i];
+                for (size_t k = 0; k < h; k++) v += hs[k] * ww[k * HW + i];
+                canvas[i] += v;
+                const double want = 255.0 / (1.0 + exp(-canvas[i]));
+                miss += fabs((double)frames[(b * T + t) * HW + i] - want) > 1.0;
+            }
+        }
+    }
+    free(canvas);
+    return miss;
+}
+
+static void test_sampler_recomputed(void) {
+    const size_t H = 4, W = 5, HW = H * W, n = 4, T = 3;
+    loom_model *m = make(H, W, 4, 3, T, 2, 2, 0, 1, 41);
+    /* a decoder whose state matters: larger recurrent and write weights */
+    const loom_param *whh = loom_model_param(m, "dec.w_hh"), *ww = loom_model_param(m, "write.weight");
+    for (size_t i = 0; i < whh->size; i++) m->w[whh->offset + i] *= 3.0f;
+    for (size_t i = 0; i < ww->size; i++) m->w[ww->offset + i] *= 3.0f;
+    void *ws = malloc(m->ops->sample_ws_bytes(&m->cfg, n));
+    uint8_t imgs[4 * 20], frames[4 * 3 * 20];
+    const float temps[2] = {1.0f, 0.5f};
+    for (int ti = 0; ti < 2; ti++) {
+        loom_rng rngs[4], again[4], other[4], hot[4];
+        for (size_t b = 0; b < n; b++) loom_rng_seed(&rngs[b], 300 + b), again[b] = other[b] = hot[b] = rngs[b];
+        m->ops->sample_frames(m, ws, imgs, frames, NULL, n, temps[ti], rngs);
+        const size_t miss = draw_recompute_misses(m, frames, again, n, temps[ti], 1);
+        const size_t reset = draw_recompute_misses(m, frames, other, n, temps[ti], 0);
+        const size_t at1 = draw_recompute_misses(m, frames, hot, n, ti ? 1.0f : 0.25f, 1);
+        int last = 1;
+        for (size_t b = 0; b < n; b++) last &= memcmp(imgs + b * HW, frames + (b * T + T - 1) * HW, HW) == 0;
+        char name[192];
+        snprintf(name, sizeof name, "draw sampler (temperature %.1f) == a double recomputation from the tensors "
+                 "(decoder state carried, z scaled by the temperature)", temps[ti]);
+        CHECK(name, miss == 0 && last && reset > 5 && at1 > 5,
+              "%zu of %zu frame pixels off by > 1 (last frame is the image: %d; recomputation without the "
+              "decoder state: %zu off, at another temperature: %zu off)", miss, n * T * HW, last, reset, at1);
+    }
+    /* z_t ~ N(0, temperature^2 I): towards 0 every image is the z = 0 image */
+    uint8_t a[4 * 20], c[4 * 20];
+    loom_model_sample(m, a, NULL, n, 0, 1e-6f, 5, NULL);
+    loom_model_sample(m, c, NULL, n, 0, 1.0f, 5, NULL);
+    int same = 1, differ = 0;
+    for (size_t b = 1; b < n; b++) same &= memcmp(a, a + b * HW, HW) == 0, differ |= memcmp(c, c + b * HW, HW) != 0;
+    CHECK("draw sampling: at temperature 1e-6 every image is the same (z ~ 0), at 1 they differ", same && differ,
+          "same at 1e-6: %d, differ at 1: %d", same, differ);
+    free(ws);
+    loom_model_free(m);
+}
+
 int main(void) {
     test_config();
     test_gradients(1);
@@ -274,6 +347,7 @@ int main(void) {
     test_bounds();
     test_determinism();
     test_binarization();
+    test_sampler_recomputed();
     test_overfit(1);
     test_overfit(0);
     CHECK_DONE();

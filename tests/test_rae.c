@@ -3,6 +3,7 @@
  * decode against reconstruct, reproducible sampling, overfitting. */
 #include "gradcheck.h"
 #include "testutil.h"
+#include "models/latent.h"
 #include "models/model.h"
 #include "optim/optim.h"
 
@@ -108,10 +109,90 @@ static void test_overfit(int variational) {
     loom_model_free(m);
 }
 
+/* The sampler against a replay in double from the model's tensors: code =
+ * temperature * loom_normals from a copy of each image's RNG, the row LSTM
+ * (gate bias code @ code.weight) fed the sampler's own previous row, and for
+ * every pixel p = sigmoid(logit), u = the next uniform, pixel = u < p. The
+ * pixels' mean must also match the mean of p (a Bernoulli(p) draw, within 4
+ * standard deviations); out.bias is raised so that p ~ 0.8 and an inverted
+ * draw (mean ~ 0.2) cannot pass for it. */
+static void test_sampler_replayed(float temperature) {
+    const size_t H = 6, W = 5, HW = H * W, n = 48, h = 5, z = 3;
+    loom_model *m = make(H, W, h, z, 1, 1, 19);
+    const loom_param *ob = loom_model_param(m, "out.bias");
+    for (size_t j = 0; j < ob->size; j++) m->w[ob->offset + j] += 1.5f;
+    /* a code and a recurrence that matter: larger code and recurrent weights */
+    const char *const big[2] = {"dec.code.weight", "dec.w_hh"};
+    for (int t = 0; t < 2; t++) {
+        const loom_param *pp = loom_model_param(m, big[t]);
+        for (size_t j = 0; j < pp->size; j++) m->w[pp->offset + j] *= 3.0f;
+    }
+    const float *wih = m->w + loom_model_param(m, "dec.w_ih")->offset, *whh = m->w + loom_model_param(m, "dec.w_hh")->offset;
+    const float *bih = m->w + loom_model_param(m, "dec.b_ih")->offset, *bhh = m->w + loom_model_param(m, "dec.b_hh")->offset;
+    const float *cw = m->w + loom_model_param(m, "dec.code.weight")->offset;
+    const float *ow = m->w + loom_model_param(m, "out.weight")->offset, *obias = m->w + ob->offset;
+    void *ws = malloc(m->ops->sample_ws_bytes(&m->cfg, n));
+    uint8_t *imgs = malloc(n * HW);
+    loom_rng *rngs = malloc(n * sizeof *rngs), *again = malloc(n * sizeof *again);
+    for (size_t b = 0; b < n; b++) loom_rng_seed(&rngs[b], 700 + b), again[b] = rngs[b];
+    m->ops->sample(m, ws, imgs, NULL, n, 0, temperature, rngs);
+    size_t miss = 0, binary = 1;
+    double ones = 0.0, sp = 0.0, var = 0.0;
+    for (size_t b = 0; b < n; b++) {
+        float code[3], cb[20];
+        loom_normals(code, z, &again[b]);
+        for (size_t j = 0; j < z; j++) code[j] *= temperature;
+        for (size_t k = 0; k < 4 * h; k++) {
+            double v = 0.0;
+            for (size_t j = 0; j < z; j++) v += (double)code[j] * cw[j * 4 * h + k];
+            cb[k] = (float)v;
+        }
+        double hs[5] = {0}, cs[5] = {0}, row[5] = {0};
+        for (size_t i = 0; i < H; i++) {
+            test_lstm_step(hs, cs, row, W, wih, whh, bih, bhh, cb, h);
+            for (size_t j = 0; j < W; j++) {
+                double l = obias[j];
+                for (size_t k = 0; k < h; k++) l += hs[k] * ow[k * W + j];
+                const double p = 1.0 / (1.0 + exp(-l)), u = loom_rng_uniform(&again[b]);
+                const uint8_t px = imgs[(b * H + i) * W + j];
+                binary &= px == 0 || px == 255;
+                if (fabs(u - p) > 1e-5) miss += (px == 255) != (u < p); /* skip float-rounding ties */
+                ones += px == 255, sp += p, var += p * (1.0 - p);
+            }
+            for (size_t j = 0; j < W; j++) row[j] = imgs[(b * H + i) * W + j] == 255; /* what the next row sees */
+        }
+    }
+    char name[160];
+    snprintf(name, sizeof name, "rae sampler (temperature %.1f) == a replay from the tensors: pixel = u < sigmoid(logit)",
+             (double)temperature);
+    CHECK(name, miss == 0 && binary, "%zu of %zu pixels differ (binary: %d)", miss, n * HW, (int)binary);
+    snprintf(name, sizeof name, "rae sampler (temperature %.1f): mean pixel == mean sigmoid(logit) within 4 sd",
+             (double)temperature);
+    CHECK(name, fabs(ones - sp) < 4.0 * sqrt(var) && sp > 0.65 * (double)(n * HW),
+          "%.0f ones, expected %.1f +- %.1f", ones, sp, sqrt(var));
+    free(ws), free(imgs), free(rngs), free(again);
+    loom_model_free(m);
+}
+
+/* code ~ N(0, temperature^2 I): the temperature changes the draws */
+static void test_sampler_temperature(void) {
+    const size_t n = 6, HW = 64;
+    loom_model *m = make(8, 8, 6, 4, 1, 1, 5);
+    uint8_t a[6 * 64], b[6 * 64];
+    loom_model_sample(m, a, NULL, n, 0, 1.0f, 4, NULL);
+    loom_model_sample(m, b, NULL, n, 0, 0.3f, 4, NULL);
+    CHECK("rae sampling: temperature 0.3 and 1 at the same seed give other images", memcmp(a, b, n * HW) != 0,
+          "identical: the temperature is ignored");
+    loom_model_free(m);
+}
+
 int main(void) {
     test_gradients(0);
     test_gradients(1);
     test_codes();
+    test_sampler_replayed(1.0f);
+    test_sampler_replayed(0.4f);
+    test_sampler_temperature();
     test_overfit(0);
     test_overfit(1);
     CHECK_DONE();

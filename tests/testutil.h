@@ -242,4 +242,28 @@ static inline void test_ref_grads(const loom_st_file *f, const loom_model *m,
     }
 }
 
+/* One LSTM step in double with PyTorch's gate order i f g o, for tests that
+ * recompute a model from its tensors: h, c (H) in place (zeros for the first
+ * step) from x (In); w_ih (In, 4H), w_hh (H, 4H), b_ih, b_hh, extra (4H; extra
+ * may be NULL, e.g. a per-image gate bias). */
+static inline void test_lstm_step(double *h, double *c, const double *x, size_t In, const float *w_ih,
+                                  const float *w_hh, const float *b_ih, const float *b_hh,
+                                  const float *extra, size_t H) {
+    const size_t G = 4 * H;
+    double *a = malloc(G * sizeof *a);
+    for (size_t k = 0; k < G; k++) {
+        double v = (double)b_ih[k] + b_hh[k] + (extra ? extra[k] : 0.0f);
+        for (size_t j = 0; j < In; j++) v += x[j] * w_ih[j * G + k];
+        for (size_t j = 0; j < H; j++) v += h[j] * w_hh[j * G + k];
+        a[k] = v;
+    }
+    for (size_t k = 0; k < H; k++) {
+        const double i = 1.0 / (1.0 + exp(-a[k])), f = 1.0 / (1.0 + exp(-a[H + k]));
+        const double g = tanh(a[2 * H + k]), o = 1.0 / (1.0 + exp(-a[3 * H + k]));
+        c[k] = f * c[k] + i * g;
+        h[k] = o * tanh(c[k]);
+    }
+    free(a);
+}
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "../nn/nn.h"
 #include "../nn/seq.h"
+#include "latent.h"
 #include "pixelrnn.h"
 
 #include <math.h>
@@ -132,6 +133,8 @@ typedef struct {
     float *dA, *dB;  /* (N, h) */
     float *cls;      /* (L, n, G) class rows gathered per image */
     float *dcls;     /* (n, G) */
+    double *lse_m, *lse_s, *iwnll, *iwlqp; /* (n) iw_nll: running log-sum-exp, -log p(x | z_k), 0 */
+    float *iwz;      /* (n, Z) iw_nll: z_k */
 } train_ws;
 
 static loom_seq_dims dims(const loom_config *c, size_t n) {
@@ -161,6 +164,11 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     TAKE(dB, float, N * h);
     TAKE(cls, float, c->nclasses ? L * n * G : 1);
     TAKE(dcls, float, c->nclasses ? n * G : 1);
+    TAKE(lse_m, double, n);
+    TAKE(lse_s, double, n);
+    TAKE(iwnll, double, n);
+    TAKE(iwlqp, double, n);
+    TAKE(iwz, float, n * c->zdim);
     TAKE(tok, uint16_t, N);
     TAKE(tgt, uint8_t, N);
 #undef TAKE
@@ -307,6 +315,29 @@ static void gp_logits(const loom_model *m, void *ws, float *logits, const uint8_
     loom_grupixel_run(m, ws, NULL, NULL, logits, imgs, labels, NULL, n, 0.0f);
 }
 
+/* -log (1/K sum_k p(x | z_k)) with z_k ~ N(0, I), the prior itself as the
+ * proposal (so the weights are p(x | z_k)): fresh for every image and k, from
+ * loom_noise_rng of the image's pixels, noise_seed and k. By Jensen its
+ * expectation is >= -log p(x), and it falls towards -log p(x) as K grows
+ * (docs/grupixel.md). */
+static void gp_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uint8_t *imgs,
+                      const int32_t *labels, size_t n, size_t K) {
+    const size_t HW = m->cfg.height * m->cfg.width, Z = m->cfg.zdim;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    for (size_t b = 0; b < n; b++) ws.iwlqp[b] = 0.0; /* log p(z) - log q(z) = 0: q is the prior */
+    for (size_t k = 0; k < K; k++) {
+        for (size_t b = 0; b < n; b++) {
+            loom_rng r;
+            loom_noise_rng(&r, imgs + b * HW, HW, m->noise_seed, k);
+            loom_normals(ws.iwz + b * Z, Z, &r);
+        }
+        loom_grupixel_run(m, wsp, NULL, ws.iwnll, NULL, imgs, labels, ws.iwz, n, 0.0f);
+        loom_iw_accumulate(ws.lse_m, ws.lse_s, ws.iwnll, ws.iwlqp, n, k);
+    }
+    loom_iw_nll(nll_img, ws.lse_m, ws.lse_s, n, K);
+}
+
 /* ------------------------------------------------------------ sampling */
 
 typedef struct {
@@ -409,6 +440,7 @@ const loom_model_ops loom_grupixel_ops = {
     .train_ws_bytes = gp_train_ws_bytes,
     .shard = gp_shard,
     .logits = gp_logits,
+    .iw_nll = gp_iw_nll,
     .sample_ws_bytes = gp_sample_ws_bytes,
     .sample = gp_sample,
     .nll_kind = gp_nll_kind,
