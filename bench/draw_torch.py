@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch peer of loom's DRAW model (docs/draw.md), for speed comparisons.
+"""PyTorch peer and reference of loom's DRAW model (docs/draw.md).
 
 Written from the spec the way a PyTorch user would: two nn.LSTMCell, nn.Linear
 heads, a batched Gaussian filterbank with torch ops (torch.bmm), autograd, Adam.
@@ -7,8 +7,16 @@ Same equations as loom: x_hat = x - sigmoid(c_{t-1}); r = read(x, x_hat, h_dec);
 h_enc = LSTM_enc([r, h_dec]); z = mu + exp(log sigma) eps; h_dec = LSTM_dec(z);
 c_t = c_{t-1} + write(h_dec); loss = BCE(sigmoid(c_T), x) + sum_t KL, nats/image.
 
+  fixture -- tests/fixtures/draw_ref.safetensors: two tiny configs (attention on, "attn.";
+             off, "noattn."): parameters in loom's names and layout, images, the binarized
+             images x and the noise eps (both from bench/loom_noise.py, a Python
+             transcription of docs/draw.md's random numbers), per-image negative ELBOs, the
+             loss (mean per pixel, as loom_model_grad) and its gradient for every tensor,
+             in float64 from float32 values; read by tests/test_ref_latent.c.
+  bench   -- the speed peer: one JSON line with train_images_per_s and peak_rss_mb.
+
+    /usr/bin/python3 bench/draw_torch.py fixture
     /usr/bin/python3 bench/draw_torch.py bench --hidden 256 --zdim 100 --steps-draw 16 --batch 64
-prints one JSON line with train_images_per_s and peak_rss_mb.
 """
 
 import argparse
@@ -16,6 +24,7 @@ import gzip
 import json
 import os
 import resource
+import sys
 import time
 
 import numpy as np
@@ -54,7 +63,7 @@ class DRAW(nn.Module):
         gx = (W + 1) / 2 * (p[:, 0] + 1)
         gy = (H + 1) / 2 * (p[:, 1] + 1)
         s2 = torch.exp(p[:, 2])
-        d = (max(H, W) - 1) / max(N - 1, 1) * torch.exp(p[:, 3])
+        d = ((max(H, W) - 1) / (N - 1) if N > 1 else 1.0) * torch.exp(p[:, 3])
         gm = torch.exp(p[:, 4])
         off = torch.arange(N, dtype=p.dtype) + 0.5 - N / 2
         mx = gx[:, None] + off[None] * d[:, None]
@@ -67,15 +76,16 @@ class DRAW(nn.Module):
         Fy = Fy / Fy.sum(2, keepdim=True).clamp(min=1e-8)
         return Fx, Fy, gm[:, None, None]
 
-    def forward(self, x):
-        """x (B, H*W) binary; returns the negative ELBO per image (B,)."""
+    def forward(self, x, eps=None):
+        """x (B, H*W) binary, eps (T, B, z) or None (drawn); returns the negative ELBO per
+        image (B,)."""
         B, H, W, h = x.shape[0], self.H, self.W, self.h
-        c = torch.zeros(B, H * W)
-        he, ce = torch.zeros(B, h), torch.zeros(B, h)
-        hd, cd = torch.zeros(B, h), torch.zeros(B, h)
-        kl = torch.zeros(B)
+        c = x.new_zeros(B, H * W)
+        he, ce = x.new_zeros(B, h), x.new_zeros(B, h)
+        hd, cd = x.new_zeros(B, h), x.new_zeros(B, h)
+        kl = x.new_zeros(B)
         ximg = x.view(B, H, W)
-        for _ in range(self.T):
+        for t in range(self.T):
             xh = x - torch.sigmoid(c)
             if self.attention:
                 Fx, Fy, gm = self.filterbank(self.read_attn(hd), self.Nr)
@@ -87,7 +97,7 @@ class DRAW(nn.Module):
                 r = torch.cat([x, xh], 1)
             he, ce = self.enc(torch.cat([r, hd], 1), (he, ce))
             mu, ls = self.q(he).chunk(2, 1)
-            z = mu + torch.exp(ls) * torch.randn_like(mu)
+            z = mu + torch.exp(ls) * (torch.randn_like(mu) if eps is None else eps[t])
             kl = kl + (0.5 * (mu ** 2 + torch.exp(2 * ls) - 1) - ls).sum(1)
             hd, cd = self.dec(z, (hd, cd))
             w = self.write(hd)
@@ -100,6 +110,95 @@ class DRAW(nn.Module):
                 c = c + w
         bce = F.binary_cross_entropy_with_logits(c, x, reduction="none").sum(1)
         return bce + kl
+
+
+# ------------------------------------------------------------- loom layout, fixture
+
+
+def loom_views(model):
+    """loom name -> (torch parameter, transposed): loom keeps y = x @ w with w (fan_in, fan_out),
+    the transpose of every torch weight matrix; LSTM gates in torch's order i f g o as loom's."""
+    v = {}
+    for name, cell in (("enc", model.enc), ("dec", model.dec)):
+        v[name + ".w_ih"] = (cell.weight_ih, True)
+        v[name + ".w_hh"] = (cell.weight_hh, True)
+        v[name + ".b_ih"] = (cell.bias_ih, False)
+        v[name + ".b_hh"] = (cell.bias_hh, False)
+    lins = [("q", model.q), ("write", model.write)]
+    if model.attention:
+        lins += [("read_attn", model.read_attn), ("write_attn", model.write_attn)]
+    for name, lin in lins:
+        v[name + ".weight"] = (lin.weight, True)
+        v[name + ".bias"] = (lin.bias, False)
+    return v
+
+
+# the two fixture configs: attention on with an odd zdim (the Box-Muller pair of the last
+# normal is cut), the static (evaluation) key; attention off with a training noise_seed
+FIXTURE_CASES = [
+    dict(prefix="attn.", H=5, W=6, hidden=3, zdim=3, T=3, read_n=2, write_n=3, attention=1, batch=2,
+         noise_seed=0),
+    dict(prefix="noattn.", H=4, W=5, hidden=3, zdim=2, T=2, read_n=2, write_n=2, attention=0, batch=2,
+         # cli/cmd_train.c's key of step 7 of a run with --seed 1
+         noise_seed=((2 * 0x9E3779B97F4A7C15) ^ (7 * 0xBF58476D1CE4E5B9) ^ 1) & ((1 << 64) - 1)),
+]
+
+
+def cmd_fixture(args):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import loom_noise
+    from rowlstm_torch import read_safetensors, write_safetensors
+
+    loom_noise.self_check()
+    rng = np.random.default_rng(20261201)
+    tensors, meta, summary = [], {}, {}
+    for cs in FIXTURE_CASES:
+        pre, H, W, B, T, z = cs["prefix"], cs["H"], cs["W"], cs["batch"], cs["T"], cs["zdim"]
+        HW = H * W
+        model = DRAW(H, W, cs["hidden"], z, T, cs["read_n"], cs["write_n"], bool(cs["attention"])).double()
+        images = rng.integers(0, 256, size=(B, H, W), dtype=np.uint8)
+        images[0, 0, :2] = (0, 255)  # both ends of the binarization
+        images[B - 1, H - 1, W - 1] = 255
+        x = np.stack([loom_noise.binarize(images[b], cs["noise_seed"]) for b in range(B)])
+        # eps (T, B, z): per image one stream, T calls of z normals each
+        eps = np.zeros((T, B, z), dtype=np.float32)
+        for b in range(B):
+            r = loom_noise.noise_stream(images[b], cs["noise_seed"], 0)
+            for t in range(T):
+                eps[t, b] = loom_noise.normals(r, z)
+        views = loom_views(model)
+        with torch.no_grad():
+            for name, (p, tr) in views.items():
+                shape = tuple(p.shape[::-1]) if tr else tuple(p.shape)
+                w = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+                tensors.append((pre + name, w))
+                t64 = torch.from_numpy(w.astype(np.float64))
+                p.copy_(t64.t() if tr else t64)
+        nll = model(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(eps.astype(np.float64)))
+        loss = nll.sum() / (B * HW)  # loom_model_grad: the mean negative ELBO per pixel
+        model.zero_grad()
+        loss.backward()
+        tensors += [(pre + "images", images), (pre + "x", x), (pre + "eps", eps),
+                    (pre + "nll", nll.detach().numpy().astype(np.float32)),
+                    (pre + "loss", np.array([loss.item()], dtype=np.float32))]
+        for name, (p, tr) in views.items():
+            g = p.grad.detach()
+            tensors.append((pre + "grad." + name, (g.t() if tr else g).numpy().astype(np.float32)))
+        for k in ("H", "W"):
+            meta[pre + {"H": "height", "W": "width"}[k]] = cs[k]
+        for k in ("hidden", "zdim", "read_n", "write_n", "attention", "batch", "noise_seed"):
+            meta[pre + k] = cs[k]
+        meta[pre + "steps_draw"] = T
+        meta[pre + "loss_f64"] = repr(loss.item())
+        summary[pre[:-1]] = loss.item()
+    meta["generator"] = "bench/draw_torch.py fixture (torch %s, float64 from float32 values)" % torch.__version__
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    write_safetensors(args.out, tensors, meta)
+    back, _ = read_safetensors(args.out)
+    for n, a in tensors:
+        assert np.array_equal(back[n], a), n
+    print(json.dumps({"out": args.out, "tensors": len(tensors), "bytes": os.path.getsize(args.out),
+                      "loss": summary}))
 
 
 def cmd_bench(args):
@@ -146,6 +245,8 @@ def cmd_bench(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fixture", help="write the float64 reference fixture")
+    f.add_argument("--out", default="tests/fixtures/draw_ref.safetensors")
     b = sub.add_parser("bench", help="training throughput (images/s) and peak RSS")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--batch", type=int, default=64)
@@ -159,8 +260,7 @@ def main():
     b.add_argument("--warmup", type=int, default=2)
     b.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    if args.cmd == "bench":
-        cmd_bench(args)
+    {"fixture": cmd_fixture, "bench": cmd_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

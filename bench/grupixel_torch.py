@@ -6,11 +6,14 @@ sequence + nn.Linear, and cached-state sampling one pixel at a time with hx.
   fixture -- tests/fixtures/grupixel_ref.safetensors: for each cell (gru, lstm, rnn)
              parameters in loom's names and layout, images, z, logits, loss and every
              gradient, computed in float64 (float32-rounded inputs); read by
-             tests/test_grupixel.c.
+             tests/test_grupixel.c. With --conditional,
+             tests/fixtures/grupixel_cond_ref.safetensors: the same for class-conditional
+             models (labels, the class tables rnn.l.cls.weight and their gradients); read
+             by tests/test_ref_cond.c.
   bench   -- the speed / memory peer of `loom bench --model grupixel`: one JSON line
              with train_images_per_s, sample_ms_per_image, peak_rss_mb.
 
-    /usr/bin/python3 bench/grupixel_torch.py fixture
+    /usr/bin/python3 bench/grupixel_torch.py fixture [--conditional]
     /usr/bin/python3 bench/grupixel_torch.py bench --cell gru --hidden 256 --batch 64 --threads 2
 """
 
@@ -71,6 +74,34 @@ class GruPixel(nn.Module):
         return out.view(n, H, W)
 
 
+class CondGruPixel(GruPixel):
+    """Class-conditional: adding the class's row cls.weight[y] to every step's input
+    pre-activation is, for a PyTorch user, a one-hot of y appended to each layer's input
+    (the extra columns of weight_ih are the class table), so the stack is one single-layer
+    nn.GRU/LSTM/RNN(h + K, h) per layer."""
+
+    def __init__(self, cell, hidden, layers, zdim, nclasses):
+        super().__init__(cell, hidden, layers, zdim)
+        self.nclasses = nclasses
+        rnn = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cell]
+        del self.rnn
+        self.rnns = nn.ModuleList([rnn(hidden + nclasses, hidden) for _ in range(layers)])
+
+    def forward(self, x, z, labels):
+        B, H, W = x.shape
+        T = H * W
+        flat = x.reshape(B, T)
+        tok = torch.cat([torch.full((B, 1), START, dtype=flat.dtype), flat[:, :-1]], 1)
+        onehot = F.one_hot(labels, self.nclasses).to(self.head.weight.dtype)  # (B, K)
+        onehot = onehot[None].expand(T, B, self.nclasses)
+        state = self.initial_state(z)
+        inp = self.embed(tok.t())  # (T, B, h)
+        for l, rnn in enumerate(self.rnns):
+            st = (state[0][l:l + 1], state[1][l:l + 1]) if self.cell == "lstm" else state[l:l + 1]
+            inp, _ = rnn(torch.cat([inp, onehot], 2), st)
+        return self.head(inp).transpose(0, 1).reshape(B, H, W, 256)
+
+
 def nll_loss(logits, x):
     """mean negative log-likelihood per pixel in nats (loom's training loss)"""
     return F.cross_entropy(logits.reshape(-1, 256), x.reshape(-1))
@@ -93,7 +124,72 @@ def loom_views(model):
     return v
 
 
+def cond_fixture(args):
+    """conditional models: 3 classes, batch 3, two images share a label"""
+    H, W, hidden, layers, zdim, B, K = 3, 4, 3, 2, 2, 3, 3
+    rng = np.random.default_rng(20261203)
+    images = rng.integers(0, 256, size=(B, H, W), dtype=np.uint8)
+    images[0, 0, 0], images[B - 1, H - 1, W - 1] = 0, 255
+    z = rng.standard_normal((B, zdim)).astype(np.float32)
+    labels = np.array([1, 2, 1], dtype=np.int32)
+    tensors = [("images", images), ("z", z), ("labels", labels)]
+    summary = {}
+    for cell in ("gru", "lstm", "rnn"):
+        model = CondGruPixel(cell, hidden, layers, zdim, K).double()
+        G = {"gru": 3, "lstm": 4, "rnn": 1}[cell] * hidden
+        shapes = [("embed.weight", (257, hidden)), ("init.weight", (zdim, layers * hidden)),
+                  ("init.bias", (layers * hidden,))]
+        for l in range(layers):
+            shapes += [("rnn.%d.weight_ih" % l, (hidden, G)), ("rnn.%d.weight_hh" % l, (hidden, G)),
+                       ("rnn.%d.bias_ih" % l, (G,)), ("rnn.%d.bias_hh" % l, (G,)),
+                       ("rnn.%d.cls.weight" % l, (K, G))]
+        shapes += [("head.weight", (hidden, 256)), ("head.bias", (256,))]
+        w = {}
+        for name, shape in shapes:
+            w[name] = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+            tensors.append(("%s.%s" % (cell, name), w[name]))
+        t = {n: torch.from_numpy(v.astype(np.float64)) for n, v in w.items()}
+        with torch.no_grad():
+            model.embed.weight.copy_(t["embed.weight"])
+            model.init.weight.copy_(t["init.weight"].t())
+            model.init.bias.copy_(t["init.bias"])
+            for l, rnn in enumerate(model.rnns):
+                p = "rnn.%d." % l
+                rnn.weight_ih_l0.copy_(torch.cat([t[p + "weight_ih"], t[p + "cls.weight"]], 0).t())
+                rnn.weight_hh_l0.copy_(t[p + "weight_hh"].t())
+                rnn.bias_ih_l0.copy_(t[p + "bias_ih"])
+                rnn.bias_hh_l0.copy_(t[p + "bias_hh"])
+            model.head.weight.copy_(t["head.weight"].t())
+            model.head.bias.copy_(t["head.bias"])
+        x = torch.from_numpy(images.astype(np.int64))
+        logits = model(x, torch.from_numpy(z.astype(np.float64)), torch.from_numpy(labels.astype(np.int64)))
+        loss = nll_loss(logits, x)
+        model.zero_grad()
+        loss.backward()
+        g = {"embed.weight": model.embed.weight.grad, "init.weight": model.init.weight.grad.t(),
+             "init.bias": model.init.bias.grad, "head.weight": model.head.weight.grad.t(),
+             "head.bias": model.head.bias.grad}
+        for l, rnn in enumerate(model.rnns):
+            p = "rnn.%d." % l
+            gih = rnn.weight_ih_l0.grad.t()
+            g[p + "weight_ih"], g[p + "cls.weight"] = gih[:hidden], gih[hidden:]
+            g[p + "weight_hh"] = rnn.weight_hh_l0.grad.t()
+            g[p + "bias_ih"], g[p + "bias_hh"] = rnn.bias_ih_l0.grad, rnn.bias_hh_l0.grad
+        tensors.append(("%s.logits" % cell, logits.detach().numpy().astype(np.float32)))
+        tensors.append(("%s.loss" % cell, np.array([loss.item()], dtype=np.float32)))
+        for name, _ in shapes:
+            tensors.append(("%s.grad.%s" % (cell, name), g[name].detach().contiguous().numpy().astype(np.float32)))
+        summary[cell] = loss.item()
+    meta = {"height": H, "width": W, "hidden": hidden, "layers": layers, "zdim": zdim, "batch": B,
+            "classes": K, "loss_f64": json.dumps(summary),
+            "generator": "bench/grupixel_torch.py fixture --conditional (torch %s, float64)" % torch.__version__}
+    return tensors, meta, summary
+
+
 def cmd_fixture(args):
+    if args.conditional:
+        tensors, meta, summary = cond_fixture(args)
+        return write_fixture(args.out or "tests/fixtures/grupixel_cond_ref.safetensors", tensors, meta, summary)
     H, W, hidden, layers, zdim, B = 3, 4, 3, 2, 2, 2
     rng = np.random.default_rng(20261124)
     images = rng.integers(0, 256, size=(B, H, W), dtype=np.uint8)
@@ -125,12 +221,16 @@ def cmd_fixture(args):
     meta = {"height": H, "width": W, "hidden": hidden, "layers": layers, "zdim": zdim, "batch": B,
             "loss_f64": json.dumps(summary),
             "generator": "bench/grupixel_torch.py fixture (torch %s, float64)" % torch.__version__}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_safetensors(args.out, tensors, meta)
-    back, _ = read_safetensors(args.out)
+    write_fixture(args.out or "tests/fixtures/grupixel_ref.safetensors", tensors, meta, summary)
+
+
+def write_fixture(out, tensors, meta, summary):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_safetensors(out, tensors, meta)
+    back, _ = read_safetensors(out)
     for n, a in tensors:
         assert np.array_equal(back[n], a), n
-    print(json.dumps({"out": args.out, "tensors": len(tensors), "bytes": os.path.getsize(args.out),
+    print(json.dumps({"out": out, "tensors": len(tensors), "bytes": os.path.getsize(out),
                       "loss": summary}))
 
 
@@ -199,7 +299,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixture", help="write the float64 reference fixture")
-    f.add_argument("--out", default="tests/fixtures/grupixel_ref.safetensors")
+    f.add_argument("--conditional", action="store_true",
+                   help="class-conditional models (default --out tests/fixtures/grupixel_cond_ref.safetensors)")
+    f.add_argument("--out", default=None, help="default tests/fixtures/grupixel_ref.safetensors")
     b = sub.add_parser("bench", help="speed / memory peer (one JSON line)")
     b.add_argument("--cell", default="gru", choices=["gru", "lstm", "rnn"])
     b.add_argument("--hidden", type=int, default=256)

@@ -4,6 +4,8 @@
 Written from the spec only.  Used for:
   fixture  -- tests/fixtures/rowlstm_ref.safetensors: parameters, images, logits,
               loss and gradients (computed in float64) that the C test compares against;
+              with --conditional, tests/fixtures/rowlstm_cond_ref.safetensors: the same
+              for a class-conditional model (labels, class tables and their gradients);
   bench    -- the speed / memory peer loom is benchmarked against (float32, Adam);
   train    -- a full training run with test-set bits/dim, for the quality comparison;
   check    -- self-checks: causality, masks, parameter mapping vs a plain numpy
@@ -83,10 +85,12 @@ class RowLSTMLayer(nn.Module):
         # output 1x1 conv h -> C (plus residual).
         self.out = nn.Conv2d(h, C, 1)
 
-    def forward(self, x):  # x: (B, C, H, W)
+    def forward(self, x, cls=None):  # x: (B, C, H, W); cls (B, 4h): the class rows, or None
         B, _, H, W = x.shape
         h = self.hidden
         S = self.i2s(x)  # (B, 4h, H, W): gates' input part for the whole image
+        if cls is not None:
+            S = S + cls[:, :, None, None]  # the label's row, at every pixel
         h_prev = x.new_zeros(B, h, W)
         c_prev = x.new_zeros(B, h, W)
         rows = []
@@ -101,21 +105,25 @@ class RowLSTMLayer(nn.Module):
 
 
 class RowLSTM(nn.Module):
-    def __init__(self, hidden, layers):
+    def __init__(self, hidden, layers, nclasses=0):
         super().__init__()
         C = 2 * hidden
-        self.hidden, self.layers_n = hidden, layers
+        self.hidden, self.layers_n, self.nclasses = hidden, layers, nclasses
         self.inp = MaskedConv2d(1, C, 7, padding=3, mask=mask_a_7x7())
         self.rnn = nn.ModuleList([RowLSTMLayer(hidden) for _ in range(layers)])
+        # class conditioning: one (K, 4h) table per layer
+        self.cls = nn.ModuleList([nn.Embedding(nclasses, 4 * hidden) for _ in range(layers)]) \
+            if nclasses else None
         self.head1 = nn.Conv2d(C, C, 1)
         self.head2 = nn.Conv2d(C, 256, 1)
 
-    def forward(self, x_u8):
-        """x_u8: (B, H, W) integer image in 0..255 -> logits (B, 256, H, W)."""
+    def forward(self, x_u8, labels=None):
+        """x_u8: (B, H, W) integer image in 0..255, labels (B,) int64 (conditional)
+        -> logits (B, 256, H, W)."""
         u = (x_u8.to(self.head2.weight.dtype) / 255.0).unsqueeze(1)
         x = self.inp(u)
-        for layer in self.rnn:
-            x = layer(x)
+        for l, layer in enumerate(self.rnn):
+            x = layer(x, self.cls[l](labels) if self.cls is not None else None)
         z = F.relu(self.head1(F.relu(x)))
         return self.head2(z)
 
@@ -127,7 +135,7 @@ def nll_loss(logits, x_u8, reduction="mean"):
 # ------------------------------------------------- loom (fan_in, fan_out) mapping
 
 
-def loom_param_specs(hidden, layers):
+def loom_param_specs(hidden, layers, nclasses=0):
     """[(name, shape)] in the order docs/rowlstm.md lists them."""
     h, C = hidden, 2 * hidden
     specs = [("in.weight", (24, C)), ("in.bias", (C,))]
@@ -136,6 +144,8 @@ def loom_param_specs(hidden, layers):
         specs += [(p + "is.weight", (2 * C, 4 * h)), (p + "is.bias", (4 * h,)),
                   (p + "ss.weight", (3 * h, 4 * h)),
                   (p + "out.weight", (h, C)), (p + "out.bias", (C,))]
+        if nclasses:
+            specs.append((p + "cls.weight", (nclasses, 4 * h)))
     specs += [("head1.weight", (C, C)), ("head1.bias", (C,)),
               ("head2.weight", (C, 256)), ("head2.bias", (256,))]
     return specs
@@ -185,6 +195,8 @@ def _torch_views(model):
         views[p + "ss.weight"] = (layer.s2s.weight, ss_to, ss_from)
         views[p + "out.weight"] = (layer.out.weight, pw_to, pw_from)
         views[p + "out.bias"] = (layer.out.bias, lambda t: t, lambda t: t)
+        if model.cls is not None:  # nn.Embedding (K, 4h) is loom's layout already
+            views[p + "cls.weight"] = (model.cls[l].weight, lambda t: t, lambda t: t)
     for name, conv in (("head1", model.head1), ("head2", model.head2)):
         views[name + ".weight"] = (conv.weight, pw_to, pw_from)
         views[name + ".bias"] = (conv.bias, lambda t: t, lambda t: t)
@@ -216,7 +228,7 @@ def spec_init(model, seed):
     g = torch.Generator().manual_seed(seed)
     h = model.hidden
     params = {}
-    for name, shape in loom_param_specs(model.hidden, model.layers_n):
+    for name, shape in loom_param_specs(model.hidden, model.layers_n, model.nclasses):
         if name.endswith(".weight"):
             bound = 1.0 / math.sqrt(shape[0])
             params[name] = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
@@ -309,29 +321,37 @@ class Batches:
 # --------------------------------------------------------------------- fixture
 
 
-def fixture_case(seed=20240607, H=5, W=6, hidden=3, layers=2, batch=2):
+def fixture_case(seed=20240607, H=5, W=6, hidden=3, layers=2, batch=2, nclasses=0):
     """Parameters ~ N(0,1)*0.5 rounded to float32; computation in float64."""
     rng = np.random.default_rng(seed)
-    specs = loom_param_specs(hidden, layers)
+    specs = loom_param_specs(hidden, layers, nclasses)
     p32 = {n: (rng.standard_normal(s) * 0.5).astype(np.float32) for n, s in specs}
     images = rng.integers(0, 256, size=(batch, H, W), dtype=np.uint8)
     images[0, 0, 0] = 0  # make sure both extremes occur
     images[batch - 1, H - 1, W - 1] = 255
     images[0, H // 2, W // 2] = 255
     images[batch - 1, 1, 0] = 0
-    return specs, p32, images, dict(H=H, W=W, hidden=hidden, layers=layers, batch=batch, seed=seed)
+    return specs, p32, images, dict(H=H, W=W, hidden=hidden, layers=layers, batch=batch, seed=seed,
+                                    nclasses=nclasses)
 
 
 def cmd_fixture(args):
-    specs, p32, images, cfg = fixture_case()
+    if args.conditional:  # 3 classes, batch 3: two images share a label (its rows' gradients add)
+        specs, p32, images, cfg = fixture_case(seed=20261201, H=4, W=5, batch=3, nclasses=3)
+        labels = np.array([2, 0, 2], dtype=np.int32)
+    else:
+        specs, p32, images, cfg = fixture_case()
+        labels = None
+    if args.out is None:
+        args.out = "tests/fixtures/rowlstm_%sref.safetensors" % ("cond_" if args.conditional else "")
     torch.manual_seed(0)
-    model = RowLSTM(cfg["hidden"], cfg["layers"]).double()
+    model = RowLSTM(cfg["hidden"], cfg["layers"], cfg["nclasses"]).double()
     load_loom_params(model, {n: torch.from_numpy(v.astype(np.float64)) for n, v in p32.items()})
     # the model now holds exactly the float32-rounded values
     for n, v in loom_params(model).items():
         assert np.array_equal(v.numpy().astype(np.float32), p32[n]), n
     x = torch.from_numpy(images.astype(np.int64))
-    logits = model(x)
+    logits = model(x, None if labels is None else torch.from_numpy(labels.astype(np.int64)))
     loss = nll_loss(logits, x)
     model.zero_grad()
     loss.backward()
@@ -339,10 +359,13 @@ def cmd_fixture(args):
 
     tensors = [(n, p32[n]) for n, _ in specs]
     tensors.append(("images", images))
+    if labels is not None:
+        tensors.append(("labels", labels))
     tensors.append(("logits", logits.detach().permute(0, 2, 3, 1).numpy().astype(np.float32)))
     tensors.append(("loss", np.array([loss.item()], dtype=np.float32)))
     tensors += [("grad." + n, grads[n].numpy().astype(np.float32)) for n, _ in specs]
     meta = {"layers": cfg["layers"], "hidden": cfg["hidden"], "height": cfg["H"],
+            **({"classes": cfg["nclasses"]} if labels is not None else {}),
             "width": cfg["W"], "batch": cfg["batch"], "loss_f64": repr(loss.item()),
             "seed": cfg["seed"],
             "generator": "bench/rowlstm_torch.py fixture (torch %s, float64 from float32 params)"
@@ -692,7 +715,9 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     f = sub.add_parser("fixture", help="write the float64 reference fixture")
-    f.add_argument("--out", default="tests/fixtures/rowlstm_ref.safetensors")
+    f.add_argument("--conditional", action="store_true",
+                   help="a class-conditional model (default --out tests/fixtures/rowlstm_cond_ref.safetensors)")
+    f.add_argument("--out", default=None, help="default tests/fixtures/rowlstm_ref.safetensors")
 
     sub.add_parser("check", help="causality / mask / mapping / gradient self-checks")
 
