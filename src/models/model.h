@@ -95,6 +95,9 @@ struct loom_model {
     /* models with a latent noise vector (grupixel): training sets a fresh value
      * per step so every image gets new noise; 0 (evaluation) fixes it */
     uint64_t noise_seed;
+    /* the caller's context when made through the public API (src/api/): its
+     * BLAS policy is applied around each public call; NULL otherwise */
+    const struct loom_context *ctx;
 };
 
 /* For layout functions: append tensor fmt (formatted with l) of shape r x c
