@@ -92,3 +92,8 @@ $LOOM info "$T/tiny.safetensors" >"$T/info" 2>"$T/err" && grep -q "^model  *rowl
     pass "examples: loom info reads train_tiny's checkpoint (rowlstm, step 12)" ||
     fail "examples: loom info reads train_tiny's checkpoint" "$(cat "$T/info" "$T/err")"
 ok "examples: loom sample reads train_tiny's checkpoint" $LOOM sample "$T/tiny.safetensors" --n 2 --out "$T/t.png"
+env LD_LIBRARY_PATH="$P/lib" "$T/train_tiny" "$T/nothing" 2 >/dev/null 2>"$T/err"
+rc=$?
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "nothing" "$T/err" &&
+    pass "examples: train_tiny on missing data: one line naming it, exit 2" ||
+    fail "examples: train_tiny on missing data: one line naming it, exit 2" "exit $rc: $(cat "$T/err")"
