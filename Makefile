@@ -54,7 +54,7 @@ help:
 	@echo "make test     build and run every test; ends with 'N passed, N failed'"
 	@echo "make demo     deps + build + train a small Row LSTM on Fashion-MNIST, sample, report test NLL"
 	@echo "make bench    loom bench in the reference configuration (and the PyTorch peer if installed)"
-	@echo "make install  PREFIX=/usr/local"
+	@echo "make install  PREFIX=/usr/local (DESTDIR too): loom, headers, libloom.a, libloom.so.X.Y.Z, loom.pc"
 	@echo "make test SANITIZE=1   the whole suite under ASan + UBSan (objects in build-san/)"
 	@echo "make fuzz FUZZ_SECONDS=N   fuzz each parser N seconds with libFuzzer (installs clang-14)"
 
@@ -137,8 +137,9 @@ install: all
 # against the installed headers, libraries and loom.pc as a user would.
 .PHONY: test-prefix
 test-prefix: all
-	rm -rf $(B)/prefix
+	rm -rf $(B)/prefix $(B)/destdir
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(B)/prefix DESTDIR= >/dev/null
+	$(MAKE) --no-print-directory install PREFIX=/opt/loom DESTDIR=$(CURDIR)/$(B)/destdir >/dev/null
 ifeq ($(SANITIZE),1)
 EXAMPLE_ENV := LOOM_EXAMPLE_CFLAGS='-fsanitize=address,undefined' LOOM_EXAMPLE_NO_STATIC=1
 endif

@@ -35,6 +35,13 @@ pkg-config --static --libs loom | grep -q -- '-lopenblas' && pkg-config --static
     pass "loom.pc: private link flags only with --static" ||
     fail "loom.pc: private link flags only with --static" "libs '$(pkg-config --libs loom)' static '$(pkg-config --static --libs loom)'"
 
+# DESTDIR: make test-prefix also staged an install of PREFIX=/opt/loom into $P/../destdir
+S=$(dirname "$P")/destdir
+[ -f "$S/opt/loom/lib/libloom.so.$V" ] && [ -f "$S/opt/loom/include/loom/gif.h" ] && [ -x "$S/opt/loom/bin/loom" ] &&
+    grep -qx 'prefix=/opt/loom' "$S/opt/loom/lib/pkgconfig/loom.pc" && ! grep -q "$S" "$S/opt/loom/lib/pkgconfig/loom.pc" &&
+    pass "install: DESTDIR stages PREFIX=/opt/loom; loom.pc names /opt/loom" ||
+    fail "install: DESTDIR stages PREFIX=/opt/loom; loom.pc names /opt/loom" "$(find "$S" | head -20 | tr '\n' ' ')"
+
 # ---- build: shared with pkg-config's flags; static with --static and the archive
 # (Debian ships no libcjson.a, so `cc -static` of a whole program cannot work; the
 # archive is named instead of -lloom, which would pick the .so)
