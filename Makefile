@@ -15,6 +15,8 @@ PKGS    := libcjson libpng
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) $(WARN) -fopenmp -fPIC \
            -Iinclude -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lopenblas -lz -lm
+# giflib (GIF writer, src/io/gif.c) ships no .pc file
+LDLIBS  += -lgif
 LDFLAGS += -fopenmp $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined)
 , := ,
 
@@ -30,7 +32,7 @@ CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
-HDRS    := include/loom.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+HDRS    := include/loom.h $(wildcard include/loom/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 
 # Fuzz harnesses (tests/fuzz/, docs/robustness.md). `make test` replays their committed
 # corpora through the same LLVMFuzzerTestOneInput compiled with $(CC) and a small driver;
@@ -41,6 +43,7 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/tests/fuzz_%)
 TEST_BIN += $(FUZZ_REPLAY)
 
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
+DEB_PKGS += libgif-dev
 
 .PHONY: all deps test demo bench install clean help fuzz fuzz-deps fuzz-build
 all: $(B)/loom $(B)/libloom.a $(B)/libloom.so
@@ -51,7 +54,7 @@ help:
 	@echo "make test     build and run every test; ends with 'N passed, N failed'"
 	@echo "make demo     deps + build + train a small Row LSTM on Fashion-MNIST, sample, report test NLL"
 	@echo "make bench    loom bench in the reference configuration (and the PyTorch peer if installed)"
-	@echo "make install  PREFIX=/usr/local"
+	@echo "make install  PREFIX=/usr/local (DESTDIR too): loom, headers, libloom.a, libloom.so.X.Y.Z, loom.pc"
 	@echo "make test SANITIZE=1   the whole suite under ASan + UBSan (objects in build-san/)"
 	@echo "make fuzz FUZZ_SECONDS=N   fuzz each parser N seconds with libFuzzer (installs clang-14)"
 
@@ -71,8 +74,18 @@ $(B)/libloom.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/libloom.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# The shared library: libloom.so -> libloom.so.MAJOR (the SONAME) -> libloom.so.X.Y.Z,
+# the version read from include/loom/version.h (its one source of truth).
+VERSION := $(shell sed -n 's/^\#define LOOM_VERSION "\(.*\)"/\1/p' include/loom/version.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+SONAME  := libloom.so.$(SOMAJOR)
+
+$(B)/libloom.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+
+$(B)/libloom.so: $(B)/libloom.so.$(VERSION)
+	ln -sf libloom.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(B)/loom: $(CLI_OBJ) $(B)/libloom.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libloom.a $(LDLIBS)
@@ -86,8 +99,8 @@ $(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(B)/obj/cli/args.o $(B)/
 	$(CC) $(CFLAGS) -Icli -Itests/fuzz -DFUZZ_NAME='"$*"' $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
 	    tests/fuzz/fuzz_util.c $(B)/obj/cli/args.o $(B)/libloom.a $(LDLIBS)
 
-test: $(B)/loom $(TEST_BIN)
-	@$(RUN) LOOM=$(B)/loom sh tests/run.sh $(TEST_BIN)
+test: $(B)/loom $(TEST_BIN) test-prefix
+	@$(RUN) LOOM=$(B)/loom LOOM_PREFIX=$(CURDIR)/$(B)/prefix $(EXAMPLE_ENV) sh tests/run.sh $(TEST_BIN)
 
 demo: deps
 	$(MAKE) $(B)/loom
@@ -96,11 +109,40 @@ demo: deps
 bench: $(B)/loom
 	$(RUN) sh bench/bench.sh $(B)/loom
 
+# install: the CLI, the headers, libloom.a, libloom.so.X.Y.Z with its SONAME and
+# development symlinks, and loom.pc (static link flags in Libs.private and
+# Requires.private: `pkg-config --static --libs loom`). PREFIX and DESTDIR as usual;
+# loom.pc records PREFIX (not DESTDIR).
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+PC_LIBS_PRIVATE := -lgif -lopenblas -lz -lm -fopenmp
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/loom
 	install -m 755 $(B)/loom $(DESTDIR)$(PREFIX)/bin/loom
-	install -m 644 $(B)/libloom.a $(B)/libloom.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 include/loom.h $(DESTDIR)$(PREFIX)/include/loom.h
+	install -m 644 $(B)/libloom.a $(DESTDIR)$(LIBDIR)/libloom.a
+	install -m 755 $(B)/libloom.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libloom.so.$(VERSION)
+	ln -sf libloom.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libloom.so
+	install -m 644 include/loom.h $(DESTDIR)$(INCDIR)/loom.h
+	install -m 644 include/loom/*.h $(DESTDIR)$(INCDIR)/loom/
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	  'Name: loom' 'Description: recurrent image generators on CPUs' 'Version: $(VERSION)' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lloom' \
+	  'Libs.private: $(PC_LIBS_PRIVATE)' 'Requires.private: $(PKGS)' \
+	  >$(DESTDIR)$(LIBDIR)/pkgconfig/loom.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/loom.pc
+
+# make test installs into $(B)/prefix, where tests/cli/examples.sh builds examples/
+# against the installed headers, libraries and loom.pc as a user would.
+.PHONY: test-prefix
+test-prefix: all
+	rm -rf $(B)/prefix $(B)/destdir
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(B)/prefix DESTDIR= >/dev/null
+	$(MAKE) --no-print-directory install PREFIX=/opt/loom DESTDIR=$(CURDIR)/$(B)/destdir >/dev/null
+ifeq ($(SANITIZE),1)
+EXAMPLE_ENV := LOOM_EXAMPLE_CFLAGS='-fsanitize=address,undefined' LOOM_EXAMPLE_NO_STATIC=1
+endif
 
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 60

@@ -16,13 +16,37 @@ static void write_grid(const char *path, const uint8_t *imgs, size_t n, size_t h
     free(grid);
 }
 
+/* frames (n, T, h, w) -> an animated GIF of T grids (one frame per stage, the
+ * last held 1 s), each laid out like the PNG grid */
+static void write_gif(const char *path, const uint8_t *frames, size_t n, size_t T, size_t h, size_t w,
+                      size_t cols) {
+    loom_error err;
+    uint8_t *one = malloc(n * h * w), *all = NULL, *grid = NULL;
+    uint16_t *delays = malloc(T * sizeof *delays);
+    size_t gh = 0, gw = 0;
+    if (!one || !delays) cli_die(1, "out of memory");
+    for (size_t t = 0; t < T; t++) {
+        for (size_t b = 0; b < n; b++) memcpy(one + b * h * w, frames + (b * T + t) * h * w, h * w);
+        loom_status st = loom_grid(&grid, &gh, &gw, one, n, h, w, cols, 1, 128, &err);
+        if (st) cli_die_err(st, &err);
+        if (!all && !(all = malloc(T * gh * gw))) cli_die(1, "out of memory for a %zu-frame GIF", T);
+        memcpy(all + t * gh * gw, grid, gh * gw);
+        free(grid);
+        delays[t] = t + 1 < T ? LOOM_GIF_DELAY : 100;
+    }
+    loom_status st = loom_gif_write(path, all, T, 1, gh, gw, delays, &err);
+    if (st) cli_die_err(st, &err);
+    free(one), free(all), free(delays);
+}
+
 int cmd_sample(int argc, char **argv) {
     size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0;
     double temperature = 1.0;
     uint64_t seed = 1;
-    const char *out = NULL, *label = NULL, *steps_png = NULL;
+    const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL;
     cli_arg args[] = {
         {"steps-png", ARG_STR, &steps_png, 0, 0, "staged models (draw): also write every stage, one row per image", false},
+        {"gif", ARG_STR, &gif, 0, 0, "staged models (draw): also write an animated GIF of the grid, one frame per stage", false},
         {"n", ARG_SIZE, &n, 1, 100000, "images (default 16)", false},
         {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
@@ -41,6 +65,7 @@ int cmd_sample(int argc, char **argv) {
     const loom_config *c = &m->cfg;
     const size_t nframes = loom_model_nframes(m);
     if (steps_png && !nframes) cli_die(2, "--steps-png: model %s does not draw in stages", m->ops->name);
+    if (gif && !nframes) cli_die(2, "--gif: model %s does not draw in stages", m->ops->name);
     int32_t *labels = NULL;
     if (label) {
         if (!c->nclasses) cli_die(2, "--label: this model is not class-conditional");
@@ -67,7 +92,7 @@ int cmd_sample(int argc, char **argv) {
     double t0 = cli_now();
     uint8_t *frames = NULL;
     loom_status st;
-    if (steps_png) {
+    if (steps_png || gif) {
         if (!loom_mul_ok(n * c->height * c->width, nframes, &(size_t){0}) || !(frames = malloc(n * nframes * c->height * c->width)))
             cli_die(1, "out of memory for %zu x %zu frames", n, nframes);
         st = loom_model_sample_frames(m, imgs, frames, labels, n, (float)temperature, seed, &err);
@@ -77,11 +102,15 @@ int cmd_sample(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     double dt = cli_now() - t0;
     write_grid(out, imgs, n, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
-    if (frames) {
+    if (gif) {
+        write_gif(gif, frames, n, nframes, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
+        fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, gif);
+    }
+    if (frames && steps_png) {
         write_grid(steps_png, frames, n * nframes, c->height, c->width, nframes);
         fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, steps_png);
-        free(frames);
     }
+    free(frames);
     fprintf(stderr, "loom: %zu samples in %.2f s (%.2f ms/image) -> %s\n", n, dt, 1e3 * dt / (double)n, out);
     free(imgs), free(labels);
     loom_model_free(m);

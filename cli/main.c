@@ -17,6 +17,7 @@ static const struct {
     {"interpolate", cmd_interpolate, "models with codes (rae): decode codes between two test images"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
+    {"version", NULL, "print loom's version (also: loom --version)"},
 };
 
 static void usage(FILE *f) {
@@ -26,6 +27,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* the program owns its process: single-threaded BLAS inside the batch
+     * shards, set once (the library never sets it behind a caller's back) */
+    loom_blas_init();
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -34,8 +38,16 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "loom: %s takes no arguments (got '%s')\n", argv[1], argv[2]);
+            return 2;
+        }
+        printf("loom %s\n", loom_version());
+        return 0;
+    }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+        if (commands[i].fn && strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "loom: unknown command '%s' (see 'loom --help')\n", argv[1]);
     return 2;
 }

@@ -1,6 +1,6 @@
 /* loom — recurrent image generators on CPUs.
  *
- * The one public header. Conventions:
+ * The public header (it includes the parts in include/loom/). Conventions:
  *   - every function that can fail returns a loom_status and, when given a
  *     non-NULL loom_error, fills it with one line "<file or thing>: <problem>";
  *   - the library never exits or prints to stdout; only the CLI does;
@@ -124,4 +124,10 @@ loom_status loom_st_read_f32(const loom_st_file *f, const char *name, float *dst
 #ifdef __cplusplus
 }
 #endif
+
+/* The rest of the API, one header per part (each needs the types above). */
+#include "loom/version.h" /* LOOM_VERSION, loom_version() */
+#include "loom/model.h"   /* contexts, models, NLLs, sampling, training steps, checkpoints */
+#include "loom/gif.h"     /* animated GIFs */
+
 #endif

@@ -4,6 +4,11 @@
 # A binary that crashes or exits non-zero without printing a FAIL counts as one failure.
 : "${LOOM:=build/loom}"
 export LOOM
+# The test binaries call the internal model functions, which leave OpenBLAS's
+# thread count to the program (the CLI sets 1): single-threaded BLAS inside the
+# batch shards here too, unless the caller chose otherwise.
+: "${OPENBLAS_NUM_THREADS:=1}"
+export OPENBLAS_NUM_THREADS
 log=$(mktemp); pass=0; fail=0
 for t in "$@" tests/cli/*.sh; do
     [ -e "$t" ] || continue

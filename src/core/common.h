@@ -26,7 +26,8 @@ static inline bool loom_mul_ok(size_t a, size_t b, size_t *out) {
     return true;
 }
 
-/* BLAS set-up: single-threaded BLAS inside our own batch shards. */
+/* BLAS set-up for programs: single-threaded BLAS inside our own batch
+ * shards, process-wide (the CLI calls it once; the library never does). */
 void loom_blas_init(void);
 const char *loom_blas_core(void);
 

@@ -216,7 +216,7 @@ loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthr
         loom_model_free(m);
         return loom_fail(err, LOOM_ENOMEM, "out of memory for %zu parameters", off);
     }
-    loom_blas_init();
+    /* no loom_blas_init() here: BLAS threads are the caller's (see loom/model.h) */
     *out = m;
     return LOOM_OK;
 }

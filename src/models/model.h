@@ -119,6 +119,9 @@ struct loom_model {
      * per step so every image gets new noise; 0 (evaluation) fixes it */
     uint64_t noise_seed;
     size_t forward_n; /* images of the last loom_model_forward, 0 when none is pending */
+    /* the caller's context when made through the public API (src/api/): its
+     * BLAS policy is applied around each public call; NULL otherwise */
+    const struct loom_context *ctx;
 };
 
 /* For layout functions: append tensor fmt (formatted with l) of shape r x c

@@ -29,6 +29,28 @@ same "draw sample: same seed, same PNG" "$T/s1.png" "$T/s2.png"
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/steps.png" | tr -s ' ' | sed 's/^ //')
 [ "$wh" = "0 0 0 117 0 0 0 88" ] && pass "draw sample --steps-png: one row per image, one column per step" ||
     fail "draw sample --steps-png: one row per image, one column per step" "IHDR $wh"
+# --gif: the sample grid stage by stage, an animated GIF (decoded exactly in test_gif)
+ok "draw sample --gif" sh -c "umask 022 && exec $LOOM sample '$T/run' --n 3 --seed 5 --gif '$T/s.gif' --out '$T/g1.png'"
+same "draw sample --gif: the PNG is the one without --gif" "$T/s1.png" "$T/g1.png"
+hex=$(od -A n -v -t x1 "$T/s.gif" | tr -s ' \n' ' ')
+# GIF89a; logical screen 59 x 59 (the 2x2 grid of the PNG, little-endian); loop forever;
+# one graphic control extension (21 f9 04) per stage: 4
+case "$hex" in
+    " 47 49 46 38 39 61 3b 00 3b 00 "*) head_ok=1 ;;
+    *) head_ok=0 ;;
+esac
+gce=$(printf '%s' "$hex" | grep -o '21 f9 04' | wc -l)
+[ "$head_ok" = 1 ] && printf '%s' "$hex" | grep -q '4e 45 54 53 43 41 50 45 32 2e 30 03 01 00 00' && [ "$gce" -eq 4 ] &&
+    pass "draw sample --gif: GIF89a of the grid's size, loops forever, one frame per stage" ||
+    fail "draw sample --gif: GIF89a of the grid's size, loops forever, one frame per stage" "head $(printf '%s' "$hex" | cut -c1-40) frames $gce"
+[ "$(stat -c %a "$T/s.gif")" = 644 ] && pass "draw sample --gif: mode 0644 under umask 022" ||
+    fail "draw sample --gif: mode 0644 under umask 022" "$(stat -c %a "$T/s.gif")"
+ok "draw sample --gif again, 1 thread, with --steps-png" $LOOM sample "$T/run" --n 3 --seed 5 --threads 1 --gif "$T/s2.gif" --steps-png "$T/steps2.png" --out "$T/g2.png"
+same "draw sample --gif: same seed, same GIF" "$T/s.gif" "$T/s2.gif"
+same "draw sample --gif with --steps-png: the same strip" "$T/steps.png" "$T/steps2.png"
+$LOOM sample "$T/run" --n 3 --seed 6 --gif "$T/s3.gif" --out "$T/g3.png" 2>/dev/null
+if cmp -s "$T/s.gif" "$T/s3.gif"; then fail "draw sample --gif: another seed, another GIF" "identical"; else pass "draw sample --gif: another seed, another GIF"; fi
+rejects "draw sample --gif: an unwritable path is one line naming it" 1 "nodir/x.gif" $LOOM sample "$T/run" --n 2 --gif "$T/nodir/x.gif" --out "$T/g4.png"
 ok "draw reconstruct" $LOOM reconstruct "$T/run" --n 2 --out "$T/r.png"
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/r.png" | tr -s ' ' | sed 's/^ //')
 [ "$wh" = "0 0 0 88 0 0 0 59" ] && pass "draw reconstruct: rows of input | binarized | reconstruction" ||
@@ -58,4 +80,5 @@ rejects "draw: complete needs an autoregressive model" 2 "not autoregressive" $L
 rejects "draw: --iw 0" 2 "iw" $LOOM eval "$T/run" --iw 0
 rejects "rowlstm: --iw has no meaning" 2 "no latent" sh -c "$LOOM train --model rowlstm --layers 1 --hidden 2 --batch 8 --valid 40 --steps 1 --quiet --data $D --out $T/rl >/dev/null 2>&1; exec $LOOM eval $T/rl --iw 4"
 rejects "rowlstm: --steps-png needs a staged model" 2 "stages" $LOOM sample "$T/rl" --steps-png "$T/x.png" --out "$T/y.png"
+rejects "rowlstm: --gif needs a staged model" 2 "gif.*stages" $LOOM sample "$T/rl" --gif "$T/x.gif" --out "$T/y.png"
 rejects "rowlstm: reconstruct needs an autoencoder" 2 "not an autoencoder" $LOOM reconstruct "$T/rl" --out "$T/x.png"
