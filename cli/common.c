@@ -1,8 +1,10 @@
 #include "cli.h"
 
 #include "nn/seq.h"
+#include "train/trainer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -58,10 +60,18 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
         loom_images all;
         s = loom_images_load(&all, data, "train", &err);
         if (s) cli_die_err(s, &err);
+        loom_train_opts view = *o;
+        if (view.valid == LOOM_VALID_AUTO) view.valid = loom_valid_default(all.n);
+        o = &view;
         if (o->valid == 0 || o->valid >= all.n)
             cli_die(2, "%s: the run has no validation split (valid = %zu of %zu images)", data,
                     o->valid, all.n);
-        s = loom_images_slice(out, &all, all.n - o->valid, all.n, &err);
+        /* the trainer's split: the same images the run validated on */
+        size_t *tr, *va, ntr, nva;
+        s = loom_train_split(&tr, &ntr, &va, &nva, &all, o, &err);
+        if (!s) s = loom_images_gather(out, &all, va, nva, &err);
+        if (!s) out->class_names = all.class_names, all.class_names = NULL;
+        free(tr), free(va);
         loom_images_free(&all);
         if (s) cli_die_err(s, &err);
     } else {

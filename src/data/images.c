@@ -18,6 +18,8 @@ void loom_images_free(loom_images *im) {
     if (!im) return;
     free(im->pixels);
     free(im->labels);
+    for (int c = 0; im->class_names && c < im->nclasses; c++) free(im->class_names[c]);
+    free(im->class_names);
     memset(im, 0, sizeof *im);
 }
 
