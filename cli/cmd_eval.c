@@ -57,6 +57,7 @@ int cmd_eval(int argc, char **argv) {
                cli_now() - t0, *what ? "; " : "", what, kind ? " (binarized images)" : "");
     free(nll);
     loom_images_free(&set);
+    loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }
@@ -88,7 +89,13 @@ int cmd_info(int argc, char **argv) {
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
         if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
+        if (o.class_names) {
+            printf("classes    ");
+            for (size_t i = 0; i < o.nclass_names; i++) printf(" %zu=%s", i, o.class_names[i]);
+            printf("\n");
+        }
     }
+    loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }

@@ -52,6 +52,7 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
 void cli_load_split(loom_images *out, const char *data, const char *split,
                     const loom_train_opts *o, const loom_config *cfg) {
     loom_error err;
+    loom_train_opts view;
     loom_status s;
     if (strcmp(split, "test") == 0) {
         s = loom_images_load(out, data, "test", &err);
@@ -60,7 +61,7 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
         loom_images all;
         s = loom_images_load(&all, data, "train", &err);
         if (s) cli_die_err(s, &err);
-        loom_train_opts view = *o;
+        view = *o;
         if (view.valid == LOOM_VALID_AUTO) view.valid = loom_valid_default(all.n);
         o = &view;
         if (o->valid == 0 || o->valid >= all.n)
@@ -77,6 +78,8 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
     } else {
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     }
+    /* a set whose classes are not the run's would silently renumber the labels */
+    if ((s = loom_classes_match(o, out, data, &err))) cli_die_err(s, &err);
     if (out->h != cfg->height || out->w != cfg->width)
         cli_die(2, "%s: images are %zux%zu but the model was trained on %zux%zu", data, out->h,
                 out->w, cfg->height, cfg->width);

@@ -1,6 +1,7 @@
 /* Validation splits and stratified orders of a data set. */
 #include "trainer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,4 +140,30 @@ loom_status loom_images_gather(loom_images *dst, const loom_images *src, const s
     }
     *dst = s;
     return LOOM_OK;
+}
+
+/* "a, b, c" of at most ~200 characters */
+static void list_names(char *out, size_t cap, char *const *names, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && len + 8 < cap; i++) {
+        int w = snprintf(out + len, cap - len, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= cap - len) {
+            snprintf(out + (cap > 5 ? cap - 5 : 0), 5, "...");
+            return;
+        }
+        len += (size_t)w;
+    }
+}
+
+loom_status loom_classes_match(const loom_train_opts *o, const loom_images *im, const char *what,
+                               loom_error *err) {
+    if (!o->class_names || !im->class_names) return LOOM_OK; /* numbers only: nothing to compare */
+    bool same = o->nclass_names == (size_t)im->nclasses;
+    for (size_t i = 0; same && i < o->nclass_names; i++) same = strcmp(o->class_names[i], im->class_names[i]) == 0;
+    if (same) return LOOM_OK;
+    char a[200], b[200];
+    list_names(a, sizeof a, im->class_names, (size_t)im->nclasses);
+    list_names(b, sizeof b, o->class_names, o->nclass_names);
+    return loom_fail(err, LOOM_EINVAL, "%s: its classes (%s) are not the run's training classes (%s)", what, a, b);
 }

@@ -168,6 +168,8 @@ loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom
             if (st) return st;
         }
     }
+    loom_status cst = loom_classes_match(o, data, o->data, err);
+    if (cst) return cst;
     for (size_t j = 0; j < t->n; j++) {
         const loom_config *c = &t->models[j].m->cfg;
         if (data->h != c->height || data->w != c->width)

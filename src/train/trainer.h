@@ -155,6 +155,10 @@ loom_status loom_train_split(size_t **train_idx, size_t *ntrain, size_t **valid_
 /* dst = images idx[0..n) of src (dst owns its memory) */
 loom_status loom_images_gather(loom_images *dst, const loom_images *src, const size_t *idx,
                                size_t n, loom_error *err);
+/* LOOM_EINVAL naming both lists when im has class names that are not the
+ * run's (o->class_names); fine when either has none. what names im. */
+loom_status loom_classes_match(const loom_train_opts *o, const loom_images *im, const char *what,
+                               loom_error *err);
 /* 10% of n, at most 5000 (and at least 1 when n >= 2) */
 size_t loom_valid_default(size_t n);
 
