@@ -277,6 +277,23 @@ int cmd_train(int argc, char **argv) {
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
         loom_blas_core());
+    const loom_images *vset = loom_trainer_valid(t);
+    if (vset->n && vset->labels) { /* which classes validate: the split is stratified */
+        char line[1024];
+        size_t len = 0;
+        len += (size_t)snprintf(line, sizeof line, "validation: %zu images, %s; per class:", vset->n,
+                                o.valid_split == LOOM_SPLIT_TAIL ? "the last of the file list (a run from before the shuffle)"
+                                                                 : "a seeded shuffle stratified by class");
+        for (int c = 0; c < vset->nclasses && len + 40 < sizeof line; c++) {
+            size_t k = 0;
+            for (size_t i = 0; i < vset->n; i++) k += vset->labels[i] == c;
+            char num[16];
+            snprintf(num, sizeof num, "%d", c);
+            len += (size_t)snprintf(line + len, sizeof line - len, " %s=%zu",
+                                    (size_t)c < o.nclass_names ? o.class_names[c] : num, k);
+        }
+        say(&rf, "%s", line);
+    }
     if (cfg.zdim)
         say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
             "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);

@@ -148,6 +148,7 @@ loom_model *loom_trainer_model(const loom_trainer *t, size_t i) { return i < t->
 const char *loom_trainer_role(const loom_trainer *t, size_t i) { return i < t->n ? t->models[i].role : NULL; }
 size_t loom_trainer_ntrain(const loom_trainer *t) { return t->ntrain; }
 size_t loom_trainer_nvalid(const loom_trainer *t) { return t->valid.n; }
+const loom_images *loom_trainer_valid(const loom_trainer *t) { return &t->valid; }
 
 /* Fisher-Yates with the training RNG */
 static void shuffle(size_t *perm, size_t n, loom_rng *r) {

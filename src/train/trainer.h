@@ -136,6 +136,7 @@ loom_model *loom_trainer_model(const loom_trainer *t, size_t i);
 const char *loom_trainer_role(const loom_trainer *t, size_t i);
 size_t loom_trainer_ntrain(const loom_trainer *t); /* after set_data */
 size_t loom_trainer_nvalid(const loom_trainer *t); /* after set_data */
+const loom_images *loom_trainer_valid(const loom_trainer *t); /* the validation images */
 
 /* ------------------------------------------------ splits (shared with eval) */
 
