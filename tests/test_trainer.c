@@ -171,10 +171,19 @@ static void test_split(void) {
     CHECK("split: stratified by class (a tail split would be all class 2)",
           count[0] >= 6 && count[0] <= 8 && count[1] >= 6 && count[1] <= 8 && count[2] >= 15 && count[2] <= 17,
           "%zu %zu %zu", count[0], count[1], count[2]);
-    size_t c4[3] = {0};
-    for (size_t i = 0; i < 10; i++) c4[data.labels[va[i]]]++;
-    CHECK("split: a prefix of the validation split is stratified too (eval --limit)",
-          c4[0] >= 1 && c4[1] >= 1 && c4[2] >= 4, "%zu %zu %zu", c4[0], c4[1], c4[2]);
+    /* every prefix k: class c has k * n_c / n images, within one */
+    size_t c4[3] = {0}, worst_k = 0;
+    for (size_t i = 0; i < 300; i++) c4[data.labels[i]]++;
+    const double frac[3] = {(double)c4[0] / 300, (double)c4[1] / 300, (double)c4[2] / 300};
+    memset(c4, 0, sizeof c4);
+    bool prefix_ok = true;
+    for (size_t k = 1; k <= nva; k++) {
+        c4[data.labels[va[k - 1]]]++;
+        for (int c = 0; c < 3; c++)
+            if (fabs((double)c4[c] - (double)k * frac[c]) > 1.0 && prefix_ok) prefix_ok = false, worst_k = k;
+    }
+    CHECK("split: every prefix of the validation split is stratified (eval --limit)", prefix_ok,
+          "prefix %zu off", worst_k);
     bool disjoint = true, sorted = true;
     char *seen = calloc(300, 1);
     for (size_t i = 0; i < nva; i++) seen[va[i]]++;
