@@ -63,6 +63,7 @@ int cmd_eval(int argc, char **argv) {
                cli_now() - t0, *what ? "; " : "", what, kind ? " (binarized images)" : "");
     free(nll);
     loom_images_free(&set);
+    loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }
@@ -101,7 +102,13 @@ int cmd_info(int argc, char **argv) {
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
         if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
         printf("can         %s\n", capl);
+        if (o.class_names) {
+            printf("classes    ");
+            for (size_t i = 0; i < o.nclass_names; i++) printf(" %zu=%s", i, o.class_names[i]);
+            printf("\n");
+        }
     }
+    loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }

@@ -1,5 +1,6 @@
 /* loom sample, loom complete */
 #include "cli.h"
+#include "train/trainer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -61,7 +62,8 @@ int cmd_sample(int argc, char **argv) {
               args, sizeof args / sizeof args[0], pos, 1, &npos);
     if (npos != 1) cli_die(2, "sample needs a run directory or checkpoint (see 'loom sample --help')");
     if (!out) cli_die(2, "sample needs --out FILE.png (see 'loom sample --help')");
-    loom_model *m = cli_load_model(pos[0], (int)threads, NULL, NULL);
+    loom_train_opts o; /* the run's class names, for --label NAME */
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
     const loom_config *c = &m->cfg;
     const size_t nframes = loom_model_nframes(m);
     if (steps_png && !nframes) cli_die(2, "--steps-png: model %s does not draw in stages", m->ops->name);
@@ -77,8 +79,12 @@ int cmd_sample(int argc, char **argv) {
         } else {
             char *end;
             long k = strtol(label, &end, 10);
+            for (size_t i = 0; (*end || end == label) && i < o.nclass_names && (int)i < c->nclasses; i++)
+                if (strcmp(o.class_names[i], label) == 0) k = (long)i, end = (char *)"";
             if (*end || end == label || k < 0 || k >= c->nclasses)
-                cli_die(2, "--label %s: the model has classes 0..%d (or 'all')", label, c->nclasses - 1);
+                cli_die(2, "--label %s: the model has classes 0..%d%s%s%s (or 'all')", label, c->nclasses - 1,
+                        o.class_names ? " (" : "", o.class_names ? o.class_names[0] : "",
+                        o.class_names ? ", ...)" : "");
             labels = malloc(n * sizeof *labels);
             for (size_t i = 0; i < n; i++) labels[i] = (int32_t)k;
         }
@@ -113,6 +119,7 @@ int cmd_sample(int argc, char **argv) {
     free(frames);
     fprintf(stderr, "loom: %zu samples in %.2f s (%.2f ms/image) -> %s\n", n, dt, 1e3 * dt / (double)n, out);
     free(imgs), free(labels);
+    loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }
@@ -152,6 +159,22 @@ int cmd_complete(int argc, char **argv) {
     if (n > set.n) n = set.n;
     const int32_t *lab = c->nclasses ? set.labels : NULL;
     if (c->nclasses && !lab) cli_die(2, "the conditional model needs labelled test images");
+    for (size_t k = 0; lab && k < set.n; k++)
+        if (lab[k] >= c->nclasses)
+            cli_die(2, "%s: label %d of test image %zu is outside the model's %d classes", data ? data : o.data,
+                    (int)lab[k], k, c->nclasses);
+    {   /* n test images drawn like the validation split (seeded, stratified by
+         * class), not the first n, which are often one class */
+        size_t *order = malloc(set.n * sizeof *order);
+        loom_images picked;
+        loom_error e;
+        if (!order || loom_images_order(order, &set, o.seed, &e) || loom_images_gather(&picked, &set, order, n, &e))
+            cli_die(1, "complete: out of memory picking %zu test images", n);
+        free(order);
+        loom_images_free(&set);
+        set = picked;
+        lab = c->nclasses ? set.labels : NULL;
+    }
 
     /* NLL of the hidden part: the per-pixel logits of the originals */
     float *z = malloc(HW * 256 * sizeof *z);
@@ -193,6 +216,7 @@ int cmd_complete(int argc, char **argv) {
            H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
     free(grid), free(comp), free(clab);
     loom_images_free(&set);
+    loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }
@@ -234,6 +258,7 @@ int cmd_reconstruct(int argc, char **argv) {
     write_grid(out, grid, 3 * n, c->height, c->width, 3);
     fprintf(stderr, "loom: %zu %s images: input | model input | reconstruction -> %s\n", n, split, out);
     free(rec), free(grid);
+    loom_train_opts_free(&o);
     loom_images_free(&set);
     loom_model_free(m);
     return 0;
@@ -292,6 +317,7 @@ int cmd_interpolate(int argc, char **argv) {
     write_grid(out, grid, steps + 2, c->height, c->width, steps + 2);
     fprintf(stderr, "loom: %s images %zu and %zu, %zu codes between -> %s\n", split, idx[0], idx[1], steps, out);
     free(pair), free(grid), free(dec), free(ends), free(codes);
+    loom_train_opts_free(&o);
     loom_images_free(&set);
     loom_model_free(m);
     return 0;

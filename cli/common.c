@@ -1,8 +1,10 @@
 #include "cli.h"
 
 #include "nn/seq.h"
+#include "train/trainer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -50,6 +52,7 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
 void cli_load_split(loom_images *out, const char *data, const char *split,
                     const loom_train_opts *o, const loom_config *cfg) {
     loom_error err;
+    loom_train_opts view;
     loom_status s;
     if (strcmp(split, "test") == 0) {
         s = loom_images_load(out, data, "test", &err);
@@ -58,15 +61,25 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
         loom_images all;
         s = loom_images_load(&all, data, "train", &err);
         if (s) cli_die_err(s, &err);
+        view = *o;
+        if (view.valid == LOOM_VALID_AUTO) view.valid = loom_valid_default(all.n);
+        o = &view;
         if (o->valid == 0 || o->valid >= all.n)
             cli_die(2, "%s: the run has no validation split (valid = %zu of %zu images)", data,
                     o->valid, all.n);
-        s = loom_images_slice(out, &all, all.n - o->valid, all.n, &err);
+        /* the trainer's split: the same images the run validated on */
+        size_t *tr, *va, ntr, nva;
+        s = loom_train_split(&tr, &ntr, &va, &nva, &all, o, &err);
+        if (!s) s = loom_images_gather(out, &all, va, nva, &err);
+        if (!s) out->class_names = all.class_names, all.class_names = NULL;
+        free(tr), free(va);
         loom_images_free(&all);
         if (s) cli_die_err(s, &err);
     } else {
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     }
+    /* a set whose classes are not the run's would silently renumber the labels */
+    if ((s = loom_classes_match(o, out, data, &err))) cli_die_err(s, &err);
     if (out->h != cfg->height || out->w != cfg->width)
         cli_die(2, "%s: images are %zux%zu but the model was trained on %zux%zu", data, out->h,
                 out->w, cfg->height, cfg->width);

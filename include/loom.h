@@ -56,6 +56,7 @@ typedef struct loom_images {
     uint8_t *pixels;  /* (n, h, w) */
     int32_t *labels;  /* (n), or NULL when the source has none */
     int nclasses;     /* 0 when labels == NULL */
+    char **class_names; /* (nclasses) names of the classes, or NULL when the source has none */
 } loom_images;
 
 /* spec: "fashion-mnist" (the Debian dataset-fashion-mnist files), a

@@ -18,6 +18,8 @@ void loom_images_free(loom_images *im) {
     if (!im) return;
     free(im->pixels);
     free(im->labels);
+    for (int c = 0; im->class_names && c < im->nclasses; c++) free(im->class_names[c]);
+    free(im->class_names);
     memset(im, 0, sizeof *im);
 }
 
@@ -158,6 +160,25 @@ static loom_status load_idx_dir(loom_images *out, const char *dir, const char *s
     return st;
 }
 
+/* The class names of Fashion-MNIST, by label. */
+static loom_status fashion_names(loom_images *im, loom_error *err) {
+    static const char *const names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    if (!im->labels || im->nclasses > 10) return LOOM_OK;
+    im->class_names = calloc(10, sizeof *im->class_names);
+    for (int c = 0; im->class_names && c < 10; c++)
+        if (!(im->class_names[c] = strdup(names[c]))) {
+            for (int k = 0; k < c; k++) free(im->class_names[k]);
+            free(im->class_names), im->class_names = NULL;
+        }
+    if (!im->class_names) {
+        loom_images_free(im);
+        return loom_fail(err, LOOM_ENOMEM, "fashion-mnist: out of memory");
+    }
+    im->nclasses = 10; /* the names cover every class, even one absent from a split */
+    return LOOM_OK;
+}
+
 loom_status loom_images_load(loom_images *out, const char *spec, const char *split,
                              loom_error *err) {
     if (!out) return loom_fail(err, LOOM_EINVAL, "loom_images_load: out is NULL");
@@ -187,6 +208,7 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
 
     bool idx = false;
     loom_status st = load_idx_dir(out, dir, split, &idx, err);
+    if (idx && st == LOOM_OK && strcmp(spec, "fashion-mnist") == 0) st = fashion_names(out, err);
     if (idx || st != LOOM_OK) return st;
 
     /* PNG folder: DIR/train and DIR/test hold the splits when DIR/train

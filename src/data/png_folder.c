@@ -273,6 +273,7 @@ loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *
 
     name_list top = {0}, subdirs = {0}, files = {0};
     int32_t *labels = NULL;
+    char **class_names = NULL; /* the sub-directory names, in label order */
     size_t nclasses = 0;
     loom_status st = list_dir(dir, &top, &subdirs, err);
     if (st != LOOM_OK) return st;
@@ -325,6 +326,15 @@ loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *
             for (size_t c = 0; c < subdirs.n; c++)
                 for (size_t i = 0; i < counts[c]; i++) labels[k++] = (int32_t)c;
             nclasses = subdirs.n;
+            class_names = calloc(nclasses, sizeof *class_names);
+            for (size_t c = 0; class_names && c < nclasses; c++) {
+                const char *slash = strrchr(subdirs.v[c], '/');
+                if (!(class_names[c] = strdup(slash ? slash + 1 : subdirs.v[c]))) {
+                    for (size_t q = 0; q < c; q++) free(class_names[q]);
+                    free(class_names), class_names = NULL;
+                }
+            }
+            if (!class_names) st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
         }
         free(counts);
     }
@@ -336,10 +346,13 @@ loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *
     names_free(&files);
     if (st != LOOM_OK) {
         free(labels);
+        for (size_t c = 0; class_names && c < nclasses; c++) free(class_names[c]);
+        free(class_names);
         memset(out, 0, sizeof *out);
         return st;
     }
     out->labels = labels;
     out->nclasses = (int)nclasses;
+    out->class_names = class_names;
     return LOOM_OK;
 }

@@ -20,13 +20,34 @@ void loom_train_opts_default(loom_train_opts *o) {
     o->lr_halflife = 0;
     o->steps = 1000;
     o->seed = 1;
-    o->valid = 5000;
+    o->valid = LOOM_VALID_AUTO;
     o->eval_every = 500, o->checkpoint_every = 500, o->sample_every = 0;
     o->eval_limit = 1000;
+    o->valid_split = LOOM_SPLIT_SHUFFLE;
 }
 
-char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
-    cJSON *root = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(root, "model");
+void loom_train_opts_free(loom_train_opts *o) {
+    for (size_t i = 0; o->class_names && i < o->nclass_names; i++) free(o->class_names[i]);
+    free(o->class_names);
+    o->class_names = NULL, o->nclass_names = 0;
+}
+
+loom_status loom_train_opts_set_classes(loom_train_opts *dst, char *const *names, size_t n,
+                                        loom_error *err) {
+    char **v = n ? calloc(n, sizeof *v) : NULL;
+    if (n && !v) return loom_fail(err, LOOM_ENOMEM, "class names: out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(names[i] ? names[i] : ""))) {
+            for (size_t k = 0; k < i; k++) free(v[k]);
+            free(v);
+            return loom_fail(err, LOOM_ENOMEM, "class names: out of memory");
+        }
+    loom_train_opts_free(dst);
+    dst->class_names = v, dst->nclass_names = n;
+    return LOOM_OK;
+}
+
+static void model_json(cJSON *m, const loom_config *cfg) {
     cJSON_AddStringToObject(m, "name", cfg->model);
     cJSON_AddNumberToObject(m, "height", (double)cfg->height);
     cJSON_AddNumberToObject(m, "width", (double)cfg->width);
@@ -43,6 +64,18 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
         cJSON_AddBoolToObject(m, "attention", cfg->attention);
     }
     if (strcmp(cfg->model, "rae") == 0) cJSON_AddBoolToObject(m, "variational", cfg->variational);
+}
+
+/* the configs of n models (cfgs[i] with roles[i]) and the training options */
+static char *run_json(const loom_config *const *cfgs, const char *const *roles, size_t n,
+                      const loom_train_opts *o) {
+    cJSON *root = cJSON_CreateObject();
+    if (n == 1) {
+        model_json(cJSON_AddObjectToObject(root, "model"), cfgs[0]);
+    } else {
+        cJSON *ms = cJSON_AddObjectToObject(root, "models");
+        for (size_t i = 0; i < n; i++) model_json(cJSON_AddObjectToObject(ms, roles[i]), cfgs[i]);
+    }
     if (o) {
         cJSON *t = cJSON_AddObjectToObject(root, "train");
         cJSON_AddStringToObject(t, "data", o->data);
@@ -57,15 +90,35 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
         char seed[32];
         snprintf(seed, sizeof seed, "%" PRIu64, o->seed); /* beyond 2^53 a double would round */
         cJSON_AddStringToObject(t, "seed", seed);
-        cJSON_AddNumberToObject(t, "valid", (double)o->valid);
+        if (o->valid == LOOM_VALID_AUTO) cJSON_AddStringToObject(t, "valid", "auto"); /* not resolved yet */
+        else cJSON_AddNumberToObject(t, "valid", (double)o->valid);
         cJSON_AddNumberToObject(t, "eval_every", (double)o->eval_every);
         cJSON_AddNumberToObject(t, "eval_limit", (double)o->eval_limit);
         cJSON_AddNumberToObject(t, "checkpoint_every", (double)o->checkpoint_every);
         cJSON_AddNumberToObject(t, "sample_every", (double)o->sample_every);
+        cJSON_AddStringToObject(t, "valid_split", o->valid_split == LOOM_SPLIT_TAIL ? "tail" : "shuffle");
+        if (o->class_names) {
+            cJSON *names = cJSON_AddArrayToObject(t, "class_names");
+            for (size_t i = 0; i < o->nclass_names; i++)
+                cJSON_AddItemToArray(names, cJSON_CreateString(o->class_names[i]));
+        }
     }
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     return s;
+}
+
+char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
+    const char *role = "model";
+    return run_json(&cfg, &role, 1, o);
+}
+
+char *loom_run_config_json(const loom_run_model *models, size_t n, const loom_train_opts *o) {
+    const loom_config *cfgs[LOOM_MAX_MODELS];
+    const char *roles[LOOM_MAX_MODELS];
+    if (n == 0 || n > LOOM_MAX_MODELS) return NULL;
+    for (size_t i = 0; i < n; i++) cfgs[i] = &models[i].m->cfg, roles[i] = models[i].role;
+    return run_json(cfgs, roles, n, o);
 }
 
 /* read an integer field in [lo, hi] */
@@ -103,177 +156,304 @@ static loom_status only_keys(const cJSON *obj, const char *const *keys, const ch
     return LOOM_OK;
 }
 
-loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *json,
-                              const char *what, loom_error *err) {
-    cJSON *root = cJSON_Parse(json);
-    loom_status st = LOOM_OK;
-    double v = 0.0;
-    if (!cJSON_IsObject(root)) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: config is not a JSON object", what);
-        goto done;
-    }
-    static const char *const top_keys[] = {"model", "train", NULL};
+/* one model's section into cfg */
+static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *what, loom_error *err) {
     static const char *const model_keys[] = {"name", "height", "width", "layers", "hidden",
                                              "classes", "cell", "zdim", "steps_draw",
                                              "read_n", "write_n", "attention", "variational", NULL};
-    static const char *const train_keys[] = {
-        "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
-        "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", NULL};
-    if ((st = only_keys(root, top_keys, what, err))) goto done;
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!cJSON_IsObject(m)) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: config has no \"model\" object", what);
-        goto done;
-    }
-    if ((st = only_keys(m, model_keys, what, err))) goto done;
+    loom_status st;
+    double v = 0.0;
+    if ((st = only_keys(m, model_keys, what, err))) return st;
     memset(cfg, 0, sizeof *cfg);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
-    if (!cJSON_IsString(name) || strlen(name->valuestring) >= sizeof cfg->model) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"name\" must be a model name", what);
-        goto done;
-    }
+    if (!cJSON_IsString(name) || strlen(name->valuestring) >= sizeof cfg->model)
+        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"name\" must be a model name", what);
     strcpy(cfg->model, name->valuestring);
-    if ((st = get_int(m, "height", 1, 4096, &v, what, err))) goto done;
+    if ((st = get_int(m, "height", 1, 4096, &v, what, err))) return st;
     cfg->height = (size_t)v;
-    if ((st = get_int(m, "width", 1, 4096, &v, what, err))) goto done;
+    if ((st = get_int(m, "width", 1, 4096, &v, what, err))) return st;
     cfg->width = (size_t)v;
-    if ((st = get_int(m, "layers", 1, 64, &v, what, err))) goto done;
+    if ((st = get_int(m, "layers", 1, 64, &v, what, err))) return st;
     cfg->layers = (size_t)v;
-    if ((st = get_int(m, "hidden", 1, 4096, &v, what, err))) goto done;
+    if ((st = get_int(m, "hidden", 1, 4096, &v, what, err))) return st;
     cfg->hidden = (size_t)v;
-    if ((st = get_int(m, "classes", 0, 100000, &v, what, err))) goto done;
+    if ((st = get_int(m, "classes", 0, 100000, &v, what, err))) return st;
     cfg->nclasses = (int)v;
     const cJSON *cell = cJSON_GetObjectItemCaseSensitive(m, "cell");
     if (cell) { /* optional: the model's check says whether it needs one */
-        if (!cJSON_IsString(cell) || strlen(cell->valuestring) >= sizeof cfg->cell) {
-            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"cell\" must be a cell name", what);
-            goto done;
-        }
+        if (!cJSON_IsString(cell) || strlen(cell->valuestring) >= sizeof cfg->cell)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"cell\" must be a cell name", what);
         strcpy(cfg->cell, cell->valuestring);
     }
     if (cJSON_GetObjectItemCaseSensitive(m, "zdim")) {
-        if ((st = get_int(m, "zdim", 1, 4096, &v, what, err))) goto done;
+        if ((st = get_int(m, "zdim", 1, 4096, &v, what, err))) return st;
         cfg->zdim = (size_t)v;
     }
     if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw")) { /* draw: all four or none */
-        if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) goto done;
+        if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) return st;
         cfg->steps_draw = (size_t)v;
-        if ((st = get_int(m, "read_n", 1, 4096, &v, what, err))) goto done;
+        if ((st = get_int(m, "read_n", 1, 4096, &v, what, err))) return st;
         cfg->read_n = (size_t)v;
-        if ((st = get_int(m, "write_n", 1, 4096, &v, what, err))) goto done;
+        if ((st = get_int(m, "write_n", 1, 4096, &v, what, err))) return st;
         cfg->write_n = (size_t)v;
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(m, "attention");
-        if (!cJSON_IsBool(att)) {
-            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"attention\" must be true or false", what);
-            goto done;
-        }
+        if (!cJSON_IsBool(att))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"attention\" must be true or false", what);
         cfg->attention = cJSON_IsTrue(att);
     }
     const cJSON *var = cJSON_GetObjectItemCaseSensitive(m, "variational");
     if (var) { /* rae */
-        if (!cJSON_IsBool(var)) {
-            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"variational\" must be true or false", what);
-            goto done;
-        }
+        if (!cJSON_IsBool(var))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"variational\" must be true or false", what);
         cfg->variational = cJSON_IsTrue(var);
     }
     loom_error e2;
-    if (loom_config_check(cfg, &e2)) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: %s", what, e2.msg);
-        goto done;
-    }
-    if (!o) goto done;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "train");
-    if (!cJSON_IsObject(t)) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
-        goto done;
-    }
-    if ((st = only_keys(t, train_keys, what, err))) goto done;
+    if (loom_config_check(cfg, &e2)) return loom_fail(err, LOOM_EFORMAT, "%s: %s", what, e2.msg);
+    return LOOM_OK;
+}
+
+static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *what, loom_error *err) {
+    static const char *const train_keys[] = {
+        "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
+        "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
+        "class_names", NULL};
+    loom_status st;
+    double v = 0.0;
+    if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
+    if ((st = only_keys(t, train_keys, what, err))) return st;
     loom_train_opts_default(o);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(t, "data");
-    if (!cJSON_IsString(data) || strlen(data->valuestring) >= sizeof o->data) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"data\" must be a string", what);
-        goto done;
-    }
+    if (!cJSON_IsString(data) || strlen(data->valuestring) >= sizeof o->data)
+        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"data\" must be a string", what);
     strcpy(o->data, data->valuestring);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(t, "seed");
     char *endp = NULL;
     if (!cJSON_IsString(seed) || !*seed->valuestring ||
-        (o->seed = strtoull(seed->valuestring, &endp, 10), *endp)) {
-        st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"seed\" must be a decimal string", what);
+        (o->seed = strtoull(seed->valuestring, &endp, 10), *endp))
+        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"seed\" must be a decimal string", what);
+    if ((st = get_int(t, "batch", 1, 1 << 20, &v, what, err))) return st;
+    o->batch = (size_t)v;
+    if ((st = get_num(t, "lr", 0, 1e3, &o->lr, what, err))) return st;
+    if ((st = get_num(t, "beta1", 0, 1, &o->beta1, what, err))) return st;
+    if ((st = get_num(t, "beta2", 0, 1, &o->beta2, what, err))) return st;
+    if ((st = get_num(t, "eps", 0, 1, &o->eps, what, err))) return st;
+    if ((st = get_num(t, "clip", 0, 1e12, &o->clip, what, err))) return st;
+    if ((st = get_int(t, "lr_halflife", 0, 1e15, &v, what, err))) return st;
+    o->lr_halflife = (long)v;
+    if ((st = get_int(t, "steps", 0, 1e15, &v, what, err))) return st;
+    o->steps = (long)v;
+    const cJSON *valid = cJSON_GetObjectItemCaseSensitive(t, "valid");
+    if (cJSON_IsString(valid) && strcmp(valid->valuestring, "auto") == 0) {
+        o->valid = LOOM_VALID_AUTO;
+    } else {
+        if ((st = get_int(t, "valid", 0, 1e12, &v, what, err))) return st;
+        o->valid = (size_t)v;
+    }
+    if ((st = get_int(t, "eval_every", 0, 1e15, &v, what, err))) return st;
+    o->eval_every = (long)v;
+    if ((st = get_int(t, "eval_limit", 0, 1e12, &v, what, err))) return st;
+    o->eval_limit = (size_t)v;
+    if ((st = get_int(t, "checkpoint_every", 0, 1e15, &v, what, err))) return st;
+    o->checkpoint_every = (long)v;
+    if ((st = get_int(t, "sample_every", 0, 1e15, &v, what, err))) return st;
+    o->sample_every = (long)v;
+    /* runs written before the shuffled split have no key: their split is the tail */
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(t, "valid_split");
+    o->valid_split = LOOM_SPLIT_TAIL;
+    if (split) {
+        if (cJSON_IsString(split) && strcmp(split->valuestring, "shuffle") == 0) o->valid_split = LOOM_SPLIT_SHUFFLE;
+        else if (!cJSON_IsString(split) || strcmp(split->valuestring, "tail") != 0)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"valid_split\" must be \"shuffle\" or \"tail\"", what);
+    }
+    const cJSON *names = cJSON_GetObjectItemCaseSensitive(t, "class_names");
+    if (names) {
+        size_t n = cJSON_IsArray(names) ? (size_t)cJSON_GetArraySize(names) : 0;
+        bool ok = cJSON_IsArray(names) && n > 0 && n <= 100000;
+        for (const cJSON *it = ok ? names->child : NULL; it; it = it->next)
+            ok &= cJSON_IsString(it) && it->valuestring[0] && strlen(it->valuestring) < 256;
+        if (!ok)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"class_names\" must be an array of "
+                             "1 to 100000 non-empty strings", what);
+        o->class_names = calloc(n, sizeof *o->class_names);
+        if (!o->class_names) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", what);
+        o->nclass_names = n;
+        size_t i = 0;
+        for (const cJSON *it = names->child; it; it = it->next, i++)
+            if (!(o->class_names[i] = strdup(it->valuestring))) {
+                loom_train_opts_free(o);
+                return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", what);
+            }
+    }
+    return LOOM_OK;
+}
+
+static bool role_ok(const char *r) {
+    size_t n = strlen(r);
+    return n > 0 && n < LOOM_ROLELEN && strspn(r, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+loom_status loom_run_config_parse(loom_config *cfgs, char (*roles)[LOOM_ROLELEN], size_t *n,
+                                  loom_train_opts *o, const char *json, const char *what,
+                                  loom_error *err) {
+    cJSON *root = cJSON_Parse(json);
+    loom_status st = LOOM_OK;
+    *n = 0;
+    static const char *const top_keys[] = {"model", "models", "train", NULL};
+    if (!cJSON_IsObject(root)) {
+        st = loom_fail(err, LOOM_EFORMAT, "%s: config is not a JSON object", what);
         goto done;
     }
-    if ((st = get_int(t, "batch", 1, 1 << 20, &v, what, err))) goto done;
-    o->batch = (size_t)v;
-    if ((st = get_num(t, "lr", 0, 1e3, &o->lr, what, err))) goto done;
-    if ((st = get_num(t, "beta1", 0, 1, &o->beta1, what, err))) goto done;
-    if ((st = get_num(t, "beta2", 0, 1, &o->beta2, what, err))) goto done;
-    if ((st = get_num(t, "eps", 0, 1, &o->eps, what, err))) goto done;
-    if ((st = get_num(t, "clip", 0, 1e12, &o->clip, what, err))) goto done;
-    if ((st = get_int(t, "lr_halflife", 0, 1e15, &v, what, err))) goto done;
-    o->lr_halflife = (long)v;
-    if ((st = get_int(t, "steps", 0, 1e15, &v, what, err))) goto done;
-    o->steps = (long)v;
-    if ((st = get_int(t, "valid", 0, 1e12, &v, what, err))) goto done;
-    o->valid = (size_t)v;
-    if ((st = get_int(t, "eval_every", 0, 1e15, &v, what, err))) goto done;
-    o->eval_every = (long)v;
-    if ((st = get_int(t, "eval_limit", 0, 1e12, &v, what, err))) goto done;
-    o->eval_limit = (size_t)v;
-    if ((st = get_int(t, "checkpoint_every", 0, 1e15, &v, what, err))) goto done;
-    o->checkpoint_every = (long)v;
-    if ((st = get_int(t, "sample_every", 0, 1e15, &v, what, err))) goto done;
-    o->sample_every = (long)v;
+    if ((st = only_keys(root, top_keys, what, err))) goto done;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "models");
+    if (m && ms) {
+        st = loom_fail(err, LOOM_EFORMAT, "%s: config has both \"model\" and \"models\"", what);
+        goto done;
+    }
+    if (ms) { /* several models, by role */
+        size_t k = 0;
+        if (!cJSON_IsObject(ms) || !ms->child) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"models\" must be an object of models by role", what);
+            goto done;
+        }
+        for (const cJSON *it = ms->child; it; it = it->next, k++) {
+            if (k == LOOM_MAX_MODELS) {
+                st = loom_fail(err, LOOM_EFORMAT, "%s: more than %d models", what, LOOM_MAX_MODELS);
+                goto done;
+            }
+            if (!it->string || !role_ok(it->string) || !cJSON_IsObject(it)) {
+                st = loom_fail(err, LOOM_EFORMAT, "%s: model role \"%s\" must be 1-15 of [a-z0-9_] "
+                               "naming an object", what, it->string ? it->string : "?");
+                goto done;
+            }
+            for (size_t j = 0; j < k; j++)
+                if (strcmp(roles[j], it->string) == 0) {
+                    st = loom_fail(err, LOOM_EFORMAT, "%s: model role \"%s\" appears twice", what, it->string);
+                    goto done;
+                }
+            snprintf(roles[k], LOOM_ROLELEN, "%s", it->string);
+            if ((st = parse_model(&cfgs[k], it, what, err))) goto done;
+        }
+        *n = k;
+    } else {
+        if (!cJSON_IsObject(m)) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: config has no \"model\" object", what);
+            goto done;
+        }
+        snprintf(roles[0], LOOM_ROLELEN, "model");
+        if ((st = parse_model(&cfgs[0], m, what, err))) goto done;
+        *n = 1;
+    }
+    if (o) st = parse_train(o, cJSON_GetObjectItemCaseSensitive(root, "train"), what, err);
 done:
+    if (st) *n = 0;
     cJSON_Delete(root);
     return st;
 }
 
+loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *json,
+                              const char *what, loom_error *err) {
+    loom_config cfgs[LOOM_MAX_MODELS];
+    char roles[LOOM_MAX_MODELS][LOOM_ROLELEN];
+    size_t n;
+    loom_status st = loom_run_config_parse(cfgs, roles, &n, o, json, what, err);
+    if (st) return st;
+    if (n != 1) {
+        if (o) loom_train_opts_free(o);
+        return loom_fail(err, LOOM_EFORMAT, "%s: a run of %zu models, not one model", what, n);
+    }
+    *cfg = cfgs[0];
+    return LOOM_OK;
+}
+
 /* ------------------------------------------------------------ checkpoints */
 
-loom_status loom_checkpoint_save(const char *path, const loom_model *m, const float *adam_m,
-                                 const float *adam_v, const loom_train_state *st,
-                                 const loom_train_opts *o, loom_error *err) {
+#define TNAME (LOOM_ROLELEN + LOOM_NAMELEN + 16)
+
+/* "<optim.m.|optim.v.|><role.>name": the role only with several models */
+static void tensor_name(char *out, size_t cap, const char *kind, size_t nmodels, const char *role,
+                        const char *name) {
+    snprintf(out, cap, "%s%s%s%s", kind, nmodels > 1 ? role : "", nmodels > 1 ? "." : "", name);
+}
+
+loom_status loom_run_save(const char *path, const loom_run_model *models, size_t n,
+                          const loom_train_state *st, const loom_train_opts *o, loom_error *err) {
+    if (n == 0 || n > LOOM_MAX_MODELS)
+        return loom_fail(err, LOOM_EINVAL, "%s: a run has 1 to %d models, not %zu", path, LOOM_MAX_MODELS, n);
     /* a NaN never reaches disk, in the weights or in the Adam moments (a
      * resumed run would turn a non-finite moment into non-finite weights) */
-    const float *bufs[3] = {m->w, adam_m && adam_v ? adam_m : NULL, adam_m && adam_v ? adam_v : NULL};
-    static const char *const what[3] = {"parameter", "Adam first moment", "Adam second moment"};
-    for (int b = 0; b < 3; b++)
-        for (size_t i = 0; bufs[b] && i < m->nfloats; i++)
-            if (!isfinite(bufs[b][i]))
-                return loom_fail(err, LOOM_ENAN, "%s: not written: %s %zu is %g", path, what[b], i,
-                                 (double)bufs[b][i]);
-    const size_t np = m->nparams, nt = adam_m && adam_v ? 3 * np : np;
+    size_t nt = 0;
+    for (size_t j = 0; j < n; j++) {
+        const loom_run_model *r = &models[j];
+        const bool optim = r->adam_m && r->adam_v;
+        const float *bufs[3] = {r->m->w, optim ? r->adam_m : NULL, optim ? r->adam_v : NULL};
+        static const char *const what[3] = {"parameter", "Adam first moment", "Adam second moment"};
+        for (int b = 0; b < 3; b++)
+            for (size_t i = 0; bufs[b] && i < r->m->nfloats; i++)
+                if (!isfinite(bufs[b][i]))
+                    return loom_fail(err, LOOM_ENAN, "%s: not written: %s%s%s %zu is %g", path,
+                                     n > 1 ? r->role : "", n > 1 ? " " : "", what[b], i,
+                                     (double)bufs[b][i]);
+        nt += (optim ? 3 : 1) * r->m->nparams;
+    }
     loom_tensor *t = calloc(nt, sizeof *t);
-    char (*names)[LOOM_NAMELEN + 16] = calloc(nt, sizeof *names);
-    char *cfg = loom_config_json(&m->cfg, o);
-    if (!t || !names || !cfg) {
-        free(t), free(names), free(cfg);
-        return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
+    char (*names)[TNAME] = calloc(nt, sizeof *names);
+    char *cfg = loom_run_config_json(models, n, o);
+    char (*adam_keys)[LOOM_ROLELEN + 8] = calloc(n, sizeof *adam_keys);
+    char (*adam_vals)[32] = calloc(n, sizeof *adam_vals);
+    loom_kv *meta = calloc(6 + n, sizeof *meta);
+    loom_status s = LOOM_OK;
+    if (!t || !names || !cfg || !adam_keys || !adam_vals || !meta) {
+        s = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
+        goto done;
     }
-    for (size_t k = 0; k < nt; k++) {
-        const loom_param *p = &m->params[k % np];
-        const float *base = k < np ? m->w : (k < 2 * np ? adam_m : adam_v);
-        snprintf(names[k], sizeof names[k], "%s%s", k < np ? "" : (k < 2 * np ? "optim.m." : "optim.v."),
-                 p->name);
-        t[k].name = names[k];
-        t[k].dtype = LOOM_F32;
-        t[k].ndim = p->ndim;
-        for (int d = 0; d < p->ndim; d++) t[k].shape[d] = p->shape[d];
-        t[k].data = base + p->offset;
+    size_t k = 0;
+    /* per model: parameters, then first moments, then second moments */
+    for (size_t j = 0; j < n; j++) {
+        const loom_run_model *r = &models[j];
+        const size_t np = r->m->nparams, parts = r->adam_m && r->adam_v ? 3 : 1;
+        for (size_t q = 0; q < parts * np; q++, k++) {
+            const loom_param *p = &r->m->params[q % np];
+            const float *base = q < np ? r->m->w : (q < 2 * np ? r->adam_m : r->adam_v);
+            tensor_name(names[k], sizeof names[k], q < np ? "" : (q < 2 * np ? "optim.m." : "optim.v."),
+                        n, r->role, p->name);
+            t[k].name = names[k];
+            t[k].dtype = LOOM_F32;
+            t[k].ndim = p->ndim;
+            for (int d = 0; d < p->ndim; d++) t[k].shape[d] = p->shape[d];
+            t[k].data = base + p->offset;
+        }
     }
-    char step[32], rng[80], epoch[32], index[32], adam_t[32];
+    char step[32], rng[80], epoch[32], index[32];
     snprintf(step, sizeof step, "%ld", st ? st->step : 0L);
     snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
              st ? st->rng.s[0] : 0, st ? st->rng.s[1] : 0, st ? st->rng.s[2] : 0, st ? st->rng.s[3] : 0);
     snprintf(epoch, sizeof epoch, "%zu", st ? st->epoch : 0);
     snprintf(index, sizeof index, "%zu", st ? st->index : 0);
-    snprintf(adam_t, sizeof adam_t, "%ld", st ? st->adam_t : 0L);
-    loom_kv meta[] = {{"format", FORMAT}, {"config", cfg}, {"step", step}, {"rng", rng},
-                      {"epoch", epoch},   {"index", index}, {"adam_t", adam_t}};
-    loom_status s = loom_safetensors_write(path, t, nt, meta, sizeof meta / sizeof meta[0], err);
-    free(t), free(names), free(cfg);
+    size_t nm = 0;
+    meta[nm++] = (loom_kv){"format", FORMAT};
+    meta[nm++] = (loom_kv){"config", cfg};
+    meta[nm++] = (loom_kv){"step", step};
+    meta[nm++] = (loom_kv){"rng", rng};
+    meta[nm++] = (loom_kv){"epoch", epoch};
+    meta[nm++] = (loom_kv){"index", index};
+    for (size_t j = 0; j < n; j++) {
+        snprintf(adam_keys[j], sizeof adam_keys[j], n > 1 ? "adam_t.%s" : "adam_t", models[j].role);
+        snprintf(adam_vals[j], sizeof adam_vals[j], "%ld", models[j].adam_t);
+        meta[nm++] = (loom_kv){adam_keys[j], adam_vals[j]};
+    }
+    s = loom_safetensors_write(path, t, nt, meta, nm, err);
+done:
+    free(t), free(names), free(cfg), free(adam_keys), free(adam_vals), free(meta);
     return s;
+}
+
+loom_status loom_checkpoint_save(const char *path, const loom_model *m, const float *adam_m,
+                                 const float *adam_v, const loom_train_state *st,
+                                 const loom_train_opts *o, loom_error *err) {
+    loom_run_model r = {.role = "model", .m = (loom_model *)m, .adam_m = (float *)adam_m,
+                        .adam_v = (float *)adam_v, .adam_t = st ? st->adam_t : 0};
+    return loom_run_save(path, &r, 1, st, o, err);
 }
 
 /* Resume state counters must stay far from overflow: the trainer adds to them
@@ -294,7 +474,7 @@ static loom_status meta_ulong(const loom_st_file *f, const char *path, const cha
 }
 
 static loom_status check_layout(const loom_st_file *f, const char *path, const loom_config *cfg,
-                                loom_error *err) {
+                                size_t nmodels, const char *role, loom_error *err) {
     loom_param *params = malloc(LOOM_MAX_PARAMS * sizeof *params);
     if (!params) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
     size_t np = 0, nf = 0;
@@ -303,40 +483,63 @@ static loom_status check_layout(const loom_st_file *f, const char *path, const l
     if (s) s = loom_fail(err, LOOM_EFORMAT, "%s: %s", path, e2.msg);
     for (size_t k = 0; k < np && !s; k++) {
         const loom_param *p = &params[k];
-        const loom_tensor *t = loom_st_find(f, p->name);
+        char nm[TNAME];
+        tensor_name(nm, sizeof nm, "", nmodels, role, p->name);
+        const loom_tensor *t = loom_st_find(f, nm);
         bool same = t && t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!t)
-            s = loom_fail(err, LOOM_EFORMAT, "%s: missing tensor %s for model %s", path, p->name,
+            s = loom_fail(err, LOOM_EFORMAT, "%s: missing tensor %s for model %s", path, nm,
                           cfg->model);
-        else if (!same)
-{
+        else if (!same) {
             char want[96] = "";
             for (int d = 0; d < p->ndim; d++)
                 snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", d ? " x " : "",
                          p->shape[d]);
             s = loom_fail(err, LOOM_EFORMAT, "%s: tensor %s does not have the shape the config "
-                          "gives it (%s)", path, p->name, want);
+                          "gives it (%s)", path, nm, want);
         }
     }
     free(params);
     return s;
 }
 
-loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **out, float **adam_m,
-                                 float **adam_v, loom_train_state *st, loom_train_opts *o,
-                                 loom_error *err) {
-    *out = NULL;
-    if (adam_m) *adam_m = NULL;
-    if (adam_v) *adam_v = NULL;
+void loom_run_models_free(loom_run_model *models, size_t n) {
+    for (size_t j = 0; j < n; j++) {
+        loom_model_free(models[j].m);
+        free(models[j].adam_m), free(models[j].adam_v);
+        models[j].m = NULL, models[j].adam_m = models[j].adam_v = NULL;
+    }
+}
+
+/* the model (index into models) a tensor name of the file belongs to, or -1 */
+static int owner_of(const char *nm, const loom_run_model *models, size_t n) {
+    const char *base = strncmp(nm, "optim.m.", 8) == 0 || strncmp(nm, "optim.v.", 8) == 0 ? nm + 8 : nm;
+    for (size_t j = 0; j < n; j++) {
+        const char *rest = base;
+        if (n > 1) {
+            size_t rl = strlen(models[j].role);
+            if (strncmp(base, models[j].role, rl) != 0 || base[rl] != '.') continue;
+            rest = base + rl + 1;
+        }
+        if (loom_model_param(models[j].m, rest)) return (int)j;
+    }
+    return -1;
+}
+
+loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_model *models,
+                          size_t *nout, loom_train_state *st, loom_train_opts *o, loom_error *err) {
+    *nout = 0;
+    memset(models, 0, LOOM_MAX_MODELS * sizeof *models);
     loom_st_file *f;
     loom_status s = loom_safetensors_open(&f, path, err);
     if (s) return s;
-    loom_model *m = NULL;
-    float *am = NULL, *av = NULL;
     const char *fmt = loom_st_meta(f, "format"), *cfgjson = loom_st_meta(f, "config");
-    loom_config cfg;
+    loom_config cfgs[LOOM_MAX_MODELS];
+    char roles[LOOM_MAX_MODELS][LOOM_ROLELEN];
+    size_t n = 0;
     loom_train_opts opts;
+    memset(&opts, 0, sizeof opts);
     if (!fmt || strcmp(fmt, FORMAT) != 0) {
         s = loom_fail(err, LOOM_EFORMAT, "%s: not a loom checkpoint (metadata \"format\" is %s%s%s)",
                       path, fmt ? "\"" : "missing", fmt ? fmt : "", fmt ? "\"" : "");
@@ -346,24 +549,29 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
         s = loom_fail(err, LOOM_EFORMAT, "%s: metadata \"config\" missing", path);
         goto fail;
     }
-    if ((s = loom_config_parse(&cfg, &opts, cfgjson, path, err))) goto fail;
+    if ((s = loom_run_config_parse(cfgs, roles, &n, &opts, cfgjson, path, err))) goto fail;
     /* Every parameter must be in the file with its shape before the model is
      * allocated: otherwise a few bytes of config ("hidden": 4096, "layers": 64)
      * would make us allocate the 100+ GB such a model needs. */
-    if ((s = check_layout(f, path, &cfg, err))) goto fail;
-    if ((s = loom_model_create(&m, &cfg, nthreads, err))) goto fail;
-    char first_m[LOOM_NAMELEN + 16]; /* the optimiser state is all or nothing */
-    snprintf(first_m, sizeof first_m, "optim.m.%s", m->params[0].name);
-    int has_optim = loom_st_find(f, first_m) != NULL;
-    size_t expected = has_optim ? 3 * m->nparams : m->nparams;
+    for (size_t j = 0; j < n; j++)
+        if ((s = check_layout(f, path, &cfgs[j], n, roles[j], err))) goto fail;
+    size_t expected = 0;
+    /* the optimiser state is all or nothing */
+    char first_m[TNAME];
+    for (size_t j = 0; j < n; j++) {
+        snprintf(models[j].role, sizeof models[j].role, "%s", roles[j]);
+        if ((s = loom_model_create(&models[j].m, &cfgs[j], nthreads, err))) goto fail;
+    }
+    tensor_name(first_m, sizeof first_m, "optim.m.", n, roles[0], models[0].m->params[0].name);
+    const bool has_optim = loom_st_find(f, first_m) != NULL;
+    for (size_t j = 0; j < n; j++) expected += (has_optim ? 3 : 1) * models[j].m->nparams;
     if (loom_st_count(f) != expected) {
         /* name the first tensor that does not belong */
         for (size_t k = 0; k < loom_st_count(f); k++) {
             const char *nm = loom_st_get(f, k)->name;
-            const char *base = strncmp(nm, "optim.m.", 8) == 0 || strncmp(nm, "optim.v.", 8) == 0 ? nm + 8 : nm;
-            if (!loom_model_param(m, base)) {
+            if (owner_of(nm, models, n) < 0) {
                 s = loom_fail(err, LOOM_EFORMAT, "%s: unexpected tensor %s for model %s", path, nm,
-                              cfg.model);
+                              n > 1 ? "run" : cfgs[0].model);
                 goto fail;
             }
         }
@@ -371,37 +579,48 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
                       loom_st_count(f), expected);
         goto fail;
     }
-    if (adam_m && adam_v) {
-        am = calloc(m->nfloats, sizeof *am), av = calloc(m->nfloats, sizeof *av);
-        if (!am || !av) {
-            s = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
-            goto fail;
+    for (size_t j = 0; j < n; j++) {
+        loom_run_model *r = &models[j];
+        loom_model *m = r->m;
+        if (optim) {
+            r->adam_m = calloc(m->nfloats, sizeof *r->adam_m), r->adam_v = calloc(m->nfloats, sizeof *r->adam_v);
+            if (!r->adam_m || !r->adam_v) {
+                s = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
+                goto fail;
+            }
         }
+        for (size_t k = 0; k < m->nparams; k++) {
+            const loom_param *p = &m->params[k];
+            char nm[TNAME];
+            tensor_name(nm, sizeof nm, "", n, r->role, p->name);
+            if ((s = loom_st_read_f32(f, nm, m->w + p->offset, p->ndim, p->shape, err))) goto fail;
+            if (!has_optim || !optim) continue;
+            float *dst[2] = {r->adam_m + p->offset, r->adam_v + p->offset};
+            for (int w = 0; w < 2; w++) {
+                tensor_name(nm, sizeof nm, w ? "optim.v." : "optim.m.", n, r->role, p->name);
+                if ((s = loom_st_read_f32(f, nm, dst[w], p->ndim, p->shape, err))) goto fail;
+            }
+        }
+        for (size_t i = 0; i < m->nfloats; i++)
+            if (!isfinite(m->w[i])) {
+                s = loom_fail(err, LOOM_EFORMAT, "%s: parameter %zu%s%s is not finite", path, i,
+                              n > 1 ? " of " : "", n > 1 ? r->role : "");
+                goto fail;
+            }
     }
-    for (size_t k = 0; k < m->nparams; k++) {
-        const loom_param *p = &m->params[k];
-        if ((s = loom_st_read_f32(f, p->name, m->w + p->offset, p->ndim, p->shape, err))) goto fail;
-        if (!has_optim) continue;
-        char nm[LOOM_NAMELEN + 16];
-        float *dst[2] = {am ? am + p->offset : NULL, av ? av + p->offset : NULL};
-        for (int w = 0; w < 2; w++) {
-            snprintf(nm, sizeof nm, "%s%s", w ? "optim.v." : "optim.m.", p->name);
-            if (!dst[w]) continue;
-            if ((s = loom_st_read_f32(f, nm, dst[w], p->ndim, p->shape, err))) goto fail;
-        }
-    }
-    for (size_t i = 0; i < m->nfloats; i++)
-        if (!isfinite(m->w[i])) {
-            s = loom_fail(err, LOOM_EFORMAT, "%s: parameter %zu is not finite", path, i);
-            goto fail;
-        }
     if (st) {
-        unsigned long long step = 0, epoch = 0, index = 0, adam_t = 0;
+        unsigned long long step = 0, epoch = 0, index = 0;
         if ((s = meta_ulong(f, path, "step", &step, err)) ||
             (s = meta_ulong(f, path, "epoch", &epoch, err)) ||
-            (s = meta_ulong(f, path, "index", &index, err)) ||
-            (s = meta_ulong(f, path, "adam_t", &adam_t, err)))
+            (s = meta_ulong(f, path, "index", &index, err)))
             goto fail;
+        for (size_t j = 0; j < n; j++) {
+            char key[LOOM_ROLELEN + 8];
+            unsigned long long t = 0;
+            snprintf(key, sizeof key, n > 1 ? "adam_t.%s" : "adam_t", roles[j]);
+            if ((s = meta_ulong(f, path, key, &t, err))) goto fail;
+            models[j].adam_t = (long)t;
+        }
         const char *rng = loom_st_meta(f, "rng");
         if (!rng || strlen(rng) != 64 || strspn(rng, "0123456789abcdef") != 64) {
             s = loom_fail(err, LOOM_EFORMAT, "%s: metadata \"rng\" must be 64 hex digits", path);
@@ -413,19 +632,38 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
             part[16] = 0;
             st->rng.s[w] = strtoull(part, NULL, 16);
         }
-        st->step = (long)step, st->epoch = epoch, st->index = index, st->adam_t = (long)adam_t;
+        st->step = (long)step, st->epoch = epoch, st->index = index, st->adam_t = models[0].adam_t;
     }
     if (o) *o = opts;
+    else loom_train_opts_free(&opts);
     loom_safetensors_close(f);
-    *out = m;
-    if (adam_m) *adam_m = am;
-    else free(am);
-    if (adam_v) *adam_v = av;
-    else free(av);
+    *nout = n;
     return LOOM_OK;
 fail:
     loom_safetensors_close(f);
-    loom_model_free(m);
-    free(am), free(av);
+    loom_run_models_free(models, n);
+    loom_train_opts_free(&opts);
     return s;
+}
+
+loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **out, float **adam_m,
+                                 float **adam_v, loom_train_state *st, loom_train_opts *o,
+                                 loom_error *err) {
+    *out = NULL;
+    if (adam_m) *adam_m = NULL;
+    if (adam_v) *adam_v = NULL;
+    loom_run_model models[LOOM_MAX_MODELS];
+    size_t n = 0;
+    loom_status s = loom_run_load(path, nthreads, adam_m && adam_v, models, &n, st, o, err);
+    if (s) return s;
+    if (n != 1) {
+        loom_run_models_free(models, n);
+        if (o) loom_train_opts_free(o);
+        return loom_fail(err, LOOM_EINVAL, "%s: a run of %zu models; this command takes a single model",
+                         path, n);
+    }
+    *out = models[0].m;
+    if (adam_m) *adam_m = models[0].adam_m;
+    if (adam_v) *adam_v = models[0].adam_v;
+    return LOOM_OK;
 }

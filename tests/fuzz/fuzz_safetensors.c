@@ -23,9 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json[size] = 0;
         loom_config cfg;
         loom_train_opts o;
-        if (loom_config_parse(&cfg, &o, json, "fuzz", &err) == LOOM_OK &&
-            loom_config_check(&cfg, &err) != LOOM_OK)
-            abort(); /* the parser accepted a config the models reject */
+        if (loom_config_parse(&cfg, &o, json, "fuzz", &err) == LOOM_OK) {
+            if (loom_config_check(&cfg, &err) != LOOM_OK)
+                abort(); /* the parser accepted a config the models reject */
+            loom_train_opts_free(&o);
+        }
         free(json);
         return 0;
     }
@@ -65,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             abort();
         free(am);
         free(av);
+        loom_train_opts_free(&o);
         loom_model_free(m);
     }
     return 0;

@@ -1,0 +1,166 @@
+/* The trainer: one run of one or more models, each with its own Adam state,
+ * trained on one data set. It owns the data order (a seeded shuffle per
+ * epoch), the validation split (a seeded shuffle stratified by class), the
+ * gradient clipping, the non-finite step skip, the learning-rate schedule,
+ * checkpoints (one file for every model of the run), resume and the stop
+ * conditions (target steps, a time limit, a caller's stop request).
+ *
+ * Written to become public: an opaque handle, create/load/free, step/run,
+ * save. It never prints, exits or installs signal handlers: progress goes to
+ * a callback of the caller, a stop request is a callback the caller's signal
+ * handler answers, and errors come back as loom_status + loom_error.
+ *
+ * A run directory holds checkpoint.safetensors and config.json (the same
+ * configuration as the checkpoint's, rewritten atomically whenever it
+ * changes); the caller adds its own files (logs, sample grids).
+ *
+ * Typical use (cli/cmd_train.c):
+ *   loom_trainer_create(&t, &opts, specs, 1, threads, &err);   new run
+ *   loom_trainer_set_data(t, &images, &err);                   split, checks
+ *   loom_trainer_start(t, "runs/a", &err);                     mkdir -p, step-0 checkpoint
+ *   loom_trainer_run(t, "runs/a", &hooks, &why, &err);
+ * or, to continue: loom_trainer_load(&t, "runs/a/checkpoint.safetensors", ...),
+ * loom_trainer_set_data, loom_trainer_set_steps, loom_trainer_run. */
+#ifndef LOOM_TRAINER_H
+#define LOOM_TRAINER_H
+
+#include "io/checkpoint.h"
+
+#include <stdbool.h>
+
+typedef struct loom_trainer loom_trainer;
+
+/* one model of a new run: its role names it in the checkpoint when the run
+ * has several models (1-15 of [a-z0-9_]; "model" is fine for one model) */
+typedef struct loom_train_model_spec {
+    const char *role;
+    loom_config cfg;
+} loom_train_model_spec;
+
+typedef enum loom_train_event_kind {
+    LOOM_TRAIN_STEP,   /* after a step without a LOG: progress (loss_bpd, eta) */
+    LOOM_TRAIN_LOG,    /* every log_every steps, at evaluations and at the last step */
+    LOOM_TRAIN_SKIP,   /* a non-finite loss or gradient: the update was skipped (msg) */
+    LOOM_TRAIN_SAMPLE, /* sample_every steps (not at the last): a sample grid is due */
+} loom_train_event_kind;
+
+typedef struct loom_train_event {
+    loom_train_event_kind kind;
+    long step, steps;       /* steps taken, and the run's target */
+    size_t nmodels;
+    /* per model: mean training loss (bits/dim) over the steps since the last
+     * LOG, NaN when every one was skipped; validation bits/dim, NaN when this
+     * LOG has no evaluation */
+    double train_bpd[LOOM_MAX_MODELS], valid_bpd[LOOM_MAX_MODELS];
+    bool eval;              /* LOG: validation ran (valid_bpd set when there is a split) */
+    bool valid_subset;      /* the evaluation used eval_limit images, not all */
+    bool last;              /* the run's last step (the target or the time limit) */
+    double loss_bpd;        /* STEP: this step's loss of model 0 (bits/dim) */
+    double images_per_s;    /* over the steps since the last LOG */
+    double wall_s, eta_s;   /* since run() began; estimated to the target */
+    const char *msg;        /* SKIP: "step K: non-finite gradient (norm); update skipped" */
+} loom_train_event;
+
+typedef enum loom_train_stop {
+    LOOM_TRAIN_DONE,       /* the target number of steps is reached */
+    LOOM_TRAIN_STOPPED,    /* should_stop asked (e.g. SIGINT) */
+    LOOM_TRAIN_OUT_OF_TIME /* time_limit seconds passed; the target is unchanged */
+} loom_train_stop;
+
+typedef struct loom_train_hooks {
+    void (*log)(void *user, const loom_train_event *ev); /* may be NULL */
+    int (*should_stop)(void *user);                      /* may be NULL; polled every step */
+    void *user;
+    size_t log_every;  /* LOG every N steps (0: 50) */
+    double time_limit; /* seconds of training, 0 = none */
+} loom_train_hooks;
+
+/* A custom objective for the models of a run (e.g. a generator and a
+ * discriminator): fill every models[i]->g with the gradient of its loss on the
+ * batch and losses[i] with that loss in nats per pixel (a NaN is skipped like
+ * a non-finite gradient). imgs (batch, example bytes), labels (batch) or NULL
+ * when the data has none; noise_seed for models with a latent. Without one,
+ * each model is trained on its own NLL of the same batch. */
+typedef loom_status (*loom_train_grad_fn)(void *user, loom_model *const *models, size_t n,
+                                          const uint8_t *imgs, const int32_t *labels,
+                                          size_t batch, uint64_t noise_seed, double *losses,
+                                          loom_error *err);
+
+/* A new run in memory: n models (1..LOOM_MAX_MODELS) created on nthreads and
+ * initialised from o->seed (model 0 exactly as a single-model run), Adam
+ * moments zero, step 0. o is copied (class names too). */
+loom_status loom_trainer_create(loom_trainer **out, const loom_train_opts *o,
+                                const loom_train_model_spec *specs, size_t n, int nthreads,
+                                loom_error *err);
+/* A run from its checkpoint (models, Adam state, data position, options). */
+loom_status loom_trainer_load(loom_trainer **out, const char *checkpoint, int nthreads,
+                              loom_error *err);
+void loom_trainer_free(loom_trainer *t);
+
+/* The training data (borrowed: it must outlive the trainer's use): the
+ * validation split is taken out here (a new run with valid ==
+ * LOOM_VALID_AUTO gets 10% of the images, at most 5000), and the images,
+ * labels and data position are checked against the models. A new run also
+ * records the data's class names. */
+loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom_error *err);
+/* The run's target; below the steps already taken it is an error. */
+loom_status loom_trainer_set_steps(loom_trainer *t, long steps, loom_error *err);
+/* A custom objective (NULL: each model's own NLL). */
+void loom_trainer_set_grad(loom_trainer *t, loom_train_grad_fn fn, void *user);
+
+/* New run: creates dir (and its parents), refuses a dir that already holds a
+ * checkpoint, and writes the step-0 checkpoint and config.json, so the run
+ * can be resumed whenever the process dies from here on. */
+loom_status loom_trainer_start(loom_trainer *t, const char *dir, loom_error *err);
+/* One optimiser step on the next batch: gradients, clipping, the skip of a
+ * non-finite step (*skipped; more than 10 in a run is LOOM_ENAN), Adam. */
+loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, size_t cap,
+                              loom_error *err);
+/* Steps until the target, a stop request or the time limit, with logs,
+ * evaluations and checkpoints in dir (checkpoint_every and at the end);
+ * *why says which. A checkpoint that cannot be written stops the run with
+ * "...; checkpoint of step N not written, the previous one is kept". */
+loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_hooks *hooks,
+                             loom_train_stop *why, loom_error *err);
+/* dir/checkpoint.safetensors, then dir/config.json when its text changed. */
+loom_status loom_trainer_save(loom_trainer *t, const char *dir, loom_error *err);
+/* Mean NLL of model i on the validation split in bits/dim, over the first
+ * limit images (0: all). */
+loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, double *bpd,
+                                  loom_error *err);
+
+const loom_train_opts *loom_trainer_opts(const loom_trainer *t);
+const loom_train_state *loom_trainer_state(const loom_trainer *t);
+size_t loom_trainer_nmodels(const loom_trainer *t);
+loom_model *loom_trainer_model(const loom_trainer *t, size_t i);
+const char *loom_trainer_role(const loom_trainer *t, size_t i);
+size_t loom_trainer_ntrain(const loom_trainer *t); /* after set_data */
+size_t loom_trainer_nvalid(const loom_trainer *t); /* after set_data */
+const loom_images *loom_trainer_valid(const loom_trainer *t); /* the validation images */
+
+/* ------------------------------------------------ splits (shared with eval) */
+
+/* Bytes of one example of im (today h * w; with channels and frames it
+ * becomes t * c * h * w). Every copy of examples goes through it. */
+size_t loom_images_example_bytes(const loom_images *im);
+/* order (n): a permutation of im's images from seed; with labels it is
+ * stratified: every prefix holds each class in proportion (within one). */
+loom_status loom_images_order(size_t *order, const loom_images *im, uint64_t seed,
+                              loom_error *err);
+/* The run's validation split of data: *valid_idx (nvalid) and *train_idx
+ * (ntrain, in file order), malloc'ed. o->valid must be resolved (not
+ * LOOM_VALID_AUTO). */
+loom_status loom_train_split(size_t **train_idx, size_t *ntrain, size_t **valid_idx,
+                             size_t *nvalid, const loom_images *data, const loom_train_opts *o,
+                             loom_error *err);
+/* dst = images idx[0..n) of src (dst owns its memory) */
+loom_status loom_images_gather(loom_images *dst, const loom_images *src, const size_t *idx,
+                               size_t n, loom_error *err);
+/* LOOM_EINVAL naming both lists when im has class names that are not the
+ * run's (o->class_names); fine when either has none. what names im. */
+loom_status loom_classes_match(const loom_train_opts *o, const loom_images *im, const char *what,
+                               loom_error *err);
+/* 10% of n, at most 5000 (and at least 1 when n >= 2) */
+size_t loom_valid_default(size_t n);
+
+#endif

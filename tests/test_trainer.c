@@ -1,0 +1,223 @@
+/* The library trainer (src/train/): two models in one run, saved and resumed
+ * bit-identically; the validation split; the step target on resume. */
+#include "testutil.h"
+#include "train/trainer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+
+/* n random 6x6 images; labels: class i % 3 for the first two thirds, then
+ * class 2 for the rest (so a tail split would be one class) */
+static loom_images make_data(size_t n, uint64_t seed) {
+    loom_images im = {.n = n, .h = 6, .w = 6, .nclasses = 3};
+    im.pixels = malloc(n * 36);
+    im.labels = malloc(n * sizeof *im.labels);
+    test_random_images_seed(im.pixels, n * 36, seed);
+    for (size_t i = 0; i < n; i++) im.labels[i] = i < 2 * n / 3 ? (int32_t)(i % 3) : 2;
+    return im;
+}
+
+static loom_trainer *two_models(const loom_images *data, long steps) {
+    loom_train_opts o;
+    loom_train_opts_default(&o);
+    snprintf(o.data, sizeof o.data, "synthetic");
+    o.batch = 4, o.steps = steps, o.seed = 7, o.valid = 6, o.eval_every = 0;
+    o.checkpoint_every = 0;
+    loom_train_model_spec specs[2] = {
+        {"gen", {.model = "rowlstm", .height = 6, .width = 6, .layers = 1, .hidden = 2}},
+        {"disc", {.model = "rowlstm", .height = 6, .width = 6, .layers = 1, .hidden = 3, .nclasses = 3}},
+    };
+    loom_trainer *t = NULL;
+    loom_error err;
+    loom_status st = loom_trainer_create(&t, &o, specs, 2, 1, &err);
+    if (!st) st = loom_trainer_set_data(t, data, &err);
+    if (st) {
+        CHECK("two models: create and set data", 0, "%s", err.msg);
+        loom_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    uint8_t *x = test_read_file(a, &na), *y = test_read_file(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x), free(y);
+    return same;
+}
+
+static void test_two_models(void) {
+    loom_images data = make_data(30, 11);
+    loom_error err;
+    loom_train_stop why;
+    char a[96], b[96], fa[128], fb[128];
+    snprintf(a, sizeof a, "%s/runs/a", dir); /* parents created: mkdir -p */
+    snprintf(b, sizeof b, "%s/runs/b", dir);
+    snprintf(fa, sizeof fa, "%s/checkpoint.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/checkpoint.safetensors", b);
+
+    /* 10 steps in one go (an epoch is 24 / 4 = 6 steps: the resume crosses one) */
+    loom_trainer *t = two_models(&data, 10);
+    if (!t) return;
+    loom_status st = loom_trainer_start(t, a, &err);
+    CHECK("two models: start creates the run directory and its parents", st == LOOM_OK, "%s", err.msg);
+    st = loom_trainer_run(t, a, NULL, &why, &err);
+    CHECK("two models: 10 steps", st == LOOM_OK && why == LOOM_TRAIN_DONE && loom_trainer_state(t)->step == 10,
+          "%d %s", (int)st, err.msg);
+    const loom_model *g = loom_trainer_model(t, 0), *d = loom_trainer_model(t, 1);
+    CHECK("two models: each has its own parameters", g->nfloats != d->nfloats, "%zu %zu", g->nfloats, d->nfloats);
+    loom_trainer_free(t);
+
+    /* 4 steps, a new process would load the checkpoint, 6 more */
+    t = two_models(&data, 4);
+    if (!t) return;
+    st = loom_trainer_start(t, b, &err);
+    if (!st) st = loom_trainer_run(t, b, NULL, &why, &err);
+    CHECK("two models: 4 steps", st == LOOM_OK && loom_trainer_state(t)->step == 4, "%s", err.msg);
+    loom_trainer_free(t);
+    st = loom_trainer_load(&t, fb, 1, &err);
+    CHECK("two models: the checkpoint loads both models", st == LOOM_OK && loom_trainer_nmodels(t) == 2 &&
+          strcmp(loom_trainer_role(t, 0), "gen") == 0 && strcmp(loom_trainer_role(t, 1), "disc") == 0,
+          "%s", err.msg);
+    if (st) return;
+    st = loom_trainer_set_steps(t, 3, &err);
+    CHECK("two models: a target below the current step is refused", st == LOOM_EINVAL && strstr(err.msg, "below"),
+          "%d %s", (int)st, err.msg);
+    st = loom_trainer_set_data(t, &data, &err);
+    if (!st) st = loom_trainer_set_steps(t, 10, &err);
+    if (!st) st = loom_trainer_run(t, b, NULL, &why, &err);
+    CHECK("two models: resumed to 10", st == LOOM_OK && loom_trainer_state(t)->step == 10, "%s", err.msg);
+    loom_trainer_free(t);
+    CHECK("two models: 4 + resume + 6 == 10 steps (byte-identical checkpoint)", same_file(fa, fb), "%s vs %s", fa, fb);
+
+    /* tensor names: prefixed by role, one Adam state per model */
+    loom_st_file *f;
+    st = loom_safetensors_open(&f, fa, &err);
+    if (!st) {
+        size_t ng = 0, nd = 0, mg = 0, md = 0;
+        for (size_t k = 0; k < loom_st_count(f); k++) {
+            const char *nm = loom_st_get(f, k)->name;
+            ng += strncmp(nm, "gen.", 4) == 0, nd += strncmp(nm, "disc.", 5) == 0;
+            mg += strncmp(nm, "optim.m.gen.", 12) == 0, md += strncmp(nm, "optim.v.disc.", 13) == 0;
+        }
+        CHECK("two models: every tensor belongs to a role, each role has its Adam moments",
+              ng && nd && ng == mg && nd == md && loom_st_count(f) == 3 * (ng + nd), "%zu %zu %zu %zu of %zu",
+              ng, nd, mg, md, loom_st_count(f));
+        CHECK("two models: an Adam step counter per model",
+              loom_st_meta(f, "adam_t.gen") && strcmp(loom_st_meta(f, "adam_t.gen"), "10") == 0 &&
+              loom_st_meta(f, "adam_t.disc") && !loom_st_meta(f, "adam_t"), "%s", "");
+        loom_safetensors_close(f);
+    }
+    loom_model *one = NULL;
+    st = loom_checkpoint_load(fa, 1, &one, NULL, NULL, NULL, NULL, &err);
+    CHECK("two models: a single-model loader refuses the run in one line", st != LOOM_OK && strstr(err.msg, "2 models"),
+          "%s", err.msg);
+    loom_model_free(one);
+    loom_images_free(&data);
+}
+
+/* a custom objective: model 0 learns, model 1 gets a zero gradient (frozen) */
+static loom_status freeze_second(void *user, loom_model *const *models, size_t n, const uint8_t *imgs,
+                                 const int32_t *labels, size_t batch, uint64_t noise, double *losses,
+                                 loom_error *err) {
+    (void)noise, (void)labels;
+    int *calls = user;
+    ++*calls;
+    loom_status st = loom_model_grad(models[0], &losses[0], imgs, NULL, batch, err);
+    for (size_t j = 1; j < n; j++) memset(models[j]->g, 0, models[j]->nfloats * sizeof(float)), losses[j] = 0;
+    return st;
+}
+
+static void test_custom_objective(void) {
+    loom_images data = make_data(30, 12);
+    loom_trainer *t = two_models(&data, 3);
+    if (!t) return;
+    int calls = 0;
+    loom_trainer_set_grad(t, freeze_second, &calls);
+    const loom_model *d = loom_trainer_model(t, 1), *g = loom_trainer_model(t, 0);
+    float *d0 = malloc(d->nfloats * sizeof *d0), *g0 = malloc(g->nfloats * sizeof *g0);
+    memcpy(d0, d->w, d->nfloats * sizeof *d0), memcpy(g0, g->w, g->nfloats * sizeof *g0);
+    char c[96];
+    snprintf(c, sizeof c, "%s/custom", dir);
+    loom_error err;
+    loom_train_stop why;
+    loom_status st = loom_trainer_start(t, c, &err);
+    if (!st) st = loom_trainer_run(t, c, NULL, &why, &err);
+    CHECK("custom objective: called once per step", st == LOOM_OK && calls == 3, "%d %s", calls, err.msg);
+    CHECK("custom objective: the frozen model is unchanged, the other moved",
+          memcmp(d0, d->w, d->nfloats * sizeof *d0) == 0 && memcmp(g0, g->w, g->nfloats * sizeof *g0) != 0, "%s", "");
+    free(d0), free(g0);
+    loom_trainer_free(t);
+    loom_images_free(&data);
+}
+
+static void test_split(void) {
+    loom_images data = make_data(300, 13);
+    loom_train_opts o;
+    loom_train_opts_default(&o);
+    o.valid = 30, o.seed = 5;
+    size_t *tr, *va, ntr, nva, *tr2, *va2, ntr2, nva2;
+    loom_error err;
+    loom_status st = loom_train_split(&tr, &ntr, &va, &nva, &data, &o, &err);
+    CHECK("split: 30 of 300", st == LOOM_OK && nva == 30 && ntr == 270, "%s", err.msg);
+    if (st) return;
+    /* classes: 0 and 1 have 67 images each, class 2 has 166: 30 valid -> 7, 7, 16 (within one) */
+    size_t count[3] = {0};
+    for (size_t i = 0; i < nva; i++) count[data.labels[va[i]]]++;
+    CHECK("split: stratified by class (a tail split would be all class 2)",
+          count[0] >= 6 && count[0] <= 8 && count[1] >= 6 && count[1] <= 8 && count[2] >= 15 && count[2] <= 17,
+          "%zu %zu %zu", count[0], count[1], count[2]);
+    /* every prefix k: class c has k * n_c / n images, within one */
+    size_t c4[3] = {0}, worst_k = 0;
+    for (size_t i = 0; i < 300; i++) c4[data.labels[i]]++;
+    const double frac[3] = {(double)c4[0] / 300, (double)c4[1] / 300, (double)c4[2] / 300};
+    memset(c4, 0, sizeof c4);
+    bool prefix_ok = true;
+    for (size_t k = 1; k <= nva; k++) {
+        c4[data.labels[va[k - 1]]]++;
+        for (int c = 0; c < 3; c++)
+            if (fabs((double)c4[c] - (double)k * frac[c]) > 1.0 && prefix_ok) prefix_ok = false, worst_k = k;
+    }
+    CHECK("split: every prefix of the validation split is stratified (eval --limit)", prefix_ok,
+          "prefix %zu off", worst_k);
+    bool disjoint = true, sorted = true;
+    char *seen = calloc(300, 1);
+    for (size_t i = 0; i < nva; i++) seen[va[i]]++;
+    for (size_t i = 0; i < ntr; i++) disjoint &= !seen[tr[i]]++, sorted &= i == 0 || tr[i] > tr[i - 1];
+    for (size_t i = 0; i < 300; i++) disjoint &= seen[i] == 1;
+    CHECK("split: training and validation images partition the set; training in file order", disjoint && sorted, "%s", "");
+    free(seen);
+    st = loom_train_split(&tr2, &ntr2, &va2, &nva2, &data, &o, &err);
+    CHECK("split: same seed, same split", !st && memcmp(va, va2, nva * sizeof *va) == 0, "%s", err.msg);
+    free(tr2), free(va2);
+    o.seed = 6;
+    st = loom_train_split(&tr2, &ntr2, &va2, &nva2, &data, &o, &err);
+    CHECK("split: another seed, another split", !st && memcmp(va, va2, nva * sizeof *va) != 0, "%s", err.msg);
+    free(tr2), free(va2);
+    o.valid_split = LOOM_SPLIT_TAIL;
+    st = loom_train_split(&tr2, &ntr2, &va2, &nva2, &data, &o, &err);
+    CHECK("split: old runs keep the tail", !st && va2[0] == 270 && va2[29] == 299 && tr2[269] == 269, "%s", err.msg);
+    free(tr2), free(va2);
+    free(tr), free(va);
+    CHECK("split: default valid is 10%, at most 5000",
+          loom_valid_default(300) == 30 && loom_valid_default(12) == 1 && loom_valid_default(60000) == 5000 &&
+          loom_valid_default(1) == 0, "%zu %zu %zu", loom_valid_default(300), loom_valid_default(12),
+          loom_valid_default(60000));
+    loom_images_free(&data);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/loom-trainer-XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    test_split();
+    test_two_models();
+    test_custom_objective();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) return 1;
+    CHECK_DONE();
+}
