@@ -14,10 +14,6 @@ void loom_adam_step(loom_adam *a, float *w, const float *g, float lr) {
     }
 }
 
-void loom_sgd_step(float *w, const float *g, size_t n, float lr) {
-    for (size_t i = 0; i < n; i++) w[i] -= lr * g[i];
-}
-
 double loom_clip_grad_norm(float *g, size_t n, double max_norm) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
@@ -27,10 +23,4 @@ double loom_clip_grad_norm(float *g, size_t n, double max_norm) {
         for (size_t i = 0; i < n; i++) g[i] *= k;
     }
     return norm;
-}
-
-float loom_lr_at(float lr, int cosine, long t, long total) {
-    if (!cosine || total <= 0) return lr;
-    double frac = (double)(t < total ? t : total) / (double)total;
-    return (float)(lr * (0.1 + 0.9 * 0.5 * (1.0 + cos(3.14159265358979323846 * frac))));
 }

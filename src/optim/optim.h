@@ -13,12 +13,8 @@ typedef struct loom_adam {
 
 /* w -= lr_t * mhat / (sqrt(vhat) + eps), with the bias-corrected moments of g */
 void loom_adam_step(loom_adam *a, float *w, const float *g, float lr);
-/* plain SGD: w -= lr * g */
-void loom_sgd_step(float *w, const float *g, size_t n, float lr);
 /* Scales g so that its L2 norm is at most max_norm (when max_norm > 0).
  * Returns the norm before clipping (a NaN/Inf here means a bad gradient). */
 double loom_clip_grad_norm(float *g, size_t n, double max_norm);
-/* lr at step t of total: "none" keeps lr; cosine decays to lr/10 at the end */
-float loom_lr_at(float lr, int cosine, long t, long total);
 
 #endif
