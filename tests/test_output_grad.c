@@ -107,6 +107,14 @@ int main(void) {
           "%.12g vs %.12g", own * scale, loss);
     CHECK("draw: halves + Bernoulli gradient = loom_model_grad's", test_rel_err(m->g, g, m->nfloats) < 1e-6,
           "rel err %.3g", test_rel_err(m->g, g, m->nfloats));
+    /* the public names (include/loom/model.h) give the same gradient */
+    float *g2 = malloc(m->nfloats * sizeof *g2);
+    memcpy(g2, m->g, m->nfloats * sizeof *g2);
+    loom_model_output_forward(m, out, internal, imgs, NULL, n, NULL);
+    loom_model_output_backward(m, dout, n, scale, NULL);
+    CHECK("draw: loom_model_output_forward/backward are the same halves",
+          loom_model_output_size(m) == HW && memcmp(g2, m->g, m->nfloats * sizeof *g2) == 0, "differ");
+    free(g2);
     loom_error err;
     CHECK("backward without a forward is refused",
           loom_model_backward(m, NULL, dout, n, 1.0f, &err) == LOOM_EINVAL, "accepted");

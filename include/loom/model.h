@@ -96,7 +96,38 @@ loom_status loom_model_generate_frames(loom_model *m, uint8_t *imgs, uint8_t *fr
                                        const int32_t *labels, size_t n, float temperature,
                                        uint64_t seed, loom_error *err);
 
+/* What a model can do (bits of LOOM_CAP_*, as `loom info` lists them):
+ * sample, exact NLL, per-pixel conditionals, an importance-weighted bound,
+ * reconstruct, stages, codes, output gradient. loom_cap_name(bit) names one. */
+enum {
+    LOOM_CAP_SAMPLE = 1 << 0,
+    LOOM_CAP_EXACT_NLL = 1 << 1,
+    LOOM_CAP_CONDITIONALS = 1 << 2,
+    LOOM_CAP_IW_BOUND = 1 << 3,
+    LOOM_CAP_RECONSTRUCT = 1 << 4,
+    LOOM_CAP_STAGES = 1 << 5,
+    LOOM_CAP_CODES = 1 << 6,
+    LOOM_CAP_OUTPUT_GRAD = 1 << 7
+};
+unsigned loom_model_caps(const loom_model *m);
+const char *loom_cap_name(unsigned cap);
+
 /* ---------------------------------------------------------------- training */
+
+/* A loss from outside the model (LOOM_CAP_OUTPUT_GRAD: draw, rae): out (n,
+ * loom_model_output_size) = the Bernoulli logits of each image (DRAW's canvas,
+ * rae's decoder), internal (n) = the model's own terms (the KL), activations
+ * kept; then given dout = d loss / d out for the same n images, the model's
+ * gradient buffer (as after loom_model_gradient, ready for
+ * loom_optimizer_step) = d (loss + internal_weight * sum internal) / d
+ * parameters. Any other model call in between drops the kept activations
+ * (the backward is then refused). */
+size_t loom_model_output_size(const loom_model *m); /* floats per image; 0: not supported */
+loom_status loom_model_output_forward(loom_model *m, float *out, double *internal,
+                                      const uint8_t *imgs, const int32_t *labels, size_t n,
+                                      loom_error *err);
+loom_status loom_model_output_backward(loom_model *m, const float *dout, size_t n,
+                                       float internal_weight, loom_error *err);
 
 /* Forward + backward over a batch: the model's gradient buffer holds the
  * gradient of the mean NLL per pixel; *loss = that mean in nats/pixel.

@@ -168,6 +168,31 @@ struct loom_optimizer {
     float *mv;             /* (2, nfloats) Adam moments */
 };
 
+size_t loom_model_output_size(const loom_model *m) { return loom_model_out_floats(m); }
+
+loom_status loom_model_output_forward(loom_model *m, float *out, double *internal,
+                                      const uint8_t *imgs, const int32_t *labels, size_t n,
+                                      loom_error *err) {
+    const int32_t *lab = NULL;
+    loom_status st = check_batch("loom_model_output_forward", m, imgs, labels, n, &lab, err);
+    if (st) return st;
+    if (!out || !internal)
+        return loom_fail(err, LOOM_EINVAL, "loom_model_output_forward: out or internal is NULL");
+    int saved = loom_blas_enter(m->ctx);
+    st = loom_model_forward(m, out, internal, imgs, lab, n, err);
+    loom_blas_leave(m->ctx, saved);
+    return st;
+}
+
+loom_status loom_model_output_backward(loom_model *m, const float *dout, size_t n,
+                                       float internal_weight, loom_error *err) {
+    if (!m || !dout) return loom_fail(err, LOOM_EINVAL, "loom_model_output_backward: model or dout is NULL");
+    int saved = loom_blas_enter(m->ctx);
+    loom_status st = loom_model_backward(m, NULL, dout, n, internal_weight, err);
+    loom_blas_leave(m->ctx, saved);
+    return st;
+}
+
 void loom_adam_opts_default(loom_adam_opts *o) {
     loom_train_opts t;
     loom_train_opts_default(&t); /* one set of defaults with `loom train` */

@@ -151,17 +151,8 @@ size_t loom_param_add_nd(loom_param *out, size_t n, float init_bound, int ndim,
 loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err);
 
 /* What a model can do beyond training and evaluation, discovered from its op
- * table (so a command asks for a capability, not for a model by name). */
-typedef enum loom_cap {
-    LOOM_CAP_SAMPLE = 1 << 0,      /* draws new images (not a plain autoencoder) */
-    LOOM_CAP_EXACT_NLL = 1 << 1,   /* its NLL is -log p(x), not a bound */
-    LOOM_CAP_CONDITIONALS = 1 << 2, /* per-pixel logits of p(x_i | x_<i): completion, causality */
-    LOOM_CAP_IW_BOUND = 1 << 3,    /* importance-weighted bound with K samples */
-    LOOM_CAP_RECONSTRUCT = 1 << 4, /* autoencoder: input -> reconstruction */
-    LOOM_CAP_STAGES = 1 << 5,      /* draws in stages (frames of a canvas) */
-    LOOM_CAP_CODES = 1 << 6,       /* encode to / decode from a code vector */
-    LOOM_CAP_OUTPUT_GRAD = 1 << 7  /* trains from d loss / d output given by the caller */
-} loom_cap;
+ * table (so a command asks for a capability, not for a model by name): the
+ * LOOM_CAP_* bits of include/loom/model.h. */
 #define LOOM_NCAPS 8
 unsigned loom_model_caps(const loom_model *m);
 /* "sample", "exact-nll", ...: the name of one capability bit (NULL if none) */
