@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 typedef double (*gc_loss_fn)(void *ctx);
 
@@ -38,6 +39,59 @@ static inline double gc_compare2(gc_loss_fn f, void *ctx, float *x, const float 
         if (r > 1.0 && eps2 > 0.0) r = fmin(r, gc_ratio(f, ctx, x, e, grad[e], eps2));
         if (r > worst) worst = r;
     }
+    return worst;
+}
+
+/* (L(x+h) - L(x-h)) / 2h at element e */
+static inline double gc_quotient(gc_loss_fn f, void *ctx, float *x, size_t e, double h) {
+    const float keep = x[e];
+    x[e] = (float)(keep + h);
+    const double lp = f(ctx);
+    x[e] = (float)(keep - h);
+    const double lm = f(ctx);
+    x[e] = keep;
+    return (lp - lm) / (2.0 * h);
+}
+
+/* gc_compare2, also keeping the quotient at eps of every probe in num
+ * ((n + stride - 1) / stride entries) */
+static inline double gc_compare2_keep(gc_loss_fn f, void *ctx, float *x, const float *grad, size_t n,
+                                      size_t stride, double eps, double eps2, double *num) {
+    double worst = 0.0;
+    for (size_t e = 0, q = 0; e < n; e += stride, q++) {
+        num[q] = gc_quotient(f, ctx, x, e, eps);
+        const double a = grad[e];
+        double r = fabs(a - num[q]) / (2e-3 + 1e-2 * fmax(fabs(a), fabs(num[q])));
+        if (r > 1.0 && eps2 > 0.0) r = fmin(r, gc_ratio(f, ctx, x, e, a, eps2));
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+/* A check scaled to the tensor: with S = max |n| over the probes' quotients
+ * num at eps (from gc_compare2_keep), every probe must have |a - n| <=
+ * rtol S for n at eps or, where it is not within a quarter of that, the best
+ * of 10 eps, 31.6 eps, 3.16 eps and eps / 3.16 (truncation error grows
+ * with h, float rounding shrinks, a kink
+ * within h spoils it: a right gradient passes at some h, a wrong one at
+ * none). gc_compare2's absolute floor 2e-3 lets a gradient of order 1e-4 be
+ * zero; here zeroing any tensor's gradient fails. Returns the worst
+ * |a - n| / (rtol S), <= 1 passes; *scale = S. */
+static inline double gc_compare_scaled(gc_loss_fn f, void *ctx, float *x, const float *grad, size_t n,
+                                       size_t stride, double eps, const double *num, double rtol,
+                                       double *scale) {
+    const size_t np = (n + stride - 1) / stride;
+    const double hs[4] = {10.0 * eps, sqrt(1000.0) * eps, sqrt(10.0) * eps, eps / sqrt(10.0)};
+    double S = 0.0, worst = 0.0;
+    for (size_t q = 0; q < np; q++) S = fmax(S, fabs(num[q]));
+    for (size_t q = 0; q < np; q++) {
+        const size_t e = q * stride;
+        double err = fabs(grad[e] - num[q]);
+        for (int k = 0; k < 4 && err > 0.25 * rtol * S; k++) /* a margin: keep trying below the limit */
+            err = fmin(err, fabs(grad[e] - gc_quotient(f, ctx, x, e, hs[k])));
+        worst = fmax(worst, S > 0.0 ? err / (rtol * S) : err > 0.0 ? 1e300 : 0.0);
+    }
+    *scale = S;
     return worst;
 }
 

@@ -94,7 +94,11 @@ static inline double test_loss_per_batch(void *p) { return test_nll_sum(p); }
 /* Every parameter tensor's gradient g (nfloats) against central differences
  * of loss at c (gc_compare2 with eps, eps2), one check each named
  * "<prefix><tensor name><suffix>"; tensors of more than `big` floats are
- * probed every `stride` elements. */
+ * probed every `stride` elements. Beside each, from the same probes, a check
+ * scaled to the tensor (gc_compare_scaled: every probe within 10% of the
+ * tensor's largest difference quotient) named "<prefix><tensor name><suffix>
+ * (to 10% of its scale)": gc_compare2's absolute floor lets a gradient of
+ * order 1e-4, like a state-to-state convolution's in a per-pixel loss, be zero. */
 static inline void test_param_grads(gc_loss_fn loss, test_model_ctx *c, const float *g,
                                     const char *prefix, const char *suffix, size_t big,
                                     size_t stride, double eps, double eps2) {
@@ -103,9 +107,15 @@ static inline void test_param_grads(gc_loss_fn loss, test_model_ctx *c, const fl
         const loom_param *pp = &m->params[p];
         char name[256];
         snprintf(name, sizeof name, "%s%s%s", prefix, pp->name, suffix);
-        double w = gc_compare2(loss, c, m->w + pp->offset, g + pp->offset, pp->size,
-                               pp->size > big ? stride : 1, eps, eps2);
+        const size_t st = pp->size > big ? stride : 1;
+        double *num = malloc((pp->size / st + 1) * sizeof *num), S;
+        double w = gc_compare2_keep(loss, c, m->w + pp->offset, g + pp->offset, pp->size, st, eps, eps2, num);
         CHECK(name, w <= 1.0, "worst error ratio %.3g", w);
+        double sc = gc_compare_scaled(loss, c, m->w + pp->offset, g + pp->offset, pp->size, st, eps, num, 0.1, &S);
+        snprintf(name, sizeof name, "%s%s%s (to 10%% of its scale)", prefix, pp->name, suffix);
+        CHECK(name, sc <= 1.0 && S > 0.0, "worst error %.3g times 10%% of the largest difference quotient %.3g",
+              sc, S);
+        free(num);
     }
 }
 
