@@ -217,6 +217,7 @@ static void test_config(void) {
     loom_train_opts o, ob;
     loom_train_opts_default(&o);
     o.valid = 3;
+    snprintf(o.data, sizeof o.data, "/data/set-2 \"7\""); /* digits in a string before the seed */
     loom_error err;
     const uint64_t seeds[3] = {18446744073709551557ULL, (1ULL << 53) + 1, 0};
     for (int i = 0; i < 3; i++) {
