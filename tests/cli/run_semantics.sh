@@ -112,3 +112,8 @@ $LOOM eval tests/fixtures/main_rowlstm_v1_step3.safetensors --limit 20 --json --
     fail "old checkpoint: resumed to step 3" "$(cat "$T/err")"
 grep -q '"valid_split":[[:space:]]*"tail"' "$O/config.json" && pass "old checkpoint: keeps its tail split" ||
     fail "old checkpoint: keeps its tail split" "$(cat "$O/config.json")"
+for m in grupixel draw diagbilstm; do
+    $LOOM info tests/fixtures/main_${m}_v1.safetensors >"$T/i.txt" 2>&1
+    grep -q "^model *$m 28x28" "$T/i.txt" && grep -q '^step *1 of 1' "$T/i.txt" &&
+        pass "old checkpoint: $m from the old main loads" || fail "old checkpoint: $m loads" "$(cat "$T/i.txt")"
+done
