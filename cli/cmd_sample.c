@@ -171,6 +171,15 @@ int cmd_complete(int argc, char **argv) {
         if (!order || loom_images_order(order, &set, o.seed, &e) || loom_images_gather(&picked, &set, order, n, &e))
             cli_die(1, "complete: out of memory picking %zu test images", n);
         free(order);
+        if (picked.labels) { /* say which classes: a check that they are mixed */
+            printf("test images: %zu, seeded and stratified by class:", n);
+            for (int k = 0; k < set.nclasses; k++) {
+                size_t cnt = 0;
+                for (size_t i = 0; i < n; i++) cnt += picked.labels[i] == k;
+                printf(" %d=%zu", k, cnt);
+            }
+            printf("\n");
+        }
         loom_images_free(&set);
         set = picked;
         lab = c->nclasses ? set.labels : NULL;

@@ -191,7 +191,6 @@ int cmd_train(int argc, char **argv) {
     loom_error err;
     loom_status st;
     loom_trainer *t = NULL;
-    loom_config cfg0 = cfg;
     long want_steps = o.steps;
     const bool steps_given = cli_find(args, nargs, "steps")->seen;
     if (resume) {
@@ -219,7 +218,6 @@ int cmd_train(int argc, char **argv) {
         cli_draw_config(&cfg, &df);
         absolute_data(o.data, sizeof o.data, data);
     }
-    (void)cfg0;
 
     loom_images all;
     st = loom_images_load(&all, o.data, "train", &err);

@@ -210,9 +210,69 @@ static void test_split(void) {
     loom_images_free(&data);
 }
 
+
+/* configs: each model's section strictly; the seed an exact integer number */
+static void test_config(void) {
+    loom_config cfg = {.model = "rowlstm", .height = 6, .width = 6, .layers = 1, .hidden = 2}, back;
+    loom_train_opts o, ob;
+    loom_train_opts_default(&o);
+    o.valid = 3;
+    snprintf(o.data, sizeof o.data, "/data/set-2 \"7\""); /* digits in a string before the seed */
+    loom_error err;
+    const uint64_t seeds[3] = {18446744073709551557ULL, (1ULL << 53) + 1, 0};
+    for (int i = 0; i < 3; i++) {
+        o.seed = seeds[i];
+        char *js = loom_config_json(&cfg, &o);
+        loom_status st = loom_config_parse(&back, &ob, js, "cfg", &err);
+        char name[96];
+        snprintf(name, sizeof name, "config: seed %llu is a JSON number and reads back exactly", (unsigned long long)seeds[i]);
+        char want[64];
+        snprintf(want, sizeof want, "\"seed\":\t%llu,", (unsigned long long)seeds[i]);
+        CHECK(name, st == LOOM_OK && ob.seed == seeds[i] && strstr(js, want), "%s %llu %s", err.msg,
+              (unsigned long long)ob.seed, js);
+        free(js);
+    }
+    static const struct { const char *what, *model, *train, *pat; } bad[] = {
+        {"a rowlstm with a zdim", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0,\"zdim\":4",
+         "\"seed\":1", "\"zdim\" is not a setting of model rowlstm"},
+        {"a rowlstm with a cell", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0,\"cell\":\"gru\"",
+         "\"seed\":1", "\"cell\" is not a setting of model rowlstm"},
+        {"a grupixel with draw's read_n", "\"name\":\"grupixel\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0,\"cell\":\"gru\",\"zdim\":4,\"read_n\":2",
+         "\"seed\":1", "\"read_n\" is not a setting of model grupixel"},
+        {"an unknown model key", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0,\"depth\":3",
+         "\"seed\":1", "unknown config key \"depth\""},
+        {"a seed of 2^64", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":18446744073709551616", "\"seed\" must be an integer"},
+        {"a fractional seed", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":1.5", "\"seed\" must be an integer"},
+        {"a negative seed", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":-1", "\"seed\" must be an integer"},
+        {"a seed in exponent form", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":1e3", "\"seed\" must be an integer"},
+    };
+    const char *rest = "\"data\":\"d\",\"batch\":4,\"lr\":0.001,\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8,\"clip\":1,"
+                       "\"lr_halflife\":0,\"steps\":5,\"valid\":3,\"eval_every\":0,\"eval_limit\":0,\"checkpoint_every\":0,"
+                       "\"sample_every\":0";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char js[1024], name[96];
+        snprintf(js, sizeof js, "{\"model\":{%s},\"train\":{%s,%s}}", bad[i].model, bad[i].train, rest);
+        loom_status st = loom_config_parse(&back, &ob, js, "cfg", &err);
+        snprintf(name, sizeof name, "config: %s is refused", bad[i].what);
+        CHECK(name, st == LOOM_EFORMAT && strstr(err.msg, bad[i].pat), "%d %s", (int)st, err.msg);
+        if (!st) loom_train_opts_free(&ob);
+    }
+    /* the old form, from checkpoints written before: the seed as a decimal string */
+    char js[1024];
+    snprintf(js, sizeof js, "{\"model\":{%s},\"train\":{\"seed\":\"18446744073709551557\",%s}}", bad[4].model, rest);
+    loom_status st = loom_config_parse(&back, &ob, js, "cfg", &err);
+    CHECK("config: the old string seed still reads exactly", st == LOOM_OK && ob.seed == 18446744073709551557ULL,
+          "%s", err.msg);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/loom-trainer-XXXXXX");
     if (!mkdtemp(dir)) return 1;
+    test_config();
     test_split();
     test_two_models();
     test_custom_objective();

@@ -88,8 +88,10 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
         cJSON_AddNumberToObject(t, "lr_halflife", (double)o->lr_halflife);
         cJSON_AddNumberToObject(t, "steps", (double)o->steps);
         char seed[32];
-        snprintf(seed, sizeof seed, "%" PRIu64, o->seed); /* beyond 2^53 a double would round */
-        cJSON_AddStringToObject(t, "seed", seed);
+        /* a number written as its exact decimal token (through a double it would
+         * round beyond 2^53); read back exactly by raw_numbers() */
+        snprintf(seed, sizeof seed, "%" PRIu64, o->seed);
+        cJSON_AddRawToObject(t, "seed", seed);
         if (o->valid == LOOM_VALID_AUTO) cJSON_AddStringToObject(t, "valid", "auto"); /* not resolved yet */
         else cJSON_AddNumberToObject(t, "valid", (double)o->valid);
         cJSON_AddNumberToObject(t, "eval_every", (double)o->eval_every);
@@ -156,19 +158,87 @@ static loom_status only_keys(const cJSON *obj, const char *const *keys, const ch
     return LOOM_OK;
 }
 
-/* one model's section into cfg */
+/* cJSON keeps numbers as doubles only. Each number node gets the text of its
+ * token as valuestring (freed by cJSON_Delete), so that integers such as the
+ * seed are read exactly: the k-th number token of the text is the k-th number
+ * node in document order. */
+static void raw_numbers(cJSON *root, const char *json) {
+    cJSON *stack[64];
+    size_t depth = 0;
+    const char *p = json;
+    cJSON *node = root;
+    /* walk the tree in document order with an explicit stack */
+    while (node) {
+        if (cJSON_IsNumber(node)) {
+            /* next number token of the text, outside strings */
+            while (*p) {
+                if (*p == '"') {
+                    for (p++; *p && *p != '"'; p++)
+                        if (*p == '\\' && p[1]) p++;
+                    if (*p) p++;
+                } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+                    break;
+                } else {
+                    p++;
+                }
+            }
+            size_t n = strspn(p, "0123456789+-.eE");
+            if (n && n < 64 && !node->valuestring && (node->valuestring = malloc(n + 1)))
+                memcpy(node->valuestring, p, n), node->valuestring[n] = 0;
+            p += n;
+        }
+        if (node->child && depth < sizeof stack / sizeof stack[0]) {
+            stack[depth++] = node;
+            node = node->child;
+            continue;
+        }
+        while (node && !node->next) node = depth ? stack[--depth] : NULL;
+        if (node) node = node->next;
+        if (node == root) break;
+    }
+}
+
+/* the keys of each model's section: the common ones, and the model's own */
+static const char *const *model_keys(const char *model) {
+    static const char *const plain[] = {"name", "height", "width", "layers", "hidden", "classes", NULL};
+    static const char *const grupixel[] = {"name", "height", "width", "layers", "hidden", "classes",
+                                           "cell", "zdim", NULL};
+    static const char *const draw[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
+                                       "steps_draw", "read_n", "write_n", "attention", NULL};
+    static const char *const rae[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
+                                      "variational", NULL};
+    if (strcmp(model, "grupixel") == 0) return grupixel;
+    if (strcmp(model, "draw") == 0) return draw;
+    if (strcmp(model, "rae") == 0) return rae;
+    return plain; /* rowlstm, diagbilstm */
+}
+
+/* one model's section into cfg, strictly: keys of another model are errors */
 static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *what, loom_error *err) {
-    static const char *const model_keys[] = {"name", "height", "width", "layers", "hidden",
-                                             "classes", "cell", "zdim", "steps_draw",
-                                             "read_n", "write_n", "attention", "variational", NULL};
     loom_status st;
     double v = 0.0;
-    if ((st = only_keys(m, model_keys, what, err))) return st;
     memset(cfg, 0, sizeof *cfg);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
     if (!cJSON_IsString(name) || strlen(name->valuestring) >= sizeof cfg->model)
         return loom_fail(err, LOOM_EFORMAT, "%s: config key \"name\" must be a model name", what);
     strcpy(cfg->model, name->valuestring);
+    if (!loom_model_find(cfg->model))
+        return loom_fail(err, LOOM_EFORMAT, "%s: unknown model '%s' (known: %s)", what, cfg->model,
+                         loom_model_names());
+    const char *const *keys = model_keys(cfg->model);
+    for (const cJSON *it = m->child; it; it = it->next) {
+        bool ok = false;
+        for (const char *const *k = keys; *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
+        if (ok) continue;
+        for (const char *const *k = model_keys("draw"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
+        for (const char *const *k = model_keys("grupixel"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
+        for (const char *const *k = model_keys("rae"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
+        if (ok)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"%s\" is not a setting of model %s", what,
+                             it->string, cfg->model);
+        return loom_fail(err, LOOM_EFORMAT, "%s: unknown config key \"%s\"", what,
+                         it->string ? it->string : "?");
+    }
     if ((st = get_int(m, "height", 1, 4096, &v, what, err))) return st;
     cfg->height = (size_t)v;
     if ((st = get_int(m, "width", 1, 4096, &v, what, err))) return st;
@@ -226,11 +296,15 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     if (!cJSON_IsString(data) || strlen(data->valuestring) >= sizeof o->data)
         return loom_fail(err, LOOM_EFORMAT, "%s: config key \"data\" must be a string", what);
     strcpy(o->data, data->valuestring);
+    /* an integer number, read from its token exactly; checkpoints written
+     * before seeds were numbers hold a decimal string */
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(t, "seed");
+    const char *digits = seed && seed->valuestring ? seed->valuestring : "";
     char *endp = NULL;
-    if (!cJSON_IsString(seed) || !*seed->valuestring ||
-        (o->seed = strtoull(seed->valuestring, &endp, 10), *endp))
-        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"seed\" must be a decimal string", what);
+    errno = 0;
+    if (!(cJSON_IsNumber(seed) || cJSON_IsString(seed)) || !*digits || strspn(digits, "0123456789") != strlen(digits) ||
+        strlen(digits) > 20 || (o->seed = strtoull(digits, &endp, 10), *endp) || errno == ERANGE)
+        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"seed\" must be an integer in [0, 2^64)", what);
     if ((st = get_int(t, "batch", 1, 1 << 20, &v, what, err))) return st;
     o->batch = (size_t)v;
     if ((st = get_num(t, "lr", 0, 1e3, &o->lr, what, err))) return st;
@@ -298,6 +372,7 @@ loom_status loom_run_config_parse(loom_config *cfgs, char (*roles)[LOOM_ROLELEN]
     cJSON *root = cJSON_Parse(json);
     loom_status st = LOOM_OK;
     *n = 0;
+    if (root) raw_numbers(root, json);
     static const char *const top_keys[] = {"model", "models", "train", NULL};
     if (!cJSON_IsObject(root)) {
         st = loom_fail(err, LOOM_EFORMAT, "%s: config is not a JSON object", what);

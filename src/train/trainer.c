@@ -161,7 +161,6 @@ static void shuffle(size_t *perm, size_t n, loom_rng *r) {
 
 loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom_error *err) {
     loom_train_opts *o = &t->o;
-    const loom_config *c0 = &t->models[0].m->cfg;
     if (o->valid == LOOM_VALID_AUTO) o->valid = loom_valid_default(data->n);
     if (!t->resumed) {
         if (data->class_names && !o->class_names) {
@@ -197,7 +196,6 @@ loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom
             return loom_fail(err, LOOM_EINVAL, "%s: labels do not fit the model's %d classes", o->data,
                              c->nclasses);
     }
-    (void)c0;
     const size_t eb = loom_images_example_bytes(data);
     free(t->perm), free(t->batch), free(t->blabels);
     t->perm = malloc(t->ntrain * sizeof *t->perm);

@@ -32,8 +32,11 @@ grep '^validation:' "$T/s1/train.log" | sort -u | wc -l | grep -qx 1 &&
     pass "split: the resumed run validates on the same split" || fail "split: the resumed run validates on the same split" "$(grep '^validation:' "$T/s1/train.log")"
 
 # ---- B1: complete picks stratified test images, not the first N
-$LOOM complete "$T/s1" --n 4 --rows 20 --samples 1 --out "$T/c.png" >"$T/c.txt" 2>"$T/err" &&
-    pass "complete: on the sorted test set" || fail "complete: on the sorted test set" "$(cat "$T/err")"
+# (test labels: 10 of class 0 then 10 of class 1; the first 4 would all be class 0)
+$LOOM complete "$T/s1" --n 4 --rows 20 --samples 1 --out "$T/c.png" >"$T/c.txt" 2>"$T/err"
+grep -q '^test images: 4, seeded and stratified by class: 0=2 1=2$' "$T/c.txt" &&
+    pass "complete: picks test images of both classes (2 + 2), not the first 4" ||
+    fail "complete: picks test images of both classes" "$(cat "$T/c.txt" "$T/err")"
 
 # ---- B2: --valid defaults to 10% (at most 5000): small folders train
 ok "valid: a 120-image set trains without --valid" $LOOM train --data "$D" $NET --steps 1 --out "$T/v"
@@ -112,3 +115,8 @@ $LOOM eval tests/fixtures/main_rowlstm_v1_step3.safetensors --limit 20 --json --
     fail "old checkpoint: resumed to step 3" "$(cat "$T/err")"
 grep -q '"valid_split":[[:space:]]*"tail"' "$O/config.json" && pass "old checkpoint: keeps its tail split" ||
     fail "old checkpoint: keeps its tail split" "$(cat "$O/config.json")"
+for m in grupixel draw diagbilstm; do
+    $LOOM info tests/fixtures/main_${m}_v1.safetensors >"$T/i.txt" 2>&1
+    grep -q "^model *$m 28x28" "$T/i.txt" && grep -q '^step *1 of 1' "$T/i.txt" &&
+        pass "old checkpoint: $m from the old main loads" || fail "old checkpoint: $m loads" "$(cat "$T/i.txt")"
+done
