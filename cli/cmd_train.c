@@ -53,7 +53,7 @@ static void shuffle(size_t *perm, size_t n, loom_rng *r) {
 }
 
 static double bits_per_dim(double nats_per_image, const loom_config *c) {
-    return nats_per_image / log(2.0) / (double)(c->height * c->width);
+    return nats_per_image / log(2.0) / (double)(loom_channels(c) * c->height * c->width);
 }
 
 /* mean NLL (nats/image) over the first `limit` images of set (0 = all), in
@@ -73,8 +73,8 @@ static double evaluate(loom_model *m, const loom_images *set, size_t limit, size
 
 static void write_samples(loom_model *m, const char *path, size_t n, uint64_t seed) {
     if (m->ops->cannot_sample && m->ops->cannot_sample(&m->cfg)) return; /* e.g. a plain autoencoder */
-    const size_t HW = m->cfg.height * m->cfg.width;
-    uint8_t *imgs = calloc(n, HW), *grid = NULL;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* (C, H, W) */
+    uint8_t *imgs = calloc(n, HW);
     int32_t *labels = NULL;
     loom_error err;
     if (!imgs) cli_die(1, "out of memory");
@@ -82,12 +82,11 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
         labels = malloc(n * sizeof *labels);
         for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i % (size_t)m->cfg.nclasses);
     }
-    size_t gh, gw, cols = (size_t)ceil(sqrt((double)n));
+    size_t cols = (size_t)ceil(sqrt((double)n));
     loom_status st = loom_model_sample(m, imgs, labels, n, 0, 1.0f, seed, &err);
-    if (!st) st = loom_grid(&grid, &gh, &gw, imgs, n, m->cfg.height, m->cfg.width, cols, 1, 128, &err);
-    if (!st) st = loom_png_write_gray(path, grid, gh, gw, &err);
-    free(imgs), free(grid), free(labels);
     if (st) cli_die_err(st, &err);
+    cli_write_grid(path, imgs, n, loom_channels(&m->cfg), m->cfg.height, m->cfg.width, cols);
+    free(imgs), free(labels);
 }
 
 /* A failed save (disk full, file size limit, I/O error, NaN) leaves the previous
@@ -115,7 +114,7 @@ static long fault_nan_step(void) {
 
 static const char *usage_text =
     "--model rowlstm|diagbilstm|grupixel|draw|rae [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
-    "                  [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
@@ -143,6 +142,7 @@ int cmd_train(int argc, char **argv) {
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
+        {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
         {"epochs", ARG_SIZE, &epochs, 1, 1e6, "total epochs instead of --steps", false},
         {"batch", ARG_SIZE, &o.batch, 1, 65536, "images per step (default 32)", false},
@@ -212,6 +212,8 @@ int cmd_train(int argc, char **argv) {
     loom_images all, valid = {0};
     st = loom_images_load(&all, o.data, "train", &err);
     if (st) cli_die_err(st, &err);
+    char note[1024]; /* what loading and --gray changed, for the log */
+    cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
     if (o.valid >= all.n)
         cli_die(2, "%s: --valid %zu leaves no training images (the set has %zu)", o.data, o.valid, all.n);
     const size_t ntrain = all.n - o.valid;
@@ -223,7 +225,7 @@ int cmd_train(int argc, char **argv) {
     if (epochs) o.steps = (long)(epochs * (ntrain / o.batch));
 
     if (!resume) {
-        cfg.height = all.h, cfg.width = all.w;
+        cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c;
         if (conditional) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;
@@ -231,6 +233,7 @@ int cmd_train(int argc, char **argv) {
         /* refuse absurd sizes before allocating anything large */
         size_t need = 0;
         st = loom_model_train_bytes(&cfg, (int)threads, o.batch, &need, &err);
+        if (st && loom_channels(&cfg) == 3) cli_die(2, "%s: RGB images: %s; --gray converts them", o.data, err.msg);
         if (st) cli_die_err(st, &err);
         char what[160];
         snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
@@ -259,6 +262,8 @@ int cmd_train(int argc, char **argv) {
         free(js);
     } else if (all.h != cfg.height || all.w != cfg.width) {
         cli_die(2, "%s: images are %zux%zu but the run's model is %zux%zu", o.data, all.h, all.w, cfg.height, cfg.width);
+    } else if (all.c != loom_channels(&cfg)) {
+        cli_check_data(&all, o.data, &cfg);
     } else if (ts.index > ntrain) {
         cli_die(2, "%s: data position %zu is beyond the %zu training images of %s", cli_checkpoint_path(resume),
                 ts.index, ntrain, o.data);
@@ -277,13 +282,14 @@ int cmd_train(int argc, char **argv) {
     loom_adam adam = {.lr = (float)o.lr, .beta1 = (float)o.beta1, .beta2 = (float)o.beta2,
                       .eps = (float)o.eps, .m = am, .v = av, .n = m->nfloats, .t = ts.adam_t};
     size_t *perm = malloc(ntrain * sizeof *perm);
-    const size_t HW = cfg.height * cfg.width;
+    const size_t HW = loom_channels(&cfg) * cfg.height * cfg.width; /* bytes per image (C, H, W) */
     uint8_t *batch = malloc(o.batch * HW);
     int32_t *blabels = malloc(o.batch * sizeof *blabels);
     if (!perm || !batch || !blabels) cli_die(1, "out of memory");
     loom_rng shuf = ts.rng;
     shuffle(perm, ntrain, &shuf);
 
+    if (*note) say(&rf, "%s", note);
     size_t nparam = m->nfloats;
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",

@@ -30,6 +30,7 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
     cJSON_AddStringToObject(m, "name", cfg->model);
     cJSON_AddNumberToObject(m, "height", (double)cfg->height);
     cJSON_AddNumberToObject(m, "width", (double)cfg->width);
+    if (loom_channels(cfg) != 1) cJSON_AddNumberToObject(m, "channels", (double)cfg->channels);
     cJSON_AddNumberToObject(m, "layers", (double)cfg->layers);
     cJSON_AddNumberToObject(m, "hidden", (double)cfg->hidden);
     cJSON_AddNumberToObject(m, "classes", cfg->nclasses);
@@ -46,6 +47,7 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
     if (o) {
         cJSON *t = cJSON_AddObjectToObject(root, "train");
         cJSON_AddStringToObject(t, "data", o->data);
+        if (o->gray) cJSON_AddBoolToObject(t, "gray", 1);
         cJSON_AddNumberToObject(t, "batch", (double)o->batch);
         cJSON_AddNumberToObject(t, "lr", o->lr);
         cJSON_AddNumberToObject(t, "beta1", o->beta1);
@@ -115,10 +117,11 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     static const char *const top_keys[] = {"model", "train", NULL};
     static const char *const model_keys[] = {"name", "height", "width", "layers", "hidden",
                                              "classes", "cell", "zdim", "steps_draw",
-                                             "read_n", "write_n", "attention", "variational", NULL};
+                                             "read_n", "write_n", "attention", "variational", "channels",
+                                             NULL};
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
-        "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", NULL};
+        "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "gray", NULL};
     if ((st = only_keys(root, top_keys, what, err))) goto done;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(m)) {
@@ -137,6 +140,10 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     cfg->height = (size_t)v;
     if ((st = get_int(m, "width", 1, 4096, &v, what, err))) goto done;
     cfg->width = (size_t)v;
+    if (cJSON_GetObjectItemCaseSensitive(m, "channels")) { /* absent: 1 (gray) */
+        if ((st = get_int(m, "channels", 1, 3, &v, what, err))) goto done;
+        cfg->channels = (size_t)v;
+    }
     if ((st = get_int(m, "layers", 1, 64, &v, what, err))) goto done;
     cfg->layers = (size_t)v;
     if ((st = get_int(m, "hidden", 1, 4096, &v, what, err))) goto done;
@@ -196,6 +203,14 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
         goto done;
     }
     strcpy(o->data, data->valuestring);
+    const cJSON *gray = cJSON_GetObjectItemCaseSensitive(t, "gray");
+    if (gray) { /* absent: false */
+        if (!cJSON_IsBool(gray)) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: config key \"gray\" must be true or false", what);
+            goto done;
+        }
+        o->gray = cJSON_IsTrue(gray);
+    }
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(t, "seed");
     char *endp = NULL;
     if (!cJSON_IsString(seed) || !*seed->valuestring ||
