@@ -260,7 +260,8 @@ static void test_rgb(void) {
     st = loom_grid_channels(&g, &gh, &gw, imgs, 3, 0, 2, 2, 2, 1, 0, &err);
     CHECK("grid c = 0 rejected", st == LOOM_EINVAL && g == NULL, "%s", loom_status_name(st));
     st = loom_grid_channels(&g, &gh, &gw, imgs, 3, SIZE_MAX / 4, 2, 2, 2, 1, 0, &err);
-    CHECK("grid c overflow rejected", st == LOOM_ENOMEM && g == NULL, "%s", loom_status_name(st));
+    CHECK("grid c overflow rejected", st == LOOM_ENOMEM && g == NULL && strstr(err.msg, "overflows"),
+          "%s %s", loom_status_name(st), err.msg);
 }
 
 int main(void) {

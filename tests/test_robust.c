@@ -256,7 +256,7 @@ static void test_config_channels(void) {
     }
     c.channels = 2;
     st = loom_config_check(&c, &err);
-    CHECK("config check: 2 channels rejected", st == LOOM_EINVAL && strstr(err.msg, "2 channels"),
+    CHECK("config check: 2 channels rejected", st == LOOM_EINVAL && strstr(err.msg, "2 channels per image (1 gray or 3 RGB)"),
           "status %d %s", st, err.msg);
 }
 
