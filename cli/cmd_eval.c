@@ -89,6 +89,8 @@ int cmd_info(int argc, char **argv) {
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
         if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
+        printf("channels    %zu (%s)%s\n", loom_channels(c), loom_channels(c) == 1 ? "gray" : "RGB",
+               o.gray ? "; colour data converted to gray on load (--gray)" : "");
     }
     loom_model_free(m);
     return 0;

@@ -51,3 +51,6 @@ mkdir -p "$T/cut/train" "$T/cut/test"
 cp "$C/train/00.png" "$T/cut/train/"; head -c 60 "$C/train/01.png" >"$T/cut/train/01.png"; cp "$C/test/00.png" "$T/cut/test/"
 rejects "colour folder with a truncated PNG" 2 "01.png: bad PNG" \
     $LOOM train $NET --data "$T/cut" --gray --steps 1 --out "$T/x"
+
+$LOOM info "$T/g" >"$T/info" 2>&1 && grep -q "channels    1 (gray); colour data converted to gray on load (--gray)" "$T/info" &&
+    pass "info states channels and --gray" || fail "info states channels and --gray" "$(cat "$T/info")"
