@@ -45,7 +45,14 @@ TEST_BIN += $(FUZZ_REPLAY)
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
 DEB_PKGS += libgif-dev
 
-.PHONY: all deps test demo bench install clean help fuzz fuzz-deps fuzz-build
+# `make colour-data`: 32x32 RGB patches of the photographs in mate-backgrounds (docs/data.md),
+# written once to $(COLOUR_DIR); the Debian interpreter, which is the one python3-pil serves.
+COLOUR_DEB_PKGS := mate-backgrounds python3-pil
+COLOUR_SRC := /usr/share/backgrounds/mate/nature
+COLOUR_DIR ?= data/colour32
+DEB_PYTHON := /usr/bin/python3
+
+.PHONY: all deps test demo bench install clean help fuzz fuzz-deps fuzz-build colour-data
 all: $(B)/loom $(B)/libloom.a $(B)/libloom.so
 
 help:
@@ -57,6 +64,7 @@ help:
 	@echo "make install  PREFIX=/usr/local (DESTDIR too): loom, headers, libloom.a, libloom.so.X.Y.Z, loom.pc"
 	@echo "make test SANITIZE=1   the whole suite under ASan + UBSan (objects in build-san/)"
 	@echo "make fuzz FUZZ_SECONDS=N   fuzz each parser N seconds with libFuzzer (installs clang-14)"
+	@echo "make colour-data   32x32 RGB PNG folder (train/, test/) in $(COLOUR_DIR) from mate-backgrounds"
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -65,6 +73,14 @@ deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all installed"; fi
+
+colour-data:
+	@if [ -d $(COLOUR_DIR)/train ] && [ -d $(COLOUR_DIR)/test ]; then \
+	  echo "colour-data: $(COLOUR_DIR) exists (remove it to rebuild)"; \
+	else \
+	  $(MAKE) --no-print-directory deps DEB_PKGS="$(COLOUR_DEB_PKGS)" && \
+	  mkdir -p $(dir $(COLOUR_DIR)) && $(DEB_PYTHON) tools/colour32.py $(COLOUR_SRC) $(COLOUR_DIR); \
+	fi
 
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)

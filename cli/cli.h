@@ -49,9 +49,20 @@ const char *cli_checkpoint_path(const char *run_or_ckpt);
 loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts *o,
                            loom_train_state *st);
 /* Load the evaluation split: "test", or "valid" (the last o->valid training
- * images), and check the image size matches the model. */
+ * images), convert it to gray when gray or o->gray (cli_data_prepare), and
+ * check its size and channels match the model; notes go to stderr. */
 void cli_load_split(loom_images *out, const char *data, const char *split,
-                    const loom_train_opts *o, const loom_config *cfg);
+                    const loom_train_opts *o, const loom_config *cfg, bool gray);
+/* After loading `data`: rejects examples of several frames; with gray, RGB
+ * becomes gray (BT.601); note (len bytes) gets what loading and conversion
+ * changed, one line each (gray images replicated, alpha dropped, converted),
+ * or "" when nothing did. */
+void cli_data_prepare(loom_images *im, const char *data, bool gray, char *note, size_t len);
+/* Exits 2 with one line when the images' channels are not the model's. */
+void cli_check_data(const loom_images *im, const char *data, const loom_config *cfg);
+/* imgs (n, c, h, w) into a PNG grid (gray or RGB) with `cols` columns; exits on failure. */
+void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                    size_t cols);
 /* Model-specific flags into cfg: --cell and --zdim (grupixel only; NULL / 0
  * when not given). Exits 2 with one line for an unknown cell or a flag the
  * model does not take; fills grupixel's defaults (gru, zdim 32, and 1 layer

@@ -9,11 +9,12 @@
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *split = "test";
     size_t limit = 0, threads = (size_t)cli_default_threads(), batch = 64, iw = 0;
-    bool json = false;
+    bool json = false, gray = false;
     cli_arg args[] = {
         {"iw", ARG_SIZE, &iw, 1, 1e6, "latent-variable models: importance-weighted bound with K samples", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
         {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
+        {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"limit", ARG_SIZE, &limit, 1, 1e12, "evaluate only the first N images", false},
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per forward pass (default 64)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
@@ -28,7 +29,7 @@ int cmd_eval(int argc, char **argv) {
     loom_train_opts o;
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
     loom_images set;
-    cli_load_split(&set, data ? data : o.data, split, &o, &m->cfg);
+    cli_load_split(&set, data ? data : o.data, split, &o, &m->cfg, gray);
     size_t n = limit && limit < set.n ? limit : set.n;
     if (m->cfg.nclasses && (!set.labels || set.nclasses > m->cfg.nclasses))
         cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
@@ -45,7 +46,7 @@ int cmd_eval(int argc, char **argv) {
                         : loom_model_nll(m, nll, set.pixels, labels, n, batch, &err);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
-    double nats = s / (double)n, bpd = nats / log(2.0) / (double)(m->cfg.height * m->cfg.width);
+    double nats = s / (double)n, bpd = nats / log(2.0) / (double)(loom_channels(&m->cfg) * m->cfg.height * m->cfg.width);
     /* a latent-variable model has no exact NLL: say what this number is */
     const char *kind = m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : NULL;
     char what[224] = "";
@@ -107,6 +108,8 @@ int cmd_info(int argc, char **argv) {
             for (size_t i = 0; i < o.nclass_names; i++) printf(" %zu=%s", i, o.class_names[i]);
             printf("\n");
         }
+        printf("channels    %zu (%s)%s\n", loom_channels(c), loom_channels(c) == 1 ? "gray" : "RGB",
+               o.gray ? "; colour data converted to gray on load (--gray)" : "");
     }
     loom_train_opts_free(&o);
     loom_model_free(m);

@@ -7,16 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void write_grid(const char *path, const uint8_t *imgs, size_t n, size_t h, size_t w, size_t cols) {
-    uint8_t *grid;
-    size_t gh, gw;
-    loom_error err;
-    loom_status st = loom_grid(&grid, &gh, &gw, imgs, n, h, w, cols, 1, 128, &err);
-    if (!st) st = loom_png_write_gray(path, grid, gh, gw, &err);
-    if (st) cli_die_err(st, &err);
-    free(grid);
-}
-
 /* frames (n, T, h, w) -> an animated GIF of T grids (one frame per stage, the
  * last held 1 s), each laid out like the PNG grid */
 static void write_gif(const char *path, const uint8_t *frames, size_t n, size_t T, size_t h, size_t w,
@@ -92,14 +82,15 @@ int cmd_sample(int argc, char **argv) {
         labels = malloc(n * sizeof *labels);
         for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i % (size_t)c->nclasses);
     }
-    uint8_t *imgs = calloc(n, c->height * c->width);
+    const size_t C = loom_channels(c), EX = C * c->height * c->width; /* bytes per image (C, H, W) */
+    uint8_t *imgs = calloc(n, EX);
     if (!imgs) cli_die(1, "out of memory");
     loom_error err;
     double t0 = cli_now();
     uint8_t *frames = NULL;
     loom_status st;
     if (steps_png || gif) {
-        if (!loom_mul_ok(n * c->height * c->width, nframes, &(size_t){0}) || !(frames = malloc(n * nframes * c->height * c->width)))
+        if (!loom_mul_ok(n * EX, nframes, &(size_t){0}) || !(frames = malloc(n * nframes * EX)))
             cli_die(1, "out of memory for %zu x %zu frames", n, nframes);
         st = loom_model_sample_frames(m, imgs, frames, labels, n, (float)temperature, seed, &err);
     } else {
@@ -107,13 +98,13 @@ int cmd_sample(int argc, char **argv) {
     }
     if (st) cli_die_err(st, &err);
     double dt = cli_now() - t0;
-    write_grid(out, imgs, n, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
+    cli_write_grid(out, imgs, n, C, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
     if (gif) {
         write_gif(gif, frames, n, nframes, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
         fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, gif);
     }
     if (frames && steps_png) {
-        write_grid(steps_png, frames, n * nframes, c->height, c->width, nframes);
+        cli_write_grid(steps_png, frames, n * nframes, C, c->height, c->width, nframes);
         fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, steps_png);
     }
     free(frames);
@@ -129,6 +120,7 @@ int cmd_complete(int argc, char **argv) {
     double temperature = 1.0;
     uint64_t seed = 1;
     const char *out = NULL, *data = NULL;
+    bool gray = false;
     cli_arg args[] = {
         {"rows", ARG_SIZE, &rows, 0, 4096, "keep the top K rows (default: half)", false},
         {"n", ARG_SIZE, &n, 1, 10000, "test images (default 8)", false},
@@ -136,6 +128,7 @@ int cmd_complete(int argc, char **argv) {
         {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's test set)", false},
+        {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: rows of original | masked | completions", false},
     };
@@ -148,14 +141,15 @@ int cmd_complete(int argc, char **argv) {
     loom_train_opts o;
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
     const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, HW = H * W;
+    /* images (C, H, W), EX bytes; keep = rows * W raster positions, every channel of them */
+    const size_t H = c->height, W = c->width, HW = H * W, C = loom_channels(c), EX = C * HW;
     if (!(loom_model_caps(m) & LOOM_CAP_CONDITIONALS))
         cli_die(2, "complete: model %s is not autoregressive (no per-pixel conditionals to complete with)",
                 m->ops->name);
     if (!cli_find(args, sizeof args / sizeof args[0], "rows")->seen) rows = H / 2;
     if (rows >= H) cli_die(2, "--rows %zu must be below the image height %zu", rows, H);
     loom_images set;
-    cli_load_split(&set, data ? data : o.data, "test", &o, c);
+    cli_load_split(&set, data ? data : o.data, "test", &o, c, gray);
     if (n > set.n) n = set.n;
     const int32_t *lab = c->nclasses ? set.labels : NULL;
     if (c->nclasses && !lab) cli_die(2, "the conditional model needs labelled test images");
@@ -185,42 +179,47 @@ int cmd_complete(int argc, char **argv) {
         lab = c->nclasses ? set.labels : NULL;
     }
 
-    /* NLL of the hidden part: the per-pixel logits of the originals */
-    float *z = malloc(HW * 256 * sizeof *z);
+    /* NLL of the hidden part: the per-pixel logits of the originals, (C, H, W, 256) */
+    float *z = malloc(EX * 256 * sizeof *z);
+    if (!z) cli_die(1, "out of memory");
     loom_error err;
     double hidden = 0.0;
     for (size_t k = 0; k < n; k++) {
-        loom_status st = loom_model_logits(m, z, set.pixels + k * HW, lab ? lab + k : NULL, 1, &err);
+        loom_status st = loom_model_logits(m, z, set.pixels + k * EX, lab ? lab + k : NULL, 1, &err);
         if (st) cli_die_err(st, &err);
-        for (size_t p = rows * W; p < HW; p++) {
-            const float *zp = z + p * 256;
-            double mx = zp[0], s = 0.0;
-            for (int v = 1; v < 256; v++) mx = zp[v] > mx ? zp[v] : mx;
-            for (int v = 0; v < 256; v++) s += exp(zp[v] - mx);
-            hidden += log(s) + mx - zp[set.pixels[k * HW + p]];
-        }
+        for (size_t ch = 0; ch < C; ch++)
+            for (size_t p = rows * W; p < HW; p++) {
+                const float *zp = z + (ch * HW + p) * 256;
+                double mx = zp[0], s = 0.0;
+                for (int v = 1; v < 256; v++) mx = zp[v] > mx ? zp[v] : mx;
+                for (int v = 0; v < 256; v++) s += exp(zp[v] - mx);
+                hidden += log(s) + mx - zp[set.pixels[k * EX + ch * HW + p]];
+            }
     }
     free(z);
 
     const size_t cols = 2 + samples;
-    uint8_t *grid = malloc(n * cols * HW), *comp = malloc(n * samples * HW);
+    uint8_t *grid = malloc(n * cols * EX), *comp = malloc(n * samples * EX);
     int32_t *clab = lab ? malloc(n * samples * sizeof *clab) : NULL;
+    if (!grid || !comp) cli_die(1, "out of memory");
     for (size_t k = 0; k < n; k++)
         for (size_t s = 0; s < samples; s++) {
-            memcpy(comp + (k * samples + s) * HW, set.pixels + k * HW, HW);
+            memcpy(comp + (k * samples + s) * EX, set.pixels + k * EX, EX);
             if (clab) clab[k * samples + s] = lab[k];
         }
     loom_status st = loom_model_sample(m, comp, clab, n * samples, rows * W, (float)temperature, seed, &err);
     if (st) cli_die_err(st, &err);
     for (size_t k = 0; k < n; k++) {
-        uint8_t *row = grid + k * cols * HW;
-        memcpy(row, set.pixels + k * HW, HW);
-        memcpy(row + HW, set.pixels + k * HW, rows * W);
-        memset(row + HW + rows * W, 128, HW - rows * W); /* hidden: mid gray */
-        memcpy(row + 2 * HW, comp + k * samples * HW, samples * HW);
+        uint8_t *row = grid + k * cols * EX;
+        memcpy(row, set.pixels + k * EX, EX);
+        for (size_t ch = 0; ch < C; ch++) {
+            memcpy(row + EX + ch * HW, set.pixels + k * EX + ch * HW, rows * W);
+            memset(row + EX + ch * HW + rows * W, 128, HW - rows * W); /* hidden: mid gray */
+        }
+        memcpy(row + 2 * EX, comp + k * samples * EX, samples * EX);
     }
-    write_grid(out, grid, n * cols, H, W, cols);
-    double per_img = hidden / (double)n, hidden_px = (double)((H - rows) * W);
+    cli_write_grid(out, grid, n * cols, C, H, W, cols);
+    double per_img = hidden / (double)n, hidden_px = (double)((H - rows) * W * C);
     printf("hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
            H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
     free(grid), free(comp), free(clab);
@@ -233,9 +232,11 @@ int cmd_complete(int argc, char **argv) {
 int cmd_reconstruct(int argc, char **argv) {
     size_t n = 8, threads = (size_t)cli_default_threads();
     const char *out = NULL, *data = NULL, *split = "test";
+    bool gray = false;
     cli_arg args[] = {
         {"n", ARG_SIZE, &n, 1, 10000, "images (default 8)", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
+        {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: rows of input | model input | reconstruction", false},
@@ -251,9 +252,9 @@ int cmd_reconstruct(int argc, char **argv) {
     if (!(loom_model_caps(m) & LOOM_CAP_RECONSTRUCT))
         cli_die(2, "reconstruct: model %s is not an autoencoder (nothing to reconstruct)", m->ops->name);
     const loom_config *c = &m->cfg;
-    const size_t HW = c->height * c->width;
+    const size_t C = loom_channels(c), HW = C * c->height * c->width; /* bytes per image (C, H, W) */
     loom_images set;
-    cli_load_split(&set, data ? data : o.data, split, &o, c);
+    cli_load_split(&set, data ? data : o.data, split, &o, c, gray);
     if (n > set.n) n = set.n;
     uint8_t *rec = malloc(2 * n * HW), *grid = malloc(3 * n * HW);
     if (!rec || !grid) cli_die(1, "out of memory");
@@ -264,7 +265,7 @@ int cmd_reconstruct(int argc, char **argv) {
         memcpy(grid + 3 * k * HW, set.pixels + k * HW, HW);
         memcpy(grid + (3 * k + 1) * HW, rec + 2 * k * HW, 2 * HW);
     }
-    write_grid(out, grid, 3 * n, c->height, c->width, 3);
+    cli_write_grid(out, grid, 3 * n, C, c->height, c->width, 3);
     fprintf(stderr, "loom: %zu %s images: input | model input | reconstruction -> %s\n", n, split, out);
     free(rec), free(grid);
     loom_train_opts_free(&o);
@@ -276,9 +277,11 @@ int cmd_reconstruct(int argc, char **argv) {
 int cmd_interpolate(int argc, char **argv) {
     size_t steps = 8, threads = (size_t)cli_default_threads();
     const char *out = NULL, *data = NULL, *split = "test";
+    bool gray = false;
     cli_arg args[] = {
         {"steps", ARG_SIZE, &steps, 2, 1000, "decoded codes from A to B, ends included (default 8)", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
+        {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: A | decoded codes | B", false},
@@ -302,9 +305,9 @@ int cmd_interpolate(int argc, char **argv) {
     const size_t Z = loom_model_code_dim(m);
     if (!Z) cli_die(2, "interpolate: model %s has no codes to interpolate", m->ops->name);
     const loom_config *c = &m->cfg;
-    const size_t HW = c->height * c->width;
+    const size_t C = loom_channels(c), HW = C * c->height * c->width; /* bytes per image (C, H, W) */
     loom_images set;
-    cli_load_split(&set, data ? data : o.data, split, &o, c);
+    cli_load_split(&set, data ? data : o.data, split, &o, c, gray);
     for (int k = 0; k < 2; k++)
         if (idx[k] >= set.n) cli_die(2, "interpolate: image %zu is past the %zu %s images", idx[k], set.n, split);
     uint8_t *pair = malloc(2 * HW), *grid = malloc((steps + 2) * HW), *dec = malloc(steps * HW);
@@ -323,7 +326,7 @@ int cmd_interpolate(int argc, char **argv) {
     memcpy(grid, pair, HW);
     memcpy(grid + HW, dec, steps * HW);
     memcpy(grid + (steps + 1) * HW, pair + HW, HW);
-    write_grid(out, grid, steps + 2, c->height, c->width, steps + 2);
+    cli_write_grid(out, grid, steps + 2, C, c->height, c->width, steps + 2);
     fprintf(stderr, "loom: %s images %zu and %zu, %zu codes between -> %s\n", split, idx[0], idx[1], steps, out);
     free(pair), free(grid), free(dec), free(ends), free(codes);
     loom_train_opts_free(&o);

@@ -45,8 +45,8 @@ static char *join(const char *dir, const char *name) {
 
 static void write_samples(loom_model *m, const char *path, size_t n, uint64_t seed) {
     if (m->ops->cannot_sample && m->ops->cannot_sample(&m->cfg)) return; /* e.g. a plain autoencoder */
-    const size_t HW = m->cfg.height * m->cfg.width;
-    uint8_t *imgs = calloc(n, HW), *grid = NULL;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* (C, H, W) */
+    uint8_t *imgs = calloc(n, HW);
     int32_t *labels = NULL;
     loom_error err;
     if (!imgs) cli_die(1, "out of memory");
@@ -54,12 +54,11 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
         labels = malloc(n * sizeof *labels);
         for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i % (size_t)m->cfg.nclasses);
     }
-    size_t gh, gw, cols = (size_t)ceil(sqrt((double)n));
+    size_t cols = (size_t)ceil(sqrt((double)n));
     loom_status st = loom_model_sample(m, imgs, labels, n, 0, 1.0f, seed, &err);
-    if (!st) st = loom_grid(&grid, &gh, &gw, imgs, n, m->cfg.height, m->cfg.width, cols, 1, 128, &err);
-    if (!st) st = loom_png_write_gray(path, grid, gh, gw, &err);
-    free(imgs), free(grid), free(labels);
     if (st) cli_die_err(st, &err);
+    cli_write_grid(path, imgs, n, loom_channels(&m->cfg), m->cfg.height, m->cfg.width, cols);
+    free(imgs), free(labels);
 }
 
 /* what the trainer reports, on stderr, in train.log and metrics.csv */
@@ -131,7 +130,7 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
 
 static const char *usage_text =
     "--model rowlstm|diagbilstm|grupixel|draw|rae [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
-    "                  [--data D] [--steps N | --epochs E] [--batch B]\n"
+    "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
@@ -159,6 +158,7 @@ int cmd_train(int argc, char **argv) {
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
+        {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
         {"epochs", ARG_SIZE, &epochs, 1, 1e6, "total epochs instead of --steps", false},
         {"batch", ARG_SIZE, &o.batch, 1, 65536, "images per step (default 32)", false},
@@ -222,8 +222,11 @@ int cmd_train(int argc, char **argv) {
     loom_images all;
     st = loom_images_load(&all, o.data, "train", &err);
     if (st) cli_die_err(st, &err);
+    char note[1024]; /* what loading and --gray changed, for the log */
+    cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
+    if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
-        cfg.height = all.h, cfg.width = all.w;
+        cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c;
         if (conditional) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;
@@ -231,6 +234,7 @@ int cmd_train(int argc, char **argv) {
         /* refuse absurd sizes before allocating anything large */
         size_t need = 0;
         st = loom_model_train_bytes(&cfg, (int)threads, o.batch, &need, &err);
+        if (st && loom_channels(&cfg) == 3) cli_die(2, "%s: RGB images: %s; --gray converts them", o.data, err.msg);
         if (st) cli_die_err(st, &err);
         char what[160];
         snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
@@ -275,6 +279,7 @@ int cmd_train(int argc, char **argv) {
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
         loom_blas_core());
+    if (*note) say(&rf, "%s", note);
     const loom_images *vset = loom_trainer_valid(t);
     if (vset->n && vset->labels) { /* which classes validate: the split is stratified */
         char line[1024];

@@ -49,8 +49,40 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
     return m;
 }
 
+void cli_data_prepare(loom_images *im, const char *data, bool gray, char *note, size_t len) {
+    size_t k = 0;
+    note[0] = 0;
+#define NOTE(...) do { if (k < len) k += (size_t)snprintf(note + k, len - k, __VA_ARGS__); } while (0)
+    if (im->t > 1)
+        cli_die(2, "%s: examples of %zu frames; loom's models take still images (1 frame)", data,
+                im->t);
+    if (im->alpha_dropped)
+        NOTE("%s: alpha channel of %zu of %zu images dropped (colours kept as stored)", data,
+             im->alpha_dropped, im->n);
+    if (im->gray_to_rgb && !gray)
+        NOTE("%s%s: %zu of %zu images are gray, replicated to R = G = B (the set has colour images)",
+             k ? "\n" : "", data, im->gray_to_rgb, im->n);
+    if (gray && im->c == 3) {
+        loom_error err;
+        loom_status st = loom_images_to_gray(im, &err);
+        if (st) cli_die_err(st, &err);
+        NOTE("%s%s: --gray: %zu RGB images converted to gray, Y = 0.299 R + 0.587 G + 0.114 B "
+             "(ITU-R BT.601 luma), rounded",
+             k ? "\n" : "", data, im->n);
+    }
+#undef NOTE
+}
+
+void cli_check_data(const loom_images *im, const char *data, const loom_config *cfg) {
+    const size_t c = im->c ? im->c : 1, want = loom_channels(cfg);
+    if (c != want)
+        cli_die(2, "%s: images have %zu channel%s (%s) but the model takes %zu (%s)%s", data, c,
+                c == 1 ? "" : "s", c == 1 ? "gray" : "RGB", want, want == 1 ? "gray" : "RGB",
+                want == 1 ? "; --gray converts them" : "");
+}
+
 void cli_load_split(loom_images *out, const char *data, const char *split,
-                    const loom_train_opts *o, const loom_config *cfg) {
+                    const loom_train_opts *o, const loom_config *cfg, bool gray) {
     loom_error err;
     loom_train_opts view;
     loom_status s;
@@ -78,11 +110,32 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
     } else {
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     }
+    char note[1024];
+    cli_data_prepare(out, data, gray || (o && o->gray), note, sizeof note);
     /* a set whose classes are not the run's would silently renumber the labels */
     if ((s = loom_classes_match(o, out, data, &err))) cli_die_err(s, &err);
     if (out->h != cfg->height || out->w != cfg->width)
         cli_die(2, "%s: images are %zux%zu but the model was trained on %zux%zu", data, out->h,
                 out->w, cfg->height, cfg->width);
+    cli_check_data(out, data, cfg);
+    for (char *line = note; *line;) { /* one "loom: " line per note */
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        fprintf(stderr, "loom: %s\n", line);
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+}
+
+void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                    size_t cols) {
+    uint8_t *grid;
+    size_t gh, gw;
+    loom_error err;
+    loom_status st = loom_grid_channels(&grid, &gh, &gw, imgs, n, c, h, w, cols, 1, 128, &err);
+    if (!st) st = c == 3 ? loom_png_write_rgb(path, grid, gh, gw, &err)
+                         : loom_png_write_gray(path, grid, gh, gw, &err);
+    if (st) cli_die_err(st, &err);
+    free(grid);
 }
 
 void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given) {

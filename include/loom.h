@@ -4,7 +4,8 @@
  *   - every function that can fail returns a loom_status and, when given a
  *     non-NULL loom_error, fills it with one line "<file or thing>: <problem>";
  *   - the library never exits or prints to stdout; only the CLI does;
- *   - sizes and counts are size_t; images are uint8 (0..255), row-major (n, h, w).
+ *   - sizes and counts are size_t; images are uint8 (0..255), laid out
+ *     (n, t, c, h, w): n examples of t frames of c planes of h rows of w.
  */
 #ifndef LOOM_H
 #define LOOM_H
@@ -50,14 +51,28 @@ size_t loom_rng_below(loom_rng *r, size_t n); /* uniform in [0, n), n > 0 */
 
 /* ---------------------------------------------------------------- images */
 
-/* A set of same-sized grayscale images with optional class labels. */
+/* A set of same-sized examples with optional class labels. An example is a
+ * uint8 tensor (t, c, h, w): t frames (1 for still images) of c channels (1
+ * gray, or 3: R, G, B), each channel a planar h x w raster (row-major). So
+ * pixel (frame f, channel k, row y, column x) of example i is
+ *   pixels[(((i * t + f) * c + k) * h + y) * w + x],
+ * and one example is loom_images_example_bytes() bytes. Loaders set t and c;
+ * a struct built by hand with t == 0 or c == 0 is read as 1 there. */
 typedef struct loom_images {
     size_t n, h, w;
-    uint8_t *pixels;  /* (n, h, w) */
+    uint8_t *pixels;  /* (n, t, c, h, w) */
     int32_t *labels;  /* (n), or NULL when the source has none */
     int nclasses;     /* 0 when labels == NULL */
     char **class_names; /* (nclasses) names of the classes, or NULL when the source has none */
+    size_t t, c;      /* frames and channels per example (see above) */
+    /* what loading changed, for callers to report (0 when nothing): */
+    size_t gray_to_rgb;   /* gray images replicated to R = G = B to join a colour set */
+    size_t alpha_dropped; /* images whose alpha channel was discarded */
 } loom_images;
+
+/* t * c * h * w (t, c of 0 read as 1); 0 when the product overflows size_t
+ * or a size is 0. */
+size_t loom_images_example_bytes(const loom_images *im);
 
 /* spec: "fashion-mnist" (the Debian dataset-fashion-mnist files), a
  * directory holding IDX files (train-images-idx3-ubyte[.gz], ...), or a
@@ -69,7 +84,17 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
  * NULL). gzip or raw, detected by content. */
 loom_status loom_idx_load(loom_images *out, const char *images_path, const char *labels_path,
                           loom_error *err);
+/* A folder of PNG images read as c = channels: 1 gray, 3 RGB, or 0 as the
+ * files are (3 when any image is colour, see docs/data.md). */
+loom_status loom_png_folder_load_channels(loom_images *out, const char *dir, size_t channels,
+                                          loom_error *err);
+/* = loom_png_folder_load_channels(out, dir, 1, err): every image to gray with
+ * libpng's rule (docs/data.md); loom_images_load keeps colour instead. */
 loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *err);
+/* Colour to gray in place: c = 3 becomes c = 1 with ITU-R BT.601 luma,
+ * Y = round(0.299 R + 0.587 G + 0.114 B), exactly (299 R + 587 G + 114 B +
+ * 500) / 1000 in integers. c = 1 is left alone; any other c is LOOM_EINVAL. */
+loom_status loom_images_to_gray(loom_images *im, loom_error *err);
 void loom_images_free(loom_images *im);
 /* Copy images [begin, end) of src into dst (dst owns its memory). */
 loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t begin, size_t end,
@@ -79,12 +104,21 @@ loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t b
 
 loom_status loom_png_write_gray(const char *path, const uint8_t *pixels, size_t h, size_t w,
                                 loom_error *err);
+/* RGB, pixels planar (3, h, w): the R plane, then G, then B. */
+loom_status loom_png_write_rgb(const char *path, const uint8_t *pixels, size_t h, size_t w,
+                               loom_error *err);
 /* Tile n images (h, w) into a grid with `cols` columns and `pad` pixels of
  * value `pad_value` between and around them. *out is malloc'ed (caller
  * frees); its size is *out_h x *out_w. */
 loom_status loom_grid(uint8_t **out, size_t *out_h, size_t *out_w, const uint8_t *imgs, size_t n,
                       size_t h, size_t w, size_t cols, size_t pad, uint8_t pad_value,
                       loom_error *err);
+/* loom_grid for images of c planar channels: imgs (n, c, h, w), *out
+ * (c, *out_h, *out_w), each channel tiled like loom_grid (pad_value in every
+ * channel, so 128 is mid gray). c = 1 is loom_grid. */
+loom_status loom_grid_channels(uint8_t **out, size_t *out_h, size_t *out_w, const uint8_t *imgs,
+                               size_t n, size_t c, size_t h, size_t w, size_t cols, size_t pad,
+                               uint8_t pad_value, loom_error *err);
 
 /* ---------------------------------------------------------------- safetensors */
 

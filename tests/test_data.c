@@ -622,6 +622,334 @@ static void test_png(void) {
 /* ------------------------------------------------------------------ specs */
 
 static void expect_load_fail(const char *name, const char *spec, const char *split,
+                             loom_status want, const char *a, const char *b);
+
+/* ------------------------------------------------------------------ channels */
+
+/* RGB test pattern of image `id`, channel k, pixel (y, x): every channel differs. */
+static uint8_t cpat(int id, int k, size_t y, size_t x) {
+    return (uint8_t)(id * 50 + k * 85 + y * 13 + x * 7);
+}
+
+/* writes an interleaved (h, w, 3) RGB file of cpat(id) */
+static void write_rgb_pattern(const char *path, int id, size_t h, size_t w) {
+    uint8_t px[16 * 16 * 3];
+    for (size_t y = 0; y < h; y++)
+        for (size_t x = 0; x < w; x++)
+            for (int k = 0; k < 3; k++) px[(y * w + x) * 3 + (size_t)k] = cpat(id, k, y, x);
+    write_png(path, PNG_FORMAT_RGB, h, w, px);
+}
+
+/* planar (3, h, w) example equals cpat(id) */
+static bool cpattern_ok(const uint8_t *px, int id, size_t h, size_t w) {
+    for (int k = 0; k < 3; k++)
+        for (size_t y = 0; y < h; y++)
+            for (size_t x = 0; x < w; x++)
+                if (px[((size_t)k * h + y) * w + x] != cpat(id, k, y, x)) return false;
+    return true;
+}
+
+/* A palette PNG (colour type 3) of 1 row: entries pal (npal RGB triples),
+ * indices idx (w), optional tRNS alphas (ntrans). */
+static void write_palette(const char *path, const uint8_t *pal, int npal, const uint8_t *idx,
+                          size_t w, const uint8_t *trans, int ntrans) {
+    FILE *f = fopen(path, "wb");
+    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(p);
+    if (!f || !p || !info || setjmp(png_jmpbuf(p))) {
+        printf("FAIL setup: palette PNG\n");
+        exit(1);
+    }
+    png_init_io(p, f);
+    png_set_IHDR(p, info, (png_uint_32)w, 1, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_color c[256];
+    for (int i = 0; i < npal; i++) c[i] = (png_color){pal[3 * i], pal[3 * i + 1], pal[3 * i + 2]};
+    png_set_PLTE(p, info, c, npal);
+    if (ntrans) png_set_tRNS(p, info, trans, ntrans, NULL);
+    png_write_info(p, info);
+    png_write_row(p, idx);
+    png_write_end(p, info);
+    png_destroy_write_struct(&p, &info);
+    fclose(f);
+}
+
+static void test_channels(void) {
+    loom_error err = {{0}};
+    loom_images im;
+
+    /* bytes per example */
+    loom_images e = {.n = 1, .t = 2, .c = 3, .h = 4, .w = 5};
+    CHECK("example bytes t*c*h*w", loom_images_example_bytes(&e) == 120, "%zu",
+          loom_images_example_bytes(&e));
+    e.t = e.c = 0;
+    CHECK("example bytes: t, c of 0 read as 1", loom_images_example_bytes(&e) == 20, "%zu",
+          loom_images_example_bytes(&e));
+    e = (loom_images){.t = 1, .c = 3, .h = SIZE_MAX / 2, .w = 1};
+    CHECK("example bytes overflow gives 0", loom_images_example_bytes(&e) == 0, "%zu",
+          loom_images_example_bytes(&e));
+    CHECK("example bytes NULL gives 0", loom_images_example_bytes(NULL) == 0, "nonzero");
+
+    /* IDX sets say t = c = 1 */
+    uint8_t img[16 + SN * SH * SW];
+    size_t ni = small_images(img);
+    write_bytes(tpath("ch-idx"), img, ni);
+    loom_status st = loom_idx_load(&im, tpath("ch-idx"), NULL, &err);
+    CHECK("idx sets t = c = 1", st == LOOM_OK && im.t == 1 && im.c == 1 &&
+                                     loom_images_example_bytes(&im) == SH * SW,
+          "status %d t %zu c %zu", st, im.t, im.c);
+    loom_images_free(&im);
+
+    /* an RGB folder keeps its colour, planar */
+    mkdir_or_die(tpath("crgb"));
+    write_rgb_pattern(tpath("crgb/a.png"), 0, 5, 6);
+    write_rgb_pattern(tpath("crgb/b.png"), 1, 5, 6);
+    st = loom_images_load(&im, tpath("crgb"), "train", &err);
+    CHECK("rgb folder loads as c = 3, t = 1",
+          st == LOOM_OK && im.n == 2 && im.c == 3 && im.t == 1 && im.h == 5 && im.w == 6 &&
+              im.gray_to_rgb == 0 && im.alpha_dropped == 0,
+          "status %d %s c %zu t %zu", st, err.msg, im.c, im.t);
+    CHECK("rgb folder pixels planar (n, c, h, w), exact",
+          st == LOOM_OK && im.c == 3 && cpattern_ok(im.pixels, 0, 5, 6) &&
+              cpattern_ok(im.pixels + 90, 1, 5, 6),
+          "pixels differ");
+    /* slicing a colour set copies whole examples */
+    loom_images sl;
+    st = loom_images_slice(&sl, &im, 1, 2, &err);
+    CHECK("slice of a colour set keeps c and copies C*H*W per example",
+          st == LOOM_OK && sl.n == 1 && sl.c == 3 && sl.t == 1 && cpattern_ok(sl.pixels, 1, 5, 6),
+          "status %d %s", st, err.msg);
+    loom_images_free(&sl);
+    /* --gray: BT.601 */
+    st = loom_images_to_gray(&im, &err);
+    bool g_ok = st == LOOM_OK && im.c == 1 && im.n == 2;
+    for (int id = 0; g_ok && id < 2; id++)
+        for (size_t y = 0; y < 5; y++)
+            for (size_t x = 0; x < 6; x++) {
+                double v = 0.299 * cpat(id, 0, y, x) + 0.587 * cpat(id, 1, y, x) +
+                           0.114 * cpat(id, 2, y, x);
+                g_ok = g_ok && fabs(im.pixels[(size_t)id * 30 + y * 6 + x] - v) <= 0.5 + 1e-9;
+            }
+    CHECK("to_gray of a loaded RGB set: c = 1, every pixel within 0.5 of BT.601", g_ok,
+          "status %d %s c %zu", st, err.msg, im.c);
+    loom_images_free(&im);
+    /* the legacy gray reader still converts with libpng's rule */
+    st = loom_png_folder_load(&im, tpath("crgb"), &err);
+    CHECK("loom_png_folder_load still reads gray (libpng rule)",
+          st == LOOM_OK && im.c == 1 && im.n == 2 &&
+              im.pixels[0] == rule_gray(cpat(0, 0, 0, 0), cpat(0, 1, 0, 0), cpat(0, 2, 0, 0)),
+          "status %d %s c %zu", st, err.msg, im.c);
+    loom_images_free(&im);
+
+    /* BT.601 known values and the rounding rule */
+    {
+        enum { N = 4096 };
+        static uint8_t px[3 * N + 3 * 8];
+        const uint8_t known[][4] = {{255, 0, 0, 76},  {0, 255, 0, 150},    {0, 0, 255, 29},
+                                    {255, 255, 255, 255}, {0, 0, 0, 0}, {10, 200, 30, 124},
+                                    {1, 1, 1, 1},     {128, 128, 128, 128}};
+        const size_t nk = sizeof known / sizeof known[0], np = N + nk;
+        uint32_t r = 777;
+        for (size_t i = 0; i < np; i++)
+            for (int k = 0; k < 3; k++) {
+                r = r * 1103515245u + 12345u;
+                px[(size_t)k * np + i] = i < nk ? known[i][k] : (uint8_t)(r >> 16);
+            }
+        loom_images g = {.n = 1, .t = 1, .c = 3, .h = 1, .w = np};
+        g.pixels = malloc(3 * np);
+        memcpy(g.pixels, px, 3 * np);
+        st = loom_images_to_gray(&g, &err);
+        bool kn = st == LOOM_OK && g.c == 1;
+        for (size_t i = 0; kn && i < nk; i++) kn = g.pixels[i] == known[i][3];
+        CHECK("to_gray known values (red 76, green 150, blue 29, white 255)", kn,
+              "status %d; red %u green %u blue %u", st, g.pixels[0], g.pixels[1], g.pixels[2]);
+        size_t bad = 0;
+        for (size_t i = 0; st == LOOM_OK && i < np; i++) {
+            double v = 0.299 * px[i] + 0.587 * px[np + i] + 0.114 * px[2 * np + i];
+            double d = g.pixels[i] - v;
+            /* the nearest integer; exact halves round up */
+            bool near = fabs(d) < 0.5 - 1e-9 || (fabs(d - 0.5) < 1e-9);
+            bad += !near;
+        }
+        CHECK("to_gray rounds 0.299 R + 0.587 G + 0.114 B to nearest (halves up)",
+              st == LOOM_OK && bad == 0, "%zu of %zu differ", bad, np);
+        loom_images_free(&g);
+    }
+    /* frames and examples in order: (n, t, c, h, w) with n = 2, t = 2, 1 pixel */
+    {
+        loom_images g = {.n = 2, .t = 2, .c = 3, .h = 1, .w = 1};
+        int32_t lab[2] = {4, 7};
+        const uint8_t v[12] = {255, 0, 0, /* ex 0 frame 0: red */ 0, 255, 0, /* green */
+                               0, 0, 255, /* ex 1 frame 0: blue */ 255, 255, 255};
+        g.pixels = malloc(12);
+        g.labels = malloc(sizeof lab);
+        memcpy(g.pixels, v, 12);
+        memcpy(g.labels, lab, sizeof lab);
+        g.nclasses = 8;
+        st = loom_images_to_gray(&g, &err);
+        CHECK("to_gray converts every (example, frame) in order, labels kept",
+              st == LOOM_OK && g.c == 1 && g.t == 2 && g.pixels[0] == 76 && g.pixels[1] == 150 &&
+                  g.pixels[2] == 29 && g.pixels[3] == 255 && g.labels[1] == 7 &&
+                  loom_images_example_bytes(&g) == 2,
+              "status %d %u %u %u %u", st, g.pixels[0], g.pixels[1], g.pixels[2], g.pixels[3]);
+        st = loom_images_to_gray(&g, &err);
+        CHECK("to_gray of a gray set changes nothing", st == LOOM_OK && g.c == 1 && g.pixels[0] == 76,
+              "status %d", st);
+        g.c = 2;
+        st = loom_images_to_gray(&g, &err);
+        CHECK("to_gray of 2 channels rejected", st == LOOM_EINVAL && msg_ok(&err, "2 channels", NULL),
+              "status %d %s", st, err.msg);
+        loom_images_free(&g);
+    }
+
+    /* RGBA: alpha dropped, stored colours kept (also under alpha 0) */
+    mkdir_or_die(tpath("crgba"));
+    const uint8_t rgba[] = {255, 255, 255, 128, 255, 0, 0, 255, 10, 200, 30, 0};
+    write_png(tpath("crgba/a.png"), PNG_FORMAT_RGBA, 1, 3, rgba);
+    st = loom_images_load(&im, tpath("crgba"), "train", &err);
+    const uint8_t want_rgba[9] = {255, 255, 10, 255, 0, 200, 255, 0, 30}; /* R plane, G, B */
+    CHECK("rgba folder: c = 3, alpha dropped, colours as stored",
+          st == LOOM_OK && im.c == 3 && im.w == 3 && im.alpha_dropped == 1 &&
+              memcmp(im.pixels, want_rgba, 9) == 0,
+          "status %d %s c %zu alpha %zu", st, err.msg, im.c, im.alpha_dropped);
+    loom_images_free(&im);
+
+    /* palette (with tRNS): expanded to its RGB entries; a gray-only palette is still colour */
+    mkdir_or_die(tpath("cpal"));
+    const uint8_t pal[] = {200, 10, 20, 0, 100, 250, 9, 9, 9};
+    const uint8_t pidx[4] = {1, 0, 2, 1}, ptrans[1] = {0};
+    write_palette(tpath("cpal/a.png"), pal, 3, pidx, 4, ptrans, 1);
+    const uint8_t graypal[] = {0, 0, 0, 77, 77, 77};
+    const uint8_t gidx[4] = {0, 1, 1, 0};
+    write_palette(tpath("cpal/b.png"), graypal, 2, gidx, 4, NULL, 0);
+    st = loom_images_load(&im, tpath("cpal"), "train", &err);
+    const uint8_t want_pal[24] = {0, 200, 9, 0,   100, 10, 9, 100, 250, 20, 9, 250,
+                                  0, 77, 77, 0,   0, 77, 77, 0,     0, 77, 77, 0};
+    CHECK("palette folder: c = 3, palette expanded, tRNS alpha dropped",
+          st == LOOM_OK && im.c == 3 && im.n == 2 && im.alpha_dropped == 1 &&
+              im.gray_to_rgb == 0 && memcmp(im.pixels, want_pal, 24) == 0,
+          "status %d %s c %zu alpha %zu", st, err.msg, im.c, im.alpha_dropped);
+    loom_images_free(&im);
+
+    /* gray and gray + alpha: c = 1, alpha dropped (not composited) */
+    mkdir_or_die(tpath("cgray"));
+    write_gray_pattern(tpath("cgray/a.png"), 2, 4, 4);
+    const uint8_t ga[] = {200, 0, 90, 128, 3, 255, 60, 1};
+    write_png(tpath("cgray/b.png"), PNG_FORMAT_GA, 1, 4, ga);
+    write_gray_pattern(tpath("cgray/c.png"), 3, 4, 4);
+    unlink(tpath("cgray/b.png"));
+    st = loom_images_load(&im, tpath("cgray"), "train", &err);
+    CHECK("gray folder loads as c = 1", st == LOOM_OK && im.c == 1 && im.n == 2 &&
+                                            pattern_ok(im.pixels, 2, 4, 4) &&
+                                            pattern_ok(im.pixels + 16, 3, 4, 4),
+          "status %d %s c %zu", st, err.msg, im.c);
+    loom_images_free(&im);
+    mkdir_or_die(tpath("cga"));
+    write_png(tpath("cga/b.png"), PNG_FORMAT_GA, 1, 4, ga);
+    st = loom_images_load(&im, tpath("cga"), "train", &err);
+    CHECK("gray + alpha folder: c = 1, alpha dropped",
+          st == LOOM_OK && im.c == 1 && im.alpha_dropped == 1 && im.pixels[0] == 200 &&
+              im.pixels[1] == 90 && im.pixels[2] == 3 && im.pixels[3] == 60,
+          "status %d %s c %zu", st, err.msg, im.c);
+    loom_images_free(&im);
+
+    /* any colour image makes the set RGB: gray first (promoted), colour in the middle, gray last */
+    mkdir_or_die(tpath("cmix"));
+    write_gray_pattern(tpath("cmix/a.png"), 1, 4, 4);
+    write_gray_pattern(tpath("cmix/b.png"), 2, 4, 4);
+    write_rgb_pattern(tpath("cmix/c.png"), 3, 4, 4);
+    write_gray_pattern(tpath("cmix/d.png"), 4, 4, 4);
+    st = loom_images_load(&im, tpath("cmix"), "train", &err);
+    bool mix = st == LOOM_OK && im.c == 3 && im.n == 4 && im.gray_to_rgb == 3;
+    const int gray_ids[3] = {1, 2, 4}, gray_at[3] = {0, 1, 3};
+    for (int i = 0; mix && i < 3; i++)
+        for (int k = 0; k < 3; k++)
+            mix = mix && pattern_ok(im.pixels + (size_t)gray_at[i] * 48 + (size_t)k * 16,
+                                    gray_ids[i], 4, 4);
+    mix = mix && cpattern_ok(im.pixels + 2 * 48, 3, 4, 4);
+    CHECK("mixed gray and colour folder: c = 3, gray images replicated R = G = B", mix,
+          "status %d %s c %zu gray_to_rgb %zu", st, err.msg, im.c, im.gray_to_rgb);
+    loom_images_free(&im);
+    /* colour first, then gray */
+    mkdir_or_die(tpath("cmix2"));
+    write_rgb_pattern(tpath("cmix2/a.png"), 0, 4, 4);
+    write_gray_pattern(tpath("cmix2/b.png"), 5, 4, 4);
+    st = loom_images_load(&im, tpath("cmix2"), "train", &err);
+    CHECK("colour then gray: c = 3, the gray one replicated",
+          st == LOOM_OK && im.c == 3 && im.gray_to_rgb == 1 && cpattern_ok(im.pixels, 0, 4, 4) &&
+              pattern_ok(im.pixels + 48, 5, 4, 4) && pattern_ok(im.pixels + 64, 5, 4, 4) &&
+              pattern_ok(im.pixels + 80, 5, 4, 4),
+          "status %d %s c %zu", st, err.msg, im.c);
+    loom_images_free(&im);
+    /* forced channel counts */
+    st = loom_png_folder_load_channels(&im, tpath("cgray"), 3, &err);
+    CHECK("channels 3 on a gray folder replicates",
+          st == LOOM_OK && im.c == 3 && im.gray_to_rgb == 2 && pattern_ok(im.pixels + 32, 2, 4, 4),
+          "status %d %s c %zu", st, err.msg, im.c);
+    loom_images_free(&im);
+    {
+        loom_images bad = {.n = 3};
+        st = loom_png_folder_load_channels(&bad, tpath("cgray"), 2, &err);
+        CHECK("png channels 2 rejected", st == LOOM_EINVAL && is_empty(&bad) &&
+                                             msg_ok(&err, "2 channels", NULL),
+              "status %d %s", st, err.msg);
+    }
+
+    /* 16-bit RGB: v / 257 */
+    mkdir_or_die(tpath("c16"));
+    {
+        FILE *f = fopen(tpath("c16/a.png"), "wb");
+        png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+        png_infop info = png_create_info_struct(p);
+        if (!f || !p || !info || setjmp(png_jmpbuf(p))) {
+            printf("FAIL setup: 16-bit RGB PNG\n");
+            exit(1);
+        }
+        png_init_io(p, f);
+        png_set_IHDR(p, info, 2, 1, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(p, info);
+        png_byte row[12] = {0xff, 0xff, 0x80, 0x80, 0x00, 0x00, 0x10, 0x10, 0x00, 0x00, 0xff, 0xff};
+        png_write_row(p, row);
+        png_write_end(p, info);
+        png_destroy_write_struct(&p, &info);
+        fclose(f);
+    }
+    st = loom_images_load(&im, tpath("c16"), "train", &err);
+    const uint8_t want16[6] = {255, 16, 128, 0, 0, 255};
+    CHECK("16-bit RGB: c = 3, v / 257", st == LOOM_OK && im.c == 3 && im.w == 2 &&
+                                            memcmp(im.pixels, want16, 6) == 0,
+          "status %d %s", st, err.msg);
+    loom_images_free(&im);
+
+    /* bad input through the colour reader: sizes, truncation */
+    mkdir_or_die(tpath("csize"));
+    mkdir_or_die(tpath("csize/train"));
+    mkdir_or_die(tpath("csize/test"));
+    write_rgb_pattern(tpath("csize/train/a.png"), 0, 4, 4);
+    write_rgb_pattern(tpath("csize/train/b.png"), 1, 4, 5);
+    write_rgb_pattern(tpath("csize/test/a.png"), 0, 4, 4);
+    expect_load_fail("colour folder with images of different sizes rejected", tpath("csize"),
+                     "train", LOOM_EFORMAT, "csize/train/b.png: 5x4 but the first image (",
+                     "a.png) is 4x4");
+    mkdir_or_die(tpath("ccut"));
+    {
+        uint8_t noise[16 * 16 * 3], whole[4096];
+        for (size_t i = 0; i < sizeof noise; i++) noise[i] = (uint8_t)((i * 2654435761u) >> 13);
+        write_png(tpath("cnoise.png"), PNG_FORMAT_RGB, 16, 16, noise);
+        FILE *f = fopen(tpath("cnoise.png"), "rb");
+        size_t n = f ? fread(whole, 1, sizeof whole, f) : 0;
+        if (f) fclose(f);
+        write_rgb_pattern(tpath("ccut/a.png"), 0, 16, 16);
+        write_bytes(tpath("ccut/b.png"), whole, n / 2);
+        write_rgb_pattern(tpath("ccut/c.png"), 1, 16, 16);
+    }
+    expect_load_fail("colour folder with a truncated PNG rejected", tpath("ccut"), "train",
+                     LOOM_EFORMAT, "ccut/b.png", "the file ends early");
+}
+
+
+static void expect_load_fail(const char *name, const char *spec, const char *split,
                              loom_status want, const char *a, const char *b) {
     loom_images im = {.n = 3};
     loom_error err = {{0}};
@@ -717,6 +1045,7 @@ int main(void) {
     test_idx_bad();
     test_png();
     test_specs();
+    test_channels();
     remove_tree(tmpdir);
     CHECK_DONE();
 }

@@ -176,6 +176,94 @@ static void test_grid(void) {
           loom_status_name(st));
 }
 
+
+/* Read an 8-bit PNG as RGB, interleaved (h, w, 3); *is_rgb: the file's own format was RGB. */
+static bool read_rgb(const char *path, uint8_t **out, size_t *h, size_t *w, bool *is_rgb) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&img, path)) return false;
+    *is_rgb = img.format == PNG_FORMAT_RGB;
+    img.format = PNG_FORMAT_RGB;
+    *h = img.height;
+    *w = img.width;
+    *out = malloc(PNG_IMAGE_SIZE(img));
+    if (!png_image_finish_read(&img, NULL, *out, 0, NULL)) {
+        free(*out);
+        *out = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void test_rgb(void) {
+    enum { H = 5, W = 7 };
+    uint8_t px[3 * H * W]; /* planar (3, H, W), every channel different */
+    for (size_t k = 0; k < 3; k++)
+        for (size_t i = 0; i < H * W; i++) px[k * H * W + i] = (uint8_t)(i * 7 + k * 90 + 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/rgb.png", dir);
+    loom_error err = {{0}};
+    loom_status st = loom_png_write_rgb(path, px, H, W, &err);
+    CHECK("png rgb write ok", st == LOOM_OK, "%s %s", loom_status_name(st), err.msg);
+    uint8_t *back = NULL;
+    size_t h = 0, w = 0;
+    bool is_rgb = false, ok = read_rgb(path, &back, &h, &w, &is_rgb);
+    bool same = ok && h == H && w == W;
+    for (size_t k = 0; same && k < 3; k++)
+        for (size_t i = 0; i < H * W; i++) same = same && back[3 * i + k] == px[k * H * W + i];
+    CHECK("png rgb is an 8-bit RGB file; planar in, pixels round trip", ok && is_rgb && same,
+          "ok %d rgb %d %zu x %zu", ok, is_rgb, h, w);
+    free(back);
+    unlink(path);
+    st = loom_png_write_rgb(path, px, 0, W, &err);
+    CHECK("png rgb h = 0 rejected", st == LOOM_EINVAL, "%s", loom_status_name(st));
+    st = loom_png_write_rgb(path, px, H, (size_t)1 << 30, &err);
+    CHECK("png rgb 3 w past 2^31 rejected", st == LOOM_EINVAL, "%s", loom_status_name(st));
+    st = loom_png_write_rgb(path, NULL, H, W, &err);
+    CHECK("png rgb NULL pixels rejected", st == LOOM_EINVAL, "%s", loom_status_name(st));
+    CHECK("png rgb failures leave no file", !exists(path), "%s exists", path);
+
+    /* grid of 3 images of (3, 2, 2) in 2 columns, pad 1: each channel plane is the
+     * gray grid of that channel */
+    uint8_t imgs[3 * 3 * 4];
+    for (size_t i = 0; i < sizeof imgs; i++) imgs[i] = (uint8_t)(i + 1);
+    uint8_t *g = NULL;
+    size_t gh = 0, gw = 0;
+    st = loom_grid_channels(&g, &gh, &gw, imgs, 3, 3, 2, 2, 2, 1, 200, &err);
+    bool grid_ok = st == LOOM_OK && gh == 7 && gw == 7;
+    for (size_t k = 0; grid_ok && k < 3; k++) {
+        uint8_t one[3 * 4], *ref = NULL;
+        size_t rh, rw;
+        for (size_t i = 0; i < 3; i++) memcpy(one + 4 * i, imgs + (3 * i + k) * 4, 4);
+        grid_ok = loom_grid(&ref, &rh, &rw, one, 3, 2, 2, 2, 1, 200, &err) == LOOM_OK &&
+                  rh == gh && rw == gw && memcmp(g + k * gh * gw, ref, gh * gw) == 0;
+        free(ref);
+    }
+    /* and by hand: image 1 (top right), channel 2, pixel (1, 0) = imgs[(3 + 2) * 4 + 2] */
+    grid_ok = grid_ok && g[2 * 49 + 2 * 7 + 4] == imgs[22] && g[0] == 200 && g[49 + 6 * 7 + 6] == 200;
+    CHECK("grid with 3 channels: (c, gh, gw), each plane tiled like the gray grid", grid_ok,
+          "%s %zu x %zu", err.msg, gh, gw);
+    if (grid_ok) {
+        st = loom_png_write_rgb(path, g, gh, gw, &err);
+        back = NULL;
+        ok = st == LOOM_OK && read_rgb(path, &back, &h, &w, &is_rgb);
+        CHECK("rgb grid png round trip", ok && h == 7 && w == 7 && back[3 * (2 * 7 + 4) + 2] == imgs[22] &&
+                                             back[3 * (1 * 7 + 1) + 0] == imgs[0] &&
+                                             back[3 * (1 * 7 + 1) + 1] == imgs[4],
+              "%s", err.msg);
+        free(back);
+        unlink(path);
+    }
+    free(g);
+    g = NULL;
+    st = loom_grid_channels(&g, &gh, &gw, imgs, 3, 0, 2, 2, 2, 1, 0, &err);
+    CHECK("grid c = 0 rejected", st == LOOM_EINVAL && g == NULL, "%s", loom_status_name(st));
+    st = loom_grid_channels(&g, &gh, &gw, imgs, 3, SIZE_MAX / 4, 2, 2, 2, 1, 0, &err);
+    CHECK("grid c overflow rejected", st == LOOM_ENOMEM && g == NULL && strstr(err.msg, "overflows"),
+          "%s %s", loom_status_name(st), err.msg);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/loom_png_XXXXXX");
     if (!mkdtemp(dir)) {
@@ -184,6 +272,7 @@ int main(void) {
     }
     test_write();
     test_grid();
+    test_rgb();
     CHECK("temp directory empty and removed", rmdir(dir) == 0, "%s left behind", dir);
     CHECK_DONE();
 }

@@ -290,6 +290,7 @@ loom_status loom_idx_load(loom_images *out, const char *images_path, const char 
     out->n = dims[0];
     out->h = dims[1];
     out->w = dims[2];
+    out->t = out->c = 1;
     out->pixels = pixels;
     out->labels = labels;
     out->nclasses = nclasses;

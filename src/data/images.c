@@ -23,6 +23,15 @@ void loom_images_free(loom_images *im) {
     memset(im, 0, sizeof *im);
 }
 
+size_t loom_images_example_bytes(const loom_images *im) {
+    if (!im) return 0;
+    size_t b = 0;
+    if (!loom_mul_ok(im->t ? im->t : 1, im->c ? im->c : 1, &b) || !loom_mul_ok(b, im->h, &b) ||
+        !loom_mul_ok(b, im->w, &b))
+        return 0;
+    return b;
+}
+
 loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t begin, size_t end,
                               loom_error *err) {
     if (!dst || !src) return loom_fail(err, LOOM_EINVAL, "loom_images_slice: NULL argument");
@@ -32,14 +41,17 @@ loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t b
                          "loom_images_slice: range [%zu, %zu) is not a non-empty part of [0, %zu)",
                          begin, end, src->n);
     }
-    size_t n = end - begin, npix = src->h * src->w, bytes;
-    loom_images s = {.n = n, .h = src->h, .w = src->w, .nclasses = src->nclasses};
-    if (!loom_mul_ok(n, npix, &bytes))
+    size_t n = end - begin, ex = loom_images_example_bytes(src), bytes;
+    loom_images s = {.n = n, .h = src->h, .w = src->w, .nclasses = src->nclasses,
+                     .t = src->t, .c = src->c};
+    if (ex == 0 || !loom_mul_ok(n, ex, &bytes)) {
+        if (dst != src) memset(dst, 0, sizeof *dst);
         return loom_fail(err, LOOM_ENOMEM, "loom_images_slice: size overflows");
+    }
     s.pixels = malloc(bytes);
     if (!s.pixels)
         return loom_fail(err, LOOM_ENOMEM, "loom_images_slice: out of memory for %zu bytes", bytes);
-    memcpy(s.pixels, src->pixels + begin * npix, bytes);
+    memcpy(s.pixels, src->pixels + begin * ex, bytes);
     if (src->labels) {
         s.labels = malloc(n * sizeof *s.labels);
         if (!s.labels) {
@@ -54,6 +66,31 @@ loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t b
     /* dst may be src itself: release its old buffers only after copying. */
     if (dst == src) loom_images_free(dst);
     *dst = s;
+    return LOOM_OK;
+}
+
+loom_status loom_images_to_gray(loom_images *im, loom_error *err) {
+    if (!im) return loom_fail(err, LOOM_EINVAL, "loom_images_to_gray: NULL argument");
+    size_t c = im->c ? im->c : 1;
+    if (c == 1) return LOOM_OK;
+    if (c != 3)
+        return loom_fail(err, LOOM_EINVAL, "loom_images_to_gray: %zu channels (only 3, RGB, convert)",
+                         c);
+    size_t plane, planes;
+    if (!loom_mul_ok(im->h, im->w, &plane) || !loom_mul_ok(im->n, im->t ? im->t : 1, &planes))
+        return loom_fail(err, LOOM_ENOMEM, "loom_images_to_gray: size overflows");
+    /* (n*t, 3, h, w) -> (n*t, h, w) in place: plane k's gray lands at or
+     * before its R plane, which it has been read from by then. */
+    for (size_t k = 0; k < planes; k++) {
+        const uint8_t *r = im->pixels + 3 * k * plane, *g = r + plane, *b = g + plane;
+        uint8_t *y = im->pixels + k * plane;
+        for (size_t i = 0; i < plane; i++)
+            y[i] = (uint8_t)((299u * r[i] + 587u * g[i] + 114u * b[i] + 500u) / 1000u);
+    }
+    im->c = 1;
+    size_t bytes = planes * plane;
+    uint8_t *shrunk = bytes ? realloc(im->pixels, bytes) : NULL;
+    if (shrunk) im->pixels = shrunk; /* a failed shrink keeps the larger buffer */
     return LOOM_OK;
 }
 
@@ -225,7 +262,7 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
                              dir, split, split);
         char *sub = path_join(dir, split);
         if (!sub) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
-        st = loom_png_folder_load(out, sub, err);
+        st = loom_png_folder_load_channels(out, sub, 0, err);
         free(sub);
         return st;
     }
@@ -238,5 +275,5 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
                          "%s: no test set in this folder (the whole folder is the training set; "
                          "put the splits in train/ and test/ sub-directories to have one)",
                          dir);
-    return loom_png_folder_load(out, dir, err);
+    return loom_png_folder_load_channels(out, dir, 0, err);
 }

@@ -7,19 +7,27 @@
  *                         order of the sub-directory names.
  * Files are taken in strcmp order of their names, so loading is deterministic.
  *
- * Pixel conversion (libpng's simplified API, read as PNG_FORMAT_GA):
+ * Channels (docs/data.md): loom_png_folder_load_channels with 0 keeps the
+ * files' colour: the set is RGB (c = 3) when any file's colour type is colour
+ * (RGB, RGBA or palette), gray images then replicated to R = G = B; else
+ * gray (c = 1). Pixels are read as RGBA (palette expanded, 16-bit as below)
+ * and the alpha channel is dropped: the stored colour values are kept. With
+ * 3 every image is RGB; with 1 (loom_png_folder_load) every image is gray:
+ *
+ * Gray pixel conversion (libpng's simplified API, read as PNG_FORMAT_GA):
  *   - colour to gray is libpng's rgb_to_gray in linear light: each channel
  *     goes through an 8-bit table lin(v) = round(255 (v/255)^2.2), then
  *     y = (6968 lin(R) + 23434 lin(G) + 2366 lin(B) + 16384) >> 15 (Rec. 709
  *     weights 0.2126, 0.7152, 0.0722 in 1/32768ths, or weights from the
  *     file's cHRM chunk when it has one), then gray = round(255 (y/255)^(1/2.2)).
  *     Pixels with R == G == B pass through unchanged.
- *   - a gAMA chunk is honoured: values are re-encoded to gamma 1/2.2.
- *   - 16-bit files without gAMA are taken as gamma-encoded like 8-bit ones
- *     (PNG_IMAGE_FLAG_16BIT_sRGB), so 16-bit v becomes about v / 257.
  *   - alpha is composited over black in the stored values, done here rather
  *     than by libpng because libpng composites gray+alpha and colour+alpha
  *     files with different gamma handling: gray = (g * a + 127) / 255.
+ * In every mode:
+ *   - a gAMA chunk is honoured: values are re-encoded to gamma 1/2.2.
+ *   - 16-bit files without gAMA are taken as gamma-encoded like 8-bit ones
+ *     (PNG_IMAGE_FLAG_16BIT_sRGB), so 16-bit v becomes about v / 257.
  */
 #include "common.h"
 
@@ -194,25 +202,52 @@ static loom_status plausible_size(const char *path, FILE *fp, const png_image *i
     return LOOM_OK;
 }
 
-/* Decodes the image opened by png_open into dst (h, w) gray, using ga
- * (h, w, 2) as scratch; always releases fp and im. */
-static loom_status png_finish(const char *path, FILE *fp, png_image *im, uint8_t *dst,
-                              uint8_t *ga, size_t npix, loom_error *err) {
-    im->format = PNG_FORMAT_GA;
+/* Decodes the image opened by png_open into dst, c planes of npix pixels:
+ * c = 1 in gray mode (libpng's rule, alpha composited over black), else
+ * (c = 1 or 3) from RGBA with the alpha dropped (c = 1: the R plane, for a
+ * gray image R = G = B). scratch holds npix * 4 bytes. Always releases fp and
+ * im. */
+static loom_status png_finish(const char *path, FILE *fp, png_image *im, bool gray_mode,
+                              uint8_t *dst, size_t c, uint8_t *scratch, size_t npix,
+                              loom_error *err) {
+    im->format = gray_mode ? PNG_FORMAT_GA : PNG_FORMAT_RGBA;
     im->flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
-    int ok = png_image_finish_read(im, NULL, ga, 0, NULL);
+    int ok = png_image_finish_read(im, NULL, scratch, 0, NULL);
     loom_status st = LOOM_OK;
     if (!ok) st = loom_fail(err, LOOM_EFORMAT, "%s: bad PNG data (%s)", path, png_problem(im));
     png_image_free(im);
     fclose(fp);
     if (st != LOOM_OK) return st;
-    for (size_t i = 0; i < npix; i++)
-        dst[i] = (uint8_t)(((unsigned)ga[2 * i] * ga[2 * i + 1] + 127) / 255);
+    if (gray_mode) {
+        for (size_t i = 0; i < npix; i++)
+            dst[i] = (uint8_t)(((unsigned)scratch[2 * i] * scratch[2 * i + 1] + 127) / 255);
+        return LOOM_OK;
+    }
+    for (size_t k = 0; k < c; k++)
+        for (size_t i = 0; i < npix; i++) dst[k * npix + i] = scratch[4 * i + k];
     return LOOM_OK;
 }
 
-/* Decodes files[i] into pixels[i]; all must have the size of files[0]. */
-static loom_status decode_all(loom_images *out, char *const *files, size_t n, loom_error *err) {
+/* Gray images 0..n-1 of *pixels, (n, 1, npix), become (n, 3, npix) with
+ * R = G = B, in a buffer grown to hold `total` bytes in all. */
+static bool promote_to_rgb(uint8_t **pixels, size_t n, size_t npix, size_t total) {
+    uint8_t *p = realloc(*pixels, total);
+    if (!p) return false;
+    /* from the last image down: image k's planes start at 3k*npix, at or
+     * past the end of every gray image below k */
+    for (size_t k = n; k-- > 0;) {
+        memmove(p + (3 * k + 2) * npix, p + k * npix, npix);
+        memmove(p + (3 * k + 1) * npix, p + k * npix, npix);
+        memmove(p + 3 * k * npix, p + k * npix, npix);
+    }
+    *pixels = p;
+    return true;
+}
+
+/* Decodes files[i] into pixels[i]; all must have the size of files[0].
+ * channels: 1 gray, 3 RGB, 0 as the files are (3 once any is colour). */
+static loom_status decode_all(loom_images *out, char *const *files, size_t n, size_t channels,
+                              loom_error *err) {
     FILE *fp;
     png_image im;
     loom_status st = png_open(files[0], &fp, &im, err);
@@ -222,39 +257,67 @@ static loom_status decode_all(loom_images *out, char *const *files, size_t n, lo
         fclose(fp);
         return st;
     }
-    size_t w = im.width, h = im.height, npix, total;
-    if (!loom_mul_ok(h, w, &npix) || !loom_mul_ok(npix, n, &total) || total > PNG_MAX_BYTES) {
+    const bool gray_mode = channels == 1;
+    size_t c = channels ? channels : (im.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
+    size_t w = im.width, h = im.height, npix, total, scratch_bytes;
+    if (!loom_mul_ok(h, w, &npix) || !loom_mul_ok(npix, n, &total) ||
+        !loom_mul_ok(total, c, &total) || total > PNG_MAX_BYTES ||
+        !loom_mul_ok(npix, 4, &scratch_bytes)) {
         png_image_free(&im);
         fclose(fp);
         return loom_fail(err, LOOM_EFORMAT,
-                         "%s: %zu images of %zux%zu are larger than the 2 GiB limit", files[0], n,
-                         w, h);
+                         "%s: %zu images of %zux%zu%s are larger than the 2 GiB limit", files[0], n,
+                         w, h, c == 3 ? " in colour" : "");
     }
     uint8_t *pixels = malloc(total);
-    uint8_t *ga = malloc(2 * npix);
-    if (!pixels || !ga) {
+    uint8_t *scratch = malloc(scratch_bytes);
+    if (!pixels || !scratch) {
         free(pixels);
-        free(ga);
+        free(scratch);
         png_image_free(&im);
         fclose(fp);
         return loom_fail(err, LOOM_ENOMEM, "%s: out of memory for %zu images of %zux%zu", files[0],
                          n, w, h);
     }
-    st = png_finish(files[0], fp, &im, pixels, ga, npix, err);
-    for (size_t i = 1; i < n && st == LOOM_OK; i++) {
-        st = png_open(files[i], &fp, &im, err);
-        if (st != LOOM_OK) break;
-        if (im.width != w || im.height != h) {
-            st = loom_fail(err, LOOM_EFORMAT, "%s: %lux%lu but the first image (%s) is %zux%zu",
-                           files[i], (unsigned long)im.width, (unsigned long)im.height, files[0], w,
-                           h);
-            png_image_free(&im);
-            fclose(fp);
-            break;
+    size_t gray_files = 0, alpha_files = 0;
+    for (size_t i = 0; i < n && st == LOOM_OK; i++) {
+        if (i > 0) {
+            st = png_open(files[i], &fp, &im, err);
+            if (st != LOOM_OK) break;
+            if (im.width != w || im.height != h) {
+                st = loom_fail(err, LOOM_EFORMAT, "%s: %lux%lu but the first image (%s) is %zux%zu",
+                               files[i], (unsigned long)im.width, (unsigned long)im.height, files[0],
+                               w, h);
+                png_image_free(&im);
+                fclose(fp);
+                break;
+            }
         }
-        st = png_finish(files[i], fp, &im, pixels + i * npix, ga, npix, err);
+        const bool colour = (im.format & PNG_FORMAT_FLAG_COLOR) != 0;
+        if (!gray_mode && (im.format & PNG_FORMAT_FLAG_ALPHA)) alpha_files++;
+        if (!colour) gray_files++;
+        if (!gray_mode && colour && c == 1) {
+            /* the first colour image of an as-the-files-are set: it is RGB */
+            size_t grown = 0;
+            if (!loom_mul_ok(total, 3, &grown) || grown > PNG_MAX_BYTES) {
+                st = loom_fail(err, LOOM_EFORMAT,
+                               "%s: a colour image, and %zu images of %zux%zu in colour are larger "
+                               "than the 2 GiB limit",
+                               files[i], n, w, h);
+            } else if (!promote_to_rgb(&pixels, i, npix, grown)) {
+                st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory for %zu colour images of %zux%zu",
+                               files[i], n, w, h);
+            }
+            if (st != LOOM_OK) {
+                png_image_free(&im);
+                fclose(fp);
+                break;
+            }
+            c = 3, total = grown;
+        }
+        st = png_finish(files[i], fp, &im, gray_mode, pixels + i * c * npix, c, scratch, npix, err);
     }
-    free(ga);
+    free(scratch);
     if (st != LOOM_OK) {
         free(pixels);
         return st;
@@ -262,14 +325,25 @@ static loom_status decode_all(loom_images *out, char *const *files, size_t n, lo
     out->n = n;
     out->h = h;
     out->w = w;
+    out->t = 1;
+    out->c = c;
     out->pixels = pixels;
+    out->gray_to_rgb = c == 3 ? gray_files : 0;
+    out->alpha_dropped = alpha_files;
     return LOOM_OK;
 }
 
 loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *err) {
+    return loom_png_folder_load_channels(out, dir, 1, err);
+}
+
+loom_status loom_png_folder_load_channels(loom_images *out, const char *dir, size_t channels,
+                                          loom_error *err) {
     if (!out) return loom_fail(err, LOOM_EINVAL, "loom_png_folder_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!dir) return loom_fail(err, LOOM_EINVAL, "loom_png_folder_load: dir is NULL");
+    if (channels != 0 && channels != 1 && channels != 3)
+        return loom_fail(err, LOOM_EINVAL, "%s: %zu channels asked for (0, 1 or 3)", dir, channels);
 
     name_list top = {0}, subdirs = {0}, files = {0};
     int32_t *labels = NULL;
@@ -342,7 +416,7 @@ loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *
     names_free(&subdirs);
 
     if (st == LOOM_OK && files.n == 0) st = loom_fail(err, LOOM_EFORMAT, "%s: no PNG images", dir);
-    if (st == LOOM_OK) st = decode_all(out, files.v, files.n, err);
+    if (st == LOOM_OK) st = decode_all(out, files.v, files.n, channels, err);
     names_free(&files);
     if (st != LOOM_OK) {
         free(labels);

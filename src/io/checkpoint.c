@@ -51,6 +51,7 @@ static void model_json(cJSON *m, const loom_config *cfg) {
     cJSON_AddStringToObject(m, "name", cfg->model);
     cJSON_AddNumberToObject(m, "height", (double)cfg->height);
     cJSON_AddNumberToObject(m, "width", (double)cfg->width);
+    if (loom_channels(cfg) != 1) cJSON_AddNumberToObject(m, "channels", (double)cfg->channels);
     cJSON_AddNumberToObject(m, "layers", (double)cfg->layers);
     cJSON_AddNumberToObject(m, "hidden", (double)cfg->hidden);
     cJSON_AddNumberToObject(m, "classes", cfg->nclasses);
@@ -79,6 +80,7 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
     if (o) {
         cJSON *t = cJSON_AddObjectToObject(root, "train");
         cJSON_AddStringToObject(t, "data", o->data);
+        if (o->gray) cJSON_AddBoolToObject(t, "gray", 1);
         cJSON_AddNumberToObject(t, "batch", (double)o->batch);
         cJSON_AddNumberToObject(t, "lr", o->lr);
         cJSON_AddNumberToObject(t, "beta1", o->beta1);
@@ -200,7 +202,9 @@ static void raw_numbers(cJSON *root, const char *json) {
 
 /* the keys of each model's section: the common ones, and the model's own */
 static const char *const *model_keys(const char *model) {
-    static const char *const plain[] = {"name", "height", "width", "layers", "hidden", "classes", NULL};
+    /* channels: only the models that take colour (rowlstm, diagbilstm) */
+    static const char *const plain[] = {"name", "height", "width", "channels", "layers", "hidden",
+                                        "classes", NULL};
     static const char *const grupixel[] = {"name", "height", "width", "layers", "hidden", "classes",
                                            "cell", "zdim", NULL};
     static const char *const draw[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
@@ -243,6 +247,10 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
     cfg->height = (size_t)v;
     if ((st = get_int(m, "width", 1, 4096, &v, what, err))) return st;
     cfg->width = (size_t)v;
+    if (cJSON_GetObjectItemCaseSensitive(m, "channels")) { /* absent: 1 (gray) */
+        if ((st = get_int(m, "channels", 1, 3, &v, what, err))) return st;
+        cfg->channels = (size_t)v;
+    }
     if ((st = get_int(m, "layers", 1, 64, &v, what, err))) return st;
     cfg->layers = (size_t)v;
     if ((st = get_int(m, "hidden", 1, 4096, &v, what, err))) return st;
@@ -286,7 +294,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", NULL};
+        "class_names", "gray", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -296,6 +304,12 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     if (!cJSON_IsString(data) || strlen(data->valuestring) >= sizeof o->data)
         return loom_fail(err, LOOM_EFORMAT, "%s: config key \"data\" must be a string", what);
     strcpy(o->data, data->valuestring);
+    const cJSON *gray = cJSON_GetObjectItemCaseSensitive(t, "gray");
+    if (gray) { /* absent: false */
+        if (!cJSON_IsBool(gray))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"gray\" must be true or false", what);
+        o->gray = cJSON_IsTrue(gray);
+    }
     /* an integer number, read from its token exactly; checkpoints written
      * before seeds were numbers hold a decimal string */
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(t, "seed");

@@ -32,6 +32,7 @@ typedef enum loom_valid_split {
 
 typedef struct loom_train_opts {
     char data[1024];   /* data spec: "fashion-mnist" or a directory (absolute) */
+    bool gray;         /* colour data converted to gray (loom_images_to_gray) on load */
     size_t batch;
     double lr, beta1, beta2, eps;
     double clip;       /* max gradient L2 norm; 0 = off */

@@ -49,6 +49,13 @@ loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
                          cfg->height, cfg->width);
     if (cfg->nclasses < 0 || cfg->nclasses > 100000)
         return loom_fail(err, LOOM_EINVAL, "number of classes %d out of range", cfg->nclasses);
+    if (loom_channels(cfg) != 1 && loom_channels(cfg) != 3)
+        return loom_fail(err, LOOM_EINVAL, "%zu channels per image (1 gray or 3 RGB)", cfg->channels);
+    /* Until the models learn colour: each model's check takes this over. */
+    if (loom_channels(cfg) != 1)
+        return loom_fail(err, LOOM_EINVAL,
+                         "model %s takes gray images only (1 channel), not %zu channels",
+                         cfg->model, loom_channels(cfg));
     return ops->check(cfg, err);
 }
 

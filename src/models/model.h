@@ -13,6 +13,7 @@
 typedef struct loom_config {
     char model[16];     /* "rowlstm" | "diagbilstm" | "grupixel" | "draw" | "rae" */
     size_t height, width;
+    size_t channels;    /* 1 (gray) or 3 (RGB: R, then G given R, then B given R, G); 0 means 1 */
     size_t layers, hidden;
     size_t steps_draw, read_n, write_n; /* draw: glimpses T, read and write grids N x N */
     int attention;      /* draw: 1 Gaussian filterbank read/write, 0 the whole image */
@@ -149,6 +150,7 @@ size_t loom_param_add_nd(loom_param *out, size_t n, float init_bound, int ndim,
 /* For check functions: LOOM_EINVAL with "<flag> <v> out of range (1..<hi>)"
  * unless 1 <= v <= hi. */
 loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err);
+static inline size_t loom_channels(const loom_config *c) { return c->channels ? c->channels : 1; }
 
 /* What a model can do beyond training and evaluation, discovered from its op
  * table (so a command asks for a capability, not for a model by name): the

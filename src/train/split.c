@@ -8,7 +8,6 @@
 /* the split's own stream, apart from initialisation and the epoch shuffles */
 #define SPLIT_STREAM 0x243f6a8885a308d3ULL
 
-size_t loom_images_example_bytes(const loom_images *im) { return im->h * im->w; }
 
 size_t loom_valid_default(size_t n) {
     size_t v = n / 10;

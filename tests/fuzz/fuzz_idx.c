@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     loom_error err;
     if (loom_images_load(&im, dir, "train", &err) == LOOM_OK) {
         /* what the trainer relies on */
-        if (im.n == 0 || im.h == 0 || im.w == 0 || !im.pixels) abort();
-        volatile uint8_t sink = im.pixels[im.n * im.h * im.w - 1];
+        if (im.n == 0 || im.h == 0 || im.w == 0 || !im.pixels || im.t != 1 || im.c != 1) abort();
+        volatile uint8_t sink = im.pixels[im.n * loom_images_example_bytes(&im) - 1];
         (void)sink;
         if (im.labels)
             for (size_t i = 0; i < im.n; i++)

@@ -55,9 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     loom_images im;
     loom_error err;
-    if (loom_png_folder_load(&im, dir, &err) == LOOM_OK) {
-        if (im.n != (two ? 2u : 1u) || im.h == 0 || im.w == 0 || !im.pixels) abort();
-        volatile uint8_t sink = im.pixels[im.n * im.h * im.w - 1];
+    /* bit 2 of the first byte: the colour-keeping reader instead of the gray one */
+    const size_t channels = data[0] & 4 ? 0 : 1;
+    if (loom_png_folder_load_channels(&im, dir, channels, &err) == LOOM_OK) {
+        if (im.n != (two ? 2u : 1u) || im.h == 0 || im.w == 0 || !im.pixels || im.t != 1 ||
+            (im.c != 1 && im.c != 3) || (channels == 1 && im.c != 1))
+            abort();
+        volatile uint8_t sink = im.pixels[im.n * loom_images_example_bytes(&im) - 1];
         (void)sink;
         if (classes && (!im.labels || im.nclasses != 1)) abort();
         loom_images_free(&im);

@@ -60,6 +60,12 @@ put("png", "gamma", bytes([0, 0, 0]) + png(2, 1, 0, 8, [bytes([64, 192])], gama)
 put("png", "two_same", framed(g8, g8))
 put("png", "two_classes", bytes([3, len(g8) & 255, len(g8) >> 8]) + g8 + g8)
 put("png", "two_mixed_sizes", framed(g8, png(3, 3, 0, 8, [bytes([1, 2, 3])] * 3)))
+# flag bit 4: the colour-keeping reader; a gray then a colour file (promotion to RGB),
+# RGBA (alpha dropped), 16-bit RGB
+rgb2 = png(4, 3, 2, 8, [bytes(range(12))] * 3)
+put("png", "colour_gray_then_rgb", bytes([5, len(g8) & 255, len(g8) >> 8]) + g8 + rgb2)
+put("png", "colour_rgba", bytes([4, 0, 0]) + png(2, 1, 6, 8, [bytes([10, 20, 30, 128, 200, 100, 50, 255])]))
+put("png", "colour_rgb16", bytes([4, 0, 0]) + png(1, 1, 2, 16, [bytes([255, 255, 0, 0, 128, 0])]))
 
 
 # ---- safetensors: a hand-made file with every dtype, and a real tiny loom checkpoint
