@@ -106,11 +106,16 @@ static void save(run_files *rf, const loom_model *m, const loom_adam *a, const l
     }
 }
 
-/* Test hook (docs/robustness.md): LOOM_FAULT_NAN_STEP=K poisons the gradient
- * of step K (1-based) with a NaN, to exercise the non-finite-step guard. */
+/* Test hook (docs/robustness.md), only in test builds (-DLOOM_TEST_HOOKS):
+ * LOOM_FAULT_NAN_STEP=K poisons the gradient of step K (1-based) with a NaN,
+ * to exercise the non-finite-step guard. */
 static long fault_nan_step(void) {
+#ifdef LOOM_TEST_HOOKS
     const char *v = getenv("LOOM_FAULT_NAN_STEP");
     return v && *v ? strtol(v, NULL, 10) : 0;
+#else
+    return 0;
+#endif
 }
 
 static const char *usage_text =

@@ -9,6 +9,20 @@ DATA="--data $D --valid 20 --eval-every 0 --quiet"
 TINY="$DATA --layers 1 --hidden 4 --batch 4 --threads 1"
 # the thread count is not part of a run's config (any gives the same bits: threads.sh)
 RES="--threads 1 --quiet"
+# the LOOM_FAULT_* hooks exist only in the test build (make builds it next to $LOOM)
+HOOKED=${LOOM_HOOKED:-$(dirname "$LOOM")/test/loom}
+[ -x "$HOOKED" ] && pass "test hooks: the test build $HOOKED exists" ||
+    fail "test hooks: the test build exists" "$HOOKED missing: make $(basename "$(dirname "$LOOM")")/test/loom"
+for f in "$LOOM" "$(dirname "$LOOM")/libloom.a" "$(dirname "$LOOM")/libloom.so"; do
+    if [ -e "$f" ] && ! grep -q LOOM_FAULT "$f"; then pass "test hooks: $(basename "$f") has no LOOM_FAULT_* hook"
+    else fail "test hooks: $(basename "$f") has no LOOM_FAULT_* hook" "missing or has one"; fi
+done
+LOOM_FAULT_KILL_WRITE=5 LOOM_FAULT_NAN_STEP=1 "$LOOM" train $TINY --steps 2 --checkpoint-every 1 \
+    --out "$T/nohook" >"$T/out" 2>"$T/err"; rc=$?
+if [ "$rc" -eq 0 ] && ! grep -q "non-finite" "$T/err" && [ ! -e "$T/nohook/checkpoint.safetensors.tmp" ] &&
+    "$LOOM" info "$T/nohook" >/dev/null 2>&1; then
+    pass "test hooks: $(basename "$LOOM") ignores LOOM_FAULT_KILL_WRITE and LOOM_FAULT_NAN_STEP"
+else fail "test hooks: $(basename "$LOOM") ignores LOOM_FAULT_KILL_WRITE and LOOM_FAULT_NAN_STEP" "exit $rc: $(cat "$T/err")"; fi
 
 # le64 N: N as 8 little-endian bytes
 le64() {
@@ -84,7 +98,7 @@ size=$(wc -c <"$R/checkpoint.safetensors")
 bad=""
 for n in 5 300 $((size / 2)) $((size - 1)); do
     before=$(step_of "$R")
-    LOOM_FAULT_KILL_WRITE=$n "$LOOM" train --resume "$R" --steps 40 $RES 2>/dev/null; rc=$?
+    LOOM_FAULT_KILL_WRITE=$n "$HOOKED" train --resume "$R" --steps 40 $RES 2>/dev/null; rc=$?
     after=$(step_of "$R")
     if [ "$rc" -ne 137 ]; then bad="$bad; N=$n: exit $rc, not killed"
     elif [ ! -e "$R/checkpoint.safetensors.tmp" ]; then bad="$bad; N=$n: no torn temp file"
@@ -141,7 +155,7 @@ ok "full disk: the run resumes once there is room" "$LOOM" train --resume "$R" -
 
 # ---------------------------------------------------------------- NaN
 R=$T/nan
-LOOM_FAULT_NAN_STEP=3 "$LOOM" train $TINY --steps 6 --checkpoint-every 1 --out "$R" >"$T/out" 2>"$T/err"; rc=$?
+LOOM_FAULT_NAN_STEP=3 "$HOOKED" train $TINY --steps 6 --checkpoint-every 1 --out "$R" >"$T/out" 2>"$T/err"; rc=$?
 if [ "$rc" -eq 0 ] && grep -q "step 3: non-finite gradient.*update skipped" "$T/err"; then
     pass "nan: a NaN gradient at step 3 is reported and the step skipped"
 else
