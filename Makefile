@@ -115,7 +115,20 @@ $(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(B)/obj/cli/args.o $(B)/
 	$(CC) $(CFLAGS) -Icli -Itests/fuzz -DFUZZ_NAME='"$*"' $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
 	    tests/fuzz/fuzz_util.c $(B)/obj/cli/args.o $(B)/libloom.a $(LDLIBS)
 
-test: $(B)/loom $(TEST_BIN) test-prefix
+# Fault-injection hooks (LOOM_FAULT_*, docs/robustness.md) exist only in the test build
+# $(B)/test/loom, which tests/cli/faults.sh runs for them: the files that have a hook are
+# compiled again with -DLOOM_TEST_HOOKS; $(B)/loom and the libraries never read them.
+HOOK_SRC := $(shell grep -l LOOM_TEST_HOOKS $(LIB_SRC) $(CLI_SRC))
+HOOK_OBJ := $(HOOK_SRC:%.c=$(B)/test/obj/%.o)
+
+$(B)/test/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DLOOM_TEST_HOOKS -c $< -o $@
+
+$(B)/test/loom: $(filter-out $(HOOK_SRC:%.c=$(B)/obj/%.o),$(CLI_OBJ) $(LIB_OBJ)) $(HOOK_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: $(B)/loom $(B)/test/loom $(TEST_BIN) test-prefix
 	@$(RUN) LOOM=$(B)/loom LOOM_PREFIX=$(CURDIR)/$(B)/prefix $(EXAMPLE_ENV) sh tests/run.sh $(TEST_BIN)
 
 demo: deps

@@ -136,13 +136,18 @@ static loom_status commit_tmp(const char *path, const char *tmp, FILE *fp, loom_
 
 /* ---------------------------------------------------------------- write */
 
-/* Test hook (docs/robustness.md): with LOOM_FAULT_KILL_WRITE=N in the
- * environment, the process kills itself with SIGKILL once N bytes of the temp
- * file have been handed to the kernel: a deterministic crash in the middle of
- * a checkpoint write (tests/cli/faults.sh). */
+/* Test hook (docs/robustness.md), only in test builds (-DLOOM_TEST_HOOKS,
+ * build/test/loom): with LOOM_FAULT_KILL_WRITE=N in the environment, the
+ * process kills itself with SIGKILL once N bytes of the temp file have been
+ * handed to the kernel: a deterministic crash in the middle of a checkpoint
+ * write (tests/cli/faults.sh). */
 static long long fault_kill_after(void) {
+#ifdef LOOM_TEST_HOOKS
     const char *v = getenv("LOOM_FAULT_KILL_WRITE");
     return v && *v ? strtoll(v, NULL, 10) : -1;
+#else
+    return -1;
+#endif
 }
 
 /* fwrite that honours the hook; *done counts the bytes written so far. */

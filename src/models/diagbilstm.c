@@ -197,6 +197,7 @@ const loom_model_ops loom_diagbilstm_ops = {
     .layout = db_layout,
     .init_extra = db_init_extra,
     .train_ws_bytes = db_train_ws_bytes,
+    .micro_shard = 8,
     .shard = db_shard,
     .logits = db_logits,
     .sample_ws_bytes = db_sample_ws_bytes,

@@ -610,6 +610,7 @@ const loom_model_ops loom_draw_ops = {
     .layout = dr_layout,
     .init_extra = dr_init_extra,
     .train_ws_bytes = dr_train_ws_bytes,
+    .micro_shard = 32,
     .shard = dr_shard,
     .iw_nll = dr_iw_nll,
     .reconstruct = dr_reconstruct,

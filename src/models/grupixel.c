@@ -438,6 +438,7 @@ const loom_model_ops loom_grupixel_ops = {
     .layout = gp_layout,
     .init_extra = gp_init_extra,
     .train_ws_bytes = gp_train_ws_bytes,
+    .micro_shard = 32,
     .shard = gp_shard,
     .logits = gp_logits,
     .iw_nll = gp_iw_nll,

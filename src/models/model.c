@@ -101,7 +101,51 @@ static loom_status need_ws(loom_model *m, size_t bytes, loom_error *err) {
     return LOOM_OK;
 }
 
-static size_t max_shard(size_t n, int T) { return (n + (size_t)T - 1) / (size_t)T; }
+/* ------------------------------------------------------------ micro-shards
+ *
+ * Every batch op cuts its n images into micro-shards of loom_micro_shard(cfg,
+ * n) images, j = 0 .. K-1 in image order (the last may be smaller). Their
+ * size depends on the model and n only, never on the thread count, so each
+ * micro-shard computes the same bits on whichever thread runs it. */
+
+size_t loom_micro_shard(const loom_config *cfg, size_t n) {
+    const loom_model_ops *ops = loom_model_find(cfg->model);
+    const size_t u = ops && ops->micro_shard ? ops->micro_shard : 8;
+    return LOOM_MAX(LOOM_MIN(u, n), 1);
+}
+
+static size_t nmicro(size_t n, size_t u) { return (n + u - 1) / u; }
+
+static size_t popcount(size_t x) {
+    size_t c = 0;
+    for (; x; x &= x - 1) c++;
+    return c;
+}
+
+/* pending tree nodes after j micro-shards: one per 1 bit of j, so at most
+ * floor(log2(K + 1)) */
+static size_t tree_depth(size_t K) {
+    size_t d = 0;
+    while ((K + 1) >> (d + 1)) d++;
+    return d;
+}
+
+/* micro-shards loom_model_grad computes at once, each into its own gradient
+ * buffer, before folding them into the tree: one per thread */
+static size_t wave_size(int nthreads, size_t K) { return LOOM_MIN(K, (size_t)nthreads); }
+
+/* gradient buffers besides m->g that loom_model_grad needs for K micro-shards
+ * on nthreads: the most, over the waves, of pending tree nodes plus the wave's
+ * leaves (micro-shard 0 and the leftmost node are m->g itself) */
+static size_t grad_buffers(int nthreads, size_t K) {
+    const size_t W = wave_size(nthreads, K);
+    size_t most = 0;
+    for (size_t j0 = 0; j0 < K; j0 += W) {
+        const size_t need = (j0 ? popcount(j0) - 1 : 0) + LOOM_MIN(W, K - j0) - (j0 == 0);
+        most = LOOM_MAX(most, need);
+    }
+    return most;
+}
 
 /* Fills params (LOOM_MAX_PARAMS entries) with the layout of cfg, with offsets
  * and sizes computed with overflow checks. */
@@ -153,12 +197,13 @@ loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t 
     loom_status st = layout(cfg, params, &np, &nf, err);
     free(params);
     if (st) return st;
-    const int T = batch < (size_t)nthreads ? (int)batch : nthreads;
-    /* w, g, per-thread gradients (nthreads of them), Adam m and v */
-    size_t b = mul_sat(mul_sat(nf, sizeof(float)), (size_t)nthreads + 4);
-    /* per-thread activations of the largest shard, plus the batch itself */
-    size_t ws = loom_model_find(cfg->model)->train_ws_bytes(cfg, max_shard(batch, T));
-    b = add_sat(b, mul_sat(ws, (size_t)T));
+    const size_t u = loom_micro_shard(cfg, batch), K = nmicro(batch, u);
+    const size_t T = LOOM_MIN(K, (size_t)nthreads);
+    /* w, g, Adam m and v, and the other gradient buffers of the micro-shards */
+    size_t b = mul_sat(mul_sat(nf, sizeof(float)), grad_buffers(nthreads, K) + 4);
+    /* per-thread activations of one micro-shard, plus the batch itself */
+    size_t ws = loom_model_find(cfg->model)->train_ws_bytes(cfg, u);
+    b = add_sat(b, mul_sat(ws, T));
     *bytes = add_sat(b, mul_sat(batch, mul_sat(cfg->height, cfg->width)));
     return LOOM_OK;
 }
@@ -212,14 +257,13 @@ loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthr
     m->ops = loom_model_find(cfg->model);
     m->nthreads = nthreads;
     size_t off = m->nfloats, total;
-    if (!loom_mul_ok(off, (size_t)nthreads + 2, &total) || total > (SIZE_MAX / sizeof(float))) {
+    if (!loom_mul_ok(off, 2, &total) || total > (SIZE_MAX / sizeof(float))) {
         free(m);
         return loom_fail(err, LOOM_ENOMEM, "model too large");
     }
     m->w = calloc(off, sizeof *m->w);
     m->g = calloc(off, sizeof *m->g);
-    m->tgrad = calloc(off * (size_t)nthreads, sizeof *m->tgrad);
-    if (!m->w || !m->g || !m->tgrad) {
+    if (!m->w || !m->g) {
         loom_model_free(m);
         return loom_fail(err, LOOM_ENOMEM, "out of memory for %zu parameters", off);
     }
@@ -231,7 +275,9 @@ loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthr
 void loom_model_free(loom_model *m) {
     if (!m) return;
     free_ws(m);
-    free(m->w), free(m->g), free(m->tgrad);
+    for (size_t i = 0; i < m->ngbuf; i++) free(m->gbuf[i]);
+    free(m->gbuf);
+    free(m->w), free(m->g);
     free(m);
 }
 
@@ -306,15 +352,9 @@ const char *loom_cap_name(unsigned cap) {
     return NULL;
 }
 
-/* shard t of T over n items: [*begin, *end) */
-static void shard_range(size_t n, int T, int t, size_t *begin, size_t *end) {
-    *begin = n * (size_t)t / (size_t)T;
-    *end = n * (size_t)(t + 1) / (size_t)T;
-}
-
-
-static int threads_for(const loom_model *m, size_t n) {
-    return n < (size_t)m->nthreads ? (int)n : m->nthreads;
+/* threads for K micro-shards */
+static int threads_for(const loom_model *m, size_t K) {
+    return K < (size_t)m->nthreads ? (int)K : m->nthreads;
 }
 
 /* A conditional model indexes its class tables with the labels: one out of
@@ -343,23 +383,26 @@ typedef struct {
     uint8_t *out;          /* (n, ...) reconstruct, decode, frames, sample output images */
     uint8_t *frames;       /* (n, nframes, H, W) frames output */
     float *fout;           /* (n, code_dim) encode output */
-    int grad;              /* shard: write thread t's gradient into m->tgrad */
+    float **grads;         /* shard: micro-shard j's gradient goes to grads[j - j0] */
+    size_t j0;             /* shard: the first micro-shard with a gradient buffer */
     float scale;           /* shard */
     size_t K, keep;        /* iw_nll; sample */
     float temperature;     /* frames, sample */
     loom_rng *rngs;        /* (n) frames, sample */
 } shard_job;
 
-/* the job's op on images [b0, b0 + nb) with thread t's workspace */
-static void run_job(loom_model *m, const shard_job *j, int t, size_t b0, size_t nb) {
-    const size_t HW = m->cfg.height * m->cfg.width;
+/* the job's op on micro-shard mj, images [mj * u, mj * u + nb), with thread t's workspace */
+static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t u, size_t nb) {
+    const size_t HW = m->cfg.height * m->cfg.width, b0 = mj * u;
     void *ws = m->ws[t];
     const int32_t *labels = j->labels ? j->labels + b0 : NULL;
     switch (j->kind) {
-    case JOB_SHARD:
-        m->ops->shard(m, ws, j->grad ? m->tgrad + (size_t)t * m->nfloats : NULL, j->nll + b0,
-                      j->imgs + b0 * HW, labels, nb, j->scale);
+    case JOB_SHARD: {
+        float *g = j->grads ? j->grads[mj - j->j0] : NULL;
+        if (g) memset(g, 0, m->nfloats * sizeof *g);
+        m->ops->shard(m, ws, g, j->nll + b0, j->imgs + b0 * HW, labels, nb, j->scale);
         break;
+    }
     case JOB_IW_NLL:
         m->ops->iw_nll(m, ws, j->nll + b0, j->imgs + b0 * HW, labels, nb, j->K);
         break;
@@ -382,46 +425,135 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t b0, size_t 
     }
 }
 
-/* Run job over n images split across the threads, each shard with its
- * thread's workspace (ws_bytes: the op's workspace size for a shard). Shard t
- * always gets the same images, so the same thread count gives the same bits. */
+/* Run job on micro-shards [j0, j1) of a batch of n images cut into
+ * micro-shards of u, spread over the threads in any order: each micro-shard
+ * computes the same bits on any thread (its workspace must be ready). */
+static void run_micro(loom_model *m, const shard_job *job, size_t n, size_t u, size_t j0,
+                      size_t j1) {
+    const int T = threads_for(m, j1 - j0);
+    if (T == 1) {
+        for (size_t j = j0; j < j1; j++) run_job(m, job, 0, j, u, LOOM_MIN(u, n - j * u));
+        return;
+    }
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+    for (size_t j = j0; j < j1; j++) run_job(m, job, omp_get_thread_num(), j, u, LOOM_MIN(u, n - j * u));
+}
+
+/* Run job over n images in micro-shards, each with its thread's workspace
+ * (ws_bytes: the op's workspace size for a micro-shard). */
 static loom_status run_sharded(loom_model *m, const shard_job *job, size_t n,
                                size_t (*ws_bytes)(const loom_config *, size_t), loom_error *err) {
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, ws_bytes(&m->cfg, max_shard(n, T)), err);
+    const size_t u = loom_micro_shard(&m->cfg, n);
+    loom_status st = need_ws(m, ws_bytes(&m->cfg, u), err);
     if (st) return st;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int t = 0; t < T; t++) {
-        size_t b0, b1;
-        shard_range(n, T, t, &b0, &b1);
-        run_job(m, job, t, b0, b1 - b0);
-    }
+    run_micro(m, job, n, u, 0, nmicro(n, u));
     return LOOM_OK;
+}
+
+/* at least count gradient buffers of nfloats each in m->gbuf */
+static loom_status need_gbufs(loom_model *m, size_t count, loom_error *err) {
+    if (count <= m->ngbuf) return LOOM_OK;
+    float **nb = realloc(m->gbuf, count * sizeof *nb);
+    if (!nb) return loom_fail(err, LOOM_ENOMEM, "out of memory for gradient buffers");
+    m->gbuf = nb;
+    for (; m->ngbuf < count; m->ngbuf++)
+        if (!(m->gbuf[m->ngbuf] = malloc(m->nfloats * sizeof(float))))
+            return loom_fail(err, LOOM_ENOMEM, "out of memory for gradient buffers");
+    return LOOM_OK;
+}
+
+/* The gradient reduction: one fixed sum that depends on the micro-shard count
+ * K only, never on the thread count or on which thread ran what.
+ *
+ * Leaf j is micro-shard j's gradient. The batch's gradient is the pairwise
+ * tree over leaf indices
+ *     sum(lo, hi) = sum(lo, lo + p) + sum(lo + p, hi),  p the largest power of two < hi - lo,
+ * i.e. complete nodes node(l, i) = leaves [i 2^l, (i + 1) 2^l) summed as
+ * node(l-1, 2i) + node(l-1, 2i+1), and for K = 2^a + 2^b + ... (a > b > ...)
+ * g = N1 + (N2 + (N3 + ...)) over the complete nodes N1 = [0, 2^a),
+ * N2 = [2^a, 2^a + 2^b), ... A contiguous range of leaves is covered by at
+ * most 2 log2 K complete nodes, so a worker that owns a contiguous range of
+ * micro-shards (a thread here, an MPI rank later) can sum those locally and
+ * hand them on; whoever combines the nodes by the same rule gets the same bits.
+ *
+ * Here the leaves are computed in waves of one micro-shard per thread, each
+ * into its own buffer, and folded into a stack of pending nodes like a binary
+ * counter: leaf j merges with the top while the top is its left sibling
+ * (same level). Micro-shard 0 writes m->g, which stays the leftmost node and
+ * ends as the root. Memory: grad_buffers() besides g, about threads +
+ * log2 K, whatever the batch. The adds are elementwise, so each wave's run
+ * split over the parameters across the threads. */
+typedef struct {
+    float *dst;
+    const float *src; /* dst += src */
+} grad_add;
+
+static void run_adds(const loom_model *m, const grad_add *adds, size_t nadd) {
+    if (!nadd) return;
+    const size_t nf = m->nfloats;
+    /* slices of whole 64-byte lines; small models are not worth a second thread */
+    const int T = nf < 16384 ? 1 : m->nthreads;
+#pragma omp parallel num_threads(T)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        const size_t lines = (nf + 15) / 16;
+        const size_t k0 = LOOM_MIN(nf, lines * t / nt * 16), k1 = LOOM_MIN(nf, lines * (t + 1) / nt * 16);
+        for (size_t i = 0; i < nadd; i++) {
+            float *d = adds[i].dst;
+            const float *a = adds[i].src;
+            for (size_t k = k0; k < k1; k++) d[k] += a[k];
+        }
+    }
 }
 
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err) {
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    const size_t u = loom_micro_shard(&m->cfg, n), K = nmicro(n, u), W = wave_size(m->nthreads, K);
+    const size_t D = tree_depth(K), P = grad_buffers(m->nthreads, K);
+    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, u), err);
     if (st) return st;
+    if ((st = need_gbufs(m, P, err))) return st;
     const size_t npix = m->cfg.height * m->cfg.width;
     double *nll = malloc(n * sizeof *nll);
-    if (!nll) return loom_fail(err, LOOM_ENOMEM, "out of memory");
-    memset(m->tgrad, 0, (size_t)T * m->nfloats * sizeof *m->tgrad);
-    const shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll,
-                           .grad = 1, .scale = 1.0f / (float)(n * npix)};
-    run_sharded(m, &job, n, m->ops->train_ws_bytes, err); /* cannot fail: ws is ready */
-    /* reduce in thread order: same thread count, same bits */
-    memcpy(m->g, m->tgrad, m->nfloats * sizeof *m->g);
-    for (int t = 1; t < T; t++) {
-        const float *src = m->tgrad + (size_t)t * m->nfloats;
-        for (size_t k = 0; k < m->nfloats; k++) m->g[k] += src[k];
+    /* free: pool buffers not in use; stack: pending nodes, level: theirs; leaves: the wave's */
+    float **mem = malloc((P + D + W) * sizeof *mem);
+    size_t *level = malloc(D * sizeof *level);
+    grad_add *adds = malloc((W + D) * sizeof *adds);
+    if (!nll || !mem || !level || !adds) {
+        free(nll), free(mem), free(level), free(adds);
+        return loom_fail(err, LOOM_ENOMEM, "out of memory");
+    }
+    float **freeb = mem, **stack = mem + P, **leaves = mem + P + D;
+    size_t nfree = P, sp = 0;
+    for (size_t i = 0; i < P; i++) freeb[i] = m->gbuf[i];
+    shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll,
+                     .grads = leaves, .scale = 1.0f / (float)(n * npix)};
+    for (size_t j0 = 0; j0 < K; j0 += W) {
+        const size_t j1 = LOOM_MIN(K, j0 + W);
+        for (size_t j = j0; j < j1; j++) leaves[j - j0] = j == 0 ? m->g : freeb[--nfree];
+        job.j0 = j0;
+        run_micro(m, &job, n, u, j0, j1);
+        size_t nadd = 0;
+        for (size_t j = j0; j < j1; j++) {
+            float *node = leaves[j - j0];
+            size_t l = 0;
+            while (sp && level[sp - 1] == l) { /* the top is node's left sibling */
+                float *left = stack[--sp];
+                adds[nadd++] = (grad_add){left, node};
+                freeb[nfree++] = node; /* reused by the next wave, after these adds */
+                node = left, l++;
+            }
+            stack[sp] = node, level[sp++] = l;
+        }
+        if (j1 == K) /* g = N1 + (N2 + (... + Nr)): fold the stack from the top */
+            for (; sp > 1; sp--) adds[nadd++] = (grad_add){stack[sp - 2], stack[sp - 1]};
+        run_adds(m, adds, nadd);
     }
     double s = 0.0;
     for (size_t b = 0; b < n; b++) s += nll[b];
-    free(nll);
+    free(nll), free(mem), free(level), free(adds);
     *loss = s / (double)(n * npix);
     if (!isfinite(*loss)) return loom_fail(err, LOOM_ENAN, "loss is %g", *loss);
     return LOOM_OK;
@@ -525,9 +657,18 @@ static loom_rng *sample_rngs(size_t n, uint64_t seed) {
 /* job (JOB_FRAMES or JOB_SAMPLE) with image k's RNG seeded from (seed, k) */
 static loom_status run_sampling(loom_model *m, shard_job job, size_t n, uint64_t seed,
                                 loom_error *err) {
-    const int T = threads_for(m, n);
-    loom_status st = need_ws(m, m->ops->sample_ws_bytes(&m->cfg, max_shard(n, T)), err);
+    const size_t ws = m->ops->sample_ws_bytes(&m->cfg, loom_micro_shard(&m->cfg, n));
+    /* sample --n: the images (and frames) and their RNGs grow with n, the
+     * workspaces do not; refuse what the machine cannot hold */
+    const size_t HW = m->cfg.height * m->cfg.width;
+    const size_t per_image = add_sat(mul_sat(HW, job.kind == JOB_FRAMES ? 1 + loom_model_nframes(m) : 1),
+                                     sizeof(loom_rng));
+    char what[64];
+    snprintf(what, sizeof what, "a batch this large (%zu images)", n);
+    loom_status st = loom_memory_check(add_sat(mul_sat(n, per_image), mul_sat(ws, (size_t)m->nthreads)),
+                                       what, err);
     if (st) return st;
+    if ((st = need_ws(m, ws, err))) return st;
     job.rngs = sample_rngs(n, seed);
     if (!job.rngs) return loom_fail(err, LOOM_ENOMEM, "out of memory");
     run_sharded(m, &job, n, m->ops->sample_ws_bytes, err); /* cannot fail: ws is ready */

@@ -47,6 +47,10 @@ typedef struct loom_model_ops {
     size_t (*layout)(const loom_config *cfg, loom_param *out);
     void (*init_extra)(loom_model *m); /* after the uniform/zero init, e.g. forget biases */
     size_t (*train_ws_bytes)(const loom_config *cfg, size_t n);
+    /* images per micro-shard (model.c; 0: 8): batch ops run in micro-shards of
+     * this many images, fixed whatever the thread count; as few as keep the
+     * model's matrix products efficient (their row count is a multiple of it) */
+    size_t micro_shard;
     /* Forward (and backward when grad != NULL, with dloss/dlogit scaled by
      * `scale`) for n images; nll_img[b] = -log p(image b) in nats. */
     void (*shard)(const loom_model *m, void *ws, float *grad, double *nll_img,
@@ -113,7 +117,8 @@ struct loom_model {
     float *w; /* (nfloats) parameters */
     float *g; /* (nfloats) gradient of the last batch's mean loss */
     int nthreads;
-    float *tgrad;    /* (nthreads, nfloats) per-thread gradients */
+    float **gbuf;    /* (ngbuf, nfloats) gradients of micro-shards and tree nodes */
+    size_t ngbuf;
     void **ws;       /* per-thread workspaces */
     size_t ws_bytes; /* size of each */
     /* models with a latent noise vector (grupixel): training sets a fresh value
@@ -171,14 +176,19 @@ void loom_model_free(loom_model *m);
 loom_status loom_model_layout(const loom_config *cfg, loom_param *params, size_t *nparams,
                               size_t *nfloats, loom_error *err);
 /* *bytes = what training cfg with `batch` images per step on nthreads needs
- * (parameters, gradients, per-thread gradients, Adam moments, activations of
- * the largest shard per thread), computed with overflow checks (SIZE_MAX when
- * it overflows). Fails only for an invalid config. */
+ * (parameters, gradient, Adam moments, the micro-shards' gradient buffers,
+ * one micro-shard's activations per thread, the batch), computed with
+ * overflow checks (SIZE_MAX when it overflows). Fails only for an invalid config. */
 loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t batch,
                                    size_t *bytes, loom_error *err);
 /* LOOM_EINVAL with "<what> needs about X GB of memory; this machine has Y GB"
  * when bytes exceed physical memory (or LOOM_MEM_LIMIT_MB, when set). */
 loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err);
+/* Images per micro-shard for a batch of n (<= n): every batch op computes
+ * micro-shards of this many images, whatever the thread count, and
+ * loom_model_grad sums their gradients in a fixed tree (model.c), so 1, 2 or
+ * N threads give the same bits. */
+size_t loom_micro_shard(const loom_config *cfg, size_t n);
 void loom_model_init(loom_model *m, loom_rng *rng);
 const loom_param *loom_model_param(const loom_model *m, const char *name);
 

@@ -479,6 +479,7 @@ const loom_model_ops loom_rae_ops = {
     .layout = ra_layout,
     .init_extra = ra_init_extra,
     .train_ws_bytes = ra_train_ws_bytes,
+    .micro_shard = 16,
     .shard = ra_shard,
     .iw_nll = ra_iw_nll,
     .reconstruct = ra_reconstruct,

@@ -212,6 +212,7 @@ const loom_model_ops loom_rowlstm_ops = {
     .layout = rl_layout,
     .init_extra = rl_init_extra,
     .train_ws_bytes = rl_train_ws_bytes,
+    .micro_shard = 8,
     .shard = rl_shard,
     .logits = rl_logits,
     .sample_ws_bytes = rl_sample_ws_bytes,

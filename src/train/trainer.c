@@ -43,11 +43,16 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Test hook (docs/robustness.md): LOOM_FAULT_NAN_STEP=K poisons the gradient
- * of step K (1-based) with a NaN, to exercise the non-finite-step guard. */
+/* Test hook (docs/robustness.md), only in test builds (-DLOOM_TEST_HOOKS,
+ * build/test/loom): LOOM_FAULT_NAN_STEP=K poisons the gradient of step K
+ * (1-based) with a NaN, to exercise the non-finite-step guard. */
 static long fault_nan_step(void) {
+#ifdef LOOM_TEST_HOOKS
     const char *v = getenv("LOOM_FAULT_NAN_STEP");
     return v && *v ? strtol(v, NULL, 10) : 0;
+#else
+    return 0;
+#endif
 }
 
 static loom_trainer *trainer_alloc(void) {

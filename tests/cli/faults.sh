@@ -7,8 +7,24 @@ D=$T/data
 idx_subset "$D" 120 20
 DATA="--data $D --valid 20 --eval-every 0 --quiet"
 TINY="$DATA --layers 1 --hidden 4 --batch 4 --threads 1"
-# the thread count is not part of a run's config; bit-identity needs the same one
+# the thread count is not part of a run's config (any gives the same bits: threads.sh)
 RES="--threads 1 --quiet"
+# the LOOM_FAULT_* hooks exist only in the test build (make builds it next to $LOOM)
+HOOKED=${LOOM_HOOKED:-$(dirname "$LOOM")/test/loom}
+[ -x "$HOOKED" ] && pass "test hooks: the test build $HOOKED exists" ||
+    fail "test hooks: the test build exists" "$HOOKED missing: make $(basename "$(dirname "$LOOM")")/test/loom"
+# the libraries when built (make test builds libloom.a, make all libloom.so too)
+for f in "$LOOM" "$(dirname "$LOOM")/libloom.a" "$(dirname "$LOOM")/libloom.so"; do
+    [ "$f" = "$LOOM" ] || [ -e "$f" ] || continue
+    if [ -e "$f" ] && ! grep -q LOOM_FAULT "$f"; then pass "test hooks: $(basename "$f") has no LOOM_FAULT_* hook"
+    else fail "test hooks: $(basename "$f") has no LOOM_FAULT_* hook" "missing or has one"; fi
+done
+LOOM_FAULT_KILL_WRITE=5 LOOM_FAULT_NAN_STEP=1 "$LOOM" train $TINY --steps 2 --checkpoint-every 1 \
+    --out "$T/nohook" >"$T/out" 2>"$T/err"; rc=$?
+if [ "$rc" -eq 0 ] && ! grep -q "non-finite" "$T/err" && [ ! -e "$T/nohook/checkpoint.safetensors.tmp" ] &&
+    "$LOOM" info "$T/nohook" >/dev/null 2>&1; then
+    pass "test hooks: $(basename "$LOOM") ignores LOOM_FAULT_KILL_WRITE and LOOM_FAULT_NAN_STEP"
+else fail "test hooks: $(basename "$LOOM") ignores LOOM_FAULT_KILL_WRITE and LOOM_FAULT_NAN_STEP" "exit $rc: $(cat "$T/err")"; fi
 
 # le64 N: N as 8 little-endian bytes
 le64() {
@@ -84,7 +100,7 @@ size=$(wc -c <"$R/checkpoint.safetensors")
 bad=""
 for n in 5 300 $((size / 2)) $((size - 1)); do
     before=$(step_of "$R")
-    LOOM_FAULT_KILL_WRITE=$n "$LOOM" train --resume "$R" --steps 40 $RES 2>/dev/null; rc=$?
+    LOOM_FAULT_KILL_WRITE=$n "$HOOKED" train --resume "$R" --steps 40 $RES 2>/dev/null; rc=$?
     after=$(step_of "$R")
     if [ "$rc" -ne 137 ]; then bad="$bad; N=$n: exit $rc, not killed"
     elif [ ! -e "$R/checkpoint.safetensors.tmp" ]; then bad="$bad; N=$n: no torn temp file"
@@ -141,7 +157,7 @@ ok "full disk: the run resumes once there is room" "$LOOM" train --resume "$R" -
 
 # ---------------------------------------------------------------- NaN
 R=$T/nan
-LOOM_FAULT_NAN_STEP=3 "$LOOM" train $TINY --steps 6 --checkpoint-every 1 --out "$R" >"$T/out" 2>"$T/err"; rc=$?
+LOOM_FAULT_NAN_STEP=3 "$HOOKED" train $TINY --steps 6 --checkpoint-every 1 --out "$R" >"$T/out" 2>"$T/err"; rc=$?
 if [ "$rc" -eq 0 ] && grep -q "step 3: non-finite gradient.*update skipped" "$T/err"; then
     pass "nan: a NaN gradient at step 3 is reported and the step skipped"
 else
@@ -203,8 +219,8 @@ done
 # activations count too: 100 images of 28x28 at hidden 256 need more than 64 MB
 rejects "flags: activations over LOOM_MEM_LIMIT_MB" 2 "needs about .* of memory" \
     env LOOM_MEM_LIMIT_MB=64 "$LOOM" train $DATA --hidden 256 --batch 100 --out "$T/x"
-rejects "flags: sample --n 10000 over LOOM_MEM_LIMIT_MB" 2 "a batch this large .* needs about" \
-    env LOOM_MEM_LIMIT_MB=16 "$LOOM" sample "$T/nan" --n 10000 --out "$T/s.png"
+rejects "flags: sample --n 30000 over LOOM_MEM_LIMIT_MB" 2 "a batch this large .* needs about" \
+    env LOOM_MEM_LIMIT_MB=16 "$LOOM" sample "$T/nan" --n 30000 --out "$T/s.png"
 # fewer timed steps than bench's 3 forward repetitions (a heap overflow under ASan)
 ok "flags: bench --steps 1" "$LOOM" bench --layers 1 --hidden 2 --batch 2 --steps 1 --height 4 --width 4 --threads 1
 rejects "flags: bench with the largest sizes" 2 "needs about .* of memory" \
