@@ -30,6 +30,7 @@ char *loom_config_json(const loom_config *cfg, const loom_train_opts *o) {
     cJSON_AddStringToObject(m, "name", cfg->model);
     cJSON_AddNumberToObject(m, "height", (double)cfg->height);
     cJSON_AddNumberToObject(m, "width", (double)cfg->width);
+    if (loom_channels(cfg) != 1) cJSON_AddNumberToObject(m, "channels", (double)cfg->channels);
     cJSON_AddNumberToObject(m, "layers", (double)cfg->layers);
     cJSON_AddNumberToObject(m, "hidden", (double)cfg->hidden);
     cJSON_AddNumberToObject(m, "classes", cfg->nclasses);
@@ -114,7 +115,7 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     }
     static const char *const top_keys[] = {"model", "train", NULL};
     static const char *const model_keys[] = {"name", "height", "width", "layers", "hidden",
-                                             "classes", "cell", "zdim", "steps_draw",
+                                             "classes", "cell", "zdim", "steps_draw", "channels",
                                              "read_n", "write_n", "attention", "variational", NULL};
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
@@ -137,6 +138,10 @@ loom_status loom_config_parse(loom_config *cfg, loom_train_opts *o, const char *
     cfg->height = (size_t)v;
     if ((st = get_int(m, "width", 1, 4096, &v, what, err))) goto done;
     cfg->width = (size_t)v;
+    if (cJSON_GetObjectItemCaseSensitive(m, "channels")) { /* optional: absent means 1 */
+        if ((st = get_int(m, "channels", 1, 3, &v, what, err))) goto done;
+        cfg->channels = (size_t)v;
+    }
     if ((st = get_int(m, "layers", 1, 64, &v, what, err))) goto done;
     cfg->layers = (size_t)v;
     if ((st = get_int(m, "hidden", 1, 4096, &v, what, err))) goto done;
@@ -390,6 +395,11 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
             s = loom_fail(err, LOOM_EFORMAT, "%s: parameter %zu is not finite", path, i);
             goto fail;
         }
+    loom_error me; /* colour models: masked weights must be 0, rejected (not re-zeroed) */
+    if (loom_model_check_masks(m, &me)) {
+        s = loom_fail(err, LOOM_EFORMAT, "%s: %s", path, me.msg);
+        goto fail;
+    }
     if (st) {
         unsigned long long step = 0, epoch = 0, index = 0, adam_t = 0;
         if ((s = meta_ulong(f, path, "step", &step, err)) ||

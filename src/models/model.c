@@ -151,7 +151,7 @@ loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t 
     /* per-thread activations of the largest shard, plus the batch itself */
     size_t ws = loom_model_find(cfg->model)->train_ws_bytes(cfg, max_shard(batch, T));
     b = add_sat(b, mul_sat(ws, (size_t)T));
-    *bytes = add_sat(b, mul_sat(batch, mul_sat(cfg->height, cfg->width)));
+    *bytes = add_sat(b, mul_sat(batch, mul_sat(loom_channels(cfg), mul_sat(cfg->height, cfg->width))));
     return LOOM_OK;
 }
 
@@ -306,7 +306,7 @@ typedef struct {
 
 /* the job's op on images [b0, b0 + nb) with thread t's workspace */
 static void run_job(loom_model *m, const shard_job *j, int t, size_t b0, size_t nb) {
-    const size_t HW = m->cfg.height * m->cfg.width;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
     void *ws = m->ws[t];
     const int32_t *labels = j->labels ? j->labels + b0 : NULL;
     switch (j->kind) {
@@ -360,7 +360,7 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
     const int T = threads_for(m, n);
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, max_shard(n, T)), err);
     if (st) return st;
-    const size_t npix = m->cfg.height * m->cfg.width;
+    const size_t npix = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* dimensions */
     double *nll = malloc(n * sizeof *nll);
     if (!nll) return loom_fail(err, LOOM_ENOMEM, "out of memory");
     memset(m->tgrad, 0, (size_t)T * m->nfloats * sizeof *m->tgrad);
@@ -385,7 +385,7 @@ loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err) {
     if (chunk == 0) chunk = 1;
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const size_t HW = m->cfg.height * m->cfg.width;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const shard_job job = {.kind = JOB_SHARD, .imgs = imgs + c0 * HW,
                                .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0};
@@ -417,7 +417,7 @@ loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *img
     if (why) return loom_fail(err, LOOM_EINVAL, "no importance-weighted bound: %s", why);
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     if (chunk == 0) chunk = 1;
-    const size_t HW = m->cfg.height * m->cfg.width;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const shard_job job = {.kind = JOB_IW_NLL, .imgs = imgs + c0 * HW,
                                .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0, .K = K};
