@@ -3,7 +3,8 @@
  * channel, gradients (finite differences on free weights, exact zeros on
  * masked ones), the incremental sampler against the forward pass, completion,
  * conditional samples, overfitting, checkpoints, and the PyTorch reference
- * fixture (bench/rowlstm_torch.py fixture --rgb). */
+ * fixtures (bench/rowlstm_torch.py fixture --rgb, bench/diagbilstm_torch.py
+ * fixture --rgb: conditional). */
 #include "gradcheck.h"
 #include "testutil.h"
 #include "io/checkpoint.h"
@@ -483,7 +484,6 @@ int main(void) {
     }
     test_checkpoint();
     test_reference("rowlstm", "rowlstm_rgb_ref.safetensors");
-    if (access(FIXTURE_DIR "/diagbilstm_rgb_ref.safetensors", R_OK) == 0)
-        test_reference("diagbilstm", "diagbilstm_rgb_ref.safetensors");
+    test_reference("diagbilstm", "diagbilstm_rgb_ref.safetensors"); /* conditional */
     CHECK_DONE();
 }
