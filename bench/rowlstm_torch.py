@@ -708,7 +708,7 @@ def cmd_check(args):
 
 def make_model(args):
     torch.manual_seed(args.seed)
-    model = RowLSTM(args.hidden, args.layers)
+    model = RowLSTM(args.hidden, args.layers, 3 if getattr(args, "rgb", False) else 1)
     spec_init(model, args.seed)
     return model
 
@@ -733,6 +733,14 @@ def train_steps(model, opt, batches, steps, log_every=0, t0=None):
 def sample_naive(model, n_images, H, W, pixels, gen):
     """Naive sampling: one full forward pass of the whole (partial) image per pixel.
     Draws the first `pixels` pixels in raster order of n_images images."""
+    if model.channels == 3:  # one forward per channel of each pixel, R then G then B
+        x = torch.zeros(n_images, 3, H, W, dtype=torch.int64)
+        for k in range(pixels):
+            i, j = divmod(k, W)
+            for c in range(3):
+                logits = model(x)[:, :, c, i, j]  # (n, 256)
+                x[:, c, i, j] = torch.multinomial(F.softmax(logits, dim=1), 1, generator=gen)[:, 0]
+        return x
     x = torch.zeros(n_images, H, W, dtype=torch.int64)
     for k in range(pixels):
         i, j = divmod(k, W)
@@ -755,8 +763,12 @@ def cmd_bench(args):
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]
     busy0, own0, wall0 = _system_busy_s(), os.times(), time.perf_counter()
-    train = fashion("train")
-    H, W = train.shape[1:]
+    if args.rgb:  # random 32x32x3 images (speed does not depend on the pixel values)
+        train = np.random.default_rng(args.seed).integers(0, 256, size=(512, 3, args.size, args.size),
+                                                          dtype=np.uint8)
+    else:
+        train = fashion("train")
+    H, W = train.shape[-2:]
     model = make_model(args)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     batches = Batches(train, args.batch, args.seed)
@@ -797,7 +809,7 @@ def cmd_bench(args):
         "train_images_per_s": round(args.steps * args.batch / train_s, 3),
         "forward_ms_per_image": round(fwd_s * 1000.0 / x.shape[0], 4),
         "sample_s_per_image": round(sample_s_per_image, 4),
-        "sample_method": "naive: one full forward per pixel, batch %d, %d of %d pixels timed%s"
+        "sample_method": "naive: one full forward per pixel (per channel in colour), batch %d, %d of %d pixels timed%s"
                          % (args.sample_batch, npix, H * W,
                             ", linearly extrapolated" if npix < H * W else ""),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
@@ -805,6 +817,8 @@ def cmd_bench(args):
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch": args.batch, "layers": args.layers, "hidden": args.hidden,
+        "channels": 3 if args.rgb else 1, "height": H, "width": W,
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
         "warmup_steps": args.warmup, "timed_steps": args.steps,
         "last_train_loss_nats": round(losses[-1], 4) if losses else None,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
@@ -881,6 +895,9 @@ def main(argv=None):
     b.add_argument("--sample-batch", type=int, default=1)
     b.add_argument("--sample-pixels", type=int, default=784,
                    help="pixels of naive sampling to time (extrapolated to the full image)")
+    b.add_argument("--rgb", action="store_true",
+                   help="the colour model (docs/rowlstm.md, Colour) on random --size x --size x 3 images")
+    b.add_argument("--size", type=int, default=32, help="--rgb: image height and width (default 32)")
 
     t = sub.add_parser("train", help="train and report test bits/dim")
     common(t, 1500)
