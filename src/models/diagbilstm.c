@@ -173,6 +173,21 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 
 static size_t db_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
+/* layer l's forward direction at (i, j): Xrow (l+1, j) and hf, cf at j */
+static void step_at(sample_ws *ws, const loom_model *m, size_t l, size_t i, size_t j, size_t n,
+                    int cond) {
+    const loom_config *c = &m->cfg;
+    const size_t W = c->width, h = c->hidden, C = 2 * h, rowst = W * n * h;
+    const float *xl = ws->Xrow + (l * W + j) * n * C;
+    float *y = ws->Xrow + ((l + 1) * W + j) * n * C;
+    float *hf = ws->hf_cur + l * rowst, *cf = ws->cf_cur + l * rowst;
+    const float *up = i ? ws->hf_prev + l * rowst + j * n * h : NULL;
+    const float *hr_up = i ? ws->hr_prev + l * rowst + j * n * h : NULL;
+    loom_diag_step_fwd(y, hf + j * n * h, cf + j * n * h, ws->step, xl, up,
+                       j ? hf + (j - 1) * n * h : NULL, j ? cf + (j - 1) * n * h : NULL, hr_up,
+                       layer_params(m, l, cond ? ws->cls + l * n * 8 * h : NULL), n, C, h);
+}
+
 static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
@@ -185,23 +200,18 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
 
     for (size_t i = 0; i < H; i++) {
         for (size_t j = 0; j < W; j++) {
-          const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
-          for (size_t pc = 0; pc < passes; pc++) { /* colour: channel pc given the others before it */
-            loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
-                                    passes == 1 ? loom_channels(c) : pc);
-            for (size_t l = 0; l < L; l++) {
-                const float *xl = ws.Xrow + (l * W + j) * n * C;
-                float *y = ws.Xrow + ((l + 1) * W + j) * n * C;
-                float *hf = ws.hf_cur + l * rowst, *cf = ws.cf_cur + l * rowst;
-                const float *up = i ? ws.hf_prev + l * rowst + j * n * h : NULL;
-                const float *hr_up = i ? ws.hr_prev + l * rowst + j * n * h : NULL;
-                loom_diag_step_fwd(y, hf + j * n * h, cf + j * n * h, ws.step, xl, up,
-                                   j ? hf + (j - 1) * n * h : NULL, j ? cf + (j - 1) * n * h : NULL,
-                                   hr_up, layer_params(m, l, cond ? ws.cls + l * n * g : NULL), n, C, h);
+            /* colour: pass pc draws channel pc given the channels before it; the
+             * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
+            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            for (size_t pc = 0; pc < passes; pc++) {
+                loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
+                                        passes == 1 ? loom_channels(c) : pc);
+                for (size_t l = 0; l < L; l++)
+                    step_at(&ws, m, l, i, j, n, cond);
+                loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         temperature, rngs);
             }
-            loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, m,
-                                     &arch, i, j, passes == 1 ? 0 : pc, n, keep, temperature, rngs);
-          }
         }
         /* row i is complete: its reverse direction, which row i+1 reads */
         if (i + 1 < H)

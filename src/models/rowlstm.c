@@ -178,6 +178,31 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 
 static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
+/* every layer at column j of the current row (row i): Xrow (l+1, j) and the
+ * states hcur, ccur at j from Xrow (l, j-1), (l, j), R and cprev */
+static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, size_t n, int cond) {
+    const loom_config *c = &m->cfg;
+    const size_t W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 4 * h;
+    for (size_t l = 0; l < L; l++) {
+        const float *xl = ws->Xrow + (l * W + j) * n * C;
+        const float *xprev = j ? xl - n * C : ws->zero;
+        float *y = ws->Xrow + ((l + 1) * W + j) * n * C;
+        const float *R = ws->R + l * n * W * g;
+        const float *cprev = ws->cprev + l * n * W * h;
+        for (size_t b = 0; b < n; b++) {
+            memcpy(ws->gs + b * g, R + (b * W + j) * g, g * sizeof *ws->gs);
+            memcpy(ws->cp + b * h, cprev + (b * W + j) * h, h * sizeof *ws->cp);
+        }
+        loom_rowlstm_step(y, ws->hv, ws->cv, ws->step, xprev, xl, ws->gs, i ? ws->cp : NULL,
+                          layer_params(m, l, cond ? ws->cls + l * n * g : NULL), n, C, h);
+        float *hc = ws->hcur + l * n * W * h, *cc = ws->ccur + l * n * W * h;
+        for (size_t b = 0; b < n; b++) {
+            memcpy(hc + (b * W + j) * h, ws->hv + b * h, h * sizeof *hc);
+            memcpy(cc + (b * W + j) * h, ws->cv + b * h, h * sizeof *cc);
+        }
+    }
+}
+
 static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
@@ -197,31 +222,17 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                                      w + m->params[p_layer(c, l, L_SS_W)].offset, n, W, h);
         }
         for (size_t j = 0; j < W; j++) {
-          const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
-          for (size_t pc = 0; pc < passes; pc++) { /* colour: channel pc given the others before it */
-            loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
-                                    passes == 1 ? loom_channels(c) : pc);
-            for (size_t l = 0; l < L; l++) {
-                const float *xl = ws.Xrow + (l * W + j) * n * C;
-                const float *xprev = j ? xl - n * C : ws.zero;
-                float *y = ws.Xrow + ((l + 1) * W + j) * n * C;
-                const float *R = ws.R + l * n * W * g;
-                const float *cprev = ws.cprev + l * n * W * h;
-                for (size_t b = 0; b < n; b++) {
-                    memcpy(ws.gs + b * g, R + (b * W + j) * g, g * sizeof *ws.gs);
-                    memcpy(ws.cp + b * h, cprev + (b * W + j) * h, h * sizeof *ws.cp);
-                }
-                loom_rowlstm_step(y, ws.hv, ws.cv, ws.step, xprev, xl, ws.gs, i ? ws.cp : NULL,
-                                  layer_params(m, l, cond ? ws.cls + l * n * g : NULL), n, C, h);
-                float *hc = ws.hcur + l * n * W * h, *cc = ws.ccur + l * n * W * h;
-                for (size_t b = 0; b < n; b++) {
-                    memcpy(hc + (b * W + j) * h, ws.hv + b * h, h * sizeof *hc);
-                    memcpy(cc + (b * W + j) * h, ws.cv + b * h, h * sizeof *cc);
-                }
+            /* colour: pass pc draws channel pc given the channels before it; the
+             * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
+            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            for (size_t pc = 0; pc < passes; pc++) {
+                loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
+                                        passes == 1 ? loom_channels(c) : pc);
+                layers_at(&ws, m, i, j, n, cond);
+                loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         temperature, rngs);
             }
-            loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, m,
-                                     &arch, i, j, passes == 1 ? 0 : pc, n, keep, temperature, rngs);
-          }
         }
         float *t = ws.hprev; ws.hprev = ws.hcur; ws.hcur = t;
         t = ws.cprev; ws.cprev = ws.ccur; ws.ccur = t;
