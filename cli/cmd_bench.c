@@ -125,7 +125,7 @@ int cmd_bench(int argc, char **argv) {
                "\"train_images_per_s\": %.2f, \"forward_ms_per_image\": %.4f, \"sample_ms_per_image\": %.4f, "
                "\"sample_to_forward\": %.3f, \"train_images_per_cpu_s\": %.2f, \"sample_cpu_ms_per_image\": %.4f, "
                "\"loadavg_1m\": %.2f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
-               model, cfg.cell, channels, cfg.layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms,
+               model, cfg.cell, loom_channels(&m->cfg), cfg.layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms,
                (double)(batch * steps) / train_cpu, sample_cpu_ms, load[0], rss, m->nfloats, loom_blas_core());
     else
         printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"
