@@ -33,7 +33,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # shared, model-independent pieces: the mask-A input conv, safetensors I/O, data
 from rowlstm_torch import (Batches, MaskedConv2d, _system_busy_s, fashion,  # noqa: E402
-                           mask_a_7x7, read_safetensors, write_safetensors)
+                           mask_a_7x7, read_safetensors, write_safetensors,
+                           apply_masks, gate_group, group, loom_logits, mask_a_rgb, mask_b)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -61,11 +62,15 @@ def unskew(s, W):
 class DiagonalLSTM(nn.Module):
     """One direction over the skewed map, column by column."""
 
-    def __init__(self, C, hidden):
+    def __init__(self, C, hidden, channels=1):
         super().__init__()
         self.hidden = hidden
         # mask B on a 1x1 conv with one colour group: every connection is allowed
-        self.i2s = nn.Conv2d(C, 4 * hidden, 1)
+        if channels == 1:
+            self.i2s = nn.Conv2d(C, 4 * hidden, 1)
+        else:  # three groups: gate group a reads feature groups <= a
+            mb = mask_b([gate_group(q, hidden) for q in range(4 * hidden)], [group(k, C) for k in range(C)])
+            self.i2s = MaskedConv2d(C, 4 * hidden, 1, mask=mb.view(4 * hidden, C, 1, 1))
         # 2x1 column conv: output[i] = w[..., 0] h[i-1] + w[..., 1] h[i] (previous column)
         self.s2s = nn.Conv1d(hidden, 4 * hidden, 2, padding=1, bias=False)
 
@@ -92,13 +97,17 @@ class DiagonalLSTM(nn.Module):
 
 
 class DiagonalBiLSTMLayer(nn.Module):
-    def __init__(self, hidden, shift="reverse"):
+    def __init__(self, hidden, shift="reverse", channels=1):
         super().__init__()
         C = 2 * hidden
         self.hidden, self.shift = hidden, shift
-        self.fwd = DiagonalLSTM(C, hidden)
-        self.rev = DiagonalLSTM(C, hidden)
-        self.out = nn.Conv2d(hidden, C, 1)
+        self.fwd = DiagonalLSTM(C, hidden, channels)
+        self.rev = DiagonalLSTM(C, hidden, channels)
+        if channels == 1:
+            self.out = nn.Conv2d(hidden, C, 1)
+        else:
+            mo = mask_b([group(k, C) for k in range(C)], [group(r, hidden) for r in range(hidden)])
+            self.out = MaskedConv2d(hidden, C, 1, mask=mo.view(C, hidden, 1, 1))
 
     def forward(self, x, cls=None):  # cls (B, 8h): forward gates | reverse gates
         g = 4 * self.hidden
@@ -115,23 +124,38 @@ class DiagonalBiLSTMLayer(nn.Module):
 
 
 class DiagonalBiLSTM(nn.Module):
-    def __init__(self, hidden, layers, nclasses=0, shift="reverse"):
+    def __init__(self, hidden, layers, nclasses=0, shift="reverse", channels=1):
         super().__init__()
         C = 2 * hidden
-        self.hidden, self.layers_n, self.nclasses = hidden, layers, nclasses
-        self.inp = MaskedConv2d(1, C, 7, padding=3, mask=mask_a_7x7())
-        self.rnn = nn.ModuleList([DiagonalBiLSTMLayer(hidden, shift) for _ in range(layers)])
+        self.hidden, self.layers_n, self.nclasses, self.channels = hidden, layers, nclasses, channels
+        if channels == 1:
+            self.inp = MaskedConv2d(1, C, 7, padding=3, mask=mask_a_7x7())
+        else:  # colour: docs/rowlstm.md "Colour", docs/diagbilstm.md
+            assert channels == 3 and hidden % 3 == 0
+            self.inp = MaskedConv2d(3, C, 7, padding=3, mask=mask_a_rgb(C))
+        self.rnn = nn.ModuleList([DiagonalBiLSTMLayer(hidden, shift, channels) for _ in range(layers)])
         self.cls = nn.ModuleList([nn.Embedding(nclasses, 8 * hidden) for _ in range(layers)]) \
             if nclasses else None
-        self.head1 = nn.Conv2d(C, C, 1)
-        self.head2 = nn.Conv2d(C, 256, 1)
+        if channels == 1:
+            self.head1 = nn.Conv2d(C, C, 1)
+            self.head2 = nn.Conv2d(C, 256, 1)
+        else:
+            gc = [group(k, C) for k in range(C)]
+            self.head1 = MaskedConv2d(C, C, 1, mask=mask_b(gc, gc).view(C, C, 1, 1))
+            m2 = mask_b([k // 256 for k in range(3 * 256)], gc)
+            self.head2 = MaskedConv2d(C, 3 * 256, 1, mask=m2.view(3 * 256, C, 1, 1))
 
     def forward(self, x_u8, labels=None):
-        u = (x_u8.to(self.head2.weight.dtype) / 255.0).unsqueeze(1)
-        x = self.inp(u)
+        """(B, H, W) -> (B, 256, H, W); colour (B, 3, H, W) -> (B, 256, 3, H, W)"""
+        u = x_u8.to(self.head2.weight.dtype) / 255.0
+        x = self.inp(u.unsqueeze(1) if self.channels == 1 else u)
         for l, layer in enumerate(self.rnn):
             x = layer(x, self.cls[l](labels) if self.cls is not None else None)
-        return self.head2(F.relu(self.head1(F.relu(x))))
+        out = self.head2(F.relu(self.head1(F.relu(x))))
+        if self.channels == 1:
+            return out
+        B, _, H, W = out.shape
+        return out.view(B, 3, 256, H, W).transpose(1, 2)
 
 
 def nll_loss(logits, x_u8, reduction="mean"):
@@ -141,9 +165,9 @@ def nll_loss(logits, x_u8, reduction="mean"):
 # ------------------------------------------------- loom (fan_in, fan_out) mapping
 
 
-def loom_param_specs(hidden, layers, nclasses):
-    h, C = hidden, 2 * hidden
-    specs = [("in.weight", (24, C)), ("in.bias", (C,))]
+def loom_param_specs(hidden, layers, nclasses, channels=1):
+    h, C, K = hidden, 2 * hidden, 256 * channels
+    specs = [("in.weight", (24 if channels == 1 else 75, C)), ("in.bias", (C,))]
     for l in range(layers):
         p = "rnn.%d." % l
         specs += [(p + "is.weight", (C, 8 * h)), (p + "is.bias", (8 * h,)),
@@ -152,7 +176,7 @@ def loom_param_specs(hidden, layers, nclasses):
         if nclasses:
             specs.append((p + "cls.weight", (nclasses, 8 * h)))
     specs += [("head1.weight", (C, C)), ("head1.bias", (C,)),
-              ("head2.weight", (C, 256)), ("head2.bias", (256,))]
+              ("head2.weight", (C, K)), ("head2.bias", (K,))]
     return specs
 
 
@@ -165,6 +189,11 @@ def _views(model):
                        lambda ts: ts[0].reshape(C, 49)[:, :24].t(),
                        lambda m: [torch.cat([m.t(), m.new_zeros(C, 25)], 1).view(C, 1, 7, 7)]),
          "in.bias": ([model.inp.bias],) + ident}
+    if model.channels == 3:  # (C, 3, 7, 7) <-> (75, C): row 3t + c, taps 0..24 (24: the centre)
+        v["in.weight"] = ([model.inp.weight],
+                          lambda ts: ts[0].reshape(C, 3, 49)[:, :, :25].permute(2, 1, 0).reshape(75, C),
+                          lambda m: [torch.cat([m.reshape(25, 3, C).permute(2, 1, 0),
+                                                m.new_zeros(C, 3, 24)], 2).reshape(C, 3, 7, 7)])
     ss = (lambda ts: torch.cat([ts[0][:, :, 0].t(), ts[0][:, :, 1].t()], 0),
           lambda m: [torch.stack([m[:h].t(), m[h:].t()], 2)])
     for l, layer in enumerate(model.rnn):
@@ -205,7 +234,48 @@ def loom_tensors(model, grad=False):
 # --------------------------------------------------------------------- fixture
 
 
+def cmd_fixture_rgb(args):
+    """Colour, conditional: masked entries 0, images (B, 3, H, W)."""
+    seed, H, W, hidden, layers, batch, K = 20261202, 4, 5, 3, 2, 2, 3
+    rng = np.random.default_rng(seed)
+    specs = loom_param_specs(hidden, layers, K, 3)
+    p = {n: torch.from_numpy((rng.standard_normal(s) * 0.5).astype(np.float32).astype(np.float64))
+         for n, s in specs}
+    model = DiagonalBiLSTM(hidden, layers, K, channels=3).double()
+    load_loom_params(model, p)
+    apply_masks(model)
+    p32 = {n: v.numpy().astype(np.float32) for n, v in loom_tensors(model).items()}
+    images = rng.integers(0, 256, size=(batch, 3, H, W), dtype=np.uint8)
+    images[0, :, 0, 0], images[batch - 1, :, H - 1, W - 1] = 0, 255
+    labels = np.array([2, 0], dtype=np.int32)
+    x = torch.from_numpy(images.astype(np.int64))
+    logits = model(x, torch.from_numpy(labels.astype(np.int64)))
+    loss = nll_loss(logits, x)
+    model.zero_grad()
+    loss.backward()
+    grads = loom_tensors(model, grad=True)
+    z = loom_logits(logits).detach().numpy().astype(np.float32)
+    tensors = [(n, p32[n]) for n, _ in specs]
+    tensors += [("images", images), ("labels", labels),
+                ("logits", z.reshape(batch, H, W, 3 * 256))]  # (B, H, W, 3, 256) in 4 dims
+    tensors += [("grad." + n, grads[n].numpy().astype(np.float32)) for n, _ in specs]
+    meta = {"layers": layers, "hidden": hidden, "height": H, "width": W, "channels": 3,
+            "batch": batch, "nclasses": K, "loss_f64": repr(loss.item()), "seed": seed,
+            "generator": "bench/diagbilstm_torch.py fixture --rgb (torch %s, float64 from float32 params)"
+                         % torch.__version__}
+    out = args.out if args.out != "tests/fixtures/diagbilstm_ref.safetensors" \
+        else "tests/fixtures/diagbilstm_rgb_ref.safetensors"
+    write_safetensors(out, tensors, meta)
+    back, _ = read_safetensors(out)
+    for n, a in tensors:
+        assert back[n].dtype == a.dtype and np.array_equal(back[n], a), n
+    print(json.dumps({"out": out, "bytes": os.path.getsize(out), "loss_f64": loss.item(),
+                      "tensors": len(tensors)}))
+
+
 def cmd_fixture(args):
+    if args.rgb:
+        return cmd_fixture_rgb(args)
     seed, H, W, hidden, layers, batch, K = 20251123, 5, 6, 3, 2, 2, 3
     rng = np.random.default_rng(seed)
     specs = loom_param_specs(hidden, layers, K)
@@ -354,6 +424,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixture", help="write the float64 reference fixture")
     f.add_argument("--out", default="tests/fixtures/diagbilstm_ref.safetensors")
+    f.add_argument("--rgb", action="store_true", help="the colour model (conditional): diagbilstm_rgb_ref")
     sub.add_parser("check", help="causality self-check, and that a wrong-side shift leaks")
     b = sub.add_parser("bench", help="speed peer (one JSON line)")
     b.add_argument("--threads", type=int, default=2)

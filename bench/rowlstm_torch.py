@@ -61,29 +61,72 @@ def mask_a_7x7():
 
 
 class MaskedConv2d(nn.Conv2d):
-    """Conv2d whose weight is multiplied by a fixed 0/1 mask (kh, kw) in forward."""
+    """Conv2d whose weight is multiplied by a fixed 0/1 mask in forward: (kh, kw)
+    for every channel pair, or (out, in, kh, kw) (the colour masks)."""
 
     def __init__(self, *args, mask, **kwargs):
         super().__init__(*args, **kwargs)
-        self.register_buffer("mask", mask.to(self.weight.dtype).view(1, 1, *mask.shape))
+        m = mask.to(self.weight.dtype)
+        self.register_buffer("mask", m.view(1, 1, *m.shape) if m.dim() == 2 else m)
 
     def forward(self, x):
         return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
 
 
+# ---- colour (docs/rowlstm.md "Colour"): R, G, B groups of units
+
+
+def group(k, size):
+    """Colour group of unit k of a layer of `size` units: contiguous thirds."""
+    return k // (size // 3)
+
+
+def gate_group(q, h):
+    """Group of gate pre-activation q of a (4h or 8h) gate vector: that of its unit q mod h."""
+    return group(q % h, h)
+
+
+def mask_b(out_groups, in_groups):
+    """(out, in) 0/1: group a may read group b when b <= a (mask B)."""
+    o = torch.tensor(out_groups).view(-1, 1)
+    i = torch.tensor(in_groups).view(1, -1)
+    return (i <= o).double()
+
+
+def mask_a_rgb(C):
+    """(C, 3, 7, 7) 0/1: mask A's 24 taps for every channel; at the centre, output
+    group g reads the channels c < g only (R group none, G group R, B group R and G)."""
+    m = mask_a_7x7().double().view(1, 1, 7, 7).repeat(C, 3, 1, 1)
+    for o in range(C):
+        for c in range(3):
+            m[o, c, 3, 3] = 1.0 if c < group(o, C) else 0.0
+    return m
+
+
 class RowLSTMLayer(nn.Module):
-    def __init__(self, hidden):
+    def __init__(self, hidden, channels=1):
         super().__init__()
         h, C = hidden, 2 * hidden
         self.hidden = h
         # input-to-state: 1x3 conv along the row, mask B (the j+1 tap is masked).
         # Cross-correlation: kernel column 0 -> x[j-1], 1 -> x[j], 2 -> x[j+1].
-        self.i2s = MaskedConv2d(C, 4 * h, (1, 3), padding=(0, 1),
-                                mask=torch.tensor([[1.0, 1.0, 0.0]]))
-        # state-to-state: width-3 conv over the previous row's hidden state, no bias.
+        if channels == 1:
+            mask_is = torch.tensor([[1.0, 1.0, 0.0]])
+        else:  # the j tap by colour group; j-1 is an earlier pixel: all of it
+            mb = mask_b([gate_group(q, h) for q in range(4 * h)], [group(k, C) for k in range(C)])
+            mask_is = torch.zeros(4 * h, C, 1, 3, dtype=torch.float64)
+            mask_is[:, :, 0, 0] = 1.0
+            mask_is[:, :, 0, 1] = mb
+        self.i2s = MaskedConv2d(C, 4 * h, (1, 3), padding=(0, 1), mask=mask_is)
+        # state-to-state: width-3 conv over the previous row's hidden state, no bias
+        # (and no mask in colour: row i-1 is before every pixel of row i).
         self.s2s = nn.Conv1d(h, 4 * h, 3, padding=1, bias=False)
-        # output 1x1 conv h -> C (plus residual).
-        self.out = nn.Conv2d(h, C, 1)
+        # output 1x1 conv h -> C (plus residual); mask B in colour.
+        if channels == 1:
+            self.out = nn.Conv2d(h, C, 1)
+        else:
+            mo = mask_b([group(k, C) for k in range(C)], [group(r, h) for r in range(h)])
+            self.out = MaskedConv2d(h, C, 1, mask=mo.view(C, h, 1, 1))
 
     def forward(self, x, cls=None):  # x: (B, C, H, W); cls (B, 4h): the class rows, or None
         B, _, H, W = x.shape
@@ -105,40 +148,61 @@ class RowLSTMLayer(nn.Module):
 
 
 class RowLSTM(nn.Module):
-    def __init__(self, hidden, layers, nclasses=0):
+    def __init__(self, hidden, layers, nclasses=0, channels=1):
         super().__init__()
         C = 2 * hidden
-        self.hidden, self.layers_n, self.nclasses = hidden, layers, nclasses
-        self.inp = MaskedConv2d(1, C, 7, padding=3, mask=mask_a_7x7())
-        self.rnn = nn.ModuleList([RowLSTMLayer(hidden) for _ in range(layers)])
+        self.hidden, self.layers_n, self.nclasses, self.channels = hidden, layers, nclasses, channels
+        self.rnn = nn.ModuleList([RowLSTMLayer(hidden, channels) for _ in range(layers)])
         # class conditioning: one (K, 4h) table per layer
         self.cls = nn.ModuleList([nn.Embedding(nclasses, 4 * hidden) for _ in range(layers)]) \
             if nclasses else None
-        self.head1 = nn.Conv2d(C, C, 1)
-        self.head2 = nn.Conv2d(C, 256, 1)
+        if channels == 1:
+            self.inp = MaskedConv2d(1, C, 7, padding=3, mask=mask_a_7x7())
+            self.head1 = nn.Conv2d(C, C, 1)
+            self.head2 = nn.Conv2d(C, 256, 1)
+        else:
+            assert channels == 3 and hidden % 3 == 0
+            gc = [group(k, C) for k in range(C)]
+            self.inp = MaskedConv2d(3, C, 7, padding=3, mask=mask_a_rgb(C))
+            self.head1 = MaskedConv2d(C, C, 1, mask=mask_b(gc, gc).view(C, C, 1, 1))
+            # logit k is channel k // 256's
+            m2 = mask_b([k // 256 for k in range(3 * 256)], gc)
+            self.head2 = MaskedConv2d(C, 3 * 256, 1, mask=m2.view(3 * 256, C, 1, 1))
 
     def forward(self, x_u8, labels=None):
         """x_u8: (B, H, W) integer image in 0..255, labels (B,) int64 (conditional)
-        -> logits (B, 256, H, W)."""
-        u = (x_u8.to(self.head2.weight.dtype) / 255.0).unsqueeze(1)
-        x = self.inp(u)
+        -> logits (B, 256, H, W); colour: (B, 3, H, W) -> (B, 256, 3, H, W)."""
+        u = x_u8.to(self.head2.weight.dtype) / 255.0
+        x = self.inp(u.unsqueeze(1) if self.channels == 1 else u)
         for l, layer in enumerate(self.rnn):
             x = layer(x, self.cls[l](labels) if self.cls is not None else None)
         z = F.relu(self.head1(F.relu(x)))
-        return self.head2(z)
+        out = self.head2(z)
+        if self.channels == 1:
+            return out
+        B, _, H, W = out.shape
+        return out.view(B, 3, 256, H, W).transpose(1, 2)  # (B, 256, 3, H, W)
 
 
 def nll_loss(logits, x_u8, reduction="mean"):
+    """mean over pixels (and channels): nats per dimension"""
     return F.cross_entropy(logits, x_u8.long(), reduction=reduction)
+
+
+def loom_logits(logits):
+    """(B, 256, H, W) -> loom's (B, H, W, 256); colour (B, 256, 3, H, W) -> (B, H, W, 3, 256)"""
+    if logits.dim() == 4:
+        return logits.permute(0, 2, 3, 1)
+    return logits.permute(0, 3, 4, 2, 1)
 
 
 # ------------------------------------------------- loom (fan_in, fan_out) mapping
 
 
-def loom_param_specs(hidden, layers, nclasses=0):
+def loom_param_specs(hidden, layers, nclasses=0, channels=1):
     """[(name, shape)] in the order docs/rowlstm.md lists them."""
-    h, C = hidden, 2 * hidden
-    specs = [("in.weight", (24, C)), ("in.bias", (C,))]
+    h, C, K = hidden, 2 * hidden, 256 * channels
+    specs = [("in.weight", (24 if channels == 1 else 75, C)), ("in.bias", (C,))]
     for l in range(layers):
         p = "rnn.%d." % l
         specs += [(p + "is.weight", (2 * C, 4 * h)), (p + "is.bias", (4 * h,)),
@@ -147,7 +211,7 @@ def loom_param_specs(hidden, layers, nclasses=0):
         if nclasses:
             specs.append((p + "cls.weight", (nclasses, 4 * h)))
     specs += [("head1.weight", (C, C)), ("head1.bias", (C,)),
-              ("head2.weight", (C, 256)), ("head2.bias", (256,))]
+              ("head2.weight", (C, K)), ("head2.bias", (K,))]
     return specs
 
 
@@ -157,9 +221,15 @@ def _torch_views(model):
     views = {}
 
     def in_to(w):  # torch (C,1,7,7) -> loom (24, C): raster taps 0..23 of the 7x7
+        if model.channels == 3:  # (C,3,7,7) -> (75, C): row 3t + c, taps 0..24 (24: centre)
+            return w.reshape(C, 3, 49)[:, :, :25].permute(2, 1, 0).reshape(75, C).contiguous()
         return w.reshape(C, 49)[:, :24].t().contiguous()
 
     def in_from(m):
+        if model.channels == 3:
+            w = m.new_zeros(C, 3, 49)
+            w[:, :, :25] = m.reshape(25, 3, C).permute(2, 1, 0)
+            return w.view(C, 3, 7, 7)
         w = m.new_zeros(C, 49)
         w[:, :24] = m.t()
         return w.view(C, 1, 7, 7)
@@ -222,13 +292,21 @@ def loom_grads(model):
     return {n: to(p.grad.detach()) for n, (p, to, _) in _torch_views(model).items()}
 
 
+def apply_masks(model):
+    """Masked weights to exactly 0 (loom stores them as 0; torch multiplies anyway)."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, MaskedConv2d):
+                mod.weight.mul_(mod.mask)
+
+
 def spec_init(model, seed):
     """docs/rowlstm.md initialisation: U(+-1/sqrt(fan_in)) weights, zero biases, forget bias 1.
     (Same distribution as loom, not the same random stream.)"""
     g = torch.Generator().manual_seed(seed)
     h = model.hidden
     params = {}
-    for name, shape in loom_param_specs(model.hidden, model.layers_n, model.nclasses):
+    for name, shape in loom_param_specs(model.hidden, model.layers_n, model.nclasses, model.channels):
         if name.endswith(".weight"):
             bound = 1.0 / math.sqrt(shape[0])
             params[name] = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
@@ -237,6 +315,7 @@ def spec_init(model, seed):
             if name.endswith("is.bias"):
                 params[name][h:2 * h] = 1.0
     load_loom_params(model, params)
+    apply_masks(model)
 
 
 # ------------------------------------------------------------------ safetensors
@@ -335,7 +414,90 @@ def fixture_case(seed=20240607, H=5, W=6, hidden=3, layers=2, batch=2, nclasses=
                                     nclasses=nclasses)
 
 
+def fixture_case_rgb(seed=20261201, H=4, W=5, hidden=3, layers=2, batch=2):
+    """Colour: parameters ~ N(0,1)*0.5 rounded to float32, masked entries 0;
+    images (B, 3, H, W)."""
+    rng = np.random.default_rng(seed)
+    specs = loom_param_specs(hidden, layers, channels=3)
+    p = {n: torch.from_numpy((rng.standard_normal(s) * 0.5).astype(np.float32).astype(np.float64))
+         for n, s in specs}
+    model = RowLSTM(hidden, layers, channels=3).double()
+    load_loom_params(model, p)
+    apply_masks(model)
+    p32 = {n: v.numpy().astype(np.float32) for n, v in loom_params(model).items()}
+    images = rng.integers(0, 256, size=(batch, 3, H, W), dtype=np.uint8)
+    images[0, :, 0, 0] = 0
+    images[batch - 1, :, H - 1, W - 1] = 255
+    return specs, p32, images, dict(H=H, W=W, hidden=hidden, layers=layers, batch=batch, seed=seed)
+
+
+def cmd_fixture_rgb(args):
+    specs, p32, images, cfg = fixture_case_rgb()
+    model = RowLSTM(cfg["hidden"], cfg["layers"], channels=3).double()
+    load_loom_params(model, {n: torch.from_numpy(v.astype(np.float64)) for n, v in p32.items()})
+    x = torch.from_numpy(images.astype(np.int64))
+    logits = model(x)
+    loss = nll_loss(logits, x)
+    model.zero_grad()
+    loss.backward()
+    grads = loom_grads(model)
+    tensors = [(n, p32[n]) for n, _ in specs]
+    tensors.append(("images", images))
+    # loom's (B, H, W, 3, 256) stored as (B, H, W, 3*256): safetensors readers take 4 dims
+    z = loom_logits(logits).detach().numpy().astype(np.float32)
+    tensors.append(("logits", z.reshape(z.shape[0], z.shape[1], z.shape[2], 3 * 256)))
+    tensors += [("grad." + n, grads[n].numpy().astype(np.float32)) for n, _ in specs]
+    meta = {"layers": cfg["layers"], "hidden": cfg["hidden"], "height": cfg["H"],
+            "width": cfg["W"], "channels": 3, "batch": cfg["batch"], "loss_f64": repr(loss.item()),
+            "seed": cfg["seed"],
+            "generator": "bench/rowlstm_torch.py fixture --rgb (torch %s, float64 from float32 params)"
+                         % torch.__version__}
+    out = args.out or "tests/fixtures/rowlstm_rgb_ref.safetensors"
+    write_safetensors(out, tensors, meta)
+    back, _ = read_safetensors(out)
+    for n, a in tensors:
+        assert back[n].dtype == a.dtype and np.array_equal(back[n], a), n
+    print(json.dumps({"out": out, "bytes": os.path.getsize(out), "loss_f64": loss.item(),
+                      "tensors": len(tensors)}))
+
+
+def cmd_check_rgb(args):
+    """Colour self-checks (float64): each channel's logits have zero Jacobian
+    wrt the channels at or after it at its own pixel and wrt every later pixel,
+    and a non-zero one wrt the earlier channels of its pixel and its left neighbour."""
+    torch.manual_seed(5)
+    model = RowLSTM(6, 2, channels=3).double()
+    with torch.no_grad():
+        for p_ in model.parameters():
+            p_.normal_(0, 0.5)
+        # open the ReLUs: a colour group whose units are all closed gives constant
+        # logits, which hides dependences (it cannot hide a leak)
+        model.inp.bias += 1.0
+        model.head1.bias += 1.0
+    apply_masks(model)
+    H, W = 4, 5
+    u = torch.rand(1, 3, H, W, dtype=torch.float64, requires_grad=True)
+    bad = blind = 0
+    for k in range(H * W):
+        i, j = divmod(k, W)
+        xx = model.inp(u)
+        for layer in model.rnn:
+            xx = layer(xx)
+        out = model.head2(F.relu(model.head1(F.relu(xx)))).view(1, 3, 256, H, W)
+        for c in range(3):
+            (gu,) = torch.autograd.grad(out[0, c, :, i, j].sum(), u, retain_graph=True)
+            g = gu[0].permute(1, 2, 0).reshape(-1)  # order (pixel, channel)
+            bad += int(g[k * 3 + c:].abs().max() > 0)
+            need = [k * 3 + c2 for c2 in range(c)] + ([(k - 1) * 3 + c2 for c2 in range(3)] if j else [])
+            blind += sum(int(g[q] == 0) for q in need)
+    ok = bad == 0 and blind == 0
+    print(json.dumps({"check": "rgb_causality_jacobian_4x5", "pass": ok, "illegal": bad, "blind": blind}))
+    return 0 if ok else 1
+
+
 def cmd_fixture(args):
+    if args.rgb:
+        return cmd_fixture_rgb(args)
     if args.conditional:  # 3 classes, batch 3: two images share a label (its rows' gradients add)
         specs, p32, images, cfg = fixture_case(seed=20261201, H=4, W=5, batch=3, nclasses=3)
         labels = np.array([2, 0, 2], dtype=np.int32)
@@ -442,6 +604,8 @@ def numpy_reference(p, images):
 
 
 def cmd_check(args):
+    if args.rgb:
+        return cmd_check_rgb(args)
     ok = True
 
     def report(name, passed, **info):
@@ -565,7 +729,7 @@ def cmd_check(args):
 
 def make_model(args):
     torch.manual_seed(args.seed)
-    model = RowLSTM(args.hidden, args.layers)
+    model = RowLSTM(args.hidden, args.layers, channels=3 if getattr(args, "rgb", False) else 1)
     spec_init(model, args.seed)
     return model
 
@@ -590,6 +754,14 @@ def train_steps(model, opt, batches, steps, log_every=0, t0=None):
 def sample_naive(model, n_images, H, W, pixels, gen):
     """Naive sampling: one full forward pass of the whole (partial) image per pixel.
     Draws the first `pixels` pixels in raster order of n_images images."""
+    if model.channels == 3:  # one forward per channel of each pixel, R then G then B
+        x = torch.zeros(n_images, 3, H, W, dtype=torch.int64)
+        for k in range(pixels):
+            i, j = divmod(k, W)
+            for c in range(3):
+                logits = model(x)[:, :, c, i, j]  # (n, 256)
+                x[:, c, i, j] = torch.multinomial(F.softmax(logits, dim=1), 1, generator=gen)[:, 0]
+        return x
     x = torch.zeros(n_images, H, W, dtype=torch.int64)
     for k in range(pixels):
         i, j = divmod(k, W)
@@ -612,8 +784,12 @@ def cmd_bench(args):
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]
     busy0, own0, wall0 = _system_busy_s(), os.times(), time.perf_counter()
-    train = fashion("train")
-    H, W = train.shape[1:]
+    if args.rgb:  # random 32x32x3 images (speed does not depend on the pixel values)
+        train = np.random.default_rng(args.seed).integers(0, 256, size=(512, 3, args.size, args.size),
+                                                          dtype=np.uint8)
+    else:
+        train = fashion("train")
+    H, W = train.shape[-2:]
     model = make_model(args)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     batches = Batches(train, args.batch, args.seed)
@@ -654,7 +830,7 @@ def cmd_bench(args):
         "train_images_per_s": round(args.steps * args.batch / train_s, 3),
         "forward_ms_per_image": round(fwd_s * 1000.0 / x.shape[0], 4),
         "sample_s_per_image": round(sample_s_per_image, 4),
-        "sample_method": "naive: one full forward per pixel, batch %d, %d of %d pixels timed%s"
+        "sample_method": "naive: one full forward per pixel (per channel in colour), batch %d, %d of %d pixels timed%s"
                          % (args.sample_batch, npix, H * W,
                             ", linearly extrapolated" if npix < H * W else ""),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
@@ -662,6 +838,8 @@ def cmd_bench(args):
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch": args.batch, "layers": args.layers, "hidden": args.hidden,
+        "channels": 3 if args.rgb else 1, "height": H, "width": W,
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
         "warmup_steps": args.warmup, "timed_steps": args.steps,
         "last_train_loss_nats": round(losses[-1], 4) if losses else None,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
@@ -717,9 +895,12 @@ def main(argv=None):
     f = sub.add_parser("fixture", help="write the float64 reference fixture")
     f.add_argument("--conditional", action="store_true",
                    help="a class-conditional model (default --out tests/fixtures/rowlstm_cond_ref.safetensors)")
-    f.add_argument("--out", default=None, help="default tests/fixtures/rowlstm_ref.safetensors")
+    f.add_argument("--out", default=None,
+                   help="default tests/fixtures/rowlstm_ref.safetensors (--rgb: rowlstm_rgb_ref)")
+    f.add_argument("--rgb", action="store_true", help="the colour model (docs/rowlstm.md, Colour)")
 
-    sub.add_parser("check", help="causality / mask / mapping / gradient self-checks")
+    c = sub.add_parser("check", help="causality / mask / mapping / gradient self-checks")
+    c.add_argument("--rgb", action="store_true", help="colour causality per channel only")
 
     def common(p, steps):
         p.add_argument("--threads", type=int, default=2)
@@ -737,6 +918,9 @@ def main(argv=None):
     b.add_argument("--sample-batch", type=int, default=1)
     b.add_argument("--sample-pixels", type=int, default=784,
                    help="pixels of naive sampling to time (extrapolated to the full image)")
+    b.add_argument("--rgb", action="store_true",
+                   help="the colour model (docs/rowlstm.md, Colour) on random --size x --size x 3 images")
+    b.add_argument("--size", type=int, default=32, help="--rgb: image height and width (default 32)")
 
     t = sub.add_parser("train", help="train and report test bits/dim")
     common(t, 1500)

@@ -25,7 +25,7 @@ static int cmp_double(const void *a, const void *b) {
 int cmd_bench(int argc, char **argv) {
     const char *model = "rowlstm", *cell = NULL;
     size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
-    size_t height = 28, width = 28, steps = 10, nsample = 0;
+    size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0;
     bool json = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
@@ -42,6 +42,7 @@ int cmd_bench(int argc, char **argv) {
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per step (default 32)", false},
         {"height", ARG_SIZE, &height, 1, 4096, "image height (default 28)", false},
         {"width", ARG_SIZE, &width, 1, 4096, "image width (default 28)", false},
+        {"channels", ARG_SIZE, &channels, 1, 3, "image channels: 1 (gray, default) or 3 (RGB; rowlstm, diagbilstm)", false},
         {"steps", ARG_SIZE, &steps, 1, 100000, "timed training steps (default 10; median reported)", false},
         {"sample-n", ARG_SIZE, &nsample, 1, 100000, "images sampled at once (default: --batch)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
@@ -54,7 +55,8 @@ int cmd_bench(int argc, char **argv) {
               argv, args, nargs, pos, 0, &npos);
     if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
     if (!nsample) nsample = batch;
-    loom_config cfg = {.height = height, .width = width, .layers = layers, .hidden = hidden};
+    loom_config cfg = {.height = height, .width = width, .channels = channels, .layers = layers,
+                       .hidden = hidden};
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
     cli_model_flags(&cfg, cell, zdim, cli_find(args, nargs, "layers")->seen);
     df.zdim = zdim;
@@ -68,15 +70,15 @@ int cmd_bench(int argc, char **argv) {
     loom_status st = loom_model_train_bytes(&cfg, (int)threads, batch, &need, &err);
     if (st) cli_die_err(st, &err);
     char what[160];
-    snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
-             layers, hidden, batch, threads, height, width);
+    snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zux%zu images",
+             layers, hidden, batch, threads, height, width, channels);
     if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
     st = loom_model_create(&m, &cfg, (int)threads, &err);
     if (st) cli_die_err(st, &err);
     loom_rng r;
     loom_rng_seed(&r, 1);
     loom_model_init(m, &r);
-    const size_t HW = height * width;
+    const size_t HW = channels * height * width; /* one image */
     uint8_t *imgs = malloc(LOOM_MAX(batch, nsample) * HW);
     float *am = calloc(m->nfloats, sizeof *am), *av = calloc(m->nfloats, sizeof *av);
     /* t holds the training step times, then at least 3 forward timings (an 8-byte
@@ -119,11 +121,11 @@ int cmd_bench(int argc, char **argv) {
     }
     size_t rss = cli_peak_rss_mb();
     if (json)
-        printf("{\"model\": \"%s\", \"cell\": \"%s\", \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
+        printf("{\"model\": \"%s\", \"cell\": \"%s\", \"channels\": %zu, \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
                "\"train_images_per_s\": %.2f, \"forward_ms_per_image\": %.4f, \"sample_ms_per_image\": %.4f, "
                "\"sample_to_forward\": %.3f, \"train_images_per_cpu_s\": %.2f, \"sample_cpu_ms_per_image\": %.4f, "
                "\"loadavg_1m\": %.2f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
-               model, cfg.cell, cfg.layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms,
+               model, cfg.cell, loom_channels(&m->cfg), cfg.layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms,
                (double)(batch * steps) / train_cpu, sample_cpu_ms, load[0], rss, m->nfloats, loom_blas_core());
     else
         printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"

@@ -179,7 +179,8 @@ int cmd_complete(int argc, char **argv) {
         lab = c->nclasses ? set.labels : NULL;
     }
 
-    /* NLL of the hidden part: the per-pixel logits of the originals, (C, H, W, 256) */
+    /* NLL of the hidden part: the per-pixel logits of the originals, (H, W, C, 256)
+     * (loom_model_logits) against the pixels (C, H, W) */
     float *z = malloc(EX * 256 * sizeof *z);
     if (!z) cli_die(1, "out of memory");
     loom_error err;
@@ -189,7 +190,7 @@ int cmd_complete(int argc, char **argv) {
         if (st) cli_die_err(st, &err);
         for (size_t ch = 0; ch < C; ch++)
             for (size_t p = rows * W; p < HW; p++) {
-                const float *zp = z + (ch * HW + p) * 256;
+                const float *zp = z + (p * C + ch) * 256;
                 double mx = zp[0], s = 0.0;
                 for (int v = 1; v < 256; v++) mx = zp[v] > mx ? zp[v] : mx;
                 for (int v = 0; v < 256; v++) s += exp(zp[v] - mx);

@@ -696,6 +696,11 @@ loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_m
                               n > 1 ? " of " : "", n > 1 ? r->role : "");
                 goto fail;
             }
+        loom_error me; /* colour models: masked weights must be 0, rejected (not re-zeroed) */
+        if (loom_model_check_masks(m, &me)) {
+            s = loom_fail(err, LOOM_EFORMAT, "%s: %s%s%s", path, n > 1 ? r->role : "", n > 1 ? ": " : "", me.msg);
+            goto fail;
+        }
     }
     if (st) {
         unsigned long long step = 0, epoch = 0, index = 0;

@@ -1,4 +1,4 @@
-/* PixelRNN Diagonal BiLSTM for grayscale images: docs/diagbilstm.md.
+/* PixelRNN Diagonal BiLSTM for grayscale and RGB images: docs/diagbilstm.md.
  * Same input convolution (7x7 mask A), residual layers and head as the Row
  * LSTM (rowlstm.c); the recurrent layer is src/nn/diag_bilstm.c. */
 #include "model.h"
@@ -22,7 +22,7 @@ static size_t p_layer(const loom_config *c, size_t l, size_t k) {
 static loom_status db_check(const loom_config *c, loom_error *err) {
     if (loom_check_range("--layers", c->layers, 32, err)) return LOOM_EINVAL;
     if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
-    return LOOM_OK;
+    return loom_pixelrnn_check_channels(c, err);
 }
 
 static size_t db_layout(const loom_config *c, loom_param *out) {
@@ -42,12 +42,15 @@ static size_t db_layout(const loom_config *c, loom_param *out) {
     return loom_pixelrnn_layout_head(out, n, c);
 }
 
+static const loom_pixelrnn_arch arch;
+
 static void db_init_extra(loom_model *m) {
     const size_t h = m->cfg.hidden;
     for (size_t l = 0; l < m->cfg.layers; l++) {
         float *b = m->w + m->params[p_layer(&m->cfg, l, L_IS_B)].offset;
         for (size_t k = 0; k < h; k++) b[h + k] = b[5 * h + k] = 1.0f; /* both forget gates */
     }
+    loom_pixelrnn_apply_masks(m, &arch, m->w);
 }
 
 static loom_diag_params layer_params(const loom_model *m, size_t l, const float *cls) {
@@ -94,8 +97,24 @@ static void layer_backward(float *dx, float *grad, float *dcls, float *scratch, 
                        d);
 }
 
+/* colour: mask B on the 1x1 input-to-state convolution (both directions'
+ * gates: the paper's choice; the reverse half only reaches row i+1, so it
+ * would be causal without) and on the output 1x1 convolution; none on the
+ * state-to-state convolutions, which read (i-1, j) and (i, j-+1) */
+static int layer_mask(const loom_config *c, size_t k, loom_pixelrnn_mask *mk) {
+    const size_t h = c->hidden, C = 2 * h;
+    if (k == L_IS_W) *mk = (loom_pixelrnn_mask){0, C, C / 3, h, h / 3, 0};
+    else if (k == L_OUT_W) *mk = (loom_pixelrnn_mask){0, h, h / 3, C, C / 3, 0};
+    else return 0;
+    return 1;
+}
+
 static const loom_pixelrnn_arch arch = {L_CLS_W, 8, cache_floats, scratch_floats, layer_forward,
-                                        layer_backward};
+                                        layer_backward, layer_mask};
+
+static int db_masked(const loom_model *m, size_t p, size_t k) {
+    return loom_pixelrnn_masked(m, &arch, p, k);
+}
 
 static size_t db_train_ws_bytes(const loom_config *c, size_t n) {
     return loom_pixelrnn_carve(NULL, NULL, &arch, c, n);
@@ -143,16 +162,31 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     TAKE(Xrow, (L + 1) * W * n * C);
     TAKE(step, n * 8 * h);
     TAKE(rev, W * n * 4 * h + 7 * h * n);
-    TAKE(col_in, n * LOOM_MASK_A7_TAPS);
+    TAKE(col_in, n * loom_pixelrnn_in_cols(c));
     TAKE(A, n * C);
     TAKE(Z, n * C);
-    TAKE(logits, n * 256);
+    TAKE(logits, n * 256 * loom_channels(c));
     TAKE(cls, c->nclasses ? L * n * 8 * h : 1);
 #undef TAKE
     return off;
 }
 
 static size_t db_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+
+/* layer l's forward direction at (i, j): Xrow (l+1, j) and hf, cf at j */
+static void step_at(sample_ws *ws, const loom_model *m, size_t l, size_t i, size_t j, size_t n,
+                    int cond) {
+    const loom_config *c = &m->cfg;
+    const size_t W = c->width, h = c->hidden, C = 2 * h, rowst = W * n * h;
+    const float *xl = ws->Xrow + (l * W + j) * n * C;
+    float *y = ws->Xrow + ((l + 1) * W + j) * n * C;
+    float *hf = ws->hf_cur + l * rowst, *cf = ws->cf_cur + l * rowst;
+    const float *up = i ? ws->hf_prev + l * rowst + j * n * h : NULL;
+    const float *hr_up = i ? ws->hr_prev + l * rowst + j * n * h : NULL;
+    loom_diag_step_fwd(y, hf + j * n * h, cf + j * n * h, ws->step, xl, up,
+                       j ? hf + (j - 1) * n * h : NULL, j ? cf + (j - 1) * n * h : NULL, hr_up,
+                       layer_params(m, l, cond ? ws->cls + l * n * 8 * h : NULL), n, C, h);
+}
 
 static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
@@ -166,19 +200,18 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
 
     for (size_t i = 0; i < H; i++) {
         for (size_t j = 0; j < W; j++) {
-            loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n);
-            for (size_t l = 0; l < L; l++) {
-                const float *xl = ws.Xrow + (l * W + j) * n * C;
-                float *y = ws.Xrow + ((l + 1) * W + j) * n * C;
-                float *hf = ws.hf_cur + l * rowst, *cf = ws.cf_cur + l * rowst;
-                const float *up = i ? ws.hf_prev + l * rowst + j * n * h : NULL;
-                const float *hr_up = i ? ws.hr_prev + l * rowst + j * n * h : NULL;
-                loom_diag_step_fwd(y, hf + j * n * h, cf + j * n * h, ws.step, xl, up,
-                                   j ? hf + (j - 1) * n * h : NULL, j ? cf + (j - 1) * n * h : NULL,
-                                   hr_up, layer_params(m, l, cond ? ws.cls + l * n * g : NULL), n, C, h);
+            /* colour: pass pc draws channel pc given the channels before it; the
+             * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
+            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            for (size_t pc = 0; pc < passes; pc++) {
+                loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
+                                        passes == 1 ? loom_channels(c) : pc);
+                for (size_t l = 0; l < L; l++)
+                    step_at(&ws, m, l, i, j, n, cond);
+                loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         temperature, rngs);
             }
-            loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, m,
-                                     &arch, i, j, n, keep, temperature, rngs);
         }
         /* row i is complete: its reverse direction, which row i+1 reads */
         if (i + 1 < H)
@@ -202,4 +235,5 @@ const loom_model_ops loom_diagbilstm_ops = {
     .logits = db_logits,
     .sample_ws_bytes = db_sample_ws_bytes,
     .sample = db_sample,
+    .masked = db_masked,
 };

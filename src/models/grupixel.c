@@ -37,6 +37,9 @@ static loom_cell cell_of(const loom_config *c) {
 static size_t gates(const loom_config *c) { return loom_cell_gates(cell_of(c)) * c->hidden; }
 
 static loom_status gp_check(const loom_config *c, loom_error *err) {
+    if (loom_channels(c) != 1)
+        return loom_fail(err, LOOM_EINVAL, "%s models grayscale images only, not %zu channels "
+                         "(colour: rowlstm or diagbilstm)", c->model, loom_channels(c));
     loom_cell k;
     if (loom_cell_parse(c->cell, &k) != 0)
         return loom_fail(err, LOOM_EINVAL, "unknown cell '%s' (known: gru, lstm, rnn)", c->cell);

@@ -50,12 +50,8 @@ loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     if (cfg->nclasses < 0 || cfg->nclasses > 100000)
         return loom_fail(err, LOOM_EINVAL, "number of classes %d out of range", cfg->nclasses);
     if (loom_channels(cfg) != 1 && loom_channels(cfg) != 3)
-        return loom_fail(err, LOOM_EINVAL, "%zu channels per image (1 gray or 3 RGB)", cfg->channels);
-    /* Until the models learn colour: each model's check takes this over. */
-    if (loom_channels(cfg) != 1)
-        return loom_fail(err, LOOM_EINVAL,
-                         "model %s takes gray images only (1 channel), not %zu channels",
-                         cfg->model, loom_channels(cfg));
+        return loom_fail(err, LOOM_EINVAL, "%zu channels per image: images have 1 (gray) or 3 (RGB)",
+                         cfg->channels);
     return ops->check(cfg, err);
 }
 
@@ -204,7 +200,7 @@ loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t 
     /* per-thread activations of one micro-shard, plus the batch itself */
     size_t ws = loom_model_find(cfg->model)->train_ws_bytes(cfg, u);
     b = add_sat(b, mul_sat(ws, T));
-    *bytes = add_sat(b, mul_sat(batch, mul_sat(cfg->height, cfg->width)));
+    *bytes = add_sat(b, mul_sat(batch, mul_sat(loom_channels(cfg), mul_sat(cfg->height, cfg->width))));
     return LOOM_OK;
 }
 
@@ -393,7 +389,7 @@ typedef struct {
 
 /* the job's op on micro-shard mj, images [mj * u, mj * u + nb), with thread t's workspace */
 static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t u, size_t nb) {
-    const size_t HW = m->cfg.height * m->cfg.width, b0 = mj * u;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width, b0 = mj * u; /* HW: one image */
     void *ws = m->ws[t];
     const int32_t *labels = j->labels ? j->labels + b0 : NULL;
     switch (j->kind) {
@@ -515,7 +511,7 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, u), err);
     if (st) return st;
     if ((st = need_gbufs(m, P, err))) return st;
-    const size_t npix = m->cfg.height * m->cfg.width;
+    const size_t npix = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* dimensions */
     double *nll = malloc(n * sizeof *nll);
     /* free: pool buffers not in use; stack: pending nodes, level: theirs; leaves: the wave's */
     float **mem = malloc((P + D + W) * sizeof *mem);
@@ -563,7 +559,7 @@ loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err) {
     if (chunk == 0) chunk = 1;
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const size_t HW = m->cfg.height * m->cfg.width;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const shard_job job = {.kind = JOB_SHARD, .imgs = imgs + c0 * HW,
                                .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0};
@@ -595,7 +591,7 @@ loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *img
     if (why) return loom_fail(err, LOOM_EINVAL, "no importance-weighted bound: %s", why);
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     if (chunk == 0) chunk = 1;
-    const size_t HW = m->cfg.height * m->cfg.width;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const shard_job job = {.kind = JOB_IW_NLL, .imgs = imgs + c0 * HW,
                                .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0, .K = K};

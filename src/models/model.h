@@ -55,8 +55,9 @@ typedef struct loom_model_ops {
      * `scale`) for n images; nll_img[b] = -log p(image b) in nats. */
     void (*shard)(const loom_model *m, void *ws, float *grad, double *nll_img,
                   const uint8_t *imgs, const int32_t *labels, size_t n, float scale);
-    /* optional (autoregressive models): logits (n, H, W, 256) of p(x_ij | x_<ij);
-     * uses the training workspace */
+    /* optional (autoregressive models): logits (n, H, W, 256) of p(x_ij | x_<ij),
+     * for colour (n, H, W, 3, 256) of p(x_ijc | pixels before (i,j), channels < c
+     * of (i,j)); uses the training workspace */
     void (*logits)(const loom_model *m, void *ws, float *logits, const uint8_t *imgs,
                    const int32_t *labels, size_t n);
     /* optional (latent-variable models): nll_img[b] = the importance-weighted
@@ -69,8 +70,8 @@ typedef struct loom_model_ops {
     void (*reconstruct)(const loom_model *m, void *ws, uint8_t *out, const uint8_t *imgs,
                         const int32_t *labels, size_t n);
     size_t (*sample_ws_bytes)(const loom_config *cfg, size_t n);
-    /* imgs (n, H, W) in/out: pixels with raster index < keep are given, the
-     * rest drawn at `temperature` with rngs[b] */
+    /* imgs (n, C, H, W) in/out: pixels with raster index < keep are given (all
+     * their channels), the rest drawn at `temperature` with rngs[b] */
     void (*sample)(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,
                    size_t keep, float temperature, loom_rng *rngs);
     /* optional (models that build an image in stages, e.g. DRAW's canvas):
@@ -107,6 +108,11 @@ typedef struct loom_model_ops {
                         const uint8_t *imgs, const int32_t *labels, size_t n);
     void (*backward_out)(const loom_model *m, void *ws, float *grad, float *dinput,
                          const float *dout, size_t n, float internal_weight);
+    /* optional (models whose weights carry fixed 0/1 masks: the colour
+     * PixelRNNs): 1 when entry k of tensor p is masked. Masked entries are 0
+     * after loom_model_init, the model's gradient is 0 on them (so Adam keeps
+     * them 0), and loom_model_check_masks rejects weights where one is not. */
+    int (*masked)(const loom_model *m, size_t p, size_t k);
 } loom_model_ops;
 
 struct loom_model {
@@ -192,14 +198,22 @@ size_t loom_micro_shard(const loom_config *cfg, size_t n);
 void loom_model_init(loom_model *m, loom_rng *rng);
 const loom_param *loom_model_param(const loom_model *m, const char *name);
 
-/* Forward+backward over a batch: m->g = gradient of the mean NLL per pixel.
- * Returns the mean NLL in nats per pixel. */
+/* LOOM_EINVAL naming the first masked weight (ops->masked) that is not 0;
+ * LOOM_OK for models without masks. */
+loom_status loom_model_check_masks(const loom_model *m, loom_error *err);
+
+/* Images are uint8 (n, C, H, W) planar, C = loom_channels(cfg): each image is C
+ * planes of H x W (R, G, B for colour). */
+
+/* Forward+backward over a batch: m->g = gradient of the mean NLL per
+ * dimension (pixel and channel). Returns the mean NLL in nats per dimension. */
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err);
 /* NLL per image in nats (nll_img (n)), batched internally in chunks of `chunk`. */
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err);
-/* Per-pixel logits (n, H, W, 256), single-threaded; LOOM_EINVAL when the model has none. */
+/* Per-pixel logits (n, H, W, 256), for colour (n, H, W, 3, 256): channel c's
+ * 256 logits at each pixel; single-threaded; LOOM_EINVAL when the model has none. */
 loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err);
 /* Importance-weighted bound with K samples per image (nll_img (n), nats), in

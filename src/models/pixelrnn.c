@@ -5,61 +5,84 @@
 
 #include <string.h>
 
-/* tgt (H, n, W) = imgs (n, H, W) in row-major order per row; u = tgt / 255 */
+/* The colour input convolution's taps: mask A's 24 taps, then the centre,
+ * where the weight mask lets group g see the channels < g only. In raster
+ * order of the 7x7 kernel these are its first 25 taps. */
+static const loom_tap taps_rgb[LOOM_MASK_A7_TAPS + 1] = {
+    {-3, -3}, {-3, -2}, {-3, -1}, {-3, 0}, {-3, 1}, {-3, 2}, {-3, 3},
+    {-2, -3}, {-2, -2}, {-2, -1}, {-2, 0}, {-2, 1}, {-2, 2}, {-2, 3},
+    {-1, -3}, {-1, -2}, {-1, -1}, {-1, 0}, {-1, 1}, {-1, 2}, {-1, 3},
+    {0, -3},  {0, -2},  {0, -1},  {0, 0},
+};
+
+static size_t nch(const loom_config *c) { return loom_channels(c); }
+static size_t ntaps(const loom_config *c) { return nch(c) == 1 ? LOOM_MASK_A7_TAPS : LOOM_MASK_A7_TAPS + 1; }
+static const loom_tap *in_taps(const loom_config *c) { return nch(c) == 1 ? loom_mask_a7 : taps_rgb; }
+/* rows of in.weight: taps x channels */
+static size_t in_rows(const loom_config *c) { return ntaps(c) * nch(c); }
+
+/* tgt (H, n, W, ch) = imgs (n, ch, H, W) pixel-major; u = tgt / 255 */
 static void images_in(uint8_t *tgt, float *u, const uint8_t *imgs, size_t n, size_t H,
-                      size_t W) {
-    for (size_t i = 0; i < H; i++) /* (n, H, W) -> (H, n, W) */
+                      size_t W, size_t ch) {
+    for (size_t i = 0; i < H; i++) /* (n, ch, H, W) -> (H, n, W, ch) */
         for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < W; j++) {
-                uint8_t v = imgs[(b * H + i) * W + j];
-                tgt[(i * n + b) * W + j] = v;
-                u[(i * n + b) * W + j] = (float)v * (1.0f / 255.0f);
-            }
+            for (size_t j = 0; j < W; j++)
+                for (size_t c = 0; c < ch; c++) {
+                    uint8_t v = imgs[((b * ch + c) * H + i) * W + j];
+                    tgt[((i * n + b) * W + j) * ch + c] = v;
+                    u[((i * n + b) * W + j) * ch + c] = (float)v * (1.0f / 255.0f);
+                }
 }
 
-/* logits (n, H, W, 256) = logits_hnw (H, n, W, 256) */
+/* logits (n, H, W, ch*256) = logits_hnw (H, n, W, ch*256) */
 static void logits_out(float *logits, const float *logits_hnw, size_t n, size_t H,
-                       size_t W) {
-    for (size_t i = 0; i < H; i++) /* (H, n, W, 256) -> (n, H, W, 256) */
+                       size_t W, size_t ch) {
+    const size_t row = W * ch * 256;
+    for (size_t i = 0; i < H; i++) /* (H, n, W, .) -> (n, H, W, .) */
         for (size_t b = 0; b < n; b++)
-            memcpy(logits + (b * H + i) * W * 256, logits_hnw + (i * n + b) * W * 256,
-                   W * 256 * sizeof *logits);
+            memcpy(logits + (b * H + i) * row, logits_hnw + (i * n + b) * row,
+                   row * sizeof *logits);
 }
 
-/* nll_img (n) = sum over pixels of nllpix (H, n, W) */
-static void sum_nll_img(double *nll_img, const double *nllpix, size_t n, size_t H, size_t W) {
+/* nll_img (n) = sum over pixels and channels of nllpix (H, n, W*ch) */
+static void sum_nll_img(double *nll_img, const double *nllpix, size_t n, size_t H, size_t Wch) {
     for (size_t b = 0; b < n; b++) nll_img[b] = 0.0;
     for (size_t i = 0; i < H; i++)
         for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < W; j++) nll_img[b] += nllpix[(i * n + b) * W + j];
+            for (size_t j = 0; j < Wch; j++) nll_img[b] += nllpix[(i * n + b) * Wch + j];
 }
 
-/* X (H, n, W, C) = the 7x7 mask-A convolution of u (H, n, W); col (H*n*W, 24) */
+/* X (H, n, W, C) = the 7x7 mask-A convolution of u (H, n, W, ch); col (H*n*W, in_rows) */
 static void in_forward(float *X, float *col, const float *u, const float *w,
-                       const float *b, size_t H, size_t n, size_t W, size_t C) {
-    const loom_conv_dims d = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
-    loom_conv_forward(X, col, u, loom_mask_a7, w, b, d);
+                       const float *b, const loom_config *c, size_t n) {
+    const loom_conv_dims d = {c->height, n, c->width, nch(c), 2 * c->hidden, ntaps(c)};
+    loom_conv_forward(X, col, u, in_taps(c), w, b, d);
 }
 
 /* dw, db += the gradients of in_forward for dX (H, n, W, C) */
 static void in_backward(float *dw, float *db, float *col, const float *dX, const float *u,
-                        const float *w, size_t H, size_t n, size_t W, size_t C) {
+                        const float *w, const loom_config *c, size_t n) {
     /* X = conv(u); u is the data, so no du */
-    const loom_conv_dims d = {H, n, W, 1, C, LOOM_MASK_A7_TAPS};
-    loom_conv_backward(NULL, dw, db, col, dX, u, loom_mask_a7, w, d);
+    const loom_conv_dims d = {c->height, n, c->width, nch(c), 2 * c->hidden, ntaps(c)};
+    loom_conv_backward(NULL, dw, db, col, dX, u, in_taps(c), w, d);
 }
 
-/* col (n, 24) = the mask-A taps of every image at (i, j) of imgs (n, H, W):
- * pixels the sampler has already drawn */
-static void taps(float *col, const uint8_t *imgs, size_t i, size_t j, size_t n, size_t H,
-                 size_t W) {
+/* col (n, in_rows) = the input convolution's taps of every image at (i, j) of
+ * imgs (n, ch, H, W): pixels the sampler has already drawn; of the centre
+ * (colour only) the first `known` channels, the others 0 */
+static void taps(float *col, const uint8_t *imgs, size_t i, size_t j, size_t n,
+                 const loom_config *c, size_t known) {
+    const size_t H = c->height, W = c->width, ch = nch(c), nt = ntaps(c), rows = nt * ch;
+    const loom_tap *tp = in_taps(c);
     for (size_t b = 0; b < n; b++)
-        for (size_t t = 0; t < LOOM_MASK_A7_TAPS; t++) {
-            long y = (long)i + loom_mask_a7[t].dy, x = (long)j + loom_mask_a7[t].dx;
-            col[b * LOOM_MASK_A7_TAPS + t] =
-                (y < 0 || x < 0 || x >= (long)W) ? 0.0f
-                    : (float)imgs[(b * H + (size_t)y) * W + (size_t)x] * (1.0f / 255.0f);
-        }
+        for (size_t t = 0; t < nt; t++)
+            for (size_t k = 0; k < ch; k++) {
+                long y = (long)i + tp[t].dy, x = (long)j + tp[t].dx;
+                int centre = tp[t].dy == 0 && tp[t].dx == 0;
+                col[b * rows + t * ch + k] =
+                    (y < 0 || x < 0 || x >= (long)W || (centre && k >= known)) ? 0.0f
+                        : (float)imgs[((b * ch + k) * H + (size_t)y) * W + (size_t)x] * (1.0f / 255.0f);
+            }
 }
 
 void loom_pixelrnn_gather_cls(float *cls, const loom_model *m, size_t tab0, size_t stride,
@@ -78,15 +101,15 @@ void loom_pixelrnn_scatter_cls(float *dtab, const float *dcls, const int32_t *la
         for (size_t k = 0; k < g; k++) dtab[(size_t)labels[b] * g + k] += dcls[b * g + k];
 }
 
-/* logits (N, 256) = relu(relu(X) @ w1 + b1) @ w2 + b2; A = relu(X), Z = the
- * hidden layer after relu, both (N, C) */
+/* logits (N, K) = relu(relu(X) @ w1 + b1) @ w2 + b2, K = 256 per channel;
+ * A = relu(X), Z = the hidden layer after relu, both (N, C) */
 static void head_forward(float *logits, float *Z, float *A, const float *X,
                          const float *w1, const float *b1, const float *w2,
-                         const float *b2, size_t N, size_t C) {
+                         const float *b2, size_t N, size_t C, size_t K) {
     loom_relu_forward(A, X, N * C);
     loom_linear_forward(Z, A, w1, b1, N, C, C);
     loom_relu_forward(Z, Z, N * C);
-    loom_linear_forward(logits, Z, w2, b2, N, C, 256);
+    loom_linear_forward(logits, Z, w2, b2, N, C, K);
 }
 
 /* dX (N, C) = the gradient wrt X (overwritten); dw1, db1, dw2, db2 +=.
@@ -94,11 +117,11 @@ static void head_forward(float *logits, float *Z, float *A, const float *X,
 static void head_backward(float *dX, float *dw1, float *db1, float *dw2, float *db2,
                           float *dtmp, const float *dlogits, const float *Z,
                           const float *A, const float *w1, const float *w2, size_t N,
-                          size_t C) {
+                          size_t C, size_t K) {
     /* logits = Z @ w2 + b2;  Z = relu(A @ w1 + b1);  A = relu(X) */
     float *dZ = dX, *dA = dtmp;
     memset(dZ, 0, N * C * sizeof *dZ);
-    loom_linear_backward(dZ, dw2, db2, dlogits, Z, w2, N, C, 256);
+    loom_linear_backward(dZ, dw2, db2, dlogits, Z, w2, N, C, K);
     loom_relu_backward(dZ, dZ, Z, N * C);
     memset(dA, 0, N * C * sizeof *dA);
     loom_linear_backward(dA, dw1, db1, dZ, A, w1, N, C, C);
@@ -133,24 +156,24 @@ static const loom_param *head_param(const loom_model *m, const loom_pixelrnn_arc
 size_t loom_pixelrnn_carve(loom_pixelrnn_ws *ws, void *base, const loom_pixelrnn_arch *a,
                            const loom_config *c, size_t n) {
     const size_t h = c->hidden, C = 2 * h, L = c->layers, N = c->height * n * c->width;
-    const size_t g = a->cls_width * h;
+    const size_t g = a->cls_width * h, ch = nch(c);
     size_t off = 0;
     char *p = base;
 #define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
-    TAKE(nllpix, double, N);
-    TAKE(u, float, N);
-    TAKE(col_in, float, N * LOOM_MASK_A7_TAPS);
+    TAKE(nllpix, double, N * ch);
+    TAKE(u, float, N * ch);
+    TAKE(col_in, float, N * in_rows(c));
     TAKE(X, float, (L + 1) * N * C);
     TAKE(cache, float, L * a->cache_floats(c, n));
     TAKE(scratch, float, a->scratch_floats(c, n));
     TAKE(Z, float, N * C);
     TAKE(A, float, N * C);
-    TAKE(logits, float, N * 256);
+    TAKE(logits, float, N * ch * 256);
     TAKE(dA, float, N * C);
     TAKE(dB, float, N * C);
     TAKE(cls, float, c->nclasses ? L * n * g : 1);
     TAKE(dcls, float, c->nclasses ? n * g : 1);
-    TAKE(tgt, uint8_t, N);
+    TAKE(tgt, uint8_t, N * ch);
 #undef TAKE
     return off;
 }
@@ -164,18 +187,17 @@ static void forward(const loom_model *m, const loom_pixelrnn_arch *a, const loom
     const int cond = c->nclasses > 0 && labels;
     const float *w = m->w;
 
-    images_in(ws->tgt, ws->u, imgs, n, H, W);
+    images_in(ws->tgt, ws->u, imgs, n, H, W, nch(c));
     if (cond)
         loom_pixelrnn_gather_cls(ws->cls, m, 2 + a->layer_tensors, per_layer(a, c), labels, n, g);
-    in_forward(ws->X, ws->col_in, ws->u, w + m->params[0].offset,
-                             w + m->params[1].offset, H, n, W, C);
+    in_forward(ws->X, ws->col_in, ws->u, w + m->params[0].offset, w + m->params[1].offset, c, n);
     for (size_t l = 0; l < L; l++)
         a->forward(ws->X + (l + 1) * N * C, ws->cache + l * cache, ws->scratch, ws->X + l * N * C,
                    cond ? ws->cls + l * n * g : NULL, m, l, n);
     head_forward(ws->logits, ws->Z, ws->A, ws->X + L * N * C,
                                w + head_param(m, a, 0)->offset, w + head_param(m, a, 1)->offset,
                                w + head_param(m, a, 2)->offset, w + head_param(m, a, 3)->offset,
-                               N, C);
+                               N, C, 256 * nch(c));
 }
 
 void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp, float *grad,
@@ -190,8 +212,8 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
     const float *w = m->w;
 
     forward(m, a, &ws, imgs, labels, n);
-    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N, scale, grad != NULL);
-    sum_nll_img(nll_img, ws.nllpix, n, H, W);
+    loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N * nch(c), scale, grad != NULL);
+    sum_nll_img(nll_img, ws.nllpix, n, H, W * nch(c));
     if (!grad) return;
 
     float *dy = ws.dA, *dx = ws.dB;
@@ -200,7 +222,7 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
                                 grad + head_param(m, a, 2)->offset,
                                 grad + head_param(m, a, 3)->offset, dx, ws.logits, ws.Z, ws.A,
                                 w + head_param(m, a, 0)->offset, w + head_param(m, a, 2)->offset,
-                                N, C);
+                                N, C, 256 * nch(c));
     for (size_t l = L; l-- > 0;) {
         if (cond) memset(ws.dcls, 0, n * g * sizeof *ws.dcls);
         memset(dx, 0, N * C * sizeof *dx);
@@ -212,7 +234,9 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
         float *t = dy; dy = dx; dx = t;
     }
     in_backward(grad + m->params[0].offset, grad + m->params[1].offset, ws.col_in,
-                              dy, ws.u, w + m->params[0].offset, H, n, W, C);
+                              dy, ws.u, w + m->params[0].offset, c, n);
+    /* the masked weights are constants 0: no gradient, so Adam keeps them 0 */
+    if (nch(c) > 1) loom_pixelrnn_apply_masks(m, a, grad);
 }
 
 void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,
@@ -220,12 +244,12 @@ void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void
     loom_pixelrnn_ws ws;
     loom_pixelrnn_carve(&ws, wsp, a, &m->cfg, n);
     forward(m, a, &ws, imgs, labels, n);
-    logits_out(logits, ws.logits, n, m->cfg.height, m->cfg.width);
+    logits_out(logits, ws.logits, n, m->cfg.height, m->cfg.width, nch(&m->cfg));
 }
 
 size_t loom_pixelrnn_layout_in(loom_param *out, size_t n, const loom_config *c) {
     const size_t C = 2 * c->hidden;
-    n = loom_param_add_fanin(out, n, 1, LOOM_MASK_A7_TAPS, C, "in.weight", 0);
+    n = loom_param_add_fanin(out, n, 1, in_rows(c), C, "in.weight", 0);
     return loom_param_add_fanin(out, n, 1, C, 0, "in.bias", 0);
 }
 
@@ -233,8 +257,8 @@ size_t loom_pixelrnn_layout_head(loom_param *out, size_t n, const loom_config *c
     const size_t C = 2 * c->hidden;
     n = loom_param_add_fanin(out, n, 1, C, C, "head1.weight", 0);
     n = loom_param_add_fanin(out, n, 1, C, 0, "head1.bias", 0);
-    n = loom_param_add_fanin(out, n, 1, C, 256, "head2.weight", 0);
-    return loom_param_add_fanin(out, n, 1, 256, 0, "head2.bias", 0);
+    n = loom_param_add_fanin(out, n, 1, C, 256 * nch(c), "head2.weight", 0);
+    return loom_param_add_fanin(out, n, 1, 256 * nch(c), 0, "head2.bias", 0);
 }
 
 /* ------------------------------------------------------------ sampling */
@@ -245,24 +269,91 @@ void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_
                              a->cls_width * m->cfg.hidden);
 }
 
+size_t loom_pixelrnn_in_cols(const loom_config *c) { return in_rows(c); }
+
+size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, size_t keep) {
+    return nch(c) > 1 && i * c->width + j >= keep ? nch(c) : 1;
+}
+
 void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
-                             size_t i, size_t j, size_t n) {
+                             size_t i, size_t j, size_t n, size_t known) {
     const loom_config *c = &m->cfg;
-    taps(col, imgs, i, j, n, c->height, c->width);
+    taps(col, imgs, i, j, n, c, known);
     loom_linear_forward(x0, col, m->w + m->params[0].offset, m->w + m->params[1].offset, n,
-                        LOOM_MASK_A7_TAPS, 2 * c->hidden);
+                        in_rows(c), 2 * c->hidden);
 }
 
 void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, const float *X,
                               const loom_model *m, const loom_pixelrnn_arch *a, size_t i,
-                              size_t j, size_t n, size_t keep, float temperature,
+                              size_t j, size_t ch, size_t n, size_t keep, float temperature,
                               loom_rng *rngs) {
-    const size_t H = m->cfg.height, W = m->cfg.width;
+    const size_t H = m->cfg.height, W = m->cfg.width, nc = nch(&m->cfg), K = 256 * nc;
     const float *w = m->w;
     head_forward(logits, Z, A, X, w + head_param(m, a, 0)->offset,
                                w + head_param(m, a, 1)->offset, w + head_param(m, a, 2)->offset,
-                               w + head_param(m, a, 3)->offset, n, 2 * m->cfg.hidden);
+                               w + head_param(m, a, 3)->offset, n, 2 * m->cfg.hidden, K);
     if (i * W + j >= keep)
         for (size_t b = 0; b < n; b++)
-            imgs[(b * H + i) * W + j] = loom_pixelrnn_draw(logits + b * 256, temperature, &rngs[b]);
+            imgs[((b * nc + ch) * H + i) * W + j] =
+                loom_pixelrnn_draw(logits + b * K + ch * 256, temperature, &rngs[b]);
+}
+
+/* ------------------------------------------------------------ colour masks */
+
+loom_status loom_pixelrnn_check_channels(const loom_config *c, loom_error *err) {
+    const size_t ch = nch(c);
+    if (ch != 1 && ch != 3)
+        return loom_fail(err, LOOM_EINVAL, "%zu image channels: %s takes 1 (gray) or 3 (RGB)", ch,
+                         c->model);
+    if (ch == 3 && c->hidden % 3)
+        return loom_fail(err, LOOM_EINVAL, "--hidden %zu: RGB images need a multiple of 3 (the "
+                         "feature maps and LSTM units split into R, G and B groups)", c->hidden);
+    return LOOM_OK;
+}
+
+/* the mask of tensor p, or 0 when it has none */
+static int tensor_mask(const loom_model *m, const loom_pixelrnn_arch *a, size_t p,
+                       loom_pixelrnn_mask *mk) {
+    const loom_config *c = &m->cfg;
+    const size_t C = 2 * c->hidden, g = C / 3, L = c->layers, per = per_layer(a, c);
+    if (nch(c) == 1) return 0;
+    if (p == 0) { /* in.weight (25*3, C): the centre tap's rows, channel k, strictly */
+        *mk = (loom_pixelrnn_mask){LOOM_MASK_A7_TAPS * 3, 3, 1, C, g, 1};
+        return 1;
+    }
+    if (p < 2) return 0;
+    if (p < 2 + L * per) {
+        const size_t k = (p - 2) % per;
+        return k < a->layer_tensors && a->layer_mask(c, k, mk);
+    }
+    switch (p - 2 - L * per) {
+    case 0: *mk = (loom_pixelrnn_mask){0, C, g, C, g, 0}; return 1;     /* head1 (C, C) */
+    case 2: *mk = (loom_pixelrnn_mask){0, C, g, 3 * 256, 256, 0}; return 1; /* head2 (C, 3*256) */
+    default: return 0;
+    }
+}
+
+static inline int entry_masked(const loom_pixelrnn_mask *mk, size_t r, size_t col) {
+    if (r < mk->row0) return 0;
+    const size_t gi = (r - mk->row0) % mk->rmod / mk->rdiv, go = col % mk->cmod / mk->cdiv;
+    return mk->strict ? gi >= go : gi > go;
+}
+
+int loom_pixelrnn_masked(const loom_model *m, const loom_pixelrnn_arch *a, size_t p, size_t k) {
+    loom_pixelrnn_mask mk;
+    if (!tensor_mask(m, a, p, &mk)) return 0;
+    const size_t cols = m->params[p].shape[1];
+    return entry_masked(&mk, k / cols, k % cols);
+}
+
+void loom_pixelrnn_apply_masks(const loom_model *m, const loom_pixelrnn_arch *a, float *buf) {
+    for (size_t p = 0; p < m->nparams; p++) {
+        loom_pixelrnn_mask mk;
+        if (!tensor_mask(m, a, p, &mk)) continue;
+        const loom_param *pp = &m->params[p];
+        float *w = buf + pp->offset;
+        for (size_t r = mk.row0; r < pp->shape[0]; r++)
+            for (size_t col = 0; col < pp->shape[1]; col++)
+                if (entry_masked(&mk, r, col)) w[r * pp->shape[1] + col] = 0.0f;
+    }
 }

@@ -43,6 +43,9 @@ static dims get_dims(const loom_config *c) {
 }
 
 static loom_status ra_check(const loom_config *c, loom_error *err) {
+    if (loom_channels(c) != 1)
+        return loom_fail(err, LOOM_EINVAL, "%s models grayscale images only, not %zu channels "
+                         "(colour: rowlstm or diagbilstm)", c->model, loom_channels(c));
     if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
     if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
     if (c->variational != 0 && c->variational != 1)

@@ -1,4 +1,4 @@
-/* PixelRNN Row LSTM for grayscale images: docs/rowlstm.md. */
+/* PixelRNN Row LSTM for grayscale and RGB images: docs/rowlstm.md. */
 #include "model.h"
 
 #include "../nn/nn.h"
@@ -23,7 +23,7 @@ static loom_status rl_check(const loom_config *c, loom_error *err) {
         return loom_fail(err, LOOM_EINVAL, "--cell and --zdim are grupixel options; rowlstm has neither");
     if (loom_check_range("--layers", c->layers, 64, err)) return LOOM_EINVAL;
     if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
-    return LOOM_OK;
+    return loom_pixelrnn_check_channels(c, err);
 }
 
 static size_t rl_layout(const loom_config *c, loom_param *out) {
@@ -42,12 +42,15 @@ static size_t rl_layout(const loom_config *c, loom_param *out) {
     return loom_pixelrnn_layout_head(out, n, c);
 }
 
+static const loom_pixelrnn_arch arch;
+
 static void rl_init_extra(loom_model *m) {
     const size_t h = m->cfg.hidden;
     for (size_t l = 0; l < m->cfg.layers; l++) {
         float *b = m->w + m->params[p_layer(&m->cfg, l, L_IS_B)].offset;
         for (size_t k = 0; k < h; k++) b[h + k] = 1.0f; /* forget gate */
     }
+    loom_pixelrnn_apply_masks(m, &arch, m->w);
 }
 
 static loom_rowlstm_params layer_params(const loom_model *m, size_t l, const float *cls) {
@@ -97,8 +100,23 @@ static void layer_backward(float *dx, float *grad, float *dcls, float *scratch, 
                           layer_cache(cache, d.H * n * d.W, d.h), d);
 }
 
+/* colour: mask B on the input-to-state taps at j (rows C..2C; taps j-1 see an
+ * earlier pixel) and on the output 1x1 convolution; none on state-to-state,
+ * which reads row i-1 only */
+static int layer_mask(const loom_config *c, size_t k, loom_pixelrnn_mask *mk) {
+    const size_t h = c->hidden, C = 2 * h;
+    if (k == L_IS_W) *mk = (loom_pixelrnn_mask){C, C, C / 3, h, h / 3, 0};
+    else if (k == L_OUT_W) *mk = (loom_pixelrnn_mask){0, h, h / 3, C, C / 3, 0};
+    else return 0;
+    return 1;
+}
+
 static const loom_pixelrnn_arch arch = {L_CLS_W, 4, cache_floats, scratch_floats, layer_forward,
-                                        layer_backward};
+                                        layer_backward, layer_mask};
+
+static int rl_masked(const loom_model *m, size_t p, size_t k) {
+    return loom_pixelrnn_masked(m, &arch, p, k);
+}
 
 static size_t rl_train_ws_bytes(const loom_config *c, size_t n) {
     return loom_pixelrnn_carve(NULL, NULL, &arch, c, n);
@@ -149,16 +167,41 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     TAKE(hv, n * h);
     TAKE(cv, n * h);
     TAKE(zero, n * C);
-    TAKE(col_in, n * LOOM_MASK_A7_TAPS);
+    TAKE(col_in, n * loom_pixelrnn_in_cols(c));
     TAKE(A, n * C);
     TAKE(Z, n * C);
-    TAKE(logits, n * 256);
+    TAKE(logits, n * 256 * loom_channels(c));
     TAKE(cls, c->nclasses ? L * n * g : 1);
 #undef TAKE
     return off;
 }
 
 static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+
+/* every layer at column j of the current row (row i): Xrow (l+1, j) and the
+ * states hcur, ccur at j from Xrow (l, j-1), (l, j), R and cprev */
+static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, size_t n, int cond) {
+    const loom_config *c = &m->cfg;
+    const size_t W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 4 * h;
+    for (size_t l = 0; l < L; l++) {
+        const float *xl = ws->Xrow + (l * W + j) * n * C;
+        const float *xprev = j ? xl - n * C : ws->zero;
+        float *y = ws->Xrow + ((l + 1) * W + j) * n * C;
+        const float *R = ws->R + l * n * W * g;
+        const float *cprev = ws->cprev + l * n * W * h;
+        for (size_t b = 0; b < n; b++) {
+            memcpy(ws->gs + b * g, R + (b * W + j) * g, g * sizeof *ws->gs);
+            memcpy(ws->cp + b * h, cprev + (b * W + j) * h, h * sizeof *ws->cp);
+        }
+        loom_rowlstm_step(y, ws->hv, ws->cv, ws->step, xprev, xl, ws->gs, i ? ws->cp : NULL,
+                          layer_params(m, l, cond ? ws->cls + l * n * g : NULL), n, C, h);
+        float *hc = ws->hcur + l * n * W * h, *cc = ws->ccur + l * n * W * h;
+        for (size_t b = 0; b < n; b++) {
+            memcpy(hc + (b * W + j) * h, ws->hv + b * h, h * sizeof *hc);
+            memcpy(cc + (b * W + j) * h, ws->cv + b * h, h * sizeof *cc);
+        }
+    }
+}
 
 static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
@@ -179,27 +222,17 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
                                      w + m->params[p_layer(c, l, L_SS_W)].offset, n, W, h);
         }
         for (size_t j = 0; j < W; j++) {
-            loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n);
-            for (size_t l = 0; l < L; l++) {
-                const float *xl = ws.Xrow + (l * W + j) * n * C;
-                const float *xprev = j ? xl - n * C : ws.zero;
-                float *y = ws.Xrow + ((l + 1) * W + j) * n * C;
-                const float *R = ws.R + l * n * W * g;
-                const float *cprev = ws.cprev + l * n * W * h;
-                for (size_t b = 0; b < n; b++) {
-                    memcpy(ws.gs + b * g, R + (b * W + j) * g, g * sizeof *ws.gs);
-                    memcpy(ws.cp + b * h, cprev + (b * W + j) * h, h * sizeof *ws.cp);
-                }
-                loom_rowlstm_step(y, ws.hv, ws.cv, ws.step, xprev, xl, ws.gs, i ? ws.cp : NULL,
-                                  layer_params(m, l, cond ? ws.cls + l * n * g : NULL), n, C, h);
-                float *hc = ws.hcur + l * n * W * h, *cc = ws.ccur + l * n * W * h;
-                for (size_t b = 0; b < n; b++) {
-                    memcpy(hc + (b * W + j) * h, ws.hv + b * h, h * sizeof *hc);
-                    memcpy(cc + (b * W + j) * h, ws.cv + b * h, h * sizeof *cc);
-                }
+            /* colour: pass pc draws channel pc given the channels before it; the
+             * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
+            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            for (size_t pc = 0; pc < passes; pc++) {
+                loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
+                                        passes == 1 ? loom_channels(c) : pc);
+                layers_at(&ws, m, i, j, n, cond);
+                loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         temperature, rngs);
             }
-            loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C, m,
-                                     &arch, i, j, n, keep, temperature, rngs);
         }
         float *t = ws.hprev; ws.hprev = ws.hcur; ws.hcur = t;
         t = ws.cprev; ws.cprev = ws.ccur; ws.ccur = t;
@@ -217,4 +250,5 @@ const loom_model_ops loom_rowlstm_ops = {
     .logits = rl_logits,
     .sample_ws_bytes = rl_sample_ws_bytes,
     .sample = rl_sample,
+    .masked = rl_masked,
 };

@@ -6,10 +6,18 @@ FIX=tests/fixtures/png8
 C=$FIX/colour G=$FIX/gray
 NET="--model rowlstm --layers 1 --hidden 4 --valid 8 --batch 4 --threads 1 --quiet --eval-every 0"
 
-# until the colour models land (then: a colour run, and this check moves to a gray-only model)
-rejects "colour folder + rowlstm: clear error naming --gray" 2 "RGB images.*gray images only.*--gray converts" \
-    $LOOM train $NET --data "$C" --steps 2 --out "$T/c"
+# a gray-only model refuses colour, naming --gray; a colour model trains on it
+rejects "colour folder + grupixel: clear error naming --gray" 2 "RGB images.*grayscale images only.*--gray converts" \
+    $LOOM train --model grupixel --layers 1 --hidden 4 --zdim 2 --valid 8 --batch 4 --threads 1 --quiet \
+    --eval-every 0 --data "$C" --steps 2 --out "$T/c"
 [ ! -e "$T/c/checkpoint.safetensors" ] && pass "colour refusal leaves no run" || fail "colour refusal leaves no run" "a checkpoint was written"
+ok "colour folder + rowlstm --hidden 3: a colour run" $LOOM train --model rowlstm --layers 1 --hidden 3 --valid 8 \
+    --batch 4 --threads 1 --quiet --eval-every 0 --data "$C" --steps 2 --out "$T/rgb"
+grep -q '"channels":[[:space:]]*3' "$T/rgb/config.json" && pass "colour run: config.json says channels 3" ||
+    fail "colour run: config.json says channels 3" "$(cat "$T/rgb/config.json")"
+ok "colour run: sample writes a grid" $LOOM sample "$T/rgb" --n 4 --seed 1 --out "$T/rgb/s.png" --threads 1
+ok "colour run: complete writes a grid" $LOOM complete "$T/rgb" --rows 4 --n 2 --out "$T/rgb/c.png" --threads 1
+ok "colour run: eval" $LOOM eval "$T/rgb" --json --threads 1
 
 ok "colour folder --gray trains" $LOOM train $NET --data "$C" --gray --steps 2 --out "$T/g"
 grep -q -- "--gray: 24 RGB images converted to gray, Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601 luma), rounded" "$T/err" &&
@@ -54,3 +62,13 @@ rejects "colour folder with a truncated PNG" 2 "01.png: bad PNG" \
 
 $LOOM info "$T/g" >"$T/info" 2>&1 && grep -q "channels    1 (gray); colour data converted to gray on load (--gray)" "$T/info" &&
     pass "info states channels and --gray" || fail "info states channels and --gray" "$(cat "$T/info")"
+
+# complete's hidden-part NLL reads the colour logits (H, W, C, 256) right: with
+# nothing kept (--rows 0) and every test image, it is eval's nats/image
+ok "colour run with non-uniform logits" $LOOM train --model rowlstm --layers 1 --hidden 3 --valid 8 --batch 4 \
+    --threads 1 --quiet --eval-every 0 --data "$C" --steps 40 --lr 0.03 --out "$T/rgb40"
+hid=$($LOOM complete "$T/rgb40" --rows 0 --n 6 --out "$T/rgb40/c.png" --threads 1 2>/dev/null | sed -n 's/.*: \([0-9.]*\) nats\/image.*/\1/p')
+ev=$($LOOM eval "$T/rgb40" --json --threads 1 | json_get nats_per_image)
+if awk -v a="$hid" -v b="$ev" 'BEGIN {exit !(a > 0 && (a - b) ^ 2 < 1e-4)}'; then
+    pass "colour complete --rows 0: hidden NLL == eval nats/image"
+else fail "colour complete --rows 0: hidden NLL == eval nats/image" "complete '$hid' eval '$ev'"; fi
