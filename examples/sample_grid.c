@@ -27,14 +27,14 @@ int main(int argc, char **argv) {
     uint8_t *imgs = NULL, *grid = NULL;
     loom_status st = loom_context_create(&ctx, 0, &err); /* 0: every CPU */
     if (st || (st = loom_model_load(&m, ctx, argv[1], &err))) goto done;
-    const size_t h = loom_model_height(m), w = loom_model_width(m);
-    printf("%s: %s, %zu parameters, %zu x %zu images\n", argv[1], loom_model_name(m),
-           loom_model_num_params(m), h, w);
+    const size_t h = loom_model_height(m), w = loom_model_width(m), c = loom_model_channels(m);
+    printf("%s: %s, %zu parameters, %zu x %zu images, %zu channel%s\n", argv[1], loom_model_name(m),
+           loom_model_num_params(m), h, w, c, c == 1 ? "" : "s");
 
     /* a conditional model needs a class per image: cycle through them */
     const int nclasses = loom_model_num_classes(m);
     labels = nclasses ? malloc(n * sizeof *labels) : NULL;
-    imgs = malloc(n * h * w);
+    imgs = malloc(n * c * h * w); /* (n, c, h, w) */
     if (!imgs || (nclasses && !labels)) {
         st = LOOM_ENOMEM;
         snprintf(err.msg, sizeof err.msg, "out of memory for %zu images", n);
@@ -45,8 +45,9 @@ int main(int argc, char **argv) {
 
     size_t cols = 1, gh, gw;
     while (cols * cols < n) cols++; /* a square grid */
-    if ((st = loom_grid(&grid, &gh, &gw, imgs, n, h, w, cols, 1, 128, &err)) ||
-        (st = loom_png_write_gray(argv[2], grid, gh, gw, &err)))
+    if ((st = loom_grid_channels(&grid, &gh, &gw, imgs, n, c, h, w, cols, 1, 128, &err)) ||
+        (st = c == 3 ? loom_png_write_rgb(argv[2], grid, gh, gw, &err)
+                     : loom_png_write_gray(argv[2], grid, gh, gw, &err)))
         goto done;
     printf("%zu samples (seed %llu) -> %s (%zu x %zu)\n", n, (unsigned long long)seed, argv[2], gh, gw);
 

@@ -61,6 +61,7 @@ const char *loom_model_name(const loom_model *m); /* "rowlstm", "draw", ... */
 size_t loom_model_num_params(const loom_model *m); /* parameters (floats) */
 size_t loom_model_height(const loom_model *m);
 size_t loom_model_width(const loom_model *m);
+size_t loom_model_channels(const loom_model *m); /* 1 gray, 3 RGB */
 int loom_model_num_classes(const loom_model *m); /* 0: unconditional */
 /* NULL when loom_model_eval_nll is an exact -log p(x); otherwise what it is,
  * e.g. "negative ELBO" (an upper bound) */
@@ -69,7 +70,8 @@ const char *loom_model_nll_bound(const loom_model *m);
  * {defaults}}); malloc'ed, caller frees; NULL when out of memory. */
 char *loom_model_config_json(const loom_model *m);
 
-/* Images are uint8 (n, H, W), H x W the model's size. labels (n) are class
+/* Images are uint8 (n, C, H, W), planar, C x H x W the model's size (C = 1 for
+ * gray models). labels (n) are class
  * indices in [0, loom_model_num_classes); they are required by a
  * conditional model and ignored (may be NULL) by an unconditional one. */
 
@@ -81,7 +83,7 @@ loom_status loom_model_eval_nll(loom_model *m, double *nll_img, const uint8_t *i
 loom_status loom_model_eval_bpd(loom_model *m, double *bpd, const uint8_t *imgs,
                                 const int32_t *labels, size_t n, loom_error *err);
 
-/* Draw n images (n, H, W) at `temperature` (> 0; 1 = the model's
+/* Draw n images (n, C, H, W) at `temperature` (> 0; 1 = the model's
  * distribution). Image k depends only on (seed, k, labels[k]), not on n or
  * the thread count. Fails for a model without a prior (e.g. a plain
  * autoencoder). */

@@ -63,6 +63,7 @@ const char *loom_model_name(const loom_model *m) { return m->cfg.model; }
 size_t loom_model_num_params(const loom_model *m) { return m->nfloats; }
 size_t loom_model_height(const loom_model *m) { return m->cfg.height; }
 size_t loom_model_width(const loom_model *m) { return m->cfg.width; }
+size_t loom_model_channels(const loom_model *m) { return loom_channels(&m->cfg); }
 int loom_model_num_classes(const loom_model *m) { return m->cfg.nclasses; }
 size_t loom_model_num_frames(const loom_model *m) { return loom_model_nframes(m); }
 
@@ -116,7 +117,7 @@ loom_status loom_model_eval_bpd(loom_model *m, double *bpd, const uint8_t *imgs,
     if (!st) {
         double s = 0.0;
         for (size_t i = 0; i < n; i++) s += nll[i];
-        *bpd = s / (double)n / log(2.0) / (double)(m->cfg.height * m->cfg.width);
+        *bpd = s / (double)n / log(2.0) / (double)(loom_channels(&m->cfg) * m->cfg.height * m->cfg.width);
     }
     free(nll);
     return st;
@@ -136,7 +137,7 @@ loom_status loom_model_generate(loom_model *m, uint8_t *imgs, const int32_t *lab
     const int32_t *lab = NULL;
     loom_status st = check_batch("loom_model_generate", m, imgs, labels, n, &lab, err);
     if (st || (st = check_sample("loom_model_generate", m, temperature, err))) return st;
-    memset(imgs, 0, n * m->cfg.height * m->cfg.width);
+    memset(imgs, 0, n * loom_channels(&m->cfg) * m->cfg.height * m->cfg.width);
     int saved = loom_blas_enter(m->ctx);
     st = loom_model_sample(m, imgs, lab, n, 0, temperature, seed, err);
     loom_blas_leave(m->ctx, saved);

@@ -67,6 +67,12 @@ ok "examples: a tiny run to sample from" $LOOM train --model rowlstm --layers 1 
 ok "examples: loom sample" $LOOM sample "$T/run" --n 5 --seed 3 --out "$T/cli.png"
 ok "examples: sample_grid (shared)" env LD_LIBRARY_PATH="$P/lib" "$T/sample_grid" "$T/run" "$T/ex.png" 5 3
 same "examples: sample_grid's PNG is loom sample's (same seed)" "$T/cli.png" "$T/ex.png"
+# the same for a colour model (an RGB grid)
+ok "examples: a tiny colour run" $LOOM train --model rowlstm --layers 1 --hidden 3 --valid 8 --batch 4 --steps 2 \
+    --eval-every 0 --quiet --data "$(dirname "$0")/../fixtures/png8/colour" --out "$T/rgb"
+ok "examples: loom sample (colour)" $LOOM sample "$T/rgb" --n 5 --seed 3 --out "$T/cli_rgb.png"
+ok "examples: sample_grid (colour)" env LD_LIBRARY_PATH="$P/lib" "$T/sample_grid" "$T/rgb" "$T/ex_rgb.png" 5 3
+same "examples: sample_grid's RGB PNG is loom sample's" "$T/cli_rgb.png" "$T/ex_rgb.png"
 if [ -z "${LOOM_EXAMPLE_NO_STATIC:-}" ]; then
     ok "examples: sample_grid (static) on the checkpoint file" "$T/sample_grid_static" "$T/run/checkpoint.safetensors" "$T/exs.png" 5 3
     same "examples: the static build's PNG is the same" "$T/cli.png" "$T/exs.png"
