@@ -164,5 +164,6 @@ loom_status loom_st_read_f32(const loom_st_file *f, const char *name, float *dst
 #include "loom/version.h" /* LOOM_VERSION, loom_version() */
 #include "loom/model.h"   /* contexts, models, NLLs, sampling, training steps, checkpoints */
 #include "loom/gif.h"     /* animated GIFs */
+#include "loom/train.h"   /* training runs (the library trainer) */
 
 #endif

@@ -35,6 +35,9 @@ struct loom_trainer {
     size_t skipped;
     char *config_written;      /* the text of the last config.json written */
     double last_loss[LOOM_MAX_MODELS]; /* nats/pixel of the last step */
+    loom_images owned;         /* the data, when the trainer owns it (loom_trainer_own_data) */
+    const struct loom_context *ctx; /* the public API's context, or NULL */
+    char *dir;                 /* the run directory, for the public API (loom_trainer_attach) */
 };
 
 static double now_s(void) {
@@ -74,6 +77,8 @@ void loom_trainer_free(loom_trainer *t) {
     loom_run_models_free(t->models, t->n);
     loom_train_opts_free(&t->o);
     loom_images_free(&t->valid);
+    loom_images_free(&t->owned);
+    free(t->dir);
     free(t->train_idx), free(t->perm), free(t->batch), free(t->blabels), free(t->config_written);
     free(t);
 }
@@ -482,3 +487,21 @@ save_failed:
     return loom_fail(err, st, "%s; checkpoint of step %ld not written, the previous one is kept",
                      serr.msg, ts->step);
 }
+
+loom_status loom_trainer_own_data(loom_trainer *t, loom_images *data, loom_error *err) {
+    loom_images_free(&t->owned);
+    t->owned = *data;
+    memset(data, 0, sizeof *data);
+    return loom_trainer_set_data(t, &t->owned, err);
+}
+
+loom_status loom_trainer_attach(loom_trainer *t, const struct loom_context *ctx, const char *dir,
+                                loom_error *err) {
+    char *d = strdup(dir);
+    if (!d) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+    free(t->dir);
+    t->dir = d, t->ctx = ctx;
+    return LOOM_OK;
+}
+const struct loom_context *loom_trainer_context(const loom_trainer *t) { return t->ctx; }
+const char *loom_trainer_dir(const loom_trainer *t) { return t->dir; }

@@ -103,6 +103,14 @@ void loom_trainer_free(loom_trainer *t);
  * labels and data position are checked against the models. A new run also
  * records the data's class names. */
 loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom_error *err);
+/* loom_trainer_set_data with data moved into the trainer (freed with it;
+ * *data is left empty), for callers that do not keep the images. */
+loom_status loom_trainer_own_data(loom_trainer *t, loom_images *data, loom_error *err);
+/* The public API's context and run directory, kept with the trainer. */
+loom_status loom_trainer_attach(loom_trainer *t, const struct loom_context *ctx, const char *dir,
+                                loom_error *err);
+const struct loom_context *loom_trainer_context(const loom_trainer *t);
+const char *loom_trainer_dir(const loom_trainer *t); /* NULL when not attached */
 /* The run's target; below the steps already taken it is an error. */
 loom_status loom_trainer_set_steps(loom_trainer *t, long steps, loom_error *err);
 /* A custom objective (NULL: each model's own NLL). */
