@@ -19,10 +19,10 @@ static void expect(const char *name, unsigned got, unsigned want) {
 }
 
 int main(void) {
-    const unsigned AR = LOOM_CAP_SAMPLE | LOOM_CAP_EXACT_NLL | LOOM_CAP_CONDITIONALS;
-    expect("rowlstm: sample, exact NLL, conditionals",
+    const unsigned AR = LOOM_CAP_SAMPLE | LOOM_CAP_EXACT_NLL | LOOM_CAP_CONDITIONALS | LOOM_CAP_OUTPUT_GRAD;
+    expect("rowlstm: sample, exact NLL, conditionals, output gradient",
            caps_of((loom_config){.model = "rowlstm", .layers = 1, .hidden = 2}), AR);
-    expect("diagbilstm: sample, exact NLL, conditionals",
+    expect("diagbilstm: sample, exact NLL, conditionals, output gradient",
            caps_of((loom_config){.model = "diagbilstm", .layers = 1, .hidden = 2}), AR);
     /* grupixel's NLL is a bound at a fixed z, but its per-pixel logits exist */
     const unsigned gp = caps_of((loom_config){.model = "grupixel", .layers = 1, .hidden = 4, .cell = "gru", .zdim = 2});

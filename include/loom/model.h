@@ -116,9 +116,12 @@ const char *loom_cap_name(unsigned cap);
 
 /* ---------------------------------------------------------------- training */
 
-/* A loss from outside the model (LOOM_CAP_OUTPUT_GRAD: draw, rae): out (n,
- * loom_model_output_size) = the Bernoulli logits of each image (DRAW's canvas,
- * rae's decoder), internal (n) = the model's own terms (the KL), activations
+/* A loss from outside the model (LOOM_CAP_OUTPUT_GRAD: draw, rae, rowlstm,
+ * diagbilstm): out (n, loom_model_output_size) = the parameters of each image's
+ * output distribution: Bernoulli logits (n, H, W) for DRAW's canvas and rae's
+ * decoder, 256-way softmax logits (n, H, W, C, 256) for the PixelRNNs,
+ * teacher-forced on imgs; internal (n) = the model's own terms (the KL; 0 for
+ * the PixelRNNs), activations
  * kept; then given dout = d loss / d out for the same n images, the model's
  * gradient buffer (as after loom_model_gradient, ready for
  * loom_optimizer_step) = d (loss + internal_weight * sum internal) / d

@@ -130,6 +130,17 @@ static void db_logits(const loom_model *m, void *ws, float *logits, const uint8_
     loom_pixelrnn_logits(m, &arch, ws, logits, imgs, labels, n);
 }
 
+static void db_forward_out(const loom_model *m, void *ws, float *out, double *internal,
+                           const uint8_t *imgs, const int32_t *labels, size_t n) {
+    loom_pixelrnn_forward_out(m, &arch, ws, out, internal, imgs, labels, n);
+}
+
+static void db_backward_out(const loom_model *m, void *ws, float *grad, float *dinput,
+                            const float *dout, const int32_t *labels, size_t n, float internal_weight) {
+    (void)dinput, (void)internal_weight; /* 8-bit input; no internal terms */
+    loom_pixelrnn_backward_out(m, &arch, ws, grad, dout, labels, n);
+}
+
 /* ------------------------------------------------------------ sampling
  * Row i: the forward direction advances pixel by pixel (its taps are the pixel
  * above and the pixel to the left); the reverse direction of row i-1, which the
@@ -233,6 +244,10 @@ const loom_model_ops loom_diagbilstm_ops = {
     .micro_shard = 8,
     .shard = db_shard,
     .logits = db_logits,
+    .output = LOOM_OUT_SOFTMAX256,
+    .out_floats = loom_pixelrnn_out_floats,
+    .forward_out = db_forward_out,
+    .backward_out = db_backward_out,
     .sample_ws_bytes = db_sample_ws_bytes,
     .sample = db_sample,
     .masked = db_masked,

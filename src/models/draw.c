@@ -494,8 +494,9 @@ static void dr_forward_out(const loom_model *m, void *wsp, float *out, double *i
 }
 
 static void dr_backward_out(const loom_model *m, void *wsp, float *grad, float *dinput,
-                            const float *dout, size_t n, float internal_weight) {
-    (void)dinput; /* the input is an 8-bit image, binarized: no gradient */
+                            const float *dout, const int32_t *labels, size_t n,
+                            float internal_weight) {
+    (void)dinput, (void)labels; /* the input is an 8-bit image, binarized: no gradient */
     train_ws ws;
     carve_train(&ws, wsp, &m->cfg, n);
     memcpy(ws.dcan, dout, n * m->cfg.height * m->cfg.width * sizeof *ws.dcan);

@@ -270,6 +270,7 @@ loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthr
 
 void loom_model_free(loom_model *m) {
     if (!m) return;
+    free(m->forward_labels);
     free_ws(m);
     for (size_t i = 0; i < m->ngbuf; i++) free(m->gbuf[i]);
     free(m->gbuf);
@@ -719,6 +720,12 @@ loom_status loom_model_forward(loom_model *m, float *out, double *internal, cons
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, n), err);
     if (st) return st;
+    free(m->forward_labels), m->forward_labels = NULL;
+    if (m->cfg.nclasses && labels) { /* backward needs them (the class tables' gradients) */
+        if (!(m->forward_labels = malloc(n * sizeof *labels)))
+            return loom_fail(err, LOOM_ENOMEM, "out of memory");
+        memcpy(m->forward_labels, labels, n * sizeof *labels);
+    }
     m->ops->forward_out(m, m->ws[0], out, internal, imgs, labels, n);
     m->forward_n = n;
     return LOOM_OK;
@@ -729,7 +736,7 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
     if (!m->forward_n || n != m->forward_n)
         return loom_fail(err, LOOM_EINVAL, "backward of %zu images without a forward of them", n);
     memset(m->g, 0, m->nfloats * sizeof *m->g);
-    m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, n, internal_weight);
+    m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, m->forward_labels, n, internal_weight);
     m->forward_n = 0;
     for (size_t k = 0; k < m->nfloats; k++)
         if (!isfinite(m->g[k])) return loom_fail(err, LOOM_ENAN, "gradient is not finite");

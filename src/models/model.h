@@ -107,7 +107,8 @@ typedef struct loom_model_ops {
     void (*forward_out)(const loom_model *m, void *ws, float *out, double *internal,
                         const uint8_t *imgs, const int32_t *labels, size_t n);
     void (*backward_out)(const loom_model *m, void *ws, float *grad, float *dinput,
-                         const float *dout, size_t n, float internal_weight);
+                         const float *dout, const int32_t *labels, size_t n,
+                         float internal_weight);
     /* optional (models whose weights carry fixed 0/1 masks: the colour
      * PixelRNNs): 1 when entry k of tensor p is masked. Masked entries are 0
      * after loom_model_init, the model's gradient is 0 on them (so Adam keeps
@@ -131,6 +132,7 @@ struct loom_model {
      * per step so every image gets new noise; 0 (evaluation) fixes it */
     uint64_t noise_seed;
     size_t forward_n; /* images of the last loom_model_forward, 0 when none is pending */
+    int32_t *forward_labels; /* (forward_n) its labels (conditional models), or NULL */
     /* the caller's context when made through the public API (src/api/): its
      * BLAS policy is applied around each public call; NULL otherwise */
     const struct loom_context *ctx;

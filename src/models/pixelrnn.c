@@ -200,22 +200,33 @@ static void forward(const loom_model *m, const loom_pixelrnn_arch *a, const loom
                                N, C, 256 * nch(c));
 }
 
+static void backward(const loom_model *m, const loom_pixelrnn_arch *a, loom_pixelrnn_ws *ws,
+                     float *grad, const int32_t *labels, size_t n);
+
 void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp, float *grad,
                          double *nll_img, const uint8_t *imgs, const int32_t *labels, size_t n,
                          float scale) {
     const loom_config *c = &m->cfg;
-    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
-    const size_t N = H * n * W, g = a->cls_width * h, cache = a->cache_floats(c, n);
-    const int cond = c->nclasses > 0 && labels;
+    const size_t H = c->height, W = c->width, N = H * n * W;
     loom_pixelrnn_ws ws;
     loom_pixelrnn_carve(&ws, wsp, a, c, n);
-    const float *w = m->w;
 
     forward(m, a, &ws, imgs, labels, n);
     loom_softmax256_xent(ws.logits, ws.nllpix, ws.tgt, N * nch(c), scale, grad != NULL);
     sum_nll_img(nll_img, ws.nllpix, n, H, W * nch(c));
-    if (!grad) return;
+    if (grad) backward(m, a, &ws, grad, labels, n);
+}
 
+/* Backward of forward() given ws->logits overwritten with d loss / d logits
+ * (H, n, W, ch, 256); grad +=, masked entries zeroed (colour). */
+static void backward(const loom_model *m, const loom_pixelrnn_arch *a, loom_pixelrnn_ws *wsp,
+                     float *grad, const int32_t *labels, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers;
+    const size_t N = H * n * W, g = a->cls_width * h, cache = a->cache_floats(c, n);
+    const int cond = c->nclasses > 0 && labels;
+    const loom_pixelrnn_ws ws = *wsp;
+    const float *w = m->w;
     float *dy = ws.dA, *dx = ws.dB;
     head_backward(dy, grad + head_param(m, a, 0)->offset,
                                 grad + head_param(m, a, 1)->offset,
@@ -237,6 +248,31 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
                               dy, ws.u, w + m->params[0].offset, c, n);
     /* the masked weights are constants 0: no gradient, so Adam keeps them 0 */
     if (nch(c) > 1) loom_pixelrnn_apply_masks(m, a, grad);
+}
+
+void loom_pixelrnn_forward_out(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,
+                               float *out, double *internal, const uint8_t *imgs,
+                               const int32_t *labels, size_t n) {
+    loom_pixelrnn_ws ws;
+    loom_pixelrnn_carve(&ws, wsp, a, &m->cfg, n);
+    forward(m, a, &ws, imgs, labels, n);
+    logits_out(out, ws.logits, n, m->cfg.height, m->cfg.width, nch(&m->cfg));
+    for (size_t b = 0; b < n; b++) internal[b] = 0.0; /* the whole loss is on the logits */
+}
+
+void loom_pixelrnn_backward_out(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,
+                                float *grad, const float *dout, const int32_t *labels, size_t n) {
+    const size_t H = m->cfg.height, row = m->cfg.width * nch(&m->cfg) * 256;
+    loom_pixelrnn_ws ws;
+    loom_pixelrnn_carve(&ws, wsp, a, &m->cfg, n);
+    for (size_t i = 0; i < H; i++) /* (n, H, W, .) -> (H, n, W, .), logits_out reversed */
+        for (size_t b = 0; b < n; b++)
+            memcpy(ws.logits + (i * n + b) * row, dout + (b * H + i) * row, row * sizeof *dout);
+    backward(m, a, &ws, grad, labels, n);
+}
+
+size_t loom_pixelrnn_out_floats(const loom_config *c) {
+    return c->height * c->width * nch(c) * 256;
 }
 
 void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,

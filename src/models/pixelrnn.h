@@ -81,6 +81,16 @@ void loom_pixelrnn_shard(const loom_model *m, const loom_pixelrnn_arch *a, void 
 void loom_pixelrnn_logits(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
                           float *logits, const uint8_t *imgs, const int32_t *labels, size_t n);
 
+/* the model_ops forward_out / backward_out: out (n, H, W, ch, 256) = the
+ * logits (as loom_pixelrnn_logits), internal 0; backward from dout of that
+ * shape (ops->out_floats = loom_pixelrnn_out_floats) */
+void loom_pixelrnn_forward_out(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
+                               float *out, double *internal, const uint8_t *imgs,
+                               const int32_t *labels, size_t n);
+void loom_pixelrnn_backward_out(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
+                                float *grad, const float *dout, const int32_t *labels, size_t n);
+size_t loom_pixelrnn_out_floats(const loom_config *c);
+
 /* layout entries: in.weight, in.bias (before the layers) and head1/head2
  * (after them), appended to out as loom_param_add_fanin does */
 size_t loom_pixelrnn_layout_in(loom_param *out, size_t n, const loom_config *c);

@@ -132,6 +132,17 @@ static void rl_logits(const loom_model *m, void *ws, float *logits, const uint8_
     loom_pixelrnn_logits(m, &arch, ws, logits, imgs, labels, n);
 }
 
+static void rl_forward_out(const loom_model *m, void *ws, float *out, double *internal,
+                           const uint8_t *imgs, const int32_t *labels, size_t n) {
+    loom_pixelrnn_forward_out(m, &arch, ws, out, internal, imgs, labels, n);
+}
+
+static void rl_backward_out(const loom_model *m, void *ws, float *grad, float *dinput,
+                            const float *dout, const int32_t *labels, size_t n, float internal_weight) {
+    (void)dinput, (void)internal_weight; /* 8-bit input; no internal terms */
+    loom_pixelrnn_backward_out(m, &arch, ws, grad, dout, labels, n);
+}
+
 /* ------------------------------------------------------------ sampling */
 
 typedef struct {
@@ -248,6 +259,10 @@ const loom_model_ops loom_rowlstm_ops = {
     .micro_shard = 8,
     .shard = rl_shard,
     .logits = rl_logits,
+    .output = LOOM_OUT_SOFTMAX256,
+    .out_floats = loom_pixelrnn_out_floats,
+    .forward_out = rl_forward_out,
+    .backward_out = rl_backward_out,
     .sample_ws_bytes = rl_sample_ws_bytes,
     .sample = rl_sample,
     .masked = rl_masked,
