@@ -46,8 +46,7 @@ int cmd_eval(int argc, char **argv) {
                         : loom_model_nll(m, nll, set.pixels, labels, n, batch, &err);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
-    double nats = s / (double)n,
-           bpd = nats / log(2.0) / (double)(loom_channels(&m->cfg) * m->cfg.height * m->cfg.width);
+    double nats = s / (double)n, bpd = loom_bits_per_dim(&m->cfg, nats);
     /* a latent-variable model has no exact NLL: say what this number is */
     const char *kind = m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : NULL;
     char what[224] = "";

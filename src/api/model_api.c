@@ -117,7 +117,7 @@ loom_status loom_model_eval_bpd(loom_model *m, double *bpd, const uint8_t *imgs,
     if (!st) {
         double s = 0.0;
         for (size_t i = 0; i < n; i++) s += nll[i];
-        *bpd = s / (double)n / log(2.0) / (double)(loom_channels(&m->cfg) * m->cfg.height * m->cfg.width);
+        *bpd = loom_bits_per_dim(&m->cfg, s / (double)n);
     }
     free(nll);
     return st;

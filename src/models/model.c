@@ -225,6 +225,10 @@ static void human(char *buf, size_t cap, size_t bytes) {
         snprintf(buf, cap, "%.1f GB", (double)bytes / (1024.0 * mb));
 }
 
+double loom_bits_per_dim(const loom_config *cfg, double nats_per_image) {
+    return nats_per_image / log(2.0) / (double)(loom_channels(cfg) * cfg->height * cfg->width);
+}
+
 loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err) {
     size_t limit = memory_limit();
     if (bytes <= limit) return LOOM_OK;

@@ -192,6 +192,9 @@ loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t 
 /* LOOM_EINVAL with "<what> needs about X GB of memory; this machine has Y GB"
  * when bytes exceed physical memory (or LOOM_MEM_LIMIT_MB, when set). */
 loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err);
+/* bits per dimension (pixel and channel) of an NLL of nats_per_image under cfg:
+ * the one conversion eval, the trainer and the public API report */
+double loom_bits_per_dim(const loom_config *cfg, double nats_per_image);
 /* Images per micro-shard for a batch of n (<= n): every batch op computes
  * micro-shards of this many images, whatever the thread count, and
  * loom_model_grad sums their gradients in a fixed tree (model.c), so 1, 2 or

@@ -323,7 +323,7 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
                                     t->o.batch, err);
     for (size_t k = 0; !st && k < n; k++) s += nll[k];
     free(nll);
-    if (!st) *bpd = s / (double)n / log(2.0) / (double)(loom_channels(&m->cfg) * m->cfg.height * m->cfg.width);
+    if (!st) *bpd = loom_bits_per_dim(&m->cfg, s / (double)n);
     return st;
 }
 
