@@ -53,10 +53,8 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
  * check its size and channels match the model; notes go to stderr. */
 void cli_load_split(loom_images *out, const char *data, const char *split,
                     const loom_train_opts *o, const loom_config *cfg, bool gray);
-/* After loading `data`: rejects examples of several frames; with gray, RGB
- * becomes gray (BT.601); note (len bytes) gets what loading and conversion
- * changed, one line each (gray images replicated, alpha dropped, converted),
- * or "" when nothing did. */
+/* loom_images_prepare(im, data, gray, note, len), exiting 2 with its one
+ * line when the data cannot be used (examples of several frames). */
 void cli_data_prepare(loom_images *im, const char *data, bool gray, char *note, size_t len);
 /* Exits 2 with one line when the images' channels are not the model's. */
 void cli_check_data(const loom_images *im, const char *data, const loom_config *cfg);

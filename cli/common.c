@@ -50,27 +50,9 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
 }
 
 void cli_data_prepare(loom_images *im, const char *data, bool gray, char *note, size_t len) {
-    size_t k = 0;
-    note[0] = 0;
-#define NOTE(...) do { if (k < len) k += (size_t)snprintf(note + k, len - k, __VA_ARGS__); } while (0)
-    if (im->t > 1)
-        cli_die(2, "%s: examples of %zu frames; loom's models take still images (1 frame)", data,
-                im->t);
-    if (im->alpha_dropped)
-        NOTE("%s: alpha channel of %zu of %zu images dropped (colours kept as stored)", data,
-             im->alpha_dropped, im->n);
-    if (im->gray_to_rgb && !gray)
-        NOTE("%s%s: %zu of %zu images are gray, replicated to R = G = B (the set has colour images)",
-             k ? "\n" : "", data, im->gray_to_rgb, im->n);
-    if (gray && im->c == 3) {
-        loom_error err;
-        loom_status st = loom_images_to_gray(im, &err);
-        if (st) cli_die_err(st, &err);
-        NOTE("%s%s: --gray: %zu RGB images converted to gray, Y = 0.299 R + 0.587 G + 0.114 B "
-             "(ITU-R BT.601 luma), rounded",
-             k ? "\n" : "", data, im->n);
-    }
-#undef NOTE
+    loom_error err;
+    loom_status st = loom_images_prepare(im, data, gray, note, len, &err);
+    if (st) cli_die_err(st, &err);
 }
 
 void cli_check_data(const loom_images *im, const char *data, const loom_config *cfg) {

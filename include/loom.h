@@ -95,6 +95,13 @@ loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *
  * Y = round(0.299 R + 0.587 G + 0.114 B), exactly (299 R + 587 G + 114 B +
  * 500) / 1000 in integers. c = 1 is left alone; any other c is LOOM_EINVAL. */
 loom_status loom_images_to_gray(loom_images *im, loom_error *err);
+/* A loaded set made ready for loom's models (still images): LOOM_EINVAL for
+ * examples of more than one frame; when gray is non-zero, RGB converted
+ * (loom_images_to_gray). note (len bytes) gets what loading and conversion
+ * changed, one line each naming `what` (gray images replicated, alpha
+ * dropped, converted), or "" when nothing did. */
+loom_status loom_images_prepare(loom_images *im, const char *what, int gray, char *note,
+                                size_t len, loom_error *err);
 void loom_images_free(loom_images *im);
 /* Copy images [begin, end) of src into dst (dst owns its memory). */
 loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t begin, size_t end,

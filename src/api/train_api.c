@@ -10,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the run's training images, converted to gray when the run says so */
+/* the run's training images, prepared as `loom train` prepares them (its
+ * notes are the CLI's to print; here they are dropped) */
 static loom_status load_data(loom_images *im, const loom_train_opts *o, loom_error *err) {
     loom_status st = loom_images_load(im, o->data, "train", err);
     if (st) return st;
-    if (o->gray && im->c == 3 && (st = loom_images_to_gray(im, err))) loom_images_free(im);
+    if ((st = loom_images_prepare(im, o->data, o->gray, NULL, 0, err))) loom_images_free(im);
     return st;
 }
 

@@ -277,3 +277,29 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
                          dir);
     return loom_png_folder_load_channels(out, dir, 0, err);
 }
+
+loom_status loom_images_prepare(loom_images *im, const char *what, int gray, char *note,
+                                size_t len, loom_error *err) {
+    size_t k = 0;
+    if (len) note[0] = 0;
+#define NOTE(...) do { if (k < len) k += (size_t)snprintf(note + k, len - k, __VA_ARGS__); } while (0)
+    if (im->t > 1)
+        return loom_fail(err, LOOM_EINVAL,
+                         "%s: examples of %zu frames; loom's models take still images (1 frame)",
+                         what, im->t);
+    if (im->alpha_dropped)
+        NOTE("%s: alpha channel of %zu of %zu images dropped (colours kept as stored)", what,
+             im->alpha_dropped, im->n);
+    if (im->gray_to_rgb && !gray)
+        NOTE("%s%s: %zu of %zu images are gray, replicated to R = G = B (the set has colour images)",
+             k ? "\n" : "", what, im->gray_to_rgb, im->n);
+    if (gray && im->c == 3) {
+        loom_status st = loom_images_to_gray(im, err);
+        if (st) return st;
+        NOTE("%s%s: --gray: %zu RGB images converted to gray, Y = 0.299 R + 0.587 G + 0.114 B "
+             "(ITU-R BT.601 luma), rounded",
+             k ? "\n" : "", what, im->n);
+    }
+#undef NOTE
+    return LOOM_OK;
+}
