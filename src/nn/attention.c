@@ -3,7 +3,7 @@
 
 #include "fastmath.h"
 
-#include <cblas.h>
+#include "../core/gemm.h"
 #include <math.h>
 #include <string.h>
 
@@ -102,9 +102,7 @@ void loom_filterbank_backward(float *dp, const float *dFx, const float *dFy, con
 /* C (m, n) = alpha op(A) op(B) + beta C, row-major, tight leading dimensions */
 static void mm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
                const float *B, float beta, float *C) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)n, (int)k, alpha, A, ta ? (int)m : (int)k, B, tb ? (int)k : (int)n,
-                beta, C, (int)n);
+    loom_gemm(ta, tb, m, n, k, alpha, A, ta ? m : k, B, tb ? k : n, beta, C, n);
 }
 
 void loom_attn_read_forward(float *r, float *tmp, const float *x, const float *Fx, const float *Fy,

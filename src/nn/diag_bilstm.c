@@ -17,7 +17,7 @@
 
 #include "fastmath.h"
 
-#include <cblas.h>
+#include "../core/gemm.h"
 #include <string.h>
 
 static size_t max_rows(loom_diag_dims d) { return (d.H < d.W ? d.H : d.W) * d.B; }
@@ -109,8 +109,7 @@ static void dir_forward(loom_diag_cache cache, float *col, float *r, const float
         }
         /* a += [h(i-1,j), h(i,j-+1)] @ w_ss: the skewed map's 2x1 column convolution */
         if (dg > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)g, (int)(2 * h),
-                        1.0f, col, (int)(2 * h), w_ss, (int)g, 0.0f, r, (int)g);
+            loom_gemm(false, false, rows, g, 2 * h, 1.0f, col, 2 * h, w_ss, g, 0.0f, r, g);
         rows = 0;
         for (size_t i = i0; i <= i1; i++) {
             const size_t j = diag_col(dg, i, W, rev);
@@ -159,8 +158,7 @@ void loom_diag_forward(float *y, loom_diag_cache cache, float *scratch, const fl
     hsum_build(hsum, cache.hs, cache.hs + N * h, d);
     for (size_t q = 0; q < N; q++)
         for (size_t k = 0; k < d.C; k++) y[q * d.C + k] = x[q * d.C + k] + p.b_out[k];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d.C, (int)h, 1.0f, hsum,
-                (int)h, p.w_out, (int)d.C, 1.0f, y, (int)d.C);
+    loom_gemm(false, false, N, d.C, h, 1.0f, hsum, h, p.w_out, d.C, 1.0f, y, d.C);
 }
 
 /* BPTT of one direction along the diagonals, last first. dH (N, h) holds the
@@ -201,8 +199,7 @@ static void dir_backward(float *dG, float *dH, float *dcarry, float *gbuf, float
         }
         if (dg == 0) break; /* the first pixel has no taps inside the image */
         /* a += [h(i-1,j), h(i,j-+1)] @ w_ss: send the gradient to the previous diagonal */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)(2 * h), (int)g, 1.0f,
-                    gbuf, (int)g, w_ss, (int)g, 0.0f, dcol, (int)(2 * h));
+        loom_gemm(false, true, rows, 2 * h, g, 1.0f, gbuf, g, w_ss, g, 0.0f, dcol, 2 * h);
         rows = 0;
         for (size_t i = i0; i <= i1; i++) {
             const size_t j = diag_col(dg, i, W, rev);
@@ -266,9 +263,8 @@ void loom_diag_backward(float *dx, loom_diag_grads gr, float *scratch, const flo
                     const int side = rev ? j + 1 < W : j > 0;
                     gather_taps(col + pix * 2 * h, hs, pix, i, side, rev, row, h);
                 }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(2 * h), (int)g, (int)N, 1.0f,
-                    col, (int)(2 * h), dG + (rev ? g : 0), (int)G, 1.0f,
-                    rev ? gr.w_ssr : gr.w_ssf, (int)g);
+        loom_gemm(true, false, 2 * h, g, N, 1.0f, col, 2 * h, dG + (rev ? g : 0), G, 1.0f,
+                  rev ? gr.w_ssr : gr.w_ssf, g);
     }
     if (gr.cls)
         for (size_t i = 0; i < H; i++)
@@ -291,8 +287,7 @@ void loom_diag_step_fwd(float *y, float *h_out, float *c_out, float *scratch, co
     float *hsum = tc + n * h;    /* (n, h) */
     for (size_t b = 0; b < n; b++) memcpy(a + b * g, p.b_is, g * sizeof *a);
     /* the forward half of gates = x @ w_is + b_is */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)g, (int)C, 1.0f, x, (int)C,
-                p.w_is, (int)G, 1.0f, a, (int)g);
+    loom_gemm(false, false, n, g, C, 1.0f, x, C, p.w_is, G, 1.0f, a, g);
     if (h_up || h_left) {
         for (size_t b = 0; b < n; b++) {
             float *dst = col + b * 2 * h;
@@ -301,8 +296,7 @@ void loom_diag_step_fwd(float *y, float *h_out, float *c_out, float *scratch, co
             if (h_left) memcpy(dst + h, h_left + b * h, h * sizeof *dst);
             else memset(dst + h, 0, h * sizeof *dst);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)g, (int)(2 * h), 1.0f,
-                    col, (int)(2 * h), p.w_ssf, (int)g, 1.0f, a, (int)g);
+        loom_gemm(false, false, n, g, 2 * h, 1.0f, col, 2 * h, p.w_ssf, g, 1.0f, a, g);
     }
     if (p.cls)
         for (size_t b = 0; b < n; b++)
@@ -313,8 +307,7 @@ void loom_diag_step_fwd(float *y, float *h_out, float *c_out, float *scratch, co
     for (size_t q = 0; q < n * h; q++) hsum[q] = h_out[q] + (hr_up ? hr_up[q] : 0.0f);
     for (size_t b = 0; b < n; b++)
         for (size_t k = 0; k < C; k++) y[b * C + k] = x[b * C + k] + p.b_out[k];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)h, 1.0f, hsum,
-                (int)h, p.w_out, (int)C, 1.0f, y, (int)C);
+    loom_gemm(false, false, n, C, h, 1.0f, hsum, h, p.w_out, C, 1.0f, y, C);
 }
 
 void loom_diag_row_rev(float *h_row, float *c_row, float *scratch, const float *x_row,
@@ -327,8 +320,7 @@ void loom_diag_row_rev(float *h_row, float *c_row, float *scratch, const float *
     float *tc = r + n * g;       /* (n, h) */
     /* the reverse half of gates = x @ w_is + b_is, the whole row at once */
     for (size_t q = 0; q < W * n; q++) memcpy(a + q * g, p.b_is + g, g * sizeof *a);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(W * n), (int)g, (int)C, 1.0f,
-                x_row, (int)C, p.w_is + g, (int)G, 1.0f, a, (int)g);
+    loom_gemm(false, false, W * n, g, C, 1.0f, x_row, C, p.w_is + g, G, 1.0f, a, g);
     if (p.cls)
         for (size_t j = 0; j < W; j++)
             for (size_t b = 0; b < n; b++)
@@ -344,8 +336,7 @@ void loom_diag_row_rev(float *h_row, float *c_row, float *scratch, const float *
                 if (right) memcpy(dst + h, right + b * h, h * sizeof *dst);
                 else memset(dst + h, 0, h * sizeof *dst);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)g, (int)(2 * h),
-                        1.0f, col, (int)(2 * h), p.w_ssr, (int)g, 0.0f, r, (int)g);
+            loom_gemm(false, false, n, g, 2 * h, 1.0f, col, 2 * h, p.w_ssr, g, 0.0f, r, g);
             for (size_t q = 0; q < n * g; q++) aj[q] += r[q];
         }
         const float *cright = j + 1 < W ? c_row + (j + 1) * n * h : NULL;

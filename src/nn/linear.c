@@ -1,6 +1,6 @@
 #include "nn.h"
 
-#include <cblas.h>
+#include "../core/gemm.h"
 #include <string.h>
 
 void loom_linear_forward(float *y, const float *x, const float *w, const float *b, size_t n,
@@ -9,19 +9,16 @@ void loom_linear_forward(float *y, const float *x, const float *w, const float *
     if (b) {
         for (size_t r = 0; r < n; r++) memcpy(y + r * m, b, m * sizeof *y);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, x,
-                (int)k, w, (int)m, b ? 1.0f : 0.0f, y, (int)m);
+    loom_gemm(false, false, n, m, k, 1.0f, x, k, w, m, b ? 1.0f : 0.0f, y, m);
 }
 
 void loom_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, size_t n, size_t k, size_t m) {
     /* forward: y = x @ w + b */
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, dy,
-                    (int)m, w, (int)m, 1.0f, dx, (int)k);
+        loom_gemm(false, true, n, k, m, 1.0f, dy, m, w, m, 1.0f, dx, k);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, x,
-                    (int)k, dy, (int)m, 1.0f, dw, (int)m);
+        loom_gemm(true, false, k, m, n, 1.0f, x, k, dy, m, 1.0f, dw, m);
     if (db) {
         for (size_t r = 0; r < n; r++) {
             const float *row = dy + r * m;

@@ -4,7 +4,7 @@
 
 #include "fastmath.h"
 
-#include <cblas.h>
+#include "../core/gemm.h"
 #include <string.h>
 
 size_t loom_rowlstm_scratch_floats(loom_rowlstm_dims d) {
@@ -41,8 +41,7 @@ static void ss_im2col(float *col, const float *hrow, size_t n, size_t W, size_t 
 void loom_rowlstm_row_ss(float *r, float *col, const float *h_prev, const float *w_ss, size_t n,
                          size_t W, size_t h) {
     ss_im2col(col, h_prev, n, W, h);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(n * W), (int)(4 * h),
-                (int)(3 * h), 1.0f, col, (int)(3 * h), w_ss, (int)(4 * h), 0.0f, r, (int)(4 * h));
+    loom_gemm(false, false, n * W, 4 * h, 3 * h, 1.0f, col, 3 * h, w_ss, 4 * h, 0.0f, r, 4 * h);
 }
 
 /* The LSTM update for npix pixels: a (npix, G) pre-activations in, activations
@@ -78,8 +77,7 @@ static void out_forward(float *y, const float *x, const float *hs, const float *
                         const float *b_out, size_t npix, size_t C, size_t h) {
     for (size_t p = 0; p < npix; p++)
         for (size_t k = 0; k < C; k++) y[p * C + k] = x[p * C + k] + b_out[k];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)npix, (int)C, (int)h, 1.0f, hs,
-                (int)h, w_out, (int)C, 1.0f, y, (int)C);
+    loom_gemm(false, false, npix, C, h, 1.0f, hs, h, w_out, C, 1.0f, y, C);
 }
 
 static void add_cls(float *a, const float *cls, size_t rows, size_t B, size_t W, size_t g) {
@@ -164,8 +162,7 @@ void loom_rowlstm_backward(float *dx, loom_rowlstm_grads gr, float *scratch, con
         if (ii == 0) break;
         /* a_i += im2col3(h_{i-1}) @ w_ss: send the gradient to the row above */
         float *dcol = rbuf; /* (B*W, 3h) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)row, (int)(3 * h), (int)g, 1.0f,
-                    dG + base * g, (int)g, p.w_ss, (int)g, 0.0f, dcol, (int)(3 * h));
+        loom_gemm(false, true, row, 3 * h, g, 1.0f, dG + base * g, g, p.w_ss, g, 0.0f, dcol, 3 * h);
         float *dhp = dH + (base - row) * h;
         for (size_t b = 0; b < d.B; b++)
             for (size_t j = 0; j < d.W; j++) {
@@ -183,9 +180,8 @@ void loom_rowlstm_backward(float *dx, loom_rowlstm_grads gr, float *scratch, con
     if (d.H > 1) {
         for (size_t ii = 1; ii < d.H; ii++)
             ss_im2col(col + (ii - 1) * row * 3 * h, cache.hs + (ii - 1) * row * h, d.B, d.W, h);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(3 * h), (int)g,
-                    (int)(n - row), 1.0f, col, (int)(3 * h), dG + row * g, (int)g, 1.0f, gr.w_ss,
-                    (int)g);
+        loom_gemm(true, false, 3 * h, g, n - row, 1.0f, col, 3 * h, dG + row * g, g, 1.0f, gr.w_ss,
+                  g);
     }
     if (gr.cls) {
         for (size_t ii = 0; ii < d.H; ii++)
@@ -200,8 +196,7 @@ void loom_rowlstm_backward(float *dx, loom_rowlstm_grads gr, float *scratch, con
     is_im2col(col, x, n, d.W, C);
     loom_linear_backward(NULL, gr.w_is, gr.b_is, dG, col, p.w_is, n, 2 * C, g);
     if (!dx) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(2 * C), (int)g, 1.0f, dG,
-                (int)g, p.w_is, (int)g, 0.0f, col, (int)(2 * C));
+    loom_gemm(false, true, n, 2 * C, g, 1.0f, dG, g, p.w_is, g, 0.0f, col, 2 * C);
     for (size_t q = 0; q < n; q++) {
         const float *src = col + q * 2 * C;
         if (q % d.W != 0)

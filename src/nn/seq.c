@@ -5,7 +5,7 @@
 
 #include "nn.h"
 
-#include <cblas.h>
+#include "../core/gemm.h"
 #include <string.h>
 
 #define LOOM_SEQ_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -71,12 +71,9 @@ void loom_seq_hh_backward(loom_seq_grads g, const float *dR, const float *h0, co
     const size_t B = d.B, H = d.H;
     if (g.w_hh) {
         if (d.T > 1)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G,
-                        (int)((d.T - 1) * B), 1.0f, y, (int)H, dR + B * G, (int)G, 1.0f, g.w_hh,
-                        (int)G);
+            loom_gemm(true, false, H, G, (d.T - 1) * B, 1.0f, y, H, dR + B * G, G, 1.0f, g.w_hh, G);
         if (h0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)B, 1.0f, h0,
-                        (int)H, dR, (int)G, 1.0f, g.w_hh, (int)G);
+            loom_gemm(true, false, H, G, B, 1.0f, h0, H, dR, G, 1.0f, g.w_hh, G);
     }
     if (g.b_hh)
         for (size_t r = 0; r < d.T * B; r++) {
@@ -93,13 +90,12 @@ void loom_gemm_thin(float *c, const float *a, const float *w, size_t M, size_t N
      * GRU's 32 x 768 x 256 step: 1.2x; on the 32 x 256 x 256 head: 2x. */
     const size_t blk = 64;
     if (M * N * K <= 1000000 || M > 64 || N <= blk) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a,
-                    (int)K, w, (int)N, beta, c, (int)N);
+        loom_gemm(false, false, M, N, K, 1.0f, a, K, w, N, beta, c, N);
         return;
     }
     for (size_t j = 0; j < N; j += blk)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)LOOM_SEQ_MIN(blk, N - j),
-                    (int)K, 1.0f, a, (int)K, w + j, (int)N, beta, c + j, (int)N);
+        loom_gemm(false, false, M, LOOM_SEQ_MIN(blk, N - j), K, 1.0f, a, K, w + j, N, beta, c + j,
+                  N);
 }
 
 void loom_seq_hh_forward(float *R, const float *h, loom_seq_params p, size_t B, size_t H,
@@ -114,6 +110,6 @@ void loom_seq_hh_dh(float *dh, const float *dR, const float *w_hh, size_t B, siz
      * of dh (rows of w_hh) for the same reason as loom_gemm_thin */
     const size_t blk = B * H * G <= 1000000 || B > 64 ? H : 64;
     for (size_t j = 0; j < H; j += blk)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)LOOM_SEQ_MIN(blk, H - j),
-                    (int)G, 1.0f, dR, (int)G, w_hh + j * G, (int)G, 1.0f, dh + j, (int)H);
+        loom_gemm(false, true, B, LOOM_SEQ_MIN(blk, H - j), G, 1.0f, dR, G, w_hh + j * G, G, 1.0f,
+                  dh + j, H);
 }
