@@ -17,6 +17,13 @@ CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) $(WARN) -fopenmp -f
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lopenblas -lz -lm
 # giflib (GIF writer, src/io/gif.c) ships no .pc file
 LDLIBS  += -lgif
+# oneDNN (libdnnl-dev, in DEB_PKGS): built in when its header is present (DNNL=0 leaves
+# it out). Sources test LOOM_HAVE_DNNL.
+DNNL    ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
+ifeq ($(DNNL),1)
+CFLAGS  += -DLOOM_HAVE_DNNL
+LDLIBS  += -ldnnl
+endif
 LDFLAGS += -fopenmp $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined)
 , := ,
 
@@ -43,7 +50,7 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/tests/fuzz_%)
 TEST_BIN += $(FUZZ_REPLAY)
 
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
-DEB_PKGS += libgif-dev
+DEB_PKGS += libgif-dev libdnnl-dev
 
 # `make colour-data`: 32x32 RGB patches of the photographs in mate-backgrounds (docs/data.md),
 # written once to $(COLOUR_DIR); the Debian interpreter, which is the one python3-pil serves.
@@ -144,7 +151,7 @@ bench: $(B)/loom
 # loom.pc records PREFIX (not DESTDIR).
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
-PC_LIBS_PRIVATE := -lgif -lopenblas -lz -lm -fopenmp
+PC_LIBS_PRIVATE := -lgif $(if $(filter 1,$(DNNL)),-ldnnl) -lopenblas -lz -lm -fopenmp
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/loom
