@@ -24,6 +24,16 @@ ifeq ($(DNNL),1)
 CFLAGS  += -DLOOM_HAVE_DNNL
 LDLIBS  += -ldnnl
 endif
+# OpenMPI (openmpi-bin, libopenmpi-dev, in DEB_PKGS): built in when mpicc is present
+# (MPI=0 leaves it out): `mpirun -np R loom train` trains data parallel
+# (docs/distributed.md). Only the CLI's cli/mpi.c includes mpi.h and only loom links
+# libmpi; the library knows no MPI (src/core/comm.h).
+MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+CFLAGS  += -DLOOM_HAVE_MPI
+MPI_INC := $(addprefix -isystem ,$(shell mpicc -showme:incdirs))
+MPI_LIB := $(shell mpicc -showme:link)
+endif
 LDFLAGS += -fopenmp $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined)
 , := ,
 
@@ -35,7 +45,7 @@ RUN     := env -u OPENBLAS_CORETYPE
 B       := $(if $(filter 1,$(SANITIZE)),build-san,build)
 LIB_SRC := $(wildcard src/*/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
-CLI_SRC := $(wildcard cli/*.c)
+CLI_SRC := $(filter-out $(if $(filter 1,$(MPI)),,cli/mpi.c),$(wildcard cli/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
@@ -51,6 +61,7 @@ TEST_BIN += $(FUZZ_REPLAY)
 
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
 DEB_PKGS += libgif-dev libdnnl-dev
+DEB_PKGS += openmpi-bin libopenmpi-dev
 
 # `make colour-data`: 32x32 RGB patches of the photographs in mate-backgrounds (docs/data.md),
 # written once to $(COLOUR_DIR); the Debian interpreter, which is the one python3-pil serves.
@@ -110,8 +121,10 @@ $(B)/libloom.so: $(B)/libloom.so.$(VERSION)
 	ln -sf libloom.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
+$(B)/obj/cli/mpi.o: CFLAGS += $(MPI_INC)
+
 $(B)/loom: $(CLI_OBJ) $(B)/libloom.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libloom.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libloom.a $(LDLIBS) $(MPI_LIB)
 
 $(B)/tests/%: tests/%.c $(B)/libloom.a $(HDRS)
 	@mkdir -p $(dir $@)
@@ -133,7 +146,7 @@ $(B)/test/obj/%.o: %.c $(HDRS)
 	$(CC) $(CFLAGS) -DLOOM_TEST_HOOKS -c $< -o $@
 
 $(B)/test/loom: $(filter-out $(HOOK_SRC:%.c=$(B)/obj/%.o),$(CLI_OBJ) $(LIB_OBJ)) $(HOOK_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIB)
 
 test: $(B)/loom $(B)/test/loom $(TEST_BIN) test-prefix
 	@$(RUN) LOOM=$(B)/loom LOOM_PREFIX=$(CURDIR)/$(B)/prefix $(EXAMPLE_ENV) sh tests/run.sh $(TEST_BIN)

@@ -81,6 +81,22 @@ void cli_draw_config(loom_config *cfg, const cli_draw_flags *f);
 double cli_now(void);
 size_t cli_peak_rss_mb(void);
 
+/* Data-parallel training (docs/distributed.md). cli_launcher_ranks: how many
+ * processes a launcher (mpirun, mpiexec, srun) started, from its environment,
+ * 0 when none did (cli/ranks.c, in every build). */
+int cli_launcher_ranks(void);
+#ifdef LOOM_HAVE_MPI
+/* cli/mpi.c, only in MPI builds: MPI_Init once and MPI_COMM_WORLD as a
+ * loom_comm; *local_size = the ranks on this machine */
+const loom_comm *cli_mpi_start(int *local_size);
+void cli_mpi_end(void); /* MPI_Finalize */
+typedef struct cli_mpi_stats {
+    double bytes_sent; /* by this rank to the others, over the run */
+    double seconds;    /* in collectives, waiting for the others included */
+} cli_mpi_stats;
+cli_mpi_stats cli_mpi_get_stats(void);
+#endif
+
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include "train/trainer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -67,11 +68,28 @@ typedef struct {
     bool quiet;
     loom_model *m;
     uint64_t seed;
+    int rank;      /* of a data-parallel run: only rank 0 reports */
+    long kill_at;  /* test hook LOOM_FAULT_KILL_RANK */
 } train_view;
+
+/* Test hook (docs/distributed.md), only in the test build: LOOM_FAULT_KILL_RANK=R:K
+ * makes rank R kill itself with SIGKILL after step K, a rank that dies. */
+static long fault_kill_rank(int rank) {
+#ifdef LOOM_TEST_HOOKS
+    const char *v = getenv("LOOM_FAULT_KILL_RANK");
+    char *end;
+    if (v && *v && strtol(v, &end, 10) == rank && *end == ':') return strtol(end + 1, NULL, 10);
+#else
+    (void)rank;
+#endif
+    return 0;
+}
 
 static void on_event(void *user, const loom_train_event *ev) {
     train_view *v = user;
     run_files *rf = v->rf;
+    if (v->kill_at && ev->step == v->kill_at && ev->kind != LOOM_TRAIN_SAMPLE) raise(SIGKILL);
+    if (v->rank) return;
     switch (ev->kind) {
     case LOOM_TRAIN_SKIP:
         say(rf, "%s", ev->msg);
@@ -133,14 +151,43 @@ static const char *usage_text =
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
-    "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
+    "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]\n"
+    "       mpirun -np R loom train ...   (or srun: data parallel over R ranks, docs/distributed.md)";
 
 int cmd_train(int argc, char **argv) {
+    /* Under mpirun or srun: one rank of a data-parallel run. The set-up is the
+     * same on every rank, so the others keep quiet until training starts
+     * (one error line, not R), and only rank 0 writes the run's files. */
+    const loom_comm *comm = NULL;
+    int local_ranks = 1, rank = 0, saved_stderr = -1;
+    const int launched = cli_launcher_ranks();
+#ifdef LOOM_HAVE_MPI
+    if (launched) {
+        comm = cli_mpi_start(&local_ranks);
+        rank = comm->rank;
+        if (rank) {
+            fflush(stderr);
+            saved_stderr = dup(2);
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0) dup2(null, 2), close(null);
+        }
+        if (comm->size != launched)
+            cli_die(2, "the launcher started %d processes but MPI sees %d (under srun: srun --mpi=pmix)",
+                    launched, comm->size);
+    }
+#else
+    if (launched > 1)
+        cli_die(2, "started as one of %d processes (mpirun or srun), but this loom is built without MPI "
+                "(install libopenmpi-dev and rebuild: make MPI=1)", launched);
+#endif
+    const int nranks = comm ? comm->size : 1;
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
     const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
-    size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
+    size_t layers = cfg.layers, hidden = cfg.hidden, zdim = 0;
+    /* ranks on one machine share its cores */
+    size_t threads = (size_t)LOOM_MAX(1, cli_default_threads() / local_ranks);
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
     bool conditional = false, quiet = false;
@@ -175,7 +222,7 @@ int cmd_train(int argc, char **argv) {
         {"checkpoint-every", ARG_LONG, &o.checkpoint_every, 0, 1e12, "checkpoint every N steps (default 500)", false},
         {"sample-every", ARG_LONG, &o.sample_every, 0, 1e12, "sample grid every N steps, 0 = only at the end", false},
         {"log-every", ARG_SIZE, &log_every, 1, 1e9, "metrics line every N steps (default 50)", false},
-        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores; per rank: cores / ranks on the machine)", false},
         {"time-limit", ARG_DOUBLE, &time_limit, 0, 1e9, "stop (and save) after this many seconds of training", false},
         {"quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr", false},
         {"out", ARG_STR, &out, 0, 0, "run directory to create (with its parents)", false},
@@ -254,11 +301,15 @@ int cmd_train(int argc, char **argv) {
     if (resume && target < ts->step)
         cli_die(2, "%s: --%s %ld is below the run's current step %ld (of %ld)", resume, epochs ? "epochs give" : "steps",
                 target, ts->step, loom_trainer_opts(t)->steps);
+    if ((st = loom_trainer_set_comm(t, comm, &err))) cli_die_err(st, &err);
     if (resume && target == ts->step) {
         fprintf(stderr, "loom: %s is complete at step %ld of %ld; nothing to do (give a larger --steps to train on)\n",
                 resume, ts->step, target);
         loom_trainer_free(t);
         loom_images_free(&all);
+#ifdef LOOM_HAVE_MPI
+        cli_mpi_end();
+#endif
         return 0;
     }
     if ((st = loom_trainer_set_steps(t, target, &err))) cli_die_err(st, &err);
@@ -266,7 +317,14 @@ int cmd_train(int argc, char **argv) {
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
 
-    run_files rf = {.dir = out, .tty = !quiet && isatty(2)};
+    run_files rf = {.dir = out, .tty = !quiet && isatty(2) && rank == 0};
+    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .rank = rank,
+                       .kill_at = fault_kill_rank(rank)};
+    if (rank) { /* set up as rank 0 was: from here on a rank's own failure is worth its line */
+        fflush(stderr);
+        if (saved_stderr >= 0) dup2(saved_stderr, 2), close(saved_stderr);
+        goto train;
+    }
     rf.log = fopen(join(out, "train.log"), "a");
     struct stat sb;
     bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0;
@@ -279,6 +337,12 @@ int cmd_train(int argc, char **argv) {
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
         loom_blas_core());
+    if (nranks > 1) {
+        const size_t u = loom_micro_shard(&cfg, o.batch), K = (o.batch + u - 1) / u;
+        say(&rf, "data parallel: %d ranks x %zu threads (%d on this machine), %zu micro-shards of %zu images "
+            "per batch, %zu to %zu per rank", nranks, threads, local_ranks, K, u, K / (size_t)nranks,
+            (K + (size_t)nranks - 1) / (size_t)nranks);
+    }
     if (*note) say(&rf, "%s", note);
     const loom_images *vset = loom_trainer_valid(t);
     if (vset->n && vset->labels) { /* which classes validate: the split is stratified */
@@ -301,21 +365,41 @@ int cmd_train(int argc, char **argv) {
         say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
             "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);
 
+train:
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     /* past a file size limit (ulimit -f), write() should fail with EFBIG and
      * reach the checkpoint writer's error, not kill the process */
     signal(SIGXFSZ, SIG_IGN);
-    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed};
+    const double run_t0 = cli_now();
+    const long step0 = ts->step;
     loom_train_hooks hooks = {.log = on_event, .should_stop = should_stop, .user = &view,
                               .log_every = log_every, .time_limit = time_limit};
     loom_train_stop why;
     st = loom_trainer_run(t, out, &hooks, &why, &err);
+    if (st && rank) cli_die_err(st, &err);
     if (st) {
         if (rf.log) fprintf(rf.log, "step %ld: %s\n", ts->step, err.msg);
         if (rf.tty) fputs("\r\033[K", stderr);
         cli_die_err(st, &err);
     }
+#ifdef LOOM_HAVE_MPI
+    if (rank) {
+        loom_trainer_free(t);
+        loom_images_free(&all);
+        cli_mpi_end();
+        return 0;
+    }
+    if (nranks > 1 && ts->step > step0) {
+        const cli_mpi_stats ms = cli_mpi_get_stats();
+        const double steps_run = (double)(ts->step - step0);
+        say(&rf, "data parallel: rank 0 sent %.3f MB per step; %.1f ms of %.1f ms per step in MPI collectives "
+            "(waiting for the other ranks included)", ms.bytes_sent / steps_run / 1e6, 1e3 * ms.seconds / steps_run,
+            1e3 * (cli_now() - run_t0) / steps_run);
+    }
+#else
+    (void)run_t0, (void)step0, (void)nranks;
+#endif
     if (why == LOOM_TRAIN_STOPPED) {
         say(&rf, "stopped by signal %d at step %ld; checkpoint saved, resume with: loom train --resume %s",
             (int)stop_requested, ts->step, out);
@@ -332,5 +416,8 @@ int cmd_train(int argc, char **argv) {
     fclose(rf.log), fclose(rf.csv);
     loom_trainer_free(t);
     loom_images_free(&all);
+#ifdef LOOM_HAVE_MPI
+    cli_mpi_end();
+#endif
     return 0;
 }

@@ -278,6 +278,7 @@ void loom_model_free(loom_model *m) {
     free_ws(m);
     for (size_t i = 0; i < m->ngbuf; i++) free(m->gbuf[i]);
     free(m->gbuf);
+    free(m->xbuf);
     free(m->w), free(m->g);
     free(m);
 }
@@ -507,23 +508,24 @@ static void run_adds(const loom_model *m, const grad_add *adds, size_t nadd) {
     }
 }
 
-loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
-                            const int32_t *labels, size_t n, loom_error *err) {
-    if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
-    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const size_t u = loom_micro_shard(&m->cfg, n), K = nmicro(n, u), W = wave_size(m->nthreads, K);
+/* root = the sum of the gradients of micro-shards [lo, hi) of a batch of n
+ * images cut into micro-shards of u, in the pairwise tree over their indices
+ * counted from lo (a node [lo, hi) of the batch's tree is exactly that sum),
+ * and nll[b] for their images; the training workspaces must be ready. */
+static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint8_t *imgs,
+                             const int32_t *labels, size_t n, size_t u, size_t lo, size_t hi,
+                             loom_error *err) {
+    const size_t K = hi - lo, W = wave_size(m->nthreads, K);
     const size_t D = tree_depth(K), P = grad_buffers(m->nthreads, K);
-    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, u), err);
+    loom_status st = need_gbufs(m, P, err);
     if (st) return st;
-    if ((st = need_gbufs(m, P, err))) return st;
     const size_t npix = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* dimensions */
-    double *nll = malloc(n * sizeof *nll);
     /* free: pool buffers not in use; stack: pending nodes, level: theirs; leaves: the wave's */
     float **mem = malloc((P + D + W) * sizeof *mem);
-    size_t *level = malloc(D * sizeof *level);
+    size_t *level = malloc((D ? D : 1) * sizeof *level);
     grad_add *adds = malloc((W + D) * sizeof *adds);
-    if (!nll || !mem || !level || !adds) {
-        free(nll), free(mem), free(level), free(adds);
+    if (!mem || !level || !adds) {
+        free(mem), free(level), free(adds);
         return loom_fail(err, LOOM_ENOMEM, "out of memory");
     }
     float **freeb = mem, **stack = mem + P, **leaves = mem + P + D;
@@ -531,9 +533,9 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
     for (size_t i = 0; i < P; i++) freeb[i] = m->gbuf[i];
     shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll,
                      .grads = leaves, .scale = 1.0f / (float)(n * npix)};
-    for (size_t j0 = 0; j0 < K; j0 += W) {
-        const size_t j1 = LOOM_MIN(K, j0 + W);
-        for (size_t j = j0; j < j1; j++) leaves[j - j0] = j == 0 ? m->g : freeb[--nfree];
+    for (size_t j0 = lo; j0 < hi; j0 += W) {
+        const size_t j1 = LOOM_MIN(hi, j0 + W);
+        for (size_t j = j0; j < j1; j++) leaves[j - j0] = j == lo ? root : freeb[--nfree];
         job.j0 = j0;
         run_micro(m, &job, n, u, j0, j1);
         size_t nadd = 0;
@@ -548,16 +550,187 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
             }
             stack[sp] = node, level[sp++] = l;
         }
-        if (j1 == K) /* g = N1 + (N2 + (... + Nr)): fold the stack from the top */
+        if (j1 == hi) /* g = N1 + (N2 + (... + Nr)): fold the stack from the top */
             for (; sp > 1; sp--) adds[nadd++] = (grad_add){stack[sp - 2], stack[sp - 1]};
         run_adds(m, adds, nadd);
     }
+    free(mem), free(level), free(adds);
+    return LOOM_OK;
+}
+
+/* the mean of nll (n) per dimension; LOOM_ENAN when it is not finite */
+static loom_status mean_loss(const loom_model *m, double *loss, const double *nll, size_t n,
+                             loom_error *err) {
+    const size_t npix = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width;
     double s = 0.0;
     for (size_t b = 0; b < n; b++) s += nll[b];
-    free(nll), free(mem), free(level), free(adds);
     *loss = s / (double)(n * npix);
     if (!isfinite(*loss)) return loom_fail(err, LOOM_ENAN, "loss is %g", *loss);
     return LOOM_OK;
+}
+
+loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
+                            const int32_t *labels, size_t n, loom_error *err) {
+    if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
+    const size_t u = loom_micro_shard(&m->cfg, n), K = nmicro(n, u);
+    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, u), err);
+    if (st) return st;
+    double *nll = malloc(n * sizeof *nll);
+    if (!nll) return loom_fail(err, LOOM_ENOMEM, "out of memory");
+    st = grad_tree(m, m->g, nll, imgs, labels, n, u, 0, K, err);
+    if (!st) st = mean_loss(m, loss, nll, n, err);
+    free(nll);
+    return st;
+}
+
+/* ------------------------------------------------------------ over ranks
+ *
+ * Rank r of R computes micro-shards [K r / R, K (r + 1) / R) (loom_rank_shards)
+ * and sums them into the nodes of the batch's tree that cover its range
+ * exactly (tree_cover: at most about 2 log2 K, one when the ranges fall on
+ * the tree's boundaries, e.g. R and K powers of two). The parameters are cut
+ * into R slices; an all-to-all hands every rank slice q of every node to
+ * rank q, which combines the nodes of its slice by the tree's own rule
+ * (sum(lo, hi) = sum(lo, lo + p) + sum(lo + p, hi)), and an all-gather of
+ * the combined slices gives every rank the whole gradient. The adds are
+ * elementwise, so a slice sums to the bits of the same floats of one
+ * process's loom_model_grad: any rank count, any thread count, same bits.
+ * Per step a rank sends (its nodes + 1) x nfloats x 4 x (R - 1) / R bytes
+ * (2 x nfloats x 4 x (R - 1) / R with one node, what a ring all-reduce
+ * sends), plus its images' NLLs (8 bytes each). */
+
+void loom_rank_shards(size_t K, int R, int r, size_t *j0, size_t *j1) {
+    *j0 = K * (size_t)r / (size_t)R;
+    *j1 = K * (size_t)(r + 1) / (size_t)R;
+}
+
+/* the largest power of two below k (k >= 2): where the tree splits k leaves */
+static size_t tree_split(size_t k) {
+    size_t p = 1;
+    while (p * 2 < k) p *= 2;
+    return p;
+}
+
+#define COVER_MAX 160 /* > 2 x 64 + 2: the most nodes a range of a 64-bit tree needs */
+
+/* appends to out (from *k) the nodes of subtree [lo, hi) that cover [a, b)
+ * exactly, in leaf order */
+static void tree_cover(size_t lo, size_t hi, size_t a, size_t b, size_t (*out)[2], size_t *k) {
+    if (b <= lo || hi <= a || lo >= hi) return;
+    if (a <= lo && hi <= b) {
+        out[*k][0] = lo, out[*k][1] = hi, (*k)++;
+        return;
+    }
+    const size_t p = tree_split(hi - lo);
+    tree_cover(lo, lo + p, a, b, out, k);
+    tree_cover(lo + p, hi, a, b, out, k);
+}
+
+/* The subtree [lo, hi) of slice values: nodes (nnodes) the cover of every
+ * rank in leaf order, vals[i] (len floats) node i's slice; returns the
+ * buffer holding the sum (one of vals, added into in place). */
+static float *tree_combine(size_t lo, size_t hi, const size_t (*nodes)[2], float *const *vals,
+                           size_t *next, size_t len) {
+    if (nodes[*next][0] == lo && nodes[*next][1] == hi) return vals[(*next)++];
+    const size_t p = tree_split(hi - lo);
+    float *l = tree_combine(lo, lo + p, nodes, vals, next, len);
+    const float *r = tree_combine(lo + p, hi, nodes, vals, next, len);
+    for (size_t k = 0; k < len; k++) l[k] += r[k];
+    return l;
+}
+
+/* rank q's slice of nf parameters: [slice(q), slice(q + 1)), whole 64-byte lines */
+static size_t slice_at(size_t nf, int R, int q) {
+    const size_t lines = (nf + 15) / 16;
+    return LOOM_MIN(nf, lines * (size_t)q / (size_t)R * 16);
+}
+
+/* at least `floats` floats in m->xbuf */
+static loom_status need_xbuf(loom_model *m, size_t floats, loom_error *err) {
+    if (floats <= m->nxbuf) return LOOM_OK;
+    float *p = realloc(m->xbuf, floats * sizeof *p);
+    if (!p) return loom_fail(err, LOOM_ENOMEM, "out of memory for %zu MB of exchange buffers",
+                             (floats * sizeof *p) >> 20);
+    m->xbuf = p, m->nxbuf = floats;
+    return LOOM_OK;
+}
+
+loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *imgs,
+                                  const int32_t *labels, size_t n, const loom_comm *c,
+                                  loom_error *err) {
+    if (!c || c->size <= 1) return loom_model_grad(m, loss, imgs, labels, n, err);
+    if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
+    const int R = c->size, me = c->rank;
+    const size_t u = loom_micro_shard(&m->cfg, n), K = nmicro(n, u), nf = m->nfloats;
+    if (K < (size_t)R)
+        return loom_fail(err, LOOM_EINVAL, "a batch of %zu images is %zu micro-shard%s of %zu, fewer than the %d ranks",
+                         n, K, K == 1 ? "" : "s", u, R);
+    loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, u), err);
+    if (st) return st;
+    /* every rank's cover, in rank order = leaf order: cov[first[r] .. first[r + 1]) */
+    size_t (*cov)[2] = malloc((size_t)R * COVER_MAX * sizeof *cov);
+    size_t *cnt = malloc(6 * (size_t)R * sizeof *cnt), *first = malloc(((size_t)R + 1) * sizeof *first);
+    double *nll = malloc(2 * n * sizeof *nll);
+    float **vals = NULL;
+    if (!cov || !cnt || !first || !nll) {
+        st = loom_fail(err, LOOM_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t *scount = cnt, *sdispl = cnt + R, *rcount = cnt + 2 * R, *rdispl = cnt + 3 * R;
+    size_t *icount = cnt + 4 * R, *idispl = cnt + 5 * R;
+    size_t ncov = 0;
+    for (int r = 0; r < R; r++) {
+        size_t a, b;
+        loom_rank_shards(K, R, r, &a, &b);
+        first[r] = ncov;
+        tree_cover(0, K, a, b, cov, &ncov);
+        idispl[r] = LOOM_MIN(a * u, n) * sizeof(double);
+        icount[r] = (LOOM_MIN(b * u, n) - LOOM_MIN(a * u, n)) * sizeof(double);
+    }
+    first[R] = ncov;
+    const size_t mine = first[me + 1] - first[me], s0 = slice_at(nf, R, me);
+    const size_t len = slice_at(nf, R, me + 1) - s0; /* my slice */
+    /* xbuf: my nodes (mine, nf), packed for the all-to-all (mine, nf), every
+     * node's slice `me` (ncov, len) */
+    if ((st = need_xbuf(m, 2 * mine * nf + ncov * len + 1, err))) goto done;
+    if (!(vals = malloc((ncov ? ncov : 1) * sizeof *vals))) {
+        st = loom_fail(err, LOOM_ENOMEM, "out of memory");
+        goto done;
+    }
+    float *nodes = m->xbuf, *packed = m->xbuf + mine * nf, *recv = m->xbuf + 2 * mine * nf;
+    double *nll_all = nll + n;
+    for (size_t i = 0; i < mine; i++) {
+        const size_t *nd = cov[first[me] + i];
+        if ((st = grad_tree(m, nodes + i * nf, nll, imgs, labels, n, u, nd[0], nd[1], err))) goto done;
+    }
+    /* to rank q: slice q of each of my nodes; from rank q: my slice of each of its */
+    size_t off = 0;
+    for (int q = 0; q < R; q++) {
+        const size_t q0 = slice_at(nf, R, q), ql = slice_at(nf, R, q + 1) - q0;
+        sdispl[q] = off * sizeof(float), scount[q] = mine * ql * sizeof(float);
+        for (size_t i = 0; i < mine; i++, off += ql)
+            memcpy(packed + off, nodes + i * nf + q0, ql * sizeof(float));
+        rdispl[q] = first[q] * len * sizeof(float);
+        rcount[q] = (first[q + 1] - first[q]) * len * sizeof(float);
+    }
+    if ((st = c->alltoallv(c->user, packed, scount, sdispl, recv, rcount, rdispl, err))) goto done;
+    for (size_t i = 0; i < ncov; i++) vals[i] = recv + i * len;
+    size_t next = 0;
+    const float *sum = tree_combine(0, K, (const size_t(*)[2])cov, vals, &next, len);
+    for (int q = 0; q < R; q++) {
+        const size_t q0 = slice_at(nf, R, q);
+        rdispl[q] = q0 * sizeof(float), rcount[q] = (slice_at(nf, R, q + 1) - q0) * sizeof(float);
+    }
+    if ((st = c->allgatherv(c->user, sum, len * sizeof(float), m->g, rcount, rdispl, err))) goto done;
+    if ((st = c->allgatherv(c->user, (const char *)nll + idispl[me], icount[me], nll_all, icount,
+                            idispl, err)))
+        goto done;
+    st = mean_loss(m, loss, nll_all, n, err);
+done:
+    free(cov), free(cnt), free(first), free(nll), free(vals);
+    return st;
 }
 
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,

@@ -5,6 +5,7 @@
 #ifndef LOOM_MODEL_H
 #define LOOM_MODEL_H
 
+#include "comm.h"
 #include "common.h"
 
 #define LOOM_NAMELEN 48
@@ -126,6 +127,8 @@ struct loom_model {
     int nthreads;
     float **gbuf;    /* (ngbuf, nfloats) gradients of micro-shards and tree nodes */
     size_t ngbuf;
+    float *xbuf;     /* (nxbuf) loom_model_grad_ranks: tree nodes and slices exchanged */
+    size_t nxbuf;
     void **ws;       /* per-thread workspaces */
     size_t ws_bytes; /* size of each */
     /* models with a latent noise vector (grupixel): training sets a fresh value
@@ -214,6 +217,17 @@ loom_status loom_model_check_masks(const loom_model *m, loom_error *err);
  * dimension (pixel and channel). Returns the mean NLL in nats per dimension. */
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err);
+/* loom_model_grad over the ranks of c (NULL or one rank: loom_model_grad):
+ * every rank passes the same batch, computes its micro-shards
+ * (loom_rank_shards) and gets the whole gradient in m->g and the loss, the
+ * same bits as loom_model_grad on one process (model.c "over ranks").
+ * Collective; LOOM_EINVAL when the batch has fewer micro-shards than ranks. */
+loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *imgs,
+                                  const int32_t *labels, size_t n, const loom_comm *c,
+                                  loom_error *err);
+/* micro-shards [*j0, *j1) of K that rank r of R computes: contiguous, in rank
+ * order, sizes within one of each other */
+void loom_rank_shards(size_t K, int R, int r, size_t *j0, size_t *j1);
 /* NLL per image in nats (nll_img (n)), batched internally in chunks of `chunk`. */
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err);

@@ -38,7 +38,13 @@ struct loom_trainer {
     loom_images owned;         /* the data, when the trainer owns it (loom_trainer_own_data) */
     const struct loom_context *ctx; /* the public API's context, or NULL */
     char *dir;                 /* the run directory, for the public API (loom_trainer_attach) */
+    const loom_comm *comm;     /* the ranks of a data-parallel run, or NULL (one process) */
 };
+
+/* several ranks train this run (loom_trainer_set_comm) */
+static bool ranked(const loom_trainer *t) { return t->comm && t->comm->size > 1; }
+/* this process writes the run's files: the only one, or rank 0 */
+static bool writer(const loom_trainer *t) { return !ranked(t) || t->comm->rank == 0; }
 
 static double now_s(void) {
     struct timespec t;
@@ -256,6 +262,7 @@ static char *join(const char *dir, const char *name) {
 }
 
 loom_status loom_trainer_start(loom_trainer *t, const char *dir, loom_error *err) {
+    if (!writer(t)) return LOOM_OK;
     char *ck = join(dir, "checkpoint.safetensors");
     if (!ck) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
     struct stat sb;
@@ -295,6 +302,7 @@ static loom_status write_text(const char *path, const char *text, loom_error *er
 loom_status loom_trainer_save(loom_trainer *t, const char *dir, loom_error *err) {
     for (size_t j = 0; j < t->n; j++) t->models[j].adam_t = t->adam[j].t;
     t->ts.adam_t = t->adam[0].t;
+    if (!writer(t)) return LOOM_OK;
     char *ck = join(dir, "checkpoint.safetensors"), *cj = join(dir, "config.json");
     char *text = loom_run_config_json(t->models, t->n, &t->o);
     loom_status st = LOOM_OK;
@@ -316,13 +324,32 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
     loom_model *m = t->models[i].m;
     const loom_images *set = &t->valid;
     size_t n = limit && limit < set->n ? limit : set->n;
-    double *nll = malloc(n * sizeof *nll), s = 0.0;
+    double *nll = malloc(2 * n * sizeof *nll), s = 0.0;
     if (!nll) return loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
-    /* in chunks of the training batch so the workspaces do not grow past training's */
-    loom_status st = loom_model_nll(m, nll, set->pixels, m->cfg.nclasses ? set->labels : NULL, n,
-                                    t->o.batch, err);
-    for (size_t k = 0; !st && k < n; k++) s += nll[k];
-    free(nll);
+    /* in chunks of the training batch so the workspaces do not grow past
+     * training's; over ranks, each computes a contiguous run of whole chunks
+     * (the same micro-shards, so the same bits, as one process) */
+    const size_t chunk = t->o.batch, nchunks = (n + chunk - 1) / chunk, eb = loom_images_example_bytes(set);
+    const int R = ranked(t) ? t->comm->size : 1, me = ranked(t) ? t->comm->rank : 0;
+    size_t *cnt = malloc(2 * (size_t)R * sizeof *cnt);
+    if (!cnt) {
+        free(nll);
+        return loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
+    }
+    for (int r = 0; r < R; r++) {
+        const size_t i0 = LOOM_MIN(n, nchunks * (size_t)r / (size_t)R * chunk);
+        const size_t i1 = LOOM_MIN(n, nchunks * (size_t)(r + 1) / (size_t)R * chunk);
+        cnt[R + r] = i0 * sizeof *nll, cnt[r] = (i1 - i0) * sizeof *nll;
+    }
+    const size_t i0 = cnt[R + me] / sizeof *nll, ni = cnt[me] / sizeof *nll;
+    loom_status st = ni ? loom_model_nll(m, nll + i0, set->pixels + i0 * eb,
+                                         m->cfg.nclasses ? set->labels + i0 : NULL, ni, chunk, err)
+                        : LOOM_OK;
+    if (!st && R > 1)
+        st = t->comm->allgatherv(t->comm->user, nll + i0, cnt[me], nll + n, cnt, cnt + R, err);
+    const double *all = R > 1 ? nll + n : nll;
+    for (size_t k = 0; !st && k < n; k++) s += all[k];
+    free(nll), free(cnt);
     if (!st) *bpd = loom_bits_per_dim(&m->cfg, s / (double)n);
     return st;
 }
@@ -332,7 +359,8 @@ static loom_status nll_grads(loom_trainer *t, double *losses, loom_error *err) {
     const size_t B = t->o.batch;
     for (size_t j = 0; j < t->n; j++) {
         loom_model *m = t->models[j].m;
-        loom_status st = loom_model_grad(m, &losses[j], t->batch, m->cfg.nclasses ? t->blabels : NULL, B, err);
+        loom_status st = loom_model_grad_ranks(m, &losses[j], t->batch, m->cfg.nclasses ? t->blabels : NULL,
+                                               B, t->comm, err);
         if (st) return st;
     }
     return LOOM_OK;
@@ -341,6 +369,8 @@ static loom_status nll_grads(loom_trainer *t, double *losses, loom_error *err) {
 loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, size_t cap,
                               loom_error *err) {
     if (!t->data) return loom_fail(err, LOOM_EINVAL, "trainer: no data (loom_trainer_set_data)");
+    if (t->grad && ranked(t))
+        return loom_fail(err, LOOM_EINVAL, "trainer: a custom objective cannot be trained over ranks (yet)");
     loom_train_opts *o = &t->o;
     loom_train_state *ts = &t->ts;
     const size_t B = o->batch, eb = loom_images_example_bytes(t->data);
@@ -420,7 +450,11 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
     loom_error serr;
     *why = LOOM_TRAIN_DONE;
     while (ts->step < o->steps) {
-        if (hooks && hooks->should_stop && hooks->should_stop(hooks->user)) {
+        /* over ranks, a stop request on any rank (a signal reaches them at
+         * different moments) stops every rank before the same step */
+        int stop = hooks && hooks->should_stop && hooks->should_stop(hooks->user);
+        if (ranked(t) && (st = t->comm->max_int(t->comm->user, &stop, err))) return st;
+        if (stop) {
             *why = LOOM_TRAIN_STOPPED;
             break;
         }
@@ -438,7 +472,9 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
         tstep += now_s() - ts0;
 
         /* out of time: this step is the last of this process; the run's target stays */
-        bool out_of_time = time_limit > 0 && now_s() - t0 >= time_limit;
+        int out_of_time = time_limit > 0 && now_s() - t0 >= time_limit;
+        if (time_limit > 0 && ranked(t) && (st = t->comm->max_int(t->comm->user, &out_of_time, err)))
+            return st;
         if (out_of_time) *why = LOOM_TRAIN_OUT_OF_TIME;
         const bool last = ts->step == o->steps || out_of_time;
         const bool do_eval = last || (o->eval_every && ts->step % o->eval_every == 0);
@@ -486,6 +522,24 @@ save_failed:
      * previous checkpoint in place (loom_safetensors_write is atomic) */
     return loom_fail(err, st, "%s; checkpoint of step %ld not written, the previous one is kept",
                      serr.msg, ts->step);
+}
+
+loom_status loom_trainer_set_comm(loom_trainer *t, const loom_comm *c, loom_error *err) {
+    t->comm = NULL;
+    if (!c || c->size <= 1) return LOOM_OK;
+    if (c->rank < 0 || c->rank >= c->size)
+        return loom_fail(err, LOOM_EINVAL, "trainer: rank %d of %d", c->rank, c->size);
+    for (size_t j = 0; j < t->n; j++) {
+        const loom_config *cfg = &t->models[j].m->cfg;
+        const size_t u = loom_micro_shard(cfg, t->o.batch), K = (t->o.batch + u - 1) / u;
+        if (K < (size_t)c->size)
+            return loom_fail(err, LOOM_EINVAL,
+                             "--batch %zu is %zu micro-shard%s of %zu images for model %s, fewer than the %d ranks "
+                             "(each computes whole micro-shards): use --batch %zu or more, or fewer ranks",
+                             t->o.batch, K, K == 1 ? "" : "s", u, cfg->model, c->size, u * (size_t)(c->size - 1) + 1);
+    }
+    t->comm = c;
+    return LOOM_OK;
 }
 
 loom_status loom_trainer_own_data(loom_trainer *t, loom_images *data, loom_error *err) {

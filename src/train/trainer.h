@@ -113,6 +113,17 @@ const struct loom_context *loom_trainer_context(const loom_trainer *t);
 const char *loom_trainer_dir(const loom_trainer *t); /* NULL when not attached */
 /* The run's target; below the steps already taken it is an error. */
 loom_status loom_trainer_set_steps(loom_trainer *t, long steps, loom_error *err);
+/* Data parallel: this process is rank c->rank of c->size (src/core/comm.h;
+ * borrowed, it must outlive the trainer's use; NULL or one rank: a single
+ * process). Every rank runs the same trainer on the same data and options:
+ * each computes its micro-shards of every batch (loom_model_grad_ranks), so
+ * all ranks hold the same gradient, loss, clipping norm, skip decision and
+ * weights, the bits of one process; evaluations are split by chunks; a stop
+ * request or the time limit on any rank stops all of them at the same step;
+ * only rank 0 writes files (start and save do nothing on the others). A
+ * batch needs at least as many micro-shards as there are ranks (LOOM_EINVAL
+ * naming --batch). Not with a custom objective (yet). */
+loom_status loom_trainer_set_comm(loom_trainer *t, const loom_comm *c, loom_error *err);
 /* A custom objective (NULL: each model's own NLL). */
 void loom_trainer_set_grad(loom_trainer *t, loom_train_grad_fn fn, void *user);
 
