@@ -400,7 +400,10 @@ train:
 #else
     (void)run_t0, (void)step0, (void)nranks;
 #endif
-    if (why == LOOM_TRAIN_STOPPED) {
+    if (why == LOOM_TRAIN_STOPPED && !stop_requested) {
+        say(&rf, "stopped by a signal to another rank at step %ld; checkpoint saved, resume with: loom train --resume %s",
+            ts->step, out);
+    } else if (why == LOOM_TRAIN_STOPPED) {
         say(&rf, "stopped by signal %d at step %ld; checkpoint saved, resume with: loom train --resume %s",
             (int)stop_requested, ts->step, out);
     } else {

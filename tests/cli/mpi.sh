@@ -91,6 +91,27 @@ for victim in 1 0; do
         "$T/K1/checkpoint.safetensors" "$T/K$victim.r/checkpoint.safetensors"
 done
 
+# ------------------------------------------------------------ stops decided together
+# --time-limit: the ranks' clocks differ, the stop must not (a rank that went on
+# alone would wait for the others forever)
+ok "mpi: --time-limit 1 on 2 ranks stops and saves" \
+    $MPIRUN -np 2 $LOOM train $ROW --steps 100000 --time-limit 1 --threads 1 --out "$T/TL"
+grep -q "^time limit: stopped at step" "$T/TL/train.log" && pass "mpi: --time-limit: the log says where it stopped" ||
+    fail "mpi: --time-limit: the log says where it stopped" "$(tail -2 "$T/TL/train.log")"
+# SIGTERM to one rank (Slurm's scancel signals every task, not at the same moment)
+$MPIRUN -np 2 $LOOM train $ROW --steps 100000 --threads 1 --log-every 1 --out "$T/SG" >/dev/null 2>&1 &
+mp=$!
+i=0
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+while [ $i -lt 300 ] && [ "$(lines "$T/SG/metrics.csv")" -lt 3 ]; do sleep 0.1; i=$((i + 1)); done
+victim=$(pgrep -P $mp | tail -n 1)
+[ -n "$victim" ] && kill -TERM "$victim"
+wait $mp; rc=$?
+[ "$rc" = 0 ] && grep -q "^stopped by \(a \)\{0,1\}signal" "$T/SG/train.log" &&
+    pass "mpi: SIGTERM to one rank stops both at the same step, saved, exit 0" ||
+    fail "mpi: SIGTERM to one rank stops both at the same step, saved, exit 0" "exit $rc: $(tail -1 "$T/SG/train.log")"
+ok "mpi: the signalled run resumes on 1 process" $LOOM train --resume "$T/SG" --steps 30 --threads 1 --quiet
+
 # ------------------------------------------------------------ refused
 # mpirun_rejects NAME CODE PATTERN CMD...: exit CODE, and among mpirun's own
 # banners exactly one "loom:" line (not one per rank) that matches PATTERN
