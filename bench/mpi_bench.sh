@@ -3,10 +3,11 @@
 # times per configuration (docs/distributed.md). Training images/s from each
 # run's metrics.csv (the LOG rows after the first, i.e. without start-up and the
 # first steps' warm-up), wall seconds of the whole command, and what rank 0
-# logged about the exchange. Usage: bench/mpi_bench.sh build/loom [DATA_DIR]
+# logged about the exchange. Usage: bench/mpi_bench.sh build/loom [DATA_DIR];
+# REPS=n rounds (3), GRUPIXEL=1 adds grupixel (slow).
 LOOM=${1:-build/loom}
 DATA=${2:-fashion-mnist}
-REPS=${REPS:-5}
+REPS=${REPS:-3}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 unset OPENBLAS_CORETYPE
 W=$(mktemp -d)
@@ -34,8 +35,8 @@ bench() {
     echo "$name MEDIAN: 1 process x 2 threads $(median <"$W/a") images/s, 2 ranks x 1 thread $(median <"$W/b") images/s, ratio (2 ranks / 2 threads) median $(median <"$W/ratios")"
 }
 echo "== $(date -u '+%Y-%m-%d %H:%M') $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-COMMON="--data $DATA --valid 0 --eval-every 0 --checkpoint-every 0 --log-every 10 --quiet"
-bench "rowlstm 4x32 batch 32" "--model rowlstm --layers 4 --hidden 32 --batch 32 --steps 40 $COMMON"
-bench "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64 --steps 60 $COMMON"
-bench "grupixel gru 1x256 batch 64" "--model grupixel --cell gru --layers 1 --hidden 256 --batch 64 --steps 20 $COMMON"
+COMMON="--data $DATA --valid 0 --eval-every 0 --checkpoint-every 0 --quiet"
+bench "rowlstm 4x32 batch 32" "--model rowlstm --layers 4 --hidden 32 --batch 32 --steps 16 --log-every 4 $COMMON"
+bench "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64 --steps 32 --log-every 8 $COMMON"
+[ -n "$GRUPIXEL" ] && bench "grupixel gru 1x256 batch 64" "--model grupixel --cell gru --layers 1 --hidden 256 --batch 64 --steps 8 --log-every 2 $COMMON"
 echo "== done $(date -u '+%H:%M'), load $(cut -d' ' -f1-3 /proc/loadavg)"
