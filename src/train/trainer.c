@@ -524,6 +524,30 @@ save_failed:
                      serr.msg, ts->step);
 }
 
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* what every rank of a run must agree on: options and models (config.json's
+ * text), the weights, the data position and the training data itself */
+static uint64_t run_fingerprint(const loom_trainer *t) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    char *text = loom_run_config_json(t->models, t->n, &t->o);
+    if (text) h = fnv1a(h, text, strlen(text));
+    free(text);
+    for (size_t j = 0; j < t->n; j++) h = fnv1a(h, t->models[j].m->w, t->models[j].m->nfloats * sizeof(float));
+    h = fnv1a(h, &t->ts.step, sizeof t->ts.step);
+    h = fnv1a(h, &t->ts.index, sizeof t->ts.index);
+    h = fnv1a(h, &t->ntrain, sizeof t->ntrain);
+    if (t->data) {
+        h = fnv1a(h, t->data->pixels, t->data->n * loom_images_example_bytes(t->data));
+        if (t->data->labels) h = fnv1a(h, t->data->labels, t->data->n * sizeof *t->data->labels);
+    }
+    return h;
+}
+
 loom_status loom_trainer_set_comm(loom_trainer *t, const loom_comm *c, loom_error *err) {
     t->comm = NULL;
     if (!c || c->size <= 1) return LOOM_OK;
@@ -538,6 +562,20 @@ loom_status loom_trainer_set_comm(loom_trainer *t, const loom_comm *c, loom_erro
                              "(each computes whole micro-shards): use --batch %zu or more, or fewer ranks",
                              t->o.batch, K, K == 1 ? "" : "s", u, cfg->model, c->size, u * (size_t)(c->size - 1) + 1);
     }
+    /* ranks that were given different flags, data or checkpoints would train
+     * different models and wait for each other's bytes forever, or worse,
+     * silently average them: compare fingerprints once */
+    uint64_t mine = run_fingerprint(t), *all = malloc((size_t)c->size * 2 * sizeof *all);
+    size_t *cnt = malloc((size_t)c->size * 2 * sizeof *cnt);
+    loom_status st = all && cnt ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
+    for (int r = 0; !st && r < c->size; r++) cnt[r] = sizeof mine, cnt[c->size + r] = (size_t)r * sizeof mine;
+    if (!st) st = c->allgatherv(c->user, &mine, sizeof mine, all, cnt, cnt + c->size, err);
+    for (int r = 1; !st && r < c->size; r++)
+        if (all[r] != all[0])
+            st = loom_fail(err, LOOM_EINVAL, "rank %d of %d does not train the run rank 0 trains (other flags, "
+                           "data or checkpoint): every rank must be started with the same ones", r, c->size);
+    free(all), free(cnt);
+    if (st) return st;
     t->comm = c;
     return LOOM_OK;
 }

@@ -122,7 +122,9 @@ loom_status loom_trainer_set_steps(loom_trainer *t, long steps, loom_error *err)
  * request or the time limit on any rank stops all of them at the same step;
  * only rank 0 writes files (start and save do nothing on the others). A
  * batch needs at least as many micro-shards as there are ranks (LOOM_EINVAL
- * naming --batch). Not with a custom objective (yet). */
+ * naming --batch), and every rank must hold the same run (options, weights,
+ * data position, training data: compared once here, collectively; LOOM_EINVAL
+ * otherwise). Call it after set_data. Not with a custom objective (yet). */
 loom_status loom_trainer_set_comm(loom_trainer *t, const loom_comm *c, loom_error *err);
 /* A custom objective (NULL: each model's own NLL). */
 void loom_trainer_set_grad(loom_trainer *t, loom_train_grad_fn fn, void *user);

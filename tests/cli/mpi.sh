@@ -134,6 +134,13 @@ mpirun_rejects "mpi: a bad flag is one error line, not one per rank" 2 "unknown 
     $MPIRUN -np 2 $LOOM train $ROW --bogus --out "$T/bad"
 mpirun_rejects "mpi: an existing run directory is refused" 2 "already holds a run" \
     $MPIRUN -np 2 $LOOM train $ROW --steps 2 --threads 1 --out "$T/ROW1"
+# ranks started with different flags (here the seed) would train different
+# models: refused before anything is written
+mpirun_rejects "mpi: ranks with different flags are refused" 2 "rank 1 of 2 does not train the run rank 0 trains" \
+    $MPIRUN -np 1 $LOOM train $ROW --steps 2 --threads 1 --seed 1 --out "$T/mpmd" : \
+    -np 1 $LOOM train $ROW --steps 2 --threads 1 --seed 2 --out "$T/mpmd"
+[ ! -e "$T/mpmd/checkpoint.safetensors" ] && pass "mpi: ranks with different flags wrote no checkpoint" ||
+    fail "mpi: ranks with different flags wrote no checkpoint" "it did"
 # srun without an MPI plug-in starts N singletons: each would train alone
 rejects "mpi: a launcher's N tasks that MPI sees as 1 are refused" 2 "started 2 processes but MPI sees 1" \
     env SLURM_STEP_NUM_TASKS=2 $LOOM train $ROW --steps 1 --threads 1 --out "$T/single"
