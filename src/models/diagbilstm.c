@@ -199,8 +199,9 @@ static void step_at(sample_ws *ws, const loom_model *m, size_t l, size_t i, size
                        layer_params(m, l, cond ? ws->cls + l * n * 8 * h : NULL), n, C, h);
 }
 
-static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
-                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+/* the sampler: f says which pixels it draws (and collects log p of the others) */
+static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
+                       size_t n, const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
     const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 8 * h;
     const size_t rowst = W * n * h; /* one layer's row of states */
@@ -213,14 +214,14 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         for (size_t j = 0; j < W; j++) {
             /* colour: pass pc draws channel pc given the channels before it; the
              * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
-            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            const size_t passes = loom_pixelrnn_passes(c, i, j, f);
             for (size_t pc = 0; pc < passes; pc++) {
                 loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
                                         passes == 1 ? loom_channels(c) : pc);
                 for (size_t l = 0; l < L; l++)
                     step_at(&ws, m, l, i, j, n, cond);
                 loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
-                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, f,
                                          temperature, rngs);
             }
         }
@@ -233,6 +234,19 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         float *t = ws.hf_prev; ws.hf_prev = ws.hf_cur; ws.hf_cur = t;
         t = ws.hr_prev; ws.hr_prev = ws.hr_cur; ws.hr_cur = t;
     }
+}
+
+static void db_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
+                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {NULL, keep, NULL};
+    fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
+}
+
+static void db_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
+                            const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {given, 0, logw};
+    for (size_t b = 0; b < n; b++) logw[b] = 0.0;
+    fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
 }
 
 const loom_model_ops loom_diagbilstm_ops = {
@@ -250,5 +264,6 @@ const loom_model_ops loom_diagbilstm_ops = {
     .backward_out = db_backward_out,
     .sample_ws_bytes = db_sample_ws_bytes,
     .sample = db_sample,
+    .sample_given = db_sample_given,
     .masked = db_masked,
 };

@@ -3,6 +3,7 @@
 
 #include "../nn/nn.h"
 
+#include <math.h>
 #include <string.h>
 
 /* The colour input convolution's taps: mask A's 24 taps, then the centre,
@@ -307,8 +308,15 @@ void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_
 
 size_t loom_pixelrnn_in_cols(const loom_config *c) { return in_rows(c); }
 
-size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, size_t keep) {
-    return nch(c) > 1 && i * c->width + j >= keep ? nch(c) : 1;
+size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, const loom_pixelrnn_fill *f) {
+    return nch(c) > 1 && loom_pixelrnn_drawn(f, i * c->width + j) ? nch(c) : 1;
+}
+
+double loom_pixelrnn_logp(const float *z, uint8_t v) {
+    double mx = z[0], s = 0.0;
+    for (int k = 1; k < 256; k++) mx = z[k] > mx ? z[k] : mx;
+    for (int k = 0; k < 256; k++) s += exp((double)z[k] - mx);
+    return (double)z[v] - mx - log(s);
 }
 
 void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
@@ -321,17 +329,23 @@ void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const u
 
 void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, const float *X,
                               const loom_model *m, const loom_pixelrnn_arch *a, size_t i,
-                              size_t j, size_t ch, size_t n, size_t keep, float temperature,
-                              loom_rng *rngs) {
+                              size_t j, size_t ch, size_t n, const loom_pixelrnn_fill *f,
+                              float temperature, loom_rng *rngs) {
     const size_t H = m->cfg.height, W = m->cfg.width, nc = nch(&m->cfg), K = 256 * nc;
     const float *w = m->w;
     head_forward(logits, Z, A, X, w + head_param(m, a, 0)->offset,
                                w + head_param(m, a, 1)->offset, w + head_param(m, a, 2)->offset,
                                w + head_param(m, a, 3)->offset, n, 2 * m->cfg.hidden, K);
-    if (i * W + j >= keep)
+    if (loom_pixelrnn_drawn(f, i * W + j)) {
         for (size_t b = 0; b < n; b++)
             imgs[((b * nc + ch) * H + i) * W + j] =
                 loom_pixelrnn_draw(logits + b * K + ch * 256, temperature, &rngs[b]);
+    } else if (f->logw) {
+        for (size_t b = 0; b < n; b++)
+            for (size_t k = 0; k < nc; k++)
+                f->logw[b] += loom_pixelrnn_logp(logits + b * K + k * 256,
+                                                 imgs[((b * nc + k) * H + i) * W + j]);
+    }
 }
 
 /* ------------------------------------------------------------ colour masks */

@@ -103,25 +103,41 @@ void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_
                            const int32_t *labels, size_t n);
 /* columns of the input convolution's im2col: 24 (gray), 75 (colour) */
 size_t loom_pixelrnn_in_cols(const loom_config *c);
+/* Which pixels a sampler draws: those of raster index >= keep, or, when
+ * given != NULL (H*W), those where given[p] == 0; logw (n, or NULL) += log p
+ * of each given pixel under the model (ops->sample_given). */
+typedef struct loom_pixelrnn_fill {
+    const uint8_t *given;
+    size_t keep;
+    double *logw;
+} loom_pixelrnn_fill;
+static inline int loom_pixelrnn_drawn(const loom_pixelrnn_fill *f, size_t p) {
+    return f->given ? !f->given[p] : p >= f->keep;
+}
+/* log softmax(z (256))[v] in double */
+double loom_pixelrnn_logp(const float *z, uint8_t v);
+
 /* How many times the sampler runs pixel (i, j): 1 in gray or when the pixel is
- * given (raster index < keep); in colour 3 when drawn, pass c drawing channel
+ * given; in colour 3 when drawn, pass c drawing channel
  * c from a state computed with the pixel's channels < c (the masks make
  * channel c's logits independent of the others, and since mask A hides the
  * last channel from every feature of its pixel, the last pass's state is the
  * state of the finished pixel). */
-size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, size_t keep);
+size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, const loom_pixelrnn_fill *f);
 /* x0 (n, C) = the input convolution at (i, j) of imgs (n, ch, H, W); col (n,
  * in_cols); colour: only the first `known` channels of (i, j) are read, the
  * others taken as 0 */
 void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
                              size_t i, size_t j, size_t n, size_t known);
 /* the head on the last layer's X (n, C) at (i, j), then channel ch of pixel
- * (i, j) of each image drawn at `temperature` with rngs[b] unless its raster
- * index < keep; logits (n, ch*256), Z, A (n, C) scratch */
+ * (i, j) of each image drawn at `temperature` with rngs[b] when f draws the
+ * pixel; when it is given and f->logw is set, f->logw[b] += the log
+ * probability of all its channels (one pass: given, all channels are known);
+ * logits (n, ch*256), Z, A (n, C) scratch */
 void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, const float *X,
                               const loom_model *m, const loom_pixelrnn_arch *a, size_t i,
-                              size_t j, size_t ch, size_t n, size_t keep, float temperature,
-                              loom_rng *rngs);
+                              size_t j, size_t ch, size_t n, const loom_pixelrnn_fill *f,
+                              float temperature, loom_rng *rngs);
 
 /* one value in 0..255 from the softmax of z (256) at `temperature` */
 uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng);

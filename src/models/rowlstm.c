@@ -214,8 +214,9 @@ static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, si
     }
 }
 
-static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
-                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+/* the sampler: f says which pixels it draws (and collects log p of the others) */
+static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
+                       size_t n, const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
     const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 4 * h;
     const int cond = c->nclasses > 0 && labels;
@@ -235,19 +236,32 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         for (size_t j = 0; j < W; j++) {
             /* colour: pass pc draws channel pc given the channels before it; the
              * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
-            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            const size_t passes = loom_pixelrnn_passes(c, i, j, f);
             for (size_t pc = 0; pc < passes; pc++) {
                 loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
                                         passes == 1 ? loom_channels(c) : pc);
                 layers_at(&ws, m, i, j, n, cond);
                 loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
-                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, f,
                                          temperature, rngs);
             }
         }
         float *t = ws.hprev; ws.hprev = ws.hcur; ws.hcur = t;
         t = ws.cprev; ws.cprev = ws.ccur; ws.ccur = t;
     }
+}
+
+static void rl_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
+                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {NULL, keep, NULL};
+    fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
+}
+
+static void rl_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
+                            const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {given, 0, logw};
+    for (size_t b = 0; b < n; b++) logw[b] = 0.0;
+    fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
 }
 
 const loom_model_ops loom_rowlstm_ops = {
@@ -265,5 +279,6 @@ const loom_model_ops loom_rowlstm_ops = {
     .backward_out = rl_backward_out,
     .sample_ws_bytes = rl_sample_ws_bytes,
     .sample = rl_sample,
+    .sample_given = rl_sample_given,
     .masked = rl_masked,
 };
