@@ -432,7 +432,7 @@ static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int3
 
 static void gp_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
-    const loom_pixelrnn_fill f = {NULL, keep, NULL};
+    const loom_pixelrnn_fill f = {NULL, keep, NULL, NULL, NULL};
     fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
 }
 
@@ -440,7 +440,7 @@ static void gp_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_
  * first hidden one as well: the weights are those of p(z, hidden | given) */
 static void gp_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
                             const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
-    const loom_pixelrnn_fill f = {given, 0, logw};
+    const loom_pixelrnn_fill f = {given, 0, logw, NULL, NULL};
     for (size_t b = 0; b < n; b++) logw[b] = 0.0;
     fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
 }

@@ -336,7 +336,7 @@ unsigned loom_model_caps(const loom_model *m) {
     unsigned c = 0;
     if (!(o->cannot_sample && o->cannot_sample(&m->cfg))) c |= LOOM_CAP_SAMPLE;
     if (!(o->nll_kind && o->nll_kind(&m->cfg))) c |= LOOM_CAP_EXACT_NLL;
-    if (o->logits) c |= LOOM_CAP_CONDITIONALS;
+    if (o->logits && !m->cfg.multiscale) c |= LOOM_CAP_CONDITIONALS; /* multi-scale: two models' */
     if (o->iw_nll && (c & LOOM_CAP_SAMPLE)) c |= LOOM_CAP_IW_BOUND;
     if (o->reconstruct) c |= LOOM_CAP_RECONSTRUCT;
     if (loom_model_nframes(m)) c |= LOOM_CAP_STAGES;

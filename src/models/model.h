@@ -21,6 +21,10 @@ typedef struct loom_config {
     int nclasses;       /* 0: unconditional */
     char cell[8];       /* grupixel: "gru" | "lstm" | "rnn"; "" for models without cells */
     size_t zdim;        /* grupixel: noise dimension; 0 for models without a latent */
+    /* rowlstm, diagbilstm: 0, or S: a multi-scale PixelRNN (docs/rowlstm.md,
+     * "Multi-scale"): an S x (W*S/H) model of the image subsampled every H/S
+     * pixels, and the full model conditioned on it */
+    size_t multiscale;
 } loom_config;
 
 typedef struct loom_param {
@@ -228,7 +232,10 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err);
 /* Per-pixel logits (n, H, W, 256), for colour (n, H, W, 3, 256): channel c's
- * 256 logits at each pixel; single-threaded; LOOM_EINVAL when the model has none. */
+ * 256 logits at each pixel; single-threaded; LOOM_EINVAL when the model has none.
+ * Multi-scale models: the full model's, given the small image subsampled from
+ * imgs (so they are not raster-order conditionals of p(x): no
+ * LOOM_CAP_CONDITIONALS). */
 loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err);
 /* Importance-weighted bound with K samples per image (nll_img (n), nats), in
