@@ -28,7 +28,7 @@ $LOOM inpaint "$T/g" --image $P/gray/test/00.png --mask tests/fixtures/inpaint/h
     --out "$T/o.png" --json >"$T/j" 2>"$T/err"
 grep -q '"kind": "estimated"' "$T/j" && grep -q '"ess": ' "$T/j" && pass "multiscale: inpaint" ||
     fail "multiscale: inpaint" "$(cat "$T/j" "$T/err")"
-rejects "multiscale: complete refuses it" 2 "not autoregressive" $LOOM complete "$T/g" --data $P/gray --out "$T/x.png"
+rejects "multiscale: complete refuses it" 2 "loom inpaint fills any mask" $LOOM complete "$T/g" --data $P/gray --out "$T/x.png"
 
 # bad values
 rejects "multiscale: S that does not divide the height" 2 "--multiscale 3" \
