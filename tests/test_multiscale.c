@@ -11,9 +11,10 @@
 
 static const char *const models[2] = {"rowlstm", "diagbilstm"};
 
-static loom_model *make(int which, size_t H, size_t W, size_t C, size_t S, size_t L, size_t h, int threads,
-                        uint64_t seed) {
-    loom_config cfg = {.height = H, .width = W, .channels = C, .layers = L, .hidden = h, .multiscale = S};
+static loom_model *make_k(int which, size_t H, size_t W, size_t C, size_t S, size_t L, size_t h, int K,
+                          int threads, uint64_t seed) {
+    loom_config cfg = {.height = H, .width = W, .channels = C, .layers = L, .hidden = h, .multiscale = S,
+                       .nclasses = K};
     snprintf(cfg.model, sizeof cfg.model, "%s", models[which]);
     loom_model *m = test_model(&cfg, threads, seed, 0.4f);
     for (size_t p = 0; p < m->nparams; p++) /* the jitter moved the masked weights */
@@ -21,23 +22,28 @@ static loom_model *make(int which, size_t H, size_t W, size_t C, size_t S, size_
             if (m->ops->masked(m, p, k)) m->w[m->params[p].offset + k] = 0.0f;
     return m;
 }
+static loom_model *make(int which, size_t H, size_t W, size_t C, size_t S, size_t L, size_t h, int threads,
+                        uint64_t seed) {
+    return make_k(which, H, W, C, S, L, h, 0, threads, seed);
+}
 
 static double loss_per_dim(void *p) {
     const test_model_ctx *c = p;
     return test_nll_sum(c) / (double)(c->n * c->m->cfg.height * c->m->cfg.width * loom_channels(&c->m->cfg));
 }
 
-static void test_gradients(int which, size_t C) {
+static void test_gradients(int which, size_t C, int K) {
     const size_t n = 2, H = 4, W = 6;
-    loom_model *m = make(which, H, W, C, 2, 2, 3, 1, 7);
+    loom_model *m = make_k(which, H, W, C, 2, 2, 3, K, 1, 7);
     uint8_t imgs[2 * 3 * 4 * 6];
     test_random_images_seed(imgs, n * C * H * W, 3);
-    test_model_ctx c = {m, imgs, NULL, n};
+    int32_t labels[2] = {1, 2};
+    test_model_ctx c = {m, imgs, K ? labels : NULL, n};
     double loss;
-    loom_model_grad(m, &loss, imgs, NULL, n, NULL);
+    loom_model_grad(m, &loss, imgs, c.labels, n, NULL);
     float *g = malloc(m->nfloats * sizeof *g);
     memcpy(g, m->g, m->nfloats * sizeof *g);
-    const char *col = C == 3 ? "RGB" : "gray";
+    const char *col = C == 3 ? "RGB" : K ? "gray conditional" : "gray";
     char name[200];
     snprintf(name, sizeof name, "%s multiscale %s: loss == nll per dimension", models[which], col);
     CHECK(name, fabs(loss - loss_per_dim(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, loss_per_dim(&c));
@@ -270,11 +276,12 @@ static void test_config(void) {
 int main(void) {
     for (int which = 0; which < 2; which++)
         for (size_t C = 1; C <= 3; C += 2) {
-            test_gradients(which, C);
+            test_gradients(which, C, 0);
             test_decomposition(which, C);
             test_causality(which, C);
             test_sampler(which, C);
         }
+    test_gradients(0, 1, 3); /* class tables in both models */
     test_config();
     CHECK_DONE();
 }
