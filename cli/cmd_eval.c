@@ -102,6 +102,9 @@ int cmd_info(int argc, char **argv) {
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
         if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
+        if (c->multiscale)
+            printf("multiscale  a %zux%zu model of every %zu-th pixel, then the full image given it\n",
+                   c->multiscale, c->width * c->multiscale / c->height, c->height / c->multiscale);
         printf("can         %s\n", capl);
         if (o.class_names) {
             printf("classes    ");

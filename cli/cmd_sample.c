@@ -143,6 +143,9 @@ int cmd_complete(int argc, char **argv) {
     const loom_config *c = &m->cfg;
     /* images (C, H, W), EX bytes; keep = rows * W raster positions, every channel of them */
     const size_t H = c->height, W = c->width, HW = H * W, C = loom_channels(c), EX = C * HW;
+    if (c->multiscale)
+        cli_die(2, "complete: a multi-scale model has no raster-order conditionals to complete with "
+                "(loom inpaint fills any mask)");
     if (!(loom_model_caps(m) & LOOM_CAP_CONDITIONALS))
         cli_die(2, "complete: model %s is not autoregressive (no per-pixel conditionals to complete with)",
                 m->ops->name);

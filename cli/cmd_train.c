@@ -188,7 +188,7 @@ int cmd_train(int argc, char **argv) {
     size_t layers = cfg.layers, hidden = cfg.hidden, zdim = 0;
     /* ranks on one machine share its cores */
     size_t threads = (size_t)LOOM_MAX(1, cli_default_threads() / local_ranks);
-    size_t epochs = 0, log_every = 50;
+    size_t epochs = 0, log_every = 50, multiscale = 0;
     double time_limit = 0;
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
@@ -204,6 +204,8 @@ int cmd_train(int argc, char **argv) {
         {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
+        {"multiscale", ARG_SIZE, &multiscale, 1, 4096,
+         "rowlstm, diagbilstm: model the image subsampled to S rows, then the full image given it", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
         {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
@@ -263,6 +265,8 @@ int cmd_train(int argc, char **argv) {
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         cli_draw_config(&cfg, &df);
+        if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
+            cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
         absolute_data(o.data, sizeof o.data, data);
     }
 
@@ -273,7 +277,7 @@ int cmd_train(int argc, char **argv) {
     cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
     if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
-        cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c;
+        cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c, cfg.multiscale = multiscale;
         if (conditional) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;

@@ -13,6 +13,7 @@ static const struct {
     {"eval", cmd_eval, "NLL of a split (exact, or a stated bound): bits/dim, nats/image"},
     {"sample", cmd_sample, "draw images into a PNG grid"},
     {"complete", cmd_complete, "complete the bottom of test images; NLL of the hidden part"},
+    {"inpaint", cmd_inpaint, "fill any masked region of an image (importance resampling; autoencoders: approximate)"},
     {"reconstruct", cmd_reconstruct, "autoencoders (draw): test images next to their reconstructions"},
     {"interpolate", cmd_interpolate, "models with codes (rae): decode codes between two test images"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},

@@ -91,6 +91,9 @@ loom_status loom_png_folder_load_channels(loom_images *out, const char *dir, siz
 /* = loom_png_folder_load_channels(out, dir, 1, err): every image to gray with
  * libpng's rule (docs/data.md); loom_images_load keeps colour instead. */
 loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *err);
+/* One PNG file as one image (n = 1) of c = channels (1 gray, 3 RGB, 0 as the
+ * file is), decoded as loom_png_folder_load_channels decodes each file. */
+loom_status loom_png_read(loom_images *out, const char *path, size_t channels, loom_error *err);
 /* Colour to gray in place: c = 3 becomes c = 1 with ITU-R BT.601 luma,
  * Y = round(0.299 R + 0.587 G + 0.114 B), exactly (299 R + 587 G + 114 B +
  * 500) / 1000 in integers. c = 1 is left alone; any other c is LOOM_EINVAL. */

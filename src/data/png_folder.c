@@ -333,6 +333,15 @@ static loom_status decode_all(loom_images *out, char *const *files, size_t n, si
     return LOOM_OK;
 }
 
+loom_status loom_png_read(loom_images *out, const char *path, size_t channels, loom_error *err) {
+    if (!out || !path) return loom_fail(err, LOOM_EINVAL, "loom_png_read: out or path is NULL");
+    memset(out, 0, sizeof *out);
+    if (channels != 0 && channels != 1 && channels != 3)
+        return loom_fail(err, LOOM_EINVAL, "%s: %zu channels asked for (0, 1 or 3)", path, channels);
+    char *files[1] = {(char *)path};
+    return decode_all(out, files, 1, channels, err);
+}
+
 loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *err) {
     return loom_png_folder_load_channels(out, dir, 1, err);
 }

@@ -58,6 +58,7 @@ static void model_json(cJSON *m, const loom_config *cfg) {
     /* only models with a cell / a latent write these, so other configs read as before */
     if (cfg->cell[0]) cJSON_AddStringToObject(m, "cell", cfg->cell);
     if (cfg->zdim) cJSON_AddNumberToObject(m, "zdim", (double)cfg->zdim);
+    if (cfg->multiscale) cJSON_AddNumberToObject(m, "multiscale", (double)cfg->multiscale);
     if (cfg->steps_draw) { /* draw */
         cJSON_AddNumberToObject(m, "steps_draw", (double)cfg->steps_draw);
         cJSON_AddNumberToObject(m, "read_n", (double)cfg->read_n);
@@ -204,7 +205,7 @@ static void raw_numbers(cJSON *root, const char *json) {
 static const char *const *model_keys(const char *model) {
     /* channels: only the models that take colour (rowlstm, diagbilstm) */
     static const char *const plain[] = {"name", "height", "width", "channels", "layers", "hidden",
-                                        "classes", NULL};
+                                        "classes", "multiscale", NULL};
     static const char *const grupixel[] = {"name", "height", "width", "layers", "hidden", "classes",
                                            "cell", "zdim", NULL};
     static const char *const draw[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
@@ -266,6 +267,10 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
     if (cJSON_GetObjectItemCaseSensitive(m, "zdim")) {
         if ((st = get_int(m, "zdim", 1, 4096, &v, what, err))) return st;
         cfg->zdim = (size_t)v;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m, "multiscale")) { /* rowlstm, diagbilstm; absent: 0 */
+        if ((st = get_int(m, "multiscale", 1, 4096, &v, what, err))) return st;
+        cfg->multiscale = (size_t)v;
     }
     if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw")) { /* draw: all four or none */
         if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) return st;

@@ -22,6 +22,7 @@ static size_t p_layer(const loom_config *c, size_t l, size_t k) {
 static loom_status db_check(const loom_config *c, loom_error *err) {
     if (loom_check_range("--layers", c->layers, 32, err)) return LOOM_EINVAL;
     if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_pixelrnn_check_multiscale(c, err)) return LOOM_EINVAL;
     return loom_pixelrnn_check_channels(c, err);
 }
 
@@ -39,7 +40,7 @@ static size_t db_layout(const loom_config *c, loom_param *out) {
          * at zero so the conditional model starts as the unconditional one */
         if (K) n = add(out, n, 0, K, 8 * h, "rnn.%zu.cls.weight", l);
     }
-    return loom_pixelrnn_layout_head(out, n, c);
+    return loom_pixelrnn_layout_ms(out, loom_pixelrnn_layout_head(out, n, c), c, db_layout);
 }
 
 static const loom_pixelrnn_arch arch;
@@ -51,6 +52,11 @@ static void db_init_extra(loom_model *m) {
         for (size_t k = 0; k < h; k++) b[h + k] = b[5 * h + k] = 1.0f; /* both forget gates */
     }
     loom_pixelrnn_apply_masks(m, &arch, m->w);
+    if (m->cfg.multiscale) {
+        loom_model s;
+        loom_pixelrnn_small_model(&s, m, &arch);
+        db_init_extra(&s);
+    }
 }
 
 static loom_diag_params layer_params(const loom_model *m, size_t l, const float *cls) {
@@ -182,25 +188,34 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     return off;
 }
 
-static size_t db_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+static size_t plain_sample_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+static size_t db_sample_ws_bytes(const loom_config *c, size_t n) {
+    return c->multiscale ? loom_pixelrnn_ms_sample_bytes(c, n, plain_sample_bytes) : plain_sample_bytes(c, n);
+}
 
 /* layer l's forward direction at (i, j): Xrow (l+1, j) and hf, cf at j */
 static void step_at(sample_ws *ws, const loom_model *m, size_t l, size_t i, size_t j, size_t n,
-                    int cond) {
+                    int cond, const loom_pixelrnn_fill *f) {
     const loom_config *c = &m->cfg;
     const size_t W = c->width, h = c->hidden, C = 2 * h, rowst = W * n * h;
-    const float *xl = ws->Xrow + (l * W + j) * n * C;
+    float *xl = ws->Xrow + (l * W + j) * n * C;
     float *y = ws->Xrow + ((l + 1) * W + j) * n * C;
+    /* multi-scale: the layer sees x + cond_l (both directions: the row's
+     * reverse pass reads these inputs too), its output drops cond_l */
+    const float *cl = loom_pixelrnn_cond_at(f, c, l, i, j, n);
+    loom_pixelrnn_add_cond(xl, cl, 1.0f, n * C);
     float *hf = ws->hf_cur + l * rowst, *cf = ws->cf_cur + l * rowst;
     const float *up = i ? ws->hf_prev + l * rowst + j * n * h : NULL;
     const float *hr_up = i ? ws->hr_prev + l * rowst + j * n * h : NULL;
     loom_diag_step_fwd(y, hf + j * n * h, cf + j * n * h, ws->step, xl, up,
                        j ? hf + (j - 1) * n * h : NULL, j ? cf + (j - 1) * n * h : NULL, hr_up,
                        layer_params(m, l, cond ? ws->cls + l * n * 8 * h : NULL), n, C, h);
+    loom_pixelrnn_add_cond(y, cl, -1.0f, n * C);
 }
 
-static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
-                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+/* the sampler: f says which pixels it draws (and collects log p of the others) */
+static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
+                       size_t n, const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
     const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 8 * h;
     const size_t rowst = W * n * h; /* one layer's row of states */
@@ -213,14 +228,14 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         for (size_t j = 0; j < W; j++) {
             /* colour: pass pc draws channel pc given the channels before it; the
              * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
-            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            const size_t passes = loom_pixelrnn_passes(c, i, j, f);
             for (size_t pc = 0; pc < passes; pc++) {
                 loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
                                         passes == 1 ? loom_channels(c) : pc);
                 for (size_t l = 0; l < L; l++)
-                    step_at(&ws, m, l, i, j, n, cond);
+                    step_at(&ws, m, l, i, j, n, cond, f);
                 loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
-                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, f,
                                          temperature, rngs);
             }
         }
@@ -233,6 +248,26 @@ static void db_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         float *t = ws.hf_prev; ws.hf_prev = ws.hf_cur; ws.hf_cur = t;
         t = ws.hr_prev; ws.hr_prev = ws.hr_cur; ws.hr_cur = t;
     }
+}
+
+static void db_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
+                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {NULL, keep, NULL, NULL, NULL};
+    if (m->cfg.multiscale)
+        loom_pixelrnn_ms_sample(m, &arch, ws, imgs, labels, n, &f, temperature, rngs, fill_image,
+                                plain_sample_bytes);
+    else
+        fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
+}
+
+static void db_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
+                            const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {given, 0, logw, NULL, NULL};
+    for (size_t b = 0; b < n; b++) logw[b] = 0.0;
+    if (m->cfg.multiscale)
+        loom_pixelrnn_ms_sample(m, &arch, ws, imgs, labels, n, &f, 1.0f, rngs, fill_image, plain_sample_bytes);
+    else
+        fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
 }
 
 const loom_model_ops loom_diagbilstm_ops = {
@@ -250,5 +285,6 @@ const loom_model_ops loom_diagbilstm_ops = {
     .backward_out = db_backward_out,
     .sample_ws_bytes = db_sample_ws_bytes,
     .sample = db_sample,
+    .sample_given = db_sample_given,
     .masked = db_masked,
 };

@@ -378,8 +378,8 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 static size_t gp_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
 /* Cached state: each pixel costs one step of every layer and the head. */
-static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
-                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
+                       size_t n, const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
     const size_t T = c->height * c->width, h = c->hidden, L = c->layers, G = gates(c);
     const loom_cell cell = cell_of(c);
@@ -421,12 +421,28 @@ static void gp_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         loom_gemm_thin(ws.logits, ws.hn + (L - 1) * n * h, hw, n, 256, h, 1.0f);
         for (size_t b = 0; b < n; b++) {
             uint8_t *px = imgs + b * T + t;
-            if (t >= keep) *px = loom_pixelrnn_draw(ws.logits + b * 256, temperature, &rngs[b]);
+            if (loom_pixelrnn_drawn(f, t)) *px = loom_pixelrnn_draw(ws.logits + b * 256, temperature, &rngs[b]);
+            else if (f->logw) f->logw[b] += loom_pixelrnn_logp(ws.logits + b * 256, *px);
             ws.tok[b] = *px;
         }
         float *s = ws.h; ws.h = ws.hn; ws.hn = s;
         s = ws.c; ws.c = ws.cn; ws.cn = s;
     }
+}
+
+static void gp_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
+                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {NULL, keep, NULL, NULL, NULL};
+    fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
+}
+
+/* z is drawn per image too, so logw covers every given pixel, before the
+ * first hidden one as well: the weights are those of p(z, hidden | given) */
+static void gp_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
+                            const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {given, 0, logw, NULL, NULL};
+    for (size_t b = 0; b < n; b++) logw[b] = 0.0;
+    fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
 }
 
 /* eval's number at a fixed z (noise_seed 0): by Jensen, E_z[-log p(x|z)] >= -log p(x) */
@@ -447,5 +463,6 @@ const loom_model_ops loom_grupixel_ops = {
     .iw_nll = gp_iw_nll,
     .sample_ws_bytes = gp_sample_ws_bytes,
     .sample = gp_sample,
+    .sample_given = gp_sample_given,
     .nll_kind = gp_nll_kind,
 };

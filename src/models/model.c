@@ -337,7 +337,7 @@ unsigned loom_model_caps(const loom_model *m) {
     unsigned c = 0;
     if (!(o->cannot_sample && o->cannot_sample(&m->cfg))) c |= LOOM_CAP_SAMPLE;
     if (!(o->nll_kind && o->nll_kind(&m->cfg))) c |= LOOM_CAP_EXACT_NLL;
-    if (o->logits) c |= LOOM_CAP_CONDITIONALS;
+    if (o->logits && !m->cfg.multiscale) c |= LOOM_CAP_CONDITIONALS; /* multi-scale: two models' */
     if (o->iw_nll && (c & LOOM_CAP_SAMPLE)) c |= LOOM_CAP_IW_BOUND;
     if (o->reconstruct) c |= LOOM_CAP_RECONSTRUCT;
     if (loom_model_nframes(m)) c |= LOOM_CAP_STAGES;
@@ -375,7 +375,7 @@ static loom_status check_labels(const loom_model *m, const int32_t *labels, size
 /* One per-shard model op over a batch: which op, and its batch-wide arguments
  * (pointers at the batch's first image). */
 typedef enum { JOB_SHARD, JOB_IW_NLL, JOB_RECONSTRUCT, JOB_ENCODE, JOB_DECODE, JOB_FRAMES,
-               JOB_SAMPLE } job_kind;
+               JOB_SAMPLE, JOB_SAMPLE_GIVEN } job_kind;
 typedef struct {
     job_kind kind;
     const uint8_t *imgs;   /* (n, H, W) input images */
@@ -391,6 +391,8 @@ typedef struct {
     size_t K, keep;        /* iw_nll; sample */
     float temperature;     /* frames, sample */
     loom_rng *rngs;        /* (n) frames, sample */
+    const uint8_t *given;  /* (H*W) sample_given: the pixels given */
+    double *logw;          /* (n) sample_given: log-weights */
 } shard_job;
 
 /* the job's op on micro-shard mj, images [mj * u, mj * u + nb), with thread t's workspace */
@@ -423,6 +425,9 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
         break;
     case JOB_SAMPLE:
         m->ops->sample(m, ws, j->out + b0 * HW, labels, nb, j->keep, j->temperature, j->rngs + b0);
+        break;
+    case JOB_SAMPLE_GIVEN:
+        m->ops->sample_given(m, ws, j->out + b0 * HW, j->logw + b0, j->given, labels, nb, j->rngs + b0);
         break;
     }
 }
@@ -877,6 +882,20 @@ loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *label
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const shard_job job = {.kind = JOB_SAMPLE, .labels = labels, .out = imgs, .keep = keep,
                            .temperature = temperature};
+    return run_sampling(m, job, n, seed, err);
+}
+
+loom_status loom_model_sample_given(loom_model *m, uint8_t *imgs, double *logw, const uint8_t *given,
+                                    const int32_t *labels, size_t n, uint64_t seed, loom_error *err) {
+    if (!m->ops->sample_given)
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot draw chosen pixels given the others "
+                         "(not autoregressive)", m->ops->name);
+    if (n == 0) return LOOM_OK;
+    const char *why = m->ops->cannot_sample ? m->ops->cannot_sample(&m->cfg) : NULL;
+    if (why) return loom_fail(err, LOOM_EINVAL, "cannot sample: %s", why);
+    if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
+    const shard_job job = {.kind = JOB_SAMPLE_GIVEN, .labels = labels, .out = imgs, .given = given,
+                           .logw = logw, .temperature = 1.0f};
     return run_sampling(m, job, n, seed, err);
 }
 

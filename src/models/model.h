@@ -22,6 +22,10 @@ typedef struct loom_config {
     int nclasses;       /* 0: unconditional */
     char cell[8];       /* grupixel: "gru" | "lstm" | "rnn"; "" for models without cells */
     size_t zdim;        /* grupixel: noise dimension; 0 for models without a latent */
+    /* rowlstm, diagbilstm: 0, or S: a multi-scale PixelRNN (docs/rowlstm.md,
+     * "Multi-scale"): an S x (W*S/H) model of the image subsampled every H/S
+     * pixels, and the full model conditioned on it */
+    size_t multiscale;
 } loom_config;
 
 typedef struct loom_param {
@@ -71,6 +75,16 @@ typedef struct loom_model_ops {
     void (*reconstruct)(const loom_model *m, void *ws, uint8_t *out, const uint8_t *imgs,
                         const int32_t *labels, size_t n);
     size_t (*sample_ws_bytes)(const loom_config *cfg, size_t n);
+    /* optional (autoregressive models; loom_model_inpaint): imgs (n, C, H, W)
+     * in/out, raster order: pixel p is given (all its channels, left as they
+     * are) when given[p] != 0 (given (H*W), the same for every image), else
+     * drawn from the model at temperature 1; logw[b] = sum over image b's
+     * given pixels of log p(pixel | everything before it) (colour: of its
+     * channels' conditionals), nats: the log-weight of self-normalised
+     * importance sampling of the drawn pixels given the others. Uses the
+     * sampling workspace. */
+    void (*sample_given)(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
+                         const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs);
     /* imgs (n, C, H, W) in/out: pixels with raster index < keep are given (all
      * their channels), the rest drawn at `temperature` with rngs[b] */
     void (*sample)(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels, size_t n,
@@ -232,7 +246,10 @@ void loom_rank_shards(size_t K, int R, int r, size_t *j0, size_t *j1);
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err);
 /* Per-pixel logits (n, H, W, 256), for colour (n, H, W, 3, 256): channel c's
- * 256 logits at each pixel; single-threaded; LOOM_EINVAL when the model has none. */
+ * 256 logits at each pixel; single-threaded; LOOM_EINVAL when the model has none.
+ * Multi-scale models: the full model's, given the small image subsampled from
+ * imgs (so they are not raster-order conditionals of p(x): no
+ * LOOM_CAP_CONDITIONALS). */
 loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err);
 /* Importance-weighted bound with K samples per image (nll_img (n), nats), in
@@ -273,5 +290,41 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
  * does not depend on how the batch is split across threads. */
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
                               size_t keep, float temperature, uint64_t seed, loom_error *err);
+/* ops->sample_given over n images (imgs (n, C, H, W) in/out, logw (n), given
+ * (H*W)), image k's RNG seeded from (seed, k) as in loom_model_sample;
+ * LOOM_EINVAL when the model has no such sampler. */
+loom_status loom_model_sample_given(loom_model *m, uint8_t *imgs, double *logw, const uint8_t *given,
+                                    const int32_t *labels, size_t n, uint64_t seed, loom_error *err);
+
+/* Filling any hidden region of one image (src/models/inpaint.c, docs/inpaint.md). */
+typedef struct loom_inpaint_result {
+    const char *method;  /* "sir" (autoregressive models) or "iterated-reconstruction" */
+    size_t candidates;   /* sir: candidates drawn; iterated: 0 */
+    double ess;          /* sir: (sum w)^2 / sum w^2 of the candidates' weights; iterated: 0 */
+    /* sir: log of (1/M) sum_k w_k, w_k = exp(logw_k) (ops->sample_given): an
+     * unbiased estimate of p(given pixels) inside the log (so in expectation
+     * a lower bound on log p(given pixels)); exact when `exact` */
+    double log_given;
+    /* sir: 1 when no given pixel comes after the first hidden one in raster
+     * order: then every weight is the same, each candidate is an exact draw
+     * of p(hidden | given) and log_given is exact */
+    int exact;
+} loom_inpaint_result;
+
+/* fills (nfills, C, H, W) = img (C, H, W) with the pixels where hidden[p]
+ * (hidden (H*W)) is nonzero filled in; every other pixel is img's, exactly.
+ * Models with ops->sample_given: `candidates` draws of the hidden pixels given
+ * the others (ops->sample_given), weighted and resampled into nfills
+ * (sampling-importance-resampling: the fills' distribution tends to p(hidden
+ * | given) as candidates grows). Autoencoders (ops->reconstruct): each fill
+ * starts from uniform noise in the hidden pixels and `iters` times takes the
+ * hidden pixels of the reconstruction of the current image (the given ones
+ * clamped): an approximation with no guarantee. label: (1) for conditional
+ * models, else NULL. LOOM_EINVAL when hidden selects no pixel or every pixel,
+ * or the model can do neither. Deterministic in seed, on any thread count. */
+loom_status loom_model_inpaint(loom_model *m, uint8_t *fills, loom_inpaint_result *res,
+                               const uint8_t *img, const uint8_t *hidden, const int32_t *label,
+                               size_t candidates, size_t nfills, size_t iters, uint64_t seed,
+                               loom_error *err);
 
 #endif

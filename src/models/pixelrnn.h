@@ -44,6 +44,15 @@ typedef struct loom_pixelrnn_ws {
     float *dA, *dB;  /* (N, C) */
     float *cls;      /* (L, n, g) class rows gathered per image */
     float *dcls;     /* (n, g) */
+    /* multi-scale only (1-float stubs otherwise) */
+    uint8_t *small;  /* (n, ch, S, W/f) the small images */
+    float *feat;     /* (N, K) their neighbourhoods and the places in the blocks */
+    float *F;        /* (N, C) relu(feat @ up.weight + up.bias) */
+    float *cond;     /* (L, N, C) each layer's conditioning */
+    float *Xc;       /* (N, C) a layer's input plus its conditioning */
+    float *dF;       /* (N, C) */
+    double *nll_small; /* (n) */
+    void *small_ws;  /* the small model's workspace */
 } loom_pixelrnn_ws;
 
 typedef struct loom_pixelrnn_arch {
@@ -103,25 +112,105 @@ void loom_pixelrnn_classes(float *cls, const loom_model *m, const loom_pixelrnn_
                            const int32_t *labels, size_t n);
 /* columns of the input convolution's im2col: 24 (gray), 75 (colour) */
 size_t loom_pixelrnn_in_cols(const loom_config *c);
+/* Which pixels a sampler draws: those of raster index >= keep, or, when
+ * given != NULL (H*W), those where given[p] == 0; logw (n, or NULL) += log p
+ * of each given pixel under the model (ops->sample_given). */
+typedef struct loom_pixelrnn_fill {
+    const uint8_t *given;
+    size_t keep;
+    double *logw;
+    /* multi-scale full model: fixed (H*W) the pixels of the small image,
+     * neither drawn nor weighed (already in imgs), and cond (L, H, W, n, C)
+     * the conditioning added to each layer's input; NULL otherwise */
+    const uint8_t *fixed;
+    const float *cond;
+} loom_pixelrnn_fill;
+static inline int loom_pixelrnn_drawn(const loom_pixelrnn_fill *f, size_t p) {
+    if (f->fixed && f->fixed[p]) return 0;
+    return f->given ? !f->given[p] : p >= f->keep;
+}
+/* the conditioning of layer l at (i, j) of a sampler's images, (n, C), or NULL */
+static inline const float *loom_pixelrnn_cond_at(const loom_pixelrnn_fill *f, const loom_config *c,
+                                                 size_t l, size_t i, size_t j, size_t n) {
+    return f->cond ? f->cond + (((l * c->height + i) * c->width + j) * n) * 2 * c->hidden : NULL;
+}
+/* x (n*C) += sign * cond (n*C), when cond != NULL */
+static inline void loom_pixelrnn_add_cond(float *x, const float *cond, float sign, size_t nC) {
+    if (cond)
+        for (size_t k = 0; k < nC; k++) x[k] += sign * cond[k];
+}
+/* log softmax(z (256))[v] in double */
+double loom_pixelrnn_logp(const float *z, uint8_t v);
+
 /* How many times the sampler runs pixel (i, j): 1 in gray or when the pixel is
- * given (raster index < keep); in colour 3 when drawn, pass c drawing channel
+ * given; in colour 3 when drawn, pass c drawing channel
  * c from a state computed with the pixel's channels < c (the masks make
  * channel c's logits independent of the others, and since mask A hides the
  * last channel from every feature of its pixel, the last pass's state is the
  * state of the finished pixel). */
-size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, size_t keep);
+size_t loom_pixelrnn_passes(const loom_config *c, size_t i, size_t j, const loom_pixelrnn_fill *f);
 /* x0 (n, C) = the input convolution at (i, j) of imgs (n, ch, H, W); col (n,
  * in_cols); colour: only the first `known` channels of (i, j) are read, the
  * others taken as 0 */
 void loom_pixelrnn_sample_in(float *x0, float *col, const loom_model *m, const uint8_t *imgs,
                              size_t i, size_t j, size_t n, size_t known);
 /* the head on the last layer's X (n, C) at (i, j), then channel ch of pixel
- * (i, j) of each image drawn at `temperature` with rngs[b] unless its raster
- * index < keep; logits (n, ch*256), Z, A (n, C) scratch */
+ * (i, j) of each image drawn at `temperature` with rngs[b] when f draws the
+ * pixel; when it is given and f->logw is set, f->logw[b] += the log
+ * probability of all its channels (one pass: given, all channels are known);
+ * logits (n, ch*256), Z, A (n, C) scratch */
 void loom_pixelrnn_sample_out(uint8_t *imgs, float *logits, float *Z, float *A, const float *X,
                               const loom_model *m, const loom_pixelrnn_arch *a, size_t i,
-                              size_t j, size_t ch, size_t n, size_t keep, float temperature,
-                              loom_rng *rngs);
+                              size_t j, size_t ch, size_t n, const loom_pixelrnn_fill *f,
+                              float temperature, loom_rng *rngs);
+
+/* ---- multi-scale (cfg->multiscale = S > 0; docs/rowlstm.md, "Multi-scale").
+ * Block factor f = H / S; the small image is the pixels (f*si, f*sj), S x
+ * W/f. Parameters: the full model's (as without), then cond.up.weight (K, C)
+ * and cond.up.bias (C), K = 9 ch + f*f, then per layer cond.L.weight (C, C)
+ * and cond.L.bias (C), then the small model's tensors named "small.<name>".
+ * F = relu(P @ up.weight + up.bias), P (N, K) = the 3x3 neighbourhood of the
+ * pixel's block in the small image (values / 255, zero outside) and the
+ * one-hot place of the pixel in its block; layer l's input-to-state sees its
+ * input plus cond_l = F @ cond.l.weight + cond.l.bias, the residual does
+ * not. The full model predicts only the pixels that are not in the small
+ * image. */
+
+/* LOOM_EINVAL unless multiscale is 0, or S < H with H % S == 0 and W % (H/S) == 0 */
+loom_status loom_pixelrnn_check_multiscale(const loom_config *c, loom_error *err);
+/* the small model's config: S x W/f, multiscale 0 */
+loom_config loom_pixelrnn_small_cfg(const loom_config *c);
+/* appends the multi-scale tensors (conditioning, then the small model's laid
+ * out by `layout`, renamed small.*) after the n of the full model */
+size_t loom_pixelrnn_layout_ms(loom_param *out, size_t n, const loom_config *c,
+                               size_t (*layout)(const loom_config *, loom_param *));
+/* s = the small model inside m: its config and parameter table, with w (and
+ * g when m's is set) pointing at its part of m's buffers */
+void loom_pixelrnn_small_model(loom_model *s, const loom_model *m, const loom_pixelrnn_arch *a);
+/* index of the first small.* tensor of m */
+size_t loom_pixelrnn_small0(const loom_model *m, const loom_pixelrnn_arch *a);
+/* 1 when (i, j) is a pixel of the small image */
+static inline int loom_pixelrnn_in_small(const loom_config *c, size_t i, size_t j) {
+    const size_t f = c->height / c->multiscale;
+    return i % f == 0 && j % f == 0;
+}
+/* sampling workspace: the model's own for the full image (full_bytes) plus
+ * the small model's, the small image, masks and the conditioning */
+size_t loom_pixelrnn_ms_sample_bytes(const loom_config *c, size_t n,
+                                     size_t (*full_bytes)(const loom_config *, size_t));
+/* a model's sampler: fill (m, ws, imgs, labels, n, f, temperature, rngs) */
+typedef void (*loom_pixelrnn_filler)(const loom_model *m, void *ws, uint8_t *imgs,
+                                     const int32_t *labels, size_t n, const loom_pixelrnn_fill *f,
+                                     float temperature, loom_rng *rngs);
+/* the multi-scale sampler: the small image first (drawn by `fill` on the
+ * small model, its pixels given where f gives their pixel of the full
+ * image), copied into imgs, then the rest of the full image given it.
+ * f->logw (when set) = both models' log-weights of the given pixels. */
+void loom_pixelrnn_ms_sample(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
+                             uint8_t *imgs, const int32_t *labels, size_t n,
+                             const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs,
+                             loom_pixelrnn_filler fill,
+                             size_t (*full_bytes)(const loom_config *, size_t));
 
 /* one value in 0..255 from the softmax of z (256) at `temperature` */
 uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng);

@@ -23,6 +23,7 @@ static loom_status rl_check(const loom_config *c, loom_error *err) {
         return loom_fail(err, LOOM_EINVAL, "--cell and --zdim are grupixel options; rowlstm has neither");
     if (loom_check_range("--layers", c->layers, 64, err)) return LOOM_EINVAL;
     if (loom_check_range("--hidden", c->hidden, 4096, err)) return LOOM_EINVAL;
+    if (loom_pixelrnn_check_multiscale(c, err)) return LOOM_EINVAL;
     return loom_pixelrnn_check_channels(c, err);
 }
 
@@ -39,7 +40,7 @@ static size_t rl_layout(const loom_config *c, loom_param *out) {
          * so the conditional model starts as the unconditional one */
         if (K) n = add(out, n, 0, K, 4 * h, "rnn.%zu.cls.weight", l);
     }
-    return loom_pixelrnn_layout_head(out, n, c);
+    return loom_pixelrnn_layout_ms(out, loom_pixelrnn_layout_head(out, n, c), c, rl_layout);
 }
 
 static const loom_pixelrnn_arch arch;
@@ -51,6 +52,11 @@ static void rl_init_extra(loom_model *m) {
         for (size_t k = 0; k < h; k++) b[h + k] = 1.0f; /* forget gate */
     }
     loom_pixelrnn_apply_masks(m, &arch, m->w);
+    if (m->cfg.multiscale) {
+        loom_model s;
+        loom_pixelrnn_small_model(&s, m, &arch);
+        rl_init_extra(&s);
+    }
 }
 
 static loom_rowlstm_params layer_params(const loom_model *m, size_t l, const float *cls) {
@@ -187,17 +193,24 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
     return off;
 }
 
-static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+static size_t plain_sample_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
+static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) {
+    return c->multiscale ? loom_pixelrnn_ms_sample_bytes(c, n, plain_sample_bytes) : plain_sample_bytes(c, n);
+}
 
 /* every layer at column j of the current row (row i): Xrow (l+1, j) and the
  * states hcur, ccur at j from Xrow (l, j-1), (l, j), R and cprev */
-static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, size_t n, int cond) {
+static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, size_t n, int cond,
+                      const loom_pixelrnn_fill *f) {
     const loom_config *c = &m->cfg;
     const size_t W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 4 * h;
     for (size_t l = 0; l < L; l++) {
-        const float *xl = ws->Xrow + (l * W + j) * n * C;
+        float *xl = ws->Xrow + (l * W + j) * n * C;
         const float *xprev = j ? xl - n * C : ws->zero;
         float *y = ws->Xrow + ((l + 1) * W + j) * n * C;
+        /* multi-scale: the layer sees x + cond_l, its output drops cond_l (pixelrnn.c) */
+        const float *cl = loom_pixelrnn_cond_at(f, c, l, i, j, n);
+        loom_pixelrnn_add_cond(xl, cl, 1.0f, n * C);
         const float *R = ws->R + l * n * W * g;
         const float *cprev = ws->cprev + l * n * W * h;
         for (size_t b = 0; b < n; b++) {
@@ -206,6 +219,7 @@ static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, si
         }
         loom_rowlstm_step(y, ws->hv, ws->cv, ws->step, xprev, xl, ws->gs, i ? ws->cp : NULL,
                           layer_params(m, l, cond ? ws->cls + l * n * g : NULL), n, C, h);
+        loom_pixelrnn_add_cond(y, cl, -1.0f, n * C);
         float *hc = ws->hcur + l * n * W * h, *cc = ws->ccur + l * n * W * h;
         for (size_t b = 0; b < n; b++) {
             memcpy(hc + (b * W + j) * h, ws->hv + b * h, h * sizeof *hc);
@@ -214,8 +228,9 @@ static void layers_at(sample_ws *ws, const loom_model *m, size_t i, size_t j, si
     }
 }
 
-static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
-                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+/* the sampler: f says which pixels it draws (and collects log p of the others) */
+static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int32_t *labels,
+                       size_t n, const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs) {
     const loom_config *c = &m->cfg;
     const size_t H = c->height, W = c->width, h = c->hidden, C = 2 * h, L = c->layers, g = 4 * h;
     const int cond = c->nclasses > 0 && labels;
@@ -235,19 +250,39 @@ static void rl_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         for (size_t j = 0; j < W; j++) {
             /* colour: pass pc draws channel pc given the channels before it; the
              * last pass leaves the finished pixel's state (loom_pixelrnn_passes) */
-            const size_t passes = loom_pixelrnn_passes(c, i, j, keep);
+            const size_t passes = loom_pixelrnn_passes(c, i, j, f);
             for (size_t pc = 0; pc < passes; pc++) {
                 loom_pixelrnn_sample_in(ws.Xrow + j * n * C, ws.col_in, m, imgs, i, j, n,
                                         passes == 1 ? loom_channels(c) : pc);
-                layers_at(&ws, m, i, j, n, cond);
+                layers_at(&ws, m, i, j, n, cond, f);
                 loom_pixelrnn_sample_out(imgs, ws.logits, ws.Z, ws.A, ws.Xrow + (L * W + j) * n * C,
-                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, keep,
+                                         m, &arch, i, j, passes == 1 ? 0 : pc, n, f,
                                          temperature, rngs);
             }
         }
         float *t = ws.hprev; ws.hprev = ws.hcur; ws.hcur = t;
         t = ws.cprev; ws.cprev = ws.ccur; ws.ccur = t;
     }
+}
+
+static void rl_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
+                      size_t n, size_t keep, float temperature, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {NULL, keep, NULL, NULL, NULL};
+    if (m->cfg.multiscale)
+        loom_pixelrnn_ms_sample(m, &arch, ws, imgs, labels, n, &f, temperature, rngs, fill_image,
+                                plain_sample_bytes);
+    else
+        fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
+}
+
+static void rl_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
+                            const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
+    const loom_pixelrnn_fill f = {given, 0, logw, NULL, NULL};
+    for (size_t b = 0; b < n; b++) logw[b] = 0.0;
+    if (m->cfg.multiscale)
+        loom_pixelrnn_ms_sample(m, &arch, ws, imgs, labels, n, &f, 1.0f, rngs, fill_image, plain_sample_bytes);
+    else
+        fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
 }
 
 const loom_model_ops loom_rowlstm_ops = {
@@ -265,5 +300,6 @@ const loom_model_ops loom_rowlstm_ops = {
     .backward_out = rl_backward_out,
     .sample_ws_bytes = rl_sample_ws_bytes,
     .sample = rl_sample,
+    .sample_given = rl_sample_given,
     .masked = rl_masked,
 };
