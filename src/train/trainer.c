@@ -185,6 +185,9 @@ loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom
         if (data->h != c->height || data->w != c->width)
             return loom_fail(err, LOOM_EINVAL, "%s: images are %zux%zu but the run's model is %zux%zu",
                              o->data, data->h, data->w, c->height, c->width);
+        if ((data->t ? data->t : 1) != loom_frames(c))
+            return loom_fail(err, LOOM_EINVAL, "%s: examples of %zu frames but the run's model takes %zu",
+                             o->data, data->t ? data->t : 1, loom_frames(c));
     }
     free(t->train_idx), t->train_idx = NULL;
     loom_images_free(&t->valid);
@@ -319,8 +322,20 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
     double *nll = malloc(n * sizeof *nll), s = 0.0;
     if (!nll) return loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
     /* in chunks of the training batch so the workspaces do not grow past training's */
-    loom_status st = loom_model_nll(m, nll, set->pixels, m->cfg.nclasses ? set->labels : NULL, n,
-                                    t->o.batch, err);
+    loom_status st = LOOM_OK;
+    if (set->gen) { /* a generated set: made a batch at a time */
+        const size_t eb = loom_images_example_bytes(set), B = t->o.batch;
+        uint8_t *buf = malloc(B * eb);
+        if (!buf) st = loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
+        for (size_t k0 = 0; !st && k0 < n; k0 += B) {
+            const size_t nb = LOOM_MIN(B, n - k0);
+            for (size_t k = 0; k < nb; k++) loom_images_example(set, k0 + k, buf + k * eb);
+            st = loom_model_nll(m, nll + k0, buf, NULL, nb, B, err);
+        }
+        free(buf);
+    } else {
+        st = loom_model_nll(m, nll, set->pixels, m->cfg.nclasses ? set->labels : NULL, n, t->o.batch, err);
+    }
     for (size_t k = 0; !st && k < n; k++) s += nll[k];
     free(nll);
     if (!st) *bpd = loom_bits_per_dim(&m->cfg, s / (double)n);
@@ -352,7 +367,7 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
     }
     for (size_t b = 0; b < B; b++) {
         size_t k = t->train_idx[t->perm[ts->index + b]];
-        memcpy(t->batch + b * eb, t->data->pixels + k * eb, eb);
+        loom_images_example(t->data, k, t->batch + b * eb);
         t->blabels[b] = t->data->labels ? t->data->labels[k] : 0;
     }
     ts->index += B;
