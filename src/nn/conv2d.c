@@ -113,7 +113,8 @@ typedef struct loom_conv2d_plan {
     void *wt_buf;                     /* wt_prim's memory */
     size_t wt_bytes;
     int same_layout;                  /* the primitive takes ohwi weights: no reorder */
-    unsigned long gen;                /* weights_gen that wt_buf holds (forward, backward data) */
+    unsigned long gen;                /* weights_gen that wt_buf holds (forward, backward data), */
+    const float *wt_src;              /* of these weights: layers of one shape share the plan */
     float *dw_tmp;                    /* backward weights: the result in ohwi before += */
 } loom_conv2d_plan;
 
@@ -222,11 +223,11 @@ static int run(dnnl_primitive_t prim, dnnl_stream_t s, int n, const dnnl_exec_ar
 /* the weights in the primitive's layout, made once per weights generation */
 static int weights_in(loom_conv2d_plan *p, loom_conv2d_cache *c, const float *wt) {
     if (p->same_layout) return dnnl_memory_set_data_handle(p->wt_prim, (void *)wt) == dnnl_success;
-    if (p->gen == c->weights_gen) return 1;
+    if (p->gen == c->weights_gen && p->wt_src == wt) return 1;
     dnnl_memory_set_data_handle(p->wt_user, (void *)wt);
     dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, p->wt_user}, {DNNL_ARG_TO, p->wt_prim}};
     if (!run(p->reorder, c->stream, 2, a)) return 0;
-    p->gen = c->weights_gen;
+    p->gen = c->weights_gen, p->wt_src = wt;
     return 1;
 }
 
