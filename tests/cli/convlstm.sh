@@ -64,6 +64,19 @@ rejects "convlstm: .npy of other sequence length" 2 "w.npy.*the model needs 4" $
 npy "$T/z.npy" "(4, 3, 32, 32)" "|u1" 12288
 rejects "convlstm: .npy of other frame size" 2 "z.npy.*32x32" $LOOM eval "$T/a" --data "$T/z.npy"
 
+# the baseline, exactly: frames black, white (the last given), black, black -> it predicts white
+# for two black frames: squared and absolute error 4096 per frame, SSIM C1 / (1 + C1) ~ 1e-4
+h="{'descr': '|u1', 'fortran_order': False, 'shape': (4, 1, 64, 64), }"
+pad=$(( (64 - (10 + ${#h} + 1) % 64) % 64 ))
+{ printf '\223NUMPY\001\000'; printf "$(printf '\\%03o\\%03o' $(((${#h} + pad + 1) & 255)) $(((${#h} + pad + 1) >> 8)))"
+  printf '%s%*s\n' "$h" "$pad" ''; head -c 4096 /dev/zero; head -c 4096 /dev/zero | tr '\0' '\377'
+  head -c 8192 /dev/zero; } >"$T/b.npy"
+$LOOM eval "$T/a" --data "$T/b.npy" --json >"$T/b.json" 2>"$T/err"
+base=$(sed 's/.*"baseline": {//' "$T/b.json")
+bm=$(echo "$base" | json_get mse_per_frame) ba=$(echo "$base" | json_get mae_per_frame) bs=$(echo "$base" | json_get ssim)
+[ "$bm" = 4096 ] && [ "$ba" = 4096 ] && awk -v s="$bs" 'BEGIN {exit !(s > 0 && s < 0.001)}' &&
+    pass "convlstm eval: the repeat-last-frame baseline, exactly" || fail "convlstm eval: the repeat-last-frame baseline, exactly" "mse $bm mae $ba ssim $bs: $(cat "$T/b.json" "$T/err")"
+
 rejects "convlstm: --kernel 4" 2 "kernel 4 must be odd" $LOOM train $BASE --kernel 4 --out "$T/x"
 rejects "convlstm: --patch 3 does not divide 64" 2 "patch 3 does not divide" $LOOM train $BASE --patch 3 --out "$T/x"
 rejects "rowlstm: --frames-in is convlstm's" 2 "only --model convlstm" $LOOM train --model rowlstm --frames-in 3 --out "$T/x"
