@@ -167,8 +167,7 @@ def cmd_bench(args):
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": args.threads,
                       "sequences_per_s": args.batch / med, "train_images_per_s": args.batch / med, "gflop_per_sequence": gf,
                       "gflop_per_s": gf * args.batch / med, "step_s_median": med, "steps": args.steps,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 
 
 def main():
