@@ -21,6 +21,22 @@ size_t loom_convlstm_scratch_floats(loom_convlstm_dims d) {
     return d.T * P * 4 * d.hid + P * (d.cin + d.hid) + 2 * P * d.hid + im;
 }
 
+/* one position, in place: a (4H) pre-activations -> i f g o; has_prev is a
+ * literal at each call, so that gcc vectorises both versions (as in lstm.c) */
+static inline void gates(float *restrict a, float *restrict c, float *restrict h, const float *restrict bias,
+                         const float *restrict cp, size_t H, int has_prev) {
+    float *ai = a, *af = a + H, *ag = a + 2 * H, *ao = a + 3 * H;
+    for (size_t k = 0; k < H; k++) {
+        const float i = loom_sigmoidf(ai[k] + bias[k]);
+        const float f = loom_sigmoidf(af[k] + bias[H + k]);
+        const float g = loom_tanhf(ag[k] + bias[2 * H + k]);
+        const float o = loom_sigmoidf(ao[k] + bias[3 * H + k]);
+        const float cv = has_prev ? f * cp[k] + i * g : i * g;
+        ai[k] = i, af[k] = f, ag[k] = g, ao[k] = o;
+        c[k] = cv, h[k] = o * loom_tanhf(cv);
+    }
+}
+
 void loom_convlstm_forward(float *hs, float *cache, const float *x, const float *h0,
                            const float *c0, const float *wt, const float *bias,
                            loom_convlstm_dims d, loom_conv2d_cache *cc, float *scratch) {
@@ -40,18 +56,8 @@ void loom_convlstm_forward(float *hs, float *cache, const float *x, const float 
         }
         loom_conv2d_forward(a, xt, wt, cd, cc, scratch);
         for (size_t q = 0; q < P; q++) {
-            float *ai = a + q * G, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
-            float *ct = c + (t * P + q) * H, *ht = hs + (t * P + q) * H;
-            const float *cq = cp ? cp + q * H : NULL;
-            for (size_t k = 0; k < H; k++) {
-                const float i = loom_sigmoidf(ai[k] + bias[k]);
-                const float f = loom_sigmoidf(af[k] + bias[H + k]);
-                const float g = loom_tanhf(ag[k] + bias[2 * H + k]);
-                const float o = loom_sigmoidf(ao[k] + bias[3 * H + k]);
-                const float cv = cq ? f * cq[k] + i * g : i * g;
-                ai[k] = i, af[k] = f, ag[k] = g, ao[k] = o;
-                ct[k] = cv, ht[k] = o * loom_tanhf(cv);
-            }
+            if (cp) gates(a + q * G, c + (t * P + q) * H, hs + (t * P + q) * H, bias, cp + q * H, H, 1);
+            else gates(a + q * G, c + (t * P + q) * H, hs + (t * P + q) * H, bias, NULL, H, 0);
         }
     }
 }
