@@ -77,6 +77,11 @@ bm=$(echo "$base" | json_get mse_per_frame) ba=$(echo "$base" | json_get mae_per
 [ "$bm" = 4096 ] && [ "$ba" = 4096 ] && awk -v s="$bs" 'BEGIN {exit !(s > 0 && s < 0.001)}' &&
     pass "convlstm eval: the repeat-last-frame baseline, exactly" || fail "convlstm eval: the repeat-last-frame baseline, exactly" "mse $bm mae $ba ssim $bs: $(cat "$T/b.json" "$T/err")"
 
+$LOOM bench --model convlstm --height 16 --width 16 --layers 1 --hidden 4 --frames-in 2 --frames-out 2 --kernel 3 \
+    --patch 4 --batch 2 --steps 1 --json >"$T/bench.json" 2>"$T/err"
+grep -q '"model": "convlstm".*"train_images_per_s": [0-9]' "$T/bench.json" && grep -q '"sample_ms_per_image": 0.0000' "$T/bench.json" &&
+    pass "convlstm bench: training sequences/s, no sampling" || fail "convlstm bench: training sequences/s, no sampling" "$(cat "$T/bench.json" "$T/err")"
+
 rejects "convlstm: --kernel 4" 2 "kernel 4 must be odd" $LOOM train $BASE --kernel 4 --out "$T/x"
 rejects "convlstm: --patch 3 does not divide 64" 2 "patch 3 does not divide" $LOOM train $BASE --patch 3 --out "$T/x"
 rejects "rowlstm: --frames-in is convlstm's" 2 "only --model convlstm" $LOOM train --model rowlstm --frames-in 3 --out "$T/x"
