@@ -83,4 +83,7 @@ pair "grupixel gru 1x256 batch 64" "--model grupixel --cell gru --layers 1 --hid
 # PyTorch's 2 threads collapse to ~10 images/s on a loaded machine (docs/draw.md)
 pair "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64 --steps 10" \
     "$PY bench/draw_torch.py bench --threads 2 --batch 64 --hidden 256 --zdim 100 --steps-draw 16 --steps 10"
+# convlstm: "images" are sequences of 10 + 10 frames of 64x64 (docs/convlstm.md)
+pair "convlstm 2x64 k5 p4 10+10 batch 16" "--model convlstm --layers 2 --hidden 64 --height 64 --width 64 --batch 16 --steps 3" \
+    "$PY bench/convlstm_torch.py bench --threads 2 --batch 16 --steps 3"
 echo "raw results: $OUT"

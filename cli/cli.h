@@ -97,6 +97,12 @@ typedef struct cli_mpi_stats {
 cli_mpi_stats cli_mpi_get_stats(void);
 #endif
 
+int cmd_predict(int argc, char **argv);
+/* loom eval of a sequence model (LOOM_CAP_PREDICT, cmd_video.c): MSE, MAE,
+ * SSIM and cross-entropy of its predicted frames beside the repeat-last-frame
+ * baseline; data given (true) is a file or folder evaluated whole */
+int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given, const char *split, size_t limit,
+                   size_t batch, bool json, const loom_train_opts *o, long step);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

@@ -27,7 +27,17 @@ int cmd_eval(int argc, char **argv) {
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
+    if (loom_model_caps(m) & LOOM_CAP_PREDICT) { /* sequence models: video metrics (cmd_video.c) */
+        if (iw) cli_die(2, "--iw: model %s has no latent variables", m->cfg.model);
+        int rc = cli_eval_video(m, cli_checkpoint_path(pos[0]), data ? data : o.data, data != NULL, split, limit,
+                                cli_find(args, sizeof args / sizeof args[0], "batch")->seen ? batch : 16, json, &o,
+                                ts.step);
+        loom_train_opts_free(&o);
+        loom_model_free(m);
+        return rc;
+    }
     loom_images set;
     cli_load_split(&set, data ? data : o.data, split, &o, &m->cfg, gray);
     size_t n = limit && limit < set.n ? limit : set.n;

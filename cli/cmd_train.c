@@ -135,7 +135,7 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
     char cwd[4096], copy[4096];
     if (strlen(arg) >= sizeof copy) cli_die(2, "--data path too long");
     const char *data = strcpy(copy, arg); /* arg may be dst itself */
-    if (strcmp(data, "fashion-mnist") == 0 || data[0] == '/') {
+    if (strcmp(data, "fashion-mnist") == 0 || strcmp(data, "moving-fashion-mnist") == 0 || data[0] == '/') {
         if (strlen(data) >= cap) cli_die(2, "--data path too long");
         memcpy(dst, data, strlen(data) + 1);
         return;
@@ -147,9 +147,10 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
 }
 
 static const char *usage_text =
-    "--model rowlstm|diagbilstm|grupixel|draw|rae [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
+    "--model rowlstm|diagbilstm|grupixel|draw|rae|convlstm [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
+    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]\n"
     "       mpirun -np R loom train ...   (or srun: data parallel over R ranks, docs/distributed.md)";
@@ -192,8 +193,13 @@ int cmd_train(int argc, char **argv) {
     double time_limit = 0;
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
+    size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 4;
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
+        {"frames-in", ARG_SIZE, &frames_in, 1, 100, "convlstm: frames the encoder reads (default 10)", false},
+        {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames the forecaster predicts (default 10)", false},
+        {"kernel", ARG_SIZE, &kernel, 1, 15, "convlstm: convolution kernel, odd (default 5)", false},
+        {"patch", ARG_SIZE, &patch, 1, 16, "convlstm: space-to-depth patch size (default 4)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae or convlstm", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
@@ -206,7 +212,7 @@ int cmd_train(int argc, char **argv) {
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"multiscale", ARG_SIZE, &multiscale, 1, 4096,
          "rowlstm, diagbilstm: model the image subsampled to S rows, then the full image given it", false},
-        {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
+        {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files; convlstm: moving-fashion-mnist (default), FILE.npy or a folder of PNG sequences", false},
         {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
         {"epochs", ARG_SIZE, &epochs, 1, 1e6, "total epochs instead of --steps", false},
@@ -267,14 +273,34 @@ int cmd_train(int argc, char **argv) {
         cli_draw_config(&cfg, &df);
         if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
             cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
+        const bool video = strcmp(model, "convlstm") == 0;
+        static const char *const vflags[] = {"frames-in", "frames-out", "kernel", "patch"};
+        for (size_t k = 0; k < 4; k++)
+            if (!video && cli_find(args, nargs, vflags[k])->seen)
+                cli_die(2, "--%s: only --model convlstm takes it (model %s)", vflags[k], model);
+        if (video) {
+            cfg.frames_in = frames_in, cfg.frames_out = frames_out, cfg.kernel = kernel, cfg.patch = patch;
+            if (!cli_find(args, nargs, "layers")->seen) cfg.layers = 2;
+            if (!cli_find(args, nargs, "hidden")->seen) cfg.hidden = 64;
+            if (!cli_find(args, nargs, "data")->seen) data = "moving-fashion-mnist";
+            /* a sequence's NLL costs ~1/3 of a training step: keep periodic validation short */
+            if (!cli_find(args, nargs, "eval-limit")->seen) o.eval_limit = 100;
+            if (!cli_find(args, nargs, "valid")->seen) o.valid = 256;
+            if (conditional) cli_die(2, "--conditional: convlstm is not class-conditional");
+        }
         absolute_data(o.data, sizeof o.data, data);
     }
 
     loom_images all;
-    st = loom_images_load(&all, o.data, "train", &err);
-    if (st) cli_die_err(st, &err);
-    char note[1024]; /* what loading and --gray changed, for the log */
-    cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
+    char note[1024] = ""; /* what loading and --gray changed, for the log */
+    if (cfg.frames_out) { /* a sequence model: sequences of frames_in + frames_out frames */
+        st = loom_sequences_load(&all, o.data, "train", loom_frames(&cfg), &err);
+        if (st) cli_die_err(st, &err);
+    } else {
+        st = loom_images_load(&all, o.data, "train", &err);
+        if (st) cli_die_err(st, &err);
+        cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
+    }
     if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
         cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c, cfg.multiscale = multiscale;

@@ -17,6 +17,7 @@ static const struct {
     {"reconstruct", cmd_reconstruct, "autoencoders (draw): test images next to their reconstructions"},
     {"interpolate", cmd_interpolate, "models with codes (rae): decode codes between two test images"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
+    {"predict", cmd_predict, "sequence models (convlstm): given frames, then predicted beside the truth (GIF or PNG)"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
     {"version", NULL, "print loom's version (also: loom --version)"},
 };

@@ -58,6 +58,7 @@ size_t loom_rng_below(loom_rng *r, size_t n); /* uniform in [0, n), n > 0 */
  *   pixels[(((i * t + f) * c + k) * h + y) * w + x],
  * and one example is loom_images_example_bytes() bytes. Loaders set t and c;
  * a struct built by hand with t == 0 or c == 0 is read as 1 there. */
+typedef struct loom_seqgen loom_seqgen; /* a generator of sequences (docs/data.md) */
 typedef struct loom_images {
     size_t n, h, w;
     uint8_t *pixels;  /* (n, t, c, h, w) */
@@ -68,7 +69,33 @@ typedef struct loom_images {
     /* what loading changed, for callers to report (0 when nothing): */
     size_t gray_to_rgb;   /* gray images replicated to R = G = B to join a colour set */
     size_t alpha_dropped; /* images whose alpha channel was discarded */
+    /* a generated set (moving-fashion-mnist): pixels is NULL and example k
+     * is made on demand by loom_images_example, as sequence gen_ids[k] (k
+     * when gen_ids is NULL) of the generator, which the set holds a
+     * reference to */
+    loom_seqgen *gen;
+    size_t *gen_ids;
 } loom_images;
+
+/* Example k of im (loom_images_example_bytes bytes) into dst: copied, or
+ * generated (the same bytes for the same set and k, on any machine). */
+void loom_images_example(const loom_images *im, size_t k, uint8_t *dst);
+/* Image sequences for sequence models, (n, frames, 1, h, w):
+ *   "moving-fashion-mnist": generated on the fly from Fashion-MNIST (split
+ *     "train": 100,000 sequences from the training images, seeded; "test":
+ *     the fixed 10,000 from the test images), `frames` frames each;
+ *   FILE.npy: uint8 (T, N, H, W) as mnist_test_seq.npy, the whole file;
+ *   DIR: one sub-directory per sequence holding its frames as PNG files,
+ *     taken in strcmp order of their names (zero-padded numbers), gray.
+ * A file or folder is one set whatever the split. frames 0 takes what the
+ * source holds (20 for the generator). Bad files are LOOM_EINVAL naming the
+ * file; unreadable ones LOOM_EIO. */
+loom_status loom_sequences_load(loom_images *out, const char *spec, const char *split,
+                                size_t frames, loom_error *err);
+/* One Moving Fashion-MNIST sequence: dst (frames, 64, 64) from the 28x28
+ * images src (nsrc, 28, 28), drawn with an RNG seeded from (seed, id). */
+void loom_moving_sequence(uint8_t *dst, size_t frames, const uint8_t *src, size_t nsrc,
+                          uint64_t seed, size_t id);
 
 /* t * c * h * w (t, c of 0 read as 1); 0 when the product overflows size_t
  * or a size is 0. */

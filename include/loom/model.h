@@ -109,7 +109,8 @@ enum {
     LOOM_CAP_RECONSTRUCT = 1 << 4,
     LOOM_CAP_STAGES = 1 << 5,
     LOOM_CAP_CODES = 1 << 6,
-    LOOM_CAP_OUTPUT_GRAD = 1 << 7
+    LOOM_CAP_OUTPUT_GRAD = 1 << 7,
+    LOOM_CAP_PREDICT = 1 << 8 /* predicts the next frames of a sequence (convlstm; loom predict) */
 };
 unsigned loom_model_caps(const loom_model *m);
 const char *loom_cap_name(unsigned cap);

@@ -2,6 +2,7 @@
  * and the lifetime helpers of loom_images. Layouts and conversion rules are
  * described in docs/data.md. */
 #include "common.h"
+#include "seqgen.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,8 @@ void loom_images_free(loom_images *im) {
     free(im->labels);
     for (int c = 0; im->class_names && c < im->nclasses; c++) free(im->class_names[c]);
     free(im->class_names);
+    loom_seqgen_unref(im->gen);
+    free(im->gen_ids);
     memset(im, 0, sizeof *im);
 }
 
@@ -42,6 +45,17 @@ loom_status loom_images_slice(loom_images *dst, const loom_images *src, size_t b
                          begin, end, src->n);
     }
     size_t n = end - begin, ex = loom_images_example_bytes(src), bytes;
+    if (src->gen) { /* a generated set: the same generator, a range of its ids */
+        size_t *ids = malloc(n * sizeof *ids);
+        if (!ids) return loom_fail(err, LOOM_ENOMEM, "loom_images_slice: out of memory");
+        for (size_t i = 0; i < n; i++) ids[i] = loom_images_gen_id(src, begin + i);
+        loom_images s = *src;
+        s.n = n, s.gen_ids = ids, s.labels = NULL, s.nclasses = 0, s.class_names = NULL;
+        loom_seqgen_ref(s.gen);
+        if (dst == src) loom_images_free(dst);
+        *dst = s;
+        return LOOM_OK;
+    }
     loom_images s = {.n = n, .h = src->h, .w = src->w, .nclasses = src->nclasses,
                      .t = src->t, .c = src->c};
     if (ex == 0 || !loom_mul_ok(n, ex, &bytes)) {

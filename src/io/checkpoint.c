@@ -66,6 +66,12 @@ static void model_json(cJSON *m, const loom_config *cfg) {
         cJSON_AddBoolToObject(m, "attention", cfg->attention);
     }
     if (strcmp(cfg->model, "rae") == 0) cJSON_AddBoolToObject(m, "variational", cfg->variational);
+    if (cfg->frames_out) { /* convlstm */
+        cJSON_AddNumberToObject(m, "frames_in", (double)cfg->frames_in);
+        cJSON_AddNumberToObject(m, "frames_out", (double)cfg->frames_out);
+        cJSON_AddNumberToObject(m, "kernel", (double)cfg->kernel);
+        cJSON_AddNumberToObject(m, "patch", (double)cfg->patch);
+    }
 }
 
 /* the configs of n models (cfgs[i] with roles[i]) and the training options */
@@ -214,7 +220,10 @@ static const char *const *model_keys(const char *model) {
                                       "variational", NULL};
     if (strcmp(model, "grupixel") == 0) return grupixel;
     if (strcmp(model, "draw") == 0) return draw;
+    static const char *const convlstm[] = {"name", "height", "width", "channels", "layers", "hidden",
+                                           "classes", "frames_in", "frames_out", "kernel", "patch", NULL};
     if (strcmp(model, "rae") == 0) return rae;
+    if (strcmp(model, "convlstm") == 0) return convlstm;
     return plain; /* rowlstm, diagbilstm */
 }
 
@@ -238,6 +247,7 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         for (const char *const *k = model_keys("draw"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
         for (const char *const *k = model_keys("grupixel"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
         for (const char *const *k = model_keys("rae"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
+        for (const char *const *k = model_keys("convlstm"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
         if (ok)
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"%s\" is not a setting of model %s", what,
                              it->string, cfg->model);
@@ -289,6 +299,16 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         if (!cJSON_IsBool(var))
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"variational\" must be true or false", what);
         cfg->variational = cJSON_IsTrue(var);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m, "frames_out")) { /* convlstm: all four or none */
+        if ((st = get_int(m, "frames_in", 1, 100, &v, what, err))) return st;
+        cfg->frames_in = (size_t)v;
+        if ((st = get_int(m, "frames_out", 1, 100, &v, what, err))) return st;
+        cfg->frames_out = (size_t)v;
+        if ((st = get_int(m, "kernel", 1, 15, &v, what, err))) return st;
+        cfg->kernel = (size_t)v;
+        if ((st = get_int(m, "patch", 1, 16, &v, what, err))) return st;
+        cfg->patch = (size_t)v;
     }
     loom_error e2;
     if (loom_config_check(cfg, &e2)) return loom_fail(err, LOOM_EFORMAT, "%s: %s", what, e2.msg);

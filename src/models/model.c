@@ -15,10 +15,11 @@ extern const loom_model_ops loom_diagbilstm_ops;
 extern const loom_model_ops loom_grupixel_ops;
 extern const loom_model_ops loom_draw_ops;
 extern const loom_model_ops loom_rae_ops;
+extern const loom_model_ops loom_convlstm_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
                                                    &loom_grupixel_ops, &loom_draw_ops,
-                                                   &loom_rae_ops};
+                                                   &loom_rae_ops, &loom_convlstm_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -63,7 +64,10 @@ const loom_param *loom_model_param(const loom_model *m, const char *name) {
 
 static void free_ws(loom_model *m) {
     if (m->ws)
-        for (int t = 0; t < m->nthreads; t++) free(m->ws[t]);
+        for (int t = 0; t < m->nthreads; t++) {
+            if (m->ws[t] && m->ops->ws_release) m->ops->ws_release(m->ws[t]);
+            free(m->ws[t]);
+        }
     free(m->ws);
     m->ws = NULL;
     m->ws_bytes = 0;
@@ -86,7 +90,7 @@ static loom_status need_ws(loom_model *m, size_t bytes, loom_error *err) {
     m->ws = calloc((size_t)m->nthreads, sizeof *m->ws);
     if (!m->ws) return loom_fail(err, LOOM_ENOMEM, "out of memory for workspaces");
     for (int t = 0; t < m->nthreads; t++) {
-        m->ws[t] = malloc(bytes);
+        m->ws[t] = calloc(1, bytes); /* zeroed: ws_release may look at it */
         if (!m->ws[t]) {
             free_ws(m);
             return loom_fail(err, LOOM_ENOMEM, "out of memory: %zu MB of activations per thread",
@@ -200,7 +204,7 @@ loom_status loom_model_train_bytes(const loom_config *cfg, int nthreads, size_t 
     /* per-thread activations of one micro-shard, plus the batch itself */
     size_t ws = loom_model_find(cfg->model)->train_ws_bytes(cfg, u);
     b = add_sat(b, mul_sat(ws, T));
-    *bytes = add_sat(b, mul_sat(batch, mul_sat(loom_channels(cfg), mul_sat(cfg->height, cfg->width))));
+    *bytes = add_sat(b, mul_sat(batch, mul_sat(loom_frames(cfg) * loom_channels(cfg), mul_sat(cfg->height, cfg->width))));
     return LOOM_OK;
 }
 
@@ -226,7 +230,7 @@ static void human(char *buf, size_t cap, size_t bytes) {
 }
 
 double loom_bits_per_dim(const loom_config *cfg, double nats_per_image) {
-    return nats_per_image / log(2.0) / (double)(loom_channels(cfg) * cfg->height * cfg->width);
+    return nats_per_image / log(2.0) / (double)loom_nll_dims(cfg);
 }
 
 loom_status loom_memory_check(size_t bytes, const char *what, loom_error *err) {
@@ -343,12 +347,13 @@ unsigned loom_model_caps(const loom_model *m) {
     if (loom_model_nframes(m)) c |= LOOM_CAP_STAGES;
     if (loom_model_code_dim(m)) c |= LOOM_CAP_CODES;
     if (loom_model_out_floats(m)) c |= LOOM_CAP_OUTPUT_GRAD;
+    if (o->predict) c |= LOOM_CAP_PREDICT;
     return c;
 }
 
 const char *loom_cap_name(unsigned cap) {
     static const char *const names[LOOM_NCAPS] = {"sample", "exact-nll", "conditionals", "iw-bound",
-                                                  "reconstruct", "stages", "codes", "output-grad"};
+                                                  "reconstruct", "stages", "codes", "output-grad", "predict"};
     for (int k = 0; k < LOOM_NCAPS; k++)
         if (cap == 1u << k) return names[k];
     return NULL;
@@ -375,7 +380,7 @@ static loom_status check_labels(const loom_model *m, const int32_t *labels, size
 /* One per-shard model op over a batch: which op, and its batch-wide arguments
  * (pointers at the batch's first image). */
 typedef enum { JOB_SHARD, JOB_IW_NLL, JOB_RECONSTRUCT, JOB_ENCODE, JOB_DECODE, JOB_FRAMES,
-               JOB_SAMPLE, JOB_SAMPLE_GIVEN } job_kind;
+               JOB_SAMPLE, JOB_SAMPLE_GIVEN, JOB_PREDICT } job_kind;
 typedef struct {
     job_kind kind;
     const uint8_t *imgs;   /* (n, H, W) input images */
@@ -384,7 +389,7 @@ typedef struct {
     double *nll;           /* (n) shard, iw_nll output */
     uint8_t *out;          /* (n, ...) reconstruct, decode, frames, sample output images */
     uint8_t *frames;       /* (n, nframes, H, W) frames output */
-    float *fout;           /* (n, code_dim) encode output */
+    float *fout;           /* (n, code_dim) encode output; (n, frames_out, C, H, W) predict output */
     float **grads;         /* shard: micro-shard j's gradient goes to grads[j - j0] */
     size_t j0;             /* shard: the first micro-shard with a gradient buffer */
     float scale;           /* shard */
@@ -397,7 +402,7 @@ typedef struct {
 
 /* the job's op on micro-shard mj, images [mj * u, mj * u + nb), with thread t's workspace */
 static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t u, size_t nb) {
-    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width, b0 = mj * u; /* HW: one image */
+    const size_t HW = loom_example_size(&m->cfg), b0 = mj * u; /* HW: one example */
     void *ws = m->ws[t];
     const int32_t *labels = j->labels ? j->labels + b0 : NULL;
     switch (j->kind) {
@@ -428,6 +433,9 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
         break;
     case JOB_SAMPLE_GIVEN:
         m->ops->sample_given(m, ws, j->out + b0 * HW, j->logw + b0, j->given, labels, nb, j->rngs + b0);
+        break;
+    case JOB_PREDICT:
+        m->ops->predict(m, ws, j->fout + b0 * loom_nll_dims(&m->cfg), j->imgs + b0 * HW, nb);
         break;
     }
 }
@@ -524,7 +532,7 @@ static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint
     const size_t D = tree_depth(K), P = grad_buffers(m->nthreads, K);
     loom_status st = need_gbufs(m, P, err);
     if (st) return st;
-    const size_t npix = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* dimensions */
+    const size_t npix = loom_nll_dims(&m->cfg); /* dimensions */
     /* free: pool buffers not in use; stack: pending nodes, level: theirs; leaves: the wave's */
     float **mem = malloc((P + D + W) * sizeof *mem);
     size_t *level = malloc((D ? D : 1) * sizeof *level);
@@ -742,10 +750,25 @@ loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err) {
     if (chunk == 0) chunk = 1;
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
-    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
+    const size_t HW = loom_example_size(&m->cfg); /* one example */
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const shard_job job = {.kind = JOB_SHARD, .imgs = imgs + c0 * HW,
                                .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0};
+        loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
+        if (st) return st;
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
+                               size_t chunk, loom_error *err) {
+    if (!m->ops->predict)
+        return loom_fail(err, LOOM_EINVAL, "model %s predicts no frames (it models still images)",
+                         m->ops->name);
+    if (chunk == 0) chunk = 1;
+    const size_t EX = loom_example_size(&m->cfg), PF = loom_nll_dims(&m->cfg);
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        const shard_job job = {.kind = JOB_PREDICT, .imgs = seqs + c0 * EX, .fout = probs + c0 * PF};
         loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
         if (st) return st;
     }
@@ -774,7 +797,7 @@ loom_status loom_model_iw_nll(loom_model *m, double *nll_img, const uint8_t *img
     if (why) return loom_fail(err, LOOM_EINVAL, "no importance-weighted bound: %s", why);
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     if (chunk == 0) chunk = 1;
-    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
+    const size_t HW = loom_example_size(&m->cfg); /* one example */
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const shard_job job = {.kind = JOB_IW_NLL, .imgs = imgs + c0 * HW,
                                .labels = labels ? labels + c0 : NULL, .nll = nll_img + c0, .K = K};

@@ -26,6 +26,10 @@ typedef struct loom_config {
      * "Multi-scale"): an S x (W*S/H) model of the image subsampled every H/S
      * pixels, and the full model conditioned on it */
     size_t multiscale;
+    /* convlstm: an example is a sequence of frames_in + frames_out frames; the
+     * model reads frames_in and predicts frames_out (0, 0 for still images);
+     * kernel: convolution size (odd), patch: space-to-depth factor */
+    size_t frames_in, frames_out, kernel, patch;
 } loom_config;
 
 typedef struct loom_param {
@@ -129,6 +133,15 @@ typedef struct loom_model_ops {
      * after loom_model_init, the model's gradient is 0 on them (so Adam keeps
      * them 0), and loom_model_check_masks rejects weights where one is not. */
     int (*masked)(const loom_model *m, size_t p, size_t k);
+    /* optional (sequence models): probs (n, frames_out, C, H, W) = the
+     * predicted frames, each pixel's probability of being on (its mean), from
+     * the first frames_in frames of each example of seqs (n, frames_in +
+     * frames_out, C, H, W; the later frames are not read); uses the training
+     * workspace */
+    void (*predict)(const loom_model *m, void *ws, float *probs, const uint8_t *seqs, size_t n);
+    /* optional: frees what a workspace holds besides its memory (e.g. cached
+     * convolution primitives) before model.c frees it; workspaces start zeroed */
+    void (*ws_release)(void *ws);
 } loom_model_ops;
 
 struct loom_model {
@@ -181,11 +194,23 @@ size_t loom_param_add_nd(loom_param *out, size_t n, float init_bound, int ndim,
  * unless 1 <= v <= hi. */
 loom_status loom_check_range(const char *flag, size_t v, size_t hi, loom_error *err);
 static inline size_t loom_channels(const loom_config *c) { return c->channels ? c->channels : 1; }
+/* frames of one example (1 for still images) and its bytes, (T, C, H, W) */
+static inline size_t loom_frames(const loom_config *c) {
+    return c->frames_in + c->frames_out ? c->frames_in + c->frames_out : 1;
+}
+static inline size_t loom_example_size(const loom_config *c) {
+    return loom_frames(c) * loom_channels(c) * c->height * c->width;
+}
+/* the dimensions an NLL covers: the predicted frames of a sequence model,
+ * every pixel and channel of a still image */
+static inline size_t loom_nll_dims(const loom_config *c) {
+    return (c->frames_out ? c->frames_out : 1) * loom_channels(c) * c->height * c->width;
+}
 
 /* What a model can do beyond training and evaluation, discovered from its op
  * table (so a command asks for a capability, not for a model by name): the
  * LOOM_CAP_* bits of include/loom/model.h. */
-#define LOOM_NCAPS 8
+#define LOOM_NCAPS 9
 unsigned loom_model_caps(const loom_model *m);
 /* "sample", "exact-nll", ...: the name of one capability bit (NULL if none) */
 const char *loom_cap_name(unsigned cap);
@@ -285,6 +310,12 @@ loom_status loom_model_forward(loom_model *m, float *out, double *internal, cons
                                const int32_t *labels, size_t n, loom_error *err);
 loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout, size_t n,
                                 float internal_weight, loom_error *err);
+
+/* Predicted frames of a sequence model (ops->predict), in chunks of `chunk`
+ * examples over the threads: probs (n, frames_out, C, H, W) in [0, 1];
+ * LOOM_EINVAL when the model predicts no frames. */
+loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
+                               size_t chunk, loom_error *err);
 
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */

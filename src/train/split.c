@@ -1,5 +1,6 @@
 /* Validation splits and stratified orders of a data set. */
 #include "trainer.h"
+#include "data/seqgen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,15 @@ loom_status loom_images_gather(loom_images *dst, const loom_images *src, const s
     if (!n) return loom_fail(err, LOOM_EINVAL, "loom_images_gather: no images");
     if (!loom_mul_ok(n, eb, &bytes)) return loom_fail(err, LOOM_ENOMEM, "loom_images_gather: size overflows");
     loom_images s = *src; /* shape fields (and any added later) as the source's */
+    if (src->gen) { /* a generated set: the same generator, the chosen ids */
+        s.n = n, s.labels = NULL, s.nclasses = 0, s.class_names = NULL;
+        if (!(s.gen_ids = malloc(n * sizeof *s.gen_ids)))
+            return loom_fail(err, LOOM_ENOMEM, "loom_images_gather: out of memory");
+        for (size_t i = 0; i < n; i++) s.gen_ids[i] = loom_images_gen_id(src, idx[i]);
+        loom_seqgen_ref(s.gen);
+        *dst = s;
+        return LOOM_OK;
+    }
     s.n = n, s.pixels = malloc(bytes), s.labels = NULL;
     s.class_names = NULL; /* not copied: the source keeps them */
     if (!s.pixels) return loom_fail(err, LOOM_ENOMEM, "loom_images_gather: out of memory for %zu bytes", bytes);
@@ -134,7 +144,7 @@ loom_status loom_images_gather(loom_images *dst, const loom_images *src, const s
         return loom_fail(err, LOOM_ENOMEM, "loom_images_gather: out of memory for %zu labels", n);
     }
     for (size_t i = 0; i < n; i++) {
-        memcpy(s.pixels + i * eb, src->pixels + idx[i] * eb, eb);
+        loom_images_example(src, idx[i], s.pixels + i * eb);
         if (s.labels) s.labels[i] = src->labels[idx[i]];
     }
     *dst = s;

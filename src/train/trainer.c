@@ -191,6 +191,9 @@ loom_status loom_trainer_set_data(loom_trainer *t, const loom_images *data, loom
         if (data->h != c->height || data->w != c->width)
             return loom_fail(err, LOOM_EINVAL, "%s: images are %zux%zu but the run's model is %zux%zu",
                              o->data, data->h, data->w, c->height, c->width);
+        if ((data->t ? data->t : 1) != loom_frames(c))
+            return loom_fail(err, LOOM_EINVAL, "%s: examples of %zu frames but the run's model takes %zu",
+                             o->data, data->t ? data->t : 1, loom_frames(c));
     }
     free(t->train_idx), t->train_idx = NULL;
     loom_images_free(&t->valid);
@@ -342,9 +345,20 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
         cnt[R + r] = i0 * sizeof *nll, cnt[r] = (i1 - i0) * sizeof *nll;
     }
     const size_t i0 = cnt[R + me] / sizeof *nll, ni = cnt[me] / sizeof *nll;
-    loom_status st = ni ? loom_model_nll(m, nll + i0, set->pixels + i0 * eb,
-                                         m->cfg.nclasses ? set->labels + i0 : NULL, ni, chunk, err)
-                        : LOOM_OK;
+    loom_status st = LOOM_OK;
+    if (ni && set->gen) { /* a generated set: made a chunk at a time */
+        uint8_t *buf = malloc(chunk * eb);
+        if (!buf) st = loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
+        for (size_t k0 = i0; !st && k0 < i0 + ni; k0 += chunk) {
+            const size_t nb = LOOM_MIN(chunk, i0 + ni - k0);
+            for (size_t k = 0; k < nb; k++) loom_images_example(set, k0 + k, buf + k * eb);
+            st = loom_model_nll(m, nll + k0, buf, NULL, nb, chunk, err);
+        }
+        free(buf);
+    } else if (ni) {
+        st = loom_model_nll(m, nll + i0, set->pixels + i0 * eb, m->cfg.nclasses ? set->labels + i0 : NULL, ni,
+                            chunk, err);
+    }
     if (!st && R > 1)
         st = t->comm->allgatherv(t->comm->user, nll + i0, cnt[me], nll + n, cnt, cnt + R, err);
     const double *all = R > 1 ? nll + n : nll;
@@ -382,7 +396,7 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
     }
     for (size_t b = 0; b < B; b++) {
         size_t k = t->train_idx[t->perm[ts->index + b]];
-        memcpy(t->batch + b * eb, t->data->pixels + k * eb, eb);
+        loom_images_example(t->data, k, t->batch + b * eb);
         t->blabels[b] = t->data->labels ? t->data->labels[k] : 0;
     }
     ts->index += B;

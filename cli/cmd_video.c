@@ -1,0 +1,269 @@
+/* Sequence models (LOOM_CAP_PREDICT: convlstm): loom eval's video metrics
+ * and loom predict. docs/convlstm.md describes both. */
+#include "cli.h"
+
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the sequences to evaluate: a file or folder given with --data whole; the
+ * generated set's test split, or the run's validation split */
+static void load_seqs(loom_images *out, const char *data, bool given, const char *split,
+                      const loom_train_opts *o, const loom_config *cfg) {
+    loom_error err;
+    loom_status st;
+    const bool generated = strcmp(data, "moving-fashion-mnist") == 0;
+    if (!generated || strcmp(split, "test") == 0 || given) {
+        st = loom_sequences_load(out, data, generated ? split : "test", loom_frames(cfg), &err);
+        if (st) cli_die_err(st, &err);
+    } else { /* valid: the run's own split of the generated training set */
+        loom_images all;
+        if ((st = loom_sequences_load(&all, data, "train", loom_frames(cfg), &err))) cli_die_err(st, &err);
+        size_t *tr, *va, ntr, nva;
+        if ((st = loom_train_split(&tr, &ntr, &va, &nva, &all, o, &err))) cli_die_err(st, &err);
+        if (!nva) cli_die(2, "%s: the run has no validation split", data);
+        if ((st = loom_images_gather(out, &all, va, nva, &err))) cli_die_err(st, &err);
+        free(tr), free(va);
+        loom_images_free(&all);
+    }
+    if (out->h != cfg->height || out->w != cfg->width)
+        cli_die(2, "%s: frames are %zux%zu but the model was trained on %zux%zu", data, out->h, out->w,
+                cfg->height, cfg->width);
+    if ((out->c ? out->c : 1) != loom_channels(cfg)) cli_die(2, "%s: frames are not gray", data);
+}
+
+/* SSIM of two [0, 1] frames (Wang et al. 2004): 11 x 11 Gaussian window of
+ * sigma 1.5, C1 = 0.01^2, C2 = 0.03^2, averaged over the positions where the
+ * window fits (the whole frame's mean when it is smaller than 11) */
+static double ssim(const float *a, const float *b, size_t h, size_t w) {
+    const int R = 5;
+    double g[11], gs = 0;
+    for (int i = -R; i <= R; i++) gs += g[i + R] = exp(-(double)(i * i) / (2 * 1.5 * 1.5));
+    for (int i = 0; i < 11; i++) g[i] /= gs;
+    const double C1 = 1e-4, C2 = 9e-4;
+    if (h < 11 || w < 11) {
+        double ma = 0, mb = 0, va = 0, vb = 0, cv = 0, n = (double)(h * w);
+        for (size_t i = 0; i < h * w; i++) ma += a[i], mb += b[i];
+        ma /= n, mb /= n;
+        for (size_t i = 0; i < h * w; i++)
+            va += (a[i] - ma) * (a[i] - ma), vb += (b[i] - mb) * (b[i] - mb), cv += (a[i] - ma) * (b[i] - mb);
+        va /= n, vb /= n, cv /= n;
+        return (2 * ma * mb + C1) * (2 * cv + C2) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+    }
+    double sum = 0;
+    size_t cnt = 0;
+    for (size_t y = (size_t)R; y + (size_t)R < h; y++)
+        for (size_t x = (size_t)R; x + (size_t)R < w; x++) {
+            double ma = 0, mb = 0, aa = 0, bb = 0, ab = 0;
+            for (int dy = -R; dy <= R; dy++)
+                for (int dx = -R; dx <= R; dx++) {
+                    const double wt = g[dy + R] * g[dx + R];
+                    const size_t k = (y + (size_t)dy) * w + x + (size_t)dx;
+                    ma += wt * a[k], mb += wt * b[k];
+                    aa += wt * a[k] * a[k], bb += wt * b[k] * b[k], ab += wt * a[k] * b[k];
+                }
+            const double va = aa - ma * ma, vb = bb - mb * mb, cv = ab - ma * mb;
+            sum += (2 * ma * mb + C1) * (2 * cv + C2) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+            cnt++;
+        }
+    return sum / (double)cnt;
+}
+
+typedef struct {
+    double *mse, *mae, *ssim; /* (M) sums over sequences, per predicted frame */
+    double ce;                /* summed cross-entropy (nats) */
+} metrics;
+
+/* p (M, H, W) predicted intensities against the truth x (M, H, W) in [0, 1] */
+static void score(metrics *r, const float *p, const float *x, size_t M, size_t HW, size_t h, size_t w) {
+    for (size_t t = 0; t < M; t++) {
+        const float *pt = p + t * HW, *xt = x + t * HW;
+        double se = 0, ae = 0, ce = 0;
+        for (size_t i = 0; i < HW; i++) {
+            const double d = (double)pt[i] - xt[i];
+            se += d * d, ae += fabs(d);
+            const double q = fmin(fmax(pt[i], 1e-7), 1 - 1e-7);
+            ce -= xt[i] * log(q) + (1 - xt[i]) * log(1 - q);
+        }
+        r->mse[t] += se, r->mae[t] += ae, r->ce += ce;
+        r->ssim[t] += ssim(pt, xt, h, w);
+    }
+}
+
+static double mean(const double *v, size_t M, size_t n) {
+    double s = 0;
+    for (size_t t = 0; t < M; t++) s += v[t];
+    return s / (double)(M * n);
+}
+
+static void json_curve(const char *key, const double *v, size_t M, size_t n) {
+    printf(", \"%s\": [", key);
+    for (size_t t = 0; t < M; t++) printf("%s%.6g", t ? ", " : "", v[t] / (double)n);
+    printf("]");
+}
+
+int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given, const char *split, size_t limit,
+                   size_t batch, bool json, const loom_train_opts *o, long step) {
+    const loom_config *c = &m->cfg;
+    loom_images set;
+    load_seqs(&set, data, given, split, o, c);
+    const size_t n = limit && limit < set.n ? limit : set.n, K = c->frames_in, M = c->frames_out;
+    const size_t HW = c->height * c->width, EX = loom_example_size(c), B = batch < n ? batch : n;
+    uint8_t *buf = malloc(B * EX);
+    float *probs = malloc(B * M * HW * sizeof *probs), *truth = malloc(M * HW * sizeof *truth);
+    float *last = malloc(M * HW * sizeof *last);
+    double *acc = calloc(6 * M, sizeof *acc);
+    if (!buf || !probs || !truth || !last || !acc) cli_die(1, "out of memory");
+    metrics mo = {acc, acc + M, acc + 2 * M, 0}, mb = {acc + 3 * M, acc + 4 * M, acc + 5 * M, 0};
+    loom_error err;
+    const double t0 = cli_now();
+    for (size_t k0 = 0; k0 < n; k0 += B) {
+        const size_t nb = LOOM_MIN(B, n - k0);
+        for (size_t k = 0; k < nb; k++) loom_images_example(&set, k0 + k, buf + k * EX);
+        loom_status st = loom_model_predict(m, probs, buf, nb, nb, &err);
+        if (st) cli_die_err(st, &err);
+        for (size_t k = 0; k < nb; k++) {
+            const uint8_t *s = buf + k * EX;
+            for (size_t i = 0; i < M * HW; i++) truth[i] = s[K * HW + i] * (1.0f / 255.0f);
+            for (size_t t = 0; t < M; t++) /* the baseline: the last given frame, repeated */
+                for (size_t i = 0; i < HW; i++) last[t * HW + i] = s[(K - 1) * HW + i] * (1.0f / 255.0f);
+            score(&mo, probs + k * M * HW, truth, M, HW, c->height, c->width);
+            score(&mb, last, truth, M, HW, c->height, c->width);
+        }
+    }
+    const double secs = cli_now() - t0;
+    const char *what = given ? data : split;
+    if (json) {
+        printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"mse\", \"data\": \"%s\", "
+               "\"split\": \"%s\", \"sequences\": %zu, \"frames_in\": %zu, \"frames_out\": %zu, "
+               "\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, \"cross_entropy_per_sequence\": %.6g, "
+               "\"baseline\": {\"name\": \"repeat-last-frame\", \"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, "
+               "\"ssim\": %.6g, \"cross_entropy_per_sequence\": %.6g}",
+               c->model, step, ckpt, data, given ? "all" : split, n, K, M, mean(mo.mse, M, n), mean(mo.mae, M, n),
+               mean(mo.ssim, M, n), mo.ce / (double)n, mean(mb.mse, M, n), mean(mb.mae, M, n), mean(mb.ssim, M, n),
+               mb.ce / (double)n);
+        json_curve("mse_curve", mo.mse, M, n), json_curve("ssim_curve", mo.ssim, M, n);
+        json_curve("baseline_mse_curve", mb.mse, M, n), json_curve("baseline_ssim_curve", mb.ssim, M, n);
+        printf(", \"seconds\": %.2f}\n", secs);
+    } else {
+        printf("%s: %zu sequences, %zu given + %zu predicted frames of %zux%zu (%.1f s, %.1f ms per sequence)\n",
+               what, n, K, M, c->height, c->width, secs, 1e3 * secs / (double)n);
+        printf("                   %12s %12s %8s %14s\n", "MSE/frame", "MAE/frame", "SSIM", "xent/sequence");
+        printf("convlstm           %12.3f %12.3f %8.4f %14.1f\n", mean(mo.mse, M, n), mean(mo.mae, M, n),
+               mean(mo.ssim, M, n), mo.ce / (double)n);
+        printf("repeat last frame  %12.3f %12.3f %8.4f %14.1f\n", mean(mb.mse, M, n), mean(mb.mae, M, n),
+               mean(mb.ssim, M, n), mb.ce / (double)n);
+        printf("per frame:  t   MSE model  MSE baseline  SSIM model  SSIM baseline\n");
+        for (size_t t = 0; t < M; t++)
+            printf("          %3zu %11.3f %13.3f %11.4f %14.4f\n", K + t + 1, mo.mse[t] / (double)n, mb.mse[t] / (double)n,
+                   mo.ssim[t] / (double)n, mb.ssim[t] / (double)n);
+        printf("(MSE, MAE: summed over the %zux%zu pixels in [0, 1], mean over frames and sequences; cross-entropy: "
+               "Bernoulli, nats, of the predicted intensities clamped to [1e-7, 1 - 1e-7])\n", c->height, c->width);
+    }
+    free(buf), free(probs), free(truth), free(last), free(acc);
+    loom_images_free(&set);
+    return 0;
+}
+
+/* ---------------------------------------------------------- loom predict */
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *data = NULL, *out = NULL, *split = "test";
+    size_t n = 4, frames = 0, threads = (size_t)cli_default_threads(), first = 0;
+    cli_arg args[] = {
+        {"data", ARG_STR, &data, 0, 0, "sequences (default: the run's data, test split)", false},
+        {"split", ARG_STR, &split, 0, 0, "generated data: test (default) or valid", false},
+        {"n", ARG_SIZE, &n, 1, 64, "sequences (default 4)", false},
+        {"first", ARG_SIZE, &first, 0, 1e9, "index of the first sequence (default 0)", false},
+        {"frames", ARG_SIZE, &frames, 1, 1000, "frames to predict (default: the trained horizon; beyond it the "
+                                               "model reads its own predictions)", false},
+        {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"out", ARG_STR, &out, 0, 0, "FILE.gif (animated) or FILE.png (a strip per sequence)", false},
+    };
+    const char *pos[1];
+    int npos;
+    cli_parse("predict", "RUN_DIR|CHECKPOINT --out FILE.gif|FILE.png [flags]", argc, argv, args,
+              sizeof args / sizeof args[0], pos, 1, &npos);
+    if (npos != 1) cli_die(2, "predict needs a run directory or checkpoint (see 'loom predict --help')");
+    if (!out) cli_die(2, "predict needs --out FILE.gif or FILE.png");
+    const bool gif = ends_with(out, ".gif") || ends_with(out, ".GIF");
+    if (!gif && !ends_with(out, ".png") && !ends_with(out, ".PNG"))
+        cli_die(2, "--out %s: the name must end in .gif or .png", out);
+    if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
+        cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
+    loom_train_opts o;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    if (!(loom_model_caps(m) & LOOM_CAP_PREDICT))
+        cli_die(2, "%s: model %s predicts no frames (loom predict is for sequence models: convlstm)", pos[0],
+                m->cfg.model);
+    const loom_config *c = &m->cfg;
+    loom_images set;
+    load_seqs(&set, data ? data : o.data, data != NULL, split, &o, c);
+    if (first >= set.n) cli_die(2, "--first %zu: the data has %zu sequences", first, set.n);
+    if (n > set.n - first) n = set.n - first;
+    const size_t K = c->frames_in, M = c->frames_out, F = frames ? frames : M, H = c->height, W = c->width;
+    const size_t HW = H * W, EX = loom_example_size(c), L = K + F; /* frames shown */
+    uint8_t *seqs = malloc(n * EX), *gen = calloc(n * L, HW), *win = malloc(n * EX);
+    float *probs = malloc(n * M * HW * sizeof *probs);
+    if (!seqs || !gen || !win || !probs) cli_die(1, "out of memory");
+    for (size_t k = 0; k < n; k++) loom_images_example(&set, first + k, seqs + k * EX);
+    for (size_t k = 0; k < n; k++) memcpy(gen + k * L * HW, seqs + k * EX, K * HW);
+    loom_error err;
+    const double t0 = cli_now();
+    /* M frames at a time from the last K frames, given or predicted */
+    for (size_t done = 0; done < F; done += M) {
+        for (size_t k = 0; k < n; k++) memcpy(win + k * EX, gen + (k * L + done) * HW, K * HW);
+        loom_status st = loom_model_predict(m, probs, win, n, n, &err);
+        if (st) cli_die_err(st, &err);
+        const size_t take = LOOM_MIN(M, F - done);
+        for (size_t k = 0; k < n; k++)
+            for (size_t i = 0; i < take * HW; i++)
+                gen[(k * L + K + done) * HW + i] = (uint8_t)lrintf(255.0f * probs[k * M * HW + i]);
+    }
+    const double ms = 1e3 * (cli_now() - t0) / (double)n;
+    /* canvas per shown frame t: for each sequence a column of truth over prediction */
+    const size_t gap = 2, cw = n * (W + gap), ch = 2 * H + gap;
+    uint8_t *canvas = calloc(L, cw * ch);
+    if (!canvas) cli_die(1, "out of memory");
+    for (size_t t = 0; t < L; t++)
+        for (size_t k = 0; k < n; k++)
+            for (size_t y = 0; y < H; y++) {
+                uint8_t *top = canvas + t * cw * ch + y * cw + k * (W + gap);
+                uint8_t *bot = top + (H + gap) * cw;
+                if (t < loom_frames(c)) memcpy(top, seqs + k * EX + (t * H + y) * W, W); /* truth, where known */
+                memcpy(bot, gen + (k * L + t) * HW + y * W, W);
+            }
+    loom_status st;
+    if (gif) {
+        uint16_t *delay = malloc(L * sizeof *delay);
+        for (size_t t = 0; t < L; t++) delay[t] = t + 1 == K ? 60 : t + 1 == L ? 150 : 20;
+        st = loom_gif_write(out, canvas, L, 1, ch, cw, delay, &err);
+        free(delay);
+    } else { /* a PNG: the frames side by side, sequence pairs one under another */
+        const size_t sw = L * (W + gap), sh = n * (ch + 2 * gap);
+        uint8_t *strip = calloc(sw, sh);
+        for (size_t k = 0; k < n; k++)
+            for (size_t t = 0; t < L; t++)
+                for (size_t y = 0; y < ch; y++)
+                    memcpy(strip + (k * (ch + 2 * gap) + y) * sw + t * (W + gap),
+                           canvas + t * cw * ch + y * cw + k * (W + gap), W);
+        st = loom_png_write_gray(out, strip, sh, sw, &err);
+        free(strip);
+    }
+    if (st) cli_die_err(st, &err);
+    fprintf(stderr, "loom: %s: %zu sequences, %zu given + %zu predicted frames (truth above, model below; "
+            "%.1f ms per sequence)\n", out, n, K, F, ms);
+    free(seqs), free(gen), free(win), free(probs), free(canvas);
+    loom_images_free(&set);
+    loom_train_opts_free(&o);
+    loom_model_free(m);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* Stride-1 "same" 2-D convolution on channels-last tensors, for the
+ * ConvLSTM: y (n, h, w, cout) = x (n, h, w, cin) * wt (cout, k, k, cin), zero
+ * padding of k / 2 on every side (k odd), no bias (the caller adds it).
+ *
+ * Two back-ends compute it: oneDNN's convolution primitives (when built with
+ * LOOM_HAVE_DNNL; created once per shape and kept in the cache), and an
+ * im2col + loom_gemm fallback. Each runs on the calling thread only: loom
+ * parallelises over micro-shards, and a primitive whose reductions depended
+ * on the thread count would break the bit-identity across thread counts.
+ *
+ * A cache belongs to one thread's workspace: zero-filled memory is an empty
+ * cache (loom_conv2d_cache_release frees what it holds). Before the weights
+ * change, call loom_conv2d_cache_new_weights so that the copies of the
+ * weights in oneDNN's preferred layout are made again. */
+#ifndef LOOM_CONV2D_H
+#define LOOM_CONV2D_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LOOM_CONV2D_PLANS 24
+
+typedef enum { LOOM_CONV_AUTO = 0, LOOM_CONV_IM2COL, LOOM_CONV_DNNL } loom_conv_backend;
+
+typedef struct loom_conv2d_dims {
+    size_t n, h, w, cin, cout, k;
+} loom_conv2d_dims;
+
+typedef struct loom_conv2d_cache {
+    int ready;                 /* 0 in zero-filled memory */
+    loom_conv_backend backend; /* what runs: IM2COL or DNNL (AUTO picks DNNL when built in) */
+    unsigned long weights_gen; /* bumped by loom_conv2d_cache_new_weights */
+    void *engine, *stream;     /* dnnl_engine_t, dnnl_stream_t */
+    struct loom_conv2d_plan *plans[LOOM_CONV2D_PLANS];
+} loom_conv2d_cache;
+
+/* Select a back-end (before first use; LOOM_CONV_DNNL without oneDNN falls
+ * back to im2col). loom_conv2d_backend_name: "onednn" or "im2col". */
+void loom_conv2d_cache_init(loom_conv2d_cache *c, loom_conv_backend b);
+void loom_conv2d_cache_release(loom_conv2d_cache *c);
+void loom_conv2d_cache_new_weights(loom_conv2d_cache *c);
+const char *loom_conv2d_backend_name(const loom_conv2d_cache *c);
+/* floats of scratch the im2col path needs for dims d (0 for oneDNN) */
+size_t loom_conv2d_scratch_floats(loom_conv2d_dims d);
+
+/* y = conv(x, wt) (overwritten) */
+void loom_conv2d_forward(float *y, const float *x, const float *wt, loom_conv2d_dims d,
+                         loom_conv2d_cache *c, float *scratch);
+/* dx = d conv / d x applied to dy (overwritten) */
+void loom_conv2d_backward_data(float *dx, const float *dy, const float *wt, loom_conv2d_dims d,
+                               loom_conv2d_cache *c, float *scratch);
+/* dwt += d conv / d wt applied to dy, with the forward's input x */
+void loom_conv2d_backward_weights(float *dwt, const float *x, const float *dy, loom_conv2d_dims d,
+                                  loom_conv2d_cache *c, float *scratch);
+
+#endif

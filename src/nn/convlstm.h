@@ -1,0 +1,40 @@
+/* Convolutional LSTM layer (Shi et al. 2015) over T steps, channels last,
+ * gate order i f g o as in the other LSTMs (nn/lstm.c), no peepholes:
+ *   xh_t = [x_t, h_{t-1}]                         (B, H, W, cin + hid)
+ *   i, f, g, o = sigm, sigm, tanh, sigm of  conv(xh_t, wt) + bias
+ *   c_t = f * c_{t-1} + i * g;   h_t = o * tanh(c_t)
+ * wt (4 hid, k, k, cin + hid) holds the input-to-state and state-to-state
+ * kernels side by side, so one convolution computes both (conv2d.h). A
+ * layer without input has cin = 0 (the forecaster's first layer). */
+#ifndef LOOM_CONVLSTM_H
+#define LOOM_CONVLSTM_H
+
+#include "conv2d.h"
+
+typedef struct loom_convlstm_dims {
+    size_t T, B, h, w; /* steps, batch, spatial size */
+    size_t cin, hid, k; /* input channels (0: none), state channels, kernel (odd) */
+} loom_convlstm_dims;
+
+/* cache: xh (T, B, h, w, cin + hid), act (T, B, h, w, 4 hid) = i f g o,
+ * c (T, B, h, w, hid) */
+size_t loom_convlstm_cache_floats(loom_convlstm_dims d);
+/* scratch for forward and backward (the backward's dgates of every step, its
+ * per-step buffers and the convolution's im2col scratch) */
+size_t loom_convlstm_scratch_floats(loom_convlstm_dims d);
+
+/* hs (T, B, h, w, hid) = the states h_t; x (T, B, h, w, cin) (NULL when cin
+ * is 0); h0, c0 (B, h, w, hid) the initial state (NULL: zeros). */
+void loom_convlstm_forward(float *hs, float *cache, const float *x, const float *h0,
+                           const float *c0, const float *wt, const float *bias,
+                           loom_convlstm_dims d, loom_conv2d_cache *cc, float *scratch);
+/* Given dhs (T, B, h, w, hid) = dL/dh_t from above and
+ * dhT, dcT (B, h, w, hid) = dL/d(final state) (NULL: 0): dx (T, B, h, w,
+ * cin) = dL/dx (written, NULL skips), dh0, dc0 (B, h, w, hid) = dL/d(initial
+ * state) (written, NULL skips), dwt and dbias += the parameters' gradient. */
+void loom_convlstm_backward(float *dx, float *dh0, float *dc0, float *dwt, float *dbias,
+                            const float *dhs, const float *dhT, const float *dcT, const float *cache,
+                            const float *c0, const float *wt, loom_convlstm_dims d,
+                            loom_conv2d_cache *cc, float *scratch);
+
+#endif

@@ -1,0 +1,89 @@
+# End to end: the convlstm encoder-forecaster on generated Moving Fashion-MNIST and on
+# a .npy file: train, resume, threads, eval (video metrics), predict (GIF, PNG), bad input.
+. tests/cli/lib.sh
+BASE="--model convlstm --layers 1 --hidden 4 --frames-in 2 --frames-out 2 --eval-limit 4 --quiet"
+TINY="$BASE --kernel 3 --patch 8 --batch 4 --valid 8"
+
+ok "convlstm train: moving-fashion-mnist" $LOOM train $TINY --steps 3 --out "$T/r"
+grep -q '"frames_in":[[:space:]]*2' "$T/r/config.json" && grep -q '"moving-fashion-mnist"' "$T/r/config.json" &&
+    pass "convlstm train: config.json records frames and data" || fail "convlstm train: config.json records frames and data" "$(cat "$T/r/config.json")"
+
+ok "convlstm resume: 6 steps" $LOOM train $TINY --steps 6 --threads 1 --out "$T/a"
+ok "convlstm resume: 3 steps" $LOOM train $TINY --steps 3 --threads 1 --out "$T/b"
+ok "convlstm resume: on to 6" $LOOM train --resume "$T/b" --steps 6 --threads 1 --quiet
+same "convlstm resume: bit-identical checkpoint" "$T/a/checkpoint.safetensors" "$T/b/checkpoint.safetensors"
+ok "convlstm threads: 6 steps on 2 threads" $LOOM train $TINY --steps 6 --threads 2 --out "$T/c"
+same "convlstm threads: 1 and 2 threads, same checkpoint" "$T/a/checkpoint.safetensors" "$T/c/checkpoint.safetensors"
+
+$LOOM eval "$T/a" --limit 8 --json >"$T/e.json" 2>"$T/err"
+if grep -q '"model": "convlstm", "step": 6, "checkpoint": ' "$T/e.json" && grep -q '"kind": "mse"' "$T/e.json" &&
+   grep -q '"mse_per_frame": [0-9]' "$T/e.json" && grep -q '"ssim": ' "$T/e.json" &&
+   grep -q '"baseline": {"name": "repeat-last-frame", "mse_per_frame": [0-9]' "$T/e.json" &&
+   [ "$(wc -l <"$T/e.json")" -eq 1 ]; then pass "convlstm eval --json: one line, the keys and the baseline"
+else fail "convlstm eval --json: one line, the keys and the baseline" "$(cat "$T/e.json" "$T/err")"; fi
+$LOOM eval "$T/a" --limit 8 >"$T/e.txt" 2>&1
+grep -q '^repeat last frame' "$T/e.txt" && [ "$(grep -c '^  *[34] ' "$T/e.txt")" -eq 2 ] &&
+    pass "convlstm eval: text with the baseline and a per-frame curve" || fail "convlstm eval: text with the baseline and a per-frame curve" "$(cat "$T/e.txt")"
+mse=$(json_get mse_per_frame <"$T/e.json")
+$LOOM eval "$T/a" --limit 8 --json --threads 1 >"$T/e1.json" 2>/dev/null
+[ "$mse" = "$(json_get mse_per_frame <"$T/e1.json")" ] && pass "convlstm eval: same numbers on 1 thread" ||
+    fail "convlstm eval: same numbers on 1 thread" "$mse vs $(cat "$T/e1.json")"
+
+ok "convlstm predict: GIF" $LOOM predict "$T/a" --n 2 --out "$T/p.gif"
+[ "$(head -c 6 "$T/p.gif")" = "GIF89a" ] && pass "convlstm predict: a GIF file" || fail "convlstm predict: a GIF file" "$(head -c 6 "$T/p.gif" | od -c)"
+ok "convlstm predict: PNG strip beyond the horizon (--frames 5 of 2)" $LOOM predict "$T/a" --n 3 --frames 5 --out "$T/p.png"
+# 3 sequences x (2 rows of 64 + 2 gap + 4 spacing) = 402 high; 2 + 5 frames of 64 + 2 = 462 wide
+wh=$(od -A n -t u1 -j 16 -N 8 "$T/p.png" | tr -s ' ' | sed 's/^ //')
+[ "$wh" = "0 0 1 206 0 0 1 146" ] && pass "convlstm predict: strip of 7 frames x 3 sequences" || fail "convlstm predict: strip of 7 frames x 3 sequences" "IHDR $wh"
+ok "convlstm predict: again, 1 thread" $LOOM predict "$T/a" --n 3 --frames 5 --threads 1 --out "$T/p1.png"
+same "convlstm predict: reproducible" "$T/p.png" "$T/p1.png"
+
+# a .npy of shape (4, 3, 64, 64): 4 frames of 3 sequences
+npy() { # npy FILE SHAPE DESCR BYTES
+    h="{'descr': '$3', 'fortran_order': False, 'shape': $2, }"
+    pad=$(( (64 - (10 + ${#h} + 1) % 64) % 64 ))
+    { printf '\223NUMPY\001\000'; printf "$(printf '\\%03o\\%03o' $(((${#h} + pad + 1) & 255)) $(((${#h} + pad + 1) >> 8)))"
+      printf '%s%*s\n' "$h" "$pad" ''; head -c "$4" /dev/urandom; } >"$1"
+}
+npy "$T/s.npy" "(4, 3, 64, 64)" "|u1" 49152
+$LOOM eval "$T/a" --data "$T/s.npy" --json >"$T/n.json" 2>"$T/err"
+grep -q '"sequences": 3' "$T/n.json" && grep -q '"split": "all"' "$T/n.json" &&
+    pass "convlstm eval --data FILE.npy: the whole file" || fail "convlstm eval --data FILE.npy: the whole file" "$(cat "$T/n.json" "$T/err")"
+ok "convlstm predict --data FILE.npy" $LOOM predict "$T/a" --data "$T/s.npy" --n 2 --out "$T/n.gif"
+ok "convlstm train --data FILE.npy" $LOOM train $BASE --kernel 3 --patch 8 --valid 1 --batch 2 --steps 2 --data "$T/s.npy" --out "$T/nt"
+npy "$T/t.npy" "(4, 3, 64, 64)" "|u1" 49000
+rejects "convlstm: truncated .npy" 2 "t.npy.*truncated" $LOOM eval "$T/a" --data "$T/t.npy"
+npy "$T/f.npy" "(4, 3, 64, 64)" "<f4" 196608
+rejects "convlstm: float32 .npy" 2 "f.npy.*dtype" $LOOM eval "$T/a" --data "$T/f.npy"
+npy "$T/k.npy" "(12, 64, 64)" "|u1" 49152
+rejects "convlstm: rank-3 .npy" 2 "k.npy.*rank 3" $LOOM eval "$T/a" --data "$T/k.npy"
+npy "$T/l.npy" "(4, 3, 64, 64)" "|u1" 50000
+rejects "convlstm: .npy header that lies" 2 "l.npy.*lies" $LOOM eval "$T/a" --data "$T/l.npy"
+npy "$T/w.npy" "(5, 3, 64, 64)" "|u1" 61440
+rejects "convlstm: .npy of other sequence length" 2 "w.npy.*the model needs 4" $LOOM eval "$T/a" --data "$T/w.npy"
+npy "$T/z.npy" "(4, 3, 32, 32)" "|u1" 12288
+rejects "convlstm: .npy of other frame size" 2 "z.npy.*32x32" $LOOM eval "$T/a" --data "$T/z.npy"
+
+# the baseline, exactly: frames black, white (the last given), black, black -> it predicts white
+# for two black frames: squared and absolute error 4096 per frame, SSIM C1 / (1 + C1) ~ 1e-4
+h="{'descr': '|u1', 'fortran_order': False, 'shape': (4, 1, 64, 64), }"
+pad=$(( (64 - (10 + ${#h} + 1) % 64) % 64 ))
+{ printf '\223NUMPY\001\000'; printf "$(printf '\\%03o\\%03o' $(((${#h} + pad + 1) & 255)) $(((${#h} + pad + 1) >> 8)))"
+  printf '%s%*s\n' "$h" "$pad" ''; head -c 4096 /dev/zero; head -c 4096 /dev/zero | tr '\0' '\377'
+  head -c 8192 /dev/zero; } >"$T/b.npy"
+$LOOM eval "$T/a" --data "$T/b.npy" --json >"$T/b.json" 2>"$T/err"
+base=$(sed 's/.*"baseline": {//' "$T/b.json")
+bm=$(echo "$base" | json_get mse_per_frame) ba=$(echo "$base" | json_get mae_per_frame) bs=$(echo "$base" | json_get ssim)
+[ "$bm" = 4096 ] && [ "$ba" = 4096 ] && awk -v s="$bs" 'BEGIN {exit !(s > 0 && s < 0.001)}' &&
+    pass "convlstm eval: the repeat-last-frame baseline, exactly" || fail "convlstm eval: the repeat-last-frame baseline, exactly" "mse $bm mae $ba ssim $bs: $(cat "$T/b.json" "$T/err")"
+
+$LOOM bench --model convlstm --height 16 --width 16 --layers 1 --hidden 4 --frames-in 2 --frames-out 2 --kernel 3 \
+    --patch 4 --batch 2 --steps 1 --json >"$T/bench.json" 2>"$T/err"
+grep -q '"model": "convlstm".*"train_images_per_s": [0-9]' "$T/bench.json" && grep -q '"sample_ms_per_image": 0.0000' "$T/bench.json" &&
+    pass "convlstm bench: training sequences/s, no sampling" || fail "convlstm bench: training sequences/s, no sampling" "$(cat "$T/bench.json" "$T/err")"
+
+rejects "convlstm: --kernel 4" 2 "kernel 4 must be odd" $LOOM train $BASE --kernel 4 --out "$T/x"
+rejects "convlstm: --patch 3 does not divide 64" 2 "patch 3 does not divide" $LOOM train $BASE --patch 3 --out "$T/x"
+rejects "rowlstm: --frames-in is convlstm's" 2 "only --model convlstm" $LOOM train --model rowlstm --frames-in 3 --out "$T/x"
+rejects "convlstm predict: --out must be .gif or .png" 2 "gif or .png" $LOOM predict "$T/a" --out "$T/x.jpg"
+rejects "convlstm: sample is not for predictors" 2 "loom predict" $LOOM sample "$T/a" --out "$T/x.png"

@@ -1,0 +1,142 @@
+/* The ConvLSTM layer: gradient checks of its convolution and of the layer
+ * (input, initial state, weights, bias), both back-ends of the convolution
+ * against each other, and causality in time. */
+#include "gradcheck.h"
+#include "testutil.h"
+#include "nn/convlstm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static float maxdiff(const float *a, const float *b, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i] - b[i]));
+    return m;
+}
+
+/* ------------------------------------------------------ conv2d back-ends */
+static void test_backends(loom_rng *r) {
+    loom_conv2d_dims d = {.n = 6, .h = 5, .w = 7, .cin = 9, .cout = 12, .k = 5};
+    const size_t nx = d.n * d.h * d.w * d.cin, ny = d.n * d.h * d.w * d.cout, nw = d.cout * d.k * d.k * d.cin;
+    float *x = test_randbuf(r, nx, 1), *wt = test_randbuf(r, nw, 0.3f), *dy = test_randbuf(r, ny, 1);
+    float *sc = test_zeros(loom_conv2d_scratch_floats(d));
+    float *y[2], *dx[2], *dw[2];
+    loom_conv2d_cache cc[2];
+    loom_conv2d_cache_init(&cc[0], LOOM_CONV_IM2COL);
+    loom_conv2d_cache_init(&cc[1], LOOM_CONV_DNNL);
+    for (int b = 0; b < 2; b++) {
+        y[b] = test_zeros(ny), dx[b] = test_zeros(nx), dw[b] = test_zeros(nw);
+        loom_conv2d_cache_new_weights(&cc[b]);
+        loom_conv2d_forward(y[b], x, wt, d, &cc[b], sc);
+        loom_conv2d_backward_data(dx[b], dy, wt, d, &cc[b], sc);
+        loom_conv2d_backward_weights(dw[b], x, dy, d, &cc[b], sc);
+        loom_conv2d_backward_weights(dw[b], x, dy, d, &cc[b], sc); /* accumulates */
+    }
+    /* the direct sum at a few outputs, with zero padding */
+    double worst = 0;
+    for (size_t o = 0; o < ny; o += 37) {
+        size_t co = o % d.cout, q = o / d.cout, xx = q % d.w, yy = (q / d.w) % d.h, b = q / (d.w * d.h);
+        double s = 0;
+        for (size_t ky = 0; ky < d.k; ky++)
+            for (size_t kx = 0; kx < d.k; kx++) {
+                long sy = (long)yy + (long)ky - 2, sx = (long)xx + (long)kx - 2;
+                if (sy < 0 || sx < 0 || sy >= (long)d.h || sx >= (long)d.w) continue;
+                for (size_t ci = 0; ci < d.cin; ci++)
+                    s += (double)wt[((co * d.k + ky) * d.k + kx) * d.cin + ci] *
+                         x[((b * d.h + (size_t)sy) * d.w + (size_t)sx) * d.cin + ci];
+            }
+        worst = fmax(worst, fabs(s - y[0][o]));
+    }
+    CHECK("conv2d im2col forward = the direct sum", worst < 1e-4, "max |diff| %g", worst);
+#ifdef LOOM_HAVE_DNNL
+    const char *want = "onednn";
+#else
+    const char *want = "im2col";
+#endif
+    CHECK("conv2d backend onednn selected", strcmp(loom_conv2d_backend_name(&cc[1]), want) == 0, "%s",
+          loom_conv2d_backend_name(&cc[1]));
+    float ey = maxdiff(y[0], y[1], ny), ex = maxdiff(dx[0], dx[1], nx), ew = maxdiff(dw[0], dw[1], nw);
+    CHECK("conv2d onednn = im2col forward", ey < 1e-4, "max |diff| %g", ey);
+    CHECK("conv2d onednn = im2col backward data", ex < 1e-4, "max |diff| %g", ex);
+    CHECK("conv2d onednn = im2col backward weights", ew < 1e-3, "max |diff| %g", ew);
+    /* new weights: the cached reordered copy must be refreshed */
+    for (size_t i = 0; i < nw; i++) wt[i] *= -1.0f;
+    for (int b = 0; b < 2; b++) {
+        loom_conv2d_cache_new_weights(&cc[b]);
+        loom_conv2d_forward(y[b], x, wt, d, &cc[b], sc);
+    }
+    ey = maxdiff(y[0], y[1], ny);
+    CHECK("conv2d onednn follows new weights", ey < 1e-4, "max |diff| %g", ey);
+    for (int b = 0; b < 2; b++) free(y[b]), free(dx[b]), free(dw[b]), loom_conv2d_cache_release(&cc[b]);
+    free(x), free(wt), free(dy), free(sc);
+}
+
+/* ---------------------------------------------------------------- layer */
+typedef struct {
+    loom_convlstm_dims d;
+    float *hs, *cache, *x, *h0, *c0, *wt, *b, *R, *sc;
+    loom_conv2d_cache *cc;
+} cl_ctx;
+
+static double cl_loss(void *p) {
+    cl_ctx *c = p;
+    const size_t P = c->d.B * c->d.h * c->d.w;
+    loom_conv2d_cache_new_weights(c->cc);
+    loom_convlstm_forward(c->hs, c->cache, c->x, c->h0, c->c0, c->wt, c->b, c->d, c->cc, c->sc);
+    /* the states of every step and the final cell */
+    const float *cT = c->cache + c->d.T * P * (c->d.cin + 5 * c->d.hid) + (c->d.T - 1) * P * c->d.hid;
+    return gc_dot(c->hs, c->R, c->d.T * P * c->d.hid) + gc_dot(cT, c->R, P * c->d.hid);
+}
+
+static void test_layer(loom_rng *r, loom_conv_backend be, const char *tag) {
+    cl_ctx c = {.d = {.T = 3, .B = 2, .h = 4, .w = 3, .cin = 2, .hid = 3, .k = 3}};
+    loom_conv2d_cache cc;
+    loom_conv2d_cache_init(&cc, be);
+    c.cc = &cc;
+    const size_t P = c.d.B * c.d.h * c.d.w, H = c.d.hid, X = c.d.cin + H, N = c.d.T * P;
+    const size_t nw = 4 * H * c.d.k * c.d.k * X;
+    c.x = test_randbuf(r, N * c.d.cin, 1), c.h0 = test_randbuf(r, P * H, 0.5f), c.c0 = test_randbuf(r, P * H, 0.5f);
+    c.wt = test_randbuf(r, nw, 0.4f), c.b = test_randbuf(r, 4 * H, 0.5f), c.R = test_randbuf(r, N * H, 1);
+    c.hs = test_zeros(N * H), c.cache = test_zeros(loom_convlstm_cache_floats(c.d));
+    c.sc = test_zeros(loom_convlstm_scratch_floats(c.d));
+    float *dx = test_zeros(N * c.d.cin), *dh0 = test_zeros(P * H), *dc0 = test_zeros(P * H);
+    float *dw = test_zeros(nw), *db = test_zeros(4 * H), *dcT = test_zeros(P * H);
+    memcpy(dcT, c.R, P * H * sizeof *dcT);
+    cl_loss(&c);
+    loom_convlstm_backward(dx, dh0, dc0, dw, db, c.R, NULL, dcT, c.cache, c.c0, c.wt, c.d, &cc, c.sc);
+    char name[96];
+    snprintf(name, sizeof name, "convlstm (%s) dx", tag);
+    GRADCHECK(name, cl_loss, &c, c.x, dx, N * c.d.cin);
+    snprintf(name, sizeof name, "convlstm (%s) dh0", tag);
+    GRADCHECK(name, cl_loss, &c, c.h0, dh0, P * H);
+    snprintf(name, sizeof name, "convlstm (%s) dc0", tag);
+    GRADCHECK(name, cl_loss, &c, c.c0, dc0, P * H);
+    snprintf(name, sizeof name, "convlstm (%s) dw", tag);
+    GRADCHECK(name, cl_loss, &c, c.wt, dw, nw);
+    snprintf(name, sizeof name, "convlstm (%s) dbias", tag);
+    GRADCHECK(name, cl_loss, &c, c.b, db, 4 * H);
+
+    /* causality in time: changing x_t leaves h_0..h_{t-1} unchanged */
+    float *keep = malloc(N * H * sizeof *keep);
+    cl_loss(&c);
+    memcpy(keep, c.hs, N * H * sizeof *keep);
+    c.x[2 * P * c.d.cin + 5] += 1.0f;
+    cl_loss(&c);
+    int before = memcmp(keep, c.hs, 2 * P * H * sizeof *keep) == 0;
+    int after = memcmp(keep + 2 * P * H, c.hs + 2 * P * H, P * H * sizeof *keep) != 0;
+    snprintf(name, sizeof name, "convlstm (%s) causal in time", tag);
+    CHECK(name, before && after, "earlier steps changed %d, the step itself changed %d", !before, after);
+    free(keep);
+    free(c.x), free(c.h0), free(c.c0), free(c.wt), free(c.b), free(c.R), free(c.hs), free(c.cache), free(c.sc);
+    free(dx), free(dh0), free(dc0), free(dw), free(db), free(dcT);
+    loom_conv2d_cache_release(&cc);
+}
+
+int main(void) {
+    loom_rng r;
+    loom_rng_seed(&r, 7);
+    test_backends(&r);
+    test_layer(&r, LOOM_CONV_IM2COL, "im2col");
+    test_layer(&r, LOOM_CONV_DNNL, "onednn");
+    CHECK_DONE();
+}
