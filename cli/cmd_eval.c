@@ -27,7 +27,8 @@ int cmd_eval(int argc, char **argv) {
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     loom_images set;
     cli_load_split(&set, data ? data : o.data, split, &o, &m->cfg, gray);
     size_t n = limit && limit < set.n ? limit : set.n;
@@ -37,6 +38,9 @@ int cmd_eval(int argc, char **argv) {
     loom_error err;
     double t0 = cli_now();
     if (iw && !(loom_model_caps(m) & LOOM_CAP_IW_BOUND)) {
+        if (!m->ops->iw_nll) /* no latent variables at all: nothing to weight */
+            cli_die(2, "--iw: model %s has no latent variables; its eval is %s", m->ops->name,
+                    m->ops->nll_kind ? "an upper bound already" : "the exact NLL");
         /* fails at once, saying why: no latent variables, or no prior */
         loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);
         cli_die(2, "--iw: %s", err.msg);
@@ -56,10 +60,17 @@ int cmd_eval(int argc, char **argv) {
                  "fresh per image): an upper bound on -log p(x) in expectation, tighter as K grows", iw);
     else if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
     else if (kind) snprintf(what, sizeof what, "%s", kind);
-    if (json)
-        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",
-               bpd, nats, n, split, *what ? ", \"kind\": \"" : "", what, *what ? "\"" : "");
-    else
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, m->cfg.model, ts.step, cli_checkpoint_path(pos[0]), cli_nll_kind(m, iw));
+        cli_json_fixed(&j, "bits_per_dim", bpd, 6); /* the precision of metrics.csv */
+        cli_json_fixed(&j, "nats_per_image", nats, 4);
+        cli_json_int(&j, "images", (long long)n);
+        cli_json_str(&j, "split", split);
+        if (iw) cli_json_int(&j, "iw_samples", (long long)iw);
+        if (*what) cli_json_str(&j, "what", what);
+        cli_json_end(&j);
+    } else
         printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)%s%s%s\n", split, bpd, nats, n,
                cli_now() - t0, *what ? "; " : "", what, kind ? " (binarized images)" : "");
     free(nll);
@@ -87,9 +98,18 @@ int cmd_info(int argc, char **argv) {
             snprintf(capl + strlen(capl), sizeof capl - strlen(capl), json ? "%s\"%s\"" : "%s%s",
                      capl[0] ? (json ? ", " : " ") : "", loom_cap_name(1u << k));
     if (json) {
-        char *cfg = loom_config_json(c, &o);
-        printf("{\"model\": \"%s\", \"step\": %ld, \"parameters\": %zu, \"capabilities\": [%s], "
-               "\"config\": %s}\n", c->model, ts.step, m->nfloats, capl, cfg);
+        char *cfg = loom_config_json(c, &o), caps_json[200];
+        cli_json j;
+        snprintf(caps_json, sizeof caps_json, "[%s]", capl);
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "info");
+        cli_json_int(&j, "parameters", (long long)m->nfloats);
+        cli_json_int(&j, "tensors", (long long)m->nparams);
+        cli_json_int(&j, "steps", o.steps);
+        cli_json_int(&j, "epoch", (long long)ts.epoch);
+        cli_json_num(&j, "ema", o.ema);
+        cli_json_raw(&j, "capabilities", caps_json);
+        cli_json_raw(&j, "config", cfg); /* last: scripts cut it out */
+        cli_json_end(&j);
         free(cfg);
     } else {
         printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layers, hidden %zu, %d classes\n"

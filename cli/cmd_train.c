@@ -21,17 +21,40 @@ typedef struct {
     const char *dir;
     FILE *log, *csv;
     bool tty;
+    bool old_csv; /* a run from before the lr / grad_norm columns: its five columns */
+    bool quiet;   /* --quiet: the log file only */
+    double wall0; /* seconds trained by the run's earlier processes (metrics.csv's last wall_s) */
 } run_files;
 
-static void say(run_files *rf, const char *fmt, ...) {
+/* metrics.csv: the first five columns as they always were (scripts cut them),
+ * then the rest; the full-set validation (the last of a run, or --eval-limit
+ * 0) and the periodic one on a subset each have their own column */
+#define CSV_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s," \
+                   "valid_subset_bits_per_dim,lr,grad_norm,event"
+#define CSV_OLD_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s" 
+
+/* a line for stderr and train.log; important (notes on the data, skipped
+ * steps, stops) ones are printed under --quiet too, routine progress is not */
+static void say_to(run_files *rf, bool important, const char *fmt, va_list ap) {
     char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (rf->tty) fputs("\r\033[K", stderr);
+    if (!rf->quiet || important) fprintf(stderr, "%s\n", line);
+    if (rf->log) fprintf(rf->log, "%s\n", line), fflush(rf->log);
+}
+
+static void say(run_files *rf, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    say_to(rf, false, fmt, ap);
     va_end(ap);
-    if (rf->tty) fputs("\r\033[K", stderr);
-    fprintf(stderr, "%s\n", line);
-    if (rf->log) fprintf(rf->log, "%s\n", line), fflush(rf->log);
+}
+
+static void note(run_files *rf, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    say_to(rf, true, fmt, ap);
+    va_end(ap);
 }
 
 static char *join(const char *dir, const char *name) {
@@ -67,6 +90,7 @@ typedef struct {
     bool quiet;
     loom_model *m;
     uint64_t seed;
+    bool report; /* refresh report.html at every checkpoint */
 } train_view;
 
 static void on_event(void *user, const loom_train_event *ev) {
@@ -74,15 +98,23 @@ static void on_event(void *user, const loom_train_event *ev) {
     run_files *rf = v->rf;
     switch (ev->kind) {
     case LOOM_TRAIN_SKIP:
-        say(rf, "%s", ev->msg);
+        note(rf, "%s", ev->msg);
         break;
     case LOOM_TRAIN_LOG: {
         const double bpd = ev->train_bpd[0], vb = ev->valid_bpd[0];
         fprintf(rf->csv, "%ld,%.6f,", ev->step, bpd);
-        if (isfinite(vb)) fprintf(rf->csv, "%.6f", vb);
-        fprintf(rf->csv, ",%.1f,%.1f\n", ev->images_per_s, ev->wall_s);
+        if (isfinite(vb) && !ev->valid_subset) fprintf(rf->csv, "%.6f", vb);
+        fprintf(rf->csv, ",%.1f,%.1f", ev->images_per_s, rf->wall0 + ev->wall_s);
+        if (!rf->old_csv) {
+            fputc(',', rf->csv);
+            if (isfinite(vb) && ev->valid_subset) fprintf(rf->csv, "%.6f", vb);
+            fprintf(rf->csv, ",%.6g,", ev->lr);
+            if (isfinite(ev->grad_norm[0])) fprintf(rf->csv, "%.6g", ev->grad_norm[0]);
+            fprintf(rf->csv, ",%s", ev->best ? "best" : "");
+        }
+        fputc('\n', rf->csv);
         fflush(rf->csv);
-        if (!v->quiet || ev->eval) {
+        {
             char vbuf[64] = "";
             if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");
             say(rf, "step %ld/%ld train %.4f bits/dim%s %.1f images/s eta %.0fs", ev->step, ev->steps, bpd, vbuf,
@@ -104,6 +136,13 @@ static void on_event(void *user, const loom_train_event *ev) {
         write_samples(v->m, join(rf->dir, name), 16, v->seed);
         break;
     }
+    case LOOM_TRAIN_CHECKPOINT:
+        if (v->report) {
+            loom_error e;
+            /* a report that cannot be written does not stop the training */
+            if (cli_report_write(rf->dir, NULL, &e)) note(rf, "report not written: %s", e.msg);
+        }
+        break;
     }
 }
 
@@ -143,7 +182,7 @@ int cmd_train(int argc, char **argv) {
     size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
-    bool conditional = false, quiet = false;
+    bool conditional = false, quiet = false, no_report = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
         {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
@@ -177,7 +216,9 @@ int cmd_train(int argc, char **argv) {
         {"log-every", ARG_SIZE, &log_every, 1, 1e9, "metrics line every N steps (default 50)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
         {"time-limit", ARG_DOUBLE, &time_limit, 0, 1e9, "stop (and save) after this many seconds of training", false},
-        {"quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr", false},
+        {"ema", ARG_DOUBLE, &o.ema, 0, 0.999999999, "keep a moving average of the weights with this decay (e.g. 0.999) for validation, eval and sampling; 0 = off (default)", false},
+        {"no-report", ARG_FLAG, &no_report, 0, 0, "do not write report.html at every checkpoint", false},
+        {"quiet", ARG_FLAG, &quiet, 0, 0, "only errors on stderr (train.log still gets everything)", false},
         {"out", ARG_STR, &out, 0, 0, "run directory to create (with its parents)", false},
         {"resume", ARG_STR, &resume, 0, 0, "continue the run in this directory", false},
     };
@@ -194,7 +235,8 @@ int cmd_train(int argc, char **argv) {
     long want_steps = o.steps;
     const bool steps_given = cli_find(args, nargs, "steps")->seen;
     if (resume) {
-        static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit"};
+        static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit",
+                                              "no-report"};
         for (size_t i = 0; i < nargs; i++) {
             bool ok = false;
             for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) ok |= strcmp(args[i].name, allowed[k]) == 0;
@@ -222,8 +264,8 @@ int cmd_train(int argc, char **argv) {
     loom_images all;
     st = loom_images_load(&all, o.data, "train", &err);
     if (st) cli_die_err(st, &err);
-    char note[1024]; /* what loading and --gray changed, for the log */
-    cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
+    char data_note[1024]; /* what loading and --gray changed, for the log */
+    cli_data_prepare(&all, o.data, o.gray, data_note, sizeof data_note);
     if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
         cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c;
@@ -266,20 +308,36 @@ int cmd_train(int argc, char **argv) {
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
 
-    run_files rf = {.dir = out, .tty = !quiet && isatty(2)};
+    run_files rf = {.dir = out, .tty = !quiet && isatty(2), .quiet = quiet};
     rf.log = fopen(join(out, "train.log"), "a");
     struct stat sb;
     bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0;
+    if (!new_csv) { /* a run from before the extra columns keeps its five */
+        FILE *f = fopen(join(out, "metrics.csv"), "r");
+        char head[256] = "", line[512];
+        if (f && fgets(head, sizeof head, f)) head[strcspn(head, "\r\n")] = 0;
+        /* wall time goes on from the last row's (the checkpoint keeps no clock, so
+         * that a resumed run's checkpoint is byte-identical to an uninterrupted one's) */
+        while (f && fgets(line, sizeof line, f)) {
+            const char *c = line;
+            for (int k = 0; k < 4 && c; k++) c = strchr(c, ','), c = c ? c + 1 : NULL;
+            if (c && *c != ',' && *c != '\n') rf.wall0 = strtod(c, NULL);
+        }
+        if (f) fclose(f);
+        rf.old_csv = strcmp(head, CSV_OLD_HEADER) == 0;
+    }
     rf.csv = fopen(join(out, "metrics.csv"), "a");
     if (!rf.log || !rf.csv) cli_die(1, "%s: cannot write the run's log files: %s", out, strerror(errno));
-    if (new_csv) fprintf(rf.csv, "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s\n");
+    if (new_csv) fprintf(rf.csv, "%s\n", CSV_HEADER);
+    if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
+        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume\n", ts->step, rf.wall0), fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
         loom_blas_core());
-    if (*note) say(&rf, "%s", note);
+    if (*data_note) note(&rf, "%s", data_note);
     const loom_images *vset = loom_trainer_valid(t);
     if (vset->n && vset->labels) { /* which classes validate: the split is stratified */
         char line[1024];
@@ -297,7 +355,7 @@ int cmd_train(int argc, char **argv) {
         }
         say(&rf, "%s", line);
     }
-    if (cfg.zdim)
+    if (strcmp(cfg.model, "grupixel") == 0)
         say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
             "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);
 
@@ -306,7 +364,7 @@ int cmd_train(int argc, char **argv) {
     /* past a file size limit (ulimit -f), write() should fail with EFBIG and
      * reach the checkpoint writer's error, not kill the process */
     signal(SIGXFSZ, SIG_IGN);
-    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed};
+    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .report = !no_report};
     loom_train_hooks hooks = {.log = on_event, .should_stop = should_stop, .user = &view,
                               .log_every = log_every, .time_limit = time_limit};
     loom_train_stop why;
@@ -317,17 +375,27 @@ int cmd_train(int argc, char **argv) {
         cli_die_err(st, &err);
     }
     if (why == LOOM_TRAIN_STOPPED) {
-        say(&rf, "stopped by signal %d at step %ld; checkpoint saved, resume with: loom train --resume %s",
+        note(&rf, "stopped by signal %d at step %ld; checkpoint saved, resume with: loom train --resume %s",
             (int)stop_requested, ts->step, out);
     } else {
+        /* a model that cannot sample (a plain autoencoder) has no samples.png to announce */
+        const bool sampled = !(m->ops->cannot_sample && m->ops->cannot_sample(&m->cfg));
+        char what[4200] = "";
+        loom_trainer_use_average(t, true);
         write_samples(m, join(out, "samples.png"), 64, o.seed);
+        loom_trainer_use_average(t, false);
+        if (sampled) snprintf(what, sizeof what, " and samples %s", join(out, "samples.png"));
+        if (view.report) {
+            loom_error e;
+            if (cli_report_write(out, NULL, &e)) note(&rf, "report not written: %s", e.msg);
+        }
         if (why == LOOM_TRAIN_OUT_OF_TIME)
-            say(&rf, "time limit: stopped at step %ld of %ld; checkpoint %s and samples %s saved, "
+            note(&rf, "time limit: stopped at step %ld of %ld; checkpoint %s%s saved, "
                 "resume with: loom train --resume %s", ts->step, o.steps, join(out, "checkpoint.safetensors"),
-                join(out, "samples.png"), out);
+                what, out);
         else
-            say(&rf, "done: step %ld, checkpoint %s, samples %s", ts->step, join(out, "checkpoint.safetensors"),
-                join(out, "samples.png"));
+            say(&rf, "done: step %ld, checkpoint %s%s%s", ts->step, join(out, "checkpoint.safetensors"),
+                sampled ? ", samples " : "", sampled ? join(out, "samples.png") : "");
     }
     fclose(rf.log), fclose(rf.csv);
     loom_trainer_free(t);
