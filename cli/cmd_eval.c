@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *split = "test";
@@ -46,8 +47,24 @@ int cmd_eval(int argc, char **argv) {
         cli_die(2, "--iw: %s", err.msg);
     }
     const int32_t *labels = m->cfg.nclasses ? set.labels : NULL;
-    loom_status st = iw ? loom_model_iw_nll(m, nll, set.pixels, labels, n, iw, batch, &err)
-                        : loom_model_nll(m, nll, set.pixels, labels, n, batch, &err);
+    /* at a terminal, a progress line: chunks of whole batches, which changes no
+     * number (each image's NLL is its own; eval is the same in any chunks) */
+    const bool tty = !json && isatty(2);
+    const size_t EX = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width;
+    const size_t chunk = tty ? batch * (iw ? 1 : 8) : n;
+    loom_status st = LOOM_OK;
+    for (size_t i = 0; i < n && !st; i += chunk) {
+        const size_t k = n - i < chunk ? n - i : chunk;
+        const int32_t *lab = labels ? labels + i : NULL;
+        st = iw ? loom_model_iw_nll(m, nll + i, set.pixels + i * EX, lab, k, iw, batch, &err)
+                : loom_model_nll(m, nll + i, set.pixels + i * EX, lab, k, batch, &err);
+        if (tty) {
+            const double dt = cli_now() - t0;
+            fprintf(stderr, "\r\033[Keval: %zu/%zu images, %.0f s, eta %.0f s", i + k, n, dt,
+                    dt / (double)(i + k) * (double)(n - i - k));
+        }
+    }
+    if (tty) fputs("\r\033[K", stderr);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = loom_bits_per_dim(&m->cfg, nats);
@@ -112,11 +129,11 @@ int cmd_info(int argc, char **argv) {
         cli_json_end(&j);
         free(cfg);
     } else {
-        printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layers, hidden %zu, %d classes\n"
+        printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layer%s, hidden %zu, %d class%s\n"
                "parameters  %zu in %zu tensors\nstep        %ld of %ld (epoch %zu)\n"
                "training    data %s, batch %zu, lr %g, seed %llu\n",
-               cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->hidden,
-               c->nclasses, m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
+               cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->layers == 1 ? "" : "s",
+               c->hidden, c->nclasses, c->nclasses == 1 ? "" : "es", m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
                (unsigned long long)o.seed);
         if (c->steps_draw)
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,

@@ -250,8 +250,8 @@ loom_status cli_report_write(const char *dir, const char *out, loom_error *err) 
     fprintf(f, "</h1>\n<table id=\"summary\">\n<tr><th>model</th><td>");
     for (size_t j = 0; j < nm; j++) {
         if (nm > 1) esc(f, roles[j]), fputs(": ", f);
-        fprintf(f, "%s %zux%zu, %zu layers, hidden %zu%s", cfgs[j].model, cfgs[j].height, cfgs[j].width,
-                cfgs[j].layers, cfgs[j].hidden, j + 1 < nm ? "; " : "");
+        fprintf(f, "%s %zux%zu, %zu layer%s, hidden %zu%s", cfgs[j].model, cfgs[j].height, cfgs[j].width,
+                cfgs[j].layers, cfgs[j].layers == 1 ? "" : "s", cfgs[j].hidden, j + 1 < nm ? "; " : "");
     }
     fprintf(f, "</td></tr>\n<tr><th>checkpoint step</th><td id=\"step\">%ld of %ld</td></tr>\n", step, o.steps);
     /* final metrics: the last value of every column */

@@ -91,6 +91,7 @@ typedef struct {
     loom_model *m;
     uint64_t seed;
     bool report; /* refresh report.html at every checkpoint */
+    double last_train, last_valid; /* the last logged values, for --json */
 } train_view;
 
 static void on_event(void *user, const loom_train_event *ev) {
@@ -102,6 +103,8 @@ static void on_event(void *user, const loom_train_event *ev) {
         break;
     case LOOM_TRAIN_LOG: {
         const double bpd = ev->train_bpd[0], vb = ev->valid_bpd[0];
+        v->last_train = bpd;
+        if (isfinite(vb)) v->last_valid = vb;
         fprintf(rf->csv, "%ld,%.6f,", ev->step, bpd);
         if (isfinite(vb) && !ev->valid_subset) fprintf(rf->csv, "%.6f", vb);
         fprintf(rf->csv, ",%.1f,%.1f", ev->images_per_s, rf->wall0 + ev->wall_s);
@@ -182,7 +185,7 @@ int cmd_train(int argc, char **argv) {
     size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
-    bool conditional = false, quiet = false, no_report = false;
+    bool conditional = false, quiet = false, no_report = false, json = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
         {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
@@ -218,6 +221,7 @@ int cmd_train(int argc, char **argv) {
         {"time-limit", ARG_DOUBLE, &time_limit, 0, 1e9, "stop (and save) after this many seconds of training", false},
         {"ema", ARG_DOUBLE, &o.ema, 0, 0.999999999, "keep a moving average of the weights with this decay (e.g. 0.999) for validation, eval and sampling; 0 = off (default)", false},
         {"no-report", ARG_FLAG, &no_report, 0, 0, "do not write report.html at every checkpoint", false},
+        {"json", ARG_FLAG, &json, 0, 0, "at the end, one JSON object on stdout (the run's last numbers)", false},
         {"quiet", ARG_FLAG, &quiet, 0, 0, "only errors on stderr (train.log still gets everything)", false},
         {"out", ARG_STR, &out, 0, 0, "run directory to create (with its parents)", false},
         {"resume", ARG_STR, &resume, 0, 0, "continue the run in this directory", false},
@@ -236,7 +240,7 @@ int cmd_train(int argc, char **argv) {
     const bool steps_given = cli_find(args, nargs, "steps")->seen;
     if (resume) {
         static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit",
-                                              "no-report"};
+                                              "no-report", "json"};
         for (size_t i = 0; i < nargs; i++) {
             bool ok = false;
             for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) ok |= strcmp(args[i].name, allowed[k]) == 0;
@@ -333,10 +337,10 @@ int cmd_train(int argc, char **argv) {
         fprintf(rf.csv, "%ld,,,,%.1f,,,,resume\n", ts->step, rf.wall0), fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
-        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
+        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, BLAS %s",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
-        loom_blas_core());
+        threads == 1 ? "" : "s", loom_blas_core());
     if (*data_note) note(&rf, "%s", data_note);
     const loom_images *vset = loom_trainer_valid(t);
     if (vset->n && vset->labels) { /* which classes validate: the split is stratified */
@@ -364,7 +368,8 @@ int cmd_train(int argc, char **argv) {
     /* past a file size limit (ulimit -f), write() should fail with EFBIG and
      * reach the checkpoint writer's error, not kill the process */
     signal(SIGXFSZ, SIG_IGN);
-    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .report = !no_report};
+    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .report = !no_report,
+                       .last_train = NAN, .last_valid = NAN};
     loom_train_hooks hooks = {.log = on_event, .should_stop = should_stop, .user = &view,
                               .log_every = log_every, .time_limit = time_limit};
     loom_train_stop why;
@@ -396,6 +401,16 @@ int cmd_train(int argc, char **argv) {
         else
             say(&rf, "done: step %ld, checkpoint %s%s%s", ts->step, join(out, "checkpoint.safetensors"),
                 sampled ? ", samples " : "", sampled ? join(out, "samples.png") : "");
+    }
+    if (json) {
+        cli_json j; /* the validation's kind: what the model's NLL is */
+        cli_json_begin(&j, cfg.model, ts->step, join(out, "checkpoint.safetensors"), cli_nll_kind(m, 0));
+        cli_json_int(&j, "steps", o.steps);
+        cli_json_str(&j, "stopped", why == LOOM_TRAIN_STOPPED ? "signal" : why == LOOM_TRAIN_OUT_OF_TIME ? "time-limit" : "done");
+        cli_json_fixed(&j, "train_bits_per_dim", view.last_train, 6);
+        cli_json_fixed(&j, "valid_bits_per_dim", view.last_valid, 6);
+        cli_json_str(&j, "run", out);
+        cli_json_end(&j);
     }
     fclose(rf.log), fclose(rf.csv);
     loom_trainer_free(t);

@@ -56,7 +56,7 @@ rejects "complete: --rows past the image" 2 "below the image height" $LOOM compl
 
 # ---- info
 $LOOM info "$T/run" >"$T/i.txt" 2>&1
-grep -q '^model *rowlstm 28x28, 1 layers, hidden 4' "$T/i.txt" && grep -q '^step *12 of 12' "$T/i.txt" &&
+grep -q '^model *rowlstm 28x28, 1 layer, hidden 4' "$T/i.txt" && grep -q '^step *12 of 12' "$T/i.txt" &&
     pass "info: model, config and step" || fail "info: model, config and step" "$(cat "$T/i.txt")"
 $LOOM info "$T/run" --json >"$T/i.json" 2>&1
 [ "$(json_get step <"$T/i.json")" = 12 ] && [ "$(json_get parameters <"$T/i.json")" -gt 0 ] &&
