@@ -245,7 +245,7 @@ loom_status cli_report_write(const char *dir, const char *out, loom_error *err) 
     fputs("</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1000px}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
           "pre{background:#f6f6f6;padding:8px;overflow:auto}figure{margin:1em 0}"
-          "img{image-rendering:pixelated;border:1px solid #ccc}</style>\n</head><body>\n<h1>loom run ", f);
+          "img{image-rendering:pixelated;border:1px solid #ccc;min-width:512px}</style>\n</head><body>\n<h1>loom run ", f);
     esc(f, dir);
     fprintf(f, "</h1>\n<table id=\"summary\">\n<tr><th>model</th><td>");
     for (size_t j = 0; j < nm; j++) {
