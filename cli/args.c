@@ -36,6 +36,8 @@ void cli_usage(const char *cmd, const char *usage, const cli_arg *args, size_t n
         snprintf(flag, sizeof flag, "--%s%s", args[i].name, meta);
         printf("  %-22s %s\n", flag, args[i].help);
     }
+    printf("\nexit codes: 0 ok, 1 I/O error, 2 bad input (flags, files, sizes); --json: one line with\n"
+           "\"model\", \"step\", \"checkpoint\", \"kind\" (docs/cli.md)\n");
 }
 
 /* Arguments are quoted in messages; a newline or escape sequence in one must
