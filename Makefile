@@ -11,7 +11,7 @@ endif
 ifeq ($(SANITIZE),1)
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
-PKGS    := libcjson libpng
+PKGS    := libcjson libpng pixman-1
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) $(WARN) -fopenmp -fPIC \
            -Iinclude -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lopenblas -lz -lm
@@ -52,7 +52,7 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/tests/fuzz_%)
 TEST_BIN += $(FUZZ_REPLAY)
 
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
-DEB_PKGS += libgif-dev libdnnl-dev libjpeg62-turbo-dev
+DEB_PKGS += libgif-dev libdnnl-dev libjpeg62-turbo-dev libpixman-1-dev
 
 # `make colour-data`: 32x32 RGB patches of the photographs in mate-backgrounds (docs/data.md),
 # written once to $(COLOUR_DIR); the Debian interpreter, which is the one python3-pil serves.

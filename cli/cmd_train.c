@@ -181,7 +181,7 @@ int cmd_train(int argc, char **argv) {
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
-    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
+    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL, *resize = NULL;
     size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
@@ -200,6 +200,7 @@ int cmd_train(int argc, char **argv) {
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
+        {"resize", ARG_STR, &resize, 0, 0, "HxW: centre-crop every image to this aspect and resample it (Lanczos-3, pixman); the run remembers it", false},
         {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
         {"epochs", ARG_SIZE, &epochs, 1, 1e6, "total epochs instead of --steps", false},
@@ -263,10 +264,19 @@ int cmd_train(int argc, char **argv) {
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         cli_draw_config(&cfg, &df);
         absolute_data(o.data, sizeof o.data, data);
+        if (resize) {
+            char *x = NULL;
+            unsigned long rh = strspn(resize, "0123456789") ? strtoul(resize, &x, 10) : 0, rw = 0;
+            if (x && (*x == 'x' || *x == 'X') && strspn(x + 1, "0123456789") == strlen(x + 1) && x[1])
+                rw = strtoul(x + 1, NULL, 10);
+            if (!rh || !rw || rh > 4096 || rw > 4096)
+                cli_die(2, "--resize %s: give HEIGHTxWIDTH, each 1..4096 (e.g. --resize 32x32)", resize);
+            o.resize_h = rh, o.resize_w = rw;
+        }
     }
 
     loom_images all;
-    st = loom_images_load(&all, o.data, "train", &err);
+    st = loom_images_load_resized(&all, o.data, "train", o.resize_h, o.resize_w, &err);
     if (st) cli_die_err(st, &err);
     char data_note[1024]; /* what loading and --gray changed, for the log */
     cli_data_prepare(&all, o.data, o.gray, data_note, sizeof data_note);

@@ -167,11 +167,11 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
     loom_train_opts view;
     loom_status s;
     if (strcmp(split, "test") == 0) {
-        s = loom_images_load(out, data, "test", &err);
+        s = loom_images_load_resized(out, data, "test", o->resize_h, o->resize_w, &err);
         if (s) cli_die_err(s, &err);
     } else if (strcmp(split, "valid") == 0) {
         loom_images all;
-        s = loom_images_load(&all, data, "train", &err);
+        s = loom_images_load_resized(&all, data, "train", o->resize_h, o->resize_w, &err);
         if (s) cli_die_err(s, &err);
         view = *o;
         if (view.valid == LOOM_VALID_AUTO) view.valid = loom_valid_default(all.n);

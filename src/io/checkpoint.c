@@ -102,6 +102,11 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
         cJSON_AddNumberToObject(t, "sample_every", (double)o->sample_every);
         cJSON_AddStringToObject(t, "valid_split", o->valid_split == LOOM_SPLIT_TAIL ? "tail" : "shuffle");
         if (o->ema > 0) cJSON_AddNumberToObject(t, "ema", o->ema); /* absent: off (older runs) */
+        if (o->resize_h) { /* absent: the images' own size */
+            cJSON *r = cJSON_AddArrayToObject(t, "resize");
+            cJSON_AddItemToArray(r, cJSON_CreateNumber((double)o->resize_h));
+            cJSON_AddItemToArray(r, cJSON_CreateNumber((double)o->resize_w));
+        }
         if (o->class_names) {
             cJSON *names = cJSON_AddArrayToObject(t, "class_names");
             for (size_t i = 0; i < o->nclass_names; i++)
@@ -295,7 +300,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", "gray", "ema", NULL};
+        "class_names", "gray", "ema", "resize", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -356,6 +361,15 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     }
     if (cJSON_GetObjectItemCaseSensitive(t, "ema")) {
         if ((st = get_num(t, "ema", 0, 0.999999999, &o->ema, what, err))) return st;
+    }
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(t, "resize");
+    if (rs) {
+        const cJSON *a = cJSON_IsArray(rs) && cJSON_GetArraySize(rs) == 2 ? rs->child : NULL, *b = a ? a->next : NULL;
+        if (!a || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) || a->valuedouble < 1 || b->valuedouble < 1 ||
+            a->valuedouble > 4096 || b->valuedouble > 4096 || a->valuedouble != (double)(size_t)a->valuedouble ||
+            b->valuedouble != (double)(size_t)b->valuedouble)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"resize\" must be [height, width], each 1..4096", what);
+        o->resize_h = (size_t)a->valuedouble, o->resize_w = (size_t)b->valuedouble;
     }
     const cJSON *names = cJSON_GetObjectItemCaseSensitive(t, "class_names");
     if (names) {

@@ -44,6 +44,7 @@ typedef struct loom_train_opts {
     size_t eval_limit; /* images used by the periodic validation (the final one uses all) */
     loom_valid_split valid_split;
     double ema;        /* decay of the weights' exponential moving average, 0 = off */
+    size_t resize_h, resize_w; /* images centre-cropped and resampled to this on load, 0 = as they are */
     /* class names of the data (nclass_names of them, malloc'ed; NULL when
      * the data has none): loom_train_opts_free releases them */
     char **class_names;

@@ -91,8 +91,8 @@ loom_status loom_jpeg_write(const char *path, const uint8_t *pixels, size_t c, s
     return st ? st : loom_fsync_dir(path, err);
 }
 
-loom_status loom_jpeg_read(const char *path, uint8_t **pixels, size_t *c, size_t *h, size_t *w,
-                           size_t max_pixels, loom_error *err) {
+static loom_status jpeg_read(const char *path, bool want_gray, uint8_t **pixels, size_t *c, size_t *h,
+                             size_t *w, size_t max_pixels, loom_error *err) {
     *pixels = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) return loom_fail(err, loom_open_status(errno), "%s: %s", path, strerror(errno));
@@ -110,7 +110,7 @@ loom_status loom_jpeg_read(const char *path, uint8_t **pixels, size_t *c, size_t
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, fp);
     jpeg_read_header(&cinfo, TRUE);
-    const bool gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
+    const bool gray = want_gray || cinfo.jpeg_color_space == JCS_GRAYSCALE;
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         jpeg_destroy_decompress(&cinfo);
         fclose(fp);
@@ -145,4 +145,15 @@ loom_status loom_jpeg_read(const char *path, uint8_t **pixels, size_t *c, size_t
     free(row);
     *pixels = out, *c = C, *h = H, *w = W;
     return LOOM_OK;
+}
+
+loom_status loom_jpeg_read(const char *path, uint8_t **pixels, size_t *c, size_t *h, size_t *w,
+                           size_t max_pixels, loom_error *err) {
+    return jpeg_read(path, false, pixels, c, h, w, max_pixels, err);
+}
+
+loom_status loom_jpeg_read_gray(const char *path, uint8_t **pixels, size_t *h, size_t *w,
+                                size_t max_pixels, loom_error *err) {
+    size_t c;
+    return jpeg_read(path, true, pixels, &c, h, w, max_pixels, err);
 }

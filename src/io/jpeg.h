@@ -14,6 +14,10 @@ loom_status loom_jpeg_write(const char *path, const uint8_t *pixels, size_t c, s
  * before decoding. LOOM_EFORMAT with the decoder's message for a bad file. */
 loom_status loom_jpeg_read(const char *path, uint8_t **pixels, size_t *c, size_t *h, size_t *w,
                            size_t max_pixels, loom_error *err);
+/* the same, always gray (c = 1): libjpeg's own conversion, the Y of YCbCr
+ * (ITU-R BT.601 luma) */
+loom_status loom_jpeg_read_gray(const char *path, uint8_t **pixels, size_t *h, size_t *w,
+                                size_t max_pixels, loom_error *err);
 /* path ends in .jpg or .jpeg (any case) */
 bool loom_is_jpeg_name(const char *path);
 
