@@ -23,6 +23,7 @@ typedef struct {
     bool tty;
     bool old_csv; /* a run from before the lr / grad_norm columns: its five columns */
     bool quiet;   /* --quiet: the log file only */
+    bool terms;   /* the validation's loss terms (KL, reconstruction) have columns */
     double wall0; /* seconds trained by the run's earlier processes (metrics.csv's last wall_s) */
 } run_files;
 
@@ -31,6 +32,7 @@ typedef struct {
  * 0) and the periodic one on a subset each have their own column */
 #define CSV_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s," \
                    "valid_subset_bits_per_dim,lr,grad_norm,event"
+#define CSV_TERMS ",valid_kl_nats_per_image,valid_recon_nats_per_image"
 #define CSV_OLD_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s" 
 
 /* a line for stderr and train.log; important (notes on the data, skipped
@@ -84,6 +86,32 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
     free(imgs), free(labels);
 }
 
+/* The terms of a validation NLL of nats per image for a model with a KL term
+ * (draw, rae --variational): the mean KL over the same images (the model's
+ * forward_out with the same fixed noise as its NLL) and the reconstruction,
+ * the rest. NaN when it cannot be computed. */
+static void valid_terms(loom_trainer *t, size_t n, double nats, double *kl, double *recon) {
+    loom_model *m = loom_trainer_model(t, 0);
+    const loom_images *set = loom_trainer_valid(t);
+    /* in micro-shards, so that the workspaces stay the size training gave them */
+    const size_t B = m->ops->micro_shard ? m->ops->micro_shard : 8, EX = loom_images_example_bytes(set),
+                 F = loom_model_out_floats(m);
+    float *out = malloc((B < n ? B : n) * F * sizeof *out);
+    double *in = malloc((B < n ? B : n) * sizeof *in), s = 0.0;
+    loom_error e;
+    loom_status st = out && in ? LOOM_OK : LOOM_ENOMEM;
+    loom_trainer_use_average(t, true); /* the weights the validation used */
+    for (size_t i = 0; i < n && !st; i += B) {
+        const size_t k = n - i < B ? n - i : B;
+        st = loom_model_forward(m, out, in, set->pixels + i * EX, m->cfg.nclasses ? set->labels + i : NULL, k, &e);
+        for (size_t j = 0; !st && j < k; j++) s += in[j];
+    }
+    loom_trainer_use_average(t, false);
+    free(out), free(in);
+    *kl = st ? NAN : s / (double)n;
+    *recon = st ? NAN : nats - *kl;
+}
+
 /* what the trainer reports, on stderr, in train.log and metrics.csv */
 typedef struct {
     run_files *rf;
@@ -91,6 +119,7 @@ typedef struct {
     loom_model *m;
     uint64_t seed;
     bool report; /* refresh report.html at every checkpoint */
+    loom_trainer *t;
     double last_train, last_valid; /* the last logged values, for --json */
 } train_view;
 
@@ -114,6 +143,19 @@ static void on_event(void *user, const loom_train_event *ev) {
             fprintf(rf->csv, ",%.6g,", ev->lr);
             if (isfinite(ev->grad_norm[0])) fprintf(rf->csv, "%.6g", ev->grad_norm[0]);
             fprintf(rf->csv, ",%s", ev->best ? "best" : "");
+            if (rf->terms) {
+                double kl = NAN, rec = NAN;
+                const loom_train_opts *o = loom_trainer_opts(v->t);
+                const size_t nv = loom_trainer_nvalid(v->t);
+                const size_t n = ev->valid_subset && o->eval_limit < nv ? o->eval_limit : nv;
+                const loom_config *c = &v->m->cfg;
+                if (isfinite(vb) && n)
+                    valid_terms(v->t, n, vb * log(2.0) * (double)(loom_channels(c) * c->height * c->width), &kl, &rec);
+                fputc(',', rf->csv);
+                if (isfinite(kl)) fprintf(rf->csv, "%.4f", kl);
+                fputc(',', rf->csv);
+                if (isfinite(rec)) fprintf(rf->csv, "%.4f", rec);
+            }
         }
         fputc('\n', rf->csv);
         fflush(rf->csv);
@@ -339,12 +381,16 @@ int cmd_train(int argc, char **argv) {
         }
         if (f) fclose(f);
         rf.old_csv = strcmp(head, CSV_OLD_HEADER) == 0;
+        rf.terms = strstr(head, CSV_TERMS) != NULL; /* a run keeps its columns */
     }
     rf.csv = fopen(join(out, "metrics.csv"), "a");
     if (!rf.log || !rf.csv) cli_die(1, "%s: cannot write the run's log files: %s", out, strerror(errno));
-    if (new_csv) fprintf(rf.csv, "%s\n", CSV_HEADER);
+    /* a composite loss (a KL and a reconstruction) gets a column per term */
+    const bool composite = loom_model_out_floats(m) && strcmp(cli_nll_kind(m, 0), "elbo") == 0;
+    rf.terms = composite && (new_csv || rf.terms);
+    if (new_csv) fprintf(rf.csv, "%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : "");
     if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
-        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume\n", ts->step, rf.wall0), fflush(rf.csv);
+        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s\n", ts->step, rf.wall0, rf.terms ? ",," : ""), fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, BLAS %s",
@@ -378,7 +424,7 @@ int cmd_train(int argc, char **argv) {
     /* past a file size limit (ulimit -f), write() should fail with EFBIG and
      * reach the checkpoint writer's error, not kill the process */
     signal(SIGXFSZ, SIG_IGN);
-    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .report = !no_report,
+    train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .report = !no_report, .t = t,
                        .last_train = NAN, .last_valid = NAN};
     loom_train_hooks hooks = {.log = on_event, .should_stop = should_stop, .user = &view,
                               .log_every = log_every, .time_limit = time_limit};
