@@ -35,9 +35,7 @@ int cmd_eval(int argc, char **argv) {
     size_t n = limit && limit < set.n ? limit : set.n;
     if (m->cfg.nclasses && (!set.labels || set.nclasses > m->cfg.nclasses))
         cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
-    double *nll = malloc(n * sizeof *nll), s = 0.0;
     loom_error err;
-    double t0 = cli_now();
     if (iw && !(loom_model_caps(m) & LOOM_CAP_IW_BOUND)) {
         if (!m->ops->iw_nll) /* no latent variables at all: nothing to weight */
             cli_die(2, "--iw: model %s has no latent variables; its eval is %s", m->ops->name,
@@ -46,6 +44,8 @@ int cmd_eval(int argc, char **argv) {
         loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);
         cli_die(2, "--iw: %s", err.msg);
     }
+    double *nll = malloc(n * sizeof *nll), s = 0.0, t0 = cli_now();
+    if (!nll) cli_die(1, "out of memory");
     const int32_t *labels = m->cfg.nclasses ? set.labels : NULL;
     /* at a terminal, a progress line: chunks of whole batches, which changes no
      * number (each image's NLL is its own; eval is the same in any chunks) */

@@ -46,6 +46,7 @@ static loom_status csv_read(csv_table *t, const char *path, loom_error *err) {
     }
     if (t->ncols == 0 || strcmp(t->names[0], "step") != 0) {
         fclose(f);
+        csv_free(t);
         return loom_fail(err, LOOM_EFORMAT, "%s: not a loom metrics file (its first column is not \"step\")", path);
     }
     while (fgets(line, sizeof line, f)) {

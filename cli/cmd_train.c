@@ -367,7 +367,8 @@ int cmd_train(int argc, char **argv) {
     run_files rf = {.dir = out, .tty = !quiet && isatty(2), .quiet = quiet};
     rf.log = fopen(join(out, "train.log"), "a");
     struct stat sb;
-    bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0;
+    /* empty: a run killed before its header reached the disk gets it now */
+    bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0 || sb.st_size == 0;
     if (!new_csv) { /* a run from before the extra columns keeps its five */
         FILE *f = fopen(join(out, "metrics.csv"), "r");
         char head[256] = "", line[512];
@@ -388,7 +389,7 @@ int cmd_train(int argc, char **argv) {
     /* a composite loss (a KL and a reconstruction) gets a column per term */
     const bool composite = loom_model_out_floats(m) && strcmp(cli_nll_kind(m, 0), "elbo") == 0;
     rf.terms = composite && (new_csv || rf.terms);
-    if (new_csv) fprintf(rf.csv, "%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : "");
+    if (new_csv) fprintf(rf.csv, "%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : ""), fflush(rf.csv);
     if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
         fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s\n", ts->step, rf.wall0, rf.terms ? ",," : ""), fflush(rf.csv);
 

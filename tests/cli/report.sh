@@ -25,7 +25,7 @@ cmp -s "$H" "$T/r.html" && pass "report: loom report == the trainer's page" || f
 # after its first checkpoints still has a report of one of them
 $LOOM train $NET --steps 1000000 --checkpoint-every 2 --eval-every 0 --out "$T/long" &
 pid=$!
-for i in $(seq 1 100); do
+for i in $(seq 1 600); do  # up to 60 s (a sanitizer build on a loaded machine is slow)
     s=$(sed -n 's/.*id="step">\([0-9]*\) of.*/\1/p' "$T/long/report.html" 2>/dev/null)
     [ -n "$s" ] && [ "$s" -ge 4 ] && break
     sleep 0.1
