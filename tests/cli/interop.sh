@@ -46,3 +46,9 @@ import importlib.util, sys, torch
 spec = importlib.util.spec_from_file_location("r", "bench/rowlstm_torch.py"); r = importlib.util.module_from_spec(spec); spec.loader.exec_module(r)
 r.RowLSTM(4, 2).load_state_dict(torch.load(sys.argv[1]), strict=True)
 PY
+# grupixel converts (every tensor into bench/grupixel_torch.py's GruPixel, shapes checked);
+# its NLL is not compared: loom's eval uses its own fixed z
+$LOOM train --model grupixel --hidden 4 --zdim 3 --valid 8 --batch 8 --data "$D" --steps 1 --threads 1 --quiet --out "$T/g" 2>/dev/null
+$PY tools/loom2torch.py "$T/g" "$T/g.pt" >"$T/g.json" 2>"$T/err" && grep -q '"model": "grupixel"' "$T/g.json" &&
+    $PY -c "import sys, torch; sys.exit(len(torch.load('$T/g.pt')) != 9)" &&
+    pass "interop: loom2torch converts a grupixel checkpoint (9 tensors)" || fail "interop: loom2torch grupixel" "$(cat "$T/g.json" "$T/err")"
