@@ -11,12 +11,14 @@ endif
 ifeq ($(SANITIZE),1)
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
-PKGS    := libcjson libpng
+PKGS    := libcjson libpng pixman-1
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) $(WARN) -fopenmp -fPIC \
            -Iinclude -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lopenblas -lz -lm
 # giflib (GIF writer, src/io/gif.c) ships no .pc file
 LDLIBS  += -lgif
+# libjpeg-turbo (JPEG grids and JPEG folders, src/io/jpeg.c): no .pc file either
+LDLIBS  += -ljpeg
 # oneDNN (libdnnl-dev, in DEB_PKGS): built in when its header is present (DNNL=0 leaves
 # it out). Sources test LOOM_HAVE_DNNL.
 DNNL    ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
@@ -60,7 +62,7 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/tests/fuzz_%)
 TEST_BIN += $(FUZZ_REPLAY)
 
 DEB_PKGS := gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
-DEB_PKGS += libgif-dev libdnnl-dev
+DEB_PKGS += libgif-dev libdnnl-dev libjpeg62-turbo-dev libpixman-1-dev
 DEB_PKGS += openmpi-bin libopenmpi-dev
 
 # `make colour-data`: 32x32 RGB patches of the photographs in mate-backgrounds (docs/data.md),
@@ -70,7 +72,7 @@ COLOUR_SRC := /usr/share/backgrounds/mate/nature
 COLOUR_DIR ?= data/colour32
 DEB_PYTHON := /usr/bin/python3
 
-.PHONY: all deps test demo bench install clean help fuzz fuzz-deps fuzz-build colour-data
+.PHONY: all deps test demo bench install clean help fuzz fuzz-deps fuzz-build colour-data report-deps
 all: $(B)/loom $(B)/libloom.a $(B)/libloom.so
 
 help:
@@ -82,6 +84,7 @@ help:
 	@echo "make install  PREFIX=/usr/local (DESTDIR too): loom, headers, libloom.a, libloom.so.X.Y.Z, loom.pc"
 	@echo "make test SANITIZE=1   the whole suite under ASan + UBSan (objects in build-san/)"
 	@echo "make fuzz FUZZ_SECONDS=N   fuzz each parser N seconds with libFuzzer (installs clang-14)"
+	@echo "make report-deps  Debian's chromium, for the browser test of loom report"
 	@echo "make colour-data   32x32 RGB PNG folder (train/, test/) in $(COLOUR_DIR) from mate-backgrounds"
 
 deps:
@@ -91,6 +94,13 @@ deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all installed"; fi
+
+# Debian's Chromium, for tests/cli/report.sh (loom report in a headless browser); .ci/run
+# calls it, and the test runs it when chromium is absent.
+REPORT_DEB_PKGS := chromium
+
+report-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(REPORT_DEB_PKGS)"
 
 colour-data:
 	@if [ -d $(COLOUR_DIR)/train ] && [ -d $(COLOUR_DIR)/test ]; then \
@@ -164,7 +174,7 @@ bench: $(B)/loom
 # loom.pc records PREFIX (not DESTDIR).
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
-PC_LIBS_PRIVATE := -lgif $(if $(filter 1,$(DNNL)),-ldnnl) -lopenblas -lz -lm -fopenmp
+PC_LIBS_PRIVATE := -lgif -ljpeg $(if $(filter 1,$(DNNL)),-ldnnl) -lopenblas -lz -lm -fopenmp
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/loom

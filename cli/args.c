@@ -36,6 +36,8 @@ void cli_usage(const char *cmd, const char *usage, const cli_arg *args, size_t n
         snprintf(flag, sizeof flag, "--%s%s", args[i].name, meta);
         printf("  %-22s %s\n", flag, args[i].help);
     }
+    printf("\nexit codes: 0 ok, 1 I/O error, 2 bad input (flags, files, sizes); --json: one line with\n"
+           "\"model\", \"step\", \"checkpoint\", \"kind\" (docs/cli.md)\n");
 }
 
 /* Arguments are quoted in messages; a newline or escape sequence in one must
@@ -52,6 +54,36 @@ static cli_result bad_line(loom_error *e) {
         if (n_ < sizeof e->msg) n_ += (size_t)snprintf(e->msg + n_, sizeof e->msg - n_, __VA_ARGS__); \
         if (n_ < sizeof e->msg) snprintf(e->msg + n_, sizeof e->msg - n_, " (see 'loom %s --help')", cmd); \
         return bad_line(e); } while (0)
+
+/* edit distance of a and b (both short: flag names), for "did you mean" */
+static size_t edits(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 63 || lb >= 63) return 99;
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up, row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* the known flag closest to name (at most 2 edits, or name a prefix of it), or NULL */
+static const char *closest(const char *name, const cli_arg *args, size_t nargs) {
+    const char *best = NULL;
+    size_t bd = 3;
+    for (size_t i = 0; i < nargs; i++) {
+        size_t d = edits(name, args[i].name);
+        if (d > 2 && strlen(name) >= 3 && strncmp(args[i].name, name, strlen(name)) == 0) d = 2;
+        if (d < bd) bd = d, best = args[i].name;
+    }
+    return best;
+}
 
 static cli_result set_value(const char *cmd, cli_arg *a, const char *v, loom_error *e) {
     char *end = NULL;
@@ -103,7 +135,11 @@ cli_result cli_parse_args(const char *cmd, int argc, char **argv, cli_arg *args,
         memcpy(name, s + 2, len);
         name[len] = 0;
         cli_arg *a = (cli_arg *)cli_find(args, nargs, name);
-        if (!a) BAD("unknown flag --%s", name);
+        if (!a) {
+            const char *near = closest(name, args, nargs);
+            if (near) BAD("unknown flag --%s; did you mean --%s?", name, near);
+            BAD("unknown flag --%s", name);
+        }
         if (a->seen) BAD("--%s given twice", name);
         a->seen = true;
         if (a->kind == ARG_FLAG) {

@@ -61,6 +61,14 @@ void cli_check_data(const loom_images *im, const char *data, const loom_config *
 /* imgs (n, c, h, w) into a PNG grid (gray or RGB) with `cols` columns; exits on failure. */
 void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
                     size_t cols);
+/* cli_write_grid, enlarged `scale` times (nearest neighbour) with `pad` between
+ * the images; a name ending in .jpg / .jpeg is written as JPEG, .gif and other
+ * image formats are refused (exit 2), anything else is PNG. */
+void cli_write_grid_scaled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                           size_t cols, size_t scale, uint8_t pad);
+/* grid (c, *h, *w), malloc'ed, enlarged k times by nearest neighbour (freed
+ * and replaced; k <= 1 returns it as it is) */
+uint8_t *cli_scale_grid(uint8_t *grid, size_t c, size_t *h, size_t *w, size_t k);
 /* Model-specific flags into cfg: --cell and --zdim (grupixel only; NULL / 0
  * when not given). Exits 2 with one line for an unknown cell or a flag the
  * model does not take; fills grupixel's defaults (gru, zdim 32, and 1 layer
@@ -78,6 +86,28 @@ typedef struct cli_draw_flags {
     bool hidden_seen, layers_seen;
 } cli_draw_flags;
 void cli_draw_config(loom_config *cfg, const cli_draw_flags *f);
+/* --json output (the convention of every command, docs/cli.md): one line, one
+ * object on stdout, numbers as numbers, always "model", "step", "checkpoint"
+ * and "kind" first. cli_json_begin(&j, model, step, checkpoint or NULL (null),
+ * kind), then the fields, then cli_json_end prints the line. */
+typedef struct cli_json {
+    char *buf;
+    size_t len, cap;
+} cli_json;
+void cli_json_begin(cli_json *j, const char *model, long step, const char *checkpoint,
+                    const char *kind);
+void cli_json_str(cli_json *j, const char *key, const char *v);  /* NULL: null */
+void cli_json_num(cli_json *j, const char *key, double v);       /* not finite: null */
+void cli_json_int(cli_json *j, const char *key, long long v);
+void cli_json_fixed(cli_json *j, const char *key, double v, int digits); /* %.<digits>f */
+void cli_json_raw(cli_json *j, const char *key, const char *raw); /* already JSON */
+void cli_json_end(cli_json *j);
+/* what a model's NLL is, one word for --json's "kind": "exact", "elbo",
+ * "iw" (iw > 0), "fixed-z" (grupixel), "reconstruction" (a plain rae) */
+const char *cli_nll_kind(const loom_model *m, size_t iw);
+/* loom report: RUN_DIR/report.html (out == NULL) or out, from the run's
+ * metrics.csv, checkpoint and sample grids (cli/cmd_report.c) */
+loom_status cli_report_write(const char *dir, const char *out, loom_error *err);
 double cli_now(void);
 size_t cli_peak_rss_mb(void);
 
@@ -112,5 +142,7 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

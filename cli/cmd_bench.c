@@ -128,13 +128,27 @@ int cmd_bench(int argc, char **argv) {
         fclose(la);
     }
     size_t rss = cli_peak_rss_mb();
-    if (json)
-        printf("{\"model\": \"%s\", \"cell\": \"%s\", \"channels\": %zu, \"layers\": %zu, \"hidden\": %zu, \"batch\": %zu, \"threads\": %zu, "
-               "\"train_images_per_s\": %.2f, \"forward_ms_per_image\": %.4f, \"sample_ms_per_image\": %.4f, "
-               "\"sample_to_forward\": %.3f, \"train_images_per_cpu_s\": %.2f, \"sample_cpu_ms_per_image\": %.4f, "
-               "\"loadavg_1m\": %.2f, \"peak_rss_mb\": %zu, \"parameters\": %zu, \"blas_core\": \"%s\"}\n",
-               model, cfg.cell, loom_channels(&m->cfg), cfg.layers, hidden, batch, threads, train_ips, fwd_ms, sample_ms, sample_ms / fwd_ms,
-               (double)(batch * steps) / train_cpu, sample_cpu_ms, load[0], rss, m->nfloats, loom_blas_core());
+    if (json) {
+        cli_json j; /* a measurement, not a checkpoint's: step 0, checkpoint null */
+        cli_json_begin(&j, model, 0, NULL, "speed");
+        cli_json_str(&j, "cell", cfg.cell);
+        cli_json_int(&j, "channels", (long long)loom_channels(&m->cfg));
+        cli_json_int(&j, "layers", (long long)cfg.layers);
+        cli_json_int(&j, "hidden", (long long)hidden);
+        cli_json_int(&j, "batch", (long long)batch);
+        cli_json_int(&j, "threads", (long long)threads);
+        cli_json_num(&j, "train_images_per_s", train_ips);
+        cli_json_num(&j, "forward_ms_per_image", fwd_ms);
+        cli_json_num(&j, "sample_ms_per_image", sample_ms);
+        cli_json_num(&j, "sample_to_forward", sample_ms / fwd_ms);
+        cli_json_num(&j, "train_images_per_cpu_s", (double)(batch * steps) / train_cpu);
+        cli_json_num(&j, "sample_cpu_ms_per_image", sample_cpu_ms);
+        cli_json_num(&j, "loadavg_1m", load[0]);
+        cli_json_int(&j, "peak_rss_mb", (long long)rss);
+        cli_json_int(&j, "parameters", (long long)m->nfloats);
+        cli_json_str(&j, "blas_core", loom_blas_core());
+        cli_json_end(&j);
+    }
     else
         printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"
                "  training   %.1f images/s (median of %zu steps)\n"

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *split = "test";
@@ -43,17 +44,36 @@ int cmd_eval(int argc, char **argv) {
     size_t n = limit && limit < set.n ? limit : set.n;
     if (m->cfg.nclasses && (!set.labels || set.nclasses > m->cfg.nclasses))
         cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
-    double *nll = malloc(n * sizeof *nll), s = 0.0;
     loom_error err;
-    double t0 = cli_now();
     if (iw && !(loom_model_caps(m) & LOOM_CAP_IW_BOUND)) {
+        if (!m->ops->iw_nll) /* no latent variables at all: nothing to weight */
+            cli_die(2, "--iw: model %s has no latent variables; its eval is %s", m->ops->name,
+                    m->ops->nll_kind ? "an upper bound already" : "the exact NLL");
         /* fails at once, saying why: no latent variables, or no prior */
         loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);
         cli_die(2, "--iw: %s", err.msg);
     }
+    double *nll = malloc(n * sizeof *nll), s = 0.0, t0 = cli_now();
+    if (!nll) cli_die(1, "out of memory");
     const int32_t *labels = m->cfg.nclasses ? set.labels : NULL;
-    loom_status st = iw ? loom_model_iw_nll(m, nll, set.pixels, labels, n, iw, batch, &err)
-                        : loom_model_nll(m, nll, set.pixels, labels, n, batch, &err);
+    /* at a terminal, a progress line: chunks of whole batches, which changes no
+     * number (each image's NLL is its own; eval is the same in any chunks) */
+    const bool tty = !json && isatty(2);
+    const size_t EX = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width;
+    const size_t chunk = tty ? batch * (iw ? 1 : 8) : n;
+    loom_status st = LOOM_OK;
+    for (size_t i = 0; i < n && !st; i += chunk) {
+        const size_t k = n - i < chunk ? n - i : chunk;
+        const int32_t *lab = labels ? labels + i : NULL;
+        st = iw ? loom_model_iw_nll(m, nll + i, set.pixels + i * EX, lab, k, iw, batch, &err)
+                : loom_model_nll(m, nll + i, set.pixels + i * EX, lab, k, batch, &err);
+        if (tty) {
+            const double dt = cli_now() - t0;
+            fprintf(stderr, "\r\033[Keval: %zu/%zu images, %.0f s, eta %.0f s", i + k, n, dt,
+                    dt / (double)(i + k) * (double)(n - i - k));
+        }
+    }
+    if (tty) fputs("\r\033[K", stderr);
     if (st) cli_die_err(st, &err);
     for (size_t i = 0; i < n; i++) s += nll[i];
     double nats = s / (double)n, bpd = loom_bits_per_dim(&m->cfg, nats);
@@ -66,10 +86,17 @@ int cmd_eval(int argc, char **argv) {
                  "fresh per image): an upper bound on -log p(x) in expectation, tighter as K grows", iw);
     else if (iw) snprintf(what, sizeof what, "importance-weighted bound (K = %zu): an upper bound on -log p(x)", iw);
     else if (kind) snprintf(what, sizeof what, "%s", kind);
-    if (json)
-        printf("{\"bits_per_dim\": %.6f, \"nats_per_image\": %.4f, \"images\": %zu, \"split\": \"%s\"%s%s%s}\n",
-               bpd, nats, n, split, *what ? ", \"kind\": \"" : "", what, *what ? "\"" : "");
-    else
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, m->cfg.model, ts.step, cli_checkpoint_path(pos[0]), cli_nll_kind(m, iw));
+        cli_json_fixed(&j, "bits_per_dim", bpd, 6); /* the precision of metrics.csv */
+        cli_json_fixed(&j, "nats_per_image", nats, 4);
+        cli_json_int(&j, "images", (long long)n);
+        cli_json_str(&j, "split", split);
+        if (iw) cli_json_int(&j, "iw_samples", (long long)iw);
+        if (*what) cli_json_str(&j, "what", what);
+        cli_json_end(&j);
+    } else
         printf("%s: %.4f bits/dim, %.2f nats/image over %zu images (%.1f s)%s%s%s\n", split, bpd, nats, n,
                cli_now() - t0, *what ? "; " : "", what, kind ? " (binarized images)" : "");
     free(nll);
@@ -97,16 +124,25 @@ int cmd_info(int argc, char **argv) {
             snprintf(capl + strlen(capl), sizeof capl - strlen(capl), json ? "%s\"%s\"" : "%s%s",
                      capl[0] ? (json ? ", " : " ") : "", loom_cap_name(1u << k));
     if (json) {
-        char *cfg = loom_config_json(c, &o);
-        printf("{\"model\": \"%s\", \"step\": %ld, \"parameters\": %zu, \"capabilities\": [%s], "
-               "\"config\": %s}\n", c->model, ts.step, m->nfloats, capl, cfg);
+        char *cfg = loom_config_json(c, &o), caps_json[200];
+        cli_json j;
+        snprintf(caps_json, sizeof caps_json, "[%s]", capl);
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "info");
+        cli_json_int(&j, "parameters", (long long)m->nfloats);
+        cli_json_int(&j, "tensors", (long long)m->nparams);
+        cli_json_int(&j, "steps", o.steps);
+        cli_json_int(&j, "epoch", (long long)ts.epoch);
+        cli_json_num(&j, "ema", o.ema);
+        cli_json_raw(&j, "capabilities", caps_json);
+        cli_json_raw(&j, "config", cfg); /* last: scripts cut it out */
+        cli_json_end(&j);
         free(cfg);
     } else {
-        printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layers, hidden %zu, %d classes\n"
+        printf("checkpoint  %s\nmodel       %s %zux%zu, %zu layer%s, hidden %zu, %d class%s\n"
                "parameters  %zu in %zu tensors\nstep        %ld of %ld (epoch %zu)\n"
                "training    data %s, batch %zu, lr %g, seed %llu\n",
-               cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->hidden,
-               c->nclasses, m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
+               cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->layers == 1 ? "" : "s",
+               c->hidden, c->nclasses, c->nclasses == 1 ? "" : "es", m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
                (unsigned long long)o.seed);
         if (c->steps_draw)
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,

@@ -7,38 +7,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* frames (n, T, h, w) -> an animated GIF of T grids (one frame per stage, the
- * last held 1 s), each laid out like the PNG grid */
-static void write_gif(const char *path, const uint8_t *frames, size_t n, size_t T, size_t h, size_t w,
-                      size_t cols) {
+/* frames (n, T, C, h, w) -> an animated GIF of T grids (one frame per stage,
+ * the last held 1 s), each laid out like the PNG grid and scaled by `scale` */
+static void write_gif(const char *path, const uint8_t *frames, size_t n, size_t T, size_t C, size_t h,
+                      size_t w, size_t cols, size_t scale) {
     loom_error err;
-    uint8_t *one = malloc(n * h * w), *all = NULL, *grid = NULL;
+    const size_t EX = C * h * w;
+    uint8_t *one = malloc(n * EX), *all = NULL, *grid = NULL;
     uint16_t *delays = malloc(T * sizeof *delays);
     size_t gh = 0, gw = 0;
     if (!one || !delays) cli_die(1, "out of memory");
     for (size_t t = 0; t < T; t++) {
-        for (size_t b = 0; b < n; b++) memcpy(one + b * h * w, frames + (b * T + t) * h * w, h * w);
-        loom_status st = loom_grid(&grid, &gh, &gw, one, n, h, w, cols, 1, 128, &err);
+        for (size_t b = 0; b < n; b++) memcpy(one + b * EX, frames + (b * T + t) * EX, EX);
+        loom_status st = loom_grid_channels(&grid, &gh, &gw, one, n, C, h, w, cols, 1, 128, &err);
         if (st) cli_die_err(st, &err);
-        if (!all && !(all = malloc(T * gh * gw))) cli_die(1, "out of memory for a %zu-frame GIF", T);
-        memcpy(all + t * gh * gw, grid, gh * gw);
+        grid = cli_scale_grid(grid, C, &gh, &gw, scale);
+        if (!all && !(all = malloc(T * C * gh * gw))) cli_die(1, "out of memory for a %zu-frame GIF", T);
+        memcpy(all + t * C * gh * gw, grid, C * gh * gw);
         free(grid);
         delays[t] = t + 1 < T ? LOOM_GIF_DELAY : 100;
     }
-    loom_status st = loom_gif_write(path, all, T, 1, gh, gw, delays, &err);
+    loom_status st = loom_gif_write(path, all, T, C, gh, gw, delays, &err);
     if (st) cli_die_err(st, &err);
     free(one), free(all), free(delays);
 }
 
+/* An autoregressive sample as it is drawn: frame r (1..H) holds the first r
+ * rows of the final images, exactly what the sampler had after row r (the
+ * raster order never revisits a pixel), the rest mid gray. frames (n, H, C, H, W). */
+static uint8_t *raster_frames(const uint8_t *imgs, size_t n, size_t C, size_t H, size_t W) {
+    const size_t EX = C * H * W;
+    uint8_t *f = malloc(n * H * EX);
+    if (!f) cli_die(1, "out of memory for %zu x %zu frames", n, H);
+    memset(f, 128, n * H * EX);
+    for (size_t b = 0; b < n; b++)
+        for (size_t r = 0; r < H; r++)
+            for (size_t c = 0; c < C; c++)
+                memcpy(f + (b * H + r) * EX + c * H * W, imgs + b * EX + c * H * W, (r + 1) * W);
+    return f;
+}
+
 int cmd_sample(int argc, char **argv) {
-    size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0;
+    size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0, scale = 1;
     double temperature = 1.0;
     uint64_t seed = 1;
     const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL;
+    bool json = false;
     cli_arg args[] = {
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
         {"steps-png", ARG_STR, &steps_png, 0, 0, "staged models (draw): also write every stage, one row per image", false},
-        {"gif", ARG_STR, &gif, 0, 0, "staged models (draw): also write an animated GIF of the grid, one frame per stage", false},
-        {"n", ARG_SIZE, &n, 1, 100000, "images (default 16)", false},
+        {"gif", ARG_STR, &gif, 0, 0, "also an animated GIF of the grid being drawn: a frame per stage (draw) or per row (autoregressive models)", false},
+        {"n", ARG_SIZE, &n, 1, 100000, "images, exactly (default 16; --label all: a multiple of the classes)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default 1)", false},
         {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
         {"label", ARG_STR, &label, 0, 0, "class K, or 'all' for one row per class (conditional models)", false},
@@ -53,17 +73,32 @@ int cmd_sample(int argc, char **argv) {
     if (npos != 1) cli_die(2, "sample needs a run directory or checkpoint (see 'loom sample --help')");
     if (!out) cli_die(2, "sample needs --out FILE.png (see 'loom sample --help')");
     loom_train_opts o; /* the run's class names, for --label NAME */
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     const loom_config *c = &m->cfg;
     const size_t nframes = loom_model_nframes(m);
     if (steps_png && !nframes) cli_die(2, "--steps-png: model %s does not draw in stages", m->ops->name);
-    if (gif && !nframes) cli_die(2, "--gif: model %s does not draw in stages", m->ops->name);
+    /* autoregressive models animate row by row; a model that does neither has no --gif */
+    const bool raster = !nframes && (loom_model_caps(m) & LOOM_CAP_CONDITIONALS);
+    if (gif && !nframes && !raster)
+        cli_die(2, "--gif: model %s neither draws in stages nor pixel by pixel", m->ops->name);
+    const bool n_given = cli_find(args, sizeof args / sizeof args[0], "n")->seen;
+    const bool cols_given = cli_find(args, sizeof args / sizeof args[0], "cols")->seen;
     int32_t *labels = NULL;
     if (label) {
         if (!c->nclasses) cli_die(2, "--label: this model is not class-conditional");
         if (strcmp(label, "all") == 0) {
-            size_t per = n < (size_t)c->nclasses ? 1 : n / (size_t)c->nclasses;
-            n = per * (size_t)c->nclasses, cols = per;
+            const size_t K = (size_t)c->nclasses;
+            /* one row per class: --n exactly, so a multiple of the classes */
+            if (n_given && n > K && n % K != 0)
+                cli_die(2, "--label all: --n %zu is not a multiple of the model's %zu classes (one row per class; "
+                        "e.g. --n %zu)", n, K, K * (n / K ? n / K : 1));
+            size_t per = n < K ? 1 : n / K;
+            if (n_given && n < K)
+                fprintf(stderr, "loom: --label all: one image per class, %zu images (--n %zu is fewer than the classes)\n",
+                        K, n);
+            n = per * K;
+            if (!cols_given) cols = per;
             labels = malloc(n * sizeof *labels);
             for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i / per);
         } else {
@@ -89,7 +124,7 @@ int cmd_sample(int argc, char **argv) {
     double t0 = cli_now();
     uint8_t *frames = NULL;
     loom_status st;
-    if (steps_png || gif) {
+    if (steps_png || (gif && nframes)) {
         if (!loom_mul_ok(n * EX, nframes, &(size_t){0}) || !(frames = malloc(n * nframes * EX)))
             cli_die(1, "out of memory for %zu x %zu frames", n, nframes);
         st = loom_model_sample_frames(m, imgs, frames, labels, n, (float)temperature, seed, &err);
@@ -98,10 +133,22 @@ int cmd_sample(int argc, char **argv) {
     }
     if (st) cli_die_err(st, &err);
     double dt = cli_now() - t0;
-    cli_write_grid(out, imgs, n, C, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
-    if (gif) {
-        write_gif(gif, frames, n, nframes, c->height, c->width, cols ? cols : (size_t)ceil(sqrt((double)n)));
+    const size_t gcols = cols ? cols : (size_t)ceil(sqrt((double)n));
+    cli_write_grid_scaled(out, imgs, n, C, c->height, c->width, gcols, scale, 128);
+    if (gif && raster) {
+        uint8_t *rf = raster_frames(imgs, n, C, c->height, c->width);
+        write_gif(gif, rf, n, c->height, C, c->height, c->width, gcols, scale);
+        free(rf);
+        fprintf(stderr, "loom: %zu rows of %zu images, a frame per row -> %s\n", c->height, n, gif);
+    } else if (gif) {
+        write_gif(gif, frames, n, nframes, C, c->height, c->width, gcols, scale);
         fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, gif);
+    }
+    if (label && strcmp(label, "all") == 0 && o.class_names) { /* which row is which class */
+        fprintf(stderr, "loom: rows:");
+        for (int k = 0; k < c->nclasses; k++)
+            fprintf(stderr, " %d=%s", k, (size_t)k < o.nclass_names ? o.class_names[k] : "?");
+        fprintf(stderr, "\n");
     }
     if (frames && steps_png) {
         cli_write_grid(steps_png, frames, n * nframes, C, c->height, c->width, nframes);
@@ -109,6 +156,18 @@ int cmd_sample(int argc, char **argv) {
     }
     free(frames);
     fprintf(stderr, "loom: %zu samples in %.2f s (%.2f ms/image) -> %s\n", n, dt, 1e3 * dt / (double)n, out);
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "samples");
+        cli_json_str(&j, "out", out);
+        cli_json_int(&j, "n", (long long)n);
+        cli_json_int(&j, "seed", (long long)seed);
+        cli_json_num(&j, "temperature", temperature);
+        cli_json_str(&j, "gif", gif);
+        cli_json_str(&j, "steps_png", steps_png);
+        cli_json_num(&j, "ms_per_image", 1e3 * dt / (double)n);
+        cli_json_end(&j);
+    }
     free(imgs), free(labels);
     loom_train_opts_free(&o);
     loom_model_free(m);
@@ -120,8 +179,9 @@ int cmd_complete(int argc, char **argv) {
     double temperature = 1.0;
     uint64_t seed = 1;
     const char *out = NULL, *data = NULL;
-    bool gray = false;
+    bool gray = false, json = false;
     cli_arg args[] = {
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
         {"rows", ARG_SIZE, &rows, 0, 4096, "keep the top K rows (default: half)", false},
         {"n", ARG_SIZE, &n, 1, 10000, "test images (default 8)", false},
         {"samples", ARG_SIZE, &samples, 1, 100, "completions per image (default 3)", false},
@@ -139,7 +199,9 @@ int cmd_complete(int argc, char **argv) {
     if (npos != 1) cli_die(2, "complete needs a run directory or checkpoint (see 'loom complete --help')");
     if (!out) cli_die(2, "complete needs --out FILE.png (see 'loom complete --help')");
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
+    FILE *say = json ? stderr : stdout; /* with --json stdout has the one JSON line */
     const loom_config *c = &m->cfg;
     /* images (C, H, W), EX bytes; keep = rows * W raster positions, every channel of them */
     const size_t H = c->height, W = c->width, HW = H * W, C = loom_channels(c), EX = C * HW;
@@ -169,13 +231,13 @@ int cmd_complete(int argc, char **argv) {
             cli_die(1, "complete: out of memory picking %zu test images", n);
         free(order);
         if (picked.labels) { /* say which classes: a check that they are mixed */
-            printf("test images: %zu, seeded and stratified by class:", n);
+            fprintf(say, "test images: %zu, seeded and stratified by class:", n);
             for (int k = 0; k < set.nclasses; k++) {
                 size_t cnt = 0;
                 for (size_t i = 0; i < n; i++) cnt += picked.labels[i] == k;
-                printf(" %d=%zu", k, cnt);
+                fprintf(say, " %d=%zu", k, cnt);
             }
-            printf("\n");
+            fprintf(say, "\n");
         }
         loom_images_free(&set);
         set = picked;
@@ -222,10 +284,22 @@ int cmd_complete(int argc, char **argv) {
         }
         memcpy(row + 2 * EX, comp + k * samples * EX, samples * EX);
     }
-    cli_write_grid(out, grid, n * cols, C, H, W, cols);
+    /* the grid's padding white, so that it is never taken for the masked (mid gray) part */
+    cli_write_grid_scaled(out, grid, n * cols, C, H, W, cols, 1, 255);
     double per_img = hidden / (double)n, hidden_px = (double)((H - rows) * W * C);
-    printf("hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
-           H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
+    fprintf(say, "hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
+            H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
+    if (json) {
+        cli_json j; /* the hidden part's NLL under the model's exact conditionals */
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "exact");
+        cli_json_num(&j, "hidden_bits_per_dim", per_img / log(2.0) / hidden_px);
+        cli_json_num(&j, "hidden_nats_per_image", per_img);
+        cli_json_int(&j, "images", (long long)n);
+        cli_json_int(&j, "rows", (long long)rows);
+        cli_json_int(&j, "samples", (long long)samples);
+        cli_json_str(&j, "out", out);
+        cli_json_end(&j);
+    }
     free(grid), free(comp), free(clab);
     loom_images_free(&set);
     loom_train_opts_free(&o);
@@ -236,8 +310,9 @@ int cmd_complete(int argc, char **argv) {
 int cmd_reconstruct(int argc, char **argv) {
     size_t n = 8, threads = (size_t)cli_default_threads();
     const char *out = NULL, *data = NULL, *split = "test";
-    bool gray = false;
+    bool gray = false, json = false;
     cli_arg args[] = {
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
         {"n", ARG_SIZE, &n, 1, 10000, "images (default 8)", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
         {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
@@ -252,7 +327,8 @@ int cmd_reconstruct(int argc, char **argv) {
     if (npos != 1) cli_die(2, "reconstruct needs a run directory or checkpoint (see 'loom reconstruct --help')");
     if (!out) cli_die(2, "reconstruct needs --out FILE.png (see 'loom reconstruct --help')");
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     if (!(loom_model_caps(m) & LOOM_CAP_RECONSTRUCT))
         cli_die(2, "reconstruct: model %s is not an autoencoder (nothing to reconstruct)", m->ops->name);
     const loom_config *c = &m->cfg;
@@ -271,6 +347,14 @@ int cmd_reconstruct(int argc, char **argv) {
     }
     cli_write_grid(out, grid, 3 * n, C, c->height, c->width, 3);
     fprintf(stderr, "loom: %zu %s images: input | model input | reconstruction -> %s\n", n, split, out);
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "reconstruction");
+        cli_json_str(&j, "out", out);
+        cli_json_int(&j, "images", (long long)n);
+        cli_json_str(&j, "split", split);
+        cli_json_end(&j);
+    }
     free(rec), free(grid);
     loom_train_opts_free(&o);
     loom_images_free(&set);
@@ -280,9 +364,11 @@ int cmd_reconstruct(int argc, char **argv) {
 
 int cmd_interpolate(int argc, char **argv) {
     size_t steps = 8, threads = (size_t)cli_default_threads();
-    const char *out = NULL, *data = NULL, *split = "test";
-    bool gray = false;
+    const char *out = NULL, *data = NULL, *split = "test", *gif = NULL;
+    bool gray = false, json = false;
     cli_arg args[] = {
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
+        {"gif", ARG_STR, &gif, 0, 0, "also an animated GIF: A, the decoded codes, B, and back", false},
         {"steps", ARG_SIZE, &steps, 2, 1000, "decoded codes from A to B, ends included (default 8)", false},
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's)", false},
         {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
@@ -305,7 +391,8 @@ int cmd_interpolate(int argc, char **argv) {
         idx[k] = (size_t)strtoul(v, NULL, 10);
     }
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     const size_t Z = loom_model_code_dim(m);
     if (!Z) cli_die(2, "interpolate: model %s has no codes to interpolate", m->ops->name);
     const loom_config *c = &m->cfg;
@@ -332,6 +419,29 @@ int cmd_interpolate(int argc, char **argv) {
     memcpy(grid + (steps + 1) * HW, pair + HW, HW);
     cli_write_grid(out, grid, steps + 2, C, c->height, c->width, steps + 2);
     fprintf(stderr, "loom: %s images %zu and %zu, %zu codes between -> %s\n", split, idx[0], idx[1], steps, out);
+    if (gif) { /* A, the codes, B, then back again: a loop without a jump */
+        const size_t nf = 2 * (steps + 2) - 2;
+        uint8_t *frames = malloc(nf * HW);
+        if (!frames) cli_die(1, "out of memory for a %zu-frame GIF", nf);
+        for (size_t f = 0; f < nf; f++) {
+            const size_t k = f < steps + 2 ? f : 2 * (steps + 1) - f;
+            memcpy(frames + f * HW, grid + k * HW, HW);
+        }
+        write_gif(gif, frames, 1, nf, C, c->height, c->width, 1, 1);
+        free(frames);
+        fprintf(stderr, "loom: %zu frames -> %s\n", nf, gif);
+    }
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "codes");
+        cli_json_str(&j, "out", out);
+        cli_json_str(&j, "gif", gif);
+        cli_json_int(&j, "a", (long long)idx[0]);
+        cli_json_int(&j, "b", (long long)idx[1]);
+        cli_json_int(&j, "steps", (long long)steps);
+        cli_json_str(&j, "split", split);
+        cli_json_end(&j);
+    }
     free(pair), free(grid), free(dec), free(ends), free(codes);
     loom_train_opts_free(&o);
     loom_images_free(&set);

@@ -22,17 +22,42 @@ typedef struct {
     const char *dir;
     FILE *log, *csv;
     bool tty;
+    bool old_csv; /* a run from before the lr / grad_norm columns: its five columns */
+    bool quiet;   /* --quiet: the log file only */
+    bool terms;   /* the validation's loss terms (KL, reconstruction) have columns */
+    double wall0; /* seconds trained by the run's earlier processes (metrics.csv's last wall_s) */
 } run_files;
 
-static void say(run_files *rf, const char *fmt, ...) {
+/* metrics.csv: the first five columns as they always were (scripts cut them),
+ * then the rest; the full-set validation (the last of a run, or --eval-limit
+ * 0) and the periodic one on a subset each have their own column */
+#define CSV_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s," \
+                   "valid_subset_bits_per_dim,lr,grad_norm,event"
+#define CSV_TERMS ",valid_kl_nats_per_image,valid_recon_nats_per_image"
+#define CSV_OLD_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s" 
+
+/* a line for stderr and train.log; important (notes on the data, skipped
+ * steps, stops) ones are printed under --quiet too, routine progress is not */
+static void say_to(run_files *rf, bool important, const char *fmt, va_list ap) {
     char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (rf->tty) fputs("\r\033[K", stderr);
+    if (!rf->quiet || important) fprintf(stderr, "%s\n", line);
+    if (rf->log) fprintf(rf->log, "%s\n", line), fflush(rf->log);
+}
+
+static void say(run_files *rf, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    say_to(rf, false, fmt, ap);
     va_end(ap);
-    if (rf->tty) fputs("\r\033[K", stderr);
-    fprintf(stderr, "%s\n", line);
-    if (rf->log) fprintf(rf->log, "%s\n", line), fflush(rf->log);
+}
+
+static void note(run_files *rf, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    say_to(rf, true, fmt, ap);
+    va_end(ap);
 }
 
 static char *join(const char *dir, const char *name) {
@@ -62,6 +87,32 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
     free(imgs), free(labels);
 }
 
+/* The terms of a validation NLL of nats per image for a model with a KL term
+ * (draw, rae --variational): the mean KL over the same images (the model's
+ * forward_out with the same fixed noise as its NLL) and the reconstruction,
+ * the rest. NaN when it cannot be computed. */
+static void valid_terms(loom_trainer *t, size_t n, double nats, double *kl, double *recon) {
+    loom_model *m = loom_trainer_model(t, 0);
+    const loom_images *set = loom_trainer_valid(t);
+    /* in micro-shards, so that the workspaces stay the size training gave them */
+    const size_t B = m->ops->micro_shard ? m->ops->micro_shard : 8, EX = loom_images_example_bytes(set),
+                 F = loom_model_out_floats(m);
+    float *out = malloc((B < n ? B : n) * F * sizeof *out);
+    double *in = malloc((B < n ? B : n) * sizeof *in), s = 0.0;
+    loom_error e;
+    loom_status st = out && in ? LOOM_OK : LOOM_ENOMEM;
+    loom_trainer_use_average(t, true); /* the weights the validation used */
+    for (size_t i = 0; i < n && !st; i += B) {
+        const size_t k = n - i < B ? n - i : B;
+        st = loom_model_forward(m, out, in, set->pixels + i * EX, m->cfg.nclasses ? set->labels + i : NULL, k, &e);
+        for (size_t j = 0; !st && j < k; j++) s += in[j];
+    }
+    loom_trainer_use_average(t, false);
+    free(out), free(in);
+    *kl = st ? NAN : s / (double)n;
+    *recon = st ? NAN : nats - *kl;
+}
+
 /* what the trainer reports, on stderr, in train.log and metrics.csv */
 typedef struct {
     run_files *rf;
@@ -70,6 +121,9 @@ typedef struct {
     uint64_t seed;
     int rank;      /* of a data-parallel run: only rank 0 reports */
     long kill_at;  /* test hook LOOM_FAULT_KILL_RANK */
+    bool report; /* refresh report.html at every checkpoint */
+    loom_trainer *t;
+    double last_train, last_valid; /* the last logged values, for --json */
 } train_view;
 
 /* Test hook (docs/distributed.md), only in the test build: LOOM_FAULT_KILL_RANK=R:K
@@ -92,15 +146,38 @@ static void on_event(void *user, const loom_train_event *ev) {
     if (v->rank) return;
     switch (ev->kind) {
     case LOOM_TRAIN_SKIP:
-        say(rf, "%s", ev->msg);
+        note(rf, "%s", ev->msg);
         break;
     case LOOM_TRAIN_LOG: {
         const double bpd = ev->train_bpd[0], vb = ev->valid_bpd[0];
+        v->last_train = bpd;
+        if (isfinite(vb)) v->last_valid = vb;
         fprintf(rf->csv, "%ld,%.6f,", ev->step, bpd);
-        if (isfinite(vb)) fprintf(rf->csv, "%.6f", vb);
-        fprintf(rf->csv, ",%.1f,%.1f\n", ev->images_per_s, ev->wall_s);
+        if (isfinite(vb) && !ev->valid_subset) fprintf(rf->csv, "%.6f", vb);
+        fprintf(rf->csv, ",%.1f,%.1f", ev->images_per_s, rf->wall0 + ev->wall_s);
+        if (!rf->old_csv) {
+            fputc(',', rf->csv);
+            if (isfinite(vb) && ev->valid_subset) fprintf(rf->csv, "%.6f", vb);
+            fprintf(rf->csv, ",%.6g,", ev->lr);
+            if (isfinite(ev->grad_norm[0])) fprintf(rf->csv, "%.6g", ev->grad_norm[0]);
+            fprintf(rf->csv, ",%s", ev->best ? "best" : "");
+            if (rf->terms) {
+                double kl = NAN, rec = NAN;
+                const loom_train_opts *o = loom_trainer_opts(v->t);
+                const size_t nv = loom_trainer_nvalid(v->t);
+                const size_t n = ev->valid_subset && o->eval_limit < nv ? o->eval_limit : nv;
+                const loom_config *c = &v->m->cfg;
+                if (isfinite(vb) && n)
+                    valid_terms(v->t, n, vb * log(2.0) * (double)(loom_channels(c) * c->height * c->width), &kl, &rec);
+                fputc(',', rf->csv);
+                if (isfinite(kl)) fprintf(rf->csv, "%.4f", kl);
+                fputc(',', rf->csv);
+                if (isfinite(rec)) fprintf(rf->csv, "%.4f", rec);
+            }
+        }
+        fputc('\n', rf->csv);
         fflush(rf->csv);
-        if (!v->quiet || ev->eval) {
+        {
             char vbuf[64] = "";
             if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");
             say(rf, "step %ld/%ld train %.4f bits/dim%s %.1f images/s eta %.0fs", ev->step, ev->steps, bpd, vbuf,
@@ -122,6 +199,13 @@ static void on_event(void *user, const loom_train_event *ev) {
         write_samples(v->m, join(rf->dir, name), 16, v->seed);
         break;
     }
+    case LOOM_TRAIN_CHECKPOINT:
+        if (v->report) {
+            loom_error e;
+            /* a report that cannot be written does not stop the training */
+            if (cli_report_write(rf->dir, NULL, &e)) note(rf, "report not written: %s", e.msg);
+        }
+        break;
     }
 }
 
@@ -185,13 +269,13 @@ int cmd_train(int argc, char **argv) {
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
-    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
+    const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL, *resize = NULL;
     size_t layers = cfg.layers, hidden = cfg.hidden, zdim = 0;
     /* ranks on one machine share its cores */
     size_t threads = (size_t)LOOM_MAX(1, cli_default_threads() / local_ranks);
     size_t epochs = 0, log_every = 50, multiscale = 0;
     double time_limit = 0;
-    bool conditional = false, quiet = false;
+    bool conditional = false, quiet = false, no_report = false, json = false;
     cli_draw_flags df = {0};
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 4;
     cli_arg args[] = {
@@ -213,6 +297,7 @@ int cmd_train(int argc, char **argv) {
         {"multiscale", ARG_SIZE, &multiscale, 1, 4096,
          "rowlstm, diagbilstm: model the image subsampled to S rows, then the full image given it", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files; convlstm: moving-fashion-mnist (default), FILE.npy or a folder of PNG sequences", false},
+        {"resize", ARG_STR, &resize, 0, 0, "HxW: centre-crop every image to this aspect and resample it (Lanczos-3, pixman); the run remembers it", false},
         {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
         {"epochs", ARG_SIZE, &epochs, 1, 1e6, "total epochs instead of --steps", false},
@@ -232,7 +317,10 @@ int cmd_train(int argc, char **argv) {
         {"log-every", ARG_SIZE, &log_every, 1, 1e9, "metrics line every N steps (default 50)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores; per rank: cores / ranks on the machine)", false},
         {"time-limit", ARG_DOUBLE, &time_limit, 0, 1e9, "stop (and save) after this many seconds of training", false},
-        {"quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr", false},
+        {"ema", ARG_DOUBLE, &o.ema, 0, 0.999999999, "keep a moving average of the weights with this decay (e.g. 0.999) for validation, eval and sampling; 0 = off (default)", false},
+        {"no-report", ARG_FLAG, &no_report, 0, 0, "do not write report.html at every checkpoint", false},
+        {"json", ARG_FLAG, &json, 0, 0, "at the end, one JSON object on stdout (the run's last numbers)", false},
+        {"quiet", ARG_FLAG, &quiet, 0, 0, "only errors on stderr (train.log still gets everything)", false},
         {"out", ARG_STR, &out, 0, 0, "run directory to create (with its parents)", false},
         {"resume", ARG_STR, &resume, 0, 0, "continue the run in this directory", false},
     };
@@ -249,7 +337,8 @@ int cmd_train(int argc, char **argv) {
     long want_steps = o.steps;
     const bool steps_given = cli_find(args, nargs, "steps")->seen;
     if (resume) {
-        static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit"};
+        static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit",
+                                              "no-report", "json"};
         for (size_t i = 0; i < nargs; i++) {
             bool ok = false;
             for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) ok |= strcmp(args[i].name, allowed[k]) == 0;
@@ -289,17 +378,26 @@ int cmd_train(int argc, char **argv) {
             if (conditional) cli_die(2, "--conditional: convlstm is not class-conditional");
         }
         absolute_data(o.data, sizeof o.data, data);
+        if (resize) {
+            char *x = NULL;
+            unsigned long rh = strspn(resize, "0123456789") ? strtoul(resize, &x, 10) : 0, rw = 0;
+            if (x && (*x == 'x' || *x == 'X') && strspn(x + 1, "0123456789") == strlen(x + 1) && x[1])
+                rw = strtoul(x + 1, NULL, 10);
+            if (!rh || !rw || rh > 4096 || rw > 4096)
+                cli_die(2, "--resize %s: give HEIGHTxWIDTH, each 1..4096 (e.g. --resize 32x32)", resize);
+            o.resize_h = rh, o.resize_w = rw;
+        }
     }
 
     loom_images all;
-    char note[1024] = ""; /* what loading and --gray changed, for the log */
+    char data_note[1024] = ""; /* what loading and --gray changed, for the log */
     if (cfg.frames_out) { /* a sequence model: sequences of frames_in + frames_out frames */
         st = loom_sequences_load(&all, o.data, "train", loom_frames(&cfg), &err);
         if (st) cli_die_err(st, &err);
     } else {
-        st = loom_images_load(&all, o.data, "train", &err);
+        st = loom_images_load_resized(&all, o.data, "train", o.resize_h, o.resize_w, &err);
         if (st) cli_die_err(st, &err);
-        cli_data_prepare(&all, o.data, o.gray, note, sizeof note);
+        cli_data_prepare(&all, o.data, o.gray, data_note, sizeof data_note);
     }
     if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
@@ -347,9 +445,10 @@ int cmd_train(int argc, char **argv) {
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
 
-    run_files rf = {.dir = out, .tty = !quiet && isatty(2) && rank == 0};
+    run_files rf = {.dir = out, .tty = !quiet && isatty(2) && rank == 0, .quiet = quiet};
     train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .rank = rank,
-                       .kill_at = fault_kill_rank(rank)};
+                       .kill_at = fault_kill_rank(rank), .report = !no_report, .t = t,
+                       .last_train = NAN, .last_valid = NAN};
     if (rank) { /* set up as rank 0 was: from here on a rank's own failure is worth its line */
         fflush(stderr);
         if (saved_stderr >= 0) dup2(saved_stderr, 2), close(saved_stderr);
@@ -357,23 +456,44 @@ int cmd_train(int argc, char **argv) {
     }
     rf.log = fopen(join(out, "train.log"), "a");
     struct stat sb;
-    bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0;
+    /* empty: a run killed before its header reached the disk gets it now */
+    bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0 || sb.st_size == 0;
+    if (!new_csv) { /* a run from before the extra columns keeps its five */
+        FILE *f = fopen(join(out, "metrics.csv"), "r");
+        char head[256] = "", line[512];
+        if (f && fgets(head, sizeof head, f)) head[strcspn(head, "\r\n")] = 0;
+        /* wall time goes on from the last row's (the checkpoint keeps no clock, so
+         * that a resumed run's checkpoint is byte-identical to an uninterrupted one's) */
+        while (f && fgets(line, sizeof line, f)) {
+            const char *c = line;
+            for (int k = 0; k < 4 && c; k++) c = strchr(c, ','), c = c ? c + 1 : NULL;
+            if (c && *c != ',' && *c != '\n') rf.wall0 = strtod(c, NULL);
+        }
+        if (f) fclose(f);
+        rf.old_csv = strcmp(head, CSV_OLD_HEADER) == 0;
+        rf.terms = strstr(head, CSV_TERMS) != NULL; /* a run keeps its columns */
+    }
     rf.csv = fopen(join(out, "metrics.csv"), "a");
     if (!rf.log || !rf.csv) cli_die(1, "%s: cannot write the run's log files: %s", out, strerror(errno));
-    if (new_csv) fprintf(rf.csv, "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s\n");
+    /* a composite loss (a KL and a reconstruction) gets a column per term */
+    const bool composite = loom_model_out_floats(m) && strcmp(cli_nll_kind(m, 0), "elbo") == 0;
+    rf.terms = composite && (new_csv || rf.terms);
+    if (new_csv) fprintf(rf.csv, "%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : ""), fflush(rf.csv);
+    if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
+        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s\n", ts->step, rf.wall0, rf.terms ? ",," : ""), fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
-        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
+        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, BLAS %s",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
-        loom_blas_core());
+        threads == 1 ? "" : "s", loom_blas_core());
     if (nranks > 1) {
         const size_t u = loom_micro_shard(&cfg, o.batch), K = (o.batch + u - 1) / u;
         say(&rf, "data parallel: %d ranks x %zu threads (%d on this machine), %zu micro-shards of %zu images "
             "per batch, %zu to %zu per rank", nranks, threads, local_ranks, K, u, K / (size_t)nranks,
             (K + (size_t)nranks - 1) / (size_t)nranks);
     }
-    if (*note) say(&rf, "%s", note);
+    if (*data_note) note(&rf, "%s", data_note);
     const loom_images *vset = loom_trainer_valid(t);
     if (vset->n && vset->labels) { /* which classes validate: the split is stratified */
         char line[1024];
@@ -391,7 +511,7 @@ int cmd_train(int argc, char **argv) {
         }
         say(&rf, "%s", line);
     }
-    if (cfg.zdim)
+    if (strcmp(cfg.model, "grupixel") == 0)
         say(&rf, "cell %s, zdim %zu: z ~ N(0, I) fresh per image and step; validation uses one fixed z "
             "(an upper bound on the NLL, docs/grupixel.md)", cfg.cell, cfg.zdim);
 
@@ -431,20 +551,40 @@ train:
     (void)run_t0, (void)step0, (void)nranks;
 #endif
     if (why == LOOM_TRAIN_STOPPED && !stop_requested) {
-        say(&rf, "stopped by a signal to another rank at step %ld; checkpoint saved, resume with: loom train --resume %s",
+        note(&rf, "stopped by a signal to another rank at step %ld; checkpoint saved, resume with: loom train --resume %s",
             ts->step, out);
     } else if (why == LOOM_TRAIN_STOPPED) {
-        say(&rf, "stopped by signal %d at step %ld; checkpoint saved, resume with: loom train --resume %s",
+        note(&rf, "stopped by signal %d at step %ld; checkpoint saved, resume with: loom train --resume %s",
             (int)stop_requested, ts->step, out);
     } else {
+        /* a model that cannot sample (a plain autoencoder) has no samples.png to announce */
+        const bool sampled = !(m->ops->cannot_sample && m->ops->cannot_sample(&m->cfg));
+        char what[4200] = "";
+        loom_trainer_use_average(t, true);
         write_samples(m, join(out, "samples.png"), 64, o.seed);
+        loom_trainer_use_average(t, false);
+        if (sampled) snprintf(what, sizeof what, " and samples %s", join(out, "samples.png"));
+        if (view.report) {
+            loom_error e;
+            if (cli_report_write(out, NULL, &e)) note(&rf, "report not written: %s", e.msg);
+        }
         if (why == LOOM_TRAIN_OUT_OF_TIME)
-            say(&rf, "time limit: stopped at step %ld of %ld; checkpoint %s and samples %s saved, "
+            note(&rf, "time limit: stopped at step %ld of %ld; checkpoint %s%s saved, "
                 "resume with: loom train --resume %s", ts->step, o.steps, join(out, "checkpoint.safetensors"),
-                join(out, "samples.png"), out);
+                what, out);
         else
-            say(&rf, "done: step %ld, checkpoint %s, samples %s", ts->step, join(out, "checkpoint.safetensors"),
-                join(out, "samples.png"));
+            say(&rf, "done: step %ld, checkpoint %s%s%s", ts->step, join(out, "checkpoint.safetensors"),
+                sampled ? ", samples " : "", sampled ? join(out, "samples.png") : "");
+    }
+    if (json) {
+        cli_json j; /* the validation's kind: what the model's NLL is */
+        cli_json_begin(&j, cfg.model, ts->step, join(out, "checkpoint.safetensors"), cli_nll_kind(m, 0));
+        cli_json_int(&j, "steps", o.steps);
+        cli_json_str(&j, "stopped", why == LOOM_TRAIN_STOPPED ? "signal" : why == LOOM_TRAIN_OUT_OF_TIME ? "time-limit" : "done");
+        cli_json_fixed(&j, "train_bits_per_dim", view.last_train, 6);
+        cli_json_fixed(&j, "valid_bits_per_dim", view.last_valid, 6);
+        cli_json_str(&j, "run", out);
+        cli_json_end(&j);
     }
     fclose(rf.log), fclose(rf.csv);
     loom_trainer_free(t);

@@ -1,11 +1,15 @@
 #include "cli.h"
 
+#include "io/jpeg.h"
 #include "nn/seq.h"
 #include "train/trainer.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -14,6 +18,100 @@
 int cli_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+}
+
+static void json_put(cli_json *j, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(j->buf ? j->buf + j->len : NULL, j->buf ? j->cap - j->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) cli_die(1, "--json: cannot format the output");
+        if (j->buf && j->len + (size_t)n < j->cap) {
+            j->len += (size_t)n;
+            return;
+        }
+        size_t cap = j->cap ? j->cap : 256;
+        while (cap <= j->len + (size_t)n) cap *= 2;
+        char *b = realloc(j->buf, cap);
+        if (!b) cli_die(1, "out of memory");
+        j->buf = b, j->cap = cap;
+    }
+}
+
+/* a JSON string: quotes, backslashes and control characters escaped */
+static void json_string(cli_json *j, const char *v) {
+    json_put(j, "\"");
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\') json_put(j, "\\%c", *p);
+        else if (*p < 0x20) json_put(j, "\\u%04x", *p);
+        else json_put(j, "%c", *p);
+    }
+    json_put(j, "\"");
+}
+
+static void json_key(cli_json *j, const char *key) {
+    json_put(j, "%s", j->len > 1 ? ", " : "");
+    json_string(j, key);
+    json_put(j, ": ");
+}
+
+void cli_json_begin(cli_json *j, const char *model, long step, const char *checkpoint, const char *kind) {
+    memset(j, 0, sizeof *j);
+    json_put(j, "{");
+    cli_json_str(j, "model", model);
+    cli_json_int(j, "step", step);
+    cli_json_str(j, "checkpoint", checkpoint);
+    cli_json_str(j, "kind", kind);
+}
+
+void cli_json_str(cli_json *j, const char *key, const char *v) {
+    json_key(j, key);
+    if (v) json_string(j, v);
+    else json_put(j, "null");
+}
+
+void cli_json_num(cli_json *j, const char *key, double v) {
+    json_key(j, key);
+    if (isfinite(v)) json_put(j, "%.10g", v);
+    else json_put(j, "null");
+}
+
+void cli_json_fixed(cli_json *j, const char *key, double v, int digits) {
+    json_key(j, key);
+    if (isfinite(v)) json_put(j, "%.*f", digits, v);
+    else json_put(j, "null");
+}
+
+void cli_json_int(cli_json *j, const char *key, long long v) {
+    json_key(j, key);
+    json_put(j, "%lld", v);
+}
+
+void cli_json_raw(cli_json *j, const char *key, const char *raw) {
+    json_key(j, key);
+    json_put(j, "%s", raw);
+}
+
+void cli_json_end(cli_json *j) {
+    json_put(j, "}");
+    /* one line, whatever the raw parts held */
+    for (size_t i = 0; i < j->len; i++)
+        if (j->buf[i] == '\n' || j->buf[i] == '\r' || j->buf[i] == '\t') j->buf[i] = ' ';
+    printf("%s\n", j->buf);
+    fflush(stdout);
+    free(j->buf);
+    memset(j, 0, sizeof *j);
+}
+
+const char *cli_nll_kind(const loom_model *m, size_t iw) {
+    const char *k = m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : NULL;
+    if (iw) return "iw";
+    if (!k) return "exact";
+    if (strstr(k, "ELBO")) return "elbo";
+    if (strstr(k, "reconstruction")) return "reconstruction";
+    if (strstr(k, "fixed z")) return "fixed-z";
+    return "bound";
 }
 
 double cli_now(void) {
@@ -69,11 +167,11 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
     loom_train_opts view;
     loom_status s;
     if (strcmp(split, "test") == 0) {
-        s = loom_images_load(out, data, "test", &err);
+        s = loom_images_load_resized(out, data, "test", o->resize_h, o->resize_w, &err);
         if (s) cli_die_err(s, &err);
     } else if (strcmp(split, "valid") == 0) {
         loom_images all;
-        s = loom_images_load(&all, data, "train", &err);
+        s = loom_images_load_resized(&all, data, "train", o->resize_h, o->resize_w, &err);
         if (s) cli_die_err(s, &err);
         view = *o;
         if (view.valid == LOOM_VALID_AUTO) view.valid = loom_valid_default(all.n);
@@ -108,16 +206,45 @@ void cli_load_split(loom_images *out, const char *data, const char *split,
     }
 }
 
-void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
-                    size_t cols) {
+uint8_t *cli_scale_grid(uint8_t *grid, size_t c, size_t *h, size_t *w, size_t k) {
+    if (k <= 1) return grid;
+    const size_t H = *h, W = *w;
+    size_t bytes;
+    if (!loom_mul_ok(c * H * k, W * k, &bytes) || bytes > ((size_t)1 << 31))
+        cli_die(2, "--scale %zu: a %zux%zu grid would be %zux%zu pixels, too large", k, W, H, W * k, H * k);
+    uint8_t *big = malloc(bytes);
+    if (!big) cli_die(1, "out of memory for a %zux%zu grid", W * k, H * k);
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t y = 0; y < H * k; y++)
+            for (size_t x = 0; x < W * k; x++)
+                big[(ch * H * k + y) * W * k + x] = grid[(ch * H + y / k) * W + x / k];
+    free(grid);
+    *h = H * k, *w = W * k;
+    return big;
+}
+
+void cli_write_grid_scaled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                           size_t cols, size_t scale, uint8_t pad) {
     uint8_t *grid;
     size_t gh, gw;
     loom_error err;
-    loom_status st = loom_grid_channels(&grid, &gh, &gw, imgs, n, c, h, w, cols, 1, 128, &err);
-    if (!st) st = c == 3 ? loom_png_write_rgb(path, grid, gh, gw, &err)
-                         : loom_png_write_gray(path, grid, gh, gw, &err);
+    const char *dot = strrchr(path, '.');
+    if (dot && !strchr(dot, '/') && (strcasecmp(dot, ".gif") == 0 || strcasecmp(dot, ".bmp") == 0 ||
+                                     strcasecmp(dot, ".webp") == 0 || strcasecmp(dot, ".tif") == 0))
+        cli_die(2, "%s: loom writes grids as PNG (.png) or JPEG (.jpg)%s", path,
+                strcasecmp(dot, ".gif") == 0 ? "; animations with --gif FILE.gif" : "");
+    loom_status st = loom_grid_channels(&grid, &gh, &gw, imgs, n, c, h, w, cols, 1, pad, &err);
+    if (st) cli_die_err(st, &err);
+    grid = cli_scale_grid(grid, c, &gh, &gw, scale);
+    if (loom_is_jpeg_name(path)) st = loom_jpeg_write(path, grid, c, gh, gw, 95, &err);
+    else st = c == 3 ? loom_png_write_rgb(path, grid, gh, gw, &err) : loom_png_write_gray(path, grid, gh, gw, &err);
     if (st) cli_die_err(st, &err);
     free(grid);
+}
+
+void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                    size_t cols) {
+    cli_write_grid_scaled(path, imgs, n, c, h, w, cols, 1, 128);
 }
 
 void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given) {

@@ -18,6 +18,8 @@ static const struct {
     {"interpolate", cmd_interpolate, "models with codes (rae): decode codes between two test images"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
     {"predict", cmd_predict, "sequence models (convlstm): given frames, then predicted beside the truth (GIF or PNG)"},
+    {"report", cmd_report, "one self-contained HTML page of a run: curves, samples, config"},
+    {"export", cmd_export, "write a run's inference weights alone (--weights-only) to a file"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
     {"version", NULL, "print loom's version (also: loom --version)"},
 };
@@ -26,6 +28,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: loom COMMAND [flags]   ('loom COMMAND --help' for its flags)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
+    fprintf(f, "\nexit codes: 0 ok, 1 I/O error (a file that cannot be read or written), 2 bad input\n"
+               "(flags, file contents, sizes); --json: one line, one JSON object on stdout with\n"
+               "\"model\", \"step\", \"checkpoint\" and \"kind\" (docs/cli.md)\n");
 }
 
 int main(int argc, char **argv) {

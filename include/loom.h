@@ -121,6 +121,20 @@ loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *
 /* One PNG file as one image (n = 1) of c = channels (1 gray, 3 RGB, 0 as the
  * file is), decoded as loom_png_folder_load_channels decodes each file. */
 loom_status loom_png_read(loom_images *out, const char *path, size_t channels, loom_error *err);
+/* loom_images_load with every image centre-cropped to the aspect ratio of
+ * h x w and resampled to h x w (pixman's separable Lanczos-3; docs/data.md);
+ * a folder's images may then have different sizes. h = w = 0 is
+ * loom_images_load. PNG folders may hold JPEG files too (.jpg, .jpeg). */
+loom_status loom_images_load_resized(loom_images *out, const char *spec, const char *split, size_t h,
+                                     size_t w, loom_error *err);
+/* loom_png_folder_load_channels with JPEG files (.jpg, .jpeg) too and, with
+ * rh, rw > 0, every image centre-cropped and resampled to rh x rw */
+loom_status loom_image_folder_load(loom_images *out, const char *dir, size_t channels, size_t rh, size_t rw,
+                                   loom_error *err);
+/* src (c, sh, sw) -> dst (c, dh, dw), c = 1 or 3: the centre crop of src with
+ * dst's aspect ratio, resampled (Lanczos-3, pixman) */
+loom_status loom_image_resize(uint8_t *dst, size_t dh, size_t dw, const uint8_t *src, size_t c, size_t sh,
+                              size_t sw, loom_error *err);
 /* Colour to gray in place: c = 3 becomes c = 1 with ITU-R BT.601 luma,
  * Y = round(0.299 R + 0.587 G + 0.114 B), exactly (299 R + 587 G + 114 B +
  * 500) / 1000 in integers. c = 1 is left alone; any other c is LOOM_EINVAL. */

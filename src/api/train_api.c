@@ -13,7 +13,7 @@
 /* the run's training images, prepared as `loom train` prepares them (its
  * notes are the CLI's to print; here they are dropped) */
 static loom_status load_data(loom_images *im, const loom_train_opts *o, loom_error *err) {
-    loom_status st = loom_images_load(im, o->data, "train", err);
+    loom_status st = loom_images_load_resized(im, o->data, "train", o->resize_h, o->resize_w, err);
     if (st) return st;
     if ((st = loom_images_prepare(im, o->data, o->gray, NULL, 0, err))) loom_images_free(im);
     return st;

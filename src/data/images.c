@@ -173,7 +173,8 @@ static bool has_png_content(const char *dir, int depth) {
     while (!found && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
         size_t n = strlen(e->d_name);
-        if (n > 4 && strcasecmp(e->d_name + n - 4, ".png") == 0 &&
+        if (((n > 4 && strcasecmp(e->d_name + n - 4, ".png") == 0) || (n > 4 && strcasecmp(e->d_name + n - 4, ".jpg") == 0) ||
+             (n > 5 && strcasecmp(e->d_name + n - 5, ".jpeg") == 0)) &&
             regular_file(dir, e->d_name) == 1) {
             found = true;
         } else if (depth > 0 && is_dir(dir, e->d_name) == 1) {
@@ -232,7 +233,32 @@ static loom_status fashion_names(loom_images *im, loom_error *err) {
 
 loom_status loom_images_load(loom_images *out, const char *spec, const char *split,
                              loom_error *err) {
+    return loom_images_load_resized(out, spec, split, 0, 0, err);
+}
+
+/* every image of im (one size) centre-cropped and resampled to h x w */
+static loom_status resize_all(loom_images *im, size_t h, size_t w, loom_error *err) {
+    if (!h || (im->h == h && im->w == w)) return LOOM_OK;
+    const size_t c = im->c ? im->c : 1, T = im->t ? im->t : 1, in = c * im->h * im->w, o = c * h * w;
+    uint8_t *px = malloc(im->n * T * o);
+    if (!px) return loom_fail(err, LOOM_ENOMEM, "resize: out of memory for %zu images of %zux%zu", im->n, w, h);
+    for (size_t i = 0; i < im->n * T; i++) {
+        loom_status st = loom_image_resize(px + i * o, h, w, im->pixels + i * in, c, im->h, im->w, err);
+        if (st) {
+            free(px);
+            return st;
+        }
+    }
+    free(im->pixels);
+    im->pixels = px, im->h = h, im->w = w;
+    return LOOM_OK;
+}
+
+loom_status loom_images_load_resized(loom_images *out, const char *spec, const char *split, size_t rh,
+                                     size_t rw, loom_error *err) {
     if (!out) return loom_fail(err, LOOM_EINVAL, "loom_images_load: out is NULL");
+    if ((rh == 0) != (rw == 0))
+        return loom_fail(err, LOOM_EINVAL, "%s: resize to %zux%zu: both sides or neither", spec ? spec : "?", rw, rh);
     memset(out, 0, sizeof *out);
     if (!spec) return loom_fail(err, LOOM_EINVAL, "loom_images_load: spec is NULL");
     if (!split || (strcmp(split, "train") != 0 && strcmp(split, "test") != 0))
@@ -260,6 +286,7 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
     bool idx = false;
     loom_status st = load_idx_dir(out, dir, split, &idx, err);
     if (idx && st == LOOM_OK && strcmp(spec, "fashion-mnist") == 0) st = fashion_names(out, err);
+    if (idx && st == LOOM_OK && (st = resize_all(out, rh, rw, err))) loom_images_free(out);
     if (idx || st != LOOM_OK) return st;
 
     /* PNG folder: DIR/train and DIR/test hold the splits when DIR/train
@@ -276,7 +303,7 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
                              dir, split, split);
         char *sub = path_join(dir, split);
         if (!sub) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
-        st = loom_png_folder_load_channels(out, sub, 0, err);
+        st = loom_image_folder_load(out, sub, 0, rh, rw, err);
         free(sub);
         return st;
     }
@@ -289,7 +316,7 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
                          "%s: no test set in this folder (the whole folder is the training set; "
                          "put the splits in train/ and test/ sub-directories to have one)",
                          dir);
-    return loom_png_folder_load_channels(out, dir, 0, err);
+    return loom_image_folder_load(out, dir, 0, rh, rw, err);
 }
 
 loom_status loom_images_prepare(loom_images *im, const char *what, int gray, char *note,

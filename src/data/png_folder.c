@@ -30,6 +30,7 @@
  *     (PNG_IMAGE_FLAG_16BIT_sRGB), so 16-bit v becomes about v / 257.
  */
 #include "common.h"
+#include "io/jpeg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -85,7 +86,7 @@ static char *path_join(const char *dir, const char *name) {
 
 static bool has_png_ext(const char *name) {
     size_t n = strlen(name);
-    return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
+    return (n > 4 && strcasecmp(name + n - 4, ".png") == 0) || loom_is_jpeg_name(name);
 }
 
 /* Fills pngs with the full paths of the PNG files directly in dir and, when
@@ -342,12 +343,110 @@ loom_status loom_png_read(loom_images *out, const char *path, size_t channels, l
     return decode_all(out, files, 1, channels, err);
 }
 
+/* One file decoded at its own size: (c, h, w), malloc'ed. gray_mode: c = 1
+ * by each format's rule (libpng's for PNG, libjpeg's Y for JPEG). */
+static loom_status decode_one(const char *path, bool gray_mode, uint8_t **px, size_t *c, size_t *h,
+                              size_t *w, loom_error *err) {
+    *px = NULL;
+    if (loom_is_jpeg_name(path)) {
+        if (gray_mode) {
+            *c = 1;
+            return loom_jpeg_read_gray(path, px, h, w, PNG_MAX_BYTES / 3, err);
+        }
+        return loom_jpeg_read(path, px, c, h, w, PNG_MAX_BYTES / 3, err);
+    }
+    FILE *fp;
+    png_image im;
+    loom_status st = png_open(path, &fp, &im, err);
+    if (st) return st;
+    if ((st = plausible_size(path, fp, &im, err))) {
+        png_image_free(&im);
+        fclose(fp);
+        return st;
+    }
+    const size_t npix = (size_t)im.width * im.height;
+    *w = im.width, *h = im.height;
+    *c = gray_mode ? 1 : (im.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
+    uint8_t *scratch = malloc(npix * 4);
+    *px = malloc(*c * npix);
+    if (!scratch || !*px) {
+        free(scratch), free(*px), *px = NULL;
+        png_image_free(&im);
+        fclose(fp);
+        return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
+    }
+    st = png_finish(path, fp, &im, gray_mode, *px, *c, scratch, npix, err);
+    free(scratch);
+    if (st) free(*px), *px = NULL;
+    return st;
+}
+
+/* decode_all for folders with JPEG files or a target size (rh x rw, 0 = the
+ * files' own, which must then agree): every file decoded, then resized
+ * (loom_image_resize) or checked, then laid out as (n, c, h, w) with c = 3
+ * when any file is colour (channels 0), gray ones replicated. */
+static loom_status decode_any(loom_images *out, char *const *files, size_t n, size_t channels, size_t rh,
+                              size_t rw, loom_error *err) {
+    const bool gray_mode = channels == 1;
+    uint8_t **px = calloc(n, sizeof *px);
+    size_t *cs = calloc(n, sizeof *cs), c = channels ? channels : 1, h = rh, w = rw, gray_files = 0;
+    loom_status st = px && cs ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "%s: out of memory", files[0]);
+    for (size_t i = 0; i < n && !st; i++) {
+        size_t hi, wi;
+        if ((st = decode_one(files[i], gray_mode, &px[i], &cs[i], &hi, &wi, err))) break;
+        if (!rh && i == 0) h = hi, w = wi;
+        if (!rh && (hi != h || wi != w)) {
+            st = loom_fail(err, LOOM_EFORMAT, "%s: %zux%zu but the first image (%s) is %zux%zu (--resize HxW "
+                           "makes one size of them)", files[i], wi, hi, files[0], w, h);
+            break;
+        }
+        if (rh && (hi != rh || wi != rw)) { /* the centre crop, resampled */
+            uint8_t *r = malloc(cs[i] * rh * rw);
+            if (!r) st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", files[i]);
+            else if ((st = loom_image_resize(r, rh, rw, px[i], cs[i], hi, wi, err))) free(r);
+            else free(px[i]), px[i] = r;
+        }
+        if (!channels && cs[i] == 3) c = 3;
+        gray_files += cs[i] == 1;
+    }
+    size_t npix = 0, total = 0;
+    if (!st && (!loom_mul_ok(h, w, &npix) || !loom_mul_ok(npix * c, n, &total) || total > PNG_MAX_BYTES))
+        st = loom_fail(err, LOOM_EFORMAT, "%s: %zu images of %zux%zu are larger than the 2 GiB limit", files[0], n, w, h);
+    uint8_t *pixels = st ? NULL : malloc(total ? total : 1);
+    if (!st && !pixels) st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory for %zu images", files[0], n);
+    for (size_t i = 0; i < n && !st; i++)
+        for (size_t k = 0; k < c; k++) /* a gray image in a colour set: R = G = B */
+            memcpy(pixels + (i * c + k) * npix, px[i] + (cs[i] == 3 ? k : 0) * npix, npix);
+    for (size_t i = 0; px && i < n; i++) free(px[i]);
+    free(px), free(cs);
+    if (st) {
+        free(pixels);
+        return st;
+    }
+    out->n = n, out->h = h, out->w = w, out->t = 1, out->c = c, out->pixels = pixels;
+    out->gray_to_rgb = c == 3 ? gray_files : 0;
+    return LOOM_OK;
+}
+
 loom_status loom_png_folder_load(loom_images *out, const char *dir, loom_error *err) {
     return loom_png_folder_load_channels(out, dir, 1, err);
 }
 
+static loom_status folder_load(loom_images *out, const char *dir, size_t channels, size_t rh, size_t rw,
+                               loom_error *err);
+
 loom_status loom_png_folder_load_channels(loom_images *out, const char *dir, size_t channels,
                                           loom_error *err) {
+    return folder_load(out, dir, channels, 0, 0, err);
+}
+
+loom_status loom_image_folder_load(loom_images *out, const char *dir, size_t channels, size_t rh, size_t rw,
+                                   loom_error *err) {
+    return folder_load(out, dir, channels, rh, rw, err);
+}
+
+static loom_status folder_load(loom_images *out, const char *dir, size_t channels, size_t rh, size_t rw,
+                               loom_error *err) {
     if (!out) return loom_fail(err, LOOM_EINVAL, "loom_png_folder_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!dir) return loom_fail(err, LOOM_EINVAL, "loom_png_folder_load: dir is NULL");
@@ -425,7 +524,10 @@ loom_status loom_png_folder_load_channels(loom_images *out, const char *dir, siz
     names_free(&subdirs);
 
     if (st == LOOM_OK && files.n == 0) st = loom_fail(err, LOOM_EFORMAT, "%s: no PNG images", dir);
-    if (st == LOOM_OK) st = decode_all(out, files.v, files.n, channels, err);
+    bool jpeg = false;
+    for (size_t i = 0; i < files.n; i++) jpeg |= loom_is_jpeg_name(files.v[i]);
+    if (st == LOOM_OK) st = rh || jpeg ? decode_any(out, files.v, files.n, channels, rh, rw, err)
+                                       : decode_all(out, files.v, files.n, channels, err);
     names_free(&files);
     if (st != LOOM_OK) {
         free(labels);

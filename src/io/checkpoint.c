@@ -108,6 +108,12 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
         cJSON_AddNumberToObject(t, "checkpoint_every", (double)o->checkpoint_every);
         cJSON_AddNumberToObject(t, "sample_every", (double)o->sample_every);
         cJSON_AddStringToObject(t, "valid_split", o->valid_split == LOOM_SPLIT_TAIL ? "tail" : "shuffle");
+        if (o->ema > 0) cJSON_AddNumberToObject(t, "ema", o->ema); /* absent: off (older runs) */
+        if (o->resize_h) { /* absent: the images' own size */
+            cJSON *r = cJSON_AddArrayToObject(t, "resize");
+            cJSON_AddItemToArray(r, cJSON_CreateNumber((double)o->resize_h));
+            cJSON_AddItemToArray(r, cJSON_CreateNumber((double)o->resize_w));
+        }
         if (o->class_names) {
             cJSON *names = cJSON_AddArrayToObject(t, "class_names");
             for (size_t i = 0; i < o->nclass_names; i++)
@@ -319,7 +325,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", "gray", NULL};
+        "class_names", "gray", "ema", "resize", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -377,6 +383,18 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
         if (cJSON_IsString(split) && strcmp(split->valuestring, "shuffle") == 0) o->valid_split = LOOM_SPLIT_SHUFFLE;
         else if (!cJSON_IsString(split) || strcmp(split->valuestring, "tail") != 0)
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"valid_split\" must be \"shuffle\" or \"tail\"", what);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(t, "ema")) {
+        if ((st = get_num(t, "ema", 0, 0.999999999, &o->ema, what, err))) return st;
+    }
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(t, "resize");
+    if (rs) {
+        const cJSON *a = cJSON_IsArray(rs) && cJSON_GetArraySize(rs) == 2 ? rs->child : NULL, *b = a ? a->next : NULL;
+        if (!a || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) || a->valuedouble < 1 || b->valuedouble < 1 ||
+            a->valuedouble > 4096 || b->valuedouble > 4096 || a->valuedouble != (double)(size_t)a->valuedouble ||
+            b->valuedouble != (double)(size_t)b->valuedouble)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"resize\" must be [height, width], each 1..4096", what);
+        o->resize_h = (size_t)a->valuedouble, o->resize_w = (size_t)b->valuedouble;
     }
     const cJSON *names = cJSON_GetObjectItemCaseSensitive(t, "class_names");
     if (names) {
@@ -500,36 +518,39 @@ loom_status loom_run_save(const char *path, const loom_run_model *models, size_t
     for (size_t j = 0; j < n; j++) {
         const loom_run_model *r = &models[j];
         const bool optim = r->adam_m && r->adam_v;
-        const float *bufs[3] = {r->m->w, optim ? r->adam_m : NULL, optim ? r->adam_v : NULL};
-        static const char *const what[3] = {"parameter", "Adam first moment", "Adam second moment"};
-        for (int b = 0; b < 3; b++)
+        const float *bufs[4] = {r->m->w, optim ? r->adam_m : NULL, optim ? r->adam_v : NULL, r->ema};
+        static const char *const what[4] = {"parameter", "Adam first moment", "Adam second moment",
+                                            "moving average"};
+        for (int b = 0; b < 4; b++)
             for (size_t i = 0; bufs[b] && i < r->m->nfloats; i++)
                 if (!isfinite(bufs[b][i]))
                     return loom_fail(err, LOOM_ENAN, "%s: not written: %s%s%s %zu is %g", path,
                                      n > 1 ? r->role : "", n > 1 ? " " : "", what[b], i,
                                      (double)bufs[b][i]);
-        nt += (optim ? 3 : 1) * r->m->nparams;
+        nt += ((optim ? 3 : 1) + (r->ema ? 1 : 0)) * r->m->nparams;
     }
     loom_tensor *t = calloc(nt, sizeof *t);
     char (*names)[TNAME] = calloc(nt, sizeof *names);
     char *cfg = loom_run_config_json(models, n, o);
     char (*adam_keys)[LOOM_ROLELEN + 8] = calloc(n, sizeof *adam_keys);
     char (*adam_vals)[32] = calloc(n, sizeof *adam_vals);
-    loom_kv *meta = calloc(6 + n, sizeof *meta);
+    loom_kv *meta = calloc(9 + n, sizeof *meta);
     loom_status s = LOOM_OK;
     if (!t || !names || !cfg || !adam_keys || !adam_vals || !meta) {
         s = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
         goto done;
     }
     size_t k = 0;
-    /* per model: parameters, then first moments, then second moments */
+    /* per model: parameters, then first moments, then second moments, then
+     * the moving average */
     for (size_t j = 0; j < n; j++) {
         const loom_run_model *r = &models[j];
-        const size_t np = r->m->nparams, parts = r->adam_m && r->adam_v ? 3 : 1;
+        const size_t np = r->m->nparams, parts = (r->adam_m && r->adam_v ? 3 : 1) + (r->ema ? 1 : 0);
         for (size_t q = 0; q < parts * np; q++, k++) {
             const loom_param *p = &r->m->params[q % np];
-            const float *base = q < np ? r->m->w : (q < 2 * np ? r->adam_m : r->adam_v);
-            tensor_name(names[k], sizeof names[k], q < np ? "" : (q < 2 * np ? "optim.m." : "optim.v."),
+            const bool ema = r->ema && q >= (parts - 1) * np;
+            const float *base = ema ? r->ema : q < np ? r->m->w : (q < 2 * np ? r->adam_m : r->adam_v);
+            tensor_name(names[k], sizeof names[k], ema ? "ema." : q < np ? "" : (q < 2 * np ? "optim.m." : "optim.v."),
                         n, r->role, p->name);
             t[k].name = names[k];
             t[k].dtype = LOOM_F32;
@@ -551,6 +572,13 @@ loom_status loom_run_save(const char *path, const loom_run_model *models, size_t
     meta[nm++] = (loom_kv){"rng", rng};
     meta[nm++] = (loom_kv){"epoch", epoch};
     meta[nm++] = (loom_kv){"index", index};
+    char bstep[32], bval[40];
+    if (st && st->best_step > 0) {
+        snprintf(bstep, sizeof bstep, "%ld", st->best_step);
+        snprintf(bval, sizeof bval, "%.17g", st->best_valid);
+        meta[nm++] = (loom_kv){"best_step", bstep};
+        meta[nm++] = (loom_kv){"best_valid", bval};
+    }
     for (size_t j = 0; j < n; j++) {
         snprintf(adam_keys[j], sizeof adam_keys[j], n > 1 ? "adam_t.%s" : "adam_t", models[j].role);
         snprintf(adam_vals[j], sizeof adam_vals[j], "%ld", models[j].adam_t);
@@ -621,14 +649,15 @@ static loom_status check_layout(const loom_st_file *f, const char *path, const l
 void loom_run_models_free(loom_run_model *models, size_t n) {
     for (size_t j = 0; j < n; j++) {
         loom_model_free(models[j].m);
-        free(models[j].adam_m), free(models[j].adam_v);
-        models[j].m = NULL, models[j].adam_m = models[j].adam_v = NULL;
+        free(models[j].adam_m), free(models[j].adam_v), free(models[j].ema);
+        models[j].m = NULL, models[j].adam_m = models[j].adam_v = models[j].ema = NULL;
     }
 }
 
 /* the model (index into models) a tensor name of the file belongs to, or -1 */
 static int owner_of(const char *nm, const loom_run_model *models, size_t n) {
-    const char *base = strncmp(nm, "optim.m.", 8) == 0 || strncmp(nm, "optim.v.", 8) == 0 ? nm + 8 : nm;
+    const char *base = strncmp(nm, "optim.m.", 8) == 0 || strncmp(nm, "optim.v.", 8) == 0 ? nm + 8 :
+                       strncmp(nm, "ema.", 4) == 0 ? nm + 4 : nm;
     for (size_t j = 0; j < n; j++) {
         const char *rest = base;
         if (n > 1) {
@@ -678,7 +707,9 @@ loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_m
     }
     tensor_name(first_m, sizeof first_m, "optim.m.", n, roles[0], models[0].m->params[0].name);
     const bool has_optim = loom_st_find(f, first_m) != NULL;
-    for (size_t j = 0; j < n; j++) expected += (has_optim ? 3 : 1) * models[j].m->nparams;
+    tensor_name(first_m, sizeof first_m, "ema.", n, roles[0], models[0].m->params[0].name);
+    const bool has_ema = loom_st_find(f, first_m) != NULL;
+    for (size_t j = 0; j < n; j++) expected += ((has_optim ? 3 : 1) + (has_ema ? 1 : 0)) * models[j].m->nparams;
     if (loom_st_count(f) != expected) {
         /* name the first tensor that does not belong */
         for (size_t k = 0; k < loom_st_count(f); k++) {
@@ -698,7 +729,8 @@ loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_m
         loom_model *m = r->m;
         if (optim) {
             r->adam_m = calloc(m->nfloats, sizeof *r->adam_m), r->adam_v = calloc(m->nfloats, sizeof *r->adam_v);
-            if (!r->adam_m || !r->adam_v) {
+            if (has_ema) r->ema = calloc(m->nfloats, sizeof *r->ema);
+            if (!r->adam_m || !r->adam_v || (has_ema && !r->ema)) {
                 s = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", path);
                 goto fail;
             }
@@ -708,6 +740,11 @@ loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_m
             char nm[TNAME];
             tensor_name(nm, sizeof nm, "", n, r->role, p->name);
             if ((s = loom_st_read_f32(f, nm, m->w + p->offset, p->ndim, p->shape, err))) goto fail;
+            if (has_ema) { /* for inference the average replaces the weights */
+                tensor_name(nm, sizeof nm, "ema.", n, r->role, p->name);
+                float *dst = optim ? r->ema + p->offset : m->w + p->offset;
+                if ((s = loom_st_read_f32(f, nm, dst, p->ndim, p->shape, err))) goto fail;
+            }
             if (!has_optim || !optim) continue;
             float *dst[2] = {r->adam_m + p->offset, r->adam_v + p->offset};
             for (int w = 0; w < 2; w++) {
@@ -715,6 +752,11 @@ loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_m
                 if ((s = loom_st_read_f32(f, nm, dst[w], p->ndim, p->shape, err))) goto fail;
             }
         }
+        for (size_t i = 0; r->ema && i < m->nfloats; i++)
+            if (!isfinite(r->ema[i])) {
+                s = loom_fail(err, LOOM_EFORMAT, "%s: moving average %zu is not finite", path, i);
+                goto fail;
+            }
         for (size_t i = 0; i < m->nfloats; i++)
             if (!isfinite(m->w[i])) {
                 s = loom_fail(err, LOOM_EFORMAT, "%s: parameter %zu%s%s is not finite", path, i,
@@ -752,6 +794,19 @@ loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_m
             st->rng.s[w] = strtoull(part, NULL, 16);
         }
         st->step = (long)step, st->epoch = epoch, st->index = index, st->adam_t = models[0].adam_t;
+        /* optional (absent in runs from before): the best validation */
+        const char *bv = loom_st_meta(f, "best_valid");
+        char *end = NULL;
+        st->best_step = 0, st->best_valid = NAN;
+        if (loom_st_meta(f, "best_step")) {
+            if ((s = meta_ulong(f, path, "best_step", &step, err))) goto fail;
+            st->best_step = (long)step;
+            st->best_valid = bv ? strtod(bv, &end) : NAN;
+            if (!bv || *end || !isfinite(st->best_valid)) {
+                s = loom_fail(err, LOOM_EFORMAT, "%s: metadata \"best_valid\" must be a number", path);
+                goto fail;
+            }
+        }
     }
     if (o) *o = opts;
     else loom_train_opts_free(&opts);
@@ -782,6 +837,7 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **ou
                          path, n);
     }
     *out = models[0].m;
+    free(models[0].ema); /* a resume goes through loom_run_load */
     if (adam_m) *adam_m = models[0].adam_m;
     if (adam_v) *adam_v = models[0].adam_v;
     return LOOM_OK;

@@ -43,6 +43,8 @@ typedef struct loom_train_opts {
     long eval_every, checkpoint_every, sample_every;
     size_t eval_limit; /* images used by the periodic validation (the final one uses all) */
     loom_valid_split valid_split;
+    double ema;        /* decay of the weights' exponential moving average, 0 = off */
+    size_t resize_h, resize_w; /* images centre-cropped and resampled to this on load, 0 = as they are */
     /* class names of the data (nclass_names of them, malloc'ed; NULL when
      * the data has none): loom_train_opts_free releases them */
     char **class_names;
@@ -54,6 +56,8 @@ typedef struct loom_train_state {
     loom_rng rng;      /* state before the current epoch's shuffle */
     size_t epoch, index;
     long adam_t;       /* the first model's Adam step counter */
+    long best_step;    /* step of the best validation so far (best.safetensors), 0 = none */
+    double best_valid; /* its validation bits/dim */
 } loom_train_state;
 
 #define LOOM_ROLELEN 16
@@ -67,6 +71,7 @@ typedef struct loom_run_model {
     loom_model *m;
     float *adam_m, *adam_v; /* (m->nfloats) each, or NULL */
     long adam_t;
+    float *ema;             /* (m->nfloats) moving average of the weights, or NULL */
 } loom_run_model;
 
 void loom_train_opts_default(loom_train_opts *o);
@@ -108,7 +113,9 @@ loom_status loom_checkpoint_load(const char *path, int nthreads, loom_model **m,
 loom_status loom_run_save(const char *path, const loom_run_model *models, size_t n,
                           const loom_train_state *st, const loom_train_opts *o, loom_error *err);
 /* models has LOOM_MAX_MODELS entries; *n gets the count. With optim, every
- * model gets its Adam moments (zeros when the file has none). On failure
+ * model gets its Adam moments (zeros when the file has none) and, when the
+ * file has "ema." tensors, its moving average in ->ema; without optim (for
+ * inference) the moving average, when present, is loaded as the weights. On failure
  * nothing is left allocated. st and o may be NULL. */
 loom_status loom_run_load(const char *path, int nthreads, bool optim, loom_run_model *models,
                           size_t *n, loom_train_state *st, loom_train_opts *o, loom_error *err);

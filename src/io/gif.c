@@ -105,7 +105,7 @@ loom_status loom_gif_write(const char *path, const uint8_t *frames, size_t nfram
     /* open ourselves: EGifOpenFileName would create the file with mode 0600 */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        loom_status st = loom_fail(err, LOOM_EIO, "%s: %s", tmp, strerror(errno));
+        loom_status st = loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
         free(row), free(tmp);
         return st;
     }

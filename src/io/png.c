@@ -24,7 +24,7 @@ static loom_status png_write(const char *path, const uint8_t *pixels, size_t h, 
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         /* Nothing was created, so nothing is removed (tmp may be someone's directory). */
-        loom_status st = loom_fail(err, LOOM_EIO, "%s: %s", tmp, strerror(errno));
+        loom_status st = loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
         free(tmp);
         return st;
     }

@@ -294,7 +294,7 @@ loom_status loom_safetensors_write(const char *path, const loom_tensor *tensors,
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         /* Nothing was created, so there is nothing to remove (tmp may be someone's directory). */
-        st = loom_fail(err, LOOM_EIO, "%s: %s", tmp, strerror(errno));
+        st = loom_fail(err, LOOM_EIO, "%s: %s", path, strerror(errno));
         free(tmp);
         free(head);
         return st;
@@ -446,11 +446,12 @@ static loom_status parse(loom_st_file *f, loom_error *err) {
     if (f->size < 8) return bad(f, err, "file is %zu bytes, too short for a header", f->size);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)f->bytes[i] << (8 * i);
+    /* a text file, an image or another format read by mistake: say so first */
     if (hlen > ST_MAX_HEADER)
-        return bad(f, err, "header length %llu exceeds the 100 MB limit",
+        return bad(f, err, "not a safetensors file (header length %llu exceeds the 100 MB limit)",
                    (unsigned long long)hlen);
     if (hlen > f->size - 8)
-        return bad(f, err, "header length %llu exceeds the %zu bytes after the length field",
+        return bad(f, err, "not a safetensors file (header length %llu exceeds the %zu bytes after the length field)",
                    (unsigned long long)hlen, f->size - 8);
     const char *json = (const char *)f->bytes + 8;
     size_t n = (size_t)hlen;

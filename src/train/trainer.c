@@ -39,6 +39,9 @@ struct loom_trainer {
     const struct loom_context *ctx; /* the public API's context, or NULL */
     char *dir;                 /* the run directory, for the public API (loom_trainer_attach) */
     const loom_comm *comm;     /* the ranks of a data-parallel run, or NULL (one process) */
+    double last_gnorm[LOOM_MAX_MODELS]; /* gradient norm of the last step, before clipping */
+    float last_lr;             /* learning rate of the last update */
+    bool averaged;             /* loom_trainer_use_average: the models hold their averages */
 };
 
 /* several ranks train this run (loom_trainer_set_comm) */
@@ -70,6 +73,30 @@ static loom_trainer *trainer_alloc(void) {
     return t;
 }
 
+/* the moving average starts at the weights (a resumed run has it from its checkpoint) */
+static loom_status ema_setup(loom_trainer *t, loom_error *err) {
+    if (!(t->o.ema > 0)) return LOOM_OK;
+    for (size_t j = 0; j < t->n; j++) {
+        loom_run_model *r = &t->models[j];
+        if (r->ema) continue;
+        if (!(r->ema = malloc(r->m->nfloats * sizeof *r->ema)))
+            return loom_fail(err, LOOM_ENOMEM, "trainer: out of memory for the moving average");
+        memcpy(r->ema, r->m->w, r->m->nfloats * sizeof *r->ema);
+    }
+    return LOOM_OK;
+}
+
+void loom_trainer_use_average(loom_trainer *t, bool on) {
+    if (t->averaged == on) return;
+    for (size_t j = 0; j < t->n; j++) {
+        loom_run_model *r = &t->models[j];
+        if (!r->ema) continue;
+        float *w = r->m->w;
+        r->m->w = r->ema, r->ema = w;
+    }
+    t->averaged = on;
+}
+
 static void adam_setup(loom_trainer *t) {
     for (size_t j = 0; j < t->n; j++)
         t->adam[j] = (loom_adam){.lr = (float)t->o.lr, .beta1 = (float)t->o.beta1,
@@ -80,6 +107,7 @@ static void adam_setup(loom_trainer *t) {
 
 void loom_trainer_free(loom_trainer *t) {
     if (!t) return;
+    loom_trainer_use_average(t, false);
     loom_run_models_free(t->models, t->n);
     loom_train_opts_free(&t->o);
     loom_images_free(&t->valid);
@@ -129,6 +157,7 @@ loom_status loom_trainer_create(loom_trainer **out, const loom_train_opts *o,
         }
     }
     loom_rng_seed(&t->ts.rng, o->seed ^ 0x5851f42d4c957f2dULL); /* shuffling stream */
+    if ((st = ema_setup(t, err))) goto fail;
     adam_setup(t);
     *out = t;
     return LOOM_OK;
@@ -148,6 +177,10 @@ loom_status loom_trainer_load(loom_trainer **out, const char *checkpoint, int nt
         return st;
     }
     t->resumed = true;
+    if ((st = ema_setup(t, err))) {
+        loom_trainer_free(t);
+        return st;
+    }
     adam_setup(t);
     *out = t;
     return LOOM_OK;
@@ -287,7 +320,7 @@ static loom_status write_text(const char *path, const char *text, loom_error *er
     FILE *f = fopen(tmp, "w");
     loom_status st = LOOM_OK;
     if (!f) {
-        st = loom_fail(err, loom_open_status(errno), "%s: %s", tmp, strerror(errno));
+        st = loom_fail(err, loom_open_status(errno), "%s: %s", path, strerror(errno));
         free(tmp);
         return st;
     }
@@ -302,15 +335,45 @@ static loom_status write_text(const char *path, const char *text, loom_error *er
     return st ? st : loom_fsync_dir(path, err);
 }
 
+static loom_status save_as(loom_trainer *t, const char *dir, const char *name, loom_error *err) {
+    char *path = join(dir, name);
+    if (!path) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
+    loom_trainer_use_average(t, false);
+    loom_status st = loom_run_save(path, t->models, t->n, &t->ts, &t->o, err);
+    free(path);
+    return st;
+}
+
+/* The best validation so far, from dir/best.safetensors's metadata (a resumed
+ * run): kept there and not in checkpoint.safetensors, so that a run cut in
+ * two and resumed ends with the bytes of an uninterrupted one. */
+static void best_from_dir(loom_trainer *t, const char *dir) {
+    char *path = join(dir, "best.safetensors");
+    loom_st_file *f;
+    loom_error e;
+    if (path && loom_safetensors_open(&f, path, &e) == LOOM_OK) {
+        const char *bs = loom_st_meta(f, "best_step"), *bv = loom_st_meta(f, "best_valid");
+        char *end = NULL;
+        double v = bv ? strtod(bv, &end) : NAN;
+        long k = bs ? strtol(bs, NULL, 10) : 0;
+        if (k > 0 && k <= t->ts.step && end && !*end && isfinite(v)) t->ts.best_step = k, t->ts.best_valid = v;
+        loom_safetensors_close(f);
+    }
+    free(path);
+}
+
 loom_status loom_trainer_save(loom_trainer *t, const char *dir, loom_error *err) {
+    loom_trainer_use_average(t, false);
     for (size_t j = 0; j < t->n; j++) t->models[j].adam_t = t->adam[j].t;
     t->ts.adam_t = t->adam[0].t;
     if (!writer(t)) return LOOM_OK;
     char *ck = join(dir, "checkpoint.safetensors"), *cj = join(dir, "config.json");
     char *text = loom_run_config_json(t->models, t->n, &t->o);
     loom_status st = LOOM_OK;
+    loom_train_state ts = t->ts;
+    ts.best_step = 0; /* in best.safetensors only (best_from_dir) */
     if (!ck || !cj || !text) st = loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
-    if (!st) st = loom_run_save(ck, t->models, t->n, &t->ts, &t->o, err);
+    if (!st) st = loom_run_save(ck, t->models, t->n, &ts, &t->o, err);
     if (!st && (!t->config_written || strcmp(t->config_written, text) != 0)) {
         st = write_text(cj, text, err);
         if (!st) free(t->config_written), t->config_written = text, text = NULL;
@@ -346,6 +409,8 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
     }
     const size_t i0 = cnt[R + me] / sizeof *nll, ni = cnt[me] / sizeof *nll;
     loom_status st = LOOM_OK;
+    const bool was = t->averaged;
+    loom_trainer_use_average(t, true);
     if (ni && set->gen) { /* a generated set: made a chunk at a time */
         uint8_t *buf = malloc(chunk * eb);
         if (!buf) st = loom_fail(err, LOOM_ENOMEM, "trainer: out of memory");
@@ -363,6 +428,7 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
         st = t->comm->allgatherv(t->comm->user, nll + i0, cnt[me], nll + n, cnt, cnt + R, err);
     const double *all = R > 1 ? nll + n : nll;
     for (size_t k = 0; !st && k < n; k++) s += all[k];
+    loom_trainer_use_average(t, was);
     free(nll), free(cnt);
     if (!st) *bpd = loom_bits_per_dim(&m->cfg, s / (double)n);
     return st;
@@ -385,6 +451,7 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
     if (!t->data) return loom_fail(err, LOOM_EINVAL, "trainer: no data (loom_trainer_set_data)");
     if (t->grad && ranked(t))
         return loom_fail(err, LOOM_EINVAL, "trainer: a custom objective cannot be trained over ranks (yet)");
+    loom_trainer_use_average(t, false);
     loom_train_opts *o = &t->o;
     loom_train_state *ts = &t->ts;
     const size_t B = o->batch, eb = loom_images_example_bytes(t->data);
@@ -436,7 +503,19 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
     } else {
         float lr = o->lr_halflife ? (float)(o->lr * pow(0.5, (double)ts->step / (double)o->lr_halflife)) : (float)o->lr;
         for (size_t j = 0; j < t->n; j++) loom_adam_step(&t->adam[j], ms[j]->w, ms[j]->g, lr);
+        t->last_lr = lr;
+        for (size_t j = 0; j < t->n; j++) {
+            float *a = t->models[j].ema;
+            if (!a) continue;
+            /* ema += (1 - d) (w - ema), d warmed up as (1 + k) / (10 + k) after
+             * k updates so that early weights fade out of short runs */
+            const double k = (double)t->adam[j].t;
+            const float keep = (float)fmin(o->ema, (1.0 + k) / (10.0 + k)), mix = 1.0f - keep;
+            const float *w = ms[j]->w;
+            for (size_t i = 0; i < ms[j]->nfloats; i++) a[i] += mix * (w[i] - a[i]);
+        }
     }
+    for (size_t j = 0; j < t->n; j++) t->last_gnorm[j] = gnorm[j];
     for (size_t j = 0; j < t->n; j++) t->models[j].adam_t = t->adam[j].t;
     ts->adam_t = t->adam[0].t;
     for (size_t j = 0; j < t->n; j++) t->last_loss[j] = losses[j];
@@ -447,6 +526,12 @@ static void emit(const loom_train_hooks *h, loom_train_event *ev) {
     if (h && h->log) h->log(h->user, ev);
 }
 
+static void checkpointed(loom_trainer *t, const loom_train_hooks *h, const char *dir, bool best) {
+    loom_train_event ev = {.kind = LOOM_TRAIN_CHECKPOINT, .step = t->ts.step, .steps = t->o.steps,
+                           .nmodels = t->n, .path = dir, .best = best};
+    emit(h, &ev);
+}
+
 loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_hooks *hooks,
                              loom_train_stop *why, loom_error *err) {
     if (!t->data) return loom_fail(err, LOOM_EINVAL, "trainer: no data (loom_trainer_set_data)");
@@ -455,7 +540,7 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
     const size_t log_every = hooks && hooks->log_every ? hooks->log_every : 50;
     const double time_limit = hooks ? hooks->time_limit : 0;
     const double t0 = now_s();
-    double loss_sum[LOOM_MAX_MODELS] = {0}, tstep = 0.0;
+    double loss_sum[LOOM_MAX_MODELS] = {0}, gnorm_sum[LOOM_MAX_MODELS] = {0}, tstep = 0.0;
     size_t loss_n = 0;
     const long start_step = ts->step;
     long saved = -1;
@@ -463,6 +548,7 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
     char msg[LOOM_ERRLEN + 96];
     loom_error serr;
     *why = LOOM_TRAIN_DONE;
+    if (ts->best_step == 0) best_from_dir(t, dir);
     while (ts->step < o->steps) {
         /* over ranks, a stop request on any rank (a signal reaches them at
          * different moments) stops every rank before the same step */
@@ -480,7 +566,7 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
                                    .nmodels = t->n, .msg = msg};
             emit(hooks, &ev);
         } else {
-            for (size_t j = 0; j < t->n; j++) loss_sum[j] += t->last_loss[j];
+            for (size_t j = 0; j < t->n; j++) loss_sum[j] += t->last_loss[j], gnorm_sum[j] += t->last_gnorm[j];
             loss_n++;
         }
         tstep += now_s() - ts0;
@@ -492,23 +578,31 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
         if (out_of_time) *why = LOOM_TRAIN_OUT_OF_TIME;
         const bool last = ts->step == o->steps || out_of_time;
         const bool do_eval = last || (o->eval_every && ts->step % o->eval_every == 0);
-        loom_train_event ev = {.step = ts->step, .steps = o->steps, .nmodels = t->n, .last = last};
+        loom_train_event ev = {.step = ts->step, .steps = o->steps, .nmodels = t->n, .last = last,
+                               .lr = t->last_lr};
+        bool best = false;
         if (ts->step % (long)log_every == 0 || do_eval || last) {
             ev.kind = LOOM_TRAIN_LOG;
             ev.eval = do_eval;
             ev.valid_subset = !last && o->eval_limit && o->eval_limit < t->valid.n;
             for (size_t j = 0; j < t->n; j++) {
                 ev.train_bpd[j] = loss_n ? loss_sum[j] / (double)loss_n / log(2.0) : NAN;
+                ev.grad_norm[j] = loss_n ? gnorm_sum[j] / (double)loss_n : NAN;
                 ev.valid_bpd[j] = NAN;
                 if (do_eval && t->valid.n &&
                     (st = loom_trainer_evaluate(t, j, last ? 0 : o->eval_limit, &ev.valid_bpd[j], err)))
                     return st;
             }
+            /* the best validation so far (model 0's): best.safetensors below */
+            if (do_eval && isfinite(ev.valid_bpd[0]) && (ts->best_step == 0 || ev.valid_bpd[0] < ts->best_valid)) {
+                best = ev.best = true;
+                ts->best_step = ts->step, ts->best_valid = ev.valid_bpd[0];
+            }
             ev.images_per_s = tstep > 0 ? (double)loss_n * (double)o->batch / tstep : 0.0;
             ev.wall_s = now_s() - t0;
             ev.eta_s = ts->step > start_step ? ev.wall_s / (double)(ts->step - start_step) * (double)(o->steps - ts->step) : 0;
             emit(hooks, &ev);
-            for (size_t j = 0; j < t->n; j++) loss_sum[j] = 0;
+            for (size_t j = 0; j < t->n; j++) loss_sum[j] = 0, gnorm_sum[j] = 0;
             loss_n = 0, tstep = 0;
         } else {
             ev.kind = LOOM_TRAIN_STEP;
@@ -518,18 +612,27 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
             ev.eta_s = ev.wall_s / (double)(ts->step - start_step) * (double)(o->steps - ts->step);
             emit(hooks, &ev);
         }
+        if (best) {
+            if ((st = save_as(t, dir, "best.safetensors", &serr))) goto save_failed;
+        }
         if ((o->checkpoint_every && ts->step % o->checkpoint_every == 0) || last) {
             if ((st = loom_trainer_save(t, dir, &serr))) goto save_failed;
             saved = ts->step;
+            checkpointed(t, hooks, dir, best);
         }
         if (o->sample_every && ts->step % o->sample_every == 0 && !last) {
             loom_train_event sev = {.kind = LOOM_TRAIN_SAMPLE, .step = ts->step, .steps = o->steps,
                                     .nmodels = t->n};
+            loom_trainer_use_average(t, true);
             emit(hooks, &sev);
+            loom_trainer_use_average(t, false);
         }
         if (out_of_time) break;
     }
-    if (saved != ts->step && (st = loom_trainer_save(t, dir, &serr))) goto save_failed;
+    if (saved != ts->step) {
+        if ((st = loom_trainer_save(t, dir, &serr))) goto save_failed;
+        checkpointed(t, hooks, dir, false);
+    }
     return LOOM_OK;
 save_failed:
     /* a failed save (disk full, file size limit, I/O error, NaN) leaves the

@@ -41,7 +41,9 @@ typedef enum loom_train_event_kind {
     LOOM_TRAIN_STEP,   /* after a step without a LOG: progress (loss_bpd, eta) */
     LOOM_TRAIN_LOG,    /* every log_every steps, at evaluations and at the last step */
     LOOM_TRAIN_SKIP,   /* a non-finite loss or gradient: the update was skipped (msg) */
-    LOOM_TRAIN_SAMPLE, /* sample_every steps (not at the last): a sample grid is due */
+    LOOM_TRAIN_SAMPLE, /* sample_every steps (not at the last): a sample grid is due; the
+                        * models hold their inference weights (the moving average with ema) */
+    LOOM_TRAIN_CHECKPOINT, /* a checkpoint was written (path; best: best.safetensors too) */
 } loom_train_event_kind;
 
 typedef struct loom_train_event {
@@ -59,6 +61,11 @@ typedef struct loom_train_event {
     double images_per_s;    /* over the steps since the last LOG */
     double wall_s, eta_s;   /* since run() began; estimated to the target */
     const char *msg;        /* SKIP: "step K: non-finite gradient (norm); update skipped" */
+    /* LOG: the learning rate of the last step, and each model's mean gradient
+     * L2 norm (before clipping) over the steps since the last LOG (NaN: none) */
+    double lr, grad_norm[LOOM_MAX_MODELS];
+    const char *path;       /* CHECKPOINT: the run directory written to */
+    bool best;              /* LOG: this validation is the best so far; CHECKPOINT: best.safetensors written */
 } loom_train_event;
 
 typedef enum loom_train_stop {
@@ -138,15 +145,21 @@ loom_status loom_trainer_start(loom_trainer *t, const char *dir, loom_error *err
 loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, size_t cap,
                               loom_error *err);
 /* Steps until the target, a stop request or the time limit, with logs,
- * evaluations and checkpoints in dir (checkpoint_every and at the end);
+ * evaluations and checkpoints in dir (checkpoint_every and at the end; a
+ * validation better than every earlier one also writes dir/best.safetensors);
  * *why says which. A checkpoint that cannot be written stops the run with
  * "...; checkpoint of step N not written, the previous one is kept". */
 loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_hooks *hooks,
                              loom_train_stop *why, loom_error *err);
+/* Inference weights in the models (on) or the trained ones back (off): with
+ * o->ema > 0 it swaps each model's weights with their moving average; a no-op
+ * without. Training and saving need it off. */
+void loom_trainer_use_average(loom_trainer *t, bool on);
 /* dir/checkpoint.safetensors, then dir/config.json when its text changed. */
 loom_status loom_trainer_save(loom_trainer *t, const char *dir, loom_error *err);
 /* Mean NLL of model i on the validation split in bits/dim, over the first
- * limit images (0: all). */
+ * limit images (0: all), with the inference weights (the moving average when
+ * o->ema > 0). */
 loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, double *bpd,
                                   loom_error *err);
 

@@ -12,7 +12,7 @@ $LOOM eval "$T/p" >"$T/e.txt" 2>&1
 grep -q 'reconstruction NLL -log p(x | code(x)): not a likelihood' "$T/e.txt" &&
     pass "rae eval (plain): labelled a reconstruction NLL, not a likelihood" || fail "rae eval (plain): labelled a reconstruction NLL, not a likelihood" "$(cat "$T/e.txt")"
 $LOOM eval "$T/v" --iw 4 --json >"$T/iw.json" 2>"$T/err"
-grep -q '"kind": "importance-weighted bound (K = 4)' "$T/iw.json" &&
+grep -q '"kind": "iw".*"what": "importance-weighted bound (K = 4)' "$T/iw.json" &&
     pass "rae eval --iw (variational)" || fail "rae eval --iw (variational)" "$(cat "$T/iw.json" "$T/err")"
 rejects "rae eval --iw (plain): no prior" 2 "no prior" $LOOM eval "$T/p" --iw 4
 rejects "rae sample (plain): no prior" 2 "no prior" $LOOM sample "$T/p" --out "$T/x.png"

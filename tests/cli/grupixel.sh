@@ -13,7 +13,7 @@ else fail "grupixel eval reports an upper bound" "$(cat "$T/ev")"; fi
 # --iw K: -log mean_k p(x|z_k) with fresh z per image and k; the same on 1 and 2 threads
 $LOOM eval "$T/a" --limit 8 --iw 4 --json --threads 1 >"$T/iw1.json" 2>"$T/err"
 $LOOM eval "$T/a" --limit 8 --iw 4 --json --threads 2 --batch 3 >"$T/iw2.json" 2>>"$T/err"
-if grep -q '"kind": "importance-weighted estimate.*in expectation' "$T/iw1.json"; then pass "grupixel eval --iw 4 --json says what it bounds"
+if grep -q '"kind": "iw".*"what": "importance-weighted estimate.*in expectation' "$T/iw1.json"; then pass "grupixel eval --iw 4 --json says what it bounds"
 else fail "grupixel eval --iw 4 --json says what it bounds" "$(cat "$T/iw1.json" "$T/err")"; fi
 same "grupixel eval --iw 4: 2 threads in batches of 3 give the 1-thread numbers" "$T/iw1.json" "$T/iw2.json"
 $LOOM eval "$T/a" --limit 8 --json >"$T/e0.json" 2>"$T/err"

@@ -1,0 +1,63 @@
+# Pictures and animations (issue 15): --gif for autoregressive models (a frame
+# per row), interpolate --gif, --scale, --cols, --n, the completions' padding.
+. tests/cli/lib.sh
+D=$T/data; idx_subset "$D" 64 8
+$LOOM train --model rowlstm --layers 1 --hidden 4 --valid 8 --batch 8 --data $D --threads 1 --quiet --steps 1 \
+    --conditional --out "$T/r" 2>/dev/null
+# wh FILE: a PNG's "width height"
+wh() { od -An -tu1 -j16 -N8 "$1" | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4, $5 * 16777216 + $6 * 65536 + $7 * 256 + $8}'; }
+# gif_frames FILE: image descriptors (0x2c after a graphic control block 21 f9 04 .. .. .. .. 00)
+gif_frames() { od -An -v -tx1 "$1" | tr -s ' \n' '  ' | grep -o '21 f9 04 [0-9a-f][0-9a-f] [0-9a-f][0-9a-f] [0-9a-f][0-9a-f] [0-9a-f][0-9a-f] 00 2c' | wc -l; }
+
+ok "pictures: rowlstm sample --gif" $LOOM sample "$T/r" --n 4 --threads 1 --gif "$T/a.gif" --out "$T/a.png"
+[ "$(head -c 6 "$T/a.gif")" = GIF89a ] && [ "$(gif_frames "$T/a.gif")" -eq 28 ] &&
+    pass "pictures: an autoregressive sample animates in 28 frames, one per row" ||
+    fail "pictures: an autoregressive sample animates in 28 frames" "$(head -c 6 "$T/a.gif") $(gif_frames "$T/a.gif") frames"
+ok "pictures: --scale 3" $LOOM sample "$T/r" --n 4 --cols 4 --scale 3 --threads 1 --out "$T/s3.png"
+[ "$(wh "$T/s3.png")" = "351 90" ] && pass "pictures: --scale 3 --cols 4: 351x90 (117x30 three times)" ||
+    fail "pictures: --scale 3 --cols 4" "$(wh "$T/s3.png")"
+ok "pictures: --n 5 --cols 5" $LOOM sample "$T/r" --n 5 --cols 5 --threads 1 --out "$T/n5.png"
+[ "$(wh "$T/n5.png")" = "146 30" ] && pass "pictures: --n 5 --cols 5: one row of 5" || fail "pictures: --n 5 --cols 5" "$(wh "$T/n5.png")"
+ok "pictures: --label all --n 20" $LOOM sample "$T/r" --label all --n 20 --threads 1 --out "$T/all.png"
+[ "$(wh "$T/all.png")" = "59 291" ] &&
+    pass "pictures: --label all --n 20: 10 rows of 2" || fail "pictures: --label all --n 20" "$(wh "$T/all.png") $(cat "$T/err")"
+ok "pictures: --label all --n 20 --cols 5" $LOOM sample "$T/r" --label all --n 20 --cols 5 --threads 1 --out "$T/c5.png"
+[ "$(wh "$T/c5.png")" = "146 117" ] && pass "pictures: --cols is honoured with --label all" || fail "pictures: --cols with --label all" "$(wh "$T/c5.png")"
+rejects "pictures: --label all --n 15 is not one row per class" 2 "not a multiple of the model's 10 classes" \
+    $LOOM sample "$T/r" --label all --n 15 --out "$T/x.png"
+# completions: the padding (white) is not the masked area's mid gray
+ok "pictures: complete" $LOOM complete "$T/r" --n 1 --samples 1 --rows 14 --threads 1 --out "$T/c.png"
+if /usr/bin/python3 - "$T/c.png" <<'PY'
+import struct, sys, zlib
+b = open(sys.argv[1], 'rb').read(); i, idat = 8, b''
+while i < len(b):
+    n, t = struct.unpack('>I4s', b[i:i + 8]); d = b[i + 8:i + 8 + n]; i += 12 + n
+    if t == b'IHDR': w, h = struct.unpack('>II', d[:8])
+    if t == b'IDAT': idat += d
+raw = zlib.decompress(idat); prev = bytearray(w); rows = []
+for y in range(h):
+    f = raw[y * (w + 1)]; line = bytearray(raw[y * (w + 1) + 1:(y + 1) * (w + 1)])
+    for x in range(w):
+        a = line[x - 1] if x else 0; c = prev[x - 1] if x else 0; up = prev[x]
+        if f == 1: line[x] = (line[x] + a) & 255
+        elif f == 2: line[x] = (line[x] + up) & 255
+        elif f == 3: line[x] = (line[x] + (a + up) // 2) & 255
+        elif f == 4:
+            p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
+            line[x] = (line[x] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+    rows.append(line); prev = line
+# 3 images of 28 in a row with 1 px pads: column 29 is padding; the masked image's bottom half is 128
+pad = {rows[y][29] for y in range(h)} | {rows[0][x] for x in range(w)}
+masked = {rows[y][30 + x] for y in range(15, 29) for x in range(28)}
+sys.exit(not (pad == {255} and masked == {128}))
+PY
+then pass "pictures: completions padded white, the hidden part mid gray"; else fail "pictures: completions padded white, the hidden part mid gray" "$?"; fi
+
+# interpolate --gif on a rae: A, 3 codes, B and back: 8 frames
+$LOOM train --model rae --variational --hidden 8 --zdim 2 --valid 8 --batch 8 --data $D --threads 1 --quiet --steps 1 \
+    --out "$T/v" 2>/dev/null
+ok "pictures: interpolate --gif" $LOOM interpolate "$T/v" 0 1 --steps 3 --threads 1 --gif "$T/i.gif" --out "$T/i.png"
+[ "$(gif_frames "$T/i.gif")" -eq 8 ] && pass "pictures: interpolate --gif: A, 3 codes, B and back (8 frames)" ||
+    fail "pictures: interpolate --gif" "$(gif_frames "$T/i.gif") frames"
+rejects "pictures: --gif on a model that neither stages nor rasters" 2 "neither draws in stages nor pixel by pixel" \
+    $LOOM sample "$T/v" --n 1 --gif "$T/x.gif" --out "$T/x.png"
