@@ -574,7 +574,7 @@ static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint
 /* the mean of nll (n) per dimension; LOOM_ENAN when it is not finite */
 static loom_status mean_loss(const loom_model *m, double *loss, const double *nll, size_t n,
                              loom_error *err) {
-    const size_t npix = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width;
+    const size_t npix = loom_nll_dims(&m->cfg); /* dimensions */
     double s = 0.0;
     for (size_t b = 0; b < n; b++) s += nll[b];
     *loss = s / (double)(n * npix);

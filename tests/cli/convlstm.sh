@@ -79,7 +79,7 @@ bm=$(echo "$base" | json_get mse_per_frame) ba=$(echo "$base" | json_get mae_per
 
 $LOOM bench --model convlstm --height 16 --width 16 --layers 1 --hidden 4 --frames-in 2 --frames-out 2 --kernel 3 \
     --patch 4 --batch 2 --steps 1 --json >"$T/bench.json" 2>"$T/err"
-grep -q '"model": "convlstm".*"train_images_per_s": [0-9]' "$T/bench.json" && grep -q '"sample_ms_per_image": 0.0000' "$T/bench.json" &&
+grep -q '"model": "convlstm".*"train_images_per_s": [0-9]' "$T/bench.json" && grep -q '"sample_ms_per_image": 0\(\.0*\)\?[,}]' "$T/bench.json" &&
     pass "convlstm bench: training sequences/s, no sampling" || fail "convlstm bench: training sequences/s, no sampling" "$(cat "$T/bench.json" "$T/err")"
 
 rejects "convlstm: --kernel 4" 2 "kernel 4 must be odd" $LOOM train $BASE --kernel 4 --out "$T/x"
