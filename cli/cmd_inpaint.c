@@ -118,11 +118,7 @@ int cmd_inpaint(int argc, char **argv) {
     uint8_t *grid = malloc((2 + K) * EX);
     if (!grid) cli_die(1, "out of memory");
     memcpy(grid, im.pixels, EX);
-    memcpy(grid + EX, im.pixels, EX);
-    for (size_t ch = 0; ch < C; ch++)
-        for (size_t p = 0; p < HW; p++)
-            if (hidden[p])
-                grid[EX + ch * HW + p] = C == 3 ? (ch == 1 ? 0 : 255) : ((p / W + p % W) % 2 ? 224 : 32);
+    loom_inpaint_masked_view(grid + EX, im.pixels, hidden, C, H, W);
     memcpy(grid + 2 * EX, fills, K * EX);
     cli_write_grid(out, grid, 2 + K, C, H, W, 2 + K);
     if (out_dir) {
