@@ -73,12 +73,13 @@ int cmd_inpaint(int argc, char **argv) {
     read_png(&mk, "mask", mask, 1);
     if (mk.h != H || mk.w != W)
         cli_die(2, "--mask %s: %zux%zu but the image is %zux%zu", mask, mk.w, mk.h, W, H);
-    uint8_t *hidden = malloc(HW);
-    if (!hidden) cli_die(1, "out of memory");
     size_t nh = 0;
-    for (size_t p = 0; p < HW; p++) nh += (hidden[p] = mk.pixels[p] > 127);
+    for (size_t p = 0; p < HW; p++) nh += mk.pixels[p] > 127;
     if (nh == 0) cli_die(2, "--mask %s: no pixel is above 127, so nothing is hidden", mask);
     if (nh == HW) cli_die(2, "--mask %s: every pixel is above 127, so nothing is given (loom sample draws whole images)", mask);
+    uint8_t *hidden = malloc(HW);
+    if (!hidden) cli_die(1, "out of memory");
+    for (size_t p = 0; p < HW; p++) hidden[p] = mk.pixels[p] > 127;
 
     uint8_t *fills = malloc(K * EX);
     if (!fills) cli_die(1, "out of memory for %zu fills", K);
@@ -117,11 +118,7 @@ int cmd_inpaint(int argc, char **argv) {
     uint8_t *grid = malloc((2 + K) * EX);
     if (!grid) cli_die(1, "out of memory");
     memcpy(grid, im.pixels, EX);
-    memcpy(grid + EX, im.pixels, EX);
-    for (size_t ch = 0; ch < C; ch++)
-        for (size_t p = 0; p < HW; p++)
-            if (hidden[p])
-                grid[EX + ch * HW + p] = C == 3 ? (ch == 1 ? 0 : 255) : ((p / W + p % W) % 2 ? 224 : 32);
+    loom_inpaint_masked_view(grid + EX, im.pixels, hidden, C, H, W);
     memcpy(grid + 2 * EX, fills, K * EX);
     cli_write_grid(out, grid, 2 + K, C, H, W, 2 + K);
     if (out_dir) {

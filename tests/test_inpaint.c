@@ -186,6 +186,23 @@ static void test_bad_masks(void) {
     loom_model_free(m);
 }
 
+/* the grid's masked panel: given pixels as they are, hidden ones never the
+ * padding's 128 in any channel, and not one flat value in gray */
+static void test_masked_view(void) {
+    const size_t H = 4, W = 5, P = 20;
+    uint8_t img[3 * 20], hidden[20] = {0}, out[3 * 20];
+    memset(img, 128, sizeof img);
+    for (size_t p = 6; p < 14; p++) hidden[p] = 1;
+    int ok = 1;
+    for (size_t C = 1; C <= 3; C += 2) {
+        loom_inpaint_masked_view(out, img, hidden, C, H, W);
+        for (size_t q = 0; q < C * P; q++) ok &= hidden[q % P] ? out[q] != 128 : out[q] == img[q];
+        if (C == 1) ok &= out[6] != out[7];
+    }
+    CHECK("inpaint: the masked panel shows hidden pixels in no padding colour, given ones as they are", ok,
+          "a hidden pixel is 128 or a given one changed");
+}
+
 /* draw and rae: iterated reconstruction keeps the given pixels, fills the
  * hole, and gives the same fills for the same seed */
 static void test_iterated(const char *name) {
@@ -228,6 +245,7 @@ int main(void) {
     test_weights("diagbilstm", 3, 0);
     test_weights("grupixel", 1, 1);
     test_bad_masks();
+    test_masked_view();
     test_iterated("draw");
     test_iterated("rae");
     CHECK_DONE();

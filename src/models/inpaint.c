@@ -148,3 +148,13 @@ loom_status loom_model_inpaint(loom_model *m, uint8_t *fills, loom_inpaint_resul
     free(given);
     return st;
 }
+
+void loom_inpaint_masked_view(uint8_t *out, const uint8_t *img, const uint8_t *hidden, size_t C, size_t H,
+                              size_t W) {
+    const size_t HW = H * W;
+    for (size_t ch = 0; ch < C; ch++)
+        for (size_t p = 0; p < HW; p++)
+            out[ch * HW + p] = !hidden[p] ? img[ch * HW + p]
+                               : C == 3   ? (ch == 1 ? 0 : 255)
+                                          : ((p / W + p % W) % 2 ? 224 : 32);
+}

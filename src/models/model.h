@@ -357,5 +357,10 @@ loom_status loom_model_inpaint(loom_model *m, uint8_t *fills, loom_inpaint_resul
                                const uint8_t *img, const uint8_t *hidden, const int32_t *label,
                                size_t candidates, size_t nfills, size_t iters, uint64_t seed,
                                loom_error *err);
+/* out (C, H, W) = img with its hidden pixels (hidden (H*W) nonzero) shown as
+ * a checkerboard of 32 and 224 (gray) or magenta (RGB): never the mid gray
+ * 128 that pads image grids */
+void loom_inpaint_masked_view(uint8_t *out, const uint8_t *img, const uint8_t *hidden, size_t C, size_t H,
+                              size_t W);
 
 #endif
