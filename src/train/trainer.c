@@ -339,6 +339,10 @@ static loom_status save_as(loom_trainer *t, const char *dir, const char *name, l
     char *path = join(dir, name);
     if (!path) return loom_fail(err, LOOM_ENOMEM, "%s: out of memory", dir);
     loom_trainer_use_average(t, false);
+    if (!writer(t)) { /* over ranks, rank 0 writes the run's files */
+        free(path);
+        return LOOM_OK;
+    }
     loom_status st = loom_run_save(path, t->models, t->n, &t->ts, &t->o, err);
     free(path);
     return st;
