@@ -211,23 +211,19 @@ int cmd_predict(int argc, char **argv) {
     if (n > set.n - first) n = set.n - first;
     const size_t K = c->frames_in, M = c->frames_out, F = frames ? frames : M, H = c->height, W = c->width;
     const size_t HW = H * W, EX = loom_example_size(c), L = K + F; /* frames shown */
-    uint8_t *seqs = malloc(n * EX), *gen = calloc(n * L, HW), *win = malloc(n * EX);
-    float *probs = malloc(n * M * HW * sizeof *probs);
-    if (!seqs || !gen || !win || !probs) cli_die(1, "out of memory");
+    uint8_t *seqs = malloc(n * EX), *gen = calloc(n * L, HW);
+    if (!seqs || !gen) cli_die(1, "out of memory");
     for (size_t k = 0; k < n; k++) loom_images_example(&set, first + k, seqs + k * EX);
     for (size_t k = 0; k < n; k++) memcpy(gen + k * L * HW, seqs + k * EX, K * HW);
+    uint8_t *pred = malloc(n * F * HW);
+    if (!pred) cli_die(1, "out of memory");
     loom_error err;
     const double t0 = cli_now();
     /* M frames at a time from the last K frames, given or predicted */
-    for (size_t done = 0; done < F; done += M) {
-        for (size_t k = 0; k < n; k++) memcpy(win + k * EX, gen + (k * L + done) * HW, K * HW);
-        loom_status st = loom_model_predict(m, probs, win, n, n, &err);
-        if (st) cli_die_err(st, &err);
-        const size_t take = LOOM_MIN(M, F - done);
-        for (size_t k = 0; k < n; k++)
-            for (size_t i = 0; i < take * HW; i++)
-                gen[(k * L + K + done) * HW + i] = (uint8_t)lrintf(255.0f * probs[k * M * HW + i]);
-    }
+    loom_status pst = loom_model_predict_frames(m, pred, seqs, n, F, &err);
+    if (pst) cli_die_err(pst, &err);
+    for (size_t k = 0; k < n; k++) memcpy(gen + (k * L + K) * HW, pred + k * F * HW, F * HW);
+    free(pred);
     const double ms = 1e3 * (cli_now() - t0) / (double)n;
     /* canvas per shown frame t: for each sequence a column of truth over prediction */
     const size_t gap = 2, cw = n * (W + gap), ch = 2 * H + gap;
@@ -261,7 +257,7 @@ int cmd_predict(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     fprintf(stderr, "loom: %s: %zu sequences, %zu given + %zu predicted frames (truth above, model below; "
             "%.1f ms per sequence)\n", out, n, K, F, ms);
-    free(seqs), free(gen), free(win), free(probs), free(canvas);
+    free(seqs), free(gen), free(canvas);
     loom_images_free(&set);
     loom_train_opts_free(&o);
     loom_model_free(m);

@@ -59,6 +59,27 @@ static void test_grads(void) {
         all &= memcmp(p0 + PF, p1 + PF, PF * sizeof *p0) == 0;        /* sequence 1 does not */
     }
     CHECK("convlstm causal: every input frame reaches its own sequence's prediction only", all, "no");
+
+    /* beyond the horizon: F = 2M + 1 frames, M at a time, the second chunk
+     * from the window [x_{K-1}, p_K, p_{K+1}] of its own 8-bit output (K = 3, M = 2) */
+    const size_t F = 2 * cfg.frames_out + 1, K = cfg.frames_in;
+    uint8_t *fr = malloc(n * F * FR), *win = calloc(n, EX);
+    loom_model_predict_frames(m, fr, seqs, n, F, NULL);
+    int first = 1, second = 1;
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < cfg.frames_out * FR; i++)
+            first &= fr[b * F * FR + i] == (uint8_t)lrintf(255.0f * p0[b * PF + i]);
+    for (size_t b = 0; b < n; b++) {
+        memcpy(win + b * EX, seqs + b * EX + (K - 1) * FR, FR);
+        memcpy(win + b * EX + FR, fr + b * F * FR, 2 * FR);
+    }
+    loom_model_predict(m, p1, win, n, n, NULL);
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < cfg.frames_out * FR; i++)
+            second &= fr[(b * F + cfg.frames_out) * FR + i] == (uint8_t)lrintf(255.0f * p1[b * PF + i]);
+    CHECK("convlstm predict_frames: the first M frames are the prediction, rounded", first, "differ");
+    CHECK("convlstm predict_frames: beyond the horizon it reads its own last K frames", second, "differ");
+    free(fr), free(win);
     free(p0), free(p1), free(s2), free(g), free(seqs);
     loom_model_free(m);
 }

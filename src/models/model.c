@@ -775,6 +775,34 @@ loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs,
     return LOOM_OK;
 }
 
+loom_status loom_model_predict_frames(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
+                                      size_t F, loom_error *err) {
+    if (!m->ops->predict)
+        return loom_fail(err, LOOM_EINVAL, "model %s predicts no frames (it models still images)",
+                         m->ops->name);
+    const size_t K = m->cfg.frames_in, M = m->cfg.frames_out, EX = loom_example_size(&m->cfg);
+    const size_t FR = EX / loom_frames(&m->cfg), L = K + F; /* one frame; frames kept per sequence */
+    uint8_t *gen = malloc(n * L * FR), *win = malloc(n * EX);
+    float *probs = malloc(n * M * FR * sizeof *probs);
+    loom_status st = gen && win && probs ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "out of memory");
+    for (size_t k = 0; !st && k < n; k++) memcpy(gen + k * L * FR, seqs + k * EX, K * FR);
+    for (size_t done = 0; !st && done < F; done += M) {
+        /* the window: the last K of the frames so far; the rest of each example is not read */
+        for (size_t k = 0; k < n; k++) {
+            memcpy(win + k * EX, gen + (k * L + done) * FR, K * FR);
+            memset(win + k * EX + K * FR, 0, M * FR);
+        }
+        if ((st = loom_model_predict(m, probs, win, n, n, err))) break;
+        const size_t take = LOOM_MIN(M, F - done);
+        for (size_t k = 0; k < n; k++)
+            for (size_t i = 0; i < take * FR; i++)
+                gen[(k * L + K + done) * FR + i] = (uint8_t)lrintf(255.0f * probs[k * M * FR + i]);
+    }
+    for (size_t k = 0; !st && k < n; k++) memcpy(frames + k * F * FR, gen + (k * L + K) * FR, F * FR);
+    free(gen), free(win), free(probs);
+    return st;
+}
+
 loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
                               const int32_t *labels, size_t n, loom_error *err) {
     if (!m->ops->logits)

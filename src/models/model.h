@@ -317,6 +317,14 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
 loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
                                size_t chunk, loom_error *err);
 
+/* frames (n, F, C, H, W): F predicted frames of each sequence of seqs (only
+ * its first frames_in frames are read), frames_out at a time; past the first
+ * frames_out, the last frames_in frames so far (given, or predicted and
+ * rounded to 8 bits) are read again, so the model runs on its own output.
+ * frames[f] = round(255 p). LOOM_EINVAL when the model predicts no frames. */
+loom_status loom_model_predict_frames(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
+                                      size_t F, loom_error *err);
+
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */
 loom_status loom_model_sample(loom_model *m, uint8_t *imgs, const int32_t *labels, size_t n,
