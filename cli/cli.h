@@ -78,6 +78,20 @@ typedef struct cli_draw_flags {
     bool hidden_seen, layers_seen;
 } cli_draw_flags;
 void cli_draw_config(loom_config *cfg, const cli_draw_flags *f);
+/* renet's flags into cfg: --cell (lstm), --patch (2), and 2 layers of
+ * hidden 64 unless given; --patch with another model exits 2. */
+void cli_renet_config(loom_config *cfg, const char *cell, size_t patch, bool layers_given,
+                      bool hidden_given);
+/* A set of images for the vision commands (detect, score): "DATA:SPLIT"
+ * (a data spec with split train or test, e.g. fashion-mnist:test), a run
+ * directory (n samples of its model, seed), or a data spec alone (its
+ * train split); at most n images (0: all of a data set; a run needs n). */
+void cli_image_set(loom_images *out, const char *spec, size_t n, uint64_t seed, int threads,
+                   char *what, size_t cap);
+/* A classifier's accuracy and mean cross-entropy (nats) on the first n
+ * images of set (which has labels); exits on failure. */
+void cli_classify(loom_model *m, const loom_images *set, size_t n, size_t batch, double *acc,
+                  double *xent);
 double cli_now(void);
 size_t cli_peak_rss_mb(void);
 
@@ -89,5 +103,7 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 
 #endif

@@ -25,12 +25,13 @@ static int cmp_double(const void *a, const void *b) {
 int cmd_bench(int argc, char **argv) {
     const char *model = "rowlstm", *cell = NULL;
     size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
-    size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0;
+    size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0, patch = 0;
     bool json = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
         {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
-        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn; renet: lstm (default), gru, rnn", false},
+        {"patch", ARG_SIZE, &patch, 1, 16, "renet: patches of P x P pixels (default 2)", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
@@ -51,7 +52,7 @@ int cmd_bench(int argc, char **argv) {
     const char *pos[1];
     int npos;
     const size_t nargs = sizeof args / sizeof args[0];
-    cli_parse("bench", "--model rowlstm|diagbilstm|grupixel|draw|rae [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
+    cli_parse("bench", "--model rowlstm|diagbilstm|grupixel|draw|rae|renet [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, nargs, pos, 0, &npos);
     if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
     if (!nsample) nsample = batch;
@@ -63,6 +64,9 @@ int cmd_bench(int argc, char **argv) {
     df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
     df.layers_seen = cli_find(args, nargs, "layers")->seen;
     cli_draw_config(&cfg, &df);
+    cli_renet_config(&cfg, cell, patch, df.layers_seen, df.hidden_seen);
+    const bool labelled = loom_model_find(cfg.model)->labelled; /* a classifier: 10 classes, random labels */
+    if (labelled) cfg.nclasses = 10;
     layers = cfg.layers, hidden = cfg.hidden;
     loom_model *m;
     loom_error err;
@@ -86,12 +90,17 @@ int cmd_bench(int argc, char **argv) {
     double *nll = malloc(batch * sizeof *nll), *t = malloc(LOOM_MAX(steps, 3) * sizeof *t);
     if (!imgs || !am || !av || !nll || !t) cli_die(1, "out of memory");
     for (size_t i = 0; i < LOOM_MAX(batch, nsample) * HW; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    int32_t *labels = NULL;
+    if (labelled) {
+        if (!(labels = malloc(batch * sizeof *labels))) cli_die(1, "out of memory");
+        for (size_t i = 0; i < batch; i++) labels[i] = (int32_t)loom_rng_below(&r, 10);
+    }
     loom_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = am, .v = av, .n = m->nfloats};
     double loss, train_cpu = 0.0;
     for (size_t s = 0; s <= steps; s++) { /* step 0 warms up caches and workspaces */
         double t0 = cli_now(), c0 = cpu_now();
         m->noise_seed = s + 1; /* as training does: fresh latent noise per step */
-        st = loom_model_grad(m, &loss, imgs, NULL, batch, &err);
+        st = loom_model_grad(m, &loss, imgs, labels, batch, &err);
         m->noise_seed = 0;
         if (st) cli_die_err(st, &err);
         loom_clip_grad_norm(m->g, m->nfloats, 1.0);
@@ -103,16 +112,17 @@ int cmd_bench(int argc, char **argv) {
     size_t fw_reps = LOOM_MAX(steps / 2, 3);
     for (size_t s = 0; s < fw_reps; s++) {
         double t0 = cli_now();
-        loom_model_nll(m, nll, imgs, NULL, batch, batch, NULL);
+        loom_model_nll(m, nll, imgs, labels, batch, batch, NULL);
         t[s] = cli_now() - t0;
     }
     qsort(t, fw_reps, sizeof *t, cmp_double);
     double fwd_ms = 1e3 * t[fw_reps / 2] / (double)batch;
     double t0 = cli_now(), c0 = cpu_now();
-    st = loom_model_sample(m, imgs, NULL, nsample, 0, 1.0f, 1, &err);
+    /* a classifier does not sample: 0 */
+    st = labelled ? LOOM_OK : loom_model_sample(m, imgs, NULL, nsample, 0, 1.0f, 1, &err);
     if (st) cli_die_err(st, &err);
-    double sample_ms = 1e3 * (cli_now() - t0) / (double)nsample;
-    double sample_cpu_ms = 1e3 * (cpu_now() - c0) / (double)nsample;
+    double sample_ms = labelled ? 0.0 : 1e3 * (cli_now() - t0) / (double)nsample;
+    double sample_cpu_ms = labelled ? 0.0 : 1e3 * (cpu_now() - c0) / (double)nsample;
     double load[1] = {-1};
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) {
@@ -135,7 +145,7 @@ int cmd_bench(int argc, char **argv) {
                "  peak RSS   %zu MB\n",
                model, height, width, cfg.layers, hidden, batch, threads, loom_blas_core(), train_ips, steps, fwd_ms,
                sample_ms, nsample, sample_ms / fwd_ms, rss);
-    free(imgs), free(am), free(av), free(nll), free(t);
+    free(imgs), free(am), free(av), free(nll), free(t), free(labels);
     loom_model_free(m);
     return 0;
 }

@@ -27,15 +27,34 @@ int cmd_eval(int argc, char **argv) {
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     loom_images set;
     cli_load_split(&set, data ? data : o.data, split, &o, &m->cfg, gray);
     size_t n = limit && limit < set.n ? limit : set.n;
     if (m->cfg.nclasses && (!set.labels || set.nclasses > m->cfg.nclasses))
         cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
-    double *nll = malloc(n * sizeof *nll), s = 0.0;
     loom_error err;
     double t0 = cli_now();
+    if (m->ops->labelled) { /* a classifier: accuracy and cross-entropy of the labels */
+        if (iw) cli_die(2, "--iw: model %s is a classifier (no latent variables)", m->ops->name);
+        if (!set.labels) cli_die(2, "%s: model %s is a classifier and the data has no labels", data ? data : o.data,
+                                 m->ops->name);
+        double acc, xent;
+        cli_classify(m, &set, n, batch, &acc, &xent);
+        if (json)
+            printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"accuracy\", "
+                   "\"accuracy\": %.6f, \"error\": %.6f, \"xent_nats\": %.6f, \"images\": %zu, \"split\": \"%s\"}\n",
+                   m->cfg.model, ts.step, cli_checkpoint_path(pos[0]), acc, 1.0 - acc, xent, n, split);
+        else
+            printf("%s: accuracy %.4f (error %.2f%%), cross-entropy %.4f nats/image over %zu images (%.1f s)\n",
+                   split, acc, 100.0 * (1.0 - acc), xent, n, cli_now() - t0);
+        loom_images_free(&set);
+        loom_train_opts_free(&o);
+        loom_model_free(m);
+        return 0;
+    }
+    double *nll = malloc(n * sizeof *nll), s = 0.0;
     if (iw && !(loom_model_caps(m) & LOOM_CAP_IW_BOUND)) {
         /* fails at once, saying why: no latent variables, or no prior */
         loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);

@@ -129,9 +129,10 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
 }
 
 static const char *usage_text =
-    "--model rowlstm|diagbilstm|grupixel|draw|rae [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
+    "--model rowlstm|diagbilstm|grupixel|draw|rae|renet [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
+    "                  [renet: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
 
@@ -141,12 +142,13 @@ int cmd_train(int argc, char **argv) {
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
     const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
     size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
-    size_t epochs = 0, log_every = 50;
+    size_t epochs = 0, log_every = 50, patch = 0;
     double time_limit = 0;
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae or renet (a classifier)", false},
+        {"patch", ARG_SIZE, &patch, 1, 16, "renet: patches of P x P pixels (default 2)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
@@ -154,7 +156,7 @@ int cmd_train(int argc, char **argv) {
         {"variational", ARG_FLAG, &df.variational, 0, 0, "rae: a Gaussian code with a KL term (a VAE)", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4; grupixel 1)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
-        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn; renet: lstm (default), gru or rnn", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
@@ -216,6 +218,7 @@ int cmd_train(int argc, char **argv) {
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         cli_draw_config(&cfg, &df);
+        cli_renet_config(&cfg, cell, patch, df.layers_seen, df.hidden_seen);
         absolute_data(o.data, sizeof o.data, data);
     }
 
@@ -227,6 +230,12 @@ int cmd_train(int argc, char **argv) {
     if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
         cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c;
+        if (loom_model_find(cfg.model)->labelled) { /* a classifier: the labels are its targets */
+            if (conditional) cli_die(2, "--conditional: model %s is a classifier (it reads the labels anyway)", cfg.model);
+            if (!all.labels) cli_die(2, "%s: model %s is a classifier and needs labels (IDX label files or class sub-directories)",
+                                     o.data, cfg.model);
+            cfg.nclasses = all.nclasses;
+        }
         if (conditional) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;

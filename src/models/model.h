@@ -21,6 +21,7 @@ typedef struct loom_config {
     int nclasses;       /* 0: unconditional */
     char cell[8];       /* grupixel: "gru" | "lstm" | "rnn"; "" for models without cells */
     size_t zdim;        /* grupixel: noise dimension; 0 for models without a latent */
+    size_t patch;       /* renet: patches of patch x patch pixels; 0 for other models */
 } loom_config;
 
 typedef struct loom_param {
@@ -114,6 +115,17 @@ typedef struct loom_model_ops {
      * after loom_model_init, the model's gradient is 0 on them (so Adam keeps
      * them 0), and loom_model_check_masks rejects weights where one is not. */
     int (*masked)(const loom_model *m, size_t p, size_t k);
+    /* optional (models that read an image to decide something about it: the
+     * renet classifier): labelled = 1 means the data's labels are the
+     * model's targets (cfg->nclasses comes from the data, shard's nll_img is
+     * -log p(label | image)); predict: logits (n, predict_floats(cfg)), the
+     * class logits, and feats (n, feat_dim(cfg)), the features the head reads
+     * (either may be NULL); uses the training workspace */
+    int labelled;
+    size_t (*predict_floats)(const loom_config *cfg);
+    size_t (*feat_dim)(const loom_config *cfg);
+    void (*predict)(const loom_model *m, void *ws, float *logits, float *feats,
+                    const uint8_t *imgs, size_t n);
 } loom_model_ops;
 
 struct loom_model {
@@ -254,6 +266,14 @@ loom_status loom_model_forward(loom_model *m, float *out, double *internal, cons
                                const int32_t *labels, size_t n, loom_error *err);
 loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout, size_t n,
                                 float internal_weight, loom_error *err);
+
+/* Classifiers (ops->predict): logits (n, loom_model_predict_floats) and
+ * feats (n, loom_model_feat_dim), either may be NULL, for n images, in chunks
+ * of `chunk` across the threads; LOOM_EINVAL when the model does not predict. */
+size_t loom_model_predict_floats(const loom_model *m); /* 0: no predictions */
+size_t loom_model_feat_dim(const loom_model *m);
+loom_status loom_model_predict(loom_model *m, float *logits, float *feats, const uint8_t *imgs,
+                               size_t n, size_t chunk, loom_error *err);
 
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */
