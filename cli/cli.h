@@ -92,6 +92,14 @@ void cli_image_set(loom_images *out, const char *spec, size_t n, uint64_t seed, 
  * images of set (which has labels); exits on failure. */
 void cli_classify(loom_model *m, const loom_images *set, size_t n, size_t batch, double *acc,
                   double *xent);
+/* "DATA:SPLIT" -> data (cap bytes) and split ("train" or "test"); without a
+ * ":train" / ":test" suffix the whole spec is the data and split "train" */
+void cli_split_spec(const char *spec, char *data, size_t cap, const char **split);
+/* the shipped Fashion-MNIST classifier of loom score ($LOOM_CLASSIFIER, else
+ * ../models/ or ../share/loom/ beside the executable), or NULL */
+const char *cli_default_classifier(void);
+/* exits 2 naming both sets when their image sizes or channels differ */
+void cli_check_same_shape(const loom_images *a, const char *na, const loom_images *b, const char *nb);
 double cli_now(void);
 size_t cli_peak_rss_mb(void);
 
