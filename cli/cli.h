@@ -100,6 +100,12 @@ void cli_split_spec(const char *spec, char *data, size_t cap, const char **split
 const char *cli_default_classifier(void);
 /* exits 2 naming both sets when their image sizes or channels differ */
 void cli_check_same_shape(const loom_images *a, const char *na, const loom_images *b, const char *nb);
+/* A segmenter (reseg) on the first n examples of set (scene above label
+ * map): pixel accuracy and mean IoU (over the classes present in the truth
+ * or the prediction); pred (n, H/2, W) receives the predicted label maps
+ * when not NULL. Exits on failure. */
+void cli_segment_eval(loom_model *m, const loom_images *set, size_t n, size_t batch, uint8_t *pred,
+                      double *pixel_acc, double *miou);
 double cli_now(void);
 size_t cli_peak_rss_mb(void);
 
@@ -113,5 +119,6 @@ int cmd_reconstruct(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
 
 #endif

@@ -36,6 +36,22 @@ int cmd_eval(int argc, char **argv) {
         cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
     loom_error err;
     double t0 = cli_now();
+    if (m->ops->predict && !m->ops->labelled) { /* a segmenter: pixel accuracy and mean IoU */
+        if (iw) cli_die(2, "--iw: model %s is a segmenter (no latent variables)", m->ops->name);
+        double acc, miou;
+        cli_segment_eval(m, &set, n, batch, NULL, &acc, &miou);
+        if (json)
+            printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"pixel_accuracy\", "
+                   "\"pixel_accuracy\": %.6f, \"mean_iou\": %.6f, \"images\": %zu, \"split\": \"%s\"}\n",
+                   m->cfg.model, ts.step, cli_checkpoint_path(pos[0]), acc, miou, n, split);
+        else
+            printf("%s: pixel accuracy %.4f, mean IoU %.4f over %zu scenes (%.1f s)\n", split, acc, miou, n,
+                   cli_now() - t0);
+        loom_images_free(&set);
+        loom_train_opts_free(&o);
+        loom_model_free(m);
+        return 0;
+    }
     if (m->ops->labelled) { /* a classifier: accuracy and cross-entropy of the labels */
         if (iw) cli_die(2, "--iw: model %s is a classifier (no latent variables)", m->ops->name);
         if (!set.labels) cli_die(2, "%s: model %s is a classifier and the data has no labels", data ? data : o.data,

@@ -16,7 +16,7 @@ static void jnum(char *buf, size_t cap, double v) {
 }
 
 int cmd_score(int argc, char **argv) {
-    size_t n = 1000, threads = 1, steps = 0, nll_n = 0;
+    size_t n = 1000, threads = 1, steps = 0;
     uint64_t seed = 1;
     const char *classifier = NULL, *ref_spec = NULL;
     bool json = false, no_detect = false;
@@ -24,10 +24,9 @@ int cmd_score(int argc, char **argv) {
         {"n", ARG_SIZE, &n, 4, 1e7, "samples drawn and test images compared (default 1000)", false},
         {"classifier", ARG_STR, &classifier, 0, 0, "renet checkpoint whose features FID and IS use "
          "(default: the shipped Fashion-MNIST one, models/fmnist_renet.safetensors)", false},
-        {"reference", ARG_STR, &ref_spec, 0, 0, "the real images (default: the test split of the run's data)", false},
+        {"reference", ARG_STR, &ref_spec, 0, 0, "the real images compared with, and the model's NLL's (default: --n of the test split of the run's data)", false},
         {"detect-steps", ARG_SIZE, &steps, 1, 1e7, "detector training steps (default 300)", false},
         {"no-detect", ARG_FLAG, &no_detect, 0, 0, "skip the detector (detector_auc null)", false},
-        {"nll-n", ARG_SIZE, &nll_n, 1, 1e7, "test images for the model's NLL (default: --n)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed of the samples and the detector (default 1)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default 1)", false},
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
@@ -37,7 +36,6 @@ int cmd_score(int argc, char **argv) {
     cli_parse("score", "RUN_DIR|SET [--n N] [--classifier CKPT] [--json]   (SET: DATA:train|test, for "
               "reference values of real images)", argc, argv, args, sizeof args / sizeof args[0], pos, 1, &npos);
     if (npos != 1) cli_die(2, "score needs a run directory (or an image set) (see 'loom score --help')");
-    if (!nll_n) nll_n = n;
 
     /* the run (for its data, NLL and samples) or a set of real images */
     struct stat sb;
@@ -114,22 +112,17 @@ int cmd_score(int argc, char **argv) {
     /* the model's own test NLL (or its bound) */
     double nll_bpd = NAN;
     const char *nll_kind = "none";
-    if (m && !m->ops->labelled) {
-        loom_images test;
-        char wt[512], tspec[1100];
-        snprintf(tspec, sizeof tspec, "%s:test", o.data);
-        cli_image_set(&test, tspec, nll_n, seed, (int)threads, wt, sizeof wt);
-        cli_check_data(&test, o.data, &m->cfg);
-        double *nll = malloc(test.n * sizeof *nll), s = 0.0;
+    if (m && !m->ops->labelled) { /* on the reference images (by default the test split's) */
+        cli_check_data(&ref, ref_spec, &m->cfg);
+        double *nll = malloc(ref.n * sizeof *nll), s = 0.0;
         if (!nll) cli_die(1, "out of memory");
-        if (m->cfg.nclasses && !test.labels) cli_die(2, "%s: the conditional model needs labels", o.data);
-        if ((st = loom_model_nll(m, nll, test.pixels, m->cfg.nclasses ? test.labels : NULL, test.n, 64, &err)))
+        if (m->cfg.nclasses && !ref.labels) cli_die(2, "%s: the conditional model needs labels", ref_spec);
+        if ((st = loom_model_nll(m, nll, ref.pixels, m->cfg.nclasses ? ref.labels : NULL, ref.n, 64, &err)))
             cli_die_err(st, &err);
-        for (size_t i = 0; i < test.n; i++) s += nll[i];
-        nll_bpd = loom_bits_per_dim(&m->cfg, s / (double)test.n);
+        for (size_t i = 0; i < ref.n; i++) s += nll[i];
+        nll_bpd = loom_bits_per_dim(&m->cfg, s / (double)ref.n);
         nll_kind = m->ops->nll_kind && m->ops->nll_kind(&m->cfg) ? "bound" : "exact";
         free(nll);
-        loom_images_free(&test);
     }
     char jf[32], ji[32], jir[32], ja[32], jal[32], jah[32], jacc[32], jn[32];
     jnum(jf, sizeof jf, fid), jnum(ji, sizeof ji, is), jnum(jir, sizeof jir, is_ref);

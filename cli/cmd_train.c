@@ -117,7 +117,7 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
     char cwd[4096], copy[4096];
     if (strlen(arg) >= sizeof copy) cli_die(2, "--data path too long");
     const char *data = strcpy(copy, arg); /* arg may be dst itself */
-    if (strcmp(data, "fashion-mnist") == 0 || data[0] == '/') {
+    if (strcmp(data, "fashion-mnist") == 0 || strcmp(data, "fashion-mnist-scenes") == 0 || data[0] == '/') {
         if (strlen(data) >= cap) cli_die(2, "--data path too long");
         memcpy(dst, data, strlen(data) + 1);
         return;
@@ -129,10 +129,10 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
 }
 
 static const char *usage_text =
-    "--model rowlstm|diagbilstm|grupixel|draw|rae|renet [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
+    "--model rowlstm|diagbilstm|grupixel|draw|rae|renet|reseg [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
-    "                  [renet: --patch P]\n"
+    "                  [renet, reseg: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
 
@@ -147,7 +147,7 @@ int cmd_train(int argc, char **argv) {
     bool conditional = false, quiet = false;
     cli_draw_flags df = {0};
     cli_arg args[] = {
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae or renet (a classifier)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae, renet (a classifier) or reseg (a segmenter)", false},
         {"patch", ARG_SIZE, &patch, 1, 16, "renet: patches of P x P pixels (default 2)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
@@ -159,7 +159,7 @@ int cmd_train(int argc, char **argv) {
         {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn; renet: lstm (default), gru or rnn", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
-        {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files", false},
+        {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default), fashion-mnist-scenes (reseg's default) or a directory of IDX or PNG files", false},
         {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
         {"epochs", ARG_SIZE, &epochs, 1, 1e6, "total epochs instead of --steps", false},
@@ -219,6 +219,8 @@ int cmd_train(int argc, char **argv) {
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         cli_draw_config(&cfg, &df);
         cli_renet_config(&cfg, cell, patch, df.layers_seen, df.hidden_seen);
+        /* the segmenter's data by default: the scenes */
+        if (strcmp(cfg.model, "reseg") == 0 && !cli_find(args, nargs, "data")->seen) data = "fashion-mnist-scenes";
         absolute_data(o.data, sizeof o.data, data);
     }
 

@@ -17,6 +17,7 @@ static const struct {
     {"interpolate", cmd_interpolate, "models with codes (rae): decode codes between two test images"},
     {"info", cmd_info, "model, config, step and parameter count of a checkpoint"},
     {"detect", cmd_detect, "classifier two-sample test of two image sets: ROC AUC with a 95% interval"},
+    {"segment", cmd_segment, "segmenters (reseg): predicted label maps of test scenes beside the scenes, as a PNG"},
     {"score", cmd_score, "sample quality of a generator: FID, Inception score, detector AUC, NLL"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
     {"version", NULL, "print loom's version (also: loom --version)"},

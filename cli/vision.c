@@ -1,6 +1,7 @@
 /* Helpers of the commands that look at images (renet, detect, score). */
 #include "cli.h"
 
+#include "data/scenes.h"
 #include "losses/losses.h"
 #include "nn/seq.h"
 #include "train/trainer.h"
@@ -13,17 +14,18 @@
 
 void cli_renet_config(loom_config *cfg, const char *cell, size_t patch, bool layers_given,
                       bool hidden_given) {
-    if (strcmp(cfg->model, "renet") != 0) {
-        if (patch) cli_die(2, "--patch: only --model renet takes it (model %s)", cfg->model);
+    const bool seg = strcmp(cfg->model, "reseg") == 0;
+    if (strcmp(cfg->model, "renet") != 0 && !seg) {
+        if (patch) cli_die(2, "--patch: only --model renet or reseg takes it (model %s)", cfg->model);
         return;
     }
     loom_cell k;
     if (!cell) cell = "lstm";
     if (loom_cell_parse(cell, &k) != 0) cli_die(2, "--cell %s: unknown cell (known: lstm, gru, rnn)", cell);
     snprintf(cfg->cell, sizeof cfg->cell, "%s", cell);
-    cfg->patch = patch ? patch : 2;
+    cfg->patch = patch ? patch : seg ? 4 : 2;
     if (!layers_given) cfg->layers = 2;
-    if (!hidden_given) cfg->hidden = 64;
+    if (!hidden_given) cfg->hidden = seg ? 32 : 64;
 }
 
 void cli_classify(loom_model *m, const loom_images *set, size_t n, size_t batch, double *acc,
@@ -157,4 +159,38 @@ const char *cli_default_classifier(void) {
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return path;
     }
     return NULL;
+}
+
+void cli_segment_eval(loom_model *m, const loom_images *set, size_t n, size_t batch, uint8_t *pred,
+                      double *pixel_acc, double *miou) {
+    const size_t K = LOOM_SCENE_CLASSES, Hs = m->cfg.height / 2, W = m->cfg.width, P = Hs * W;
+    const size_t chunk = 64;
+    float *logits = malloc(chunk * P * K * sizeof *logits);
+    double inter[LOOM_SCENE_CLASSES] = {0}, uni[LOOM_SCENE_CLASSES] = {0}, right = 0;
+    loom_error err;
+    if (!logits) cli_die(1, "out of memory");
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        const size_t nb = LOOM_MIN(chunk, n - c0);
+        const uint8_t *ex = set->pixels + c0 * 2 * P;
+        loom_status st = loom_model_predict(m, logits, NULL, ex, nb, batch, &err);
+        if (st) cli_die_err(st, &err);
+        for (size_t b = 0; b < nb; b++)
+            for (size_t q = 0; q < P; q++) {
+                const float *z = logits + (b * P + q) * K;
+                size_t best = 0;
+                for (size_t k = 1; k < K; k++) best = z[k] > z[best] ? k : best;
+                const size_t t = ex[b * 2 * P + P + q] < K ? ex[b * 2 * P + P + q] : 0;
+                if (pred) pred[(c0 + b) * P + q] = (uint8_t)best;
+                right += best == t;
+                if (best == t) inter[t] += 1, uni[t] += 1;
+                else uni[t] += 1, uni[best] += 1;
+            }
+    }
+    double s = 0;
+    size_t present = 0;
+    for (size_t k = 0; k < K; k++)
+        if (uni[k] > 0) s += inter[k] / uni[k], present++;
+    *pixel_acc = right / (double)(n * P);
+    *miou = present ? s / (double)present : 0.0;
+    free(logits);
 }

@@ -8,6 +8,7 @@
 #include "testutil.h"
 #include "loom.h"
 #include "losses/losses.h"
+#include "data/scenes.h"
 #include "io/checkpoint.h"
 #include "nn/sweep.h"
 
@@ -277,10 +278,126 @@ static void test_config(void) {
     char *js = loom_config_json(&c, &o);
     loom_config back;
     loom_status st = loom_config_parse(&back, NULL, js, "test", &err);
+    loom_config sg = {.model = "reseg", .height = 28, .width = 28, .layers = 1, .hidden = 4, .patch = 2, .cell = "lstm"};
+    CHECK("reseg config: a plain image (not scene over label map) refused",
+          loom_config_check(&sg, &err) != LOOM_OK && strstr(err.msg, "label map"), "%s", err.msg);
     CHECK("renet config: JSON round trip (patch, cell, channels)",
           !st && back.patch == 3 && strcmp(back.cell, "gru") == 0 && back.channels == 3 && back.nclasses == 4,
           "%s", st ? err.msg : "fields differ");
     free(js);
+}
+
+/* ---------------------------------------------------------------- the segmenter */
+
+/* examples (n, 2 Hs, W): random scenes above random label maps 0 .. 10 */
+static void seg_examples(uint8_t *ex, size_t n, size_t Hs, size_t W, uint64_t seed) {
+    loom_rng r;
+    loom_rng_seed(&r, seed);
+    for (size_t b = 0; b < n; b++)
+        for (size_t q = 0; q < 2 * Hs * W; q++)
+            ex[b * 2 * Hs * W + q] = (uint8_t)(q < Hs * W ? loom_rng_below(&r, 256) : loom_rng_below(&r, LOOM_SCENE_CLASSES));
+}
+
+static void test_seg_gradients(const char *cell) {
+    loom_config cfg = {.model = "reseg", .height = 10, .width = 5, .layers = 2, .hidden = 3, .patch = 2};
+    snprintf(cfg.cell, sizeof cfg.cell, "%s", cell);
+    loom_model *m = test_model(&cfg, 1, 17, 0.4f);
+    const size_t B = 2;
+    uint8_t ex[2 * 10 * 5];
+    seg_examples(ex, B, 5, 5, 3);
+    test_model_ctx c = {m, ex, NULL, B};
+    char pre[64], lname[96];
+    snprintf(pre, sizeof pre, "reseg %s (5x5 scenes, padded patches): gradient ", cell);
+    snprintf(lname, sizeof lname, "reseg %s: grad loss = forward loss", cell);
+    double loss;
+    loom_model_grad(m, &loss, ex, NULL, B, NULL);
+    float *g = malloc(m->nfloats * sizeof *g);
+    memcpy(g, m->g, m->nfloats * sizeof *g);
+    CHECK(lname, fabs(loss - loss_per_dim(&c)) < 1e-9, "grad loss %.9g vs nll %.9g", loss, loss_per_dim(&c));
+    test_param_grads(loss_per_dim, &c, g, pre, "", 64, 5, 1e-3, 1e-4);
+    /* the NLL is the per-pixel cross-entropy of predict's logits against the lower half */
+    const size_t P = 25, K = LOOM_SCENE_CLASSES;
+    float *lg = malloc(B * P * K * sizeof *lg);
+    double nll[2], want = 0, got = 0;
+    loom_model_predict(m, lg, NULL, ex, B, B, NULL);
+    loom_model_nll(m, nll, ex, NULL, B, B, NULL);
+    int32_t lab[50];
+    for (size_t b = 0; b < B; b++)
+        for (size_t q = 0; q < P; q++) lab[b * P + q] = ex[b * 50 + 25 + q];
+    want = loom_class_xent(NULL, NULL, lg, lab, B * P, K, 0.0f);
+    got = nll[0] + nll[1];
+    snprintf(lname, sizeof lname, "reseg %s: NLL = cross-entropy of predict's logits with the label maps", cell);
+    CHECK(lname, fabs(got - want) < 1e-5 * want, "%.9g vs %.9g", got, want);
+    free(g), free(lg);
+    loom_model_free(m);
+}
+
+static void test_seg_threads(void) {
+    loom_config cfg = {.model = "reseg", .height = 16, .width = 8, .layers = 1, .hidden = 4, .patch = 4, .cell = "gru"};
+    loom_model *m1 = test_model(&cfg, 1, 4, 0.2f), *m2 = test_model(&cfg, 2, 4, 0.2f);
+    const size_t B = 20;
+    uint8_t *ex = malloc(B * 128);
+    seg_examples(ex, B, 8, 8, 11);
+    double l1, l2;
+    loom_model_grad(m1, &l1, ex, NULL, B, NULL);
+    loom_model_grad(m2, &l2, ex, NULL, B, NULL);
+    CHECK("reseg: loss and gradient bit-identical on 1 and 2 threads",
+          l1 == l2 && memcmp(m1->g, m2->g, m1->nfloats * sizeof(float)) == 0, "loss %.17g vs %.17g", l1, l2);
+    free(ex);
+    loom_model_free(m1), loom_model_free(m2);
+}
+
+/* every pixel of a scene: the class + 1 and the value of the last item placed
+ * that covers it (value >= the threshold), else background 0 and pixel 0 */
+static void test_scenes(void) {
+    /* 6 items: item k is a 28x28 pattern of value (k * 40 + 10 + y + x) % 256 with holes */
+    loom_images src = {.n = 6, .h = 28, .w = 28, .c = 1, .t = 1, .nclasses = 10};
+    src.pixels = malloc(6 * 784), src.labels = malloc(6 * sizeof *src.labels);
+    for (size_t k = 0; k < 6; k++) {
+        src.labels[k] = (int32_t)(9 - k);
+        for (size_t q = 0; q < 784; q++) src.pixels[k * 784 + q] = (uint8_t)((q * 7 + k * 31) % 3 ? (k * 40 + 10 + q) % 256 : 5);
+    }
+    const size_t n = 50, S = LOOM_SCENE_SIZE;
+    loom_images sc, again;
+    loom_scene_item items[50 * LOOM_SCENE_MAX_ITEMS];
+    size_t nitems[50];
+    loom_error err;
+    loom_status st = loom_scenes_make(&sc, items, nitems, &src, n, 5, &err);
+    CHECK("scenes: made", st == LOOM_OK && sc.h == 2 * S && sc.w == S && sc.n == n, "%s", st ? err.msg : "shape");
+    if (st) return;
+    size_t bad = 0, badcount = 0, labelled = 0, background = 0;
+    for (size_t b = 0; b < n; b++) {
+        badcount += nitems[b] < 2 || nitems[b] > 4;
+        for (size_t y = 0; y < S; y++)
+            for (size_t x = 0; x < S; x++) {
+                int want_lab = 0, want_px = 0;
+                for (size_t q = 0; q < nitems[b]; q++) {
+                    const loom_scene_item *it = &items[b * LOOM_SCENE_MAX_ITEMS + q];
+                    if (y < it->y || x < it->x || y >= it->y + 28 || x >= it->x + 28) continue;
+                    const uint8_t v = src.pixels[it->src * 784 + (y - it->y) * 28 + (x - it->x)];
+                    if (v >= LOOM_SCENE_THRESHOLD) want_lab = 1 + it->cls, want_px = v;
+                }
+                const uint8_t *e = sc.pixels + b * 2 * S * S;
+                bad += e[y * S + x] != want_px || e[S * S + y * S + x] != want_lab;
+                labelled += want_lab != 0, background += want_lab == 0;
+            }
+    }
+    CHECK("scenes: 2 to 4 items each", badcount == 0, "%zu scenes outside", badcount);
+    CHECK("scenes: each pixel labelled with the class of the item on top (background 0), its value that item's",
+          bad == 0 && labelled > 0 && background > 0, "%zu wrong pixels (%zu labelled, %zu background)", bad, labelled,
+          background);
+    loom_scenes_make(&again, NULL, NULL, &src, n, 5, &err);
+    CHECK("scenes: the same seed, the same scenes", memcmp(again.pixels, sc.pixels, n * 2 * S * S) == 0, "differ");
+    loom_images_free(&again);
+    loom_images_free(&sc);
+    loom_images_free(&src);
+    loom_images t1, t2;
+    st = loom_images_load(&t1, "fashion-mnist-scenes", "test", &err);
+    if (!st) st = loom_images_load(&t2, "fashion-mnist-scenes", "test", &err);
+    CHECK("fashion-mnist-scenes: a fixed test set of 1000 scenes (two loads equal)",
+          !st && t1.n == LOOM_SCENES_TEST && t1.h == 128 && memcmp(t1.pixels, t2.pixels, t1.n * 128 * 64) == 0,
+          "%s", st ? err.msg : "differ");
+    if (!st) loom_images_free(&t1), loom_images_free(&t2);
 }
 
 int main(void) {
@@ -302,5 +419,9 @@ int main(void) {
     test_predict_matches_nll();
     test_threads();
     test_overfit();
+    test_scenes();
+    test_seg_gradients("lstm");
+    test_seg_gradients("gru");
+    test_seg_threads();
     CHECK_DONE();
 }

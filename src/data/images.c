@@ -2,6 +2,7 @@
  * and the lifetime helpers of loom_images. Layouts and conversion rules are
  * described in docs/data.md. */
 #include "common.h"
+#include "scenes.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -227,6 +228,16 @@ loom_status loom_images_load(loom_images *out, const char *spec, const char *spl
 
     const char *dir = spec;
     struct stat sb;
+    if (strcmp(spec, "fashion-mnist-scenes") == 0) { /* generated from Fashion-MNIST (scenes.h) */
+        loom_images items;
+        loom_status st = loom_images_load(&items, "fashion-mnist", split, err);
+        if (st) return st;
+        const bool train = strcmp(split, "train") == 0;
+        st = loom_scenes_make(out, NULL, NULL, &items, train ? LOOM_SCENES_TRAIN : LOOM_SCENES_TEST,
+                              train ? 1 : 2, err);
+        loom_images_free(&items);
+        return st;
+    }
     if (strcmp(spec, "fashion-mnist") == 0) {
         dir = FASHION_MNIST_DIR;
         if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))

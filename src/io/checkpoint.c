@@ -214,7 +214,7 @@ static const char *const *model_keys(const char *model) {
                                       "variational", NULL};
     static const char *const renet[] = {"name", "height", "width", "channels", "layers", "hidden",
                                         "classes", "cell", "patch", NULL};
-    if (strcmp(model, "renet") == 0) return renet;
+    if (strcmp(model, "renet") == 0 || strcmp(model, "reseg") == 0) return renet;
     if (strcmp(model, "grupixel") == 0) return grupixel;
     if (strcmp(model, "draw") == 0) return draw;
     if (strcmp(model, "rae") == 0) return rae;

@@ -16,10 +16,11 @@ extern const loom_model_ops loom_grupixel_ops;
 extern const loom_model_ops loom_draw_ops;
 extern const loom_model_ops loom_rae_ops;
 extern const loom_model_ops loom_renet_ops;
+extern const loom_model_ops loom_reseg_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
                                                    &loom_grupixel_ops, &loom_draw_ops,
-                                                   &loom_rae_ops, &loom_renet_ops};
+                                                   &loom_rae_ops, &loom_renet_ops, &loom_reseg_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)

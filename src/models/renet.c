@@ -15,6 +15,7 @@
 #include "../nn/nn.h"
 #include "../nn/sweep.h"
 #include "model.h"
+#include "../data/scenes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,7 +35,10 @@ static loom_cell cell_of(const loom_config *c) {
     return k;
 }
 
-static size_t grid_i(const loom_config *c) { return (c->height + c->patch - 1) / c->patch; }
+/* reseg: an example is the scene (H/2 rows) above its label map (H/2 rows) */
+static int is_seg(const loom_config *c) { return strcmp(c->model, "reseg") == 0; }
+static size_t in_height(const loom_config *c) { return is_seg(c) ? c->height / 2 : c->height; }
+static size_t grid_i(const loom_config *c) { return (in_height(c) + c->patch - 1) / c->patch; }
 static size_t grid_j(const loom_config *c) { return (c->width + c->patch - 1) / c->patch; }
 static size_t patch_feats(const loom_config *c) { return c->patch * c->patch * loom_channels(c); }
 static size_t feat_dim(const loom_config *c) { return 2 * c->hidden; } /* D */
@@ -46,6 +50,13 @@ static loom_status rn_check(const loom_config *c, loom_error *err) {
     if (loom_check_range("--layers", c->layers, 16, err)) return LOOM_EINVAL;
     if (loom_check_range("--hidden", c->hidden, 1024, err)) return LOOM_EINVAL;
     if (loom_check_range("--patch", c->patch, 16, err)) return LOOM_EINVAL;
+    if (is_seg(c)) {
+        if (loom_channels(c) != 1 || c->height != 2 * c->width || c->nclasses)
+            return loom_fail(err, LOOM_EINVAL, "reseg reads gray examples of a scene above its label map "
+                             "(fashion-mnist-scenes: 128x64), not %zux%zux%zu with %d classes", c->height,
+                             c->width, loom_channels(c), c->nclasses);
+        return LOOM_OK;
+    }
     if (c->nclasses < 2)
         return loom_fail(err, LOOM_EINVAL, "%s is a classifier: it needs labelled data of at least 2 "
                          "classes (IDX label files or class sub-directories), not %d", c->model, c->nclasses);
@@ -71,6 +82,11 @@ static size_t rn_layout(const loom_config *c, loom_param *out) {
             snprintf(fmt, sizeof fmt, "sweep.%%zu.%s.bias_hh", sweep[s]);
             n = loom_param_add(out, n, 0.0f, G, 0, fmt, l);
         }
+    if (is_seg(c)) { /* every position predicts its patch's pixels */
+        n = loom_param_add_named(out, n, D, c->patch * c->patch * LOOM_SCENE_CLASSES, "seg.weight");
+        n = loom_param_add_named(out, n, c->patch * c->patch * LOOM_SCENE_CLASSES, 0, "seg.bias");
+        return n;
+    }
     n = loom_param_add_named(out, n, D, D, "fc.weight");
     n = loom_param_add_named(out, n, D, 0, "fc.bias");
     n = loom_param_add_named(out, n, D, K, "head.weight");
@@ -124,6 +140,11 @@ typedef struct {
     float *logits;  /* (n, K) */
     float *dhid, *dpool; /* (n, D) */
     double *nll;    /* (n) */
+    /* reseg */
+    float *seglog;  /* (N, p*p*K) per position, its patch's pixels' logits */
+    float *pixlog;  /* (n*Hs*W, K) per pixel, image-major */
+    int32_t *pixlab; /* (n*Hs*W) the label map */
+    double *pixnll; /* (n*Hs*W) */
 } train_ws;
 
 static loom_seq_dims row_dims(const loom_config *c, size_t n, size_t in) {
@@ -163,6 +184,12 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     TAKE(dhid, float, n * D);
     TAKE(dpool, float, n * D);
     TAKE(nll, double, n);
+    const size_t PK = is_seg(c) ? c->patch * c->patch * LOOM_SCENE_CLASSES : 1;
+    const size_t NP = is_seg(c) ? n * in_height(c) * c->width : 1;
+    TAKE(seglog, float, is_seg(c) ? N * PK : 1);
+    TAKE(pixlog, float, NP * (is_seg(c) ? LOOM_SCENE_CLASSES : 1));
+    TAKE(pixlab, int32_t, NP);
+    TAKE(pixnll, double, NP);
 #undef TAKE
     return off;
 }
@@ -172,7 +199,7 @@ static size_t rn_train_ws_bytes(const loom_config *c, size_t n) { return carve_t
 /* x0 (J, n, I, F0): patch (i, j) of image b, feature (ch * p + di) * p + dj
  * = pixel (i p + di, j p + dj) of channel ch / 255, 0 outside the image */
 static void patches(float *x0, const loom_config *c, const uint8_t *imgs, size_t n) {
-    const size_t H = c->height, Wd = c->width, C = loom_channels(c), p = c->patch;
+    const size_t H = c->height, Hs = in_height(c), Wd = c->width, C = loom_channels(c), p = c->patch;
     const size_t I = grid_i(c), J = grid_j(c), F0 = patch_feats(c);
     for (size_t j = 0; j < J; j++)
         for (size_t b = 0; b < n; b++)
@@ -183,16 +210,15 @@ static void patches(float *x0, const loom_config *c, const uint8_t *imgs, size_t
                         for (size_t dj = 0; dj < p; dj++) {
                             const size_t y = i * p + di, x = j * p + dj;
                             f[(ch * p + di) * p + dj] =
-                                y < H && x < Wd ? imgs[((b * C + ch) * H + y) * Wd + x] / 255.0f : 0.0f;
+                                y < Hs && x < Wd ? imgs[((b * C + ch) * H + y) * Wd + x] / 255.0f : 0.0f;
                         }
             }
 }
 
-/* the sweeps, the pooling and the head: ws.hid, ws.logits */
-static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
+/* the sweeps: the top grid ws.yc + (L - 1) N D, column layout */
+static void trunk_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
     const loom_config *c = &m->cfg;
     const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
-    const size_t K = (size_t)c->nclasses;
     const loom_cell cell = cell_of(c);
     const size_t cache = loom_bisweep_cache_floats(cell, row_dims(c, n, max_in(c)));
     patches(ws->x0, c, imgs, n);
@@ -205,6 +231,14 @@ static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size
         loom_bisweep_forward(yc, ws->cc + l * cache, xc, sweep_params(m, l, S_COL_F), cell, col_dims(c, n));
         if (l + 1 < L) loom_grid_transpose(ws->xrow + (l + 1) * N * D, yc, I, n, J, D, 0);
     }
+}
+
+/* the sweeps, the pooling and the head: ws.hid, ws.logits */
+static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const size_t K = (size_t)c->nclasses;
+    trunk_forward(m, ws, imgs, n);
     /* pool[b] = mean over (i, j) of the top grid (I, n, J, D) */
     const float *top = ws->yc + (L - 1) * N * D;
     const float inv = 1.0f / (float)(I * J);
@@ -223,13 +257,35 @@ static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size
     loom_linear_forward(ws->logits, ws->hid, W(m, p_head(c, H_OUT_W)), W(m, p_head(c, H_OUT_B)), n, D, K);
 }
 
+/* the sweeps' backward: ws->dA holds d loss / d top grid (column layout) */
+static void trunk_backward(const loom_model *m, train_ws *ws, float *grad, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const loom_cell cell = cell_of(c);
+    const size_t cache = loom_bisweep_cache_floats(cell, row_dims(c, n, max_in(c)));
+    for (size_t l = L; l-- > 0;) {
+        /* dA: d loss / d yc_l, column layout */
+        memset(ws->dB, 0, N * D * sizeof *ws->dB);
+        loom_bisweep_backward(ws->dB, sweep_grads(m, grad, l, S_COL_F), ws->scratch, ws->dA,
+                              ws->xc + l * N * D, sweep_params(m, l, S_COL_F), ws->cc + l * cache, cell,
+                              col_dims(c, n));
+        /* xc = yr in column layout */
+        loom_grid_transpose(ws->dA, ws->dB, I, n, J, D, 0);
+        if (l) memset(ws->dB, 0, N * D * sizeof *ws->dB);
+        loom_bisweep_backward(l ? ws->dB : NULL, sweep_grads(m, grad, l, S_ROW_F), ws->scratch, ws->dA,
+                              l ? ws->xrow + l * N * D : ws->x0, sweep_params(m, l, S_ROW_F),
+                              ws->cr + l * cache, cell, row_dims(c, n, l ? D : patch_feats(c)));
+        /* xrow_l = yc_{l-1} in row layout */
+        if (l) loom_grid_transpose(ws->dA, ws->dB, J, n, I, D, 0);
+    }
+}
+
+
 static void rn_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
                      const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
     const loom_config *c = &m->cfg;
-    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const size_t D = feat_dim(c), I = grid_i(c), J = grid_j(c);
     const size_t K = (size_t)c->nclasses;
-    const loom_cell cell = cell_of(c);
-    const size_t cache = loom_bisweep_cache_floats(cell, row_dims(c, n, max_in(c)));
     train_ws ws;
     carve_train(&ws, wsp, c, n);
     forward(m, &ws, imgs, n);
@@ -258,21 +314,7 @@ static void rn_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
                 float *d = ws.dA + ((i * n + b) * J + j) * D;
                 for (size_t k = 0; k < D; k++) d[k] = inv * ws.dpool[b * D + k];
             }
-    for (size_t l = L; l-- > 0;) {
-        /* dA: d loss / d yc_l, column layout */
-        memset(ws.dB, 0, N * D * sizeof *ws.dB);
-        loom_bisweep_backward(ws.dB, sweep_grads(m, grad, l, S_COL_F), ws.scratch, ws.dA,
-                              ws.xc + l * N * D, sweep_params(m, l, S_COL_F), ws.cc + l * cache, cell,
-                              col_dims(c, n));
-        /* xc = yr in column layout */
-        loom_grid_transpose(ws.dA, ws.dB, I, n, J, D, 0);
-        if (l) memset(ws.dB, 0, N * D * sizeof *ws.dB);
-        loom_bisweep_backward(l ? ws.dB : NULL, sweep_grads(m, grad, l, S_ROW_F), ws.scratch, ws.dA,
-                              l ? ws.xrow + l * N * D : ws.x0, sweep_params(m, l, S_ROW_F),
-                              ws.cr + l * cache, cell, row_dims(c, n, l ? D : patch_feats(c)));
-        /* xrow_l = yc_{l-1} in row layout */
-        if (l) loom_grid_transpose(ws.dA, ws.dB, J, n, I, D, 0);
-    }
+    trunk_backward(m, &ws, grad, n);
 }
 
 static size_t rn_predict_floats(const loom_config *c) { return (size_t)c->nclasses; }
@@ -285,6 +327,89 @@ static void rn_predict(const loom_model *m, void *wsp, float *logits, float *fea
     forward(m, &ws, imgs, n);
     if (logits) memcpy(logits, ws.logits, n * (size_t)m->cfg.nclasses * sizeof *logits);
     if (feats) memcpy(feats, ws.hid, n * feat_dim(&m->cfg) * sizeof *feats);
+}
+
+/* ------------------------------------------------------------ reseg */
+
+/* ws.pixlog (n, Hs, W, K): the per-pixel logits of the top grid, and
+ * ws.pixlab the label maps (the lower half of each example; a value outside
+ * 0 .. K-1, which the scene loader never writes, counts as background) */
+static void seg_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const size_t p = c->patch, K = LOOM_SCENE_CLASSES, PK = p * p * K, Hs = in_height(c), Wd = c->width;
+    trunk_forward(m, ws, imgs, n);
+    const float *top = ws->yc + (L - 1) * N * D;
+    /* seglog = top @ seg.weight + seg.bias, one row per position (i, b, j) */
+    loom_linear_forward(ws->seglog, top, W(m, p_head(c, 0)), W(m, p_head(c, 1)), N, D, PK);
+    for (size_t b = 0; b < n; b++)
+        for (size_t y = 0; y < Hs; y++)
+            for (size_t x = 0; x < Wd; x++) {
+                const size_t q = (b * Hs + y) * Wd + x;
+                const float *src = ws->seglog + (((y / p) * n + b) * J + x / p) * PK + ((y % p) * p + x % p) * K;
+                memcpy(ws->pixlog + q * K, src, K * sizeof *src);
+                const uint8_t v = imgs[(b * c->height + Hs + y) * Wd + x];
+                ws->pixlab[q] = v < K ? v : 0;
+            }
+    (void)I;
+}
+
+static void seg_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
+                      const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
+    (void)labels;
+    const loom_config *c = &m->cfg;
+    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const size_t p = c->patch, K = LOOM_SCENE_CLASSES, PK = p * p * K, Hs = in_height(c), Wd = c->width;
+    const size_t P = Hs * Wd; /* pixels of a scene */
+    train_ws ws;
+    carve_train(&ws, wsp, c, n);
+    seg_forward(m, &ws, imgs, n);
+    loom_class_xent(grad ? ws.pixlog : NULL, ws.pixnll, ws.pixlog, ws.pixlab, n * P, K, scale);
+    for (size_t b = 0; b < n; b++) {
+        double sum = 0.0;
+        for (size_t q = 0; q < P; q++) sum += ws.pixnll[b * P + q];
+        nll_img[b] = sum;
+    }
+    if (!grad) return;
+    /* pixlog is a copy of seglog's entries: scatter back (padding pixels get none) */
+    memset(ws.seglog, 0, N * PK * sizeof *ws.seglog);
+    for (size_t b = 0; b < n; b++)
+        for (size_t y = 0; y < Hs; y++)
+            for (size_t x = 0; x < Wd; x++) {
+                float *dst = ws.seglog + (((y / p) * n + b) * J + x / p) * PK + ((y % p) * p + x % p) * K;
+                memcpy(dst, ws.pixlog + ((b * Hs + y) * Wd + x) * K, K * sizeof *dst);
+            }
+    /* seglog = top @ seg.weight + seg.bias */
+    memset(ws.dA, 0, N * D * sizeof *ws.dA);
+    loom_linear_backward(ws.dA, grad + m->params[p_head(c, 0)].offset, grad + m->params[p_head(c, 1)].offset,
+                         ws.seglog, ws.yc + (L - 1) * N * D, W(m, p_head(c, 0)), N, D, PK);
+    trunk_backward(m, &ws, grad, n);
+    (void)I;
+}
+
+static size_t seg_predict_floats(const loom_config *c) { return in_height(c) * c->width * LOOM_SCENE_CLASSES; }
+static size_t seg_feat_dim(const loom_config *c) {
+    (void)c;
+    return 0;
+}
+
+static void seg_predict(const loom_model *m, void *wsp, float *logits, float *feats,
+                        const uint8_t *imgs, size_t n) {
+    (void)feats;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    seg_forward(m, &ws, imgs, n);
+    if (logits) memcpy(logits, ws.pixlog, n * seg_predict_floats(&m->cfg) * sizeof *logits);
+}
+
+static const char *seg_nll_kind(const loom_config *c) {
+    (void)c;
+    return "per-pixel class cross-entropy -log p(label map | scene) (a segmenter: no likelihood of the image)";
+}
+
+static const char *seg_cannot_sample(const loom_config *c) {
+    (void)c;
+    return "reseg is a segmenter; it does not generate images";
 }
 
 static const char *rn_nll_kind(const loom_config *c) {
@@ -317,4 +442,20 @@ const loom_model_ops loom_renet_ops = {
     .predict_floats = rn_predict_floats,
     .feat_dim = rn_feat_dim,
     .predict = rn_predict,
+};
+
+const loom_model_ops loom_reseg_ops = {
+    .name = "reseg",
+    .check = rn_check,
+    .layout = rn_layout,
+    .init_extra = rn_init_extra,
+    .train_ws_bytes = rn_train_ws_bytes,
+    .micro_shard = 8,
+    .shard = seg_shard,
+    .sample_ws_bytes = rn_sample_ws_bytes,
+    .nll_kind = seg_nll_kind,
+    .cannot_sample = seg_cannot_sample,
+    .predict_floats = seg_predict_floats,
+    .feat_dim = seg_feat_dim,
+    .predict = seg_predict,
 };
