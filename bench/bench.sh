@@ -83,4 +83,7 @@ pair "grupixel gru 1x256 batch 64" "--model grupixel --cell gru --layers 1 --hid
 # PyTorch's 2 threads collapse to ~10 images/s on a loaded machine (docs/draw.md)
 pair "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64 --steps 10" \
     "$PY bench/draw_torch.py bench --threads 2 --batch 64 --hidden 256 --zdim 100 --steps-draw 16 --steps 10"
+# the recurrent classifier (docs/renet.md): 2 layers of 64 per direction, 2x2 patches, LSTM
+pair "renet lstm 2x64 patch 2 batch 64" "--model renet --layers 2 --hidden 64 --patch 2 --batch 64 --steps 10" \
+    "$PY bench/renet_torch.py bench --threads 2 --batch 64 --layers 2 --hidden 64 --patch 2 --steps 10"
 echo "raw results: $OUT"

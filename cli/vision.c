@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "data/scenes.h"
+#include "eval/score.h"
 #include "losses/losses.h"
 #include "nn/seq.h"
 #include "train/trainer.h"
@@ -166,9 +167,9 @@ void cli_segment_eval(loom_model *m, const loom_images *set, size_t n, size_t ba
     const size_t K = LOOM_SCENE_CLASSES, Hs = m->cfg.height / 2, W = m->cfg.width, P = Hs * W;
     const size_t chunk = 64;
     float *logits = malloc(chunk * P * K * sizeof *logits);
-    double inter[LOOM_SCENE_CLASSES] = {0}, uni[LOOM_SCENE_CLASSES] = {0}, right = 0;
+    uint8_t *pr = malloc((n ? n : 1) * P), *truth = malloc((n ? n : 1) * P);
     loom_error err;
-    if (!logits) cli_die(1, "out of memory");
+    if (!logits || !pr || !truth) cli_die(1, "out of memory");
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const size_t nb = LOOM_MIN(chunk, n - c0);
         const uint8_t *ex = set->pixels + c0 * 2 * P;
@@ -179,18 +180,12 @@ void cli_segment_eval(loom_model *m, const loom_images *set, size_t n, size_t ba
                 const float *z = logits + (b * P + q) * K;
                 size_t best = 0;
                 for (size_t k = 1; k < K; k++) best = z[k] > z[best] ? k : best;
-                const size_t t = ex[b * 2 * P + P + q] < K ? ex[b * 2 * P + P + q] : 0;
-                if (pred) pred[(c0 + b) * P + q] = (uint8_t)best;
-                right += best == t;
-                if (best == t) inter[t] += 1, uni[t] += 1;
-                else uni[t] += 1, uni[best] += 1;
+                const uint8_t t = ex[b * 2 * P + P + q];
+                pr[(c0 + b) * P + q] = (uint8_t)best;
+                truth[(c0 + b) * P + q] = t < K ? t : 0; /* as the model reads it */
             }
     }
-    double s = 0;
-    size_t present = 0;
-    for (size_t k = 0; k < K; k++)
-        if (uni[k] > 0) s += inter[k] / uni[k], present++;
-    *pixel_acc = right / (double)(n * P);
-    *miou = present ? s / (double)present : 0.0;
-    free(logits);
+    loom_seg_scores(pixel_acc, miou, pr, truth, n * P, K);
+    if (pred) memcpy(pred, pr, n * P);
+    free(logits), free(pr), free(truth);
 }

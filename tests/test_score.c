@@ -127,6 +127,15 @@ static void test_auc(void) {
     CHECK("auc: reversed roles give 0", auc == 0.0, "%.6f", auc);
 }
 
+static void test_seg_scores(void) {
+    /* truth 0 0 1 1 2 2, pred 0 1 1 1 2 0: right 4 of 6; IoU 0: 1/3, 1: 2/3, 2: 1/2 */
+    const uint8_t truth[6] = {0, 0, 1, 1, 2, 2}, pred[6] = {0, 1, 1, 1, 2, 0};
+    double acc, miou;
+    loom_seg_scores(&acc, &miou, pred, truth, 6, 11);
+    CHECK("segmentation: pixel accuracy and mean IoU over the classes present",
+          fabs(acc - 4.0 / 6) < 1e-12 && fabs(miou - (1.0 / 3 + 2.0 / 3 + 0.5) / 3) < 1e-12, "%.6f %.6f", acc, miou);
+}
+
 /* ---------------------------------------------------------------- calibration */
 
 static void noise_images(loom_images *dst, const loom_images *src, double sd, uint64_t seed) {
@@ -268,6 +277,7 @@ int main(void) {
     test_fid();
     test_is();
     test_auc();
+    test_seg_scores();
     test_calibration();
     CHECK_DONE();
 }

@@ -33,6 +33,13 @@ double loom_inception_score(const float *logits, size_t n, size_t K);
 void loom_auc(double *auc, double *lo, double *hi, const double *pos, size_t np, const double *neg,
               size_t nn);
 
+/* Segmentation scores of label maps pred and truth (n values in 0 .. K-1,
+ * K <= 256): the pixel accuracy, and the mean IoU over the classes present
+ * in either, IoU_k = |pred = k and truth = k| / |pred = k or truth = k|
+ * (0 when n == 0). */
+void loom_seg_scores(double *pixel_acc, double *miou, const uint8_t *pred, const uint8_t *truth,
+                     size_t n, size_t K);
+
 typedef struct loom_detect_opts {
     size_t steps, batch;          /* Adam steps on the training halves (300, 32) */
     size_t layers, hidden, patch; /* the detector renet (1, 16, 4) */
