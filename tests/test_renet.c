@@ -132,7 +132,7 @@ static void test_reference(const loom_st_file *f, const char *cell) {
                            test_meta_size(f, "width"), test_meta_size(f, "patch"));
     cfg.layers = test_meta_size(f, "layers"), cfg.hidden = test_meta_size(f, "hidden");
     cfg.nclasses = (int)test_meta_size(f, "classes");
-    const size_t B = test_meta_size(f, "batch"), HW = cfg.height * cfg.width, K = (size_t)cfg.nclasses;
+    const size_t B = test_meta_size(f, "batch"), K = (size_t)cfg.nclasses;
     loom_model *m;
     loom_error err;
     char name[160], tn[96];
@@ -184,7 +184,6 @@ static void test_reference(const loom_st_file *f, const char *cell) {
     snprintf(key_prefix, sizeof key_prefix, "%s.", cell);
     snprintf(name_prefix, sizeof name_prefix, "renet %s: ", cell);
     test_ref_grads(f, m, key_prefix, name_prefix, 1e-5);
-    (void)HW;
     free(lg), free(lref), free(ft), free(fref);
     loom_model_free(m);
 }

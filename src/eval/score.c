@@ -210,6 +210,24 @@ done:
     free(all), free(rz), free(rp), free(rn), free(tmp);
 }
 
+/* ------------------------------------------------------------ segmentation */
+
+void loom_seg_scores(double *pixel_acc, double *miou, const uint8_t *pred, const uint8_t *truth,
+                     size_t n, size_t K) {
+    double inter[256] = {0}, uni[256] = {0}, right = 0.0, s = 0.0;
+    size_t present = 0;
+    K = LOOM_MIN(K, (size_t)256);
+    for (size_t q = 0; q < n; q++) {
+        const size_t p = pred[q], t = truth[q];
+        if (p == t) right += 1, inter[t] += 1, uni[t] += 1;
+        else uni[t] += 1, uni[p] += 1;
+    }
+    for (size_t k = 0; k < K; k++)
+        if (uni[k] > 0) s += inter[k] / uni[k], present++;
+    *pixel_acc = n ? right / (double)n : 0.0;
+    *miou = present ? s / (double)present : 0.0;
+}
+
 /* ------------------------------------------------------------ detect */
 
 /* perm (n) = a seeded permutation of 0 .. n-1 (Fisher-Yates) */

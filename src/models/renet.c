@@ -336,7 +336,7 @@ static void rn_predict(const loom_model *m, void *wsp, float *logits, float *fea
  * 0 .. K-1, which the scene loader never writes, counts as background) */
 static void seg_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
     const loom_config *c = &m->cfg;
-    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const size_t L = c->layers, D = feat_dim(c), J = grid_j(c), N = grid_i(c) * J * n;
     const size_t p = c->patch, K = LOOM_SCENE_CLASSES, PK = p * p * K, Hs = in_height(c), Wd = c->width;
     trunk_forward(m, ws, imgs, n);
     const float *top = ws->yc + (L - 1) * N * D;
@@ -351,14 +351,13 @@ static void seg_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, 
                 const uint8_t v = imgs[(b * c->height + Hs + y) * Wd + x];
                 ws->pixlab[q] = v < K ? v : 0;
             }
-    (void)I;
 }
 
 static void seg_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
                       const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
     (void)labels;
     const loom_config *c = &m->cfg;
-    const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
+    const size_t L = c->layers, D = feat_dim(c), J = grid_j(c), N = grid_i(c) * J * n;
     const size_t p = c->patch, K = LOOM_SCENE_CLASSES, PK = p * p * K, Hs = in_height(c), Wd = c->width;
     const size_t P = Hs * Wd; /* pixels of a scene */
     train_ws ws;
@@ -384,7 +383,6 @@ static void seg_shard(const loom_model *m, void *wsp, float *grad, double *nll_i
     loom_linear_backward(ws.dA, grad + m->params[p_head(c, 0)].offset, grad + m->params[p_head(c, 1)].offset,
                          ws.seglog, ws.yc + (L - 1) * N * D, W(m, p_head(c, 0)), N, D, PK);
     trunk_backward(m, &ws, grad, n);
-    (void)I;
 }
 
 static size_t seg_predict_floats(const loom_config *c) { return in_height(c) * c->width * LOOM_SCENE_CLASSES; }
