@@ -385,6 +385,16 @@ static void test_scenes(void) {
     CHECK("scenes: each pixel labelled with the class of the item on top (background 0), its value that item's",
           bad == 0 && labelled > 0 && background > 0, "%zu wrong pixels (%zu labelled, %zu background)", bad, labelled,
           background);
+    loom_images badsrc = src;
+    badsrc.h = 14;
+    st = loom_scenes_make(&again, NULL, NULL, &badsrc, n, 5, &err);
+    CHECK("scenes: items that are not 28x28 refused", st == LOOM_EINVAL && strstr(err.msg, "28x28"), "%s",
+          st ? err.msg : "accepted");
+    badsrc = src;
+    badsrc.labels = NULL;
+    st = loom_scenes_make(&again, NULL, NULL, &badsrc, n, 5, &err);
+    CHECK("scenes: unlabelled items refused", st == LOOM_EINVAL && strstr(err.msg, "labelled"), "%s",
+          st ? err.msg : "accepted");
     loom_scenes_make(&again, NULL, NULL, &src, n, 5, &err);
     CHECK("scenes: the same seed, the same scenes", memcmp(again.pixels, sc.pixels, n * 2 * S * S) == 0, "differ");
     loom_images_free(&again);
