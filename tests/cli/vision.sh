@@ -46,6 +46,8 @@ awk -v l="$lo" -v h="$hi" -v a="$a" 'BEGIN {exit !(l <= a && a <= h && l >= 0 &&
     pass "detect: auc_low <= auc <= auc_high in [0, 1]" || fail "detect: auc_low <= auc <= auc_high in [0, 1]" "$lo $a $hi"
 $LOOM detect "$D:train" "$D:test" --n 120 --steps 30 --json >"$T/det2.json" 2>/dev/null
 same "detect: the same seed gives the same result" "$T/det.json" "$T/det2.json"
+$LOOM detect "$D:train" "$D:test" --n 120 --steps 30 --threads 2 --json >"$T/det3.json" 2>/dev/null
+same "detect: 2 threads give the 1-thread result" "$T/det.json" "$T/det3.json"
 ok "detect: text output" $LOOM detect "$D:train" "$D:test" --n 40 --steps 5
 grep -q "ROC AUC" "$T/out" && pass "detect: text names the ROC AUC" || fail "detect: text names the ROC AUC" "$(cat "$T/out")"
 
