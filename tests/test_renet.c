@@ -158,7 +158,8 @@ static void test_reference(const loom_st_file *f, const char *cell) {
         return;
     }
     const uint8_t *imgs = ti->data;
-    const int32_t *labels = tl->data;
+    int32_t labels[16] = {0}; /* the file's int32 data need not be 4-byte aligned */
+    memcpy(labels, tl->data, LOOM_MIN(B, (size_t)16) * sizeof *labels);
     const size_t D = 2 * cfg.hidden;
     float *lg = malloc(B * K * sizeof *lg), *lref = malloc(B * K * sizeof *lref), loss_ref = 0;
     float *ft = malloc(B * D * sizeof *ft), *fref = malloc(B * D * sizeof *fref);
