@@ -80,10 +80,17 @@ int cmd_score(int argc, char **argv) {
         loom_model *cl = cli_load_model(classifier, (int)threads, NULL, NULL);
         const size_t D = loom_model_feat_dim(cl), K = loom_model_predict_floats(cl);
         const bool fits = cl->cfg.height == x.h && cl->cfg.width == x.w && loom_channels(&cl->cfg) == (x.c ? x.c : 1);
-        if (!D) cli_die(2, "--classifier %s: model %s is not a classifier", classifier, cl->ops->name);
-        if (!fits && given)
-            cli_die(2, "--classifier %s reads %zux%zux%zu images but %s has %zux%zux%zu", classifier, cl->cfg.height,
-                    cl->cfg.width, loom_channels(&cl->cfg), pos[0], x.h, x.w, x.c ? x.c : 1);
+        if (!D || (!fits && given)) { /* one line, exit 2, nothing left allocated */
+            char msg[1024];
+            if (!D) snprintf(msg, sizeof msg, "--classifier %s: model %s is not a classifier", classifier, cl->ops->name);
+            else
+                snprintf(msg, sizeof msg, "--classifier %s reads %zux%zux%zu images but %s has %zux%zux%zu", classifier,
+                         cl->cfg.height, cl->cfg.width, loom_channels(&cl->cfg), pos[0], x.h, x.w, x.c ? x.c : 1);
+            loom_model_free(cl), loom_model_free(m);
+            loom_images_free(&x), loom_images_free(&ref);
+            loom_train_opts_free(&o);
+            cli_die(2, "%s", msg);
+        }
         if (!fits) {
             snprintf(fid_note, sizeof fid_note, "the shipped classifier reads 28x28 gray Fashion-MNIST images; "
                      "train a renet on this data and give it as --classifier for fid and is");
