@@ -185,6 +185,8 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libloom.so
 	install -m 644 include/loom.h $(DESTDIR)$(INCDIR)/loom.h
 	install -m 644 include/loom/*.h $(DESTDIR)$(INCDIR)/loom/
+	install -d $(DESTDIR)$(PREFIX)/share/loom
+	install -m 644 models/fmnist_renet.safetensors $(DESTDIR)$(PREFIX)/share/loom/
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	  'Name: loom' 'Description: recurrent image generators on CPUs' 'Version: $(VERSION)' \
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lloom' \

@@ -86,4 +86,7 @@ pair "draw h256 z100 T16 batch 64" "--model draw --hidden 256 --zdim 100 --steps
 # convlstm: "images" are sequences of 10 + 10 frames of 64x64 (docs/convlstm.md)
 pair "convlstm 2x64 k5 p4 10+10 batch 16" "--model convlstm --layers 2 --hidden 64 --height 64 --width 64 --batch 16 --steps 3" \
     "$PY bench/convlstm_torch.py bench --threads 2 --batch 16 --steps 3"
+# the recurrent classifier (docs/renet.md): 2 layers of 64 per direction, 2x2 patches, LSTM
+pair "renet lstm 2x64 patch 2 batch 64" "--model renet --layers 2 --hidden 64 --patch 2 --batch 64 --steps 10" \
+    "$PY bench/renet_torch.py bench --threads 2 --batch 64 --layers 2 --hidden 64 --patch 2 --steps 10"
 echo "raw results: $OUT"

@@ -108,6 +108,34 @@ const char *cli_nll_kind(const loom_model *m, size_t iw);
 /* loom report: RUN_DIR/report.html (out == NULL) or out, from the run's
  * metrics.csv, checkpoint and sample grids (cli/cmd_report.c) */
 loom_status cli_report_write(const char *dir, const char *out, loom_error *err);
+/* renet's flags into cfg: --cell (lstm), --patch (2), and 2 layers of
+ * hidden 64 unless given; --patch with another model exits 2. */
+void cli_renet_config(loom_config *cfg, const char *cell, size_t patch, bool layers_given,
+                      bool hidden_given);
+/* A set of images for the vision commands (detect, score): "DATA:SPLIT"
+ * (a data spec with split train or test, e.g. fashion-mnist:test), a run
+ * directory (n samples of its model, seed), or a data spec alone (its
+ * train split); at most n images (0: all of a data set; a run needs n). */
+void cli_image_set(loom_images *out, const char *spec, size_t n, uint64_t seed, int threads,
+                   char *what, size_t cap);
+/* A classifier's accuracy and mean cross-entropy (nats) on the first n
+ * images of set (which has labels); exits on failure. */
+void cli_classify(loom_model *m, const loom_images *set, size_t n, size_t batch, double *acc,
+                  double *xent);
+/* "DATA:SPLIT" -> data (cap bytes) and split ("train" or "test"); without a
+ * ":train" / ":test" suffix the whole spec is the data and split "train" */
+void cli_split_spec(const char *spec, char *data, size_t cap, const char **split);
+/* the shipped Fashion-MNIST classifier of loom score ($LOOM_CLASSIFIER, else
+ * ../models/ or ../share/loom/ beside the executable), or NULL */
+const char *cli_default_classifier(void);
+/* exits 2 naming both sets when their image sizes or channels differ */
+void cli_check_same_shape(const loom_images *a, const char *na, const loom_images *b, const char *nb);
+/* A segmenter (reseg) on the first n examples of set (scene above label
+ * map): pixel accuracy and mean IoU (over the classes present in the truth
+ * or the prediction); pred (n, H/2, W) receives the predicted label maps
+ * when not NULL. Exits on failure. */
+void cli_segment_eval(loom_model *m, const loom_images *set, size_t n, size_t batch, uint8_t *pred,
+                      double *pixel_acc, double *miou);
 double cli_now(void);
 size_t cli_peak_rss_mb(void);
 
@@ -144,5 +172,8 @@ int cmd_reconstruct(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
 
 #endif

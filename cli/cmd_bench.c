@@ -25,17 +25,17 @@ static int cmp_double(const void *a, const void *b) {
 int cmd_bench(int argc, char **argv) {
     const char *model = "rowlstm", *cell = NULL;
     size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
-    size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0;
+    size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0, patch = 0;
     bool json = false;
     cli_draw_flags df = {0};
-    size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 4;
+    size_t frames_in = 10, frames_out = 10, kernel = 5;
     cli_arg args[] = {
         {"frames-in", ARG_SIZE, &frames_in, 1, 100, "convlstm: frames the encoder reads (default 10)", false},
         {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames predicted (default 10)", false},
         {"kernel", ARG_SIZE, &kernel, 1, 15, "convlstm: kernel (default 5)", false},
-        {"patch", ARG_SIZE, &patch, 1, 16, "convlstm: patch (default 4)", false},
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw or rae", false},
-        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae, convlstm, renet or reseg", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn; renet: lstm (default), gru, rnn", false},
+        {"patch", ARG_SIZE, &patch, 1, 16, "convlstm: space-to-depth patch (default 4); renet: patches of P x P pixels (default 2)", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
@@ -56,7 +56,7 @@ int cmd_bench(int argc, char **argv) {
     const char *pos[1];
     int npos;
     const size_t nargs = sizeof args / sizeof args[0];
-    cli_parse("bench", "--model rowlstm|diagbilstm|grupixel|draw|rae [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
+    cli_parse("bench", "--model rowlstm|diagbilstm|grupixel|draw|rae|renet [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, nargs, pos, 0, &npos);
     if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
     if (!nsample) nsample = batch;
@@ -69,7 +69,10 @@ int cmd_bench(int argc, char **argv) {
     df.layers_seen = cli_find(args, nargs, "layers")->seen;
     cli_draw_config(&cfg, &df);
     if (strcmp(model, "convlstm") == 0) /* an example is a sequence of frames_in + frames_out frames */
-        cfg.frames_in = frames_in, cfg.frames_out = frames_out, cfg.kernel = kernel, cfg.patch = patch;
+        cfg.frames_in = frames_in, cfg.frames_out = frames_out, cfg.kernel = kernel, cfg.patch = patch ? patch : 4;
+    cli_renet_config(&cfg, cell, patch, df.layers_seen, df.hidden_seen);
+    const bool labelled = loom_model_find(cfg.model)->labelled; /* a classifier: 10 classes, random labels */
+    if (labelled) cfg.nclasses = 10;
     layers = cfg.layers, hidden = cfg.hidden;
     loom_model *m;
     loom_error err;
@@ -93,12 +96,17 @@ int cmd_bench(int argc, char **argv) {
     double *nll = malloc(batch * sizeof *nll), *t = malloc(LOOM_MAX(steps, 3) * sizeof *t);
     if (!imgs || !am || !av || !nll || !t) cli_die(1, "out of memory");
     for (size_t i = 0; i < LOOM_MAX(batch, nsample) * HW; i++) imgs[i] = (uint8_t)loom_rng_below(&r, 256);
+    int32_t *labels = NULL;
+    if (labelled) {
+        if (!(labels = malloc(batch * sizeof *labels))) cli_die(1, "out of memory");
+        for (size_t i = 0; i < batch; i++) labels[i] = (int32_t)loom_rng_below(&r, 10);
+    }
     loom_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = am, .v = av, .n = m->nfloats};
     double loss, train_cpu = 0.0;
     for (size_t s = 0; s <= steps; s++) { /* step 0 warms up caches and workspaces */
         double t0 = cli_now(), c0 = cpu_now();
         m->noise_seed = s + 1; /* as training does: fresh latent noise per step */
-        st = loom_model_grad(m, &loss, imgs, NULL, batch, &err);
+        st = loom_model_grad(m, &loss, imgs, labels, batch, &err);
         m->noise_seed = 0;
         if (st) cli_die_err(st, &err);
         loom_clip_grad_norm(m->g, m->nfloats, 1.0);
@@ -110,13 +118,14 @@ int cmd_bench(int argc, char **argv) {
     size_t fw_reps = LOOM_MAX(steps / 2, 3);
     for (size_t s = 0; s < fw_reps; s++) {
         double t0 = cli_now();
-        loom_model_nll(m, nll, imgs, NULL, batch, batch, NULL);
+        loom_model_nll(m, nll, imgs, labels, batch, batch, NULL);
         t[s] = cli_now() - t0;
     }
     qsort(t, fw_reps, sizeof *t, cmp_double);
     double fwd_ms = 1e3 * t[fw_reps / 2] / (double)batch;
     double t0 = cli_now(), c0 = cpu_now();
-    const bool can_sample = loom_model_caps(m) & LOOM_CAP_SAMPLE; /* convlstm predicts instead */
+    /* a classifier does not sample, convlstm predicts instead: 0 */
+    const bool can_sample = loom_model_caps(m) & LOOM_CAP_SAMPLE;
     st = can_sample ? loom_model_sample(m, imgs, NULL, nsample, 0, 1.0f, 1, &err) : LOOM_OK;
     if (st) cli_die_err(st, &err);
     double sample_ms = can_sample ? 1e3 * (cli_now() - t0) / (double)nsample : 0.0;
@@ -157,7 +166,7 @@ int cmd_bench(int argc, char **argv) {
                "  peak RSS   %zu MB\n",
                model, height, width, cfg.layers, hidden, batch, threads, loom_blas_core(), train_ips, steps, fwd_ms,
                sample_ms, nsample, sample_ms / fwd_ms, rss);
-    free(imgs), free(am), free(av), free(nll), free(t);
+    free(imgs), free(am), free(av), free(nll), free(t), free(labels);
     loom_model_free(m);
     return 0;
 }

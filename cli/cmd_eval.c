@@ -45,6 +45,41 @@ int cmd_eval(int argc, char **argv) {
     if (m->cfg.nclasses && (!set.labels || set.nclasses > m->cfg.nclasses))
         cli_die(2, "%s: the conditional model needs labels below %d", data ? data : o.data, m->cfg.nclasses);
     loom_error err;
+    double t0 = cli_now(); /* eval time, for the text output */
+    if (m->ops->classify && !m->ops->labelled) { /* a segmenter: pixel accuracy and mean IoU */
+        if (iw) cli_die(2, "--iw: model %s is a segmenter (no latent variables)", m->ops->name);
+        double acc, miou;
+        cli_segment_eval(m, &set, n, batch, NULL, &acc, &miou);
+        if (json)
+            printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"pixel_accuracy\", "
+                   "\"pixel_accuracy\": %.6f, \"mean_iou\": %.6f, \"images\": %zu, \"split\": \"%s\"}\n",
+                   m->cfg.model, ts.step, cli_checkpoint_path(pos[0]), acc, miou, n, split);
+        else
+            printf("%s: pixel accuracy %.4f, mean IoU %.4f over %zu scenes (%.1f s)\n", split, acc, miou, n,
+                   cli_now() - t0);
+        loom_images_free(&set);
+        loom_train_opts_free(&o);
+        loom_model_free(m);
+        return 0;
+    }
+    if (m->ops->labelled) { /* a classifier: accuracy and cross-entropy of the labels */
+        if (iw) cli_die(2, "--iw: model %s is a classifier (no latent variables)", m->ops->name);
+        if (!set.labels) cli_die(2, "%s: model %s is a classifier and the data has no labels", data ? data : o.data,
+                                 m->ops->name);
+        double acc, xent;
+        cli_classify(m, &set, n, batch, &acc, &xent);
+        if (json)
+            printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"accuracy\", "
+                   "\"accuracy\": %.6f, \"error\": %.6f, \"xent_nats\": %.6f, \"images\": %zu, \"split\": \"%s\"}\n",
+                   m->cfg.model, ts.step, cli_checkpoint_path(pos[0]), acc, 1.0 - acc, xent, n, split);
+        else
+            printf("%s: accuracy %.4f (error %.2f%%), cross-entropy %.4f nats/image over %zu images (%.1f s)\n",
+                   split, acc, 100.0 * (1.0 - acc), xent, n, cli_now() - t0);
+        loom_images_free(&set);
+        loom_train_opts_free(&o);
+        loom_model_free(m);
+        return 0;
+    }
     if (iw && !(loom_model_caps(m) & LOOM_CAP_IW_BOUND)) {
         if (!m->ops->iw_nll) /* no latent variables at all: nothing to weight */
             cli_die(2, "--iw: model %s has no latent variables; its eval is %s", m->ops->name,
@@ -53,7 +88,7 @@ int cmd_eval(int argc, char **argv) {
         loom_model_iw_nll(m, NULL, NULL, NULL, 0, iw, 1, &err);
         cli_die(2, "--iw: %s", err.msg);
     }
-    double *nll = malloc(n * sizeof *nll), s = 0.0, t0 = cli_now();
+    double *nll = malloc(n * sizeof *nll), s = 0.0;
     if (!nll) cli_die(1, "out of memory");
     const int32_t *labels = m->cfg.nclasses ? set.labels : NULL;
     /* at a terminal, a progress line: chunks of whole batches, which changes no

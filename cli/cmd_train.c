@@ -219,7 +219,8 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
     char cwd[4096], copy[4096];
     if (strlen(arg) >= sizeof copy) cli_die(2, "--data path too long");
     const char *data = strcpy(copy, arg); /* arg may be dst itself */
-    if (strcmp(data, "fashion-mnist") == 0 || strcmp(data, "moving-fashion-mnist") == 0 || data[0] == '/') {
+    if (strcmp(data, "fashion-mnist") == 0 || strcmp(data, "moving-fashion-mnist") == 0 ||
+        strcmp(data, "fashion-mnist-scenes") == 0 || data[0] == '/') {
         if (strlen(data) >= cap) cli_die(2, "--data path too long");
         memcpy(dst, data, strlen(data) + 1);
         return;
@@ -231,10 +232,10 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
 }
 
 static const char *usage_text =
-    "--model rowlstm|diagbilstm|grupixel|draw|rae|convlstm [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
+    "--model rowlstm|diagbilstm|grupixel|draw|rae|convlstm|renet|reseg [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
-    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P]\n"
+    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P] [renet, reseg: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]\n"
     "       mpirun -np R loom train ...   (or srun: data parallel over R ranks, docs/distributed.md)";
@@ -277,13 +278,13 @@ int cmd_train(int argc, char **argv) {
     double time_limit = 0;
     bool conditional = false, quiet = false, no_report = false, json = false;
     cli_draw_flags df = {0};
-    size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 4;
+    size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
     cli_arg args[] = {
         {"frames-in", ARG_SIZE, &frames_in, 1, 100, "convlstm: frames the encoder reads (default 10)", false},
         {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames the forecaster predicts (default 10)", false},
         {"kernel", ARG_SIZE, &kernel, 1, 15, "convlstm: convolution kernel, odd (default 5)", false},
-        {"patch", ARG_SIZE, &patch, 1, 16, "convlstm: space-to-depth patch size (default 4)", false},
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae or convlstm", false},
+        {"patch", ARG_SIZE, &patch, 1, 16, "convlstm: space-to-depth patch size (default 4); renet, reseg: patches of P x P pixels (default 2; reseg 4)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae, convlstm, renet (a classifier) or reseg (a segmenter)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
@@ -291,12 +292,12 @@ int cmd_train(int argc, char **argv) {
         {"variational", ARG_FLAG, &df.variational, 0, 0, "rae: a Gaussian code with a KL term (a VAE)", false},
         {"layers", ARG_SIZE, &layers, 1, 64, "recurrent layers (default 4; grupixel 1)", false},
         {"hidden", ARG_SIZE, &hidden, 1, 4096, "hidden units h; feature maps are 2h (default 32)", false},
-        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn", false},
+        {"cell", ARG_STR, &cell, 0, 0, "grupixel: gru (default), lstm or rnn; renet: lstm (default), gru or rnn", false},
         {"zdim", ARG_SIZE, &zdim, 1, 4096, "grupixel: noise vector z (32); draw: latent per glimpse (100); rae: code (32)", false},
         {"conditional", ARG_FLAG, &conditional, 0, 0, "class-conditional (labels from the data)", false},
         {"multiscale", ARG_SIZE, &multiscale, 1, 4096,
          "rowlstm, diagbilstm: model the image subsampled to S rows, then the full image given it", false},
-        {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default) or a directory of IDX or PNG files; convlstm: moving-fashion-mnist (default), FILE.npy or a folder of PNG sequences", false},
+        {"data", ARG_STR, &data, 0, 0, "fashion-mnist (default), fashion-mnist-scenes (reseg's default) or a directory of IDX or PNG files; convlstm: moving-fashion-mnist (default), FILE.npy or a folder of PNG sequences", false},
         {"resize", ARG_STR, &resize, 0, 0, "HxW: centre-crop every image to this aspect and resample it (Lanczos-3, pixman); the run remembers it", false},
         {"gray", ARG_FLAG, &o.gray, 0, 0, "convert RGB data to gray (BT.601 luma); the run remembers it", false},
         {"steps", ARG_LONG, &o.steps, 1, 1e12, "total optimiser steps of the run (default 1000)", false},
@@ -363,12 +364,12 @@ int cmd_train(int argc, char **argv) {
         if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
             cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
         const bool video = strcmp(model, "convlstm") == 0;
-        static const char *const vflags[] = {"frames-in", "frames-out", "kernel", "patch"};
-        for (size_t k = 0; k < 4; k++)
+        static const char *const vflags[] = {"frames-in", "frames-out", "kernel"};
+        for (size_t k = 0; k < 3; k++)
             if (!video && cli_find(args, nargs, vflags[k])->seen)
                 cli_die(2, "--%s: only --model convlstm takes it (model %s)", vflags[k], model);
         if (video) {
-            cfg.frames_in = frames_in, cfg.frames_out = frames_out, cfg.kernel = kernel, cfg.patch = patch;
+            cfg.frames_in = frames_in, cfg.frames_out = frames_out, cfg.kernel = kernel, cfg.patch = patch ? patch : 4;
             if (!cli_find(args, nargs, "layers")->seen) cfg.layers = 2;
             if (!cli_find(args, nargs, "hidden")->seen) cfg.hidden = 64;
             if (!cli_find(args, nargs, "data")->seen) data = "moving-fashion-mnist";
@@ -377,6 +378,9 @@ int cmd_train(int argc, char **argv) {
             if (!cli_find(args, nargs, "valid")->seen) o.valid = 256;
             if (conditional) cli_die(2, "--conditional: convlstm is not class-conditional");
         }
+        cli_renet_config(&cfg, cell, patch, df.layers_seen, df.hidden_seen);
+        /* the segmenter's data by default: the scenes */
+        if (strcmp(cfg.model, "reseg") == 0 && !cli_find(args, nargs, "data")->seen) data = "fashion-mnist-scenes";
         absolute_data(o.data, sizeof o.data, data);
         if (resize) {
             char *x = NULL;
@@ -402,6 +406,12 @@ int cmd_train(int argc, char **argv) {
     if (resume) cli_check_data(&all, o.data, &cfg);
     if (!resume) {
         cfg.height = all.h, cfg.width = all.w, cfg.channels = all.c, cfg.multiscale = multiscale;
+        if (loom_model_find(cfg.model)->labelled) { /* a classifier: the labels are its targets */
+            if (conditional) cli_die(2, "--conditional: model %s is a classifier (it reads the labels anyway)", cfg.model);
+            if (!all.labels) cli_die(2, "%s: model %s is a classifier and needs labels (IDX label files or class sub-directories)",
+                                     o.data, cfg.model);
+            cfg.nclasses = all.nclasses;
+        }
         if (conditional) {
             if (!all.labels) cli_die(2, "%s: --conditional needs labels (IDX label files or class sub-directories)", o.data);
             cfg.nclasses = all.nclasses;

@@ -248,6 +248,10 @@ void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, s
 }
 
 void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layers_given) {
+    if (strcmp(cfg->model, "renet") == 0 || strcmp(cfg->model, "reseg") == 0) { /* --cell: cli_renet_config */
+        if (zdim) cli_die(2, "--zdim: only --model grupixel, draw or rae takes it (model %s)", cfg->model);
+        return;
+    }
     const bool gp = strcmp(cfg->model, "grupixel") == 0;
     /* draw and rae take --zdim too: cli_draw_config */
     const bool latent = strcmp(cfg->model, "draw") == 0 || strcmp(cfg->model, "rae") == 0;

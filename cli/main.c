@@ -20,6 +20,9 @@ static const struct {
     {"predict", cmd_predict, "sequence models (convlstm): given frames, then predicted beside the truth (GIF or PNG)"},
     {"report", cmd_report, "one self-contained HTML page of a run: curves, samples, config"},
     {"export", cmd_export, "write a run's inference weights alone (--weights-only) to a file"},
+    {"detect", cmd_detect, "classifier two-sample test of two image sets: ROC AUC with a 95% interval"},
+    {"segment", cmd_segment, "segmenters (reseg): predicted label maps of test scenes beside the scenes, as a PNG"},
+    {"score", cmd_score, "sample quality of a generator: FID, Inception score, detector AUC, NLL"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
     {"version", NULL, "print loom's version (also: loom --version)"},
 };

@@ -3,6 +3,7 @@
  * described in docs/data.md. */
 #include "common.h"
 #include "seqgen.h"
+#include "scenes.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -267,6 +268,16 @@ loom_status loom_images_load_resized(loom_images *out, const char *spec, const c
 
     const char *dir = spec;
     struct stat sb;
+    if (strcmp(spec, "fashion-mnist-scenes") == 0) { /* generated from Fashion-MNIST (scenes.h) */
+        loom_images items;
+        loom_status st = loom_images_load(&items, "fashion-mnist", split, err);
+        if (st) return st;
+        const bool train = strcmp(split, "train") == 0;
+        st = loom_scenes_make(out, NULL, NULL, &items, train ? LOOM_SCENES_TRAIN : LOOM_SCENES_TEST,
+                              train ? 1 : 2, err);
+        loom_images_free(&items);
+        return st;
+    }
     if (strcmp(spec, "fashion-mnist") == 0) {
         dir = FASHION_MNIST_DIR;
         if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))

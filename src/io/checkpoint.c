@@ -59,6 +59,7 @@ static void model_json(cJSON *m, const loom_config *cfg) {
     if (cfg->cell[0]) cJSON_AddStringToObject(m, "cell", cfg->cell);
     if (cfg->zdim) cJSON_AddNumberToObject(m, "zdim", (double)cfg->zdim);
     if (cfg->multiscale) cJSON_AddNumberToObject(m, "multiscale", (double)cfg->multiscale);
+    if (cfg->patch && !cfg->frames_out) cJSON_AddNumberToObject(m, "patch", (double)cfg->patch); /* renet */
     if (cfg->steps_draw) { /* draw */
         cJSON_AddNumberToObject(m, "steps_draw", (double)cfg->steps_draw);
         cJSON_AddNumberToObject(m, "read_n", (double)cfg->read_n);
@@ -224,6 +225,9 @@ static const char *const *model_keys(const char *model) {
                                        "steps_draw", "read_n", "write_n", "attention", NULL};
     static const char *const rae[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
                                       "variational", NULL};
+    static const char *const renet[] = {"name", "height", "width", "channels", "layers", "hidden",
+                                        "classes", "cell", "patch", NULL};
+    if (strcmp(model, "renet") == 0 || strcmp(model, "reseg") == 0) return renet;
     if (strcmp(model, "grupixel") == 0) return grupixel;
     if (strcmp(model, "draw") == 0) return draw;
     static const char *const convlstm[] = {"name", "height", "width", "channels", "layers", "hidden",
@@ -254,6 +258,7 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         for (const char *const *k = model_keys("grupixel"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
         for (const char *const *k = model_keys("rae"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
         for (const char *const *k = model_keys("convlstm"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
+        for (const char *const *k = model_keys("renet"); *k; k++) ok |= it->string && strcmp(it->string, *k) == 0;
         if (ok)
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"%s\" is not a setting of model %s", what,
                              it->string, cfg->model);
@@ -287,6 +292,10 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
     if (cJSON_GetObjectItemCaseSensitive(m, "multiscale")) { /* rowlstm, diagbilstm; absent: 0 */
         if ((st = get_int(m, "multiscale", 1, 4096, &v, what, err))) return st;
         cfg->multiscale = (size_t)v;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m, "patch")) { /* renet (convlstm: below) */
+        if ((st = get_int(m, "patch", 1, 16, &v, what, err))) return st;
+        cfg->patch = (size_t)v;
     }
     if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw")) { /* draw: all four or none */
         if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) return st;

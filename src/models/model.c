@@ -16,10 +16,13 @@ extern const loom_model_ops loom_grupixel_ops;
 extern const loom_model_ops loom_draw_ops;
 extern const loom_model_ops loom_rae_ops;
 extern const loom_model_ops loom_convlstm_ops;
+extern const loom_model_ops loom_renet_ops;
+extern const loom_model_ops loom_reseg_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
                                                    &loom_grupixel_ops, &loom_draw_ops,
-                                                   &loom_rae_ops, &loom_convlstm_ops};
+                                                   &loom_rae_ops, &loom_convlstm_ops,
+                                                   &loom_renet_ops, &loom_reseg_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -380,7 +383,7 @@ static loom_status check_labels(const loom_model *m, const int32_t *labels, size
 /* One per-shard model op over a batch: which op, and its batch-wide arguments
  * (pointers at the batch's first image). */
 typedef enum { JOB_SHARD, JOB_IW_NLL, JOB_RECONSTRUCT, JOB_ENCODE, JOB_DECODE, JOB_FRAMES,
-               JOB_SAMPLE, JOB_SAMPLE_GIVEN, JOB_PREDICT } job_kind;
+               JOB_SAMPLE, JOB_SAMPLE_GIVEN, JOB_PREDICT, JOB_CLASSIFY } job_kind;
 typedef struct {
     job_kind kind;
     const uint8_t *imgs;   /* (n, H, W) input images */
@@ -389,7 +392,9 @@ typedef struct {
     double *nll;           /* (n) shard, iw_nll output */
     uint8_t *out;          /* (n, ...) reconstruct, decode, frames, sample output images */
     uint8_t *frames;       /* (n, nframes, H, W) frames output */
-    float *fout;           /* (n, code_dim) encode output; (n, frames_out, C, H, W) predict output */
+    float *fout;           /* (n, code_dim) encode output; (n, frames_out, C, H, W) predict output;
+                            * (n, class_floats) classify output */
+    float *feats;          /* (n, feat_dim) classify output, or NULL */
     float **grads;         /* shard: micro-shard j's gradient goes to grads[j - j0] */
     size_t j0;             /* shard: the first micro-shard with a gradient buffer */
     float scale;           /* shard */
@@ -436,6 +441,10 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
         break;
     case JOB_PREDICT:
         m->ops->predict(m, ws, j->fout + b0 * loom_nll_dims(&m->cfg), j->imgs + b0 * HW, nb);
+        break;
+    case JOB_CLASSIFY:
+        m->ops->classify(m, ws, j->fout ? j->fout + b0 * loom_model_class_floats(m) : NULL,
+                         j->feats ? j->feats + b0 * loom_model_feat_dim(m) : NULL, j->imgs + b0 * HW, nb);
         break;
     }
 }
@@ -866,6 +875,32 @@ loom_status loom_model_decode(loom_model *m, uint8_t *imgs, const float *codes, 
     if (n == 0) return LOOM_OK;
     const shard_job job = {.kind = JOB_DECODE, .codes = codes, .out = imgs};
     return run_sharded(m, &job, n, m->ops->sample_ws_bytes, err);
+}
+
+size_t loom_model_class_floats(const loom_model *m) {
+    return m->ops->classify && m->ops->class_floats ? m->ops->class_floats(&m->cfg) : 0;
+}
+
+size_t loom_model_feat_dim(const loom_model *m) {
+    return m->ops->classify && m->ops->feat_dim ? m->ops->feat_dim(&m->cfg) : 0;
+}
+
+loom_status loom_model_classify(loom_model *m, float *logits, float *feats, const uint8_t *imgs,
+                                size_t n, size_t chunk, loom_error *err) {
+    if (!loom_model_class_floats(m))
+        return loom_fail(err, LOOM_EINVAL, "model %s makes no predictions (not a classifier)",
+                         m->ops->name);
+    if (chunk == 0) chunk = 1;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width; /* one image */
+    const size_t P = loom_model_class_floats(m), F = loom_model_feat_dim(m);
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        const shard_job job = {.kind = JOB_CLASSIFY, .imgs = imgs + c0 * HW,
+                               .fout = logits ? logits + c0 * P : NULL,
+                               .feats = feats ? feats + c0 * F : NULL};
+        loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
+        if (st) return st;
+    }
+    return LOOM_OK;
 }
 
 size_t loom_model_nframes(const loom_model *m) {

@@ -30,6 +30,7 @@ typedef struct loom_config {
      * model reads frames_in and predicts frames_out (0, 0 for still images);
      * kernel: convolution size (odd), patch: space-to-depth factor */
     size_t frames_in, frames_out, kernel, patch;
+    /* convlstm: space-to-depth factor (above); renet: patches of patch x patch pixels */
 } loom_config;
 
 typedef struct loom_param {
@@ -142,6 +143,17 @@ typedef struct loom_model_ops {
     /* optional: frees what a workspace holds besides its memory (e.g. cached
      * convolution primitives) before model.c frees it; workspaces start zeroed */
     void (*ws_release)(void *ws);
+    /* optional (models that read an image to decide something about it: the
+     * renet classifier): labelled = 1 means the data's labels are the
+     * model's targets (cfg->nclasses comes from the data, shard's nll_img is
+     * -log p(label | image)); classify: logits (n, class_floats(cfg)), the
+     * class logits, and feats (n, feat_dim(cfg)), the features the head reads
+     * (either may be NULL); uses the training workspace */
+    int labelled;
+    size_t (*class_floats)(const loom_config *cfg);
+    size_t (*feat_dim)(const loom_config *cfg);
+    void (*classify)(const loom_model *m, void *ws, float *logits, float *feats,
+                     const uint8_t *imgs, size_t n);
 } loom_model_ops;
 
 struct loom_model {
@@ -324,6 +336,14 @@ loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs,
  * frames[f] = round(255 p). LOOM_EINVAL when the model predicts no frames. */
 loom_status loom_model_predict_frames(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
                                       size_t F, loom_error *err);
+
+/* Classifiers (ops->classify): logits (n, loom_model_class_floats) and
+ * feats (n, loom_model_feat_dim), either may be NULL, for n images, in chunks
+ * of `chunk` across the threads; LOOM_EINVAL when the model does not classify. */
+size_t loom_model_class_floats(const loom_model *m); /* 0: no class logits */
+size_t loom_model_feat_dim(const loom_model *m);
+loom_status loom_model_classify(loom_model *m, float *logits, float *feats, const uint8_t *imgs,
+                                size_t n, size_t chunk, loom_error *err);
 
 /* Sample n images; image k uses an RNG seeded from (seed, k), so a given image
  * does not depend on how the batch is split across threads. */
