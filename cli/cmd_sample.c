@@ -34,7 +34,7 @@ int cmd_sample(int argc, char **argv) {
     size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0;
     double temperature = 1.0;
     uint64_t seed = 1;
-    const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL;
+    const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL, *gemm = NULL, *precision = NULL;
     cli_arg args[] = {
         {"steps-png", ARG_STR, &steps_png, 0, 0, "staged models (draw): also write every stage, one row per image", false},
         {"gif", ARG_STR, &gif, 0, 0, "staged models (draw): also write an animated GIF of the grid, one frame per stage", false},
@@ -44,6 +44,8 @@ int cmd_sample(int argc, char **argv) {
         {"label", ARG_STR, &label, 0, 0, "class K, or 'all' for one row per class (conditional models)", false},
         {"cols", ARG_SIZE, &cols, 1, 10000, "grid columns (default: square)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
+        {"precision", ARG_STR, &precision, 0, 0, "matrix products' inputs: fp32 (default) or bf16", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file to write", false},
     };
     const char *pos[1];
@@ -54,6 +56,7 @@ int cmd_sample(int argc, char **argv) {
     if (!out) cli_die(2, "sample needs --out FILE.png (see 'loom sample --help')");
     loom_train_opts o; /* the run's class names, for --label NAME */
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    cli_gemm(m, gemm, NULL, precision);
     const loom_config *c = &m->cfg;
     const size_t nframes = loom_model_nframes(m);
     if (steps_png && !nframes) cli_die(2, "--steps-png: model %s does not draw in stages", m->ops->name);

@@ -2,6 +2,8 @@
  * metrics.csv, train.log and sample grids. */
 #include "cli.h"
 
+#include "gemm.h"
+
 #include "train/trainer.h"
 
 #include <errno.h>
@@ -132,14 +134,16 @@ static const char *usage_text =
     "--model rowlstm|diagbilstm|grupixel|draw|rae [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
-    "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
-    "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]";
+    "                  [--lr F] [--seed S] [--threads T] [--gemm openblas|onednn] [--precision fp32|bf16]\n"
+    "                  --out RUN_DIR\n"
+    "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T] [--gemm openblas|onednn]";
 
 int cmd_train(int argc, char **argv) {
     loom_train_opts o;
     loom_train_opts_default(&o);
     loom_config cfg = {.model = "rowlstm", .layers = 4, .hidden = 32};
     const char *model = "rowlstm", *out = NULL, *resume = NULL, *data = o.data, *cell = NULL;
+    const char *gemm = NULL, *precision = NULL;
     size_t layers = cfg.layers, hidden = cfg.hidden, threads = (size_t)cli_default_threads(), zdim = 0;
     size_t epochs = 0, log_every = 50;
     double time_limit = 0;
@@ -176,6 +180,8 @@ int cmd_train(int argc, char **argv) {
         {"sample-every", ARG_LONG, &o.sample_every, 0, 1e12, "sample grid every N steps, 0 = only at the end", false},
         {"log-every", ARG_SIZE, &log_every, 1, 1e9, "metrics line every N steps (default 50)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
+        {"precision", ARG_STR, &precision, 0, 0, "training's matrix products: fp32 (default) or bf16 (oneDNN, AVX512_BF16); the run remembers it", false},
         {"time-limit", ARG_DOUBLE, &time_limit, 0, 1e9, "stop (and save) after this many seconds of training", false},
         {"quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr", false},
         {"out", ARG_STR, &out, 0, 0, "run directory to create (with its parents)", false},
@@ -188,13 +194,25 @@ int cmd_train(int argc, char **argv) {
     if (cli_find(args, nargs, "steps")->seen && epochs)
         cli_die(2, "give --steps or --epochs, not both");
 
+    /* both checked before anything is made; --gemm is applied to the model below */
+    loom_gemm_backend gb = LOOM_GEMM_OPENBLAS;
+    if (gemm && loom_gemm_backend_parse(gemm, &gb)) cli_die(2, "--gemm '%s': expected openblas or onednn", gemm);
+    if (gemm && loom_gemm_unavailable(gb, LOOM_PREC_FP32)) cli_die(2, "--gemm %s: %s", gemm, loom_gemm_unavailable(gb, LOOM_PREC_FP32));
+    if (precision) {
+        loom_precision p;
+        if (loom_precision_parse(precision, &p)) cli_die(2, "--precision '%s': expected fp32 or bf16", precision);
+        const char *why = loom_gemm_unavailable(gemm ? gb : p == LOOM_PREC_BF16 ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS, p);
+        if (why) cli_die(2, "--precision %s: %s", precision, why);
+        o.precision = (int)p;
+    }
+
     loom_error err;
     loom_status st;
     loom_trainer *t = NULL;
     long want_steps = o.steps;
     const bool steps_given = cli_find(args, nargs, "steps")->seen;
     if (resume) {
-        static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit"};
+        static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit", "gemm"};
         for (size_t i = 0; i < nargs; i++) {
             bool ok = false;
             for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) ok |= strcmp(args[i].name, allowed[k]) == 0;
@@ -265,6 +283,7 @@ int cmd_train(int argc, char **argv) {
     if (!resume && (st = loom_trainer_start(t, out, &err))) cli_die_err(st, &err);
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
+    if (gemm) cli_gemm(m, gemm, NULL, NULL);
 
     run_files rf = {.dir = out, .tty = !quiet && isatty(2)};
     rf.log = fopen(join(out, "train.log"), "a");
@@ -275,9 +294,10 @@ int cmd_train(int argc, char **argv) {
     if (new_csv) fprintf(rf.csv, "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s\n");
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
-        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, BLAS %s",
+        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu threads, products %s %s (OpenBLAS core %s)",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
+        loom_gemm_backend_name((loom_gemm_backend)m->gemm), loom_precision_name((loom_precision)o.precision),
         loom_blas_core());
     if (*note) say(&rf, "%s", note);
     const loom_images *vset = loom_trainer_valid(t);

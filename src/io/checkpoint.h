@@ -43,6 +43,8 @@ typedef struct loom_train_opts {
     long eval_every, checkpoint_every, sample_every;
     size_t eval_limit; /* images used by the periodic validation (the final one uses all) */
     loom_valid_split valid_split;
+    int precision;     /* loom_precision of training's matrix products (src/core/gemm.h);
+                        * config key "precision", written when not fp32 (absent: fp32) */
     /* class names of the data (nclass_names of them, malloc'ed; NULL when
      * the data has none): loom_train_opts_free releases them */
     char **class_names;
