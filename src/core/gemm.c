@@ -6,11 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local loom_gemm_mode mode = {LOOM_GEMM_OPENBLAS, LOOM_PREC_FP32, NULL, NULL, 0};
+/* backend -1: not chosen yet, loom_gemm_default() on first use */
+static _Thread_local loom_gemm_mode mode = {(loom_gemm_backend)-1, LOOM_PREC_FP32, NULL, NULL, 0};
 
-loom_gemm_mode loom_gemm_mode_get(void) { return mode; }
+static void resolve(void) {
+    if ((int)mode.backend < 0) mode.backend = loom_gemm_default();
+}
+
+loom_gemm_mode loom_gemm_mode_get(void) {
+    resolve();
+    return mode;
+}
 
 loom_gemm_mode loom_gemm_mode_set(loom_gemm_mode m) {
+    resolve();
     loom_gemm_mode old = mode;
     mode = m;
     return old;
@@ -24,7 +33,14 @@ bool loom_gemm_have_onednn(void) {
 #endif
 }
 
-loom_gemm_backend loom_gemm_default(void) { return LOOM_GEMM_OPENBLAS; }
+loom_gemm_backend loom_gemm_env(loom_gemm_backend fallback) {
+    const char *e = getenv("LOOM_GEMM");
+    loom_gemm_backend b;
+    if (e && loom_gemm_backend_parse(e, &b) == 0 && !loom_gemm_unavailable(b, LOOM_PREC_FP32)) return b;
+    return fallback;
+}
+
+loom_gemm_backend loom_gemm_default(void) { return loom_gemm_env(LOOM_GEMM_OPENBLAS); }
 
 bool loom_cpu_has_bf16(void) {
 #ifdef LOOM_TEST_HOOKS
@@ -104,10 +120,46 @@ static const uint16_t *as_bf16(int slot, const float *x, size_t rows, size_t col
 }
 #endif
 
+#ifdef LOOM_HAVE_DNNL
+/* the operand's bf16 value: from the weights' shadow when x lies in them */
+static inline float bf16_at(const float *x) {
+    if (mode.wbf && x >= mode.w && x < mode.w + mode.nw) return loom_bf16_to_f32(mode.wbf[x - mode.w]);
+    return loom_bf16_to_f32(loom_bf16_from_f32(*x));
+}
+
+/* a small bf16 product in plain C: inputs rounded, fp32 accumulation in a
+ * fixed order */
+static void small_bf16(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                       size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        for (size_t j = 0; j < n; j++) ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
+        for (size_t p = 0; p < k; p++) {
+            const float s = alpha * bf16_at(ta ? a + p * lda + i : a + i * lda + p);
+            for (size_t j = 0; j < n; j++) ci[j] += s * bf16_at(tb ? b + j * ldb + p : b + p * ldb + j);
+        }
+    }
+}
+#endif
+
+/* below this m n k oneDNN's call costs more than the product (measured on
+ * draw's attention products, 2 x 2 x 28 with a per-image alpha): such
+ * products stay with OpenBLAS, or the plain loop in bf16 */
+#define SMALL_PRODUCT 32768
+
 void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
+    resolve();
 #ifdef LOOM_HAVE_DNNL
     if (mode.backend == LOOM_GEMM_ONEDNN && m && n) {
+        if (mode.precision == LOOM_PREC_BF16 && k && m * n * k < SMALL_PRODUCT) {
+            small_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        if (m * n * k < SMALL_PRODUCT) {
+            loom_gemm_openblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         if (mode.precision == LOOM_PREC_BF16 && k) {
             size_t la, lb;
             const uint16_t *ab = as_bf16(0, a, ta ? k : m, ta ? m : k, lda, &la);

@@ -41,8 +41,11 @@ loom_gemm_mode loom_gemm_mode_set(loom_gemm_mode m);
 
 /* built with oneDNN (LOOM_HAVE_DNNL) */
 bool loom_gemm_have_onednn(void);
-/* the back-end a thread starts with: OpenBLAS (see docs/performance.md) */
+/* the back-end a thread starts with: OpenBLAS, or the environment's
+ * LOOM_GEMM=openblas|onednn when set (tests run the layers on both) */
 loom_gemm_backend loom_gemm_default(void);
+/* LOOM_GEMM when set to a back-end this build has, else fallback */
+loom_gemm_backend loom_gemm_env(loom_gemm_backend fallback);
 /* the CPU has AVX512_BF16 (cpuid leaf 7 subleaf 1, EAX bit 5) */
 bool loom_cpu_has_bf16(void);
 /* "openblas" | "onednn" -> 0 and *out; anything else -1 */
