@@ -178,13 +178,22 @@ static void test_onednn_extras(void) {
     loom_gemm_mode shadow = {LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, (const float *)1, NULL, 0};
     double e = run_case(shadow, false, true, 33, 40, 50, 1.0f, 1.0f, 1, &p, &n);
     CHECK("bf16: B read from the weights' bf16 shadow matches the reference", e <= 2e-6 && p && n, "error %.3g", e);
-    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {1, 1, 1, 1};
-    uint16_t zeros[4] = {0, 0, 0, 0};
-    loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, b, zeros, 4});
-    loom_gemm(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 1.0f, c, 2);
-    loom_gemm_mode_set(old);
-    CHECK("bf16: an input inside the weights is taken from the shadow, not rounded again",
-          c[0] == 1 && c[1] == 1 && c[2] == 1 && c[3] == 1, "C = %g %g %g %g", c[0], c[1], c[2], c[3]);
+    /* a shadow of zeros: C stays beta C, on the small path and on oneDNN's */
+    for (size_t sz = 2; sz <= 64; sz += 62) {
+        float *a = malloc(sz * sz * sizeof *a), *b = malloc(sz * sz * sizeof *b), *c = malloc(sz * sz * sizeof *c);
+        uint16_t *zeros = calloc(sz * sz, sizeof *zeros);
+        for (size_t i = 0; i < sz * sz; i++) a[i] = 1.0f + (float)i, b[i] = 2.0f, c[i] = 1.0f;
+        loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, b, zeros, sz * sz});
+        loom_gemm(false, false, sz, sz, sz, 1.0f, a, sz, b, sz, 1.0f, c, sz);
+        loom_gemm_mode_set(old);
+        size_t bad = 0;
+        for (size_t i = 0; i < sz * sz; i++) bad += c[i] != 1.0f;
+        char name[128];
+        snprintf(name, sizeof name, "bf16 %zux%zux%zu: an input inside the weights is read from the shadow, not rounded again", sz, sz, sz);
+        CHECK(name, bad == 0, "%zu entries of C = A 0 + C are not 1", bad);
+        free(a), free(b), free(c), free(zeros);
+    }
+    loom_gemm_mode old;
 
     /* the cache stays bounded over many shapes, and still multiplies right */
     old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0});
@@ -222,6 +231,8 @@ static void test_onednn_extras(void) {
           "they differ");
     loom_gemm_mode_set(old);
     free(x), free(w), free(serial), free(team);
+    CHECK("onednn: every product above the small-product limit ran as a oneDNN matmul (no fallback)",
+          loom_gemm_onednn_fallbacks() == 0, "%zu fell back to OpenBLAS", loom_gemm_onednn_fallbacks());
 }
 #endif
 

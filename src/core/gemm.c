@@ -9,8 +9,17 @@
 /* backend -1: not chosen yet, loom_gemm_default() on first use */
 static _Thread_local loom_gemm_mode mode = {(loom_gemm_backend)-1, LOOM_PREC_FP32, NULL, NULL, 0};
 
+/* below this m n k oneDNN's call costs more than the product (measured on
+ * draw's attention products, 2 x 2 x 28 with a per-image alpha): such
+ * products stay with OpenBLAS, or the plain loop in bf16. LOOM_GEMM_SMALL=0
+ * sends every product to oneDNN's matmul (tests: the layers' small shapes) */
+static _Thread_local size_t small_product;
+
 static void resolve(void) {
-    if ((int)mode.backend < 0) mode.backend = loom_gemm_default();
+    if ((int)mode.backend >= 0) return;
+    mode.backend = loom_gemm_default();
+    const char *e = getenv("LOOM_GEMM_SMALL");
+    small_product = e && *e ? strtoull(e, NULL, 10) : 32768;
 }
 
 loom_gemm_mode loom_gemm_mode_get(void) {
@@ -142,21 +151,16 @@ static void small_bf16(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
 }
 #endif
 
-/* below this m n k oneDNN's call costs more than the product (measured on
- * draw's attention products, 2 x 2 x 28 with a per-image alpha): such
- * products stay with OpenBLAS, or the plain loop in bf16 */
-#define SMALL_PRODUCT 32768
-
 void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
     resolve();
 #ifdef LOOM_HAVE_DNNL
     if (mode.backend == LOOM_GEMM_ONEDNN && m && n) {
-        if (mode.precision == LOOM_PREC_BF16 && k && m * n * k < SMALL_PRODUCT) {
+        if (mode.precision == LOOM_PREC_BF16 && k && m * n * k < small_product) {
             small_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
-        if (m * n * k < SMALL_PRODUCT) {
+        if (m * n * k < small_product) {
             loom_gemm_openblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }

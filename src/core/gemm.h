@@ -80,8 +80,10 @@ void loom_gemm_openblas(bool ta, bool tb, size_t m, size_t n, size_t k, float al
 void loom_gemm_onednn(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
                       const void *a, size_t lda, const void *b, size_t ldb, float beta, float *c,
                       size_t ldc, bool bf16);
-/* primitives this thread has cached (tests: the cache stays bounded) */
+/* primitives this thread has cached (tests: the cache stays bounded), and
+ * products it had to hand to OpenBLAS because oneDNN could not make them */
 size_t loom_gemm_onednn_cached(void);
+size_t loom_gemm_onednn_fallbacks(void);
 #endif
 
 #endif

@@ -89,6 +89,9 @@ static gemm_cache *cache_get(void) {
 
 size_t loom_gemm_onednn_cached(void) { return tcache ? tcache->n : 0; }
 
+static _Thread_local size_t fallbacks;
+size_t loom_gemm_onednn_fallbacks(void) { return fallbacks; }
+
 static int entry_make(gemm_entry *e, const gemm_key *k) {
     const dnnl_data_type_t in = k->bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t ma, mb, mc;
@@ -225,7 +228,7 @@ void loom_gemm_onednn(bool ta, bool tb, size_t m, size_t n, size_t k, float alph
              dnnl_stream_wait(cache->stream) == dnnl_success;
     }
     if (saved != 1) omp_set_num_threads(saved);
-    if (!ok) fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bf16);
+    if (!ok) fallbacks++, fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bf16);
 }
 #else
 typedef int loom_gemm_dnnl_unused; /* ISO C: a translation unit is not empty */
