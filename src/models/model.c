@@ -399,8 +399,12 @@ typedef struct {
 /* ------------------------------------------------------------ matrix products */
 
 int loom_model_default_gemm(const loom_config *cfg) {
-    (void)cfg;
-    return loom_gemm_default();
+    /* measured here (docs/performance.md): oneDNN's fp32 matmul trains
+     * grupixel and draw faster than OpenBLAS; the PixelRNNs and the rae tie
+     * or lose, and keep OpenBLAS. LOOM_GEMM overrides (tests). */
+    const bool dnnl = loom_gemm_have_onednn() &&
+                      (strcmp(cfg->model, "grupixel") == 0 || strcmp(cfg->model, "draw") == 0);
+    return loom_gemm_env(dnnl ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS);
 }
 
 loom_status loom_model_set_gemm(loom_model *m, int backend, int train_prec, int eval_prec,
