@@ -48,6 +48,10 @@ if [ "$have_dnnl" = 1 ] && grep -q avx512_bf16 /proc/cpuinfo; then
     n2=$($LOOM eval "$T/onednnbf161" --json --threads 1 --limit 10 2>/dev/null | json_get bits_per_dim)
     if [ -n "$n1" ] && [ -n "$n2" ] && [ "$n1" != "$n2" ]; then pass "bf16 and fp32 training give different weights ($n1 vs $n2 bits/dim)"
     else fail "bf16 and fp32 training give different weights" "'$n1' vs '$n2': bf16 did not reach the products"; fi
+    # ... and bf16 training tracks fp32: after 4 steps the runs' NLLs agree within 0.01 bits/dim
+    awk -v a="$n1" -v b="$n2" 'BEGIN {exit !(a > 0 && b > 0 && a - b < 0.01 && b - a < 0.01)}' &&
+        pass "bf16 training tracks fp32 within 0.01 bits/dim after 4 steps ($n1 vs $n2)" ||
+        fail "bf16 training tracks fp32 within 0.01 bits/dim after 4 steps" "$n1 vs $n2"
     # evaluation is fp32 unless asked: the bf16 run's NLL on the default and on openblas agree
     e1=$($LOOM eval "$T/onednnbf161" --json --threads 1 --gemm onednn 2>/dev/null | json_get bits_per_dim)
     e2=$($LOOM eval "$T/onednnbf161" --json --threads 1 --gemm onednn --precision bf16 2>/dev/null | json_get bits_per_dim)
