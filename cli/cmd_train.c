@@ -283,7 +283,7 @@ int cmd_train(int argc, char **argv) {
     if (!resume && (st = loom_trainer_start(t, out, &err))) cli_die_err(st, &err);
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
-    if (gemm) cli_gemm(m, gemm, NULL, NULL);
+    if (gemm || o.precision == LOOM_PREC_FP32) cli_gemm(m, gemm, NULL, NULL); /* bf16: oneDNN already */
 
     run_files rf = {.dir = out, .tty = !quiet && isatty(2)};
     rf.log = fopen(join(out, "train.log"), "a");

@@ -6,7 +6,8 @@
 #include <stdio.h>
 
 void cli_gemm(loom_model *m, const char *gemm, const char *train_prec, const char *eval_prec) {
-    loom_gemm_backend b = (loom_gemm_backend)m->gemm;
+    /* no --gemm: the faster back-end for this model (docs/performance.md) */
+    loom_gemm_backend b = (loom_gemm_backend)loom_model_default_gemm(&m->cfg);
     loom_precision tp = (loom_precision)m->train_prec, ep = (loom_precision)m->eval_prec;
     if (gemm && loom_gemm_backend_parse(gemm, &b))
         cli_die(2, "--gemm '%s': expected openblas or onednn", gemm);

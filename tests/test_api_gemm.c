@@ -24,8 +24,8 @@ int main(void) {
     for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)(i * 37);
     double n0[2] = {0}, n1[2] = {0};
     loom_model_create_json(&m0, ctx, ROWLSTM, 3, &e);
-    CHECK("set_gemm: unset, a model keeps its default back-end",
-          m0 && m0->gemm == loom_model_default_gemm(&m0->cfg), "gemm %d", m0 ? m0->gemm : -1);
+    CHECK("set_gemm: unset, a model starts with the library default back-end",
+          m0 && m0->gemm == (int)loom_gemm_default(), "gemm %d", m0 ? m0->gemm : -1);
     const char *want = loom_gemm_have_onednn() ? "onednn" : "openblas";
     const loom_gemm_backend wb = loom_gemm_have_onednn() ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS;
     CHECK("set_gemm: a back-end this build has is accepted",

@@ -269,7 +269,9 @@ loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthr
         loom_model_free(m);
         return loom_fail(err, LOOM_ENOMEM, "out of memory for %zu parameters", off);
     }
-    m->gemm = loom_model_default_gemm(cfg);
+    /* the library's default (the thread's, so that a model op called directly
+     * multiplies the same way); programs pick loom_model_default_gemm */
+    m->gemm = loom_gemm_default();
     /* no loom_blas_init() here: BLAS threads are the caller's (see loom/model.h) */
     *out = m;
     return LOOM_OK;

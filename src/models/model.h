@@ -144,8 +144,11 @@ struct loom_model {
     uint16_t *wbf;       /* (nfloats) or NULL */
 };
 
-/* the back-end m uses unless told otherwise: the faster one here for its
- * model (make bench, docs/performance.md) */
+/* the faster back-end here for cfg's model (docs/performance.md), which the
+ * CLI chooses when not told otherwise; LOOM_GEMM overrides it. A model made
+ * by loom_model_create starts with loom_gemm_default() (OpenBLAS unless
+ * LOOM_GEMM says otherwise), the back-end a thread starts with, so that its
+ * ops give the same bits whether run through model.c or called directly. */
 int loom_model_default_gemm(const loom_config *cfg);
 /* choose m's back-end and precisions; LOOM_EINVAL (with the reason) when this
  * build or CPU cannot run them */
