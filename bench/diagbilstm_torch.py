@@ -346,7 +346,10 @@ def train_steps(model, opt, batches, steps):
     for _ in range(steps):
         x = batches.next()
         opt.zero_grad(set_to_none=True)
-        loss = nll_loss(model(x), x)
+        # bench --autocast: the forward's products in bf16 (fp32 weights, as loom --precision bf16)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
+            logits = model(x)
+        loss = nll_loss(logits.float(), x)
         loss.backward()
         opt.step()
         losses.append(loss.item())
@@ -364,7 +367,12 @@ def sample_naive(model, n_images, H, W, pixels, gen):
     return x
 
 
+AUTOCAST = False  # bench --autocast
+
+
 def cmd_bench(args):
+    global AUTOCAST
+    AUTOCAST = args.autocast
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     load_start = os.getloadavg()[0]
@@ -433,6 +441,7 @@ def main(argv=None):
     b.add_argument("--hidden", type=int, default=16)
     b.add_argument("--steps", type=int, default=5, help="timed training steps (median reported)")
     b.add_argument("--warmup", type=int, default=1)
+    b.add_argument("--autocast", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16) in training")
     b.add_argument("--forward-reps", type=int, default=3)
     b.add_argument("--lr", type=float, default=1e-3)
     b.add_argument("--seed", type=int, default=1)

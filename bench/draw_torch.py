@@ -216,7 +216,10 @@ def cmd_bench(args):
         idx = rng.integers(0, train.shape[0], args.batch)
         u = torch.from_numpy(train[idx].reshape(args.batch, -1).astype(np.float32) / 255.0)
         x = torch.bernoulli(u)  # dynamic binarization
-        loss = model(x).mean()
+        # --autocast: the forward's matrix products in bf16 (fp32 weights, as loom --precision bf16)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast):
+            nll = model(x)
+        loss = nll.float().mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -232,7 +235,7 @@ def cmd_bench(args):
         times.append(time.perf_counter() - t)
     med = float(np.median(times))
     print(json.dumps({
-        "train_images_per_s": round(args.batch / med, 2),
+        "train_images_per_s": round(args.batch / med, 2), "autocast_bf16": args.autocast,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "batch": args.batch, "hidden": args.hidden, "zdim": args.zdim, "steps_draw": args.steps_draw,
         "read_n": args.read_n, "write_n": args.write_n, "attention": args.attention,
@@ -259,6 +262,7 @@ def main():
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)
     b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--autocast", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16)")
     args = ap.parse_args()
     {"fixture": cmd_fixture, "bench": cmd_bench}[args.cmd](args)
 

@@ -254,7 +254,10 @@ def cmd_bench(args):
         x = torch.from_numpy(train[rng.integers(0, len(train), args.batch)].astype(np.int64))
         z = torch.randn(args.batch, args.zdim)  # fresh z per image and step, as loom trains
         opt.zero_grad(set_to_none=True)
-        loss = nll_loss(model(x, z), x)
+        # --autocast: the forward's matrix products in bf16 (fp32 weights, as loom --precision bf16)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast):
+            logits = model(x, z)
+        loss = nll_loss(logits.float(), x)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -277,11 +280,12 @@ def cmd_bench(args):
     reps, creps, t_end = [], [], time.perf_counter() + args.sample_seconds
     while not reps or time.perf_counter() < t_end:
         t, c = time.perf_counter(), time.process_time()
-        model.sample(args.sample_n, H, W, gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast):
+            model.sample(args.sample_n, H, W, gen)
         reps.append(time.perf_counter() - t)
         creps.append(time.process_time() - c)
     print(json.dumps({
-        "model": "grupixel", "cell": args.cell, "hidden": args.hidden, "layers": args.layers,
+        "model": "grupixel", "autocast_bf16": args.autocast, "cell": args.cell, "hidden": args.hidden, "layers": args.layers,
         "batch": args.batch, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "train_images_per_s": round(train_ips, 2), "timed_steps": len(times),
         "sample_ms_per_image": round(1e3 * float(np.median(reps)) / args.sample_n, 4),
@@ -315,6 +319,7 @@ def main():
     b.add_argument("--seconds", type=float, default=40.0, help="time the training steps for this long")
     b.add_argument("--sample-n", type=int, default=64)
     b.add_argument("--sample-seconds", type=float, default=15.0)
+    b.add_argument("--autocast", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16)")
     args = ap.parse_args()
     return {"fixture": cmd_fixture, "bench": cmd_bench}[args.cmd](args) or 0
 

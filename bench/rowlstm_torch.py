@@ -739,7 +739,10 @@ def train_steps(model, opt, batches, steps, log_every=0, t0=None):
     for s in range(steps):
         x = batches.next()
         opt.zero_grad(set_to_none=True)
-        loss = nll_loss(model(x), x)
+        # bench --autocast: the forward's products in bf16 (fp32 weights, as loom --precision bf16)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
+            logits = model(x)
+        loss = nll_loss(logits.float(), x)
         loss.backward()
         opt.step()
         losses.append(loss.item())
@@ -780,7 +783,12 @@ def _system_busy_s():
         return None
 
 
+AUTOCAST = False  # bench --autocast
+
+
 def cmd_bench(args):
+    global AUTOCAST
+    AUTOCAST = args.autocast
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]
     busy0, own0, wall0 = _system_busy_s(), os.times(), time.perf_counter()
@@ -914,6 +922,7 @@ def main(argv=None):
     b = sub.add_parser("bench", help="speed / memory peer (one JSON line)")
     common(b, 30)
     b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("--autocast", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16) in training")
     b.add_argument("--forward-reps", type=int, default=10)
     b.add_argument("--sample-batch", type=int, default=1)
     b.add_argument("--sample-pixels", type=int, default=784,

@@ -167,6 +167,11 @@ int cmd_sample(int argc, char **argv);
 int cmd_complete(int argc, char **argv);
 int cmd_inpaint(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+/* --gemm openblas|onednn and --precision fp32|bf16 (NULL: not given) applied
+ * to m (training's precision, everything else's); exit 2 naming the flag when
+ * this build or CPU cannot run them (cli/gemm_flags.c) */
+void cli_gemm(loom_model *m, const char *gemm, const char *train_prec, const char *eval_prec);
+
 int cmd_bench(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);

@@ -2,6 +2,7 @@
  * on random images (speed does not depend on the pixel values). */
 #include "cli.h"
 
+#include "gemm.h"
 #include "optim/optim.h"
 
 #include <stdio.h>
@@ -23,7 +24,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = "rowlstm", *cell = NULL;
+    const char *model = "rowlstm", *cell = NULL, *gemm = NULL, *prec = NULL;
     size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
     size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0, patch = 0;
     bool json = false;
@@ -51,6 +52,8 @@ int cmd_bench(int argc, char **argv) {
         {"steps", ARG_SIZE, &steps, 1, 100000, "timed training steps (default 10; median reported)", false},
         {"sample-n", ARG_SIZE, &nsample, 1, 100000, "images sampled at once (default: --batch)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
+        {"precision", ARG_STR, &prec, 0, 0, "products' inputs in training, forward and sampling: fp32 (default) or bf16", false},
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
     };
     const char *pos[1];
@@ -85,6 +88,7 @@ int cmd_bench(int argc, char **argv) {
     if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
     st = loom_model_create(&m, &cfg, (int)threads, &err);
     if (st) cli_die_err(st, &err);
+    cli_gemm(m, gemm, prec, prec);
     loom_rng r;
     loom_rng_seed(&r, 1);
     loom_model_init(m, &r);
@@ -156,15 +160,19 @@ int cmd_bench(int argc, char **argv) {
         cli_json_int(&j, "peak_rss_mb", (long long)rss);
         cli_json_int(&j, "parameters", (long long)m->nfloats);
         cli_json_str(&j, "blas_core", loom_blas_core());
+        cli_json_str(&j, "gemm", loom_gemm_backend_name((loom_gemm_backend)m->gemm));
+        cli_json_str(&j, "precision", loom_precision_name((loom_precision)m->train_prec));
         cli_json_end(&j);
     }
     else
-        printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (BLAS %s)\n"
+        printf("%s %zux%zu layers %zu hidden %zu batch %zu threads %zu (products: %s %s; OpenBLAS core %s)\n"
                "  training   %.1f images/s (median of %zu steps)\n"
                "  forward    %.3f ms/image\n"
                "  sampling   %.3f ms/image (%zu at once; %.2fx a forward pass)\n"
                "  peak RSS   %zu MB\n",
-               model, height, width, cfg.layers, hidden, batch, threads, loom_blas_core(), train_ips, steps, fwd_ms,
+               model, height, width, cfg.layers, hidden, batch, threads,
+               loom_gemm_backend_name((loom_gemm_backend)m->gemm), loom_precision_name((loom_precision)m->train_prec),
+               loom_blas_core(), train_ips, steps, fwd_ms,
                sample_ms, nsample, sample_ms / fwd_ms, rss);
     free(imgs), free(am), free(av), free(nll), free(t), free(labels);
     loom_model_free(m);

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 int cmd_eval(int argc, char **argv) {
-    const char *data = NULL, *split = "test";
+    const char *data = NULL, *split = "test", *gemm = NULL, *precision = NULL;
     size_t limit = 0, threads = (size_t)cli_default_threads(), batch = 64, iw = 0;
     bool json = false, gray = false;
     cli_arg args[] = {
@@ -19,6 +19,8 @@ int cmd_eval(int argc, char **argv) {
         {"limit", ARG_SIZE, &limit, 1, 1e12, "evaluate only the first N images", false},
         {"batch", ARG_SIZE, &batch, 1, 65536, "images per forward pass (default 64)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
+        {"precision", ARG_STR, &precision, 0, 0, "matrix products' inputs: fp32 (default, whatever the run trained in) or bf16", false},
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
     };
     const char *pos[1];
@@ -30,6 +32,7 @@ int cmd_eval(int argc, char **argv) {
     loom_train_opts o;
     loom_train_state ts;
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
+    cli_gemm(m, gemm, NULL, precision);
     if (loom_model_caps(m) & LOOM_CAP_PREDICT) { /* sequence models: video metrics (cmd_video.c) */
         if (iw) cli_die(2, "--iw: model %s has no latent variables", m->cfg.model);
         int rc = cli_eval_video(m, cli_checkpoint_path(pos[0]), data ? data : o.data, data != NULL, split, limit,

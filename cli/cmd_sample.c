@@ -51,7 +51,7 @@ int cmd_sample(int argc, char **argv) {
     size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0, scale = 1;
     double temperature = 1.0;
     uint64_t seed = 1;
-    const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL;
+    const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL, *gemm = NULL, *precision = NULL;
     bool json = false;
     cli_arg args[] = {
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
@@ -64,6 +64,8 @@ int cmd_sample(int argc, char **argv) {
         {"label", ARG_STR, &label, 0, 0, "class K, or 'all' for one row per class (conditional models)", false},
         {"cols", ARG_SIZE, &cols, 1, 10000, "grid columns (default: square)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
+        {"precision", ARG_STR, &precision, 0, 0, "matrix products' inputs: fp32 (default) or bf16", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file to write", false},
     };
     const char *pos[1];
@@ -75,6 +77,7 @@ int cmd_sample(int argc, char **argv) {
     loom_train_opts o; /* the run's class names, for --label NAME */
     loom_train_state ts;
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
+    cli_gemm(m, gemm, NULL, precision);
     const loom_config *c = &m->cfg;
     const size_t nframes = loom_model_nframes(m);
     if (steps_png && !nframes) cli_die(2, "--steps-png: model %s does not draw in stages", m->ops->name);

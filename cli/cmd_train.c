@@ -2,6 +2,8 @@
  * metrics.csv, train.log and sample grids. */
 #include "cli.h"
 
+#include "gemm.h"
+
 #include "train/trainer.h"
 
 #include <errno.h>
@@ -236,8 +238,9 @@ static const char *usage_text =
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P] [renet, reseg: --patch P]\n"
-    "                  [--lr F] [--seed S] [--threads T] --out RUN_DIR\n"
-    "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T]\n"
+    "                  [--lr F] [--seed S] [--threads T] [--gemm openblas|onednn] [--precision fp32|bf16]\n"
+    "                  --out RUN_DIR\n"
+    "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T] [--gemm openblas|onednn]\n"
     "       mpirun -np R loom train ...   (or srun: data parallel over R ranks, docs/distributed.md)";
 
 int cmd_train(int argc, char **argv) {
@@ -275,6 +278,7 @@ int cmd_train(int argc, char **argv) {
     /* ranks on one machine share its cores */
     size_t threads = (size_t)LOOM_MAX(1, cli_default_threads() / local_ranks);
     size_t epochs = 0, log_every = 50, multiscale = 0;
+    const char *gemm = NULL, *precision = NULL;
     double time_limit = 0;
     bool conditional = false, quiet = false, no_report = false, json = false;
     cli_draw_flags df = {0};
@@ -317,6 +321,8 @@ int cmd_train(int argc, char **argv) {
         {"sample-every", ARG_LONG, &o.sample_every, 0, 1e12, "sample grid every N steps, 0 = only at the end", false},
         {"log-every", ARG_SIZE, &log_every, 1, 1e9, "metrics line every N steps (default 50)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores; per rank: cores / ranks on the machine)", false},
+        {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
+        {"precision", ARG_STR, &precision, 0, 0, "training's matrix products: fp32 (default) or bf16 (oneDNN, AVX512_BF16); the run remembers it", false},
         {"time-limit", ARG_DOUBLE, &time_limit, 0, 1e9, "stop (and save) after this many seconds of training", false},
         {"ema", ARG_DOUBLE, &o.ema, 0, 0.999999999, "keep a moving average of the weights with this decay (e.g. 0.999) for validation, eval and sampling; 0 = off (default)", false},
         {"no-report", ARG_FLAG, &no_report, 0, 0, "do not write report.html at every checkpoint", false},
@@ -332,6 +338,18 @@ int cmd_train(int argc, char **argv) {
     if (cli_find(args, nargs, "steps")->seen && epochs)
         cli_die(2, "give --steps or --epochs, not both");
 
+    /* both checked before anything is made; --gemm is applied to the model below */
+    loom_gemm_backend gb = LOOM_GEMM_OPENBLAS;
+    if (gemm && loom_gemm_backend_parse(gemm, &gb)) cli_die(2, "--gemm '%s': expected openblas or onednn", gemm);
+    if (gemm && loom_gemm_unavailable(gb, LOOM_PREC_FP32)) cli_die(2, "--gemm %s: %s", gemm, loom_gemm_unavailable(gb, LOOM_PREC_FP32));
+    if (precision) {
+        loom_precision p;
+        if (loom_precision_parse(precision, &p)) cli_die(2, "--precision '%s': expected fp32 or bf16", precision);
+        const char *why = loom_gemm_unavailable(gemm ? gb : p == LOOM_PREC_BF16 ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS, p);
+        if (why) cli_die(2, "--precision %s: %s", precision, why);
+        o.precision = (int)p;
+    }
+
     loom_error err;
     loom_status st;
     loom_trainer *t = NULL;
@@ -339,7 +357,7 @@ int cmd_train(int argc, char **argv) {
     const bool steps_given = cli_find(args, nargs, "steps")->seen;
     if (resume) {
         static const char *const allowed[] = {"resume", "steps", "epochs", "threads", "quiet", "log-every", "time-limit",
-                                              "no-report", "json"};
+                                              "no-report", "json", "gemm"};
         for (size_t i = 0; i < nargs; i++) {
             bool ok = false;
             for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) ok |= strcmp(args[i].name, allowed[k]) == 0;
@@ -454,6 +472,7 @@ int cmd_train(int argc, char **argv) {
     if (!resume && (st = loom_trainer_start(t, out, &err))) cli_die_err(st, &err);
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
+    if (gemm || o.precision == LOOM_PREC_FP32) cli_gemm(m, gemm, NULL, NULL); /* bf16: oneDNN already */
 
     run_files rf = {.dir = out, .tty = !quiet && isatty(2) && rank == 0, .quiet = quiet};
     train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .rank = rank,
@@ -493,10 +512,11 @@ int cmd_train(int argc, char **argv) {
         fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s\n", ts->step, rf.wall0, rf.terms ? ",," : ""), fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
-        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, BLAS %s",
+        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, products %s %s (OpenBLAS core %s)",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
         cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
-        threads == 1 ? "" : "s", loom_blas_core());
+        threads == 1 ? "" : "s", loom_gemm_backend_name((loom_gemm_backend)m->gemm),
+        loom_precision_name((loom_precision)o.precision), loom_blas_core());
     if (nranks > 1) {
         const size_t u = loom_micro_shard(&cfg, o.batch), K = (o.batch + u - 1) / u;
         say(&rf, "data parallel: %d ranks x %zu threads (%d on this machine), %zu micro-shards of %zu images "

@@ -36,6 +36,13 @@ int loom_context_threads(const loom_context *ctx);
 #define LOOM_BLAS_KEEP 0
 loom_status loom_context_set_blas_threads(loom_context *ctx, int n, loom_error *err);
 int loom_context_blas_threads(const loom_context *ctx);
+/* Matrix-product back-end of the models (and trainers) made with ctx from now
+ * on: "openblas" or "onednn" (LOOM_EINVAL when unknown or not built in), NULL
+ * or "" for each model's default (docs/performance.md). loom_context_gemm:
+ * the name set, or NULL. The calls run oneDNN single-threaded inside each
+ * batch shard and change no process-wide state. */
+loom_status loom_context_set_gemm(loom_context *ctx, const char *backend, loom_error *err);
+const char *loom_context_gemm(const loom_context *ctx);
 
 /* ---------------------------------------------------------------- model */
 

@@ -29,6 +29,10 @@ loom_status loom_model_create_json(loom_model **out, loom_context *ctx, const ch
     loom_rng rng;
     loom_rng_seed(&rng, seed);
     loom_model_init(m, &rng);
+    if (ctx->gemm >= 0 && (st = loom_model_set_gemm(m, ctx->gemm, m->train_prec, m->eval_prec, err))) {
+        loom_model_free(m);
+        return st;
+    }
     m->ctx = ctx;
     *out = m;
     return LOOM_OK;
@@ -54,6 +58,10 @@ loom_status loom_model_load(loom_model **out, loom_context *ctx, const char *pat
                                           NULL, err);
     free(file);
     if (st) return st;
+    if (ctx->gemm >= 0 && (st = loom_model_set_gemm(m, ctx->gemm, m->train_prec, m->eval_prec, err))) {
+        loom_model_free(m);
+        return st;
+    }
     m->ctx = ctx;
     *out = m;
     return LOOM_OK;

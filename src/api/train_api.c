@@ -19,6 +19,16 @@ static loom_status load_data(loom_images *im, const loom_train_opts *o, loom_err
     return st;
 }
 
+/* the context's matrix-product back-end (loom_context_set_gemm) on the run's models */
+static loom_status ctx_gemm(loom_trainer *t, const loom_context *ctx, loom_error *err) {
+    for (size_t i = 0; ctx->gemm >= 0 && i < loom_trainer_nmodels(t); i++) {
+        loom_model *m = loom_trainer_model(t, i);
+        loom_status st = loom_model_set_gemm(m, ctx->gemm, m->train_prec, m->eval_prec, err);
+        if (st) return st;
+    }
+    return LOOM_OK;
+}
+
 loom_status loom_trainer_new(loom_trainer **out, loom_context *ctx, const char *config_json,
                              const char *dir, loom_error *err) {
     if (!out) return loom_fail(err, LOOM_EINVAL, "loom_trainer_new: out is NULL");
@@ -47,6 +57,7 @@ loom_status loom_trainer_new(loom_trainer **out, loom_context *ctx, const char *
     if (!st) st = loom_trainer_own_data(t, &im, err);
     if (!st) st = loom_trainer_start(t, dir, err);
     if (!st) st = loom_trainer_attach(t, ctx, dir, err);
+    if (!st) st = ctx_gemm(t, ctx, err);
     loom_blas_leave(ctx, saved);
     loom_images_free(&im); /* empty when the trainer took it */
     if (st) {
@@ -73,6 +84,7 @@ loom_status loom_trainer_open(loom_trainer **out, loom_context *ctx, const char 
     if (!st) st = load_data(&im, loom_trainer_opts(t), err);
     if (!st) st = loom_trainer_own_data(t, &im, err);
     if (!st) st = loom_trainer_attach(t, ctx, dir, err);
+    if (!st) st = ctx_gemm(t, ctx, err);
     loom_blas_leave(ctx, saved);
     loom_images_free(&im);
     if (st) {

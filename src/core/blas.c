@@ -30,7 +30,7 @@ void loom_blas_leave(const loom_context *ctx, int saved) {
     if (saved != ctx->blas_threads) openblas_set_num_threads(saved);
 }
 
-void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+void loom_gemm_openblas(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);

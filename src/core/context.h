@@ -8,6 +8,7 @@
 struct loom_context {
     int nthreads;     /* threads per model call */
     int blas_threads; /* OpenBLAS threads inside library calls; LOOM_BLAS_KEEP: untouched */
+    int gemm;         /* loom_gemm_backend of the models made with it; -1: each model's default */
 };
 
 /* Scope the context's BLAS policy around one library call:

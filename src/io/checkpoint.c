@@ -1,5 +1,7 @@
 #include "checkpoint.h"
 
+#include "gemm.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -115,6 +117,8 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
             cJSON_AddItemToArray(r, cJSON_CreateNumber((double)o->resize_h));
             cJSON_AddItemToArray(r, cJSON_CreateNumber((double)o->resize_w));
         }
+        if (o->precision != LOOM_PREC_FP32)
+            cJSON_AddStringToObject(t, "precision", loom_precision_name((loom_precision)o->precision));
         if (o->class_names) {
             cJSON *names = cJSON_AddArrayToObject(t, "class_names");
             for (size_t i = 0; i < o->nclass_names; i++)
@@ -334,7 +338,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", "gray", "ema", "resize", NULL};
+        "class_names", "gray", "ema", "resize", "precision", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -344,6 +348,13 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     if (!cJSON_IsString(data) || strlen(data->valuestring) >= sizeof o->data)
         return loom_fail(err, LOOM_EFORMAT, "%s: config key \"data\" must be a string", what);
     strcpy(o->data, data->valuestring);
+    const cJSON *prec = cJSON_GetObjectItemCaseSensitive(t, "precision");
+    if (prec) { /* absent: fp32 (every run before bf16) */
+        loom_precision p;
+        if (!cJSON_IsString(prec) || loom_precision_parse(prec->valuestring, &p))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"precision\" must be \"fp32\" or \"bf16\"", what);
+        o->precision = (int)p;
+    }
     const cJSON *gray = cJSON_GetObjectItemCaseSensitive(t, "gray");
     if (gray) { /* absent: false */
         if (!cJSON_IsBool(gray))

@@ -45,6 +45,8 @@ typedef struct loom_train_opts {
     loom_valid_split valid_split;
     double ema;        /* decay of the weights' exponential moving average, 0 = off */
     size_t resize_h, resize_w; /* images centre-cropped and resampled to this on load, 0 = as they are */
+    int precision;     /* loom_precision of training's matrix products (src/core/gemm.h);
+                        * config key "precision", written when not fp32 (absent: fp32) */
     /* class names of the data (nclass_names of them, malloc'ed; NULL when
      * the data has none): loom_train_opts_free releases them */
     char **class_names;

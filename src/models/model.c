@@ -2,6 +2,8 @@
  * over threads with a deterministic gradient reduction. */
 #include "model.h"
 
+#include "gemm.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <omp.h>
@@ -274,6 +276,9 @@ loom_status loom_model_create(loom_model **out, const loom_config *cfg, int nthr
         loom_model_free(m);
         return loom_fail(err, LOOM_ENOMEM, "out of memory for %zu parameters", off);
     }
+    /* the library's default (the thread's, so that a model op called directly
+     * multiplies the same way); programs pick loom_model_default_gemm */
+    m->gemm = loom_gemm_default();
     /* no loom_blas_init() here: BLAS threads are the caller's (see loom/model.h) */
     *out = m;
     return LOOM_OK;
@@ -286,7 +291,7 @@ void loom_model_free(loom_model *m) {
     for (size_t i = 0; i < m->ngbuf; i++) free(m->gbuf[i]);
     free(m->gbuf);
     free(m->xbuf);
-    free(m->w), free(m->g);
+    free(m->w), free(m->g), free(m->wbf);
     free(m);
 }
 
@@ -403,13 +408,48 @@ typedef struct {
     loom_rng *rngs;        /* (n) frames, sample */
     const uint8_t *given;  /* (H*W) sample_given: the pixels given */
     double *logw;          /* (n) sample_given: log-weights */
+    loom_gemm_mode mode;   /* how the op's products run, on whichever thread (gemm.h) */
 } shard_job;
+
+/* ------------------------------------------------------------ matrix products */
+
+int loom_model_default_gemm(const loom_config *cfg) {
+    /* measured here (docs/performance.md): oneDNN's fp32 matmul trains
+     * grupixel and draw faster than OpenBLAS; the PixelRNNs and the rae tie
+     * or lose, and keep OpenBLAS. LOOM_GEMM overrides (tests). */
+    const bool dnnl = loom_gemm_have_onednn() &&
+                      (strcmp(cfg->model, "grupixel") == 0 || strcmp(cfg->model, "draw") == 0);
+    return loom_gemm_env(dnnl ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS);
+}
+
+loom_status loom_model_set_gemm(loom_model *m, int backend, int train_prec, int eval_prec,
+                                loom_error *err) {
+    const char *why = loom_gemm_unavailable((loom_gemm_backend)backend, (loom_precision)train_prec);
+    if (!why) why = loom_gemm_unavailable((loom_gemm_backend)backend, (loom_precision)eval_prec);
+    if (why) return loom_fail(err, LOOM_EINVAL, "%s", why);
+    m->gemm = backend, m->train_prec = train_prec, m->eval_prec = eval_prec;
+    return LOOM_OK;
+}
+
+/* the products' mode for a training (or other) op of m; a bf16 mode rounds
+ * the weights into m->wbf first (once per batch op), so it may fail for memory */
+static loom_status op_mode(loom_model *m, bool training, loom_gemm_mode *mode, loom_error *err) {
+    const int prec = training ? m->train_prec : m->eval_prec;
+    *mode = (loom_gemm_mode){(loom_gemm_backend)m->gemm, (loom_precision)prec, NULL, NULL, 0};
+    if (prec != LOOM_PREC_BF16) return LOOM_OK;
+    if (!m->wbf && !(m->wbf = malloc(m->nfloats * sizeof *m->wbf)))
+        return loom_fail(err, LOOM_ENOMEM, "out of memory for the bf16 weights");
+    loom_bf16_round(m->wbf, m->w, m->nfloats);
+    mode->w = m->w, mode->wbf = m->wbf, mode->nw = m->nfloats;
+    return LOOM_OK;
+}
 
 /* the job's op on micro-shard mj, images [mj * u, mj * u + nb), with thread t's workspace */
 static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t u, size_t nb) {
     const size_t HW = loom_example_size(&m->cfg), b0 = mj * u; /* HW: one example */
     void *ws = m->ws[t];
     const int32_t *labels = j->labels ? j->labels + b0 : NULL;
+    const loom_gemm_mode caller = loom_gemm_mode_set(j->mode);
     switch (j->kind) {
     case JOB_SHARD: {
         float *g = j->grads ? j->grads[mj - j->j0] : NULL;
@@ -447,6 +487,7 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
                          j->feats ? j->feats + b0 * loom_model_feat_dim(m) : NULL, j->imgs + b0 * HW, nb);
         break;
     }
+    loom_gemm_mode_set(caller);
 }
 
 /* Run job on micro-shards [j0, j1) of a batch of n images cut into
@@ -470,7 +511,9 @@ static loom_status run_sharded(loom_model *m, const shard_job *job, size_t n,
     const size_t u = loom_micro_shard(&m->cfg, n);
     loom_status st = need_ws(m, ws_bytes(&m->cfg, u), err);
     if (st) return st;
-    run_micro(m, job, n, u, 0, nmicro(n, u));
+    shard_job j = *job;
+    if ((st = op_mode(m, false, &j.mode, err))) return st;
+    run_micro(m, &j, n, u, 0, nmicro(n, u));
     return LOOM_OK;
 }
 
@@ -542,6 +585,8 @@ static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint
     loom_status st = need_gbufs(m, P, err);
     if (st) return st;
     const size_t npix = loom_nll_dims(&m->cfg); /* dimensions */
+    loom_gemm_mode mode;
+    if ((st = op_mode(m, true, &mode, err))) return st;
     /* free: pool buffers not in use; stack: pending nodes, level: theirs; leaves: the wave's */
     float **mem = malloc((P + D + W) * sizeof *mem);
     size_t *level = malloc((D ? D : 1) * sizeof *level);
@@ -554,7 +599,7 @@ static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint
     size_t nfree = P, sp = 0;
     for (size_t i = 0; i < P; i++) freeb[i] = m->gbuf[i];
     shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll,
-                     .grads = leaves, .scale = 1.0f / (float)(n * npix)};
+                     .grads = leaves, .scale = 1.0f / (float)(n * npix), .mode = mode};
     for (size_t j0 = lo; j0 < hi; j0 += W) {
         const size_t j1 = LOOM_MIN(hi, j0 + W);
         for (size_t j = j0; j < j1; j++) leaves[j - j0] = j == lo ? root : freeb[--nfree];
@@ -819,7 +864,11 @@ loom_status loom_model_logits(loom_model *m, float *logits, const uint8_t *imgs,
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, n), err);
     if (st) return st;
+    loom_gemm_mode mode;
+    if ((st = op_mode(m, false, &mode, err))) return st;
+    mode = loom_gemm_mode_set(mode);
     m->ops->logits(m, m->ws[0], logits, imgs, labels, n);
+    loom_gemm_mode_set(mode);
     return LOOM_OK;
 }
 
@@ -1008,7 +1057,11 @@ loom_status loom_model_forward(loom_model *m, float *out, double *internal, cons
             return loom_fail(err, LOOM_ENOMEM, "out of memory");
         memcpy(m->forward_labels, labels, n * sizeof *labels);
     }
+    loom_gemm_mode mode; /* the forward of a training step: training's precision */
+    if ((st = op_mode(m, true, &mode, err))) return st;
+    mode = loom_gemm_mode_set(mode);
     m->ops->forward_out(m, m->ws[0], out, internal, imgs, labels, n);
+    loom_gemm_mode_set(mode);
     m->forward_n = n;
     return LOOM_OK;
 }
@@ -1018,7 +1071,12 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
     if (!m->forward_n || n != m->forward_n)
         return loom_fail(err, LOOM_EINVAL, "backward of %zu images without a forward of them", n);
     memset(m->g, 0, m->nfloats * sizeof *m->g);
+    /* the weights as forward rounded them: unchanged since, so wbf is still theirs */
+    loom_gemm_mode mode = {(loom_gemm_backend)m->gemm, (loom_precision)m->train_prec, NULL, NULL, 0};
+    if (m->train_prec == LOOM_PREC_BF16) mode.w = m->w, mode.wbf = m->wbf, mode.nw = m->nfloats;
+    mode = loom_gemm_mode_set(mode);
     m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, m->forward_labels, n, internal_weight);
+    loom_gemm_mode_set(mode);
     m->forward_n = 0;
     for (size_t k = 0; k < m->nfloats; k++)
         if (!isfinite(m->g[k])) return loom_fail(err, LOOM_ENAN, "gradient is not finite");

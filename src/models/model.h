@@ -178,7 +178,24 @@ struct loom_model {
     /* the caller's context when made through the public API (src/api/): its
      * BLAS policy is applied around each public call; NULL otherwise */
     const struct loom_context *ctx;
+    /* matrix products (src/core/gemm.h): back-end, and the precision of
+     * training (loom_model_grad) and of everything else; bf16 reads the
+     * weights from wbf, rounded from w at the start of each batch op */
+    int gemm;            /* loom_gemm_backend */
+    int train_prec, eval_prec; /* loom_precision */
+    uint16_t *wbf;       /* (nfloats) or NULL */
 };
+
+/* the faster back-end here for cfg's model (docs/performance.md), which the
+ * CLI chooses when not told otherwise; LOOM_GEMM overrides it. A model made
+ * by loom_model_create starts with loom_gemm_default() (OpenBLAS unless
+ * LOOM_GEMM says otherwise), the back-end a thread starts with, so that its
+ * ops give the same bits whether run through model.c or called directly. */
+int loom_model_default_gemm(const loom_config *cfg);
+/* choose m's back-end and precisions; LOOM_EINVAL (with the reason) when this
+ * build or CPU cannot run them */
+loom_status loom_model_set_gemm(loom_model *m, int backend, int train_prec, int eval_prec,
+                                loom_error *err);
 
 /* For layout functions: append tensor fmt (formatted with l) of shape r x c
  * (c == 0: a vector) when out != NULL; returns the new count n + 1.

@@ -89,7 +89,8 @@ void loom_gemm_thin(float *c, const float *a, const float *w, size_t M, size_t N
      * (M*N*K around 1e6 on AVX-512) it multiplies unpacked. Measured on the
      * GRU's 32 x 768 x 256 step: 1.2x; on the 32 x 256 x 256 head: 2x. */
     const size_t blk = 64;
-    if (M * N * K <= 1000000 || M > 64 || N <= blk) {
+    /* oneDNN has no packing cost to amortise: one call */
+    if (M * N * K <= 1000000 || M > 64 || N <= blk || loom_gemm_mode_get().backend == LOOM_GEMM_ONEDNN) {
         loom_gemm(false, false, M, N, K, 1.0f, a, K, w, N, beta, c, N);
         return;
     }
@@ -108,7 +109,7 @@ void loom_seq_hh_forward(float *R, const float *h, loom_seq_params p, size_t B, 
 void loom_seq_hh_dh(float *dh, const float *dR, const float *w_hh, size_t B, size_t H, size_t G) {
     /* r = h @ w_hh: dh (B, H) += dR (B, G) @ w_hh^T, in blocks of 64 columns
      * of dh (rows of w_hh) for the same reason as loom_gemm_thin */
-    const size_t blk = B * H * G <= 1000000 || B > 64 ? H : 64;
+    const size_t blk = B * H * G <= 1000000 || B > 64 || loom_gemm_mode_get().backend == LOOM_GEMM_ONEDNN ? H : 64;
     for (size_t j = 0; j < H; j += blk)
         loom_gemm(false, true, B, LOOM_SEQ_MIN(blk, H - j), G, 1.0f, dR, G, w_hh + j * G, G, 1.0f,
                   dh + j, H);

@@ -1,6 +1,8 @@
 /* The trainer (trainer.h): data order, steps, checkpoints, resume. */
 #include "trainer.h"
 
+#include "gemm.h"
+
 #include "io/atomic.h"
 #include "optim/optim.h"
 
@@ -117,6 +119,20 @@ void loom_trainer_free(loom_trainer *t) {
     free(t);
 }
 
+/* training's precision (o.precision) on every model of the run: bf16 on the
+ * back-end that has it; evaluation stays fp32 */
+static loom_status apply_precision(loom_trainer *t, loom_error *err) {
+    for (size_t j = 0; j < t->n; j++) {
+        loom_model *m = t->models[j].m;
+        const int b = t->o.precision == LOOM_PREC_BF16 ? LOOM_GEMM_ONEDNN : m->gemm;
+        loom_error e2;
+        if (loom_model_set_gemm(m, b, t->o.precision, LOOM_PREC_FP32, &e2))
+            return loom_fail(err, LOOM_EINVAL, "training precision %s: %s",
+                             loom_precision_name((loom_precision)t->o.precision), e2.msg);
+    }
+    return LOOM_OK;
+}
+
 loom_status loom_trainer_create(loom_trainer **out, const loom_train_opts *o,
                                 const loom_train_model_spec *specs, size_t n, int nthreads,
                                 loom_error *err) {
@@ -156,6 +172,7 @@ loom_status loom_trainer_create(loom_trainer **out, const loom_train_opts *o,
             goto fail;
         }
     }
+    if ((st = apply_precision(t, err))) goto fail;
     loom_rng_seed(&t->ts.rng, o->seed ^ 0x5851f42d4c957f2dULL); /* shuffling stream */
     if ((st = ema_setup(t, err))) goto fail;
     adam_setup(t);
@@ -180,6 +197,11 @@ loom_status loom_trainer_load(loom_trainer **out, const char *checkpoint, int nt
     if ((st = ema_setup(t, err))) {
         loom_trainer_free(t);
         return st;
+    }
+    if ((st = apply_precision(t, err))) {
+        loom_error e2 = *err;
+        loom_trainer_free(t);
+        return loom_fail(err, LOOM_EINVAL, "%s: %s", checkpoint, e2.msg);
     }
     adam_setup(t);
     *out = t;

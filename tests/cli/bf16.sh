@@ -1,0 +1,69 @@
+# --gemm and --precision (docs/performance.md): bf16 training gives the same
+# bytes on 1, 2 and 3 threads, the checkpoint records the precision and resume
+# keeps it; the oneDNN back-end's fp32 training too; bad values and a CPU
+# without AVX512_BF16 are clear errors (exit 2).
+. tests/cli/lib.sh
+D=$T/data
+idx_subset "$D" 120 20
+GP="--model grupixel --hidden 8 --zdim 3 --batch 40 --valid 20 --eval-every 0 --quiet --data $D"
+TL=${LOOM%/loom}/test/loom
+
+rejects "--gemm bogus: exit 2" 2 "gemm" $LOOM train $GP --steps 1 --gemm bogus --out "$T/x"
+[ -e "$T/x" ] && fail "--gemm bogus: no run directory" "$T/x was made" || pass "--gemm bogus: no run directory"
+rejects "--precision fp16: exit 2" 2 "precision" $LOOM train $GP --steps 1 --precision fp16 --out "$T/x"
+if $LOOM bench --model grupixel --hidden 4 --zdim 2 --batch 2 --steps 1 --gemm onednn --json >/dev/null 2>&1; then
+    have_dnnl=1
+else
+    have_dnnl=0
+    rejects "--gemm onednn without oneDNN: exit 2" 2 "without oneDNN" $LOOM train $GP --steps 1 --gemm onednn --out "$T/x"
+fi
+if [ -x "$TL" ]; then
+    LOOM_FAULT_NO_BF16=1 rejects "--precision bf16 on a CPU without AVX512_BF16: exit 2" 2 "AVX512_BF16" \
+        $TL train $GP --steps 1 --precision bf16 --out "$T/x"
+fi
+if [ "$have_dnnl" = 1 ] && grep -q avx512_bf16 /proc/cpuinfo; then
+    rejects "--gemm openblas --precision bf16: exit 2" 2 "onednn" \
+        $LOOM train $GP --steps 1 --gemm openblas --precision bf16 --out "$T/x"
+    for mode in "onednn fp32" "onednn bf16"; do
+        set -- $mode
+        tag=$1$2
+        for t in 1 2 3; do
+            ok "$tag: 4 steps on $t threads" $LOOM train $GP --steps 4 --threads $t --gemm $1 --precision $2 --out "$T/$tag$t"
+        done
+        same "$tag: 2 threads give the 1-thread checkpoint" "$T/${tag}1/checkpoint.safetensors" "$T/${tag}2/checkpoint.safetensors"
+        same "$tag: 3 threads give the 1-thread checkpoint" "$T/${tag}1/checkpoint.safetensors" "$T/${tag}3/checkpoint.safetensors"
+    done
+    if grep -q '"precision":[[:space:]]*"bf16"' "$T/onednnbf161/config.json" &&
+        head -c 4096 "$T/onednnbf161/checkpoint.safetensors" | grep -q 'precision\\":\\t\\"bf16'; then
+        pass "bf16: the run records its precision"
+    else fail "bf16: the run records its precision" "no \"precision\": \"bf16\" in config.json and the checkpoint"; fi
+    # 2 steps on 2 threads, resumed (without --precision) on 1 thread to 4 == 4 steps
+    ok "bf16: 2 steps on 2 threads" $LOOM train $GP --steps 2 --threads 2 --precision bf16 --out "$T/r"
+    ok "bf16: resume on 1 thread to 4" $LOOM train --resume "$T/r" --steps 4 --threads 1 --quiet
+    same "bf16: 2 steps + resume to 4 == 4 steps (resume keeps bf16)" \
+        "$T/onednnbf161/checkpoint.safetensors" "$T/r/checkpoint.safetensors"
+    rejects "bf16: --precision cannot change on resume" 2 "precision" $LOOM train --resume "$T/r" --steps 5 --precision fp32
+    # the weights differ (not only the config): the two runs' fp32 NLLs are not equal
+    n1=$($LOOM eval "$T/onednnfp321" --json --threads 1 --limit 10 2>/dev/null | json_get bits_per_dim)
+    n2=$($LOOM eval "$T/onednnbf161" --json --threads 1 --limit 10 2>/dev/null | json_get bits_per_dim)
+    if [ -n "$n1" ] && [ -n "$n2" ] && [ "$n1" != "$n2" ]; then pass "bf16 and fp32 training give different weights ($n1 vs $n2 bits/dim)"
+    else fail "bf16 and fp32 training give different weights" "'$n1' vs '$n2': bf16 did not reach the products"; fi
+    # ... and bf16 training tracks fp32: after 4 steps the runs' NLLs agree within 0.01 bits/dim
+    awk -v a="$n1" -v b="$n2" 'BEGIN {exit !(a > 0 && b > 0 && a - b < 0.01 && b - a < 0.01)}' &&
+        pass "bf16 training tracks fp32 within 0.01 bits/dim after 4 steps ($n1 vs $n2)" ||
+        fail "bf16 training tracks fp32 within 0.01 bits/dim after 4 steps" "$n1 vs $n2"
+    # evaluation is fp32 unless asked: the bf16 run's NLL on the default and on openblas agree
+    e1=$($LOOM eval "$T/onednnbf161" --json --threads 1 --gemm onednn 2>/dev/null | json_get bits_per_dim)
+    e2=$($LOOM eval "$T/onednnbf161" --json --threads 1 --gemm onednn --precision bf16 2>/dev/null | json_get bits_per_dim)
+    e3=$($LOOM eval "$T/onednnbf161" --json --threads 2 --gemm onednn --precision bf16 2>/dev/null | json_get bits_per_dim)
+    awk -v a="$e1" -v b="$e2" 'BEGIN {exit !(a > 0 && b > 0 && a != b && (a - b < 0.01 && b - a < 0.01))}' &&
+        pass "eval: fp32 by default, --precision bf16 within 0.01 bits/dim of it ($e1 vs $e2)" ||
+        fail "eval: fp32 by default, --precision bf16 within 0.01 bits/dim of it" "$e1 vs $e2"
+    [ -n "$e2" ] && [ "$e2" = "$e3" ] && pass "eval --precision bf16: 2 threads give the 1-thread NLL" ||
+        fail "eval --precision bf16: 2 threads give the 1-thread NLL" "$e2 vs $e3"
+    for t in 1 2; do
+        $LOOM sample "$T/onednnbf161" --n 5 --seed 3 --threads $t --precision bf16 --out "$T/s$t.png" 2>/dev/null
+    done
+    [ -s "$T/s1.png" ] && same "sample --precision bf16: 2 threads give the 1-thread PNG" "$T/s1.png" "$T/s2.png" ||
+        fail "sample --precision bf16: 2 threads give the 1-thread PNG" "no PNG"
+fi
