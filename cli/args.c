@@ -8,12 +8,17 @@
 #include <string.h>
 
 void cli_die(int code, const char *fmt, ...) {
+    /* one write of the whole line: stderr is unbuffered, and under mpirun
+     * three writes could interleave with the launcher's own messages */
+    char line[4096] = "loom: ";
+    const size_t p = strlen(line);
     va_list ap;
     va_start(ap, fmt);
-    fputs("loom: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int k = vsnprintf(line + p, sizeof line - p - 1, fmt, ap);
     va_end(ap);
+    size_t len = p + (k < 0 ? 0 : LOOM_MIN((size_t)k, sizeof line - p - 2));
+    line[len] = '\n', line[len + 1] = 0;
+    fputs(line, stderr);
     exit(code);
 }
 
