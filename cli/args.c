@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+int cli_die_delay_ms = 0;
 
 void cli_die(int code, const char *fmt, ...) {
     /* one write of the whole line: stderr is unbuffered, and under mpirun
@@ -19,6 +22,10 @@ void cli_die(int code, const char *fmt, ...) {
     size_t len = p + (k < 0 ? 0 : LOOM_MIN((size_t)k, sizeof line - p - 2));
     line[len] = '\n', line[len + 1] = 0;
     fputs(line, stderr);
+    if (cli_die_delay_ms > 0) {
+        struct timespec ts = {cli_die_delay_ms / 1000, (long)(cli_die_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     exit(code);
 }
 

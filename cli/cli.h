@@ -39,6 +39,10 @@ const cli_arg *cli_find(const cli_arg *args, size_t nargs, const char *name);
 __attribute__((format(printf, 2, 3), noreturn))
 #endif
 void cli_die(int code, const char *fmt, ...);
+/* > 0: cli_die waits this many ms before it exits. A data-parallel rank other
+ * than 0 sets it while it sets up silently, so that rank 0's error line reaches
+ * the launcher before this rank's exit makes the launcher end the job. */
+extern int cli_die_delay_ms;
 /* exit 2 for bad input (format/argument), 1 for everything else */
 __attribute__((noreturn)) void cli_die_err(loom_status st, const loom_error *err);
 

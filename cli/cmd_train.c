@@ -257,6 +257,7 @@ int cmd_train(int argc, char **argv) {
         if (rank) {
             fflush(stderr);
             saved_stderr = dup(2);
+            cli_die_delay_ms = 1000; /* rank 0 says why; this rank's exit must not cut it off */
             int null = open("/dev/null", O_WRONLY);
             if (null >= 0) dup2(null, 2), close(null);
         }
@@ -481,6 +482,7 @@ int cmd_train(int argc, char **argv) {
     if (rank) { /* set up as rank 0 was: from here on a rank's own failure is worth its line */
         fflush(stderr);
         if (saved_stderr >= 0) dup2(saved_stderr, 2), close(saved_stderr);
+        cli_die_delay_ms = 0;
         goto train;
     }
     rf.log = fopen(join(out, "train.log"), "a");
