@@ -619,17 +619,20 @@ static size_t ms_carve(ms_sample_ws *ws, void *base, const loom_config *c, size_
     return off;
 }
 
-size_t loom_pixelrnn_ms_sample_bytes(const loom_config *c, size_t n,
-                                     size_t (*full_bytes)(const loom_config *, size_t)) {
-    return ms_carve(NULL, NULL, c, n, full_bytes);
+size_t loom_pixelrnn_sample_bytes(const loom_config *c, size_t n,
+                                  size_t (*full_bytes)(const loom_config *, size_t)) {
+    return c->multiscale ? ms_carve(NULL, NULL, c, n, full_bytes) : full_bytes(c, n);
 }
 
-void loom_pixelrnn_ms_sample(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,
-                             uint8_t *imgs, const int32_t *labels, size_t n,
-                             const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs,
-                             loom_pixelrnn_filler fill,
-                             size_t (*full_bytes)(const loom_config *, size_t)) {
+void loom_pixelrnn_sample(const loom_model *m, const loom_pixelrnn_arch *a, void *wsp,
+                          uint8_t *imgs, const int32_t *labels, size_t n, const loom_pixelrnn_fill *f,
+                          float temperature, loom_rng *rngs, loom_pixelrnn_filler fill,
+                          size_t (*full_bytes)(const loom_config *, size_t)) {
     const loom_config *c = &m->cfg;
+    if (!c->multiscale) {
+        fill(m, wsp, imgs, labels, n, f, temperature, rngs);
+        return;
+    }
     const size_t H = c->height, W = c->width, fa = factor(c), S = H / fa, Ws = W / fa, ch = nch(c);
     ms_sample_ws ws;
     ms_carve(&ws, wsp, c, n, full_bytes);

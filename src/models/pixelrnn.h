@@ -194,23 +194,24 @@ static inline int loom_pixelrnn_in_small(const loom_config *c, size_t i, size_t 
     const size_t f = c->height / c->multiscale;
     return i % f == 0 && j % f == 0;
 }
-/* sampling workspace: the model's own for the full image (full_bytes) plus
- * the small model's, the small image, masks and the conditioning */
-size_t loom_pixelrnn_ms_sample_bytes(const loom_config *c, size_t n,
-                                     size_t (*full_bytes)(const loom_config *, size_t));
+/* sampling workspace: the model's own for the full image (full_bytes), and
+ * for a multi-scale model also the small model's, the small image, masks and
+ * the conditioning */
+size_t loom_pixelrnn_sample_bytes(const loom_config *c, size_t n,
+                                  size_t (*full_bytes)(const loom_config *, size_t));
 /* a model's sampler: fill (m, ws, imgs, labels, n, f, temperature, rngs) */
 typedef void (*loom_pixelrnn_filler)(const loom_model *m, void *ws, uint8_t *imgs,
                                      const int32_t *labels, size_t n, const loom_pixelrnn_fill *f,
                                      float temperature, loom_rng *rngs);
-/* the multi-scale sampler: the small image first (drawn by `fill` on the
- * small model, its pixels given where f gives their pixel of the full
- * image), copied into imgs, then the rest of the full image given it.
- * f->logw (when set) = both models' log-weights of the given pixels. */
-void loom_pixelrnn_ms_sample(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
-                             uint8_t *imgs, const int32_t *labels, size_t n,
-                             const loom_pixelrnn_fill *f, float temperature, loom_rng *rngs,
-                             loom_pixelrnn_filler fill,
-                             size_t (*full_bytes)(const loom_config *, size_t));
+/* A PixelRNN's sampler: single-scale, fill itself. Multi-scale: the small
+ * image first (drawn by `fill` on the small model, its pixels given where f
+ * gives their pixel of the full image), copied into imgs, then the rest of
+ * the full image given it; f->logw (when set) = both models' log-weights of
+ * the given pixels. */
+void loom_pixelrnn_sample(const loom_model *m, const loom_pixelrnn_arch *a, void *ws,
+                          uint8_t *imgs, const int32_t *labels, size_t n, const loom_pixelrnn_fill *f,
+                          float temperature, loom_rng *rngs, loom_pixelrnn_filler fill,
+                          size_t (*full_bytes)(const loom_config *, size_t));
 
 /* one value in 0..255 from the softmax of z (256) at `temperature` */
 uint8_t loom_pixelrnn_draw(const float *z, float temperature, loom_rng *rng);

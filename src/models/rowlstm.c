@@ -195,7 +195,7 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 
 static size_t plain_sample_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 static size_t rl_sample_ws_bytes(const loom_config *c, size_t n) {
-    return c->multiscale ? loom_pixelrnn_ms_sample_bytes(c, n, plain_sample_bytes) : plain_sample_bytes(c, n);
+    return loom_pixelrnn_sample_bytes(c, n, plain_sample_bytes);
 }
 
 /* every layer at column j of the current row (row i): Xrow (l+1, j) and the
@@ -268,21 +268,15 @@ static void fill_image(const loom_model *m, void *wsp, uint8_t *imgs, const int3
 static void rl_sample(const loom_model *m, void *ws, uint8_t *imgs, const int32_t *labels,
                       size_t n, size_t keep, float temperature, loom_rng *rngs) {
     const loom_pixelrnn_fill f = {NULL, keep, NULL, NULL, NULL};
-    if (m->cfg.multiscale)
-        loom_pixelrnn_ms_sample(m, &arch, ws, imgs, labels, n, &f, temperature, rngs, fill_image,
-                                plain_sample_bytes);
-    else
-        fill_image(m, ws, imgs, labels, n, &f, temperature, rngs);
+    loom_pixelrnn_sample(m, &arch, ws, imgs, labels, n, &f, temperature, rngs, fill_image,
+                         plain_sample_bytes);
 }
 
 static void rl_sample_given(const loom_model *m, void *ws, uint8_t *imgs, double *logw,
                             const uint8_t *given, const int32_t *labels, size_t n, loom_rng *rngs) {
     const loom_pixelrnn_fill f = {given, 0, logw, NULL, NULL};
     for (size_t b = 0; b < n; b++) logw[b] = 0.0;
-    if (m->cfg.multiscale)
-        loom_pixelrnn_ms_sample(m, &arch, ws, imgs, labels, n, &f, 1.0f, rngs, fill_image, plain_sample_bytes);
-    else
-        fill_image(m, ws, imgs, labels, n, &f, 1.0f, rngs);
+    loom_pixelrnn_sample(m, &arch, ws, imgs, labels, n, &f, 1.0f, rngs, fill_image, plain_sample_bytes);
 }
 
 const loom_model_ops loom_rowlstm_ops = {
