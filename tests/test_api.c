@@ -262,6 +262,83 @@ static void test_train_save(loom_context *ctx) {
     loom_model_free(m);
 }
 
+#define CONVLSTM "{\"model\": {\"name\": \"convlstm\", \"height\": 8, \"width\": 8, \"layers\": 1, " \
+                 "\"hidden\": 3, \"classes\": 0, \"frames_in\": 3, \"frames_out\": 2, \"kernel\": 3, " \
+                 "\"patch\": 2}}"
+#define RENET "{\"model\": {\"name\": \"renet\", \"height\": 8, \"width\": 8, \"channels\": 1, " \
+              "\"layers\": 1, \"hidden\": 3, \"classes\": 4, \"cell\": \"lstm\", \"patch\": 2}}"
+
+/* the sequence model through the public API: the internal predictions,
+ * the same bits on 1 and 2 threads, and the argument checks */
+static void test_forecast(loom_context *ctx, loom_context *ctx1) {
+    loom_error e = {{0}};
+    loom_model *m = NULL, *m1 = NULL, *still = NULL;
+    CHECK("forecast: a convlstm from JSON", loom_model_create_json(&m, ctx, CONVLSTM, 3, &e) == LOOM_OK &&
+          loom_model_create_json(&m1, ctx1, CONVLSTM, 3, &e) == LOOM_OK, "%s", e.msg);
+    if (!m || !m1) return;
+    CHECK("forecast: frames in and out", loom_model_frames_in(m) == 3 && loom_model_frames_out(m) == 2,
+          "%zu %zu", loom_model_frames_in(m), loom_model_frames_out(m));
+    enum { N = 3, FR = 64, EX = 5 * FR, F = 5 };
+    uint8_t seqs[N * EX], a[N * F * FR], b[N * F * FR], want[N * F * FR];
+    float p[N * 2 * FR], q[N * 2 * FR];
+    images(seqs, sizeof seqs, 11);
+    CHECK("forecast: 5 frames past a horizon of 2", loom_model_forecast(m, a, seqs, N, F, &e) == LOOM_OK, "%s", e.msg);
+    CHECK("forecast: 1 thread", loom_model_forecast(m1, b, seqs, N, F, &e) == LOOM_OK, "%s", e.msg);
+    loom_model_predict_frames(m, want, seqs, N, F, &e);
+    CHECK("forecast: the model's own predict_frames", memcmp(a, want, sizeof a) == 0, "differ");
+    CHECK("forecast: the same bits on 1 and 2 threads", memcmp(a, b, sizeof a) == 0, "differ");
+    CHECK("forecast_probs", loom_model_forecast_probs(m, p, seqs, N, &e) == LOOM_OK, "%s", e.msg);
+    loom_model_predict(m, q, seqs, N, N, &e);
+    int same = memcmp(p, q, sizeof p) == 0, rounded = 1;
+    for (size_t k = 0; k < N; k++)
+        for (size_t i = 0; i < 2 * FR; i++)
+            rounded &= a[k * F * FR + i] == (uint8_t)lrintf(255.0f * p[k * 2 * FR + i]);
+    CHECK("forecast_probs: the model's own predict", same, "differ");
+    CHECK("forecast: its first frames_out frames are round(255 p)", rounded, "differ");
+    CHECK("forecast: F = 0 rejected", loom_model_forecast(m, a, seqs, N, 0, &e) == LOOM_EINVAL &&
+          strstr(e.msg, "F = 0"), "%s", e.msg);
+    CHECK("forecast: NULL output rejected", loom_model_forecast(m, NULL, seqs, N, F, &e) == LOOM_EINVAL, "%s", e.msg);
+    CHECK("forecast_probs: n = 0 rejected", loom_model_forecast_probs(m, p, seqs, 0, &e) == LOOM_EINVAL, "%s", e.msg);
+    loom_model_create_json(&still, ctx, ROWLSTM, 1, &e);
+    CHECK("forecast: a still-image model refused, named",
+          loom_model_forecast(still, a, seqs, 1, 1, &e) == LOOM_EINVAL && strstr(e.msg, "rowlstm") &&
+          loom_model_frames_out(still) == 0, "%s", e.msg);
+    CHECK("class_logits: a model that does not classify refused",
+          loom_model_num_logits(m) == 0 && loom_model_class_logits(m, p, NULL, seqs, 1, &e) == LOOM_EINVAL &&
+          strstr(e.msg, "does not classify"), "%s", e.msg);
+    loom_model_free(still);
+    loom_model_free(m1);
+    loom_model_free(m);
+}
+
+/* the classifier through the public API: the internal logits and features */
+static void test_classifier(loom_context *ctx) {
+    loom_error e = {{0}};
+    loom_model *m = NULL;
+    CHECK("classifier: a renet from JSON", loom_model_create_json(&m, ctx, RENET, 5, &e) == LOOM_OK, "%s", e.msg);
+    if (!m) return;
+    const size_t P = loom_model_num_logits(m), D = loom_model_feature_size(m);
+    CHECK("classifier: 4 logits, some features", P == 4 && D > 0, "%zu %zu", P, D);
+    enum { N = 5 };
+    uint8_t x[N * 64];
+    images(x, sizeof x, 12);
+    float *l = malloc(N * P * sizeof *l), *f = malloc(N * D * sizeof *f);
+    float *l2 = malloc(N * P * sizeof *l2), *f2 = malloc(N * D * sizeof *f2);
+    CHECK("class_logits", loom_model_class_logits(m, l, f, x, N, &e) == LOOM_OK, "%s", e.msg);
+    loom_model_classify(m, l2, f2, x, N, N, &e);
+    CHECK("class_logits: the model's own logits and features",
+          memcmp(l, l2, N * P * sizeof *l) == 0 && memcmp(f, f2, N * D * sizeof *f) == 0, "differ");
+    int varies = 0;
+    for (size_t i = 1; i < N * P; i++) varies |= l[i] != l[0];
+    CHECK("class_logits: not all equal", varies, "constant");
+    CHECK("class_logits: logits only", loom_model_class_logits(m, l2, NULL, x, N, &e) == LOOM_OK &&
+          memcmp(l, l2, N * P * sizeof *l) == 0, "%s", e.msg);
+    CHECK("class_logits: both outputs NULL rejected",
+          loom_model_class_logits(m, NULL, NULL, x, N, &e) == LOOM_EINVAL, "%s", e.msg);
+    free(l), free(f), free(l2), free(f2);
+    loom_model_free(m);
+}
+
 int main(void) {
     test_context();
     loom_context *ctx, *ctx1;
@@ -270,6 +347,8 @@ int main(void) {
     test_create(ctx);
     test_eval_sample(ctx, ctx1);
     test_train_save(ctx);
+    test_forecast(ctx, ctx1);
+    test_classifier(ctx);
     loom_context_free(ctx1);
     loom_context_free(ctx);
     CHECK_DONE();

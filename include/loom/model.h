@@ -105,6 +105,36 @@ loom_status loom_model_generate_frames(loom_model *m, uint8_t *imgs, uint8_t *fr
                                        const int32_t *labels, size_t n, float temperature,
                                        uint64_t seed, loom_error *err);
 
+/* Sequence models (LOOM_CAP_PREDICT: convlstm). An example is a sequence of
+ * frames_in + frames_out frames, (T, C, H, W) uint8; the model reads the first
+ * frames_in and predicts the next frames_out. Both are 0 for still-image
+ * models. */
+size_t loom_model_frames_in(const loom_model *m);
+size_t loom_model_frames_out(const loom_model *m);
+/* probs (n, frames_out, C, H, W) = each predicted pixel's probability of
+ * being on (its mean, in [0, 1]) given the first frames_in frames of each of
+ * the n sequences in seqs (n, frames_in + frames_out, C, H, W; the frames
+ * after frames_in are not read: the model never sees the future). */
+loom_status loom_model_forecast_probs(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
+                                      loom_error *err);
+/* frames (n, F, C, H, W) = F frames predicted after the first frames_in of
+ * each sequence, round(255 p), frames_out at a time: past the first
+ * frames_out, the model reads the last frames_in frames so far (its own
+ * output among them), so F may exceed the trained horizon. Deterministic. */
+loom_status loom_model_forecast(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
+                                size_t F, loom_error *err);
+
+/* Classifiers (renet, reseg): floats of class logits per image (renet: the
+ * classes; reseg: the classes of every pixel of the scene, (H_scene, W,
+ * classes)) and of the features
+ * the head reads; 0 when the model does not classify. */
+size_t loom_model_num_logits(const loom_model *m);
+size_t loom_model_feature_size(const loom_model *m);
+/* logits (n, num_logits) and feats (n, feature_size) of n images (n, C, H,
+ * W); either may be NULL, not both. */
+loom_status loom_model_class_logits(loom_model *m, float *logits, float *feats, const uint8_t *imgs,
+                                    size_t n, loom_error *err);
+
 /* What a model can do (bits of LOOM_CAP_*, as `loom info` lists them):
  * sample, exact NLL, per-pixel conditionals, an importance-weighted bound,
  * reconstruct, stages, codes, output gradient. loom_cap_name(bit) names one. */

@@ -85,13 +85,22 @@ char *loom_model_config_json(const loom_model *m) {
     return loom_config_json(&m->cfg, &o);
 }
 
-/* The checks every batch call shares; *lab = the labels the model reads. */
-static loom_status check_batch(const char *fn, const loom_model *m, const void *imgs,
-                               const int32_t *labels, size_t n, const int32_t **lab,
-                               loom_error *err) {
+/* The checks every batch call shares: a model, images, n > 0. */
+static loom_status check_images(const char *fn, const loom_model *m, const void *imgs, size_t n,
+                                loom_error *err) {
     if (!m) return loom_fail(err, LOOM_EINVAL, "%s: model is NULL", fn);
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "%s: no images (n = 0)", fn);
     if (!imgs) return loom_fail(err, LOOM_EINVAL, "%s: image buffer is NULL", fn);
+    return LOOM_OK;
+}
+
+/* check_images, and the labels of a conditional model; *lab = the labels the
+ * model reads. */
+static loom_status check_batch(const char *fn, const loom_model *m, const void *imgs,
+                               const int32_t *labels, size_t n, const int32_t **lab,
+                               loom_error *err) {
+    loom_status st = check_images(fn, m, imgs, n, err);
+    if (st) return st;
     if (m->cfg.nclasses && !labels)
         return loom_fail(err, LOOM_EINVAL, "%s: the model is class-conditional (%d classes): labels are required",
                          fn, m->cfg.nclasses);
@@ -306,4 +315,63 @@ loom_status loom_model_save(const loom_model *m, const loom_optimizer *opt, cons
     loom_rng_seed(&ts.rng, o.seed ^ 0x5851f42d4c957f2dULL); /* `loom train`'s shuffling stream */
     return loom_checkpoint_save(path, m, opt ? opt->adam.m : NULL, opt ? opt->adam.v : NULL, &ts, &o,
                                 err);
+}
+
+/* ---------------------------------------------------------------- sequences, classifiers */
+
+size_t loom_model_frames_in(const loom_model *m) { return m->cfg.frames_in; }
+size_t loom_model_frames_out(const loom_model *m) { return m->cfg.frames_out; }
+
+static loom_status check_forecast(const char *fn, const loom_model *m, const void *out,
+                                  const uint8_t *seqs, size_t n, loom_error *err) {
+    loom_status st = check_images(fn, m, seqs, n, err);
+    if (st) return st;
+    if (!out) return loom_fail(err, LOOM_EINVAL, "%s: output buffer is NULL", fn);
+    if (!(loom_model_caps(m) & LOOM_CAP_PREDICT))
+        return loom_fail(err, LOOM_EINVAL, "%s: model %s predicts no frames (it models still images)",
+                         fn, m->cfg.model);
+    return LOOM_OK;
+}
+
+loom_status loom_model_forecast_probs(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
+                                      loom_error *err) {
+    loom_status st = check_forecast("loom_model_forecast_probs", m, probs, seqs, n, err);
+    if (st) return st;
+    int saved = loom_blas_enter(m->ctx);
+    /* chunks bound the activations' memory: 16 sequences per call as `loom eval` */
+    st = loom_model_predict(m, probs, seqs, n, 16, err);
+    loom_blas_leave(m->ctx, saved);
+    return st;
+}
+
+loom_status loom_model_forecast(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
+                                size_t F, loom_error *err) {
+    loom_status st = check_forecast("loom_model_forecast", m, frames, seqs, n, err);
+    if (st) return st;
+    if (F == 0) return loom_fail(err, LOOM_EINVAL, "loom_model_forecast: no frames asked (F = 0)");
+    int saved = loom_blas_enter(m->ctx);
+    st = loom_model_predict_frames(m, frames, seqs, n, F, err);
+    loom_blas_leave(m->ctx, saved);
+    return st;
+}
+
+size_t loom_model_num_logits(const loom_model *m) { return loom_model_class_floats(m); }
+size_t loom_model_feature_size(const loom_model *m) { return loom_model_feat_dim(m); }
+
+loom_status loom_model_class_logits(loom_model *m, float *logits, float *feats, const uint8_t *imgs,
+                                    size_t n, loom_error *err) {
+    loom_status st = check_images("loom_model_class_logits", m, imgs, n, err);
+    if (st) return st;
+    if (!loom_model_class_floats(m))
+        return loom_fail(err, LOOM_EINVAL, "loom_model_class_logits: model %s does not classify",
+                         m->cfg.model);
+    if (!logits && !feats)
+        return loom_fail(err, LOOM_EINVAL, "loom_model_class_logits: logits and feats are both NULL");
+    if (feats && !loom_model_feat_dim(m))
+        return loom_fail(err, LOOM_EINVAL, "loom_model_class_logits: model %s has no features (feats must be NULL)",
+                         m->cfg.model);
+    int saved = loom_blas_enter(m->ctx);
+    st = loom_model_classify(m, logits, feats, imgs, n, 64, err);
+    loom_blas_leave(m->ctx, saved);
+    return st;
 }
