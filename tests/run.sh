@@ -18,6 +18,7 @@ for t in "$@" tests/cli/*.sh; do
     $cmd >"$log" 2>&1; rc=$?
     p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log")
     grep '^FAIL ' "$log"
+    grep '^SKIP ' "$log" | head -3 # checks this machine cannot run, each saying why
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "FAIL $t: exited with status $rc"; tail -5 "$log"; f=1
     fi

@@ -16,7 +16,9 @@ typedef struct {
      * true of rae: its convolutions' matrix products round an image's rows
      * differently with other row counts beside them (OpenBLAS, SkylakeX: equal
      * when the counts agree mod 4), which is why the micro-shards, and not the
-     * per-thread split, fix every op's composition */
+     * per-thread split, fix every op's composition. With OpenBLAS's Haswell
+     * and Zen kernels no model is (test_rows_free): a difference is then a
+     * skip, not a failure */
     int composition_free;
 } spec;
 
@@ -60,6 +62,15 @@ static int same_bytes(const void *a, const void *b, size_t n) { return memcmp(a,
 static const char *nm(char *buf, const spec *s, size_t n, const char *what) {
     snprintf(buf, 200, "%s, n=%zu: %s", s->name, n, what);
     return buf;
+}
+
+static int rows_free; /* test_rows_free(), asked once */
+
+/* a composition check: a failure where this CPU's products make it expected
+ * (testutil.h) is reported as a skip, saying why */
+static void composition(const char *name, int same) {
+    if (same || rows_free) CHECK(name, same, "differ");
+    else printf("SKIP %s: differs, as this CPU's matrix products round a row by the product's row count\n", name);
 }
 
 static void test_spec(const spec *s, size_t n) {
@@ -135,8 +146,8 @@ static void test_spec(const spec *s, size_t n) {
     if (s->composition_free) {
         loom_model_nll(m[1], one, imgs, labels, n, 1, NULL);
         loom_model_nll(m[2], nt, imgs, labels, n, 3, NULL);
-        CHECK(nm(name, s, n, "nll: an image's NLL does not depend on the images beside it"),
-              same_bytes(nll, one, n * sizeof *one) && same_bytes(nll, nt, n * sizeof *nt), "differ");
+        composition(nm(name, s, n, "nll: an image's NLL does not depend on the images beside it"),
+                    same_bytes(nll, one, n * sizeof *one) && same_bytes(nll, nt, n * sizeof *nt));
     }
     if (m[0]->ops->iw_nll && !(m[0]->ops->cannot_sample && m[0]->ops->cannot_sample(c))) {
         loom_model_iw_nll(m[0], nll, imgs, labels, n, 3, n, NULL);
@@ -148,8 +159,8 @@ static void test_spec(const spec *s, size_t n) {
         CHECK(nm(name, s, n, "iw_nll: the same per image on 1, 2, 3 threads"), ok, "differ");
         if (s->composition_free) {
             loom_model_iw_nll(m[1], one, imgs, labels, n, 3, 1, NULL);
-            CHECK(nm(name, s, n, "iw_nll: an image's bound does not depend on the images beside it"),
-                  same_bytes(nll, one, n * sizeof *one), "differ");
+            composition(nm(name, s, n, "iw_nll: an image's bound does not depend on the images beside it"),
+                        same_bytes(nll, one, n * sizeof *one));
         }
     }
     free(nt), free(one), free(nll);
@@ -253,6 +264,7 @@ static void test_train_bytes(void) {
 }
 
 int main(void) {
+    rows_free = test_rows_free();
     for (size_t i = 0; i < NSPEC; i++) {
         const size_t u = loom_micro_shard(&specs[i].cfg, SIZE_MAX);
         test_spec(&specs[i], 4 * u + 3); /* 5 micro-shards: a tree of 4 and 1 */
