@@ -302,8 +302,21 @@ int cmd_complete(int argc, char **argv) {
         }
         memcpy(row + 2 * EX, comp + k * samples * EX, samples * EX);
     }
+    /* a conditional model's rows are each an image of a class: named beside it */
+    const char **row_labels = NULL;
+    char (*numbers)[16] = NULL;
+    if (lab) {
+        row_labels = calloc(n, sizeof *row_labels);
+        numbers = calloc(n, sizeof *numbers);
+        if (!row_labels || !numbers) cli_die(1, "out of memory");
+        for (size_t k = 0; k < n; k++) {
+            snprintf(numbers[k], sizeof numbers[k], "%d", (int)lab[k]);
+            row_labels[k] = (size_t)lab[k] < o.nclass_names ? o.class_names[lab[k]] : numbers[k];
+        }
+    }
     /* the grid's padding white, so that it is never taken for the masked (mid gray) part */
-    cli_write_grid_scaled(out, grid, n * cols, C, H, W, cols, scale, 255);
+    cli_write_grid_labelled(out, grid, n * cols, C, H, W, cols, scale, 255, row_labels);
+    free(row_labels), free(numbers);
     double per_img = hidden / (double)n, hidden_px = (double)((H - rows) * W * C);
     fprintf(say, "hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
             H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);

@@ -60,12 +60,15 @@ for y in range(h):
             p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
             line[x] = (line[x] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
     rows.append(line); prev = line
-# 3 images of 28 in a row with 1 px pads: column 29 is padding; the masked image's bottom half is 128
-pad = {rows[y][29] for y in range(h)} | {rows[0][x] for x in range(w)}
-masked = {rows[y][30 + x] for y in range(15, 29) for x in range(28)}
-sys.exit(not (pad == {255} and masked == {128}))
+# 3 images of 28 in a row with 1 px pads (88 px) after the margin of the row's class label
+# (one digit: 7 px, black on the white pad): column 29 is padding; the masked image's bottom half is 128
+off = w - 88
+pad = {rows[y][off + 29] for y in range(h)} | {rows[0][x] for x in range(w)}
+masked = {rows[y][off + 30 + x] for y in range(15, 29) for x in range(28)}
+ink = {rows[y][x] for y in range(h) for x in range(off)}
+sys.exit(not (pad == {255} and masked == {128} and off == 7 and ink == {0, 255}))
 PY
-then pass "pictures: completions padded white, the hidden part mid gray"; else fail "pictures: completions padded white, the hidden part mid gray" "$?"; fi
+then pass "pictures: completions padded white, the hidden part mid gray, the row's class beside it"; else fail "pictures: completions padded white, the hidden part mid gray" "$?"; fi
 
 # interpolate --gif on a rae: A, 3 codes, B and back: 8 frames
 $LOOM train --model rae --variational --hidden 8 --zdim 2 --valid 8 --batch 8 --data $D --threads 1 --quiet --steps 1 \
