@@ -37,6 +37,12 @@ ok "pictures: --label all --n 20" $LOOM sample "$T/r" --label all --n 20 --scale
 ok "pictures: --label all --n 20 --cols 5" $LOOM sample "$T/r" --label all --n 20 --cols 5 --scale 1 --threads 1 --out "$T/c5.png"
 # rows that mix classes get no labels
 [ "$(wh "$T/c5.png")" = "146 117" ] && pass "pictures: --cols is honoured with --label all" || fail "pictures: --cols with --label all" "$(wh "$T/c5.png")"
+# --gif is laid out like the PNG: the labels' margin and the default scale (66 x 291 -> 8 x 66 = 528 wide)
+ok "pictures: --label all --gif" $LOOM sample "$T/r" --label all --n 20 --threads 1 --gif "$T/all.gif" --out "$T/allg.png"
+gw=$(od -An -tu1 -j6 -N4 "$T/all.gif" | awk '{print $1 + 256 * $2, $3 + 256 * $4}')
+[ "$(wh "$T/allg.png")" = "528 2328" ] && [ "$gw" = "528 2328" ] &&
+    pass "pictures: --label all --gif: the GIF's screen is the labelled PNG's, 8 x (66 x 291)" ||
+    fail "pictures: --label all --gif: the GIF's screen is the PNG's" "png $(wh "$T/allg.png") gif $gw"
 rejects "pictures: --label all --n 15 is not one row per class" 2 "not a multiple of the model's 10 classes" \
     $LOOM sample "$T/r" --label all --n 15 --out "$T/x.png"
 # completions: the padding (white) is not the masked area's mid gray
