@@ -65,11 +65,24 @@ void cli_check_data(const loom_images *im, const char *data, const loom_config *
 /* imgs (n, c, h, w) into a PNG grid (gray or RGB) with `cols` columns; exits on failure. */
 void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
                     size_t cols);
-/* cli_write_grid, enlarged `scale` times (nearest neighbour) with `pad` between
- * the images; a name ending in .jpg / .jpeg is written as JPEG, .gif and other
- * image formats are refused (exit 2), anything else is PNG. */
+/* cli_write_grid, enlarged `scale` times (nearest neighbour; 0: cli_auto_scale)
+ * with `pad` between the images; a name ending in .jpg / .jpeg is written as
+ * JPEG, .gif and other image formats are refused (exit 2), anything else is PNG. */
 void cli_write_grid_scaled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
                            size_t cols, size_t scale, uint8_t pad);
+/* the default width of a grid a command writes for a person to look at */
+#define CLI_GRID_MIN_WIDTH 512
+/* the smallest integer scale that makes a grid w pixels wide at least
+ * CLI_GRID_MIN_WIDTH wide (1 when it already is) */
+size_t cli_auto_scale(size_t w);
+/* the grid (c, *gh, *gw) of imgs with 1 px of pad, and with row_labels
+ * (ceil(n / cols) of them, or NULL: none) drawn in a margin on its left
+ * (loom_grid_label_rows); malloc'ed, exits on failure */
+uint8_t *cli_make_grid(const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w, size_t cols, uint8_t pad,
+                       const char *const *row_labels, size_t *gh, size_t *gw);
+/* cli_write_grid_scaled with row labels (cli_make_grid) */
+void cli_write_grid_labelled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                             size_t cols, size_t scale, uint8_t pad, const char *const *row_labels);
 /* grid (c, *h, *w), malloc'ed, enlarged k times by nearest neighbour (freed
  * and replaced; k <= 1 returns it as it is) */
 uint8_t *cli_scale_grid(uint8_t *grid, size_t c, size_t *h, size_t *w, size_t k);

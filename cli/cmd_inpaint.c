@@ -19,7 +19,7 @@ static void read_png(loom_images *im, const char *flag, const char *path, size_t
 }
 
 int cmd_inpaint(int argc, char **argv) {
-    size_t K = 4, M = 64, iters = 20, threads = (size_t)cli_default_threads(), label = 0;
+    size_t K = 4, M = 64, iters = 20, threads = (size_t)cli_default_threads(), label = 0, scale = 0;
     uint64_t seed = 1;
     const char *out = NULL, *out_dir = NULL, *image = NULL, *mask = NULL;
     bool json = false;
@@ -33,6 +33,7 @@ int cmd_inpaint(int argc, char **argv) {
         {"label", ARG_SIZE, &label, 0, 1e6, "class of the image (conditional models)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default: the least K making it 512 px wide)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: original | masked | fills", false},
         {"out-dir", ARG_STR, &out_dir, 0, 0, "also write each fill as DIR/fill_NNN.png at the image's size", false},
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
@@ -120,7 +121,7 @@ int cmd_inpaint(int argc, char **argv) {
     memcpy(grid, im.pixels, EX);
     loom_inpaint_masked_view(grid + EX, im.pixels, hidden, C, H, W);
     memcpy(grid + 2 * EX, fills, K * EX);
-    cli_write_grid(out, grid, 2 + K, C, H, W, 2 + K);
+    cli_write_grid_scaled(out, grid, 2 + K, C, H, W, 2 + K, scale, 128);
     if (out_dir) {
         if (mkdir(out_dir, 0777) != 0 && errno != EEXIST)
             cli_die(1, "--out-dir %s: %s", out_dir, strerror(errno));

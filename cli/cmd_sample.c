@@ -8,9 +8,10 @@
 #include <string.h>
 
 /* frames (n, T, C, h, w) -> an animated GIF of T grids (one frame per stage,
- * the last held 1 s), each laid out like the PNG grid and scaled by `scale` */
+ * the last held 1 s), each laid out like the PNG grid (row_labels: as
+ * cli_make_grid) and scaled by `scale` (0: cli_auto_scale) */
 static void write_gif(const char *path, const uint8_t *frames, size_t n, size_t T, size_t C, size_t h,
-                      size_t w, size_t cols, size_t scale) {
+                      size_t w, size_t cols, size_t scale, const char *const *row_labels) {
     loom_error err;
     const size_t EX = C * h * w;
     uint8_t *one = malloc(n * EX), *all = NULL, *grid = NULL;
@@ -19,9 +20,8 @@ static void write_gif(const char *path, const uint8_t *frames, size_t n, size_t 
     if (!one || !delays) cli_die(1, "out of memory");
     for (size_t t = 0; t < T; t++) {
         for (size_t b = 0; b < n; b++) memcpy(one + b * EX, frames + (b * T + t) * EX, EX);
-        loom_status st = loom_grid_channels(&grid, &gh, &gw, one, n, C, h, w, cols, 1, 128, &err);
-        if (st) cli_die_err(st, &err);
-        grid = cli_scale_grid(grid, C, &gh, &gw, scale);
+        grid = cli_make_grid(one, n, C, h, w, cols, 128, row_labels, &gh, &gw);
+        grid = cli_scale_grid(grid, C, &gh, &gw, scale ? scale : cli_auto_scale(gw));
         if (!all && !(all = malloc(T * C * gh * gw))) cli_die(1, "out of memory for a %zu-frame GIF", T);
         memcpy(all + t * C * gh * gw, grid, C * gh * gw);
         free(grid);
@@ -48,7 +48,7 @@ static uint8_t *raster_frames(const uint8_t *imgs, size_t n, size_t C, size_t H,
 }
 
 int cmd_sample(int argc, char **argv) {
-    size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0, scale = 1;
+    size_t n = 16, threads = (size_t)cli_default_threads(), cols = 0, scale = 0;
     double temperature = 1.0;
     uint64_t seed = 1;
     const char *out = NULL, *label = NULL, *steps_png = NULL, *gif = NULL, *gemm = NULL, *precision = NULL;
@@ -58,7 +58,7 @@ int cmd_sample(int argc, char **argv) {
         {"steps-png", ARG_STR, &steps_png, 0, 0, "staged models (draw): also write every stage, one row per image", false},
         {"gif", ARG_STR, &gif, 0, 0, "also an animated GIF of the grid being drawn: a frame per stage (draw) or per row (autoregressive models)", false},
         {"n", ARG_SIZE, &n, 1, 100000, "images, exactly (default 16; --label all: a multiple of the classes)", false},
-        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default 1)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default: the least K making it 512 px wide)", false},
         {"temperature", ARG_DOUBLE, &temperature, 1e-6, 100, "softmax temperature (default 1)", false},
         {"seed", ARG_U64, &seed, 0, 0, "seed (default 1)", false},
         {"label", ARG_STR, &label, 0, 0, "class K, or 'all' for one row per class (conditional models)", false},
@@ -137,14 +137,28 @@ int cmd_sample(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     double dt = cli_now() - t0;
     const size_t gcols = cols ? cols : (size_t)ceil(sqrt((double)n));
-    cli_write_grid_scaled(out, imgs, n, C, c->height, c->width, gcols, scale, 128);
+    /* --label all: when every row of the grid holds one class, its name goes
+     * beside the class's first row (the run's class names, else its number) */
+    const char **row_labels = NULL;
+    char (*numbers)[16] = NULL;
+    if (label && strcmp(label, "all") == 0 && (n / (size_t)c->nclasses) % gcols == 0) {
+        const size_t per = n / (size_t)c->nclasses, nrows = (n + gcols - 1) / gcols;
+        row_labels = calloc(nrows, sizeof *row_labels);
+        numbers = calloc((size_t)c->nclasses, sizeof *numbers);
+        if (!row_labels || !numbers) cli_die(1, "out of memory");
+        for (int k = 0; k < c->nclasses; k++) {
+            snprintf(numbers[k], sizeof numbers[k], "%d", k);
+            row_labels[(size_t)k * per / gcols] = (size_t)k < o.nclass_names ? o.class_names[k] : numbers[k];
+        }
+    }
+    cli_write_grid_labelled(out, imgs, n, C, c->height, c->width, gcols, scale, 128, row_labels);
     if (gif && raster) {
         uint8_t *rf = raster_frames(imgs, n, C, c->height, c->width);
-        write_gif(gif, rf, n, c->height, C, c->height, c->width, gcols, scale);
+        write_gif(gif, rf, n, c->height, C, c->height, c->width, gcols, scale, row_labels);
         free(rf);
         fprintf(stderr, "loom: %zu rows of %zu images, a frame per row -> %s\n", c->height, n, gif);
     } else if (gif) {
-        write_gif(gif, frames, n, nframes, C, c->height, c->width, gcols, scale);
+        write_gif(gif, frames, n, nframes, C, c->height, c->width, gcols, scale, row_labels);
         fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, gif);
     }
     if (label && strcmp(label, "all") == 0 && o.class_names) { /* which row is which class */
@@ -154,7 +168,7 @@ int cmd_sample(int argc, char **argv) {
         fprintf(stderr, "\n");
     }
     if (frames && steps_png) {
-        cli_write_grid(steps_png, frames, n * nframes, C, c->height, c->width, nframes);
+        cli_write_grid_scaled(steps_png, frames, n * nframes, C, c->height, c->width, nframes, scale, 128);
         fprintf(stderr, "loom: %zu stages of %zu images -> %s\n", nframes, n, steps_png);
     }
     free(frames);
@@ -171,14 +185,14 @@ int cmd_sample(int argc, char **argv) {
         cli_json_num(&j, "ms_per_image", 1e3 * dt / (double)n);
         cli_json_end(&j);
     }
-    free(imgs), free(labels);
+    free(imgs), free(labels), free(row_labels), free(numbers);
     loom_train_opts_free(&o);
     loom_model_free(m);
     return 0;
 }
 
 int cmd_complete(int argc, char **argv) {
-    size_t n = 8, rows = 0, samples = 3, threads = (size_t)cli_default_threads();
+    size_t n = 8, rows = 0, samples = 3, threads = (size_t)cli_default_threads(), scale = 0;
     double temperature = 1.0;
     uint64_t seed = 1;
     const char *out = NULL, *data = NULL;
@@ -193,6 +207,7 @@ int cmd_complete(int argc, char **argv) {
         {"data", ARG_STR, &data, 0, 0, "data (default: the run's test set)", false},
         {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default: the least K making it 512 px wide)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: rows of original | masked | completions", false},
     };
     const char *pos[1];
@@ -287,8 +302,21 @@ int cmd_complete(int argc, char **argv) {
         }
         memcpy(row + 2 * EX, comp + k * samples * EX, samples * EX);
     }
+    /* a conditional model's rows are each an image of a class: named beside it */
+    const char **row_labels = NULL;
+    char (*numbers)[16] = NULL;
+    if (lab) {
+        row_labels = calloc(n, sizeof *row_labels);
+        numbers = calloc(n, sizeof *numbers);
+        if (!row_labels || !numbers) cli_die(1, "out of memory");
+        for (size_t k = 0; k < n; k++) {
+            snprintf(numbers[k], sizeof numbers[k], "%d", (int)lab[k]);
+            row_labels[k] = (size_t)lab[k] < o.nclass_names ? o.class_names[lab[k]] : numbers[k];
+        }
+    }
     /* the grid's padding white, so that it is never taken for the masked (mid gray) part */
-    cli_write_grid_scaled(out, grid, n * cols, C, H, W, cols, 1, 255);
+    cli_write_grid_labelled(out, grid, n * cols, C, H, W, cols, scale, 255, row_labels);
+    free(row_labels), free(numbers);
     double per_img = hidden / (double)n, hidden_px = (double)((H - rows) * W * C);
     fprintf(say, "hidden part (rows %zu..%zu): %.2f nats/image, %.4f bits/dim over %zu test images -> %s\n", rows,
             H - 1, per_img, per_img / log(2.0) / hidden_px, n, out);
@@ -311,7 +339,7 @@ int cmd_complete(int argc, char **argv) {
 }
 
 int cmd_reconstruct(int argc, char **argv) {
-    size_t n = 8, threads = (size_t)cli_default_threads();
+    size_t n = 8, threads = (size_t)cli_default_threads(), scale = 0;
     const char *out = NULL, *data = NULL, *split = "test";
     bool gray = false, json = false;
     cli_arg args[] = {
@@ -321,6 +349,7 @@ int cmd_reconstruct(int argc, char **argv) {
         {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default: the least K making it 512 px wide)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: rows of input | model input | reconstruction", false},
     };
     const char *pos[1];
@@ -348,7 +377,7 @@ int cmd_reconstruct(int argc, char **argv) {
         memcpy(grid + 3 * k * HW, set.pixels + k * HW, HW);
         memcpy(grid + (3 * k + 1) * HW, rec + 2 * k * HW, 2 * HW);
     }
-    cli_write_grid(out, grid, 3 * n, C, c->height, c->width, 3);
+    cli_write_grid_scaled(out, grid, 3 * n, C, c->height, c->width, 3, scale, 128);
     fprintf(stderr, "loom: %zu %s images: input | model input | reconstruction -> %s\n", n, split, out);
     if (json) {
         cli_json j;
@@ -366,7 +395,7 @@ int cmd_reconstruct(int argc, char **argv) {
 }
 
 int cmd_interpolate(int argc, char **argv) {
-    size_t steps = 8, threads = (size_t)cli_default_threads();
+    size_t steps = 8, threads = (size_t)cli_default_threads(), scale = 0;
     const char *out = NULL, *data = NULL, *split = "test", *gif = NULL;
     bool gray = false, json = false;
     cli_arg args[] = {
@@ -377,6 +406,7 @@ int cmd_interpolate(int argc, char **argv) {
         {"gray", ARG_FLAG, &gray, 0, 0, "convert RGB data to gray (BT.601; automatic for runs trained with --gray)", false},
         {"split", ARG_STR, &split, 0, 0, "test (default) or valid", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default: all cores)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default: the least K making it 512 px wide)", false},
         {"out", ARG_STR, &out, 0, 0, "PNG file: A | decoded codes | B", false},
     };
     const char *pos[3];
@@ -420,7 +450,7 @@ int cmd_interpolate(int argc, char **argv) {
     memcpy(grid, pair, HW);
     memcpy(grid + HW, dec, steps * HW);
     memcpy(grid + (steps + 1) * HW, pair + HW, HW);
-    cli_write_grid(out, grid, steps + 2, C, c->height, c->width, steps + 2);
+    cli_write_grid_scaled(out, grid, steps + 2, C, c->height, c->width, steps + 2, scale, 128);
     fprintf(stderr, "loom: %s images %zu and %zu, %zu codes between -> %s\n", split, idx[0], idx[1], steps, out);
     if (gif) { /* A, the codes, B, then back again: a loop without a jump */
         const size_t nf = 2 * (steps + 2) - 2;
@@ -430,7 +460,7 @@ int cmd_interpolate(int argc, char **argv) {
             const size_t k = f < steps + 2 ? f : 2 * (steps + 1) - f;
             memcpy(frames + f * HW, grid + k * HW, HW);
         }
-        write_gif(gif, frames, 1, nf, C, c->height, c->width, 1, 1);
+        write_gif(gif, frames, 1, nf, C, c->height, c->width, 1, scale, NULL);
         free(frames);
         fprintf(stderr, "loom: %zu frames -> %s\n", nf, gif);
     }

@@ -20,13 +20,14 @@ static void colour(uint8_t *dst, const uint8_t *lab, size_t P) {
 
 int cmd_segment(int argc, char **argv) {
     const char *out = NULL, *data = NULL;
-    size_t n = 8, threads = 1;
+    size_t n = 8, threads = 1, scale = 0;
     bool json = false;
     cli_arg args[] = {
         {"out", ARG_STR, &out, 0, 0, "PNG to write: a row per scene: the scene, the predicted map, the true map", false},
         {"n", ARG_SIZE, &n, 1, 1024, "test scenes (default 8)", false},
         {"data", ARG_STR, &data, 0, 0, "scenes (default: the run's)", false},
         {"threads", ARG_SIZE, &threads, 1, 256, "threads (default 1)", false},
+        {"scale", ARG_SIZE, &scale, 1, 64, "enlarge the grid K times, nearest neighbour (default: the least K making it 512 px wide)", false},
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
     };
     const char *pos[1];
@@ -55,7 +56,7 @@ int cmd_segment(int argc, char **argv) {
         colour(row + 3 * P, pred + b * P, P);
         colour(row + 6 * P, truth, P);
     }
-    cli_write_grid(out, grid, 3 * n, 3, Hs, W, 3);
+    cli_write_grid_scaled(out, grid, 3 * n, 3, Hs, W, 3, scale, 128);
     if (json)
         printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"pixel_accuracy\", "
                "\"pixel_accuracy\": %.6f, \"mean_iou\": %.6f, \"images\": %zu, \"out\": \"%s\"}\n",

@@ -27,6 +27,7 @@ typedef struct {
     bool old_csv; /* a run from before the lr / grad_norm columns: its five columns */
     bool quiet;   /* --quiet: the log file only */
     bool terms;   /* the validation's loss terms (KL, reconstruction) have columns */
+    bool train_terms; /* the training loss's terms (loom_trainer_terms) have columns */
     double wall0; /* seconds trained by the run's earlier processes (metrics.csv's last wall_s) */
 } run_files;
 
@@ -175,6 +176,10 @@ static void on_event(void *user, const loom_train_event *ev) {
                 if (isfinite(kl)) fprintf(rf->csv, "%.4f", kl);
                 fputc(',', rf->csv);
                 if (isfinite(rec)) fprintf(rf->csv, "%.4f", rec);
+            }
+            for (size_t k = 0; rf->train_terms && k < ev->nterms; k++) { /* train_<term> */
+                fputc(',', rf->csv);
+                if (isfinite(ev->terms[k])) fprintf(rf->csv, "%.4f", ev->terms[k]);
             }
         }
         fputc('\n', rf->csv);
@@ -489,9 +494,10 @@ int cmd_train(int argc, char **argv) {
     struct stat sb;
     /* empty: a run killed before its header reached the disk gets it now */
     bool new_csv = stat(join(out, "metrics.csv"), &sb) != 0 || sb.st_size == 0;
+    char head[1024] = ""; /* the header of the run's metrics.csv */
     if (!new_csv) { /* a run from before the extra columns keeps its five */
         FILE *f = fopen(join(out, "metrics.csv"), "r");
-        char head[256] = "", line[512];
+        char line[512];
         if (f && fgets(head, sizeof head, f)) head[strcspn(head, "\r\n")] = 0;
         /* wall time goes on from the last row's (the checkpoint keeps no clock, so
          * that a resumed run's checkpoint is byte-identical to an uninterrupted one's) */
@@ -509,9 +515,19 @@ int cmd_train(int argc, char **argv) {
     /* a composite loss (a KL and a reconstruction) gets a column per term */
     const bool composite = loom_model_out_floats(m) && strcmp(cli_nll_kind(m, 0), "elbo") == 0;
     rf.terms = composite && (new_csv || rf.terms);
-    if (new_csv) fprintf(rf.csv, "%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : ""), fflush(rf.csv);
+    /* the training loss's terms, a column each after those (a run that began
+     * without them, from before they existed, keeps its columns) */
+    const char *const *tnames;
+    const size_t nterms = loom_trainer_terms(t, &tnames);
+    char tcols[LOOM_MAX_RUN_TERMS * (LOOM_TERM_NAMELEN + 8)] = "";
+    for (size_t k = 0, len = 0; k < nterms; k++)
+        len += (size_t)snprintf(tcols + len, sizeof tcols - len, ",train_%s", tnames[k]);
+    rf.train_terms = nterms && !rf.old_csv && (new_csv || strstr(head, tcols));
+    if (new_csv)
+        fprintf(rf.csv, "%s%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : "", rf.train_terms ? tcols : ""), fflush(rf.csv);
     if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
-        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s\n", ts->step, rf.wall0, rf.terms ? ",," : ""), fflush(rf.csv);
+        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s%.*s\n", ts->step, rf.wall0, rf.terms ? ",," : "",
+                rf.train_terms ? (int)nterms : 0, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,"), fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, products %s %s (OpenBLAS core %s)",

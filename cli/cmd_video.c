@@ -178,7 +178,9 @@ static bool ends_with(const char *s, const char *suf) {
 int cmd_predict(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *split = "test";
     size_t n = 4, frames = 0, threads = (size_t)cli_default_threads(), first = 0;
+    bool json = false;
     cli_arg args[] = {
+        {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
         {"data", ARG_STR, &data, 0, 0, "sequences (default: the run's data, test split)", false},
         {"split", ARG_STR, &split, 0, 0, "generated data: test (default) or valid", false},
         {"n", ARG_SIZE, &n, 1, 64, "sequences (default 4)", false},
@@ -200,7 +202,8 @@ int cmd_predict(int argc, char **argv) {
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
     loom_train_opts o;
-    loom_model *m = cli_load_model(pos[0], (int)threads, &o, NULL);
+    loom_train_state ts;
+    loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     if (!(loom_model_caps(m) & LOOM_CAP_PREDICT))
         cli_die(2, "%s: model %s predicts no frames (loom predict is for sequence models: convlstm)", pos[0],
                 m->cfg.model);
@@ -257,6 +260,16 @@ int cmd_predict(int argc, char **argv) {
     if (st) cli_die_err(st, &err);
     fprintf(stderr, "loom: %s: %zu sequences, %zu given + %zu predicted frames (truth above, model below; "
             "%.1f ms per sequence)\n", out, n, K, F, ms);
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, c->model, ts.step, cli_checkpoint_path(pos[0]), "frames");
+        cli_json_str(&j, "out", out);
+        cli_json_int(&j, "sequences", (long long)n);
+        cli_json_int(&j, "given", (long long)K);
+        cli_json_int(&j, "predicted", (long long)F);
+        cli_json_num(&j, "ms_per_sequence", ms);
+        cli_json_end(&j);
+    }
     free(seqs), free(gen), free(canvas);
     loom_images_free(&set);
     loom_train_opts_free(&o);

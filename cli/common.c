@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include "io/font.h"
 #include "io/jpeg.h"
 #include "nn/seq.h"
 #include "train/trainer.h"
@@ -223,23 +224,42 @@ uint8_t *cli_scale_grid(uint8_t *grid, size_t c, size_t *h, size_t *w, size_t k)
     return big;
 }
 
-void cli_write_grid_scaled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
-                           size_t cols, size_t scale, uint8_t pad) {
+size_t cli_auto_scale(size_t w) {
+    return w >= CLI_GRID_MIN_WIDTH ? 1 : (CLI_GRID_MIN_WIDTH + w - 1) / w;
+}
+
+uint8_t *cli_make_grid(const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w, size_t cols, uint8_t pad,
+                       const char *const *row_labels, size_t *gh, size_t *gw) {
     uint8_t *grid;
+    loom_error err;
+    loom_status st = loom_grid_channels(&grid, gh, gw, imgs, n, c, h, w, cols, 1, pad, &err);
+    if (!st && row_labels)
+        st = loom_grid_label_rows(&grid, c, gh, gw, h, 1, row_labels, (n + cols - 1) / cols, pad, &err);
+    if (st) cli_die_err(st, &err);
+    return grid;
+}
+
+void cli_write_grid_labelled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                             size_t cols, size_t scale, uint8_t pad, const char *const *row_labels) {
     size_t gh, gw;
     loom_error err;
+    loom_status st;
     const char *dot = strrchr(path, '.');
     if (dot && !strchr(dot, '/') && (strcasecmp(dot, ".gif") == 0 || strcasecmp(dot, ".bmp") == 0 ||
                                      strcasecmp(dot, ".webp") == 0 || strcasecmp(dot, ".tif") == 0))
         cli_die(2, "%s: loom writes grids as PNG (.png) or JPEG (.jpg)%s", path,
                 strcasecmp(dot, ".gif") == 0 ? "; animations with --gif FILE.gif" : "");
-    loom_status st = loom_grid_channels(&grid, &gh, &gw, imgs, n, c, h, w, cols, 1, pad, &err);
-    if (st) cli_die_err(st, &err);
-    grid = cli_scale_grid(grid, c, &gh, &gw, scale);
+    uint8_t *grid = cli_make_grid(imgs, n, c, h, w, cols, pad, row_labels, &gh, &gw);
+    grid = cli_scale_grid(grid, c, &gh, &gw, scale ? scale : cli_auto_scale(gw));
     if (loom_is_jpeg_name(path)) st = loom_jpeg_write(path, grid, c, gh, gw, 95, &err);
     else st = c == 3 ? loom_png_write_rgb(path, grid, gh, gw, &err) : loom_png_write_gray(path, grid, gh, gw, &err);
     if (st) cli_die_err(st, &err);
     free(grid);
+}
+
+void cli_write_grid_scaled(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,
+                           size_t cols, size_t scale, uint8_t pad) {
+    cli_write_grid_labelled(path, imgs, n, c, h, w, cols, scale, pad, NULL);
 }
 
 void cli_write_grid(const char *path, const uint8_t *imgs, size_t n, size_t c, size_t h, size_t w,

@@ -93,7 +93,8 @@ static void *rank_main(void *arg) {
     return NULL;
 }
 
-/* R ranks on batch imgs (n): 1 when every rank got ref's gradient and loss */
+/* R ranks on batch imgs (n): 1 when every rank got ref's gradient, loss and
+ * loss terms (m->terms, for models that have them) */
 static int run_ranks(const loom_config *cfg, int R, const uint8_t *imgs, const int32_t *labels,
                      size_t n, const loom_model *ref, double ref_loss, int skip_rank) {
     world w = {.R = R, .skip_rank = skip_rank};
@@ -114,7 +115,8 @@ static int run_ranks(const loom_config *cfg, int R, const uint8_t *imgs, const i
         pthread_join(th[r], NULL);
         ok &= jobs[r].st == LOOM_OK &&
               memcmp(jobs[r].m->g, ref->g, ref->nfloats * sizeof(float)) == 0 &&
-              memcmp(&jobs[r].loss, &ref_loss, sizeof ref_loss) == 0;
+              memcmp(&jobs[r].loss, &ref_loss, sizeof ref_loss) == 0 &&
+              memcmp(jobs[r].m->terms, ref->terms, loom_model_loss_terms(ref, NULL) * sizeof(double)) == 0;
         loom_model_free(jobs[r].m);
     }
     pthread_barrier_destroy(&w.bar);
@@ -133,6 +135,8 @@ static const struct {
     {"grupixel", {.model = "grupixel", .height = 3, .width = 3, .layers = 1, .hidden = 4,
                   .cell = "gru", .zdim = 2}},
     {"rae", {.model = "rae", .height = 4, .width = 4, .layers = 1, .hidden = 4, .zdim = 2}},
+    {"rae variational", {.model = "rae", .height = 4, .width = 4, .layers = 1, .hidden = 4, .zdim = 2,
+                         .variational = 1}},
 };
 
 int main(void) {
@@ -168,7 +172,7 @@ int main(void) {
             free(imgs), free(labels);
         }
         snprintf(name, sizeof name,
-                 "%s: 1 to %d ranks x 1 to 9 micro-shards of %zu (%d runs): every rank has one process's gradient and loss, byte for byte",
+                 "%s: 1 to %d ranks x 1 to 9 micro-shards of %zu (%d runs): every rank has one process's gradient and loss (and loss terms), byte for byte",
                  specs[s].name, MAXR, u, tried);
         CHECK(name, all, "differ");
         /* fewer micro-shards than ranks: refused, not an idle rank */

@@ -155,6 +155,94 @@ static void test_custom_objective(void) {
     loom_images_free(&data);
 }
 
+/* the LOG events of a run, kept for test_terms */
+typedef struct {
+    size_t nlog;
+    loom_train_event ev[8];
+    char names[LOOM_MAX_RUN_TERMS][LOOM_TERM_NAMELEN];
+} logs;
+
+static void keep_logs(void *user, const loom_train_event *ev) {
+    logs *l = user;
+    if (ev->kind != LOOM_TRAIN_LOG || l->nlog == 8) return;
+    l->ev[l->nlog++] = *ev;
+    for (size_t k = 0; k < ev->nterms; k++) snprintf(l->names[k], LOOM_TERM_NAMELEN, "%s", ev->term_names[k]);
+}
+
+/* The named terms of the training loss in the trainer's LOG events: a DRAW
+ * run reports its KL and reconstruction (adding up to its loss), several
+ * models report each one's loss as loss_<role>, with or without a custom
+ * objective (which hides the models' own terms). */
+static void test_terms(void) {
+    loom_images data = make_data(30, 14);
+    loom_train_opts o;
+    loom_train_opts_default(&o);
+    snprintf(o.data, sizeof o.data, "synthetic");
+    o.batch = 4, o.steps = 4, o.seed = 3, o.valid = 6, o.eval_every = 0, o.checkpoint_every = 0;
+    loom_train_model_spec spec = {"model", {.model = "draw", .height = 6, .width = 6, .hidden = 4, .zdim = 2,
+                                            .steps_draw = 2, .read_n = 2, .write_n = 2, .attention = 1}};
+    loom_trainer *t = NULL;
+    loom_error err;
+    loom_train_stop why;
+    logs l = {0};
+    loom_train_hooks hooks = {.log = keep_logs, .user = &l, .log_every = 2};
+    char c[96];
+    snprintf(c, sizeof c, "%s/terms", dir);
+    loom_status st = loom_trainer_create(&t, &o, &spec, 1, 1, &err);
+    if (!st) st = loom_trainer_set_data(t, &data, &err);
+    const char *const *names = NULL;
+    const size_t nt = st ? 0 : loom_trainer_terms(t, &names);
+    CHECK("terms: a DRAW run has two, kl and recon", nt == 2 && strcmp(names[0], "kl_nats_per_image") == 0 &&
+          strcmp(names[1], "recon_nats_per_image") == 0, "%zu %s", nt, nt ? names[0] : "");
+    if (!st) st = loom_trainer_start(t, c, &err);
+    if (!st) st = loom_trainer_run(t, c, &hooks, &why, &err);
+    int sums = l.nlog == 2, positive = 1;
+    for (size_t i = 0; i < l.nlog; i++) {
+        const loom_train_event *e = &l.ev[i];
+        const double nats = e->train_bpd[0] * log(2.0) * 36; /* per image of 36 pixels */
+        sums &= e->nterms == 2 && fabs(e->terms[0] + e->terms[1] - nats) < 1e-9 * nats;
+        positive &= e->terms[0] > 0 && e->terms[1] > 0;
+    }
+    CHECK("terms: every LOG has DRAW's KL and reconstruction, adding up to the training loss", st == LOOM_OK && sums,
+          "%d %zu logs: %g + %g vs %g", (int)st, l.nlog, l.ev[0].terms[0], l.ev[0].terms[1],
+          l.ev[0].train_bpd[0] * log(2.0) * 36);
+    CHECK("terms: both positive", positive, "%g %g", l.ev[0].terms[0], l.ev[0].terms[1]);
+    loom_trainer_free(t);
+
+    /* two models on their own NLLs: each model's loss as loss_<role>, its mean over the logged steps */
+    t = two_models(&data, 4);
+    if (!t) return;
+    memset(&l, 0, sizeof l);
+    snprintf(c, sizeof c, "%s/terms2", dir);
+    const size_t n2 = loom_trainer_terms(t, &names);
+    CHECK("terms: two rowlstm models report loss_gen and loss_disc", n2 == 2 && strcmp(names[0], "loss_gen") == 0 &&
+          strcmp(names[1], "loss_disc") == 0, "%zu", n2);
+    st = loom_trainer_start(t, c, &err);
+    if (!st) st = loom_trainer_run(t, c, &hooks, &why, &err);
+    int same = l.nlog == 2;
+    for (size_t i = 0; i < l.nlog; i++)
+        for (size_t j = 0; j < 2; j++)
+            same &= fabs(l.ev[i].terms[j] - l.ev[i].train_bpd[j] * log(2.0)) < 1e-12 && l.ev[i].terms[j] > 0;
+    CHECK("terms: loss_<role> is each model's training loss (nats per dimension)", st == LOOM_OK && same,
+          "%zu logs %g %g", l.nlog, l.ev[0].terms[0], l.ev[0].train_bpd[0] * log(2.0));
+    loom_trainer_free(t);
+
+    /* a custom objective (a GAN's shape): its losses per model, model 1's is 0 */
+    t = two_models(&data, 4);
+    if (!t) return;
+    int calls = 0;
+    loom_trainer_set_grad(t, freeze_second, &calls);
+    memset(&l, 0, sizeof l);
+    snprintf(c, sizeof c, "%s/terms3", dir);
+    st = loom_trainer_start(t, c, &err);
+    if (!st) st = loom_trainer_run(t, c, &hooks, &why, &err);
+    CHECK("terms: a custom objective's losses are loss_gen and loss_disc",
+          st == LOOM_OK && l.nlog == 2 && l.ev[1].nterms == 2 && strcmp(l.names[1], "loss_disc") == 0 &&
+          l.ev[1].terms[0] > 0 && l.ev[1].terms[1] == 0.0, "%zu logs %g %g", l.nlog, l.ev[1].terms[0], l.ev[1].terms[1]);
+    loom_trainer_free(t);
+    loom_images_free(&data);
+}
+
 static void test_split(void) {
     loom_images data = make_data(300, 13);
     loom_train_opts o;
@@ -276,6 +364,7 @@ int main(void) {
     test_split();
     test_two_models();
     test_custom_objective();
+    test_terms();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

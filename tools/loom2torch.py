@@ -7,10 +7,14 @@ The weights are the ones loom uses for inference: the moving average (ema.*) whe
 the run has one, else the trained ones (--trained: always the trained ones). The
 model classes are bench/<model>_torch.py's (rowlstm, diagbilstm: load OUT.pt
 with torch.load into that class built from the checkpoint's config; grupixel:
-bench/grupixel_torch.py's GruPixel). --eval IDX: the mean NLL in nats per
-image of the first --limit images of an IDX image file (raw or .gz) under the
-converted model, printed as JSON: the same number as `loom eval --json`
-(nats_per_image) for the exact-likelihood models (rowlstm, diagbilstm).
+bench/grupixel_torch.py's GruPixel; draw: bench/draw_torch.py's DRAW; rae:
+bench/rae_torch.py's RAE). --eval IDX: the mean NLL in nats per image of the
+first --limit images of an IDX image file (raw or .gz) under the converted
+model, printed as JSON: the same number as `loom eval --json` (nats_per_image)
+for the exact-likelihood models (rowlstm, diagbilstm) and for draw and rae,
+whose bound depends on loom's noise: each image's binarization and posterior
+noise are loom's evaluation draws (noise seed 0), reproduced in Python by
+bench/loom_noise.py from docs/draw.md ("Random numbers, exactly").
 Needs python3-torch and python3-numpy (Debian); loom itself does not.
 """
 import argparse
@@ -79,8 +83,55 @@ def build(cfg, params):
                 assert v.shape == p.shape, (k, v.shape, p.shape)
                 p.copy_(v)
         return model, mod
-    sys.exit("loom2torch: model %s%s has no PyTorch mapping here (rowlstm, diagbilstm, grupixel)"
+    if name == "draw" and not K:
+        mod = bench_module("draw")
+        model = mod.DRAW(m["height"], m["width"], m["hidden"], m["zdim"], m["steps_draw"], m["read_n"],
+                         m["write_n"], bool(m["attention"]))
+        with torch.no_grad():
+            for k, (p, transpose) in mod.loom_views(model).items():
+                v = params[k].t() if transpose else params[k]
+                assert v.shape == p.shape, (k, v.shape, p.shape)
+                p.copy_(v)
+        return model, mod
+    if name == "rae" and not K:
+        mod = bench_module("rae")
+        model = mod.RAE(m["height"], m["width"], m["hidden"], m["zdim"], bool(m.get("variational")))
+        with torch.no_grad():
+            for k, (p, (_, frm)) in mod.loom_views(model).items():
+                if frm is not None:
+                    v = frm(params[k])
+                    assert v.shape == p.shape, (k, v.shape, p.shape)
+                    p.copy_(v)
+            # weight_ih_l0 (4h, W + z) = [dec.w_ih ; dec.code.weight]^T
+            w = torch.cat([params["dec.w_ih"], params["dec.code.weight"]], 0).t()
+            assert w.shape == model.dec.weight_ih_l0.shape, (w.shape, model.dec.weight_ih_l0.shape)
+            model.dec.weight_ih_l0.copy_(w)
+        return model, mod
+    sys.exit("loom2torch: model %s%s has no PyTorch mapping here (rowlstm, diagbilstm, grupixel, draw, rae)"
              % (name, " (conditional)" if K else ""))
+
+
+def latent_nll(model, name, m, images):
+    """draw, rae: each image's bound (nats) under loom's evaluation noise (noise seed 0):
+    the binarization and the posterior noise eps of bench/loom_noise.py, as loom's eval
+    draws them"""
+    sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+    import loom_noise
+    B, z = images.shape[0], m["zdim"]
+    x = np.stack([loom_noise.binarize(images[b], 0) for b in range(B)]).astype(np.float64)
+    if name == "draw":
+        T = m["steps_draw"]
+        eps = np.zeros((T, B, z))
+        for b in range(B):  # one stream per image, T calls of z normals
+            r = loom_noise.noise_stream(images[b], 0, 0)
+            for t in range(T):
+                eps[t, b] = loom_noise.normals(r, z)
+        return model(torch.from_numpy(x), torch.from_numpy(eps))
+    eps = None
+    if m.get("variational"):
+        eps = torch.from_numpy(np.stack([loom_noise.normals(loom_noise.noise_stream(images[b], 0, 0), z)
+                                         for b in range(B)]).astype(np.float64))
+    return model(torch.from_numpy(x.reshape(images.shape)), eps)
 
 
 def idx_images(path, limit):
@@ -115,11 +166,19 @@ def main():
            "out": a.out, "tensors": len(model.state_dict())}
     if a.eval:
         model = model.double().eval()
-        x = torch.from_numpy(idx_images(a.eval, a.limit).astype(np.int64))
+        name, images = cfg["model"]["name"], idx_images(a.eval, a.limit)
+        if name == "grupixel":
+            sys.exit("loom2torch: --eval: grupixel's NLL uses loom's fixed z, which is not reproduced here")
         with torch.no_grad():
-            logits = model(x)  # (B, 256, H, W)
-            nll = torch.nn.functional.cross_entropy(logits, x, reduction="none").sum(dim=(1, 2))
-        res.update(kind="exact", nats_per_image=float(nll.mean()), images=int(x.shape[0]))
+            if name in ("draw", "rae"):
+                nll = latent_nll(model, name, cfg["model"], images)
+                kind = "elbo" if name == "draw" or cfg["model"].get("variational") else "reconstruction"
+            else:
+                x = torch.from_numpy(images.astype(np.int64))
+                logits = model(x)  # (B, 256, H, W)
+                nll = torch.nn.functional.cross_entropy(logits, x, reduction="none").sum(dim=(1, 2))
+                kind = "exact"
+        res.update(kind=kind, nats_per_image=float(nll.mean()), images=int(images.shape[0]))
     print(json.dumps(res))
 
 

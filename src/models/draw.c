@@ -481,6 +481,21 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     dr_backward(m, ws, grad, n, scale);
 }
 
+/* the negative ELBO's two terms: the KL of every glimpse's posterior from
+ * the prior, and the reconstruction -log p(x | z) */
+static size_t dr_loss_terms(const loom_config *c, const char **names) {
+    (void)c;
+    if (names) names[0] = "kl", names[1] = "recon";
+    return 2;
+}
+
+/* after dr_shard on this workspace: terms (n, 2) = its KL and reconstruction */
+static void dr_shard_terms(const loom_model *m, void *wsp, double *terms, size_t n) {
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    for (size_t b = 0; b < n; b++) terms[2 * b] = ws.kl[b], terms[2 * b + 1] = ws.bce[b];
+}
+
 /* out (n, HW) = the canvas logits c_T (Bernoulli parameters of the image);
  * internal (n) = the KL terms; ws keeps the activations for dr_backward_out */
 static void dr_forward_out(const loom_model *m, void *wsp, float *out, double *internal,
@@ -627,4 +642,6 @@ const loom_model_ops loom_draw_ops = {
     .out_floats = dr_out_floats,
     .forward_out = dr_forward_out,
     .backward_out = dr_backward_out,
+    .loss_terms = dr_loss_terms,
+    .shard_terms = dr_shard_terms,
 };

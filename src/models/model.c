@@ -395,6 +395,7 @@ typedef struct {
     const int32_t *labels; /* (n) or NULL */
     const float *codes;    /* (n, code_dim) decode input */
     double *nll;           /* (n) shard, iw_nll output */
+    double *terms;         /* (n, nterms) shard: the loss terms per image, or NULL */
     uint8_t *out;          /* (n, ...) reconstruct, decode, frames, sample output images */
     uint8_t *frames;       /* (n, nframes, H, W) frames output */
     float *fout;           /* (n, code_dim) encode output; (n, frames_out, C, H, W) predict output;
@@ -455,6 +456,7 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
         float *g = j->grads ? j->grads[mj - j->j0] : NULL;
         if (g) memset(g, 0, m->nfloats * sizeof *g);
         m->ops->shard(m, ws, g, j->nll + b0, j->imgs + b0 * HW, labels, nb, j->scale);
+        if (j->terms) m->ops->shard_terms(m, ws, j->terms + b0 * loom_model_loss_terms(m, NULL), nb);
         break;
     }
     case JOB_IW_NLL:
@@ -576,8 +578,9 @@ static void run_adds(const loom_model *m, const grad_add *adds, size_t nadd) {
 /* root = the sum of the gradients of micro-shards [lo, hi) of a batch of n
  * images cut into micro-shards of u, in the pairwise tree over their indices
  * counted from lo (a node [lo, hi) of the batch's tree is exactly that sum),
- * and nll[b] for their images; the training workspaces must be ready. */
-static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint8_t *imgs,
+ * and nll[b] (and terms (n, nterms) when non-NULL) for their images; the
+ * training workspaces must be ready. */
+static loom_status grad_tree(loom_model *m, float *root, double *nll, double *terms, const uint8_t *imgs,
                              const int32_t *labels, size_t n, size_t u, size_t lo, size_t hi,
                              loom_error *err) {
     const size_t K = hi - lo, W = wave_size(m->nthreads, K);
@@ -598,7 +601,7 @@ static loom_status grad_tree(loom_model *m, float *root, double *nll, const uint
     float **freeb = mem, **stack = mem + P, **leaves = mem + P + D;
     size_t nfree = P, sp = 0;
     for (size_t i = 0; i < P; i++) freeb[i] = m->gbuf[i];
-    shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll,
+    shard_job job = {.kind = JOB_SHARD, .imgs = imgs, .labels = labels, .nll = nll, .terms = terms,
                      .grads = leaves, .scale = 1.0f / (float)(n * npix), .mode = mode};
     for (size_t j0 = lo; j0 < hi; j0 += W) {
         const size_t j1 = LOOM_MIN(hi, j0 + W);
@@ -636,6 +639,22 @@ static loom_status mean_loss(const loom_model *m, double *loss, const double *nl
     return LOOM_OK;
 }
 
+/* m->terms = the image means of terms (n, nterms), in image order */
+static void mean_terms(loom_model *m, const double *terms, size_t n) {
+    const size_t nt = loom_model_loss_terms(m, NULL);
+    for (size_t k = 0; k < nt; k++) {
+        double s = 0.0;
+        for (size_t b = 0; b < n; b++) s += terms[b * nt + k];
+        m->terms[k] = s / (double)n;
+    }
+}
+
+size_t loom_model_loss_terms(const loom_model *m, const char **names) {
+    if (!m->ops->loss_terms || !m->ops->shard_terms) return 0;
+    const size_t nt = m->ops->loss_terms(&m->cfg, names);
+    return nt <= LOOM_MAX_TERMS ? nt : 0;
+}
+
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err) {
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
@@ -643,10 +662,12 @@ loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
     const size_t u = loom_micro_shard(&m->cfg, n), K = nmicro(n, u);
     loom_status st = need_ws(m, m->ops->train_ws_bytes(&m->cfg, u), err);
     if (st) return st;
-    double *nll = malloc(n * sizeof *nll);
+    const size_t nt = loom_model_loss_terms(m, NULL);
+    double *nll = malloc(n * (1 + nt) * sizeof *nll), *terms = nt ? nll + n : NULL;
     if (!nll) return loom_fail(err, LOOM_ENOMEM, "out of memory");
-    st = grad_tree(m, m->g, nll, imgs, labels, n, u, 0, K, err);
+    st = grad_tree(m, m->g, nll, terms, imgs, labels, n, u, 0, K, err);
     if (!st) st = mean_loss(m, loss, nll, n, err);
+    if (!st) mean_terms(m, terms, n);
     free(nll);
     return st;
 }
@@ -738,15 +759,16 @@ loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *im
     if (st) return st;
     /* every rank's cover, in rank order = leaf order: cov[first[r] .. first[r + 1]) */
     size_t (*cov)[2] = malloc((size_t)R * COVER_MAX * sizeof *cov);
-    size_t *cnt = malloc(6 * (size_t)R * sizeof *cnt), *first = malloc(((size_t)R + 1) * sizeof *first);
-    double *nll = malloc(2 * n * sizeof *nll);
+    size_t *cnt = malloc(8 * (size_t)R * sizeof *cnt), *first = malloc(((size_t)R + 1) * sizeof *first);
+    const size_t nt = loom_model_loss_terms(m, NULL);
+    double *nll = malloc(2 * n * (1 + nt) * sizeof *nll); /* nll, nll_all (n); terms, terms_all (n, nt) */
     float **vals = NULL;
     if (!cov || !cnt || !first || !nll) {
         st = loom_fail(err, LOOM_ENOMEM, "out of memory");
         goto done;
     }
     size_t *scount = cnt, *sdispl = cnt + R, *rcount = cnt + 2 * R, *rdispl = cnt + 3 * R;
-    size_t *icount = cnt + 4 * R, *idispl = cnt + 5 * R;
+    size_t *icount = cnt + 4 * R, *idispl = cnt + 5 * R, *tcount = cnt + 6 * R, *tdispl = cnt + 7 * R;
     size_t ncov = 0;
     for (int r = 0; r < R; r++) {
         size_t a, b;
@@ -755,6 +777,7 @@ loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *im
         tree_cover(0, K, a, b, cov, &ncov);
         idispl[r] = LOOM_MIN(a * u, n) * sizeof(double);
         icount[r] = (LOOM_MIN(b * u, n) - LOOM_MIN(a * u, n)) * sizeof(double);
+        tdispl[r] = idispl[r] * nt, tcount[r] = icount[r] * nt;
     }
     first[R] = ncov;
     const size_t mine = first[me + 1] - first[me], s0 = slice_at(nf, R, me);
@@ -767,10 +790,10 @@ loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *im
         goto done;
     }
     float *nodes = m->xbuf, *packed = m->xbuf + mine * nf, *recv = m->xbuf + 2 * mine * nf;
-    double *nll_all = nll + n;
+    double *nll_all = nll + n, *terms = nt ? nll + 2 * n : NULL, *terms_all = terms ? terms + n * nt : NULL;
     for (size_t i = 0; i < mine; i++) {
         const size_t *nd = cov[first[me] + i];
-        if ((st = grad_tree(m, nodes + i * nf, nll, imgs, labels, n, u, nd[0], nd[1], err))) goto done;
+        if ((st = grad_tree(m, nodes + i * nf, nll, terms, imgs, labels, n, u, nd[0], nd[1], err))) goto done;
     }
     /* to rank q: slice q of each of my nodes; from rank q: my slice of each of its */
     size_t off = 0;
@@ -794,7 +817,11 @@ loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *im
     if ((st = c->allgatherv(c->user, (const char *)nll + idispl[me], icount[me], nll_all, icount,
                             idispl, err)))
         goto done;
+    if (nt && (st = c->allgatherv(c->user, (const char *)terms + tdispl[me], tcount[me], terms_all, tcount,
+                                  tdispl, err)))
+        goto done;
     st = mean_loss(m, loss, nll_all, n, err);
+    if (!st && nt) mean_terms(m, terms_all, n);
 done:
     free(cov), free(cnt), free(first), free(nll), free(vals);
     return st;

@@ -10,6 +10,7 @@
 
 #define LOOM_NAMELEN 48
 #define LOOM_MAX_PARAMS 512 /* --layers 64 --conditional has 6 * 64 + 6 tensors */
+#define LOOM_MAX_TERMS 4     /* named terms of a model's loss (ops->loss_terms) */
 
 typedef struct loom_config {
     char model[16];     /* "rowlstm" | "diagbilstm" | "grupixel" | "draw" | "rae" */
@@ -154,6 +155,14 @@ typedef struct loom_model_ops {
     size_t (*feat_dim)(const loom_config *cfg);
     void (*classify)(const loom_model *m, void *ws, float *logits, float *feats,
                      const uint8_t *imgs, size_t n);
+    /* optional (composite losses: a KL and a reconstruction): loss_terms
+     * returns how many terms (<= LOOM_MAX_TERMS; 0: none for this cfg) shard's
+     * nll_img is the sum of, and fills names (when non-NULL) with theirs ("kl",
+     * "recon": [a-z0-9_]); shard_terms, called after shard on the same
+     * workspace and n, writes terms (n, nterms), each image's terms in nats,
+     * which add up to its nll_img */
+    size_t (*loss_terms)(const loom_config *cfg, const char **names);
+    void (*shard_terms)(const loom_model *m, void *ws, double *terms, size_t n);
 } loom_model_ops;
 
 struct loom_model {
@@ -175,6 +184,9 @@ struct loom_model {
     uint64_t noise_seed;
     size_t forward_n; /* images of the last loom_model_forward, 0 when none is pending */
     int32_t *forward_labels; /* (forward_n) its labels (conditional models), or NULL */
+    /* the last loom_model_grad[_ranks]'s loss terms (loom_model_loss_terms
+     * names them): the batch mean of each, nats per image */
+    double terms[LOOM_MAX_TERMS];
     /* the caller's context when made through the public API (src/api/): its
      * BLAS policy is applied around each public call; NULL otherwise */
     const struct loom_context *ctx;
@@ -320,6 +332,10 @@ loom_status loom_model_sample_frames(loom_model *m, uint8_t *imgs, uint8_t *fram
                                      const int32_t *labels, size_t n, float temperature,
                                      uint64_t seed, loom_error *err);
 size_t loom_model_nframes(const loom_model *m); /* 0: not staged */
+/* the number of named terms of m's training loss (ops->loss_terms; 0: it is
+ * one term), their names into names (LOOM_MAX_TERMS, may be NULL); after
+ * loom_model_grad[_ranks], m->terms holds their batch means */
+size_t loom_model_loss_terms(const loom_model *m, const char **names);
 /* codes (n, loom_model_code_dim) of images, and images decoded from codes;
  * LOOM_EINVAL when the model has no code */
 size_t loom_model_code_dim(const loom_model *m); /* 0: no code */

@@ -308,6 +308,22 @@ static void ra_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     ra_backward(m, ws, grad, n, scale);
 }
 
+/* a VAE's negative ELBO has two terms, the KL of the posterior from the
+ * prior and the reconstruction -log p(x | z); a plain autoencoder's loss is
+ * the reconstruction alone (no terms) */
+static size_t ra_loss_terms(const loom_config *c, const char **names) {
+    if (!c->variational) return 0;
+    if (names) names[0] = "kl", names[1] = "recon";
+    return 2;
+}
+
+/* after ra_shard on this workspace: terms (n, 2) = its KL and reconstruction */
+static void ra_shard_terms(const loom_model *m, void *wsp, double *terms, size_t n) {
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    for (size_t b = 0; b < n; b++) terms[2 * b] = ws.kl[b], terms[2 * b + 1] = ws.bce[b];
+}
+
 /* out (n, H, W) = the decoder's Bernoulli logits (teacher-forced on the
  * binarized input), internal (n) = the KL terms (0 for a plain autoencoder) */
 static void ra_forward_out(const loom_model *m, void *wsp, float *out, double *internal,
@@ -498,4 +514,6 @@ const loom_model_ops loom_rae_ops = {
     .out_floats = ra_out_floats,
     .forward_out = ra_forward_out,
     .backward_out = ra_backward_out,
+    .loss_terms = ra_loss_terms,
+    .shard_terms = ra_shard_terms,
 };

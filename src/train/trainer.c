@@ -44,6 +44,10 @@ struct loom_trainer {
     double last_gnorm[LOOM_MAX_MODELS]; /* gradient norm of the last step, before clipping */
     float last_lr;             /* learning rate of the last update */
     bool averaged;             /* loom_trainer_use_average: the models hold their averages */
+    /* loom_trainer_terms: the run's named loss terms and the last step's values */
+    char term_buf[LOOM_MAX_RUN_TERMS][LOOM_TERM_NAMELEN];
+    const char *term_names[LOOM_MAX_RUN_TERMS];
+    double last_terms[LOOM_MAX_RUN_TERMS];
 };
 
 /* several ranks train this run (loom_trainer_set_comm) */
@@ -217,6 +221,33 @@ const loom_train_state *loom_trainer_state(const loom_trainer *t) { return &t->t
 size_t loom_trainer_nmodels(const loom_trainer *t) { return t->n; }
 loom_model *loom_trainer_model(const loom_trainer *t, size_t i) { return i < t->n ? t->models[i].m : NULL; }
 const char *loom_trainer_role(const loom_trainer *t, size_t i) { return i < t->n ? t->models[i].role : NULL; }
+
+size_t loom_trainer_terms(loom_trainer *t, const char *const **names) {
+    size_t k = 0;
+    for (size_t j = 0; !t->grad && j < t->n; j++) {
+        const char *mt[LOOM_MAX_TERMS];
+        const size_t nt = loom_model_loss_terms(t->models[j].m, mt);
+        for (size_t i = 0; i < nt; i++, k++)
+            snprintf(t->term_buf[k], LOOM_TERM_NAMELEN, "%s%s%s_nats_per_image", t->n > 1 ? t->models[j].role : "",
+                     t->n > 1 ? "_" : "", mt[i]);
+    }
+    for (size_t j = 0; t->n > 1 && j < t->n; j++, k++)
+        snprintf(t->term_buf[k], LOOM_TERM_NAMELEN, "loss_%s", t->models[j].role);
+    for (size_t i = 0; i < k; i++) t->term_names[i] = t->term_buf[i];
+    if (names) *names = t->term_names;
+    return k;
+}
+
+/* t->last_terms = the values of the run's terms (loom_trainer_terms' order)
+ * after a step whose losses were `losses` */
+static void step_terms(loom_trainer *t, const double *losses) {
+    size_t k = 0;
+    for (size_t j = 0; !t->grad && j < t->n; j++) {
+        const loom_model *m = t->models[j].m;
+        for (size_t i = 0, nt = loom_model_loss_terms(m, NULL); i < nt; i++) t->last_terms[k++] = m->terms[i];
+    }
+    for (size_t j = 0; t->n > 1 && j < t->n; j++) t->last_terms[k++] = losses[j];
+}
 size_t loom_trainer_ntrain(const loom_trainer *t) { return t->ntrain; }
 size_t loom_trainer_nvalid(const loom_trainer *t) { return t->valid.n; }
 const loom_images *loom_trainer_valid(const loom_trainer *t) { return &t->valid; }
@@ -545,6 +576,7 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
     for (size_t j = 0; j < t->n; j++) t->models[j].adam_t = t->adam[j].t;
     ts->adam_t = t->adam[0].t;
     for (size_t j = 0; j < t->n; j++) t->last_loss[j] = losses[j];
+    step_terms(t, losses);
     return LOOM_OK;
 }
 
@@ -567,6 +599,9 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
     const double time_limit = hooks ? hooks->time_limit : 0;
     const double t0 = now_s();
     double loss_sum[LOOM_MAX_MODELS] = {0}, gnorm_sum[LOOM_MAX_MODELS] = {0}, tstep = 0.0;
+    double term_sum[LOOM_MAX_RUN_TERMS] = {0};
+    const char *const *term_names;
+    const size_t nterms = loom_trainer_terms(t, &term_names);
     size_t loss_n = 0;
     const long start_step = ts->step;
     long saved = -1;
@@ -593,6 +628,7 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
             emit(hooks, &ev);
         } else {
             for (size_t j = 0; j < t->n; j++) loss_sum[j] += t->last_loss[j], gnorm_sum[j] += t->last_gnorm[j];
+            for (size_t k = 0; k < nterms; k++) term_sum[k] += t->last_terms[k];
             loss_n++;
         }
         tstep += now_s() - ts0;
@@ -610,6 +646,8 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
         if (ts->step % (long)log_every == 0 || do_eval || last) {
             ev.kind = LOOM_TRAIN_LOG;
             ev.eval = do_eval;
+            ev.nterms = nterms, ev.term_names = term_names;
+            for (size_t k = 0; k < nterms; k++) ev.terms[k] = loss_n ? term_sum[k] / (double)loss_n : NAN;
             ev.valid_subset = !last && o->eval_limit && o->eval_limit < t->valid.n;
             for (size_t j = 0; j < t->n; j++) {
                 ev.train_bpd[j] = loss_n ? loss_sum[j] / (double)loss_n / log(2.0) : NAN;
@@ -629,6 +667,7 @@ loom_status loom_trainer_run(loom_trainer *t, const char *dir, const loom_train_
             ev.eta_s = ts->step > start_step ? ev.wall_s / (double)(ts->step - start_step) * (double)(o->steps - ts->step) : 0;
             emit(hooks, &ev);
             for (size_t j = 0; j < t->n; j++) loss_sum[j] = 0, gnorm_sum[j] = 0;
+            for (size_t k = 0; k < nterms; k++) term_sum[k] = 0;
             loss_n = 0, tstep = 0;
         } else {
             ev.kind = LOOM_TRAIN_STEP;

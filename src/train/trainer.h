@@ -28,6 +28,10 @@
 
 #include <stdbool.h>
 
+/* the most named loss terms a run reports (loom_trainer_terms) */
+#define LOOM_MAX_RUN_TERMS (LOOM_MAX_MODELS * (LOOM_MAX_TERMS + 1))
+#define LOOM_TERM_NAMELEN 64
+
 typedef struct loom_trainer loom_trainer;
 
 /* one model of a new run: its role names it in the checkpoint when the run
@@ -66,6 +70,11 @@ typedef struct loom_train_event {
     double lr, grad_norm[LOOM_MAX_MODELS];
     const char *path;       /* CHECKPOINT: the run directory written to */
     bool best;              /* LOG: this validation is the best so far; CHECKPOINT: best.safetensors written */
+    /* LOG: the run's named loss terms (loom_trainer_terms: nterms, names),
+     * each the mean over the steps since the last LOG (NaN: none) */
+    size_t nterms;
+    const char *const *term_names;
+    double terms[LOOM_MAX_RUN_TERMS];
 } loom_train_event;
 
 typedef enum loom_train_stop {
@@ -171,6 +180,18 @@ const char *loom_trainer_role(const loom_trainer *t, size_t i);
 size_t loom_trainer_ntrain(const loom_trainer *t); /* after set_data */
 size_t loom_trainer_nvalid(const loom_trainer *t); /* after set_data */
 const loom_images *loom_trainer_valid(const loom_trainer *t); /* the validation images */
+/* The named terms of the run's training loss that every LOG reports
+ * (ev->terms), in this order, [a-z0-9_] names:
+ *  - trained on their own NLL (no custom objective): each model's loss
+ *    terms (loom_model_loss_terms: draw, rae --variational: kl and recon),
+ *    the batch mean in nats per image: "kl_nats_per_image", or with several
+ *    models "<role>_kl_nats_per_image";
+ *  - with several models: each model's loss as its objective returns it (nats
+ *    per dimension; e.g. a GAN's generator and discriminator losses):
+ *    "loss_<role>" (roles g and d: loss_g, loss_d).
+ * Returns the count; names (when non-NULL) points at the trainer's copy,
+ * valid until the trainer is freed or its objective changes. */
+size_t loom_trainer_terms(loom_trainer *t, const char *const **names);
 
 /* ------------------------------------------------ splits (shared with eval) */
 

@@ -25,18 +25,20 @@ else fail "draw eval --iw 8: a bound no looser than the ELBO" "elbo $elbo iw $iw
 ok "draw sample --steps-png" $LOOM sample "$T/run" --n 3 --seed 5 --steps-png "$T/steps.png" --out "$T/s1.png"
 ok "draw sample again, 1 thread" $LOOM sample "$T/run" --n 3 --seed 5 --threads 1 --out "$T/s2.png"
 same "draw sample: same seed, same PNG" "$T/s1.png" "$T/s2.png"
-# strip: 3 rows (images) x 4 columns (steps) of 28x28 with 1 px padding: 117 wide, 88 high
+# strip: 3 rows (images) x 4 columns (steps) of 28x28 with 1 px padding: 117 wide, 88 high,
+# enlarged 5 times by default (the least that makes it 512 px wide): 585 x 440
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/steps.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 117 0 0 0 88" ] && pass "draw sample --steps-png: one row per image, one column per step" ||
+[ "$wh" = "0 0 2 73 0 0 1 184" ] && pass "draw sample --steps-png: one row per image, one column per step" ||
     fail "draw sample --steps-png: one row per image, one column per step" "IHDR $wh"
 # --gif: the sample grid stage by stage, an animated GIF (decoded exactly in test_gif)
 ok "draw sample --gif" sh -c "umask 022 && exec $LOOM sample '$T/run' --n 3 --seed 5 --gif '$T/s.gif' --out '$T/g1.png'"
 same "draw sample --gif: the PNG is the one without --gif" "$T/s1.png" "$T/g1.png"
 hex=$(od -A n -v -t x1 "$T/s.gif" | tr -s ' \n' ' ')
-# GIF89a; logical screen 59 x 59 (the 2x2 grid of the PNG, little-endian); loop forever;
+# GIF89a; logical screen 531 x 531 (the 2x2 grid of the PNG, 59 x 59 enlarged 9 times
+# like the PNG, little-endian); loop forever;
 # one graphic control extension (21 f9 04) per stage: 4
 case "$hex" in
-    " 47 49 46 38 39 61 3b 00 3b 00 "*) head_ok=1 ;;
+    " 47 49 46 38 39 61 13 02 13 02 "*) head_ok=1 ;;
     *) head_ok=0 ;;
 esac
 gce=$(printf '%s' "$hex" | grep -o '21 f9 04' | wc -l)
@@ -53,7 +55,8 @@ if cmp -s "$T/s.gif" "$T/s3.gif"; then fail "draw sample --gif: another seed, an
 rejects "draw sample --gif: an unwritable path is one line naming it" 1 "nodir/x.gif" $LOOM sample "$T/run" --n 2 --gif "$T/nodir/x.gif" --out "$T/g4.png"
 ok "draw reconstruct" $LOOM reconstruct "$T/run" --n 2 --out "$T/r.png"
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/r.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 88 0 0 0 59" ] && pass "draw reconstruct: rows of input | binarized | reconstruction" ||
+# 88 x 59 enlarged 6 times (the least that makes it 512 px wide)
+[ "$wh" = "0 0 2 16 0 0 1 98" ] && pass "draw reconstruct: rows of input | binarized | reconstruction" ||
     fail "draw reconstruct: rows of input | binarized | reconstruction" "IHDR $wh"
 
 # ---- resume: 6 + 6 steps == 12 steps (1 thread), with and without attention

@@ -22,7 +22,8 @@ same "rae sample: same seed, same PNG" "$T/s1.png" "$T/s2.png"
 ok "rae interpolate" $LOOM interpolate "$T/p" 0 3 --steps 5 --out "$T/i.png"
 # one row of A | 5 codes | B: 7 images of 28x28 with 1 px padding = 204 x 30
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/i.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 204 0 0 0 30" ] && pass "rae interpolate: A | 5 decoded codes | B" || fail "rae interpolate: A | 5 decoded codes | B" "IHDR $wh"
+# 204 x 30 enlarged 3 times (the least that makes it 512 px wide)
+[ "$wh" = "0 0 2 100 0 0 0 90" ] && pass "rae interpolate: A | 5 decoded codes | B" || fail "rae interpolate: A | 5 decoded codes | B" "IHDR $wh"
 ok "rae reconstruct" $LOOM reconstruct "$T/v" --n 2 --out "$T/r.png"
 
 ok "rae resume: 10 steps" $LOOM train $TINY --variational --steps 10 --threads 1 --out "$T/a"

@@ -40,7 +40,8 @@ same "sample: same seed, same PNG (any thread count)" "$T/s1.png" "$T/s2.png"
 if cmp -s "$T/s1.png" "$T/s3.png"; then fail "sample: another seed, another PNG" "identical"; else pass "sample: another seed, another PNG"; fi
 # 2x2 grid of 28x28 with 1 px padding: 59x59; PNG IHDR width/height at bytes 17..24
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/s1.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 59 0 0 0 59" ] && pass "sample: grid PNG is 59x59" || fail "sample: grid PNG is 59x59" "IHDR $wh"
+# 2 x 2 images of 28 with 1 px pads, 59 x 59, enlarged 9 times (the least that makes it 512 px wide)
+[ "$wh" = "0 0 2 19 0 0 2 19" ] && pass "sample: grid PNG is 59x59 x 9" || fail "sample: grid PNG is 59x59 x 9" "IHDR $wh"
 rejects "sample: --label on an unconditional model" 2 "not class-conditional" $LOOM sample "$T/run" --label 3 --out "$T/x.png"
 rejects "sample: needs --out" 2 "needs --out" $LOOM sample "$T/run"
 rejects "sample: --temperature 0" 2 "temperature" $LOOM sample "$T/run" --temperature 0 --out "$T/x.png"
@@ -51,7 +52,8 @@ if grep -Eq '^hidden part \(rows 20\.\.27\): [0-9.]+ nats/image, [0-9.]+ bits/di
     pass "complete: grid written and hidden-part NLL reported"
 else fail "complete: grid written and hidden-part NLL reported" "$(cat "$T/c.txt" "$T/err")"; fi
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/c.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 117 0 0 0 88" ] && pass "complete: 3 rows of original|masked|2 completions" || fail "complete: 3 rows of original|masked|2 completions" "IHDR $wh"
+# 117 x 88 enlarged 5 times
+[ "$wh" = "0 0 2 73 0 0 1 184" ] && pass "complete: 3 rows of original|masked|2 completions" || fail "complete: 3 rows of original|masked|2 completions" "IHDR $wh"
 rejects "complete: --rows past the image" 2 "below the image height" $LOOM complete "$T/run" --rows 28 --out "$T/x.png"
 
 # ---- info
@@ -73,7 +75,7 @@ rejects "resume: missing run" 2 "" $LOOM train --resume "$T/nope"
 # ---- PNG folders of another size (30x30: single-image sample grids) train too
 mkdir -p "$T/png/train" "$T/png/test"
 for s in 1 2 3 4 5 6 7 8 9 10 11 12; do
-    $LOOM sample "$T/run" --n 1 --seed $s --out "$T/png/train/$s.png" 2>/dev/null
+    $LOOM sample "$T/run" --n 1 --seed $s --scale 1 --out "$T/png/train/$s.png" 2>/dev/null
 done
 cp "$T/png/train/1.png" "$T/png/train/2.png" "$T/png/test/"
 ok "train: a PNG folder of 30x30 images" $LOOM train --model rowlstm --layers 1 --hidden 4 --batch 4 --valid 4 \

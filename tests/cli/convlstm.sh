@@ -37,6 +37,16 @@ wh=$(od -A n -t u1 -j 16 -N 8 "$T/p.png" | tr -s ' ' | sed 's/^ //')
 [ "$wh" = "0 0 1 206 0 0 1 146" ] && pass "convlstm predict: strip of 7 frames x 3 sequences" || fail "convlstm predict: strip of 7 frames x 3 sequences" "IHDR $wh"
 ok "convlstm predict: again, 1 thread" $LOOM predict "$T/a" --n 3 --frames 5 --threads 1 --out "$T/p1.png"
 same "convlstm predict: reproducible" "$T/p.png" "$T/p1.png"
+# --json: one line on stdout with the convention's keys (docs/cli.md) and the frame counts
+$LOOM predict "$T/a" --n 3 --frames 5 --threads 1 --json --out "$T/pj.png" >"$T/p.json" 2>"$T/err"
+if [ "$(wc -l <"$T/p.json")" -eq 1 ] && /usr/bin/python3 - "$T/p.json" <<'PY'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+ok = o["model"] == "convlstm" and o["kind"] == "frames" and isinstance(o["step"], int) and o["checkpoint"].endswith(".safetensors")
+sys.exit(not (ok and o["sequences"] == 3 and o["given"] == 2 and o["predicted"] == 5 and o["ms_per_sequence"] >= 0))
+PY
+then pass "convlstm predict --json: one line, model/step/checkpoint/kind frames, the frame counts"
+else fail "convlstm predict --json" "$(cat "$T/p.json" "$T/err")"; fi
 
 # a .npy of shape (4, 3, 64, 64): 4 frames of 3 sequences
 npy() { # npy FILE SHAPE DESCR BYTES

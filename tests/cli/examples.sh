@@ -64,13 +64,14 @@ D=$T/data
 idx_subset "$D" 64 16
 ok "examples: a tiny run to sample from" $LOOM train --model rowlstm --layers 1 --hidden 4 --valid 16 \
     --batch 8 --steps 4 --eval-every 0 --quiet --data "$D" --out "$T/run"
-ok "examples: loom sample" $LOOM sample "$T/run" --n 5 --seed 3 --out "$T/cli.png"
+# --scale 1: the example writes the grid of the images as they are (loom sample enlarges it by default)
+ok "examples: loom sample" $LOOM sample "$T/run" --n 5 --seed 3 --scale 1 --out "$T/cli.png"
 ok "examples: sample_grid (shared)" env LD_LIBRARY_PATH="$P/lib" "$T/sample_grid" "$T/run" "$T/ex.png" 5 3
 same "examples: sample_grid's PNG is loom sample's (same seed)" "$T/cli.png" "$T/ex.png"
 # the same for a colour model (an RGB grid)
 ok "examples: a tiny colour run" $LOOM train --model rowlstm --layers 1 --hidden 3 --valid 8 --batch 4 --steps 2 \
     --eval-every 0 --quiet --data "$(dirname "$0")/../fixtures/png8/colour" --out "$T/rgb"
-ok "examples: loom sample (colour)" $LOOM sample "$T/rgb" --n 5 --seed 3 --out "$T/cli_rgb.png"
+ok "examples: loom sample (colour)" $LOOM sample "$T/rgb" --n 5 --seed 3 --scale 1 --out "$T/cli_rgb.png"
 ok "examples: sample_grid (colour)" env LD_LIBRARY_PATH="$P/lib" "$T/sample_grid" "$T/rgb" "$T/ex_rgb.png" 5 3
 same "examples: sample_grid's RGB PNG is loom sample's" "$T/cli_rgb.png" "$T/ex_rgb.png"
 if [ -z "${LOOM_EXAMPLE_NO_STATIC:-}" ]; then

@@ -20,7 +20,8 @@ if grep -q '"model": "rowlstm"' "$T/j" && grep -q '"step": 6' "$T/j" && grep -q 
 else fail "inpaint --json: model, step, checkpoint, kind, nll_hidden, ess, n" "$(cat "$T/j" "$T/err")"; fi
 # one row of original | masked | 3 fills, 8x8 with 1 px padding: 5*9+1 = 46 wide, 10 high
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/o.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 46 0 0 0 10" ] && pass "inpaint: grid of original | masked | 3 fills" || fail "inpaint: grid of original | masked | 3 fills" "IHDR $wh"
+# 46 x 10 enlarged 12 times by default (the least that makes it 512 px wide)
+[ "$wh" = "0 0 2 40 0 0 0 120" ] && pass "inpaint: grid of original | masked | 3 fills" || fail "inpaint: grid of original | masked | 3 fills" "IHDR $wh"
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/fills/fill_002.png" | tr -s ' ' | sed 's/^ //')
 [ "$wh" = "0 0 0 8 0 0 0 8" ] && [ -s "$T/fills/fill_000.png" ] && pass "inpaint --out-dir: each fill at the image's size" ||
     fail "inpaint --out-dir: each fill at the image's size" "IHDR $wh"
@@ -44,7 +45,8 @@ grep -q 'effective sample size' "$T/txt" && grep -q 'estimated' "$T/txt" && pass
 # ---- colour
 $LOOM inpaint "$T/c" --image $P/colour/test/01.png --mask $F/hole.png --n 2 --candidates 8 --out "$T/oc.png" --json >"$T/jc" 2>"$T/err"
 wh=$(od -A n -t u1 -j 16 -N 8 "$T/oc.png" | tr -s ' ' | sed 's/^ //')
-[ "$wh" = "0 0 0 37 0 0 0 10" ] && grep -q '"model": "diagbilstm"' "$T/jc" && grep -q '"ess": ' "$T/jc" &&
+# 37 x 10 enlarged 14 times
+[ "$wh" = "0 0 2 6 0 0 0 140" ] && grep -q '"model": "diagbilstm"' "$T/jc" && grep -q '"ess": ' "$T/jc" &&
     pass "inpaint: RGB diagbilstm" || fail "inpaint: RGB diagbilstm" "IHDR $wh $(cat "$T/jc" "$T/err")"
 
 # ---- draw: iterated reconstruction, stated as approximate

@@ -1,5 +1,6 @@
 # Python interop (issue 15): the numpy reader of docs/cli.md, run as written,
-# and tools/loom2torch.py checked against loom's own NLL (from its logits).
+# and tools/loom2torch.py checked against loom's own NLL (rowlstm, diagbilstm from their logits;
+# draw and rae with loom's noise reproduced by bench/loom_noise.py).
 # numpy and torch are optional: without them these checks are skipped (said on stdout).
 . tests/cli/lib.sh
 PY=/usr/bin/python3
@@ -52,3 +53,38 @@ $LOOM train --model grupixel --hidden 4 --zdim 3 --valid 8 --batch 8 --data "$D"
 $PY tools/loom2torch.py "$T/g" "$T/g.pt" >"$T/g.json" 2>"$T/err" && grep -q '"model": "grupixel"' "$T/g.json" &&
     $PY -c "import sys, torch; sys.exit(len(torch.load('$T/g.pt')) != 9)" &&
     pass "interop: loom2torch converts a grupixel checkpoint (9 tensors)" || fail "interop: loom2torch grupixel" "$(cat "$T/g.json" "$T/err")"
+# draw and rae: their bound depends on loom's noise (each image's binarization and posterior
+# eps); loom2torch's --eval reproduces loom's evaluation draws with bench/loom_noise.py, so the
+# converted model's bound is loom eval's, within 1e-5 relative. 40 steps at lr 0.01 train them
+# far enough that other noise moves the bound by about 1 nat (0.3%), 300 times the tolerance;
+# 4 test images (Python draws the noise slowly).
+$LOOM train --model draw --hidden 8 --zdim 3 --steps-draw 3 --valid 8 --batch 8 --data "$D" --steps 40 --lr 0.01 \
+    --threads 1 --quiet --out "$T/dr" 2>/dev/null
+$LOOM train --model draw --attention off --hidden 8 --zdim 3 --steps-draw 2 --valid 8 --batch 8 --data "$D" --steps 40 \
+    --lr 0.01 --threads 1 --quiet --out "$T/dn" 2>/dev/null
+$LOOM train --model rae --variational --hidden 8 --zdim 2 --valid 8 --batch 8 --data "$D" --steps 40 --lr 0.01 --ema 0.5 \
+    --threads 1 --quiet --out "$T/va" 2>/dev/null
+$LOOM train --model rae --hidden 8 --zdim 2 --valid 8 --batch 8 --data "$D" --steps 40 --lr 0.01 --threads 1 --quiet \
+    --out "$T/pl" 2>/dev/null
+for run in dr dn va pl; do
+    case $run in dr) what="draw" ;; dn) what="draw --attention off" ;; va) what="rae --variational --ema" ;; pl) what="plain rae" ;; esac
+    $PY tools/loom2torch.py "$T/$run" "$T/$run.pt" --eval "$D/t10k-images-idx3-ubyte" --limit 4 >"$T/$run.json" 2>"$T/err"
+    $LOOM eval "$T/$run" --json --limit 4 --threads 1 >"$T/$run.loom.json"
+    a=$(json_get nats_per_image <"$T/$run.json"); b=$(json_get nats_per_image <"$T/$run.loom.json")
+    ka=$(sed -n 's/.*"kind": *"\([a-z]*\)".*/\1/p' "$T/$run.json"); kb=$(sed -n 's/.*"kind": *"\([a-z]*\)".*/\1/p' "$T/$run.loom.json")
+    [ -n "$a" ] && close "$a" "$b" && [ "$ka" = "$kb" ] && pass "interop: loom2torch $what gives loom's test bound ($a vs $b nats/image, $ka)" ||
+        fail "interop: loom2torch $what gives loom's test bound" "torch '$a' $ka loom '$b' $kb $(cat "$T/err")"
+done
+$PY tools/loom2torch.py "$T/va" "$T/vt.pt" --trained --eval "$D/t10k-images-idx3-ubyte" --limit 4 >"$T/vt.json" 2>"$T/err"
+a=$(json_get nats_per_image <"$T/vt.json"); b=$(json_get nats_per_image <"$T/va.json")
+[ -n "$a" ] && ! close "$a" "$b" && pass "interop: loom2torch --trained on a rae with --ema: the trained weights' bound" ||
+    fail "interop: loom2torch --trained on rae" "$a $b $(cat "$T/err")"
+# the state_dicts load strictly into the reference classes
+$PY - "$T/dr.pt" "$T/va.pt" <<'PY' && pass "interop: the draw and rae state_dicts load strictly into bench's DRAW and RAE" || fail "interop: draw and rae state_dicts load" "$?"
+import importlib.util, sys, torch
+def mod(n):
+    spec = importlib.util.spec_from_file_location(n, "bench/%s_torch.py" % n); m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m); return m
+mod("draw").DRAW(28, 28, 8, 3, 3, 2, 5, True).load_state_dict(torch.load(sys.argv[1]), strict=True)
+mod("rae").RAE(28, 28, 8, 2, True).load_state_dict(torch.load(sys.argv[2]), strict=True)
+PY
