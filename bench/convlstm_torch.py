@@ -176,9 +176,9 @@ def cmd_bench(args):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     T = args.frames_in + args.frames_out
     x = torch.rand(args.batch, T, 1, args.size, args.size)
-    times = []
+    times, cpu = [], 0.0
     for s in range(args.steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
         loss = model(x, args.frames_in, args.frames_out).sum() / (args.batch * args.frames_out * args.size ** 2)
         loss.backward()
@@ -186,12 +186,15 @@ def cmd_bench(args):
         opt.step()
         if s:  # the first step warms up oneDNN's kernels
             times.append(time.perf_counter() - t0)
+            cpu += time.process_time() - c0
     med = float(np.median(times))
     gf = flops_per_sequence(args.layers, args.hidden, args.kernel, args.patch, args.frames_in, args.frames_out,
                             args.size, args.size) / 1e9
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": args.threads,
                       "sequences_per_s": args.batch / med, "train_images_per_s": args.batch / med, "gflop_per_sequence": gf,
                       "gflop_per_s": gf * args.batch / med, "step_s_median": med, "steps": args.steps,
+                      # CPU time of all threads (a spinning OpenMP wait counts): load-independent
+                      "train_images_per_cpu_s": args.batch * args.steps / cpu,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 
 
