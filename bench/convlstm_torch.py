@@ -6,7 +6,11 @@ F.pixel_unshuffle, ConvLSTM cells whose gates i, f, g, o come from one nn.Conv2d
 forecaster of L cells started from the encoder's final (h, c) and run M steps without input
 (its first cell's convolution sees h only), and a 1x1 nn.Conv2d from the concatenated
 forecaster states to C p p logits per patch position; Bernoulli cross-entropy against the
-true frames in [0, 1] (binary_cross_entropy_with_logits, summed).
+true frames in [0, 1] (binary_cross_entropy_with_logits, summed). Optionally (--output
+softmax256) C p p x 256 logits, channel j 256 + v for value v of channel j, and the
+cross-entropy against the 8-bit frames (F.cross_entropy, summed: the exact NLL); and
+(--peephole) Shi et al.'s peepholes: per-channel-and-position weights w_ci, w_cf (times
+c_{t-1}, added to the i and f pre-activations) and w_co (times c_t, added to o's).
 
   fixture -- tests/fixtures/convlstm_ref.safetensors: a tiny config (2 layers, hidden 3,
              kernel 3, patch 2, 3 + 2 frames of 8x8, 2 sequences): parameters in loom's
@@ -14,6 +18,8 @@ true frames in [0, 1] (binary_cross_entropy_with_logits, summed).
              per-sequence cross-entropy, the loss (mean per predicted pixel, as
              loom_model_grad) and every gradient, float64 from float32 values; read by
              tests/test_convlstm_ref.c.
+  fixture --output softmax256 --peephole --out tests/fixtures/convlstm_ref_sm_peep.safetensors
+          -- the same tiny config with both options.
   bench   -- training sequences/s at a config (default: the reference, 2 x 64 hidden,
              kernel 5, patch 4, 10 + 10 frames of 64x64, batch 16), random sequences
              (speed only), Adam; prints one JSON line with sequences/s, GFLOP per
@@ -40,30 +46,36 @@ from rowlstm_torch import read_safetensors, write_safetensors  # noqa: E402
 
 
 class Cell(nn.Module):
-    def __init__(self, cin, hid, k):
+    def __init__(self, cin, hid, k, peep_hw=None):
         super().__init__()
         self.cin, self.hid = cin, hid
         self.conv = nn.Conv2d(cin + hid, 4 * hid, k, padding=k // 2)
+        # w_ci, w_cf, w_co, each of the state's shape (hid, Hp, Wp)
+        self.peep = nn.Parameter(torch.zeros(3, hid, *peep_hw)) if peep_hw else None
 
     def forward(self, x, h, c):
         xh = h if x is None else torch.cat([x, h], 1)
         i, f, g, o = self.conv(xh).chunk(4, 1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        if self.peep is not None:
+            i, f = i + self.peep[0] * c, f + self.peep[1] * c
+        i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
         c = f * c + i * g
-        return o * torch.tanh(c), c
+        if self.peep is not None:
+            o = o + self.peep[2] * c
+        return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class EncoderForecaster(nn.Module):
-    def __init__(self, C, layers, hid, k, p):
+    def __init__(self, C, layers, hid, k, p, softmax=False, peep_hw=None):
         super().__init__()
-        self.p, self.hid, self.L = p, hid, layers
+        self.p, self.hid, self.L, self.softmax = p, hid, layers, softmax
         cp = C * p * p
-        self.enc = nn.ModuleList([Cell(cp if l == 0 else hid, hid, k) for l in range(layers)])
-        self.fore = nn.ModuleList([Cell(0 if l == 0 else hid, hid, k) for l in range(layers)])
-        self.out = nn.Conv2d(layers * hid, cp, 1)
+        self.enc = nn.ModuleList([Cell(cp if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
+        self.fore = nn.ModuleList([Cell(0 if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
+        self.out = nn.Conv2d(layers * hid, cp * (256 if softmax else 1), 1)
 
     def forward(self, frames, K, M):
-        """frames (N, K + M, C, H, W) in [0, 1] -> per-sequence cross-entropy (N)"""
+        """frames (N, K + M, C, H, W) in [0, 1] (multiples of 1/255) -> per-sequence NLL (N)"""
         N = frames.shape[0]
         x = torch.stack([F.pixel_unshuffle(frames[:, t], self.p) for t in range(K + M)], 1)
         Hp, Wp = x.shape[-2:]
@@ -81,7 +93,13 @@ class EncoderForecaster(nn.Module):
                 hs[l], cs[l] = cell(inp, hs[l], cs[l])
                 inp = hs[l]
             logits = self.out(torch.cat(hs, 1))
-            nll = nll + F.binary_cross_entropy_with_logits(logits, x[:, K + t], reduction="none").sum((1, 2, 3))
+            if self.softmax:
+                n_, ch, hp, wp = logits.shape
+                target = torch.round(x[:, K + t] * 255).long()
+                nll = nll + F.cross_entropy(logits.view(n_, ch // 256, 256, hp, wp).transpose(1, 2), target,
+                                            reduction="none").sum((1, 2, 3))
+            else:
+                nll = nll + F.binary_cross_entropy_with_logits(logits, x[:, K + t], reduction="none").sum((1, 2, 3))
         return nll
 
 
@@ -93,6 +111,9 @@ def loom_views(model):
             v["%s.%d.weight" % (f, l)] = (cell.conv.weight, lambda w: w.permute(0, 2, 3, 1),
                                           lambda w: w.permute(0, 3, 1, 2))
             v["%s.%d.bias" % (f, l)] = (cell.conv.bias, lambda b: b, lambda b: b)
+            if cell.peep is not None:  # loom's (Hp, Wp, 3, hid); the permutation is its own inverse
+                v["%s.%d.peep" % (f, l)] = (cell.peep, lambda w: w.permute(2, 3, 0, 1),
+                                            lambda w: w.permute(2, 3, 0, 1))
     v["out.weight"] = (model.out.weight, lambda w: w[:, :, 0, 0], lambda w: w[:, :, None, None])
     v["out.bias"] = (model.out.bias, lambda b: b, lambda b: b)
     return v
@@ -101,7 +122,8 @@ def loom_views(model):
 def cmd_fixture(args):
     rng = np.random.default_rng(20261203)
     L, hid, k, p, K, M, H, W, B = 2, 3, 3, 2, 3, 2, 8, 8, 2
-    model = EncoderForecaster(1, L, hid, k, p).double()
+    model = EncoderForecaster(1, L, hid, k, p, args.output == "softmax256",
+                              (H // p, W // p) if args.peephole else None).double()
     seqs = rng.integers(0, 256, size=(B, K + M, H, W), dtype=np.uint8)  # (N, T, H, W): 1 channel
     views = loom_views(model)
     tensors, params = [], {}
@@ -109,6 +131,8 @@ def cmd_fixture(args):
         shape = tuple(to(prm.detach()).shape)
         fan = int(np.prod(shape[1:])) if len(shape) > 1 else 0
         sd = 1.0 / np.sqrt(fan) if fan else 0.3
+        if name.endswith(".peep"):
+            sd = 0.5
         params[name] = (rng.standard_normal(shape) * sd).astype(np.float32)
         tensors.append((name, params[name]))
     with torch.no_grad():
@@ -124,6 +148,7 @@ def cmd_fixture(args):
         tensors.append(("grad." + name, to(prm.grad.detach()).contiguous().numpy().astype(np.float32)))
     meta = {"layers": L, "hidden": hid, "kernel": k, "patch": p, "frames_in": K, "frames_out": M,
             "height": H, "width": W, "batch": B, "loss_f64": repr(loss.item()),
+            "output": args.output, "peephole": int(args.peephole),
             "generator": "bench/convlstm_torch.py fixture (torch %s, float64 from float32 values)" % torch.__version__}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_safetensors(args.out, tensors, meta)
@@ -151,9 +176,9 @@ def cmd_bench(args):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     T = args.frames_in + args.frames_out
     x = torch.rand(args.batch, T, 1, args.size, args.size)
-    times = []
+    times, cpu = [], 0.0
     for s in range(args.steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
         loss = model(x, args.frames_in, args.frames_out).sum() / (args.batch * args.frames_out * args.size ** 2)
         loss.backward()
@@ -161,12 +186,15 @@ def cmd_bench(args):
         opt.step()
         if s:  # the first step warms up oneDNN's kernels
             times.append(time.perf_counter() - t0)
+            cpu += time.process_time() - c0
     med = float(np.median(times))
     gf = flops_per_sequence(args.layers, args.hidden, args.kernel, args.patch, args.frames_in, args.frames_out,
                             args.size, args.size) / 1e9
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": args.threads,
                       "sequences_per_s": args.batch / med, "train_images_per_s": args.batch / med, "gflop_per_sequence": gf,
                       "gflop_per_s": gf * args.batch / med, "step_s_median": med, "steps": args.steps,
+                      # CPU time of all threads (a spinning OpenMP wait counts): load-independent
+                      "train_images_per_cpu_s": args.batch * args.steps / cpu,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 
 
@@ -175,6 +203,8 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixture", help="write the float64 reference fixture")
     f.add_argument("--out", default="tests/fixtures/convlstm_ref.safetensors")
+    f.add_argument("--output", choices=("bernoulli", "softmax256"), default="bernoulli")
+    f.add_argument("--peephole", action="store_true")
     b = sub.add_parser("bench", help="training speed of the peer")
     for name, d in (("layers", 2), ("hidden", 64), ("kernel", 5), ("patch", 4), ("frames-in", 10),
                     ("frames-out", 10), ("size", 64), ("batch", 16), ("threads", 2), ("steps", 5)):

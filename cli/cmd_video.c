@@ -115,8 +115,11 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
     uint8_t *buf = malloc(B * EX);
     float *probs = malloc(B * M * HW * sizeof *probs), *truth = malloc(M * HW * sizeof *truth);
     float *last = malloc(M * HW * sizeof *last);
-    double *acc = calloc(6 * M, sizeof *acc);
-    if (!buf || !probs || !truth || !last || !acc) cli_die(1, "out of memory");
+    double *acc = calloc(6 * M, sizeof *acc), *nll = malloc(B * sizeof *nll), nll_sum = 0.0;
+    if (!buf || !probs || !truth || !last || !acc || !nll) cli_die(1, "out of memory");
+    /* the softmax output has an exact NLL of the 8-bit frames; the Bernoulli's
+     * cross-entropy on intensities is not one */
+    const bool exact = c->softmax256 != 0;
     metrics mo = {acc, acc + M, acc + 2 * M, 0}, mb = {acc + 3 * M, acc + 4 * M, acc + 5 * M, 0};
     loom_error err;
     const double t0 = cli_now();
@@ -125,6 +128,10 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
         for (size_t k = 0; k < nb; k++) loom_images_example(&set, k0 + k, buf + k * EX);
         loom_status st = loom_model_predict(m, probs, buf, nb, nb, &err);
         if (st) cli_die_err(st, &err);
+        if (exact) {
+            if ((st = loom_model_nll(m, nll, buf, NULL, nb, nb, &err))) cli_die_err(st, &err);
+            for (size_t k = 0; k < nb; k++) nll_sum += nll[k];
+        }
         for (size_t k = 0; k < nb; k++) {
             const uint8_t *s = buf + k * EX;
             for (size_t i = 0; i < M * HW; i++) truth[i] = s[K * HW + i] * (1.0f / 255.0f);
@@ -145,6 +152,10 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
                c->model, step, ckpt, data, given ? "all" : split, n, K, M, mean(mo.mse, M, n), mean(mo.mae, M, n),
                mean(mo.ssim, M, n), mo.ce / (double)n, mean(mb.mse, M, n), mean(mb.mae, M, n), mean(mb.ssim, M, n),
                mb.ce / (double)n);
+        printf(", \"output\": \"%s\"", exact ? "softmax256" : "bernoulli");
+        if (exact)
+            printf(", \"nll_per_sequence\": %.6g, \"bits_per_dim\": %.6f", nll_sum / (double)n,
+                   loom_bits_per_dim(c, nll_sum / (double)n));
         json_curve("mse_curve", mo.mse, M, n), json_curve("ssim_curve", mo.ssim, M, n);
         json_curve("baseline_mse_curve", mb.mse, M, n), json_curve("baseline_ssim_curve", mb.ssim, M, n);
         printf(", \"seconds\": %.2f}\n", secs);
@@ -160,10 +171,15 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
         for (size_t t = 0; t < M; t++)
             printf("          %3zu %11.3f %13.3f %11.4f %14.4f\n", K + t + 1, mo.mse[t] / (double)n, mb.mse[t] / (double)n,
                    mo.ssim[t] / (double)n, mb.ssim[t] / (double)n);
-        printf("(MSE, MAE: summed over the %zux%zu pixels in [0, 1], mean over frames and sequences; cross-entropy: "
-               "Bernoulli, nats, of the predicted intensities clamped to [1e-7, 1 - 1e-7])\n", c->height, c->width);
+        if (exact)
+            printf("convlstm (softmax256): NLL of the 8-bit predicted frames %.1f nats/sequence, %.4f bits/dim\n",
+                   nll_sum / (double)n, loom_bits_per_dim(c, nll_sum / (double)n));
+        printf("(MSE, MAE: summed over the %zux%zu pixels in [0, 1], mean over frames and sequences; the model's "
+               "frames are its %s; cross-entropy: Bernoulli, nats, of the predicted intensities clamped to "
+               "[1e-7, 1 - 1e-7])\n", c->height, c->width,
+               exact ? "softmax's mean values" : "Bernoulli means");
     }
-    free(buf), free(probs), free(truth), free(last), free(acc);
+    free(buf), free(probs), free(truth), free(last), free(acc), free(nll);
     loom_images_free(&set);
     return 0;
 }

@@ -74,7 +74,7 @@ static void test_backends(loom_rng *r) {
 /* ---------------------------------------------------------------- layer */
 typedef struct {
     loom_convlstm_dims d;
-    float *hs, *cache, *x, *h0, *c0, *wt, *b, *R, *sc;
+    float *hs, *cache, *x, *h0, *c0, *wt, *b, *peep, *R, *sc; /* peep: NULL or (h, w, 3 hid) */
     loom_conv2d_cache *cc;
 } cl_ctx;
 
@@ -82,13 +82,13 @@ static double cl_loss(void *p) {
     cl_ctx *c = p;
     const size_t P = c->d.B * c->d.h * c->d.w;
     loom_conv2d_cache_new_weights(c->cc);
-    loom_convlstm_forward(c->hs, c->cache, c->x, c->h0, c->c0, c->wt, c->b, c->d, c->cc, c->sc);
+    loom_convlstm_forward(c->hs, c->cache, c->x, c->h0, c->c0, c->wt, c->b, c->peep, c->d, c->cc, c->sc);
     /* the states of every step and the final cell */
     const float *cT = c->cache + c->d.T * P * (c->d.cin + 5 * c->d.hid) + (c->d.T - 1) * P * c->d.hid;
     return gc_dot(c->hs, c->R, c->d.T * P * c->d.hid) + gc_dot(cT, c->R, P * c->d.hid);
 }
 
-static void test_layer(loom_rng *r, loom_conv_backend be, const char *tag) {
+static void test_layer(loom_rng *r, loom_conv_backend be, const char *tag, int peep) {
     cl_ctx c = {.d = {.T = 3, .B = 2, .h = 4, .w = 3, .cin = 2, .hid = 3, .k = 3}};
     loom_conv2d_cache cc;
     loom_conv2d_cache_init(&cc, be);
@@ -97,13 +97,16 @@ static void test_layer(loom_rng *r, loom_conv_backend be, const char *tag) {
     const size_t nw = 4 * H * c.d.k * c.d.k * X;
     c.x = test_randbuf(r, N * c.d.cin, 1), c.h0 = test_randbuf(r, P * H, 0.5f), c.c0 = test_randbuf(r, P * H, 0.5f);
     c.wt = test_randbuf(r, nw, 0.4f), c.b = test_randbuf(r, 4 * H, 0.5f), c.R = test_randbuf(r, N * H, 1);
+    const size_t np = c.d.h * c.d.w * 3 * H;
+    c.peep = peep ? test_randbuf(r, np, 1.0f) : NULL;
+    float *dp = peep ? test_zeros(np) : NULL;
     c.hs = test_zeros(N * H), c.cache = test_zeros(loom_convlstm_cache_floats(c.d));
     c.sc = test_zeros(loom_convlstm_scratch_floats(c.d));
     float *dx = test_zeros(N * c.d.cin), *dh0 = test_zeros(P * H), *dc0 = test_zeros(P * H);
     float *dw = test_zeros(nw), *db = test_zeros(4 * H), *dcT = test_zeros(P * H);
     memcpy(dcT, c.R, P * H * sizeof *dcT);
     cl_loss(&c);
-    loom_convlstm_backward(dx, dh0, dc0, dw, db, c.R, NULL, dcT, c.cache, c.c0, c.wt, c.d, &cc, c.sc);
+    loom_convlstm_backward(dx, dh0, dc0, dw, db, dp, c.R, NULL, dcT, c.cache, c.c0, c.wt, c.peep, c.d, &cc, c.sc);
     char name[96];
     snprintf(name, sizeof name, "convlstm (%s) dx", tag);
     GRADCHECK(name, cl_loss, &c, c.x, dx, N * c.d.cin);
@@ -115,6 +118,10 @@ static void test_layer(loom_rng *r, loom_conv_backend be, const char *tag) {
     GRADCHECK(name, cl_loss, &c, c.wt, dw, nw);
     snprintf(name, sizeof name, "convlstm (%s) dbias", tag);
     GRADCHECK(name, cl_loss, &c, c.b, db, 4 * H);
+    if (peep) {
+        snprintf(name, sizeof name, "convlstm (%s) dpeep", tag);
+        GRADCHECK(name, cl_loss, &c, c.peep, dp, np);
+    }
 
     /* causality in time: changing x_t leaves h_0..h_{t-1} unchanged */
     float *keep = malloc(N * H * sizeof *keep);
@@ -128,7 +135,7 @@ static void test_layer(loom_rng *r, loom_conv_backend be, const char *tag) {
     CHECK(name, before && after, "earlier steps changed %d, the step itself changed %d", !before, after);
     free(keep);
     free(c.x), free(c.h0), free(c.c0), free(c.wt), free(c.b), free(c.R), free(c.hs), free(c.cache), free(c.sc);
-    free(dx), free(dh0), free(dc0), free(dw), free(db), free(dcT);
+    free(dx), free(dh0), free(dc0), free(dw), free(db), free(dcT), free(c.peep), free(dp);
     loom_conv2d_cache_release(&cc);
 }
 
@@ -136,7 +143,9 @@ int main(void) {
     loom_rng r;
     loom_rng_seed(&r, 7);
     test_backends(&r);
-    test_layer(&r, LOOM_CONV_IM2COL, "im2col");
-    test_layer(&r, LOOM_CONV_DNNL, "onednn");
+    test_layer(&r, LOOM_CONV_IM2COL, "im2col", 0);
+    test_layer(&r, LOOM_CONV_DNNL, "onednn", 0);
+    test_layer(&r, LOOM_CONV_IM2COL, "im2col, peepholes", 1);
+    test_layer(&r, LOOM_CONV_DNNL, "onednn, peepholes", 1);
     CHECK_DONE();
 }

@@ -1,38 +1,47 @@
 /* convlstm against an independent PyTorch implementation written from
  * docs/convlstm.md (bench/convlstm_torch.py fixture): the per-sequence
- * cross-entropy, loom_model_grad's loss (mean per predicted pixel) and every
- * parameter gradient, with both convolution back-ends' model (the default). */
+ * NLL, loom_model_grad's loss (mean per predicted pixel) and every
+ * parameter gradient, with the default convolution back-end. Two fixtures:
+ * the Bernoulli output without peepholes, and the 256-way softmax output
+ * with peepholes. */
 #include "testutil.h"
 #include "models/model.h"
 
-int main(void) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/convlstm_ref.safetensors", FIXTURE_DIR);
+static void check_fixture(const char *file, const char *tag) {
+    char path[256], name[160];
+    snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, file);
     loom_st_file *f;
     loom_error err;
     loom_status st = loom_safetensors_open(&f, path, &err);
     CHECK("convlstm fixture loads", st == LOOM_OK, "%s", err.msg);
-    if (st) CHECK_DONE();
+    if (st) return;
     loom_config cfg = {.model = "convlstm", .height = test_meta_size(f, "height"), .width = test_meta_size(f, "width"),
                        .layers = test_meta_size(f, "layers"), .hidden = test_meta_size(f, "hidden"),
                        .kernel = test_meta_size(f, "kernel"), .patch = test_meta_size(f, "patch"),
                        .frames_in = test_meta_size(f, "frames_in"), .frames_out = test_meta_size(f, "frames_out")};
+    const char *out = loom_st_meta(f, "output"), *peep = loom_st_meta(f, "peephole");
+    cfg.softmax256 = out && strcmp(out, "softmax256") == 0;
+    cfg.peephole = peep && strcmp(peep, "1") == 0;
     const size_t B = test_meta_size(f, "batch");
     loom_model *m;
     st = loom_model_create(&m, &cfg, 1, &err);
-    CHECK("convlstm: model from the fixture config", st == LOOM_OK, "%s", err.msg);
-    if (st) CHECK_DONE();
+    snprintf(name, sizeof name, "convlstm%s: model from the fixture config", tag);
+    CHECK(name, st == LOOM_OK, "%s", err.msg);
+    if (st) return;
     int all = 1;
     for (size_t p = 0; p < m->nparams; p++) {
         const loom_param *pp = &m->params[p];
         if (loom_st_read_f32(f, pp->name, m->w + pp->offset, pp->ndim, pp->shape, &err)) printf("# %s\n", err.msg), all = 0;
     }
-    CHECK("convlstm: every parameter is in the fixture with loom's shape", all, "see above");
+    snprintf(name, sizeof name, "convlstm%s: every parameter (%zu tensors) is in the fixture with loom's shape", tag,
+             m->nparams);
+    CHECK(name, all, "see above");
     const loom_tensor *ts = loom_st_find(f, "seqs");
     const int seqs_ok = ts && ts->dtype == LOOM_U8 && ts->ndim == 4 && ts->shape[0] == B &&
                         ts->shape[1] == loom_frames(&cfg);
-    CHECK("convlstm: fixture sequences", seqs_ok, "missing or wrong shape");
-    if (!seqs_ok || !all) CHECK_DONE();
+    snprintf(name, sizeof name, "convlstm%s: fixture sequences", tag);
+    CHECK(name, seqs_ok, "missing or wrong shape");
+    if (!seqs_ok || !all) return;
     double *nll = malloc(B * sizeof *nll), loss;
     float *nref = malloc(B * sizeof *nref), lref;
     size_t one = 1;
@@ -41,13 +50,22 @@ int main(void) {
     loom_model_nll(m, nll, ts->data, NULL, B, B, &err);
     double worst = 0;
     for (size_t b = 0; b < B; b++) worst = fmax(worst, fabs(nll[b] - nref[b]) / fabs(nref[b]));
-    CHECK("convlstm: per-sequence cross-entropy matches PyTorch", worst < 1e-5, "relative error %.3g", worst);
+    snprintf(name, sizeof name, "convlstm%s: per-sequence NLL matches PyTorch", tag);
+    CHECK(name, worst < 1e-5, "relative error %.3g", worst);
     loom_model_grad(m, &loss, ts->data, NULL, B, &err);
     const double l64 = strtod(loom_st_meta(f, "loss_f64"), NULL);
-    CHECK("convlstm: loss matches PyTorch", fabs(loss - l64) < 1e-6 * fabs(l64), "%.9g vs %.9g", loss, l64);
-    test_ref_grads(f, m, "", "convlstm: ", 1e-4);
+    snprintf(name, sizeof name, "convlstm%s: loss matches PyTorch", tag);
+    CHECK(name, fabs(loss - l64) < 1e-6 * fabs(l64), "%.9g vs %.9g", loss, l64);
+    char pre[64];
+    snprintf(pre, sizeof pre, "convlstm%s: ", tag);
+    test_ref_grads(f, m, "", pre, 1e-4);
     free(nll), free(nref);
     loom_model_free(m);
     loom_safetensors_close(f);
+}
+
+int main(void) {
+    check_fixture("convlstm_ref.safetensors", "");
+    check_fixture("convlstm_ref_sm_peep.safetensors", " (softmax256, peepholes)");
     CHECK_DONE();
 }

@@ -74,6 +74,9 @@ static void model_json(cJSON *m, const loom_config *cfg) {
         cJSON_AddNumberToObject(m, "frames_out", (double)cfg->frames_out);
         cJSON_AddNumberToObject(m, "kernel", (double)cfg->kernel);
         cJSON_AddNumberToObject(m, "patch", (double)cfg->patch);
+        /* only when not the default, so older runs read as before */
+        if (cfg->peephole) cJSON_AddBoolToObject(m, "peephole", 1);
+        if (cfg->softmax256) cJSON_AddStringToObject(m, "output", "softmax256");
     }
 }
 
@@ -235,7 +238,8 @@ static const char *const *model_keys(const char *model) {
     if (strcmp(model, "grupixel") == 0) return grupixel;
     if (strcmp(model, "draw") == 0) return draw;
     static const char *const convlstm[] = {"name", "height", "width", "channels", "layers", "hidden",
-                                           "classes", "frames_in", "frames_out", "kernel", "patch", NULL};
+                                           "classes", "frames_in", "frames_out", "kernel", "patch",
+                                           "peephole", "output", NULL};
     if (strcmp(model, "rae") == 0) return rae;
     if (strcmp(model, "convlstm") == 0) return convlstm;
     return plain; /* rowlstm, diagbilstm */
@@ -328,6 +332,16 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         cfg->kernel = (size_t)v;
         if ((st = get_int(m, "patch", 1, 16, &v, what, err))) return st;
         cfg->patch = (size_t)v;
+        const cJSON *pe = cJSON_GetObjectItemCaseSensitive(m, "peephole"); /* absent: off */
+        if (pe && !cJSON_IsBool(pe))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"peephole\" must be true or false", what);
+        cfg->peephole = cJSON_IsTrue(pe);
+        const cJSON *ou = cJSON_GetObjectItemCaseSensitive(m, "output"); /* absent: bernoulli */
+        if (ou && (!cJSON_IsString(ou) || (strcmp(ou->valuestring, "softmax256") != 0 &&
+                                           strcmp(ou->valuestring, "bernoulli") != 0)))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"output\" must be \"bernoulli\" or \"softmax256\"",
+                             what);
+        cfg->softmax256 = ou && strcmp(ou->valuestring, "softmax256") == 0;
     }
     loom_error e2;
     if (loom_config_check(cfg, &e2)) return loom_fail(err, LOOM_EFORMAT, "%s: %s", what, e2.msg);

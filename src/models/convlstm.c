@@ -10,11 +10,15 @@
  * asked to predict, at training or at test time. The concatenated states of
  * every forecaster layer go through a 1x1 convolution to C p p logits per
  * patch position: a Bernoulli per pixel, trained with the cross-entropy
- * against intensities in [0, 1] (the paper's loss). */
+ * against intensities in [0, 1] (the paper's loss), or (softmax256) to
+ * C p p x 256 logits, a 256-way softmax per pixel trained with the exact NLL
+ * of the 8-bit frames. Peepholes (cfg->peephole) add per-position weights
+ * peep (Hp, Wp, 3, h) to each layer (nn/convlstm.h). */
 #include "model.h"
 
 #include "losses/losses.h"
 #include "nn/convlstm.h"
+#include "nn/nn.h"
 #include "fastmath.h"
 #include "gemm.h"
 
@@ -25,12 +29,16 @@
 typedef struct {
     size_t K, M, L, h, k, p;
     size_t C, Hp, Wp, S, Cp; /* channels, patch grid, its positions, channels per patch */
+    size_t V;                /* values per pixel's output: 1 (Bernoulli logit) or 256 (softmax) */
+    size_t O;                /* output channels per position: Cp V */
+    size_t per;              /* tensors per layer: weight, bias (, peep) */
 } dims;
 
 static dims get_dims(const loom_config *c) {
     dims d = {.K = c->frames_in, .M = c->frames_out, .L = c->layers, .h = c->hidden,
               .k = c->kernel, .p = c->patch ? c->patch : 1, .C = loom_channels(c)};
     d.Hp = c->height / d.p, d.Wp = c->width / d.p, d.S = d.Hp * d.Wp, d.Cp = d.C * d.p * d.p;
+    d.V = c->softmax256 ? 256 : 1, d.O = d.Cp * d.V, d.per = c->peephole ? 3 : 2;
     return d;
 }
 
@@ -51,8 +59,11 @@ static loom_status cl_check(const loom_config *c, loom_error *err) {
     return LOOM_OK;
 }
 
-/* tensors: enc.l.weight (4h, k, k, cin + h), enc.l.bias (4h), the same for
- * fore.l (fore.0 has no input channels), out.weight (C p p, L h), out.bias */
+/* tensors: enc.l.weight (4h, k, k, cin + h), enc.l.bias (4h), with
+ * peepholes enc.l.peep (Hp, Wp, 3, h) (zero at the start), the same for
+ * fore.l (fore.0 has no input channels), out.weight (O, L h), out.bias (O),
+ * O = C p p (Bernoulli) or C p p 256 (softmax, value v of channel j at row
+ * j 256 + v) */
 static size_t cl_layout(const loom_config *c, loom_param *out) {
     const dims d = get_dims(c);
     size_t n = 0;
@@ -65,8 +76,13 @@ static size_t cl_layout(const loom_config *c, loom_param *out) {
             n = loom_param_add_nd(out, n, 1.0f / sqrtf((float)(d.k * d.k * X)), 4, shape, name);
             snprintf(name, sizeof name, "%s.%zu.bias", f ? "fore" : "enc", l);
             n = loom_param_add_nd(out, n, 0.0f, 1, shape, name);
+            if (c->peephole) {
+                const size_t ps[4] = {d.Hp, d.Wp, 3, d.h};
+                snprintf(name, sizeof name, "%s.%zu.peep", f ? "fore" : "enc", l);
+                n = loom_param_add_nd(out, n, 0.0f, 4, ps, name);
+            }
         }
-    const size_t ow[2] = {d.Cp, d.L * d.h};
+    const size_t ow[2] = {d.O, d.L * d.h};
     n = loom_param_add_nd(out, n, 1.0f / sqrtf((float)(d.L * d.h)), 2, ow, "out.weight");
     n = loom_param_add_nd(out, n, 0.0f, 1, ow, "out.bias");
     return n;
@@ -84,7 +100,7 @@ static void cl_init_extra(loom_model *m) {
 }
 
 /* parameter index of layer l of the encoder (f = 0) or forecaster (f = 1) */
-static size_t pw(const dims *d, int f, size_t l) { return 2 * ((size_t)f * d->L + l); }
+static size_t pw(const dims *d, int f, size_t l) { return d->per * ((size_t)f * d->L + l); }
 
 static loom_convlstm_dims layer_dims(const dims *d, int f, size_t l, size_t n) {
     return (loom_convlstm_dims){.T = f ? d->M : d->K, .B = n, .h = d->Hp, .w = d->Wp,
@@ -96,11 +112,12 @@ static loom_convlstm_dims layer_dims(const dims *d, int f, size_t l, size_t n) {
 typedef struct {
     loom_conv2d_cache cc;   /* first: zeroed memory is an empty cache */
     float *xin;             /* (K, n, S, Cp) input frames in [0, 1] */
-    float *target;          /* (M, n, S, Cp) frames to predict in [0, 1] */
+    float *target;          /* (M, n, S, Cp) frames to predict in [0, 1] (Bernoulli) */
+    uint8_t *target8;       /* (M, n, S, Cp) the same as bytes (softmax) */
     float *hs[2][MAXL];     /* (T, n, S, h) states of encoder / forecaster layer l */
     float *cache[2][MAXL];  /* the layers' caches (convlstm.h) */
-    float *logits;          /* (M, n, S, Cp) */
-    float *dlogits;         /* (M, n, S, Cp) */
+    float *logits;          /* (M, n, S, O) */
+    float *dlogits;         /* (M, n, S, O); the softmax's is logits itself, in place */
     float *dfh[MAXL];       /* (M, n, S, h) dL/d(forecaster states) */
     float *dA, *dB;         /* (max(K, M), n, S, h) dL/d(a layer's input), ping-pong */
     float *dh0[MAXL], *dc0[MAXL]; /* (n, S, h) dL/d(the forecaster's initial state) */
@@ -115,7 +132,8 @@ static size_t carve(train_ws *ws, void *base, const loom_config *c, size_t n) {
 #define TAKE(field, count) LOOM_TAKE(ws, field, float, count)
     off += (sizeof(train_ws) + 63) & ~(size_t)63; /* the struct itself, at the start */
     TAKE(xin, d.K * P * d.Cp);
-    TAKE(target, d.M * P * d.Cp);
+    TAKE(target, d.V == 1 ? d.M * P * d.Cp : 0);
+    LOOM_TAKE(ws, target8, uint8_t, d.V == 1 ? 0 : d.M * P * d.Cp);
     size_t sc = 0;
     for (int f = 0; f < 2; f++)
         for (size_t l = 0; l < d.L; l++) {
@@ -125,8 +143,8 @@ static size_t carve(train_ws *ws, void *base, const loom_config *c, size_t n) {
             const size_t s = loom_convlstm_scratch_floats(ld);
             sc = s > sc ? s : sc;
         }
-    TAKE(logits, d.M * P * d.Cp);
-    TAKE(dlogits, d.M * P * d.Cp);
+    TAKE(logits, d.M * P * d.O);
+    TAKE(dlogits, d.V == 1 ? d.M * P * d.O : 0);
     for (size_t l = 0; l < d.L; l++) {
         TAKE(dfh[l], d.M * P * d.h);
         TAKE(dh0[l], P * d.h);
@@ -172,12 +190,35 @@ static void patchify(float *dst, const uint8_t *seqs, size_t t0, size_t T, size_
         }
 }
 
+/* the same as bytes (the softmax's targets) */
+static void patchify8(uint8_t *dst, const uint8_t *seqs, size_t t0, size_t T, size_t n, const dims *d,
+                      const loom_config *c) {
+    const size_t H = c->height, W = c->width, F = d->K + d->M, p = d->p;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < n; b++) {
+            const uint8_t *fr = seqs + (b * F + t0 + t) * d->C * H * W;
+            uint8_t *o = dst + (t * n + b) * d->S * d->Cp;
+            for (size_t y = 0; y < d->Hp; y++)
+                for (size_t x = 0; x < d->Wp; x++)
+                    for (size_t ch = 0; ch < d->C; ch++)
+                        for (size_t dy = 0; dy < p; dy++)
+                            memcpy(o + (y * d->Wp + x) * d->Cp + (ch * p + dy) * p,
+                                   fr + (ch * H + y * p + dy) * W + x * p, p);
+        }
+}
+
+/* layer l's peephole weights, or NULL */
+static const float *Peep(const loom_model *m, const dims *d, size_t k) {
+    return d->per == 3 ? m->w + m->params[k + 2].offset : NULL;
+}
+
 static void forward(const loom_model *m, train_ws *ws, const uint8_t *seqs, size_t n, bool targets) {
     const dims d = get_dims(&m->cfg);
     const size_t P = n * d.S;
     loom_conv2d_cache_new_weights(&ws->cc);
     patchify(ws->xin, seqs, 0, d.K, n, &d, &m->cfg);
-    if (targets) patchify(ws->target, seqs, d.K, d.M, n, &d, &m->cfg);
+    if (targets && d.V == 1) patchify(ws->target, seqs, d.K, d.M, n, &d, &m->cfg);
+    if (targets && d.V > 1) patchify8(ws->target8, seqs, d.K, d.M, n, &d, &m->cfg);
     for (int f = 0; f < 2; f++)
         for (size_t l = 0; l < d.L; l++) {
             const loom_convlstm_dims ld = layer_dims(&d, f, l, n);
@@ -187,27 +228,33 @@ static void forward(const loom_model *m, train_ws *ws, const uint8_t *seqs, size
             const loom_convlstm_dims ed = layer_dims(&d, 0, l, n);
             const float *c0 = f ? ws->cache[0][l] + d.K * P * (ed.cin + 5 * d.h) + (d.K - 1) * P * d.h : NULL;
             const size_t k = pw(&d, f, l);
-            loom_convlstm_forward(ws->hs[f][l], ws->cache[f][l], x, h0, c0, Wt(m, k), Wt(m, k + 1), ld, &ws->cc,
-                                  ws->scratch);
+            loom_convlstm_forward(ws->hs[f][l], ws->cache[f][l], x, h0, c0, Wt(m, k), Wt(m, k + 1), Peep(m, &d, k), ld,
+                                  &ws->cc, ws->scratch);
         }
     /* logits = [fh_0 .. fh_{L-1}] @ out.weight^T + out.bias, a 1x1 convolution */
     const size_t R = d.M * P, ko = pw(&d, 0, 2 * d.L);
     const float *wo = Wt(m, ko), *bo = Wt(m, ko + 1);
-    for (size_t r = 0; r < R; r++) memcpy(ws->logits + r * d.Cp, bo, d.Cp * sizeof *bo);
+    for (size_t r = 0; r < R; r++) memcpy(ws->logits + r * d.O, bo, d.O * sizeof *bo);
     for (size_t l = 0; l < d.L; l++)
-        loom_gemm(false, true, R, d.Cp, d.h, 1.0f, ws->hs[1][l], d.h, wo + l * d.h, d.L * d.h, 1.0f, ws->logits, d.Cp);
+        loom_gemm(false, true, R, d.O, d.h, 1.0f, ws->hs[1][l], d.h, wo + l * d.h, d.L * d.h, 1.0f, ws->logits, d.O);
 }
 
-static void backward(const loom_model *m, train_ws *ws, float *grad, size_t n) {
+/* layer l's peephole gradient in grad, or NULL */
+static float *dpeep(const loom_model *m, const dims *d, float *grad, size_t k) {
+    return d->per == 3 ? grad + m->params[k + 2].offset : NULL;
+}
+
+/* dlg (M, n, S, O) = dL/dlogits */
+static void backward(const loom_model *m, train_ws *ws, float *grad, const float *dlg, size_t n) {
     const dims d = get_dims(&m->cfg);
     const size_t P = n * d.S, R = d.M * P, ko = pw(&d, 0, 2 * d.L);
     const float *wo = Wt(m, ko);
     float *gwo = grad + m->params[ko].offset, *gbo = grad + m->params[ko + 1].offset;
     for (size_t r = 0; r < R; r++)
-        for (size_t j = 0; j < d.Cp; j++) gbo[j] += ws->dlogits[r * d.Cp + j];
+        for (size_t j = 0; j < d.O; j++) gbo[j] += dlg[r * d.O + j];
     for (size_t l = 0; l < d.L; l++) {
-        loom_gemm(true, false, d.Cp, d.h, R, 1.0f, ws->dlogits, d.Cp, ws->hs[1][l], d.h, 1.0f, gwo + l * d.h, d.L * d.h);
-        loom_gemm(false, false, R, d.h, d.Cp, 1.0f, ws->dlogits, d.Cp, wo + l * d.h, d.L * d.h, 0.0f, ws->dfh[l], d.h);
+        loom_gemm(true, false, d.O, d.h, R, 1.0f, dlg, d.O, ws->hs[1][l], d.h, 1.0f, gwo + l * d.h, d.L * d.h);
+        loom_gemm(false, false, R, d.h, d.O, 1.0f, dlg, d.O, wo + l * d.h, d.L * d.h, 0.0f, ws->dfh[l], d.h);
     }
     /* forecaster, top layer first: its input gradient joins the layer below's */
     for (size_t l = d.L; l-- > 0;) {
@@ -215,8 +262,8 @@ static void backward(const loom_model *m, train_ws *ws, float *grad, size_t n) {
         const size_t k = pw(&d, 1, l);
         const float *c0 = ws->cache[0][l] + d.K * P * (ed.cin + 5 * d.h) + (d.K - 1) * P * d.h;
         loom_convlstm_backward(l ? ws->dA : NULL, ws->dh0[l], ws->dc0[l], grad + m->params[k].offset,
-                               grad + m->params[k + 1].offset, ws->dfh[l], NULL, NULL, ws->cache[1][l], c0,
-                               Wt(m, k), ld, &ws->cc, ws->scratch);
+                               grad + m->params[k + 1].offset, dpeep(m, &d, grad, k), ws->dfh[l], NULL, NULL,
+                               ws->cache[1][l], c0, Wt(m, k), Peep(m, &d, k), ld, &ws->cc, ws->scratch);
         if (l)
             for (size_t i = 0; i < R * d.h; i++) ws->dfh[l - 1][i] += ws->dA[i];
     }
@@ -228,8 +275,8 @@ static void backward(const loom_model *m, train_ws *ws, float *grad, size_t n) {
         const loom_convlstm_dims ld = layer_dims(&d, 0, l, n);
         const size_t k = pw(&d, 0, l);
         loom_convlstm_backward(l ? dx : NULL, NULL, NULL, grad + m->params[k].offset, grad + m->params[k + 1].offset,
-                               dhs, ws->dh0[l], ws->dc0[l], ws->cache[0][l], NULL, Wt(m, k), ld, &ws->cc,
-                               ws->scratch);
+                               dpeep(m, &d, grad, k), dhs, ws->dh0[l], ws->dc0[l], ws->cache[0][l], NULL, Wt(m, k),
+                               Peep(m, &d, k), ld, &ws->cc, ws->scratch);
         float *t = dhs;
         dhs = dx, dx = t;
     }
@@ -241,7 +288,18 @@ static void cl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     const dims d = get_dims(&m->cfg);
     train_ws *ws = get_ws(wsp, &m->cfg, n);
     forward(m, ws, imgs, n, true);
-    const size_t F = d.S * d.Cp; /* one frame */
+    const size_t F = d.S * d.Cp; /* one frame's pixels */
+    if (d.V > 1) { /* the softmax: NLL and, in place, its gradient, frame by frame */
+        for (size_t b = 0; b < n; b++) {
+            double acc = 0.0;
+            for (size_t t = 0; t < d.M; t++)
+                acc += loom_softmax256_xent(ws->logits + (t * n + b) * F * 256, NULL, ws->target8 + (t * n + b) * F,
+                                            F, scale, grad != NULL);
+            nll_img[b] = acc;
+        }
+        if (grad) backward(m, ws, grad, ws->logits, n);
+        return;
+    }
     for (size_t b = 0; b < n; b++) {
         double acc = 0.0;
         for (size_t t = 0; t < d.M; t++)
@@ -250,7 +308,15 @@ static void cl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     }
     if (!grad) return;
     loom_bernoulli_backward(ws->dlogits, ws->logits, ws->target, d.M * n * F, scale);
-    backward(m, ws, grad, n);
+    backward(m, ws, grad, ws->dlogits, n);
+}
+
+/* the mean intensity in [0, 1] under 256 logits z (e: scratch) */
+static float softmax_mean(float *e, const float *z) {
+    const float s = loom_softmax256(e, z, 1.0f);
+    double acc = 0.0;
+    for (int v = 1; v < 256; v++) acc += (double)e[v] * v;
+    return (float)(acc / (255.0 * s));
 }
 
 static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8_t *seqs, size_t n) {
@@ -258,23 +324,25 @@ static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8
     train_ws *ws = get_ws(wsp, &m->cfg, n);
     forward(m, ws, seqs, n, false);
     const size_t H = m->cfg.height, W = m->cfg.width, p = d.p;
+    float e[256];
     for (size_t b = 0; b < n; b++)
         for (size_t t = 0; t < d.M; t++) {
-            const float *lg = ws->logits + (t * n + b) * d.S * d.Cp;
+            const float *lg = ws->logits + (t * n + b) * d.S * d.O;
             float *o = probs + (b * d.M + t) * d.C * H * W;
             for (size_t y = 0; y < d.Hp; y++)
                 for (size_t x = 0; x < d.Wp; x++)
                     for (size_t ch = 0; ch < d.C; ch++)
                         for (size_t dy = 0; dy < p; dy++)
-                            for (size_t dx = 0; dx < p; dx++)
+                            for (size_t dx = 0; dx < p; dx++) {
+                                const size_t j = (y * d.Wp + x) * d.Cp + (ch * p + dy) * p + dx;
                                 o[(ch * H + y * p + dy) * W + x * p + dx] =
-                                    loom_sigmoidf(lg[(y * d.Wp + x) * d.Cp + (ch * p + dy) * p + dx]);
+                                    d.V == 1 ? loom_sigmoidf(lg[j]) : softmax_mean(e, lg + j * 256);
+                            }
         }
 }
 
 static const char *cl_nll_kind(const loom_config *c) {
-    (void)c;
-    return "cross-entropy";
+    return c->softmax256 ? NULL : "cross-entropy"; /* the softmax's is the exact NLL */
 }
 
 static const char *cl_cannot_sample(const loom_config *c) {

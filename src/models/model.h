@@ -32,6 +32,10 @@ typedef struct loom_config {
      * kernel: convolution size (odd), patch: space-to-depth factor */
     size_t frames_in, frames_out, kernel, patch;
     /* convlstm: space-to-depth factor (above); renet: patches of patch x patch pixels */
+    /* convlstm: peephole = 1 adds Shi et al.'s w_c . c terms (0 by default);
+     * softmax256 = 1: a 256-way softmax per pixel (the exact NLL of 8-bit
+     * frames), 0: a Bernoulli per pixel on intensities in [0, 1] (default) */
+    int peephole, softmax256;
 } loom_config;
 
 typedef struct loom_param {

@@ -37,10 +37,26 @@ static inline void gates(float *restrict a, float *restrict c, float *restrict h
     }
 }
 
+/* gates() with peepholes: pw (3 H) = w_ci, w_cf, w_co of this position */
+static inline void gates_peep(float *restrict a, float *restrict c, float *restrict h, const float *restrict bias,
+                              const float *restrict cp, const float *restrict pw, size_t H, int has_prev) {
+    float *ai = a, *af = a + H, *ag = a + 2 * H, *ao = a + 3 * H;
+    for (size_t k = 0; k < H; k++) {
+        const float cpk = has_prev ? cp[k] : 0.0f;
+        const float i = loom_sigmoidf(ai[k] + bias[k] + pw[k] * cpk);
+        const float f = loom_sigmoidf(af[k] + bias[H + k] + pw[H + k] * cpk);
+        const float g = loom_tanhf(ag[k] + bias[2 * H + k]);
+        const float cv = f * cpk + i * g;
+        const float o = loom_sigmoidf(ao[k] + bias[3 * H + k] + pw[2 * H + k] * cv);
+        ai[k] = i, af[k] = f, ag[k] = g, ao[k] = o;
+        c[k] = cv, h[k] = o * loom_tanhf(cv);
+    }
+}
+
 void loom_convlstm_forward(float *hs, float *cache, const float *x, const float *h0,
-                           const float *c0, const float *wt, const float *bias,
+                           const float *c0, const float *wt, const float *bias, const float *peep,
                            loom_convlstm_dims d, loom_conv2d_cache *cc, float *scratch) {
-    const size_t P = d.B * d.h * d.w, H = d.hid, G = 4 * H, X = d.cin + H, N = d.T * P;
+    const size_t P = d.B * d.h * d.w, H = d.hid, G = 4 * H, X = d.cin + H, N = d.T * P, S = d.h * d.w;
     float *xh = cache;          /* (T, P, X) */
     float *act = xh + N * X;    /* (T, P, 4H) */
     float *c = act + N * G;     /* (T, P, H) */
@@ -56,17 +72,21 @@ void loom_convlstm_forward(float *hs, float *cache, const float *x, const float 
         }
         loom_conv2d_forward(a, xt, wt, cd, cc, scratch);
         for (size_t q = 0; q < P; q++) {
-            if (cp) gates(a + q * G, c + (t * P + q) * H, hs + (t * P + q) * H, bias, cp + q * H, H, 1);
-            else gates(a + q * G, c + (t * P + q) * H, hs + (t * P + q) * H, bias, NULL, H, 0);
+            float *cq = c + (t * P + q) * H, *hq = hs + (t * P + q) * H;
+            const float *pw = peep ? peep + (q % S) * 3 * H : NULL;
+            if (pw && cp) gates_peep(a + q * G, cq, hq, bias, cp + q * H, pw, H, 1);
+            else if (pw) gates_peep(a + q * G, cq, hq, bias, NULL, pw, H, 0);
+            else if (cp) gates(a + q * G, cq, hq, bias, cp + q * H, H, 1);
+            else gates(a + q * G, cq, hq, bias, NULL, H, 0);
         }
     }
 }
 
-void loom_convlstm_backward(float *dx, float *dh0, float *dc0, float *dwt, float *dbias,
+void loom_convlstm_backward(float *dx, float *dh0, float *dc0, float *dwt, float *dbias, float *dpeep,
                             const float *dhs, const float *dhT, const float *dcT, const float *cache,
-                            const float *c0, const float *wt, loom_convlstm_dims d,
+                            const float *c0, const float *wt, const float *peep, loom_convlstm_dims d,
                             loom_conv2d_cache *cc, float *scratch) {
-    const size_t P = d.B * d.h * d.w, H = d.hid, G = 4 * H, X = d.cin + H, N = d.T * P;
+    const size_t P = d.B * d.h * d.w, H = d.hid, G = 4 * H, X = d.cin + H, N = d.T * P, S = d.h * d.w;
     const float *xh = cache, *act = xh + N * X, *c = act + N * G;
     float *dg = scratch;          /* (T, P, 4H) */
     float *dxh = dg + N * G;      /* (P, X) */
@@ -86,6 +106,26 @@ void loom_convlstm_backward(float *dx, float *dh0, float *dc0, float *dwt, float
             const float *cq = cp ? cp + q * H : NULL;
             float *dhq = dh + q * H, *dcq = dc + q * H, *gq = g + q * G;
             const float *dext = dhs + (t * P + q) * H;
+            if (peep) {
+                const float *pw = peep + (q % S) * 3 * H;
+                float *dpw = dpeep + (q % S) * 3 * H;
+                for (size_t k = 0; k < H; k++) {
+                    const float i = a[k], f = a[H + k], gg = a[2 * H + k], o = a[3 * H + k];
+                    const float tc = loom_tanhf(ct[k]), cpk = cq ? cq[k] : 0.0f;
+                    const float dht = dext[k] + dhq[k];
+                    /* h_t = o * tanh(c_t), o = sigm(a_o + w_co c_t) */
+                    const float dao = dht * tc * o * (1.0f - o);
+                    const float dct = dcq[k] + dht * o * (1.0f - tc * tc) + dao * pw[2 * H + k];
+                    /* c_t = f * c_{t-1} + i * g, i = sigm(a_i + w_ci c_{t-1}), f likewise */
+                    const float dai = dct * gg * i * (1.0f - i), daf = dct * cpk * f * (1.0f - f);
+                    dcq[k] = dct * f + dai * pw[k] + daf * pw[H + k]; /* dL/dc_{t-1} */
+                    dpw[k] += dai * cpk, dpw[H + k] += daf * cpk, dpw[2 * H + k] += dao * ct[k];
+                    gq[k] = dai, gq[H + k] = daf;
+                    gq[2 * H + k] = dct * i * (1.0f - gg * gg);
+                    gq[3 * H + k] = dao;
+                }
+                continue;
+            }
             for (size_t k = 0; k < H; k++) {
                 const float i = a[k], f = a[H + k], gg = a[2 * H + k], o = a[3 * H + k];
                 const float tc = loom_tanhf(ct[k]);

@@ -1,8 +1,14 @@
 /* Convolutional LSTM layer (Shi et al. 2015) over T steps, channels last,
- * gate order i f g o as in the other LSTMs (nn/lstm.c), no peepholes:
+ * gate order i f g o as in the other LSTMs (nn/lstm.c), peepholes optional:
  *   xh_t = [x_t, h_{t-1}]                         (B, H, W, cin + hid)
- *   i, f, g, o = sigm, sigm, tanh, sigm of  conv(xh_t, wt) + bias
- *   c_t = f * c_{t-1} + i * g;   h_t = o * tanh(c_t)
+ *   a_i, a_f, a_g, a_o = conv(xh_t, wt) + bias
+ *   i = sigm(a_i + w_ci . c_{t-1}),  f = sigm(a_f + w_cf . c_{t-1}),  g = tanh(a_g)
+ *   c_t = f . c_{t-1} + i . g
+ *   o = sigm(a_o + w_co . c_t),      h_t = o . tanh(c_t)
+ * where . is the Hadamard product and w_ci, w_cf, w_co have the state's
+ * shape, one weight per channel and position (Shi et al. 2015, eq. 3), held
+ * as peep (H, W, 3, hid): at each position w_ci, w_cf, w_co; peep == NULL
+ * drops the three terms.
  * wt (4 hid, k, k, cin + hid) holds the input-to-state and state-to-state
  * kernels side by side, so one convolution computes both (conv2d.h). A
  * layer without input has cin = 0 (the forecaster's first layer). */
@@ -26,15 +32,16 @@ size_t loom_convlstm_scratch_floats(loom_convlstm_dims d);
 /* hs (T, B, h, w, hid) = the states h_t; x (T, B, h, w, cin) (NULL when cin
  * is 0); h0, c0 (B, h, w, hid) the initial state (NULL: zeros). */
 void loom_convlstm_forward(float *hs, float *cache, const float *x, const float *h0,
-                           const float *c0, const float *wt, const float *bias,
+                           const float *c0, const float *wt, const float *bias, const float *peep,
                            loom_convlstm_dims d, loom_conv2d_cache *cc, float *scratch);
 /* Given dhs (T, B, h, w, hid) = dL/dh_t from above and
  * dhT, dcT (B, h, w, hid) = dL/d(final state) (NULL: 0): dx (T, B, h, w,
  * cin) = dL/dx (written, NULL skips), dh0, dc0 (B, h, w, hid) = dL/d(initial
- * state) (written, NULL skips), dwt and dbias += the parameters' gradient. */
-void loom_convlstm_backward(float *dx, float *dh0, float *dc0, float *dwt, float *dbias,
+ * state) (written, NULL skips), dwt, dbias and dpeep (when peep != NULL) +=
+ * the parameters' gradient. */
+void loom_convlstm_backward(float *dx, float *dh0, float *dc0, float *dwt, float *dbias, float *dpeep,
                             const float *dhs, const float *dhT, const float *dcT, const float *cache,
-                            const float *c0, const float *wt, loom_convlstm_dims d,
+                            const float *c0, const float *wt, const float *peep, loom_convlstm_dims d,
                             loom_conv2d_cache *cc, float *scratch);
 
 #endif

@@ -97,3 +97,24 @@ rejects "convlstm: --patch 3 does not divide 64" 2 "patch 3 does not divide" $LO
 rejects "rowlstm: --frames-in is convlstm's" 2 "only --model convlstm" $LOOM train --model rowlstm --frames-in 3 --out "$T/x"
 rejects "convlstm predict: --out must be .gif or .png" 2 "gif or .png" $LOOM predict "$T/a" --out "$T/x.jpg"
 rejects "convlstm: sample is not for predictors" 2 "loom predict" $LOOM sample "$T/a" --out "$T/x.png"
+
+# the 256-way softmax output and peepholes: recorded in the run, kept on resume, bit-identical
+# on 1 and 2 threads and across a resume, and eval reports the exact NLL in bits/dim
+SM="$TINY --output softmax256 --peephole"
+ok "convlstm softmax256+peephole: 4 steps" $LOOM train $SM --steps 4 --threads 1 --out "$T/s4"
+grep -q '"output":[[:space:]]*"softmax256"' "$T/s4/config.json" && grep -q '"peephole":[[:space:]]*true' "$T/s4/config.json" &&
+    pass "convlstm softmax256+peephole: config.json records both" || fail "convlstm softmax256+peephole: config.json records both" "$(cat "$T/s4/config.json")"
+ok "convlstm softmax256+peephole: 2 steps" $LOOM train $SM --steps 2 --threads 1 --out "$T/s2"
+ok "convlstm softmax256+peephole: resume on to 4, 2 threads" $LOOM train --resume "$T/s2" --steps 4 --threads 2 --quiet
+same "convlstm softmax256+peephole: resume and threads, same checkpoint" "$T/s4/checkpoint.safetensors" "$T/s2/checkpoint.safetensors"
+$LOOM eval "$T/s4" --limit 4 --json >"$T/s.json" 2>"$T/err"
+bpd=$(json_get bits_per_dim <"$T/s.json") nll=$(json_get nll_per_sequence <"$T/s.json")
+# bits/dim = NLL / (ln 2 x 2 frames x 4096 pixels); an untrained softmax is near 8 bits
+grep -q '"output": "softmax256"' "$T/s.json" &&
+    awk -v b="$bpd" -v n="$nll" 'BEGIN {d = b - n / (log(2) * 8192); exit !(b > 4 && b < 9 && d < 1e-4 && d > -1e-4)}' &&
+    pass "convlstm softmax256 eval: bits/dim of the exact NLL" || fail "convlstm softmax256 eval: bits/dim of the exact NLL" "$(cat "$T/s.json" "$T/err")"
+grep -q '"output": "bernoulli"' "$T/e.json" && ! grep -q '"bits_per_dim"' "$T/e.json" &&
+    pass "convlstm eval: a Bernoulli run says so and has no bits/dim" || fail "convlstm eval: a Bernoulli run says so and has no bits/dim" "$(cat "$T/e.json")"
+rejects "convlstm: --output other" 2 "output: 'gauss' is not bernoulli or softmax256" $LOOM train $BASE --output gauss --out "$T/x"
+rejects "rowlstm: --peephole is convlstm's" 2 "peephole: only --model convlstm" $LOOM train --model rowlstm --peephole --out "$T/x"
+rejects "convlstm resume: --output cannot change" 2 "cannot be changed on --resume" $LOOM train --resume "$T/s4" --output bernoulli --steps 5
