@@ -260,12 +260,13 @@ void loom_gran_noise(float *z, size_t Z, uint64_t noise_seed, size_t index) {
     loom_normals(z, Z, &r);
 }
 
-static void gr_generate(const loom_model *m, void *wsp, float *x, uint64_t noise_seed, size_t first,
-                        size_t n) {
+static void gr_generate(const loom_model *m, void *wsp, float *x, const float *z, uint64_t noise_seed,
+                        size_t first, size_t n) {
     const dims d = get_dims(&m->cfg);
     gen_ws ws;
     carve_gen(&ws, wsp, &m->cfg, n);
-    for (size_t b = 0; b < n; b++) loom_gran_noise(ws.z + b * d.Z, d.Z, noise_seed, first + b);
+    if (z) memcpy(ws.z, z, n * d.Z * sizeof *z);
+    for (size_t b = 0; !z && b < n; b++) loom_gran_noise(ws.z + b * d.Z, d.Z, noise_seed, first + b);
     gen_forward(m, &ws, n);
     memcpy(x, ws.x, n * d.HW * sizeof *x);
 }

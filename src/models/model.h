@@ -158,15 +158,16 @@ typedef struct loom_model_ops {
                      const uint8_t *imgs, size_t n);
     /* optional (adversarial training, src/train/gan.c; models without a
      * likelihood leave shard NULL). generate (generators): x (n, C, H, W) =
-     * images in [0, 1] from noise drawn for images first .. first + n - 1 of
-     * a batch with noise_seed, keeping in ws what backward_out needs (its
+     * images in [0, 1] from the noise z (n, zdim) or, when z is NULL, from
+     * noise drawn for images first .. first + n - 1 of a batch with
+     * noise_seed, keeping in ws what backward_out needs (its
      * dout is then d loss / d x). forward_x (models that read continuous
      * images, e.g. a discriminator): out (n, out_floats) for x (n, C, H, W)
      * in [0, 1], keeping what backward_out needs, whose dinput is then
      * d loss / d x; backward_out's grad may be NULL when only dinput is wanted.
      * Both use the training workspace. */
-    void (*generate)(const loom_model *m, void *ws, float *x, uint64_t noise_seed, size_t first,
-                     size_t n);
+    void (*generate)(const loom_model *m, void *ws, float *x, const float *z, uint64_t noise_seed,
+                     size_t first, size_t n);
     void (*forward_x)(const loom_model *m, void *ws, float *out, const float *x, size_t n);
 } loom_model_ops;
 

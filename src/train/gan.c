@@ -23,7 +23,10 @@ struct loom_gan {
     float *lg, *dl;     /* (T, 2u) logits and d loss / d logit */
     float *dx;          /* (T, u, HW) d L_G / d generated image */
     double *loss_b;     /* (B) per image loss */
+    const float *z;     /* (B, zdim) given noise (loom_gan_set_noise), or NULL */
 };
+
+void loom_gan_set_noise(loom_gan *g, const float *z) { g->z = z; }
 
 double loom_softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -94,7 +97,7 @@ static void d_shard(loom_gan *g, size_t j, int t, const uint8_t *imgs, uint64_t 
     const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW;
     float *fake = g->fake + b0 * HW, *x2 = g->x2 + (size_t)t * 2 * g->u * HW;
     float *lg = g->lg + (size_t)t * 2 * g->u, *dl = g->dl + (size_t)t * 2 * g->u;
-    g->g->ops->generate(g->g, g->wsg[j], fake, noise, b0, nb);
+    g->g->ops->generate(g->g, g->wsg[j], fake, g->z ? g->z + b0 * g->g->cfg.zdim : NULL, noise, b0, nb);
     for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)imgs[b0 * HW + i] / 255.0f;
     memcpy(x2 + nb * HW, fake, nb * HW * sizeof *x2);
     g->d->ops->forward_x(g->d, g->wsd[t], lg, x2, 2 * nb);

@@ -22,6 +22,9 @@ typedef struct loom_gan loom_gan;
 loom_status loom_gan_create(loom_gan **out, loom_model *gen, loom_model *disc, size_t batch, long d_steps,
                             loom_error *err);
 void loom_gan_free(loom_gan *g);
+/* for tests against a reference: the generator reads z (batch, zdim) (borrowed)
+ * instead of drawing its noise; NULL: drawn again */
+void loom_gan_set_noise(loom_gan *g, const float *z);
 /* the loom_train_stage_fn of the run (user: the loom_gan); losses[0] = L_G,
  * losses[1] = L_D (nats per image) */
 loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, size_t n,
