@@ -368,6 +368,50 @@ static void test_disc_learns(loom_rng *r) {
     loom_model_free(d);
 }
 
+/* ------------------------------------------------ the trainer's stages */
+
+/* one staged step (Adam from zero moments moves every weight with a nonzero
+ * gradient by about lr): the discriminator by --lr-d, the generator by lr */
+static void test_trainer_lr(void) {
+    const size_t H = 8, W = 8, HW = H * W, N = 24;
+    loom_train_opts o;
+    loom_train_opts_default(&o);
+    o.batch = 8, o.valid = 0, o.lr = 1e-4, o.clip = 0, o.steps = 10;
+    o.model_lr[1] = 1e-2;
+    snprintf(o.data, sizeof o.data, "test");
+    loom_train_model_spec specs[2] = {{.role = "gen", .cfg = gen_cfg(H, W, 2, 3, 2)}, {.role = "disc", .cfg = disc_cfg(H, W, 2)}};
+    loom_trainer *t;
+    loom_error err;
+    loom_status st = loom_trainer_create(&t, &o, specs, 2, 1, &err);
+    CHECK("trainer: a gran run of two models", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    uint8_t *px = malloc(N * HW);
+    test_random_images_seed(px, N * HW, 3);
+    loom_images im = {.n = N, .h = H, .w = W, .pixels = px, .t = 1, .c = 1};
+    loom_model *g = loom_trainer_model(t, 0), *d = loom_trainer_model(t, 1);
+    loom_gan *gan;
+    loom_gan_create(&gan, g, d, o.batch, 2, &err);
+    loom_trainer_set_stages(t, 2, loom_gan_stage, gan);
+    st = loom_trainer_set_data(t, &im, &err);
+    float *w0g = malloc(g->nfloats * sizeof *w0g), *w0d = malloc(d->nfloats * sizeof *w0d);
+    memcpy(w0g, g->w, g->nfloats * sizeof *w0g), memcpy(w0d, d->w, d->nfloats * sizeof *w0d);
+    bool skipped;
+    double mg[2] = {0}, md = 0;
+    for (int k = 0; k < 2 && !st; k++) {
+        st = loom_trainer_step(t, &skipped, NULL, 0, &err);
+        for (size_t i = 0; i < g->nfloats; i++) mg[k] = fmax(mg[k], fabs(g->w[i] - w0g[i]));
+        if (k == 0)
+            for (size_t i = 0; i < d->nfloats; i++) md = fmax(md, fabs(d->w[i] - w0d[i]));
+    }
+    CHECK("trainer stages: the discriminator's first step moves it by about --lr-d (1e-2)",
+          !st && md > 0.9e-2 && md < 1.1e-2, "max |dw| %g (%s)", md, st ? err.msg : "");
+    CHECK("trainer stages, d_steps 2: the generator stays at step 1, moves by about lr (1e-4) at step 2",
+          !st && mg[0] == 0.0 && mg[1] > 0.9e-4 && mg[1] < 1.1e-4, "max |dw| %g then %g", mg[0], mg[1]);
+    loom_trainer_free(t);
+    loom_gan_free(gan);
+    free(px), free(w0g), free(w0d);
+}
+
 /* ------------------------------------------------ configs */
 
 static void test_config(void) {
@@ -407,5 +451,6 @@ int main(void) {
     test_threads();
     test_reference();
     test_disc_learns(&r);
+    test_trainer_lr();
     CHECK_DONE();
 }
