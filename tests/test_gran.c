@@ -412,6 +412,60 @@ static void test_trainer_lr(void) {
     free(px), free(w0g), free(w0d);
 }
 
+/* ------------------------------------------------ battle */
+
+/* a generator whose every image is black (sign < 0) or white */
+static loom_model *flat_gen(int sign) {
+    loom_config c = gen_cfg(8, 8, 1, 2, 2);
+    loom_model *g = test_model(&c, 1, 1, 0.0f);
+    memset(g->w, 0, g->nfloats * sizeof *g->w);
+    g->w[loom_model_param(g, "dec.deconv2.bias")->offset] = 20.0f * (float)sign;
+    return g;
+}
+
+/* a discriminator that calls bright images real (sign > 0) or dark ones */
+static loom_model *bright_disc(int sign) {
+    loom_config c = disc_cfg(8, 8, 1);
+    loom_model *d = test_model(&c, 1, 1, 0.0f);
+    memset(d->w, 0, d->nfloats * sizeof *d->w);
+    const loom_param *c1 = loom_model_param(d, "conv1.weight"), *c2 = loom_model_param(d, "conv2.weight");
+    const loom_param *fw = loom_model_param(d, "fc.weight"), *fb = loom_model_param(d, "fc.bias");
+    for (size_t i = 0; i < c1->size; i++) d->w[c1->offset + i] = 1.0f / 16;
+    for (size_t i = 0; i < c2->size; i++) d->w[c2->offset + i] = 1.0f / 16;
+    for (size_t i = 0; i < fw->size; i++) d->w[fw->offset + i] = (float)sign;
+    uint8_t white[64];
+    memset(white, 255, sizeof white);
+    float l;
+    loom_disc_logits(d, &l, white, 1, NULL); /* the logit of white without the bias: sign L */
+    d->w[fb->offset] = -l / 2;               /* white: sign L / 2, black: -sign L / 2 */
+    return d;
+}
+
+static void test_battle(void) {
+    loom_model *ga = flat_gen(-1), *gb = flat_gen(1), *da = bright_disc(1), *db = bright_disc(-1);
+    uint8_t test[4 * 64];
+    memset(test, 255, sizeof test); /* the "real" images are white */
+    loom_battle_result r;
+    loom_error err;
+    loom_status st = loom_battle(&r, ga, da, gb, db, test, 4, 6, 1, 0.1, &err);
+    CHECK("battle: D_A (bright is real) is right on white test images, D_B (dark is real) wrong",
+          !st && r.err_test_a == 0.0 && r.err_test_b == 1.0, "%g %g", r.err_test_a, r.err_test_b);
+    CHECK("battle: D_A is fooled by B's white samples, D_B by A's black ones",
+          !st && r.err_sample_a == 1.0 && r.err_sample_b == 1.0, "%g %g", r.err_sample_a, r.err_sample_b);
+    CHECK("battle: r_test = err(D_A, test) / err(D_B, test) = 0, so undecided",
+          r.r_test == 0.0 && r.r_sample == 1.0 && r.winner == LOOM_BATTLE_UNDECIDED, "r_test %g r_sample %g winner %s",
+          r.r_test, r.r_sample, loom_battle_winner_name(r.winner));
+    /* one judge for both: only B's generator fools it, so B wins */
+    st = loom_battle(&r, ga, da, gb, da, test, 4, 6, 1, 0.1, &err);
+    CHECK("battle: the same discriminator on both sides: r_test 1, r_sample = 1 / 0, B wins",
+          !st && r.r_test == 1.0 && isinf(r.r_sample) && r.winner == LOOM_BATTLE_B, "r_test %g r_sample %g winner %s",
+          r.r_test, r.r_sample, loom_battle_winner_name(r.winner));
+    st = loom_battle(&r, gb, da, ga, da, test, 4, 6, 1, 0.1, &err);
+    CHECK("battle: and swapped, A wins with r_sample 0", !st && r.r_sample == 0.0 && r.winner == LOOM_BATTLE_A,
+          "r_sample %g winner %s", r.r_sample, loom_battle_winner_name(r.winner));
+    loom_model_free(ga), loom_model_free(gb), loom_model_free(da), loom_model_free(db);
+}
+
 /* ------------------------------------------------ configs */
 
 static void test_config(void) {
@@ -452,5 +506,6 @@ int main(void) {
     test_reference();
     test_disc_learns(&r);
     test_trainer_lr();
+    test_battle();
     CHECK_DONE();
 }

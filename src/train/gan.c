@@ -189,3 +189,47 @@ loom_status loom_disc_logits(loom_model *disc, float *logits, const uint8_t *img
     free(ws), free(internal);
     return ok ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "out of memory");
 }
+
+const char *loom_battle_winner_name(loom_battle_winner w) {
+    static const char *const names[] = {"A", "B", "tie", "undecided"};
+    return (unsigned)w < 4 ? names[w] : "?";
+}
+
+/* the fraction of n logits on the wrong side: real images called generated
+ * (logit < 0) when real, samples called real (logit > 0) otherwise */
+static double error_rate(const float *logits, size_t n, bool real) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) wrong += real ? logits[i] < 0.0f : logits[i] > 0.0f;
+    return (double)wrong / (double)n;
+}
+
+/* a / b; 0 / 0 = 1 (both perfect), a / 0 = infinity */
+static double ratio(double a, double b) { return b > 0 ? a / b : a > 0 ? INFINITY : 1.0; }
+
+loom_status loom_battle(loom_battle_result *r, loom_model *ga, loom_model *da, loom_model *gb, loom_model *db,
+                        const uint8_t *test, size_t n, size_t nsamples, uint64_t seed, double tol, loom_error *err) {
+    memset(r, 0, sizeof *r);
+    const size_t HW = loom_example_size(&ga->cfg);
+    if (n == 0 || nsamples == 0) return loom_fail(err, LOOM_EINVAL, "battle: no images");
+    if (loom_example_size(&gb->cfg) != HW || loom_example_size(&da->cfg) != HW || loom_example_size(&db->cfg) != HW)
+        return loom_fail(err, LOOM_EINVAL, "battle: the two runs' images are not the same size");
+    const size_t most = n > nsamples ? n : nsamples;
+    uint8_t *sa = malloc(nsamples * HW), *sb = malloc(nsamples * HW);
+    float *lg = malloc(most * sizeof *lg);
+    loom_status st = sa && sb && lg ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "battle: out of memory");
+    if (!st) st = loom_model_sample(ga, sa, NULL, nsamples, 0, 1.0f, seed, err);
+    if (!st) st = loom_model_sample(gb, sb, NULL, nsamples, 0, 1.0f, seed, err); /* the same z for both */
+    if (!st && !(st = loom_disc_logits(da, lg, test, n, err))) r->err_test_a = error_rate(lg, n, true);
+    if (!st && !(st = loom_disc_logits(db, lg, test, n, err))) r->err_test_b = error_rate(lg, n, true);
+    if (!st && !(st = loom_disc_logits(da, lg, sb, nsamples, err))) r->err_sample_a = error_rate(lg, nsamples, false);
+    if (!st && !(st = loom_disc_logits(db, lg, sa, nsamples, err))) r->err_sample_b = error_rate(lg, nsamples, false);
+    free(sa), free(sb), free(lg);
+    if (st) return st;
+    r->r_test = ratio(r->err_test_a, r->err_test_b);
+    r->r_sample = ratio(r->err_sample_a, r->err_sample_b);
+    if (!isfinite(r->r_test) || fabs(r->r_test - 1.0) > tol) r->winner = LOOM_BATTLE_UNDECIDED;
+    else if (r->r_sample < 1.0) r->winner = LOOM_BATTLE_A;
+    else if (r->r_sample > 1.0) r->winner = LOOM_BATTLE_B;
+    else r->winner = LOOM_BATTLE_TIE;
+    return LOOM_OK;
+}

@@ -40,3 +40,28 @@ loom_status loom_disc_logits(loom_model *disc, float *logits, const uint8_t *img
 double loom_softplus(double x);
 
 #endif
+
+/* The generative adversarial metric of Im et al. 2016 ("battle"): models A
+ * = (G_A, D_A) and B = (G_B, D_B), each discriminator judging the test
+ * images and the other's samples. A discriminator's error on test images is
+ * the fraction it calls generated (logit < 0), on samples the fraction it
+ * calls real (logit > 0). Convention (the paper's equations):
+ *   r_test   = err(D_A, test)   / err(D_B, test)
+ *   r_sample = err(D_A, G_B(z)) / err(D_B, G_A(z))
+ * r_sample < 1: D_A is fooled less by B's samples than D_B by A's, so A's
+ * generator is the better forger: A wins when also |r_test - 1| <= tol (the
+ * discriminators are equally good on real data), B when r_sample > 1; equal
+ * errors are a tie. 0 / 0 is 1 and a / 0 infinity. Both generators draw
+ * from the same z, so battle(B, A) gives 1 / r_test and 1 / r_sample. */
+typedef enum { LOOM_BATTLE_A = 0, LOOM_BATTLE_B, LOOM_BATTLE_TIE, LOOM_BATTLE_UNDECIDED } loom_battle_winner;
+typedef struct loom_battle_result {
+    double err_test_a, err_test_b;     /* err(D_A, test), err(D_B, test) */
+    double err_sample_a, err_sample_b; /* err(D_A, G_B(z)), err(D_B, G_A(z)) */
+    double r_test, r_sample;
+    loom_battle_winner winner;
+} loom_battle_result;
+
+/* test (n, C, H, W bytes); nsamples samples of each generator at seed */
+loom_status loom_battle(loom_battle_result *r, loom_model *ga, loom_model *da, loom_model *gb, loom_model *db,
+                        const uint8_t *test, size_t n, size_t nsamples, uint64_t seed, double tol, loom_error *err);
+const char *loom_battle_winner_name(loom_battle_winner w); /* "A", "B", "tie", "undecided" */

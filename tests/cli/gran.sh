@@ -55,3 +55,24 @@ rejects "gran: --conditional" 2 "unconditional" $LOOM train $TINY --conditional 
 rejects "gran: --steps-draw 65" 2 "steps-draw" $LOOM train $TINY --steps-draw 65 --out "$T/x"
 rejects "gran: --d-steps on --resume" 2 "cannot be changed on --resume" $LOOM train --resume "$T/a" --d-steps 3
 rejects "gran: --precision bf16" 2 "precision bf16" $LOOM train $TINY --precision bf16 --out "$T/x"
+
+# loom battle: a run against itself ties; swapping the runs inverts both ratios
+$LOOM battle "$T/a" "$T/a" --n 30 --json >"$T/b1.json" 2>"$T/err"
+grep -q '"kind": "battle"' "$T/b1.json" && grep -q '"r_test": 1,' "$T/b1.json" && grep -q '"r_sample": 1,' "$T/b1.json" &&
+    grep -q '"winner": "tie"' "$T/b1.json" && [ "$(wc -l <"$T/b1.json")" -eq 1 ] &&
+    pass "gran battle --json: a run against itself is a tie (r_test = r_sample = 1)" ||
+    fail "gran battle --json: a run against itself is a tie (r_test = r_sample = 1)" "$(cat "$T/b1.json" "$T/err")"
+$LOOM battle "$T/a" "$T/d" --n 30 --json >"$T/b2.json" 2>"$T/err"
+$LOOM battle "$T/d" "$T/a" --n 30 --json >"$T/b3.json" 2>>"$T/err"
+ea=$(json_get err_test_a <"$T/b2.json") eb=$(json_get err_test_b <"$T/b2.json")
+sa=$(json_get err_sample_a <"$T/b2.json") sb=$(json_get err_sample_b <"$T/b2.json")
+[ -n "$ea" ] && [ "$ea" = "$(json_get err_test_b <"$T/b3.json")" ] && [ "$eb" = "$(json_get err_test_a <"$T/b3.json")" ] &&
+    [ "$sa" = "$(json_get err_sample_b <"$T/b3.json")" ] && [ "$sb" = "$(json_get err_sample_a <"$T/b3.json")" ] &&
+    pass "gran battle: A B and B A swap every error rate" || fail "gran battle: A B and B A swap every error rate" "$(cat "$T/b2.json" "$T/b3.json" "$T/err")"
+$LOOM battle "$T/a" "$T/d" --n 30 >"$T/b.txt" 2>"$T/err"
+grep -q '^winner: ' "$T/b.txt" && grep -q 'r_sample = ' "$T/b.txt" && pass "gran battle: text with r_test, r_sample and the winner" ||
+    fail "gran battle: text with r_test, r_sample and the winner" "$(cat "$T/b.txt" "$T/err")"
+ok "gran battle: a rowlstm run for the next check" $LOOM train --data "$D" --layers 1 --hidden 4 --steps 1 --batch 8 --quiet --no-report --out "$T/rl"
+rejects "gran battle: a run that is not adversarial" 2 "not an adversarial run" $LOOM battle "$T/a" "$T/rl"
+rejects "gran battle: one run only" 2 "two run directories" $LOOM battle "$T/a"
+rejects "gran battle: unknown flag" 2 "unknown flag" $LOOM battle "$T/a" "$T/a" --nope
