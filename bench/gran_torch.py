@@ -208,11 +208,12 @@ def cmd_bench(args):
 
     for _ in range(args.warmup):
         step()
-    times, t0, steps, last = [], time.perf_counter(), 0, (0, 0)
+    times, cpu, t0, steps, last = [], [], time.perf_counter(), 0, (0, 0)
     while True:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         last = step()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         steps += 1
         if args.seconds > 0:
             if time.perf_counter() - t0 >= args.seconds:
@@ -220,7 +221,9 @@ def cmd_bench(args):
         elif steps >= args.steps:
             break
     med = float(np.median(times))
+    # CPU seconds of the process per step (all threads): less sensitive to a loaded machine than wall time
     out = {"train_steps_per_s": round(1.0 / med, 4), "train_images_per_s": round(B / med, 2),
+           "cpu_s_per_step": round(float(np.median(cpu)), 4),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": B, "hidden": C, "zdim": Z,
            "steps_draw": T, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
            "loadavg_1m": os.getloadavg()[0], "timed_steps": steps, "loss_g": last[0], "loss_d": last[1]}

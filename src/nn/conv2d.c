@@ -375,21 +375,24 @@ static void sconv_cols(float *col, float *x, loom_sconv_dims d, bool add) {
                     const long sy = (long)(oy * d.stride + ky) - (long)d.pad;
                     float *dst = row + ky * KC;
                     if (sy < 0 || sy >= (long)d.h) {
-                        if (!add) memset(dst, 0, KC * sizeof *dst);
+                        if (!add)
+                            for (size_t c = 0; c < KC; c++) dst[c] = 0.0f;
                         continue;
                     }
                     for (size_t kx = 0; kx < d.k; kx++) {
                         const long sx = (long)(ox * d.stride + kx) - (long)d.pad;
                         float *o = dst + kx * d.cin;
                         if (sx < 0 || sx >= (long)d.w) {
-                            if (!add) memset(o, 0, d.cin * sizeof *o);
+                            if (!add)
+                                for (size_t c = 0; c < d.cin; c++) o[c] = 0.0f;
                             continue;
                         }
                         float *px = x + ((b * d.h + (size_t)sy) * d.w + (size_t)sx) * d.cin;
+                        /* loops, not memcpy: cin is 1 for the image layers */
                         if (add)
                             for (size_t c = 0; c < d.cin; c++) px[c] += o[c];
                         else
-                            memcpy(o, px, d.cin * sizeof *o);
+                            for (size_t c = 0; c < d.cin; c++) o[c] = px[c];
                     }
                 }
             }
