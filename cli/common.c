@@ -268,7 +268,7 @@ void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layer
                         strcmp(cfg->model, "gran") == 0;
     if (!gp && (cell || (zdim && !latent)))
         cli_die(2, "--%s: only --model grupixel%s takes it (model %s)", cell ? "cell" : "zdim",
-                cell ? "" : ", draw, rae or gran", cfg->model);
+                cell ? "" : ", draw or rae (and gran)", cfg->model);
     if (!gp) return;
     loom_cell k;
     if (!cell) cell = "gru";
