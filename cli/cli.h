@@ -195,6 +195,7 @@ int cmd_interpolate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
+int cmd_battle(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_segment(int argc, char **argv);
 

@@ -119,7 +119,9 @@ int cmd_score(int argc, char **argv) {
     /* the model's own test NLL (or its bound) */
     double nll_bpd = NAN;
     const char *nll_kind = "none";
-    if (m && !m->ops->labelled) { /* on the reference images (by default the test split's) */
+    /* a model without a likelihood (gran): nll is null, and says why */
+    const char *nll_note = m && !m->ops->labelled && !m->ops->shard ? "an adversarial generator has no likelihood" : "";
+    if (m && !m->ops->labelled && m->ops->shard) { /* on the reference images (by default the test split's) */
         cli_check_data(&ref, ref_spec, &m->cfg);
         double *nll = malloc(ref.n * sizeof *nll), s = 0.0;
         if (!nll) cli_die(1, "out of memory");
@@ -138,11 +140,12 @@ int cmd_score(int argc, char **argv) {
     if (json) {
         printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": %s%s%s, \"kind\": \"fid\", \"fid\": %s, \"is\": %s, "
                "\"is_reference\": %s, \"detector_auc\": %s, \"detector_auc_low\": %s, \"detector_auc_high\": %s, "
-               "\"detector_accuracy\": %s, \"nll\": %s, \"nll_unit\": \"bits/dim\", \"nll_kind\": \"%s\", \"n\": %zu, "
+               "\"detector_accuracy\": %s, \"nll\": %s, \"nll_unit\": \"bits/dim\", \"nll_kind\": \"%s\", %s%s%s\"n\": %zu, "
                "\"reference_n\": %zu, \"classifier\": %s%s%s, \"fid_note\": \"%s\", \"samples\": \"%s\", "
                "\"reference\": \"%s\"}\n",
                m ? m->cfg.model : "data", ts.step, ckpt[0] ? "\"" : "", ckpt[0] ? ckpt : "null", ckpt[0] ? "\"" : "",
-               jf, ji, jir, ja, jal, jah, jacc, jn, nll_kind, x.n, ref.n, classifier && isfinite(fid) ? "\"" : "",
+               jf, ji, jir, ja, jal, jah, jacc, jn, nll_kind, *nll_note ? "\"nll_note\": \"" : "", nll_note,
+               *nll_note ? "\", " : "", x.n, ref.n, classifier && isfinite(fid) ? "\"" : "",
                classifier && isfinite(fid) ? classifier : "null", classifier && isfinite(fid) ? "\"" : "", fid_note,
                wx, wr);
     } else {
@@ -156,6 +159,7 @@ int cmd_score(int argc, char **argv) {
             printf("detector ROC AUC %.4f (95%% interval %.4f-%.4f, DeLong), accuracy %.4f\n", dr.auc, dr.auc_low,
                    dr.auc_high, dr.accuracy);
         if (isfinite(nll_bpd)) printf("test NLL %.4f bits/dim (%s)\n", nll_bpd, nll_kind);
+        if (*nll_note) printf("test NLL: none (%s)\n", nll_note);
     }
     loom_images_free(&x), loom_images_free(&ref);
     loom_train_opts_free(&o);

@@ -4,6 +4,7 @@
 
 #include "gemm.h"
 
+#include "train/gan.h"
 #include "train/trainer.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ typedef struct {
     bool quiet;   /* --quiet: the log file only */
     bool terms;   /* the validation's loss terms (KL, reconstruction) have columns */
     bool train_terms; /* the training loss's terms (loom_trainer_terms) have columns */
+    bool gan;     /* an adversarial run (gran): loss_g and loss_d columns, no bits/dim */
     double wall0; /* seconds trained by the run's earlier processes (metrics.csv's last wall_s) */
 } run_files;
 
@@ -37,6 +39,7 @@ typedef struct {
 #define CSV_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s," \
                    "valid_subset_bits_per_dim,lr,grad_norm,event"
 #define CSV_TERMS ",valid_kl_nats_per_image,valid_recon_nats_per_image"
+#define CSV_GAN ",loss_g,loss_d" /* an adversarial run: each model's training loss, nats per image */
 #define CSV_OLD_HEADER "step,train_bits_per_dim,valid_bits_per_dim,images_per_s,wall_s" 
 
 /* a line for stderr and train.log; important (notes on the data, skipped
@@ -155,7 +158,8 @@ static void on_event(void *user, const loom_train_event *ev) {
         const double bpd = ev->train_bpd[0], vb = ev->valid_bpd[0];
         v->last_train = bpd;
         if (isfinite(vb)) v->last_valid = vb;
-        fprintf(rf->csv, "%ld,%.6f,", ev->step, bpd);
+        if (rf->gan) fprintf(rf->csv, "%ld,,", ev->step); /* no bits/dim: the losses are at the end */
+        else fprintf(rf->csv, "%ld,%.6f,", ev->step, bpd);
         if (isfinite(vb) && !ev->valid_subset) fprintf(rf->csv, "%.6f", vb);
         fprintf(rf->csv, ",%.1f,%.1f", ev->images_per_s, rf->wall0 + ev->wall_s);
         if (!rf->old_csv) {
@@ -182,9 +186,15 @@ static void on_event(void *user, const loom_train_event *ev) {
                 if (isfinite(ev->terms[k])) fprintf(rf->csv, "%.4f", ev->terms[k]);
             }
         }
+        if (rf->gan) /* the trainer reports nats as bits (/ log 2): back to nats per image */
+            fprintf(rf->csv, ",%.6f,%.6f", ev->train_bpd[0] * log(2.0), ev->train_bpd[1] * log(2.0));
         fputc('\n', rf->csv);
         fflush(rf->csv);
-        {
+        if (rf->gan) {
+            say(rf, "step %ld/%ld loss_g %.4f loss_d %.4f nats/image (d: 2 log 2 = 1.386 at chance) %.1f images/s eta %.0fs",
+                ev->step, ev->steps, ev->train_bpd[0] * log(2.0), ev->train_bpd[1] * log(2.0), ev->images_per_s,
+                ev->eta_s);
+        } else {
             char vbuf[64] = "";
             if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");
             say(rf, "step %ld/%ld train %.4f bits/dim%s %.1f images/s eta %.0fs", ev->step, ev->steps, bpd, vbuf,
@@ -239,9 +249,10 @@ static void absolute_data(char *dst, size_t cap, const char *arg) {
 }
 
 static const char *usage_text =
-    "--model rowlstm|diagbilstm|grupixel|draw|rae|convlstm|renet|reseg [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
+    "--model rowlstm|diagbilstm|grupixel|draw|rae|convlstm|renet|reseg|gran [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
+    "                  [gran: --steps-draw T --zdim Z --d-steps K --lr-d F]\n"
     "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P --output O --peephole] [renet, reseg: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] [--gemm openblas|onednn] [--precision fp32|bf16]\n"
     "                  --out RUN_DIR\n"
@@ -288,6 +299,8 @@ int cmd_train(int argc, char **argv) {
     double time_limit = 0;
     bool conditional = false, quiet = false, no_report = false, json = false;
     cli_draw_flags df = {0};
+    long d_steps = 1;
+    double lr_d = 0;
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
     const char *output = NULL;
     bool peephole = false;
@@ -298,8 +311,10 @@ int cmd_train(int argc, char **argv) {
         {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames the forecaster predicts (default 10)", false},
         {"kernel", ARG_SIZE, &kernel, 1, 15, "convlstm: convolution kernel, odd (default 5)", false},
         {"patch", ARG_SIZE, &patch, 1, 16, "convlstm: space-to-depth patch size (default 4); renet, reseg: patches of P x P pixels (default 2; reseg 4)", false},
-        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae, convlstm, renet (a classifier) or reseg (a segmenter)", false},
-        {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64)", false},
+        {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae, convlstm, renet (a classifier), reseg (a segmenter) or gran (an adversarial generator)", false},
+        {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64); gran: canvas updates T (default 3)", false},
+        {"d-steps", ARG_LONG, &d_steps, 1, 1000, "gran: discriminator updates per generator update (default 1)", false},
+        {"lr-d", ARG_DOUBLE, &lr_d, 1e-12, 10, "gran: the discriminator's Adam learning rate (default: --lr)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
@@ -388,7 +403,32 @@ int cmd_train(int argc, char **argv) {
         df.zdim = zdim;
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
-        cli_draw_config(&cfg, &df);
+        const bool gran = strcmp(cfg.model, "gran") == 0;
+        static const char *const gflags[] = {"d-steps", "lr-d"};
+        for (size_t k = 0; k < 2; k++)
+            if (!gran && cli_find(args, nargs, gflags[k])->seen)
+                cli_die(2, "--%s: only --model gran takes it (model %s)", gflags[k], model);
+        if (gran) { /* docs/gran.md: defaults that train stably on Fashion-MNIST */
+            const char *other = df.read_n ? "read-n" : df.write_n ? "write-n" : df.attention ? "attention" :
+                                df.variational ? "variational" : NULL;
+            if (other) cli_die(2, "--%s: model gran does not take it", other);
+            if (df.layers_seen) cli_die(2, "--layers: model gran has a fixed depth (two convolutions each way)");
+            if (conditional) cli_die(2, "--conditional: gran is unconditional");
+            if (precision) cli_die(2, "--precision: gran trains in fp32 only");
+            cfg.layers = 1;
+            if (!df.hidden_seen) cfg.hidden = 32;
+            cfg.zdim = zdim ? zdim : 100;
+            cfg.steps_draw = df.steps_draw ? df.steps_draw : 3;
+            if (!cli_find(args, nargs, "lr")->seen) o.lr = 2e-4;
+            if (!cli_find(args, nargs, "beta1")->seen) o.beta1 = 0.5;
+            if (!cli_find(args, nargs, "clip")->seen) o.clip = 0;
+            if (!cli_find(args, nargs, "batch")->seen) o.batch = 64;
+            if (!cli_find(args, nargs, "valid")->seen) o.valid = 0; /* no likelihood to validate */
+            o.d_steps = d_steps;
+            o.model_lr[1] = lr_d; /* 0: --lr */
+        } else {
+            cli_draw_config(&cfg, &df);
+        }
         if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
             cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
         const bool video = strcmp(model, "convlstm") == 0;
@@ -456,8 +496,15 @@ int cmd_train(int argc, char **argv) {
         snprintf(what, sizeof what, "--layers %zu --hidden %zu --batch %zu --threads %zu on %zux%zu images",
                  cfg.layers, cfg.hidden, o.batch, threads, cfg.height, cfg.width);
         if ((st = loom_memory_check(need, what, &err))) cli_die_err(st, &err);
-        loom_train_model_spec spec = {.role = "model", .cfg = cfg};
-        st = loom_trainer_create(&t, &o, &spec, 1, (int)threads, &err);
+        loom_train_model_spec spec[2] = {{.role = "model", .cfg = cfg}, {.role = "disc", .cfg = cfg}};
+        size_t nspec = 1;
+        if (strcmp(cfg.model, "gran") == 0) { /* the generator and its discriminator */
+            spec[0].role = "gen";
+            snprintf(spec[1].cfg.model, sizeof spec[1].cfg.model, "gran_d");
+            spec[1].cfg.zdim = 0, spec[1].cfg.steps_draw = 0;
+            nspec = 2;
+        }
+        st = loom_trainer_create(&t, &o, spec, nspec, (int)threads, &err);
         if (st) cli_die_err(st, &err);
     }
     st = loom_trainer_set_data(t, &all, &err);
@@ -486,6 +533,15 @@ int cmd_train(int argc, char **argv) {
     o = *loom_trainer_opts(t);
     loom_model *m = loom_trainer_model(t, 0);
     if (gemm || o.precision == LOOM_PREC_FP32) cli_gemm(m, gemm, NULL, NULL); /* bf16: oneDNN already */
+    loom_gan *gan = NULL; /* an adversarial run: the GAN objective (src/train/gan.c) */
+    if (strcmp(cfg.model, "gran") == 0) {
+        if (loom_trainer_nmodels(t) != 2) cli_die(2, "%s: a gran run has a generator and a discriminator", out);
+        loom_model *dm = loom_trainer_model(t, 1);
+        cli_gemm(dm, gemm, NULL, NULL);
+        st = loom_gan_create(&gan, m, dm, o.batch, o.d_steps ? o.d_steps : 1, &err);
+        if (st) cli_die_err(st, &err);
+        loom_trainer_set_stages(t, 2, loom_gan_stage, gan);
+    }
 
     run_files rf = {.dir = out, .tty = !quiet && isatty(2) && rank == 0, .quiet = quiet};
     train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .rank = rank,
@@ -522,19 +578,23 @@ int cmd_train(int argc, char **argv) {
     /* a composite loss (a KL and a reconstruction) gets a column per term */
     const bool composite = loom_model_out_floats(m) && strcmp(cli_nll_kind(m, 0), "elbo") == 0;
     rf.terms = composite && (new_csv || rf.terms);
+    rf.gan = gan != NULL;
     /* the training loss's terms, a column each after those (a run that began
-     * without them, from before they existed, keeps its columns) */
-    const char *const *tnames;
-    const size_t nterms = loom_trainer_terms(t, &tnames);
+     * without them, from before they existed, keeps its columns); an
+     * adversarial run has its own two (loss_g, loss_d) instead */
+    const char *const *tnames = NULL;
+    const size_t nterms = rf.gan ? 0 : loom_trainer_terms(t, &tnames);
     char tcols[LOOM_MAX_RUN_TERMS * (LOOM_TERM_NAMELEN + 8)] = "";
     for (size_t k = 0, len = 0; k < nterms; k++)
         len += (size_t)snprintf(tcols + len, sizeof tcols - len, ",train_%s", tnames[k]);
     rf.train_terms = nterms && !rf.old_csv && (new_csv || strstr(head, tcols));
     if (new_csv)
-        fprintf(rf.csv, "%s%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : "", rf.train_terms ? tcols : ""), fflush(rf.csv);
+        fprintf(rf.csv, "%s%s%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : "", rf.train_terms ? tcols : "",
+                rf.gan ? CSV_GAN : ""), fflush(rf.csv);
     if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
-        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s%.*s\n", ts->step, rf.wall0, rf.terms ? ",," : "",
-                rf.train_terms ? (int)nterms : 0, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,"), fflush(rf.csv);
+        fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s%.*s%s\n", ts->step, rf.wall0, rf.terms ? ",," : "",
+                rf.train_terms ? (int)nterms : 0, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", rf.gan ? ",," : ""),
+            fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
         "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, products %s %s (OpenBLAS core %s)",
@@ -643,6 +703,7 @@ train:
     }
     fclose(rf.log), fclose(rf.csv);
     loom_trainer_free(t);
+    loom_gan_free(gan);
     loom_images_free(&all);
 #ifdef LOOM_HAVE_MPI
     cli_mpi_end();

@@ -107,6 +107,7 @@ void cli_json_end(cli_json *j) {
 
 const char *cli_nll_kind(const loom_model *m, size_t iw) {
     const char *k = m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : NULL;
+    if (!m->ops->shard) return "none"; /* no likelihood: an adversarial model */
     if (iw) return "iw";
     if (!k) return "exact";
     if (strstr(k, "ELBO")) return "elbo";
@@ -144,7 +145,16 @@ loom_model *cli_load_model(const char *run_or_ckpt, int threads, loom_train_opts
     loom_error err;
     loom_status s = loom_checkpoint_load(cli_checkpoint_path(run_or_ckpt), threads, &m, NULL,
                                          NULL, st, o, &err);
-    if (s) cli_die_err(s, &err);
+    if (s) { /* a run of several models (gran: a generator and its discriminator): the first */
+        loom_run_model ms[LOOM_MAX_MODELS];
+        size_t n = 0;
+        loom_error e2;
+        if (loom_run_load(cli_checkpoint_path(run_or_ckpt), threads, false, ms, &n, st, o, &e2) || n < 2)
+            cli_die_err(s, &err);
+        m = ms[0].m;
+        ms[0].m = NULL;
+        loom_run_models_free(ms, n);
+    }
     return m;
 }
 
@@ -274,10 +284,11 @@ void cli_model_flags(loom_config *cfg, const char *cell, size_t zdim, bool layer
     }
     const bool gp = strcmp(cfg->model, "grupixel") == 0;
     /* draw and rae take --zdim too: cli_draw_config */
-    const bool latent = strcmp(cfg->model, "draw") == 0 || strcmp(cfg->model, "rae") == 0;
+    const bool latent = strcmp(cfg->model, "draw") == 0 || strcmp(cfg->model, "rae") == 0 ||
+                        strcmp(cfg->model, "gran") == 0;
     if (!gp && (cell || (zdim && !latent)))
         cli_die(2, "--%s: only --model grupixel%s takes it (model %s)", cell ? "cell" : "zdim",
-                cell ? "" : ", draw or rae", cfg->model);
+                cell ? "" : ", draw or rae (and gran)", cfg->model);
     if (!gp) return;
     loom_cell k;
     if (!cell) cell = "gru";

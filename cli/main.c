@@ -24,6 +24,7 @@ static const struct {
     {"segment", cmd_segment, "segmenters (reseg): predicted label maps of test scenes beside the scenes, as a PNG"},
     {"score", cmd_score, "sample quality of a generator: FID, Inception score, detector AUC, NLL"},
     {"bench", cmd_bench, "training images/s, forward and sampling ms/image, peak memory"},
+    {"battle", cmd_battle, "two adversarial runs (gran): each discriminator judges the other's samples (GAM)"},
     {"version", NULL, "print loom's version (also: loom --version)"},
 };
 

@@ -62,7 +62,9 @@ static void model_json(cJSON *m, const loom_config *cfg) {
     if (cfg->zdim) cJSON_AddNumberToObject(m, "zdim", (double)cfg->zdim);
     if (cfg->multiscale) cJSON_AddNumberToObject(m, "multiscale", (double)cfg->multiscale);
     if (cfg->patch && !cfg->frames_out) cJSON_AddNumberToObject(m, "patch", (double)cfg->patch); /* renet */
-    if (cfg->steps_draw) { /* draw */
+    if (cfg->steps_draw && strcmp(cfg->model, "gran") == 0) { /* gran: steps only */
+        cJSON_AddNumberToObject(m, "steps_draw", (double)cfg->steps_draw);
+    } else if (cfg->steps_draw) { /* draw */
         cJSON_AddNumberToObject(m, "steps_draw", (double)cfg->steps_draw);
         cJSON_AddNumberToObject(m, "read_n", (double)cfg->read_n);
         cJSON_AddNumberToObject(m, "write_n", (double)cfg->write_n);
@@ -122,6 +124,13 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
         }
         if (o->precision != LOOM_PREC_FP32)
             cJSON_AddStringToObject(t, "precision", loom_precision_name((loom_precision)o->precision));
+        bool own_lr = false; /* absent: every model on lr */
+        for (size_t i = 0; i < n; i++) own_lr |= o->model_lr[i] > 0;
+        if (own_lr) {
+            cJSON *r = cJSON_AddArrayToObject(t, "model_lr");
+            for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(r, cJSON_CreateNumber(o->model_lr[i]));
+        }
+        if (o->d_steps > 0) cJSON_AddNumberToObject(t, "d_steps", (double)o->d_steps);
         if (o->class_names) {
             cJSON *names = cJSON_AddArrayToObject(t, "class_names");
             for (size_t i = 0; i < o->nclass_names; i++)
@@ -234,6 +243,11 @@ static const char *const *model_keys(const char *model) {
                                       "variational", NULL};
     static const char *const renet[] = {"name", "height", "width", "channels", "layers", "hidden",
                                         "classes", "cell", "patch", NULL};
+    static const char *const gran[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
+                                       "steps_draw", NULL};
+    static const char *const gran_d[] = {"name", "height", "width", "layers", "hidden", "classes", NULL};
+    if (strcmp(model, "gran") == 0) return gran;
+    if (strcmp(model, "gran_d") == 0) return gran_d;
     if (strcmp(model, "renet") == 0 || strcmp(model, "reseg") == 0) return renet;
     if (strcmp(model, "grupixel") == 0) return grupixel;
     if (strcmp(model, "draw") == 0) return draw;
@@ -305,7 +319,10 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         if ((st = get_int(m, "patch", 1, 16, &v, what, err))) return st;
         cfg->patch = (size_t)v;
     }
-    if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw")) { /* draw: all four or none */
+    if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw") && strcmp(cfg->model, "gran") == 0) {
+        if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) return st;
+        cfg->steps_draw = (size_t)v;
+    } else if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw")) { /* draw: all four or none */
         if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) return st;
         cfg->steps_draw = (size_t)v;
         if ((st = get_int(m, "read_n", 1, 4096, &v, what, err))) return st;
@@ -352,7 +369,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", "gray", "ema", "resize", "precision", NULL};
+        "class_names", "gray", "ema", "resize", "precision", "model_lr", "d_steps", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -429,6 +446,23 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
             b->valuedouble != (double)(size_t)b->valuedouble)
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"resize\" must be [height, width], each 1..4096", what);
         o->resize_h = (size_t)a->valuedouble, o->resize_w = (size_t)b->valuedouble;
+    }
+    const cJSON *mlr = cJSON_GetObjectItemCaseSensitive(t, "model_lr");
+    if (mlr) {
+        int k = cJSON_IsArray(mlr) ? cJSON_GetArraySize(mlr) : 0;
+        bool ok = k >= 1 && k <= LOOM_MAX_MODELS;
+        size_t i = 0;
+        for (const cJSON *it = ok ? mlr->child : NULL; it; it = it->next, i++) {
+            ok &= cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble <= 10;
+            if (ok) o->model_lr[i] = it->valuedouble;
+        }
+        if (!ok)
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"model_lr\" must be an array of 1 to %d "
+                             "learning rates in [0, 10]", what, LOOM_MAX_MODELS);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(t, "d_steps")) {
+        if ((st = get_int(t, "d_steps", 1, 1000, &v, what, err))) return st;
+        o->d_steps = (long)v;
     }
     const cJSON *names = cJSON_GetObjectItemCaseSensitive(t, "class_names");
     if (names) {

@@ -27,6 +27,8 @@ typedef enum loom_valid_split {
     LOOM_SPLIT_TAIL,        /* the last `valid` images (runs written before the shuffle) */
 } loom_valid_split;
 
+#define LOOM_MAX_MODELS 8 /* models of one run */
+
 /* o->valid before the data is known: 10% of the images, at most 5000 */
 #define LOOM_VALID_AUTO SIZE_MAX
 
@@ -51,6 +53,12 @@ typedef struct loom_train_opts {
      * the data has none): loom_train_opts_free releases them */
     char **class_names;
     size_t nclass_names;
+    /* runs of several models: model j's own learning rate when model_lr[j] >
+     * 0 (config key "model_lr", an array, written when one is set), on the
+     * run's schedule; d_steps: discriminator updates per generator update of
+     * an adversarial run (key "d_steps", written when > 0; 0 means 1) */
+    double model_lr[LOOM_MAX_MODELS];
+    long d_steps;
 } loom_train_opts;
 
 typedef struct loom_train_state {
@@ -63,7 +71,6 @@ typedef struct loom_train_state {
 } loom_train_state;
 
 #define LOOM_ROLELEN 16
-#define LOOM_MAX_MODELS 8
 
 /* One model of a run: its role (lowercase letters, digits and '_'; the
  * tensor-name prefix when the run has several models), the model, and its

@@ -20,11 +20,14 @@ extern const loom_model_ops loom_rae_ops;
 extern const loom_model_ops loom_convlstm_ops;
 extern const loom_model_ops loom_renet_ops;
 extern const loom_model_ops loom_reseg_ops;
+extern const loom_model_ops loom_gran_ops;
+extern const loom_model_ops loom_gran_d_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
                                                    &loom_grupixel_ops, &loom_draw_ops,
                                                    &loom_rae_ops, &loom_convlstm_ops,
-                                                   &loom_renet_ops, &loom_reseg_ops};
+                                                   &loom_renet_ops, &loom_reseg_ops,
+                                                   &loom_gran_ops, &loom_gran_d_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)
@@ -348,7 +351,7 @@ unsigned loom_model_caps(const loom_model *m) {
     const loom_model_ops *o = m->ops;
     unsigned c = 0;
     if (!(o->cannot_sample && o->cannot_sample(&m->cfg))) c |= LOOM_CAP_SAMPLE;
-    if (!(o->nll_kind && o->nll_kind(&m->cfg))) c |= LOOM_CAP_EXACT_NLL;
+    if (o->shard && !(o->nll_kind && o->nll_kind(&m->cfg))) c |= LOOM_CAP_EXACT_NLL;
     if (o->logits && !m->cfg.multiscale) c |= LOOM_CAP_CONDITIONALS; /* multi-scale: two models' */
     if (o->iw_nll && (c & LOOM_CAP_SAMPLE)) c |= LOOM_CAP_IW_BOUND;
     if (o->reconstruct) c |= LOOM_CAP_RECONSTRUCT;
@@ -655,8 +658,16 @@ size_t loom_model_loss_terms(const loom_model *m, const char **names) {
     return nt <= LOOM_MAX_TERMS ? nt : 0;
 }
 
+/* LOOM_EINVAL when m has no likelihood (no shard op: an adversarial model) */
+static loom_status need_nll(const loom_model *m, loom_error *err) {
+    if (m->ops->shard) return LOOM_OK;
+    return loom_fail(err, LOOM_EINVAL, "model %s has no likelihood (%s)", m->ops->name,
+                     m->ops->nll_kind ? m->ops->nll_kind(&m->cfg) : "no NLL");
+}
+
 loom_status loom_model_grad(loom_model *m, double *loss, const uint8_t *imgs,
                             const int32_t *labels, size_t n, loom_error *err) {
+    if (need_nll(m, err)) return LOOM_EINVAL;
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t u = loom_micro_shard(&m->cfg, n), K = nmicro(n, u);
@@ -748,6 +759,7 @@ loom_status loom_model_grad_ranks(loom_model *m, double *loss, const uint8_t *im
                                   const int32_t *labels, size_t n, const loom_comm *c,
                                   loom_error *err) {
     if (!c || c->size <= 1) return loom_model_grad(m, loss, imgs, labels, n, err);
+    if (need_nll(m, err)) return LOOM_EINVAL;
     if (n == 0) return loom_fail(err, LOOM_EINVAL, "empty batch");
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const int R = c->size, me = c->rank;
@@ -829,6 +841,7 @@ done:
 
 loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
                            const int32_t *labels, size_t n, size_t chunk, loom_error *err) {
+    if (need_nll(m, err)) return LOOM_EINVAL;
     if (chunk == 0) chunk = 1;
     if (check_labels(m, labels, n, err)) return LOOM_EINVAL;
     const size_t HW = loom_example_size(&m->cfg); /* one example */

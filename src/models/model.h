@@ -52,7 +52,9 @@ typedef struct loom_model loom_model;
 typedef enum loom_output_kind {
     LOOM_OUT_NONE = 0,
     LOOM_OUT_SOFTMAX256, /* (n, H, W, 256) logits per pixel */
-    LOOM_OUT_BERNOULLI   /* (n, H, W) logits per pixel */
+    LOOM_OUT_BERNOULLI,  /* (n, H, W) logits per pixel */
+    LOOM_OUT_IMAGE,      /* (n, C, H, W) an image in [0, 1] (a generator: gran) */
+    LOOM_OUT_LOGIT       /* (n, 1) one logit per image (a discriminator: gran_d) */
 } loom_output_kind;
 
 typedef struct loom_model_ops {
@@ -167,6 +169,19 @@ typedef struct loom_model_ops {
      * which add up to its nll_img */
     size_t (*loss_terms)(const loom_config *cfg, const char **names);
     void (*shard_terms)(const loom_model *m, void *ws, double *terms, size_t n);
+    /* optional (adversarial training, src/train/gan.c; models without a
+     * likelihood leave shard NULL). generate (generators): x (n, C, H, W) =
+     * images in [0, 1] from the noise z (n, zdim) or, when z is NULL, from
+     * noise drawn for images first .. first + n - 1 of a batch with
+     * noise_seed, keeping in ws what backward_out needs (its
+     * dout is then d loss / d x). forward_x (models that read continuous
+     * images, e.g. a discriminator): out (n, out_floats) for x (n, C, H, W)
+     * in [0, 1], keeping what backward_out needs, whose dinput is then
+     * d loss / d x; backward_out's grad may be NULL when only dinput is wanted.
+     * Both use the training workspace. */
+    void (*generate)(const loom_model *m, void *ws, float *x, const float *z, uint64_t noise_seed,
+                     size_t first, size_t n);
+    void (*forward_x)(const loom_model *m, void *ws, float *out, const float *x, size_t n);
 } loom_model_ops;
 
 struct loom_model {

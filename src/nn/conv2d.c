@@ -356,3 +356,85 @@ void loom_conv2d_backward_weights(float *dwt, const float *x, const float *dy, l
     ready(c);
     if (!try_dnnl(2, dwt, x, dy, d, c)) bwd_weights_im2col(dwt, x, dy, d, scratch);
 }
+
+/* ------------------------------------------------ strided convolution (im2col) */
+
+size_t loom_sconv_col_floats(loom_sconv_dims d) {
+    return d.n * loom_sconv_ho(d) * loom_sconv_wo(d) * d.k * d.k * d.cin;
+}
+
+/* col (n ho wo, k k cin) of x (n, h, w, cin); with add, the reverse:
+ * x += col put back (col2im) */
+static void sconv_cols(float *col, float *x, loom_sconv_dims d, bool add) {
+    const size_t ho = loom_sconv_ho(d), wo = loom_sconv_wo(d), KC = d.k * d.cin;
+    for (size_t b = 0; b < d.n; b++)
+        for (size_t oy = 0; oy < ho; oy++)
+            for (size_t ox = 0; ox < wo; ox++) {
+                float *row = col + ((b * ho + oy) * wo + ox) * d.k * KC;
+                for (size_t ky = 0; ky < d.k; ky++) {
+                    const long sy = (long)(oy * d.stride + ky) - (long)d.pad;
+                    float *dst = row + ky * KC;
+                    if (sy < 0 || sy >= (long)d.h) {
+                        if (!add)
+                            for (size_t c = 0; c < KC; c++) dst[c] = 0.0f;
+                        continue;
+                    }
+                    for (size_t kx = 0; kx < d.k; kx++) {
+                        const long sx = (long)(ox * d.stride + kx) - (long)d.pad;
+                        float *o = dst + kx * d.cin;
+                        if (sx < 0 || sx >= (long)d.w) {
+                            if (!add)
+                                for (size_t c = 0; c < d.cin; c++) o[c] = 0.0f;
+                            continue;
+                        }
+                        float *px = x + ((b * d.h + (size_t)sy) * d.w + (size_t)sx) * d.cin;
+                        /* loops, not memcpy: cin is 1 for the image layers */
+                        if (add)
+                            for (size_t c = 0; c < d.cin; c++) px[c] += o[c];
+                        else
+                            for (size_t c = 0; c < d.cin; c++) o[c] = px[c];
+                    }
+                }
+            }
+}
+
+void loom_sconv_forward(float *y, const float *x, const float *wt, loom_sconv_dims d, float *col) {
+    const size_t M = d.n * loom_sconv_ho(d) * loom_sconv_wo(d), KK = d.k * d.k * d.cin;
+    sconv_cols(col, (float *)x, d, false); /* reads x only */
+    /* y (M, cout) = col (M, KK) @ wt^T */
+    loom_gemm(false, true, M, d.cout, KK, 1.0f, col, KK, wt, KK, 0.0f, y, d.cout);
+}
+
+void loom_sconv_backward_data(float *dx, const float *dy, const float *wt, loom_sconv_dims d,
+                              float *col) {
+    const size_t M = d.n * loom_sconv_ho(d) * loom_sconv_wo(d), KK = d.k * d.k * d.cin;
+    /* forward: y = col @ wt^T, so dcol (M, KK) = dy (M, cout) @ wt */
+    loom_gemm(false, false, M, KK, d.cout, 1.0f, dy, d.cout, wt, KK, 0.0f, col, KK);
+    sconv_cols(col, dx, d, true);
+}
+
+void loom_sconv_backward_weights(float *dwt, const float *x, const float *dy, loom_sconv_dims d,
+                                 float *col) {
+    const size_t M = d.n * loom_sconv_ho(d) * loom_sconv_wo(d), KK = d.k * d.k * d.cin;
+    sconv_cols(col, (float *)x, d, false);
+    /* forward: y = col @ wt^T, so dwt (cout, KK) += dy^T @ col */
+    loom_gemm(true, false, d.cout, KK, M, 1.0f, dy, d.cout, col, KK, 1.0f, dwt, KK);
+}
+
+void loom_deconv_forward(float *out, const float *in, const float *wt, loom_sconv_dims d, float *col) {
+    memset(out, 0, d.n * d.h * d.w * d.cin * sizeof *out);
+    loom_sconv_backward_data(out, in, wt, d, col);
+}
+
+void loom_deconv_backward(float *din, float *dwt, const float *dout, const float *in, const float *wt,
+                          loom_sconv_dims d, float *col) {
+    /* forward: out = conv^T(in), i.e. out = d conv / d x applied to in, which is
+     * linear in in and in wt: din = conv(dout), dwt += conv's weight gradient
+     * with input dout and output gradient in */
+    if (dwt) loom_sconv_backward_weights(dwt, dout, in, d, col);
+    if (din) {
+        const size_t M = d.n * loom_sconv_ho(d) * loom_sconv_wo(d), KK = d.k * d.k * d.cin;
+        sconv_cols(col, (float *)dout, d, false);
+        loom_gemm(false, true, M, d.cout, KK, 1.0f, col, KK, wt, KK, 1.0f, din, d.cout);
+    }
+}

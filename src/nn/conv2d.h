@@ -54,3 +54,36 @@ void loom_conv2d_backward_weights(float *dwt, const float *x, const float *dy, l
                                   loom_conv2d_cache *c, float *scratch);
 
 #endif
+
+/* ---- Strided convolution and its transpose, channels last, im2col +
+ * loom_gemm on the calling thread (GRAN's encoder, decoder and
+ * discriminator). A strided convolution maps x (n, h, w, cin) to
+ * y (n, ho, wo, cout), ho = (h + 2 pad - k) / stride + 1 (wo alike), with
+ * weights wt (cout, k, k, cin) and zero padding `pad` on every side. Its
+ * transpose ("deconvolution") maps y-shaped inputs back to x-shaped outputs:
+ * loom_deconv_forward is the convolution's data gradient, and its backward
+ * the convolution's forward (data) plus the weight gradient. col is scratch
+ * of loom_sconv_col_floats(d) floats. */
+typedef struct loom_sconv_dims {
+    size_t n, h, w, cin, cout, k, stride, pad;
+} loom_sconv_dims;
+
+static inline size_t loom_sconv_ho(loom_sconv_dims d) { return (d.h + 2 * d.pad - d.k) / d.stride + 1; }
+static inline size_t loom_sconv_wo(loom_sconv_dims d) { return (d.w + 2 * d.pad - d.k) / d.stride + 1; }
+size_t loom_sconv_col_floats(loom_sconv_dims d);
+
+/* y (n, ho, wo, cout) = conv(x, wt) (overwritten) */
+void loom_sconv_forward(float *y, const float *x, const float *wt, loom_sconv_dims d, float *col);
+/* dx (n, h, w, cin) += d conv / d x applied to dy (n, ho, wo, cout) */
+void loom_sconv_backward_data(float *dx, const float *dy, const float *wt, loom_sconv_dims d,
+                              float *col);
+/* dwt (cout, k, k, cin) += d conv / d wt applied to dy, with the forward's input x */
+void loom_sconv_backward_weights(float *dwt, const float *x, const float *dy, loom_sconv_dims d,
+                                 float *col);
+
+/* The transposed convolution of d: out (n, h, w, cin) = conv^T(in (n, ho, wo,
+ * cout)) (overwritten); its backward: din (n, ho, wo, cout) += conv(dout)
+ * when din != NULL, and dwt += the weight gradient (in is the forward's input). */
+void loom_deconv_forward(float *out, const float *in, const float *wt, loom_sconv_dims d, float *col);
+void loom_deconv_backward(float *din, float *dwt, const float *dout, const float *in, const float *wt,
+                          loom_sconv_dims d, float *col);

@@ -33,6 +33,8 @@ struct loom_trainer {
     int32_t *blabels;          /* (batch) */
     loom_train_grad_fn grad;
     void *grad_user;
+    loom_train_stage_fn stage_fn; /* a staged objective, or NULL */
+    size_t nstages;
     long nan_step;             /* test hook LOOM_FAULT_NAN_STEP, 0 = off */
     size_t skipped;
     char *config_written;      /* the text of the last config.json written */
@@ -214,6 +216,17 @@ loom_status loom_trainer_load(loom_trainer **out, const char *checkpoint, int nt
 
 void loom_trainer_set_grad(loom_trainer *t, loom_train_grad_fn fn, void *user) {
     t->grad = fn, t->grad_user = user;
+}
+
+void loom_trainer_set_stages(loom_trainer *t, size_t nstages, loom_train_stage_fn fn, void *user) {
+    t->stage_fn = fn, t->nstages = fn ? nstages : 0, t->grad_user = user;
+}
+
+/* model j's learning rate at this step: its own (o->model_lr[j]) or the run's,
+ * both on the same schedule */
+static float model_lr(const loom_train_opts *o, size_t j, long step) {
+    const double base = o->model_lr[j] > 0 ? o->model_lr[j] : o->lr;
+    return o->lr_halflife ? (float)(base * pow(0.5, (double)step / (double)o->lr_halflife)) : (float)base;
 }
 
 const loom_train_opts *loom_trainer_opts(const loom_trainer *t) { return &t->o; }
@@ -445,6 +458,7 @@ loom_status loom_trainer_evaluate(loom_trainer *t, size_t i, size_t limit, doubl
     if (i >= t->n) return loom_fail(err, LOOM_EINVAL, "trainer: no model %zu", i);
     if (!t->valid.n) return LOOM_OK;
     loom_model *m = t->models[i].m;
+    if (!m->ops->shard) return LOOM_OK; /* no likelihood (gran): nothing to validate */
     const loom_images *set = &t->valid;
     size_t n = limit && limit < set->n ? limit : set->n;
     double *nll = malloc(2 * n * sizeof *nll), s = 0.0;
@@ -503,10 +517,74 @@ static loom_status nll_grads(loom_trainer *t, double *losses, loom_error *err) {
     return LOOM_OK;
 }
 
+/* the moving averages after an update: ema += (1 - d) (w - ema), d warmed
+ * up as (1 + k) / (10 + k) after k updates so that early weights fade out of
+ * short runs */
+static void ema_update(loom_trainer *t, size_t j) {
+    float *a = t->models[j].ema;
+    if (!a) return;
+    const loom_model *m = t->models[j].m;
+    const double k = (double)t->adam[j].t;
+    const float keep = (float)fmin(t->o.ema, (1.0 + k) / (10.0 + k)), mix = 1.0f - keep;
+    for (size_t i = 0; i < m->nfloats; i++) a[i] += mix * (m->w[i] - a[i]);
+}
+
+/* loom_trainer_step's updates for a staged objective (loom_trainer_set_stages) */
+static loom_status staged_step(loom_trainer *t, loom_model *const *ms, uint64_t noise, bool *skipped,
+                               char *skip_msg, size_t cap, loom_error *err) {
+    loom_train_opts *o = &t->o;
+    loom_train_state *ts = &t->ts;
+    double losses[LOOM_MAX_MODELS], gnorm[LOOM_MAX_MODELS];
+    unsigned updated = 0;
+    for (size_t j = 0; j < t->n; j++) losses[j] = 0.0, gnorm[j] = 0.0;
+    const long step = ts->step++;
+    for (size_t s = 0; s < t->nstages; s++) {
+        unsigned upd = 0;
+        loom_error gerr;
+        loom_status gst = t->stage_fn(t->grad_user, s, ms, t->n, t->batch, o->batch, noise, step, losses, &upd, &gerr);
+        if (!gst && t->nan_step == step + 1 && (upd & 1u)) ms[0]->g[ms[0]->nfloats / 2] = NAN;
+        size_t bad = gst ? 0 : t->n;
+        for (size_t j = 0; j < t->n; j++) {
+            if (!(upd >> j & 1u)) continue;
+            gnorm[j] = gst ? NAN : loom_clip_grad_norm(ms[j]->g, ms[j]->nfloats, o->clip);
+            if (bad == t->n && (!isfinite(gnorm[j]) || !isfinite(losses[j]))) bad = j;
+        }
+        if (bad < t->n) {
+            t->skipped++;
+            *skipped = true;
+            const bool lossbad = gst || isfinite(gnorm[bad]);
+            if (skip_msg)
+                snprintf(skip_msg, cap, "step %ld: %s%snon-finite %s (%s); update skipped", ts->step,
+                         t->n > 1 ? t->models[bad].role : "", t->n > 1 ? ": " : "", lossbad ? "loss" : "gradient",
+                         gst ? gerr.msg : lossbad ? "nan" : "norm");
+            if (t->skipped > MAX_SKIPPED)
+                return loom_fail(err, LOOM_ENAN, "more than %d non-finite steps; stopping (last checkpoint kept)",
+                                 MAX_SKIPPED);
+            break;
+        }
+        for (size_t j = 0; j < t->n; j++) {
+            if (!(upd >> j & 1u)) continue;
+            const float lr = model_lr(o, j, ts->step);
+            loom_adam_step(&t->adam[j], ms[j]->w, ms[j]->g, lr);
+            if (j == 0 || !(updated & 1u)) t->last_lr = lr;
+            updated |= 1u << j;
+        }
+    }
+    for (size_t j = 0; j < t->n; j++) {
+        ms[j]->noise_seed = 0;
+        if (updated >> j & 1u) ema_update(t, j);
+        t->last_gnorm[j] = gnorm[j];
+        t->models[j].adam_t = t->adam[j].t;
+        t->last_loss[j] = losses[j];
+    }
+    ts->adam_t = t->adam[0].t;
+    return LOOM_OK;
+}
+
 loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, size_t cap,
                               loom_error *err) {
     if (!t->data) return loom_fail(err, LOOM_EINVAL, "trainer: no data (loom_trainer_set_data)");
-    if (t->grad && ranked(t))
+    if ((t->grad || t->stage_fn) && ranked(t))
         return loom_fail(err, LOOM_EINVAL, "trainer: a custom objective cannot be trained over ranks (yet)");
     loom_trainer_use_average(t, false);
     loom_train_opts *o = &t->o;
@@ -532,6 +610,7 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
         ms[j] = t->models[j].m;
         ms[j]->noise_seed = noise ^ ((uint64_t)j * 0x94d049bb133111ebULL);
     }
+    if (t->stage_fn) return staged_step(t, ms, noise, skipped, skip_msg, cap, err);
     double losses[LOOM_MAX_MODELS] = {0}, gnorm[LOOM_MAX_MODELS];
     loom_error gerr;
     loom_status gst = t->grad ? t->grad(t->grad_user, ms, t->n, t->batch,
@@ -558,9 +637,8 @@ loom_status loom_trainer_step(loom_trainer *t, bool *skipped, char *skip_msg, si
             return loom_fail(err, LOOM_ENAN, "more than %d non-finite steps; stopping (last checkpoint kept)",
                              MAX_SKIPPED);
     } else {
-        float lr = o->lr_halflife ? (float)(o->lr * pow(0.5, (double)ts->step / (double)o->lr_halflife)) : (float)o->lr;
-        for (size_t j = 0; j < t->n; j++) loom_adam_step(&t->adam[j], ms[j]->w, ms[j]->g, lr);
-        t->last_lr = lr;
+        for (size_t j = 0; j < t->n; j++) loom_adam_step(&t->adam[j], ms[j]->w, ms[j]->g, model_lr(o, j, ts->step));
+        t->last_lr = model_lr(o, 0, ts->step);
         for (size_t j = 0; j < t->n; j++) {
             float *a = t->models[j].ema;
             if (!a) continue;

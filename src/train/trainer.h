@@ -102,6 +102,19 @@ typedef loom_status (*loom_train_grad_fn)(void *user, loom_model *const *models,
                                           size_t batch, uint64_t noise_seed, double *losses,
                                           loom_error *err);
 
+/* A custom objective in stages, for models trained in turn (a
+ * discriminator's update, then the generator's against the updated
+ * discriminator: src/train/gan.c). Each step calls fn for stage 0 ..
+ * nstages - 1 on the same batch; at each stage fn sets *update (bit j: model
+ * j), fills those models' gradients ->g and losses[j] (per image, in nats),
+ * and the trainer clips and updates exactly those models before the next
+ * stage. A non-finite loss or gradient skips that stage's update and the
+ * stages after it. step: the steps taken before this one. */
+typedef loom_status (*loom_train_stage_fn)(void *user, size_t stage, loom_model *const *models, size_t n,
+                                           const uint8_t *imgs, size_t batch, uint64_t noise_seed,
+                                           long step, double *losses, unsigned *update,
+                                           loom_error *err);
+
 /* A new run in memory: n models (1..LOOM_MAX_MODELS) created on nthreads and
  * initialised from o->seed (model 0 exactly as a single-model run), Adam
  * moments zero, step 0. o is copied (class names too). */
@@ -144,6 +157,8 @@ loom_status loom_trainer_set_steps(loom_trainer *t, long steps, loom_error *err)
 loom_status loom_trainer_set_comm(loom_trainer *t, const loom_comm *c, loom_error *err);
 /* A custom objective (NULL: each model's own NLL). */
 void loom_trainer_set_grad(loom_trainer *t, loom_train_grad_fn fn, void *user);
+/* A staged objective (loom_train_stage_fn; NULL: none), which replaces set_grad's. */
+void loom_trainer_set_stages(loom_trainer *t, size_t nstages, loom_train_stage_fn fn, void *user);
 
 /* New run: creates dir (and its parents), refuses a dir that already holds a
  * checkpoint, and writes the step-0 checkpoint and config.json, so the run

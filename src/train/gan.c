@@ -1,0 +1,235 @@
+/* Adversarial training: the GAN objective in two stages (gan.h). */
+#include "gan.h"
+
+#include "gemm.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MICRO 8 /* images per micro-shard, whatever the thread count */
+
+struct loom_gan {
+    loom_model *g, *d;
+    size_t B, u, K, HW; /* batch, micro-shard, micro-shards, pixels of one image */
+    long d_steps;
+    int T;              /* threads */
+    void **wsg;         /* (K) generator workspaces, one per micro-shard: kept from stage 0 to 1 */
+    void **wsd;         /* (T) discriminator workspaces for 2u images */
+    float **gg, **gd;   /* (K) gradient buffers of the generator and the discriminator */
+    float *fake;        /* (B, HW) the step's generated images */
+    float *x2;          /* (T, 2u, HW) real then generated images of a micro-shard */
+    float *lg, *dl;     /* (T, 2u) logits and d loss / d logit */
+    float *dx;          /* (T, u, HW) d L_G / d generated image */
+    double *loss_b;     /* (B) per image loss */
+    const float *z;     /* (B, zdim) given noise (loom_gan_set_noise), or NULL */
+};
+
+void loom_gan_set_noise(loom_gan *g, const float *z) { g->z = z; }
+
+double loom_softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void loom_gan_free(loom_gan *g) {
+    if (!g) return;
+    for (size_t j = 0; g->wsg && j < g->K; j++) free(g->wsg[j]);
+    for (int t = 0; g->wsd && t < g->T; t++) free(g->wsd[t]);
+    for (size_t j = 0; g->gg && j < g->K; j++) free(g->gg[j]);
+    for (size_t j = 0; g->gd && j < g->K; j++) free(g->gd[j]);
+    free(g->wsg), free(g->wsd), free(g->gg), free(g->gd);
+    free(g->fake), free(g->x2), free(g->lg), free(g->dl), free(g->dx), free(g->loss_b);
+    free(g);
+}
+
+loom_status loom_gan_create(loom_gan **out, loom_model *gen, loom_model *disc, size_t batch, long d_steps,
+                            loom_error *err) {
+    *out = NULL;
+    const loom_model_ops *go = gen->ops, *dop = disc->ops;
+    if (!go->generate || !go->backward_out)
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot be an adversarial generator", go->name);
+    if (!dop->forward_x || !dop->backward_out || loom_model_out_floats(disc) != 1)
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot be a discriminator", dop->name);
+    if (gen->cfg.height != disc->cfg.height || gen->cfg.width != disc->cfg.width ||
+        loom_channels(&gen->cfg) != loom_channels(&disc->cfg))
+        return loom_fail(err, LOOM_EINVAL, "the generator's images are not the discriminator's size");
+    if (batch == 0 || d_steps < 1) return loom_fail(err, LOOM_EINVAL, "gan: batch and d_steps must be positive");
+    loom_gan *g = calloc(1, sizeof *g);
+    if (!g) return loom_fail(err, LOOM_ENOMEM, "gan: out of memory");
+    g->g = gen, g->d = disc, g->B = batch, g->d_steps = d_steps;
+    g->u = batch < MICRO ? batch : MICRO, g->K = (batch + g->u - 1) / g->u;
+    g->HW = loom_channels(&gen->cfg) * gen->cfg.height * gen->cfg.width;
+    g->T = gen->nthreads < (int)g->K ? gen->nthreads : (int)g->K;
+    if (g->T < 1) g->T = 1;
+    const size_t T = (size_t)g->T, u = g->u;
+    g->wsg = calloc(g->K, sizeof *g->wsg), g->gg = calloc(g->K, sizeof *g->gg), g->gd = calloc(g->K, sizeof *g->gd);
+    g->wsd = calloc(T, sizeof *g->wsd);
+    g->fake = malloc(batch * g->HW * sizeof *g->fake);
+    g->x2 = malloc(T * 2 * u * g->HW * sizeof *g->x2);
+    g->lg = malloc(T * 2 * u * sizeof *g->lg), g->dl = malloc(T * 2 * u * sizeof *g->dl);
+    g->dx = malloc(T * u * g->HW * sizeof *g->dx);
+    g->loss_b = malloc(batch * sizeof *g->loss_b);
+    bool ok = g->wsg && g->gg && g->gd && g->wsd && g->fake && g->x2 && g->lg && g->dl && g->dx && g->loss_b;
+    for (size_t j = 0; ok && j < g->K; j++) {
+        ok = (g->wsg[j] = calloc(1, go->train_ws_bytes(&gen->cfg, u))) != NULL;
+        ok = ok && (g->gg[j] = malloc(gen->nfloats * sizeof(float))) != NULL;
+        ok = ok && (g->gd[j] = malloc(disc->nfloats * sizeof(float))) != NULL;
+    }
+    /* a discriminator workspace holds 2u images (dop->train_ws_bytes(u) says so) */
+    for (size_t t = 0; ok && t < T; t++) ok = (g->wsd[t] = calloc(1, dop->train_ws_bytes(&disc->cfg, u))) != NULL;
+    if (!ok) {
+        loom_gan_free(g);
+        return loom_fail(err, LOOM_ENOMEM, "gan: out of memory for the workspaces of a batch of %zu", batch);
+    }
+    *out = g;
+    return LOOM_OK;
+}
+
+/* dst = bufs[0] + bufs[1] + ... + bufs[K-1], in that order */
+static void sum_in_order(float *dst, float *const *bufs, size_t K, size_t nf) {
+    memcpy(dst, bufs[0], nf * sizeof *dst);
+    for (size_t j = 1; j < K; j++)
+        for (size_t i = 0; i < nf; i++) dst[i] += bufs[j][i];
+}
+
+/* stage 0, micro-shard j on thread t: draw the fakes, the discriminator's loss and gradient */
+static void d_shard(loom_gan *g, size_t j, int t, const uint8_t *imgs, uint64_t noise) {
+    const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW;
+    float *fake = g->fake + b0 * HW, *x2 = g->x2 + (size_t)t * 2 * g->u * HW;
+    float *lg = g->lg + (size_t)t * 2 * g->u, *dl = g->dl + (size_t)t * 2 * g->u;
+    g->g->ops->generate(g->g, g->wsg[j], fake, g->z ? g->z + b0 * g->g->cfg.zdim : NULL, noise, b0, nb);
+    for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)imgs[b0 * HW + i] / 255.0f;
+    memcpy(x2 + nb * HW, fake, nb * HW * sizeof *x2);
+    g->d->ops->forward_x(g->d, g->wsd[t], lg, x2, 2 * nb);
+    const float s = 1.0f / (float)g->B;
+    for (size_t b = 0; b < nb; b++) {
+        const float lr = lg[b], lf = lg[nb + b];
+        /* L_D = softplus(-l_real) + softplus(l_fake) */
+        g->loss_b[b0 + b] = loom_softplus(-(double)lr) + loom_softplus((double)lf);
+        dl[b] = s * (sigmoid(lr) - 1.0f);
+        dl[nb + b] = s * sigmoid(lf);
+    }
+    memset(g->gd[j], 0, g->d->nfloats * sizeof(float));
+    g->d->ops->backward_out(g->d, g->wsd[t], g->gd[j], NULL, dl, NULL, 2 * nb, 0.0f);
+}
+
+/* stage 1, micro-shard j on thread t: L_G of the same fakes, and with
+ * update the generator's gradient through the discriminator */
+static void g_shard(loom_gan *g, size_t j, int t, bool update) {
+    const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW;
+    float *lg = g->lg + (size_t)t * 2 * g->u, *dl = g->dl + (size_t)t * 2 * g->u;
+    float *dx = g->dx + (size_t)t * g->u * HW;
+    g->d->ops->forward_x(g->d, g->wsd[t], lg, g->fake + b0 * HW, nb);
+    const float s = 1.0f / (float)g->B;
+    for (size_t b = 0; b < nb; b++) {
+        /* non-saturating: L_G = softplus(-D(G(z))) */
+        g->loss_b[b0 + b] = loom_softplus(-(double)lg[b]);
+        dl[b] = s * (sigmoid(lg[b]) - 1.0f);
+    }
+    if (!update) return;
+    memset(dx, 0, nb * HW * sizeof *dx);
+    g->d->ops->backward_out(g->d, g->wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
+    memset(g->gg[j], 0, g->g->nfloats * sizeof(float));
+    g->g->ops->backward_out(g->g, g->wsg[j], g->gg[j], NULL, dx, NULL, nb, 0.0f);
+}
+
+loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, size_t n,
+                           const uint8_t *imgs, size_t batch, uint64_t noise_seed, long step,
+                           double *losses, unsigned *update, loom_error *err) {
+    loom_gan *g = user;
+    if (n < 2 || models[0] != g->g || models[1] != g->d || batch != g->B)
+        return loom_fail(err, LOOM_EINVAL, "gan: called for another run than it was made for");
+    const bool g_update = stage == 1 && (step + 1) % g->d_steps == 0;
+    /* every thread multiplies on the run's back-end, in fp32 */
+    const loom_gemm_mode mode = {(loom_gemm_backend)g->g->gemm, LOOM_PREC_FP32, NULL, NULL, 0};
+#pragma omp parallel for num_threads(g->T) schedule(dynamic, 1)
+    for (size_t j = 0; j < g->K; j++) {
+        const loom_gemm_mode caller = loom_gemm_mode_set(mode);
+        const int t = omp_get_thread_num();
+        if (stage == 0) d_shard(g, j, t, imgs, noise_seed);
+        else g_shard(g, j, t, g_update);
+        loom_gemm_mode_set(caller);
+    }
+    double s = 0.0;
+    for (size_t b = 0; b < g->B; b++) s += g->loss_b[b];
+    if (stage == 0) {
+        sum_in_order(g->d->g, g->gd, g->K, g->d->nfloats);
+        losses[1] = s / (double)g->B;
+        *update = 1u << 1;
+    } else {
+        if (g_update) sum_in_order(g->g->g, g->gg, g->K, g->g->nfloats);
+        losses[0] = s / (double)g->B;
+        *update = g_update ? 1u : 0u;
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_disc_logits(loom_model *disc, float *logits, const uint8_t *imgs, size_t n,
+                             loom_error *err) {
+    if (!disc->ops->forward_out || loom_model_out_floats(disc) != 1)
+        return loom_fail(err, LOOM_EINVAL, "model %s is not a discriminator", disc->ops->name);
+    const size_t u = MICRO, K = (n + u - 1) / u, HW = loom_example_size(&disc->cfg);
+    const int T = disc->nthreads < (int)K ? disc->nthreads : (int)(K ? K : 1);
+    void **ws = calloc((size_t)T, sizeof *ws);
+    double *internal = malloc((size_t)T * u * sizeof *internal);
+    bool ok = ws && internal;
+    for (int t = 0; ok && t < T; t++) ok = (ws[t] = calloc(1, disc->ops->train_ws_bytes(&disc->cfg, u))) != NULL;
+    if (ok) {
+        const loom_gemm_mode mode = {(loom_gemm_backend)disc->gemm, LOOM_PREC_FP32, NULL, NULL, 0};
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+        for (size_t j = 0; j < K; j++) {
+            const loom_gemm_mode caller = loom_gemm_mode_set(mode);
+            const int t = omp_get_thread_num();
+            const size_t b0 = j * u, nb = LOOM_MIN(u, n - b0);
+            disc->ops->forward_out(disc, ws[t], logits + b0, internal + (size_t)t * u, imgs + b0 * HW, NULL, nb);
+            loom_gemm_mode_set(caller);
+        }
+    }
+    for (int t = 0; ws && t < T; t++) free(ws[t]);
+    free(ws), free(internal);
+    return ok ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "out of memory");
+}
+
+const char *loom_battle_winner_name(loom_battle_winner w) {
+    static const char *const names[] = {"A", "B", "tie", "undecided"};
+    return (unsigned)w < 4 ? names[w] : "?";
+}
+
+/* the fraction of n logits on the wrong side: real images called generated
+ * (logit < 0) when real, samples called real (logit > 0) otherwise */
+static double error_rate(const float *logits, size_t n, bool real) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) wrong += real ? logits[i] < 0.0f : logits[i] > 0.0f;
+    return (double)wrong / (double)n;
+}
+
+/* a / b; 0 / 0 = 1 (both perfect), a / 0 = infinity */
+static double ratio(double a, double b) { return b > 0 ? a / b : a > 0 ? INFINITY : 1.0; }
+
+loom_status loom_battle(loom_battle_result *r, loom_model *ga, loom_model *da, loom_model *gb, loom_model *db,
+                        const uint8_t *test, size_t n, size_t nsamples, uint64_t seed, double tol, loom_error *err) {
+    memset(r, 0, sizeof *r);
+    const size_t HW = loom_example_size(&ga->cfg);
+    if (n == 0 || nsamples == 0) return loom_fail(err, LOOM_EINVAL, "battle: no images");
+    if (loom_example_size(&gb->cfg) != HW || loom_example_size(&da->cfg) != HW || loom_example_size(&db->cfg) != HW)
+        return loom_fail(err, LOOM_EINVAL, "battle: the two runs' images are not the same size");
+    const size_t most = n > nsamples ? n : nsamples;
+    uint8_t *sa = malloc(nsamples * HW), *sb = malloc(nsamples * HW);
+    float *lg = malloc(most * sizeof *lg);
+    loom_status st = sa && sb && lg ? LOOM_OK : loom_fail(err, LOOM_ENOMEM, "battle: out of memory");
+    if (!st) st = loom_model_sample(ga, sa, NULL, nsamples, 0, 1.0f, seed, err);
+    if (!st) st = loom_model_sample(gb, sb, NULL, nsamples, 0, 1.0f, seed, err); /* the same z for both */
+    if (!st && !(st = loom_disc_logits(da, lg, test, n, err))) r->err_test_a = error_rate(lg, n, true);
+    if (!st && !(st = loom_disc_logits(db, lg, test, n, err))) r->err_test_b = error_rate(lg, n, true);
+    if (!st && !(st = loom_disc_logits(da, lg, sb, nsamples, err))) r->err_sample_a = error_rate(lg, nsamples, false);
+    if (!st && !(st = loom_disc_logits(db, lg, sa, nsamples, err))) r->err_sample_b = error_rate(lg, nsamples, false);
+    free(sa), free(sb), free(lg);
+    if (st) return st;
+    r->r_test = ratio(r->err_test_a, r->err_test_b);
+    r->r_sample = ratio(r->err_sample_a, r->err_sample_b);
+    if (!isfinite(r->r_test) || fabs(r->r_test - 1.0) > tol) r->winner = LOOM_BATTLE_UNDECIDED;
+    else if (r->r_sample < 1.0) r->winner = LOOM_BATTLE_A;
+    else if (r->r_sample > 1.0) r->winner = LOOM_BATTLE_B;
+    else r->winner = LOOM_BATTLE_TIE;
+    return LOOM_OK;
+}

@@ -1,0 +1,511 @@
+/* gran (src/models/gran.c) and the GAN objective (src/train/gan.c): the
+ * strided convolution and its transpose against direct sums and central
+ * differences; every generator and discriminator tensor's gradient, the
+ * discriminator's input gradient, and the gradient of L_G through the
+ * discriminator into the generator's parameters, against central
+ * differences; both stages against PyTorch (fixture from
+ * bench/gran_torch.py); the same bits on 1 and 2 threads; a discriminator
+ * that learns to tell a tiny real set from noise. */
+#include "gradcheck.h"
+#include "testutil.h"
+#include "models/gran.h"
+#include "nn/conv2d.h"
+#include "optim/optim.h"
+#include "train/gan.h"
+
+#include <string.h>
+
+/* ------------------------------------------------ strided conv and deconv */
+
+typedef struct {
+    loom_sconv_dims d;
+    float *x, *y, *wt, *R, *col;
+    int deconv; /* 0: y = conv(x); 1: x-shaped out = deconv(y-shaped in) */
+} sc_ctx;
+
+static size_t nx_of(loom_sconv_dims d) { return d.n * d.h * d.w * d.cin; }
+static size_t ny_of(loom_sconv_dims d) { return d.n * loom_sconv_ho(d) * loom_sconv_wo(d) * d.cout; }
+
+static double sc_loss(void *p) {
+    sc_ctx *c = p;
+    if (c->deconv) {
+        loom_deconv_forward(c->x, c->y, c->wt, c->d, c->col);
+        return gc_dot(c->x, c->R, nx_of(c->d));
+    }
+    loom_sconv_forward(c->y, c->x, c->wt, c->d, c->col);
+    return gc_dot(c->y, c->R, ny_of(c->d));
+}
+
+static void test_sconv(loom_rng *r, loom_sconv_dims d, const char *tag) {
+    const size_t nx = nx_of(d), ny = ny_of(d), nw = d.cout * d.k * d.k * d.cin;
+    const size_t ho = loom_sconv_ho(d), wo = loom_sconv_wo(d);
+    sc_ctx c = {.d = d, .x = test_randbuf(r, nx, 1), .y = test_randbuf(r, ny, 1), .wt = test_randbuf(r, nw, 0.5f),
+                .col = test_zeros(loom_sconv_col_floats(d))};
+    char name[128];
+    /* forward against the direct sum at every output */
+    loom_sconv_forward(c.y, c.x, c.wt, d, c.col);
+    double worst = 0;
+    for (size_t o = 0; o < ny; o++) {
+        const size_t co = o % d.cout, q = o / d.cout, ox = q % wo, oy = (q / wo) % ho, b = q / (wo * ho);
+        double s = 0;
+        for (size_t ky = 0; ky < d.k; ky++)
+            for (size_t kx = 0; kx < d.k; kx++) {
+                const long sy = (long)(oy * d.stride + ky) - (long)d.pad, sx = (long)(ox * d.stride + kx) - (long)d.pad;
+                if (sy < 0 || sx < 0 || sy >= (long)d.h || sx >= (long)d.w) continue;
+                for (size_t ci = 0; ci < d.cin; ci++)
+                    s += (double)c.wt[((co * d.k + ky) * d.k + kx) * d.cin + ci] *
+                         c.x[((b * d.h + (size_t)sy) * d.w + (size_t)sx) * d.cin + ci];
+            }
+        worst = fmax(worst, fabs(s - c.y[o]));
+    }
+    snprintf(name, sizeof name, "sconv %s: forward = the direct sum", tag);
+    CHECK(name, worst < 1e-4, "max |diff| %g", worst);
+    /* the transpose is the adjoint: <conv(x), v> = <x, deconv(v)> */
+    float *v = test_randbuf(r, ny, 1), *tx = test_zeros(nx);
+    loom_deconv_forward(tx, v, c.wt, d, c.col);
+    const double lhs = gc_dot(c.y, v, ny), rhs = gc_dot(c.x, tx, nx);
+    snprintf(name, sizeof name, "sconv %s: deconv is conv's adjoint", tag);
+    CHECK(name, fabs(lhs - rhs) < 1e-4 * (1 + fabs(lhs)), "%.7g vs %.7g", lhs, rhs);
+    /* conv: dx, dwt */
+    c.R = test_randbuf(r, ny, 1);
+    float *dx = test_zeros(nx), *dw = test_zeros(nw);
+    loom_sconv_backward_data(dx, c.R, c.wt, d, c.col);
+    loom_sconv_backward_weights(dw, c.x, c.R, d, c.col);
+    snprintf(name, sizeof name, "sconv %s: gradient x", tag);
+    GRADCHECK(name, sc_loss, &c, c.x, dx, nx);
+    snprintf(name, sizeof name, "sconv %s: gradient weights", tag);
+    GRADCHECK(name, sc_loss, &c, c.wt, dw, nw);
+    /* deconv: din, dwt (accumulating onto a nonzero start) */
+    free(c.R);
+    c.R = test_randbuf(r, nx, 1), c.deconv = 1;
+    float *din = test_randbuf(r, ny, 1), *din0 = malloc(ny * sizeof *din0), *dw2 = test_randbuf(r, nw, 1);
+    float *dw20 = malloc(nw * sizeof *dw20);
+    memcpy(din0, din, ny * sizeof *din), memcpy(dw20, dw2, nw * sizeof *dw2);
+    loom_deconv_backward(din, dw2, c.R, c.y, c.wt, d, c.col);
+    for (size_t i = 0; i < ny; i++) din[i] -= din0[i];
+    for (size_t i = 0; i < nw; i++) dw2[i] -= dw20[i];
+    snprintf(name, sizeof name, "deconv %s: gradient input", tag);
+    GRADCHECK(name, sc_loss, &c, c.y, din, ny);
+    snprintf(name, sizeof name, "deconv %s: gradient weights", tag);
+    GRADCHECK(name, sc_loss, &c, c.wt, dw2, nw);
+    free(c.x), free(c.y), free(c.wt), free(c.R), free(c.col), free(v), free(tx), free(dx), free(dw);
+    free(din), free(din0), free(dw2), free(dw20);
+}
+
+/* ------------------------------------------------------------ models */
+
+static loom_config gen_cfg(size_t H, size_t W, size_t C, size_t Z, size_t T) {
+    loom_config c = {.model = "gran", .height = H, .width = W, .layers = 1, .hidden = C, .zdim = Z, .steps_draw = T};
+    return c;
+}
+static loom_config disc_cfg(size_t H, size_t W, size_t C) {
+    loom_config c = {.model = "gran_d", .height = H, .width = W, .layers = 1, .hidden = C};
+    return c;
+}
+
+/* the loss of a model's ops for gradient checks: generator sum R x, or
+ * discriminator sum R logit on the float images x */
+typedef struct {
+    test_model_ctx base; /* base.m: the model under test */
+    void *ws;
+    float *x, *z, *R, *out;
+    size_t n;
+} op_ctx;
+
+static double gen_loss(void *p) {
+    op_ctx *c = p;
+    loom_gran_generate_z(c->base.m, c->ws, c->out, c->z, c->n);
+    return gc_dot(c->out, c->R, c->n * c->base.m->cfg.height * c->base.m->cfg.width);
+}
+
+static double disc_loss(void *p) {
+    op_ctx *c = p;
+    c->base.m->ops->forward_x(c->base.m, c->ws, c->out, c->x, c->n);
+    return gc_dot(c->out, c->R, c->n);
+}
+
+static void test_op_grads(loom_rng *r) {
+    const size_t H = 8, W = 12, C = 2, Z = 3, T = 3, n = 3, HW = H * W;
+    loom_config gc = gen_cfg(H, W, C, Z, T), dc = disc_cfg(H, W, C);
+    loom_model *g = test_model(&gc, 1, 3, 0.6f), *d = test_model(&dc, 1, 4, 0.3f);
+    /* generator: every tensor of sum R x */
+    op_ctx c = {.base = {.m = g}, .ws = calloc(1, g->ops->train_ws_bytes(&gc, n)), .z = test_randbuf(r, n * Z, 2),
+                .R = test_randbuf(r, n * HW, 1), .out = test_zeros(n * HW), .n = n};
+    float *grad = test_zeros(g->nfloats);
+    gen_loss(&c);
+    g->ops->backward_out(g, c.ws, grad, NULL, c.R, NULL, n, 0.0f);
+    test_param_grads(gen_loss, &c.base, grad, "gran generator: gradient ", "", 64, 7, 1e-3, 1e-4);
+    free(c.ws), free(c.R), free(c.out), free(grad);
+    /* discriminator: every tensor, and the input */
+    op_ctx e = {.base = {.m = d}, .ws = calloc(1, d->ops->train_ws_bytes(&dc, n)), .x = test_randbuf(r, n * HW, 0.5f),
+                .R = test_randbuf(r, n, 1), .out = test_zeros(n), .n = n};
+    for (size_t i = 0; i < n * HW; i++) e.x[i] += 0.5f;
+    float *gd = test_zeros(d->nfloats), *dx = test_zeros(n * HW);
+    disc_loss(&e);
+    d->ops->backward_out(d, e.ws, gd, dx, e.R, NULL, n, 0.0f);
+    test_param_grads(disc_loss, &e.base, gd, "gran_d discriminator: gradient ", "", 64, 5, 1e-3, 1e-4);
+    GRADCHECK("gran_d discriminator: gradient of its input image", disc_loss, &e, e.x, dx, n * HW);
+    /* with grad NULL only dinput: the same input gradient */
+    float *dx2 = test_zeros(n * HW);
+    disc_loss(&e);
+    d->ops->backward_out(d, e.ws, NULL, dx2, e.R, NULL, n, 0.0f);
+    CHECK("gran_d: backward with grad NULL gives the same input gradient", memcmp(dx, dx2, n * HW * sizeof *dx) == 0,
+          "differs");
+    free(e.ws), free(e.x), free(e.R), free(e.out), free(gd), free(dx), free(dx2), free(c.z);
+    loom_model_free(g), loom_model_free(d);
+}
+
+/* ------------------------------------------------ the GAN objective */
+
+typedef struct {
+    test_model_ctx base; /* base.m: the model whose tensors are probed */
+    loom_model *models[2];
+    loom_gan *gan;
+    const uint8_t *imgs;
+    size_t B;
+    size_t stage; /* the loss probed: 0 L_D, 1 L_G */
+} gan_ctx;
+
+static double gan_loss(void *p) {
+    gan_ctx *c = p;
+    double losses[2] = {0};
+    unsigned upd;
+    loom_gan_stage(c->gan, 0, c->models, 2, c->imgs, c->B, 77, 0, losses, &upd, NULL);
+    if (c->stage == 1) loom_gan_stage(c->gan, 1, c->models, 2, c->imgs, c->B, 77, 0, losses, &upd, NULL);
+    return (c->stage ? losses[0] : losses[1]) * (double)c->B; /* per batch: gradients of order 1 */
+}
+
+static void test_gan_grads(void) {
+    const size_t H = 8, W = 8, C = 2, Z = 3, T = 2, B = 10, HW = H * W;
+    loom_config gc = gen_cfg(H, W, C, Z, T), dc = disc_cfg(H, W, C);
+    loom_model *g = test_model(&gc, 1, 5, 0.3f), *d = test_model(&dc, 1, 6, 0.3f);
+    uint8_t *imgs = malloc(B * HW);
+    test_random_images_seed(imgs, B * HW, 11);
+    gan_ctx c = {.models = {g, d}, .imgs = imgs, .B = B};
+    loom_error err;
+    loom_status st = loom_gan_create(&c.gan, g, d, B, 1, &err);
+    CHECK("gan: created for gran and gran_d", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    double losses[2];
+    unsigned upd = 0;
+    loom_gan_stage(c.gan, 0, c.models, 2, imgs, B, 77, 0, losses, &upd, NULL);
+    CHECK("gan stage 0 updates the discriminator only", upd == 2u, "mask %u", upd);
+    float *gD = malloc(d->nfloats * sizeof *gD), *gG = malloc(g->nfloats * sizeof *gG);
+    for (size_t i = 0; i < d->nfloats; i++) gD[i] = d->g[i] * (float)B;
+    loom_gan_stage(c.gan, 1, c.models, 2, imgs, B, 77, 0, losses, &upd, NULL);
+    CHECK("gan stage 1 (d_steps 1) updates the generator only", upd == 1u, "mask %u", upd);
+    for (size_t i = 0; i < g->nfloats; i++) gG[i] = g->g[i] * (float)B;
+    c.base.m = d, c.stage = 0;
+    test_param_grads(gan_loss, &c.base, gD, "gan L_D: gradient disc.", "", 64, 5, 1e-3, 1e-4);
+    /* L_G = mean softplus(-D(G(z))): through the discriminator's input into
+     * every generator tensor */
+    c.base.m = g, c.stage = 1;
+    test_param_grads(gan_loss, &c.base, gG, "gan L_G through the discriminator: gradient gen.", "", 64, 7, 1e-3, 1e-4);
+    /* d_steps 2: the generator is left alone every other step */
+    loom_gan *g2;
+    loom_gan_create(&g2, g, d, B, 2, NULL);
+    loom_gan_stage(g2, 1, c.models, 2, imgs, B, 77, 0, losses, &upd, NULL);
+    unsigned upd2;
+    loom_gan_stage(g2, 1, c.models, 2, imgs, B, 77, 1, losses, &upd2, NULL);
+    CHECK("gan d_steps 2: the generator updates at steps 2, 4, ... only", upd == 0u && upd2 == 1u, "masks %u %u", upd,
+          upd2);
+    loom_gan_free(g2);
+    loom_gan_free(c.gan);
+    free(gD), free(gG), free(imgs);
+    loom_model_free(g), loom_model_free(d);
+}
+
+/* the same gradients and losses on 1 and 2 threads */
+static void test_threads(void) {
+    const size_t H = 12, W = 8, B = 21, HW = H * W;
+    loom_config gc = gen_cfg(H, W, 3, 4, 3), dc = disc_cfg(H, W, 3);
+    float *g1 = NULL, *d1 = NULL;
+    double l1[2] = {0}, l2[2] = {0};
+    int same = 1;
+    uint8_t *imgs = malloc(B * HW);
+    test_random_images_seed(imgs, B * HW, 12);
+    for (int threads = 1; threads <= 2; threads++) {
+        loom_model *g = test_model(&gc, threads, 7, 0.2f), *d = test_model(&dc, threads, 8, 0.2f);
+        loom_model *ms[2] = {g, d};
+        loom_gan *gan;
+        loom_gan_create(&gan, g, d, B, 1, NULL);
+        double *l = threads == 1 ? l1 : l2;
+        unsigned upd;
+        loom_gan_stage(gan, 0, ms, 2, imgs, B, 99, 0, l, &upd, NULL);
+        loom_gan_stage(gan, 1, ms, 2, imgs, B, 99, 0, l, &upd, NULL);
+        if (threads == 1) {
+            g1 = malloc(g->nfloats * sizeof *g1), d1 = malloc(d->nfloats * sizeof *d1);
+            memcpy(g1, g->g, g->nfloats * sizeof *g1), memcpy(d1, d->g, d->nfloats * sizeof *d1);
+        } else {
+            same = memcmp(g1, g->g, g->nfloats * sizeof *g1) == 0 && memcmp(d1, d->g, d->nfloats * sizeof *d1) == 0;
+        }
+        loom_gan_free(gan);
+        loom_model_free(g), loom_model_free(d);
+    }
+    CHECK("gan: gradients bit-identical on 1 and 2 threads", same, "differ");
+    CHECK("gan: losses bit-identical on 1 and 2 threads", l1[0] == l2[0] && l1[1] == l2[1], "%.17g %.17g / %.17g %.17g",
+          l1[0], l1[1], l2[0], l2[1]);
+    free(g1), free(d1), free(imgs);
+}
+
+/* ------------------------------------------------ PyTorch */
+
+static void test_reference(void) {
+    loom_st_file *f;
+    loom_error err;
+    loom_status st = loom_safetensors_open(&f, FIXTURE_DIR "/gran_ref.safetensors", &err);
+    CHECK("gran fixture loads", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    const size_t H = test_meta_size(f, "height"), W = test_meta_size(f, "width"), C = test_meta_size(f, "hidden");
+    const size_t Z = test_meta_size(f, "zdim"), T = test_meta_size(f, "steps_draw"), B = test_meta_size(f, "batch");
+    const size_t HW = H * W;
+    loom_config gc = gen_cfg(H, W, C, Z, T), dc = disc_cfg(H, W, C);
+    loom_model *g, *d;
+    loom_model_create(&g, &gc, 1, &err);
+    loom_model_create(&d, &dc, 1, &err);
+    int all = 1;
+    char key[128];
+    for (int k = 0; k < 2; k++) {
+        loom_model *m = k ? d : g;
+        for (size_t p = 0; p < m->nparams; p++) {
+            const loom_param *pp = &m->params[p];
+            snprintf(key, sizeof key, "%s.%s", k ? "disc" : "gen", pp->name);
+            if (loom_st_read_f32(f, key, m->w + pp->offset, pp->ndim, pp->shape, &err)) {
+                printf("# %s\n", err.msg);
+                all = 0;
+            }
+        }
+    }
+    CHECK("gran fixture: every tensor of both models with loom's shape", all, "see above");
+    uint8_t *imgs = malloc(B * HW);
+    const loom_tensor *ti = loom_st_find(f, "images");
+    float *z = malloc(B * Z * sizeof *z), *fake = malloc(B * HW * sizeof *fake), *fref = malloc(B * HW * sizeof *fref);
+    float lref[2] = {0};
+    size_t zs[2] = {B, Z}, fs[3] = {B, H, W}, one = 1;
+    st = ti ? LOOM_OK : LOOM_EFORMAT;
+    if (!st) memcpy(imgs, ti->data, B * HW);
+    if (!st) st = loom_st_read_f32(f, "z", z, 2, zs, &err);
+    if (!st) st = loom_st_read_f32(f, "fake", fref, 3, fs, &err);
+    if (!st) st = loom_st_read_f32(f, "loss_d", &lref[1], 1, &one, &err);
+    if (!st) st = loom_st_read_f32(f, "loss_g", &lref[0], 1, &one, &err);
+    CHECK("gran fixture: images, z, fakes and losses", st == LOOM_OK && all, "%s", st ? err.msg : "");
+    if (st || !all) goto done;
+    void *ws = calloc(1, g->ops->train_ws_bytes(&gc, B));
+    loom_gran_generate_z(g, ws, fake, z, B);
+    double e = test_rel_err(fake, fref, B * HW);
+    CHECK("gran: generated images match PyTorch", e < 1e-5, "max error %.3g of their scale", e);
+    free(ws);
+    loom_model *ms[2] = {g, d};
+    loom_gan *gan;
+    loom_gan_create(&gan, g, d, B, 1, &err);
+    loom_gan_set_noise(gan, z);
+    double losses[2];
+    unsigned upd;
+    loom_gan_stage(gan, 0, ms, 2, imgs, B, 1, 0, losses, &upd, NULL);
+    CHECK("gran: L_D matches PyTorch", fabs(losses[1] - lref[1]) < 1e-5 * lref[1], "loom %.9f torch %.9f", losses[1],
+          (double)lref[1]);
+    test_ref_grads(f, d, "disc.", "gran L_D: ", 1e-5);
+    loom_gan_stage(gan, 1, ms, 2, imgs, B, 1, 0, losses, &upd, NULL);
+    CHECK("gran: L_G matches PyTorch", fabs(losses[0] - lref[0]) < 1e-5 * lref[0], "loom %.9f torch %.9f", losses[0],
+          (double)lref[0]);
+    test_ref_grads(f, g, "gen.", "gran L_G: ", 1e-5);
+    loom_gan_free(gan);
+done:
+    free(imgs), free(z), free(fake), free(fref);
+    loom_model_free(g), loom_model_free(d);
+    loom_safetensors_close(f);
+}
+
+/* ------------------------------------------------ a discriminator learns */
+
+/* real: a bright disc at a random place on black; noise: uniform pixels */
+static void make_set(uint8_t *imgs, size_t n, size_t H, size_t W, int real, loom_rng *r) {
+    for (size_t b = 0; b < n; b++) {
+        const float cy = 3 + (float)(H - 6) * loom_rng_uniform(r), cx = 3 + (float)(W - 6) * loom_rng_uniform(r);
+        for (size_t y = 0; y < H; y++)
+            for (size_t x = 0; x < W; x++) {
+                const float d2 = ((float)y - cy) * ((float)y - cy) + ((float)x - cx) * ((float)x - cx);
+                imgs[(b * H + y) * W + x] = real ? (d2 < 6.0f ? 230 : 10) : (uint8_t)loom_rng_below(r, 256);
+            }
+    }
+}
+
+static void test_disc_learns(loom_rng *r) {
+    const size_t H = 12, W = 12, HW = H * W, n = 16, nt = 64;
+    loom_config dc = disc_cfg(H, W, 4);
+    loom_model *d = test_model(&dc, 1, 9, 0.0f);
+    uint8_t *real = malloc(n * HW), *noise = malloc(n * HW), *both = malloc(2 * n * HW);
+    make_set(real, n, H, W, 1, r), make_set(noise, n, H, W, 0, r);
+    memcpy(both, real, n * HW), memcpy(both + n * HW, noise, n * HW);
+    float *m1 = test_zeros(d->nfloats), *v1 = test_zeros(d->nfloats), out[32], dl[32];
+    double internal[32];
+    loom_adam adam = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = m1, .v = v1, .n = d->nfloats};
+    double loss = 0;
+    for (int it = 0; it < 60; it++) {
+        loom_model_forward(d, out, internal, both, NULL, 2 * n, NULL);
+        loss = 0;
+        for (size_t b = 0; b < 2 * n; b++) { /* softplus(-l) for real, softplus(l) for noise */
+            const double l = out[b];
+            loss += b < n ? loom_softplus(-l) : loom_softplus(l);
+            dl[b] = (float)((1.0 / (1.0 + exp(-l)) - (b < n ? 1.0 : 0.0)) / (double)(2 * n));
+        }
+        loom_model_backward(d, NULL, dl, 2 * n, 0.0f, NULL);
+        loom_adam_step(&adam, d->w, d->g, adam.lr);
+    }
+    /* held-out images of both kinds */
+    uint8_t *tr = malloc(nt * HW), *tn = malloc(nt * HW);
+    make_set(tr, nt, H, W, 1, r), make_set(tn, nt, H, W, 0, r);
+    float *lr = malloc(nt * sizeof *lr), *ln = malloc(nt * sizeof *ln);
+    loom_disc_logits(d, lr, tr, nt, NULL);
+    loom_disc_logits(d, ln, tn, nt, NULL);
+    size_t right = 0;
+    for (size_t b = 0; b < nt; b++) right += (lr[b] > 0) + (ln[b] < 0);
+    CHECK("gran_d learns a tiny real set against noise: training loss below 0.1 log 2 per image",
+          loss / (double)(2 * n) < 0.1 * log(2.0), "loss %.4f", loss / (double)(2 * n));
+    CHECK("gran_d tells held-out real images from noise (>= 95% right)", right >= (size_t)(0.95 * 2 * nt), "%zu of %zu",
+          right, 2 * nt);
+    free(real), free(noise), free(both), free(m1), free(v1), free(tr), free(tn), free(lr), free(ln);
+    loom_model_free(d);
+}
+
+/* ------------------------------------------------ the trainer's stages */
+
+/* one staged step (Adam from zero moments moves every weight with a nonzero
+ * gradient by about lr): the discriminator by --lr-d, the generator by lr */
+static void test_trainer_lr(void) {
+    const size_t H = 8, W = 8, HW = H * W, N = 24;
+    loom_train_opts o;
+    loom_train_opts_default(&o);
+    o.batch = 8, o.valid = 0, o.lr = 1e-4, o.clip = 0, o.steps = 10;
+    o.model_lr[1] = 1e-2;
+    snprintf(o.data, sizeof o.data, "test");
+    loom_train_model_spec specs[2] = {{.role = "gen", .cfg = gen_cfg(H, W, 2, 3, 2)}, {.role = "disc", .cfg = disc_cfg(H, W, 2)}};
+    loom_trainer *t;
+    loom_error err;
+    loom_status st = loom_trainer_create(&t, &o, specs, 2, 1, &err);
+    CHECK("trainer: a gran run of two models", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    uint8_t *px = malloc(N * HW);
+    test_random_images_seed(px, N * HW, 3);
+    loom_images im = {.n = N, .h = H, .w = W, .pixels = px, .t = 1, .c = 1};
+    loom_model *g = loom_trainer_model(t, 0), *d = loom_trainer_model(t, 1);
+    loom_gan *gan;
+    loom_gan_create(&gan, g, d, o.batch, 2, &err);
+    loom_trainer_set_stages(t, 2, loom_gan_stage, gan);
+    st = loom_trainer_set_data(t, &im, &err);
+    float *w0g = malloc(g->nfloats * sizeof *w0g), *w0d = malloc(d->nfloats * sizeof *w0d);
+    memcpy(w0g, g->w, g->nfloats * sizeof *w0g), memcpy(w0d, d->w, d->nfloats * sizeof *w0d);
+    bool skipped;
+    double mg[2] = {0}, md = 0;
+    for (int k = 0; k < 2 && !st; k++) {
+        st = loom_trainer_step(t, &skipped, NULL, 0, &err);
+        for (size_t i = 0; i < g->nfloats; i++) mg[k] = fmax(mg[k], fabs(g->w[i] - w0g[i]));
+        if (k == 0)
+            for (size_t i = 0; i < d->nfloats; i++) md = fmax(md, fabs(d->w[i] - w0d[i]));
+    }
+    CHECK("trainer stages: the discriminator's first step moves it by about --lr-d (1e-2)",
+          !st && md > 0.9e-2 && md < 1.1e-2, "max |dw| %g (%s)", md, st ? err.msg : "");
+    CHECK("trainer stages, d_steps 2: the generator stays at step 1, moves by about lr (1e-4) at step 2",
+          !st && mg[0] == 0.0 && mg[1] > 0.9e-4 && mg[1] < 1.1e-4, "max |dw| %g then %g", mg[0], mg[1]);
+    loom_trainer_free(t);
+    loom_gan_free(gan);
+    free(px), free(w0g), free(w0d);
+}
+
+/* ------------------------------------------------ battle */
+
+/* a generator whose every image is black (sign < 0) or white */
+static loom_model *flat_gen(int sign) {
+    loom_config c = gen_cfg(8, 8, 1, 2, 2);
+    loom_model *g = test_model(&c, 1, 1, 0.0f);
+    memset(g->w, 0, g->nfloats * sizeof *g->w);
+    g->w[loom_model_param(g, "dec.deconv2.bias")->offset] = 20.0f * (float)sign;
+    return g;
+}
+
+/* a discriminator that calls bright images real (sign > 0) or dark ones */
+static loom_model *bright_disc(int sign) {
+    loom_config c = disc_cfg(8, 8, 1);
+    loom_model *d = test_model(&c, 1, 1, 0.0f);
+    memset(d->w, 0, d->nfloats * sizeof *d->w);
+    const loom_param *c1 = loom_model_param(d, "conv1.weight"), *c2 = loom_model_param(d, "conv2.weight");
+    const loom_param *fw = loom_model_param(d, "fc.weight"), *fb = loom_model_param(d, "fc.bias");
+    for (size_t i = 0; i < c1->size; i++) d->w[c1->offset + i] = 1.0f / 16;
+    for (size_t i = 0; i < c2->size; i++) d->w[c2->offset + i] = 1.0f / 16;
+    for (size_t i = 0; i < fw->size; i++) d->w[fw->offset + i] = (float)sign;
+    uint8_t white[64];
+    memset(white, 255, sizeof white);
+    float l;
+    loom_disc_logits(d, &l, white, 1, NULL); /* the logit of white without the bias: sign L */
+    d->w[fb->offset] = -l / 2;               /* white: sign L / 2, black: -sign L / 2 */
+    return d;
+}
+
+static void test_battle(void) {
+    loom_model *ga = flat_gen(-1), *gb = flat_gen(1), *da = bright_disc(1), *db = bright_disc(-1);
+    uint8_t test[4 * 64];
+    memset(test, 255, sizeof test); /* the "real" images are white */
+    loom_battle_result r;
+    loom_error err;
+    loom_status st = loom_battle(&r, ga, da, gb, db, test, 4, 6, 1, 0.1, &err);
+    CHECK("battle: D_A (bright is real) is right on white test images, D_B (dark is real) wrong",
+          !st && r.err_test_a == 0.0 && r.err_test_b == 1.0, "%g %g", r.err_test_a, r.err_test_b);
+    CHECK("battle: D_A is fooled by B's white samples, D_B by A's black ones",
+          !st && r.err_sample_a == 1.0 && r.err_sample_b == 1.0, "%g %g", r.err_sample_a, r.err_sample_b);
+    CHECK("battle: r_test = err(D_A, test) / err(D_B, test) = 0, so undecided",
+          r.r_test == 0.0 && r.r_sample == 1.0 && r.winner == LOOM_BATTLE_UNDECIDED, "r_test %g r_sample %g winner %s",
+          r.r_test, r.r_sample, loom_battle_winner_name(r.winner));
+    /* one judge for both: only B's generator fools it, so B wins */
+    st = loom_battle(&r, ga, da, gb, da, test, 4, 6, 1, 0.1, &err);
+    CHECK("battle: the same discriminator on both sides: r_test 1, r_sample = 1 / 0, B wins",
+          !st && r.r_test == 1.0 && isinf(r.r_sample) && r.winner == LOOM_BATTLE_B, "r_test %g r_sample %g winner %s",
+          r.r_test, r.r_sample, loom_battle_winner_name(r.winner));
+    st = loom_battle(&r, gb, da, ga, da, test, 4, 6, 1, 0.1, &err);
+    CHECK("battle: and swapped, A wins with r_sample 0", !st && r.r_sample == 0.0 && r.winner == LOOM_BATTLE_A,
+          "r_sample %g winner %s", r.r_sample, loom_battle_winner_name(r.winner));
+    loom_model_free(ga), loom_model_free(gb), loom_model_free(da), loom_model_free(db);
+}
+
+/* ------------------------------------------------ configs */
+
+static void test_config(void) {
+    loom_error err;
+    loom_config c = gen_cfg(28, 28, 8, 10, 3);
+    CHECK("gran: 28x28 accepted", loom_config_check(&c, &err) == LOOM_OK, "%s", err.msg);
+    c.height = 30;
+    CHECK("gran: a height not a multiple of 4 is refused", loom_config_check(&c, &err) == LOOM_EINVAL &&
+          strstr(err.msg, "multiples of 4"), "%s", err.msg);
+    c = gen_cfg(28, 28, 8, 10, 0);
+    CHECK("gran: steps_draw 0 is refused", loom_config_check(&c, &err) == LOOM_EINVAL, "accepted");
+    c = gen_cfg(28, 28, 8, 10, 3), c.channels = 3;
+    CHECK("gran: colour is refused", loom_config_check(&c, &err) == LOOM_EINVAL, "accepted");
+    loom_config d = disc_cfg(28, 28, 8);
+    d.zdim = 4;
+    CHECK("gran_d: a zdim is refused", loom_config_check(&d, &err) == LOOM_EINVAL, "accepted");
+    c = gen_cfg(28, 28, 8, 10, 3);
+    loom_model *m = test_model(&c, 1, 1, 0.0f);
+    double nll;
+    uint8_t img[28 * 28] = {0};
+    loom_status st = loom_model_nll(m, &nll, img, NULL, 1, 1, &err);
+    CHECK("gran: loom_model_nll says there is no likelihood", st == LOOM_EINVAL && strstr(err.msg, "no likelihood"),
+          "%s", err.msg);
+    CHECK("gran: no exact-nll capability", !(loom_model_caps(m) & LOOM_CAP_EXACT_NLL), "has it");
+    loom_model_free(m);
+}
+
+int main(void) {
+    loom_rng r;
+    loom_rng_seed(&r, 2016);
+    test_sconv(&r, (loom_sconv_dims){2, 6, 5, 2, 3, 4, 2, 1}, "k4 s2 p1");
+    test_sconv(&r, (loom_sconv_dims){1, 7, 7, 3, 2, 3, 2, 0}, "k3 s2 p0");
+    test_sconv(&r, (loom_sconv_dims){2, 5, 4, 2, 2, 3, 1, 1}, "k3 s1 p1");
+    test_config();
+    test_op_grads(&r);
+    test_gan_grads();
+    test_threads();
+    test_reference();
+    test_disc_learns(&r);
+    test_trainer_lr();
+    test_battle();
+    CHECK_DONE();
+}
