@@ -48,6 +48,9 @@ loom_gemm_backend loom_gemm_default(void);
 loom_gemm_backend loom_gemm_env(loom_gemm_backend fallback);
 /* the CPU has AVX512_BF16 (cpuid leaf 7 subleaf 1, EAX bit 5) */
 bool loom_cpu_has_bf16(void);
+/* the CPU has AVX512F (cpuid leaf 7 subleaf 0, EBX bit 16): which of the two
+ * back-ends is faster for a shape depends on it (docs/performance.md) */
+bool loom_cpu_has_avx512(void);
 /* "openblas" | "onednn" -> 0 and *out; anything else -1 */
 int loom_gemm_backend_parse(const char *name, loom_gemm_backend *out);
 const char *loom_gemm_backend_name(loom_gemm_backend b);
