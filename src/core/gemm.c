@@ -24,6 +24,10 @@ static _Thread_local size_t small_product;
  * (0: no limit). */
 static _Thread_local size_t large_product;
 
+static _Thread_local double flops;
+
+double loom_gemm_flops(void) { return flops; }
+
 static void resolve(void) {
     if ((int)mode.backend >= 0) return;
     mode.backend = loom_gemm_default();
@@ -190,6 +194,7 @@ static bool small_bf16(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
 void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
     resolve();
+    flops += 2.0 * (double)m * (double)n * (double)k;
 #ifdef LOOM_HAVE_DNNL
     if (mode.backend == LOOM_GEMM_ONEDNN && m && n) {
         if (mode.precision == LOOM_PREC_BF16 && k && m * n * k < small_product &&

@@ -39,6 +39,10 @@ typedef struct loom_gemm_mode {
 loom_gemm_mode loom_gemm_mode_get(void);
 loom_gemm_mode loom_gemm_mode_set(loom_gemm_mode m);
 
+/* 2 m n k summed over this thread's loom_gemm calls so far (a statistic for
+ * loom bench: achieved GFLOP/s against the peak) */
+double loom_gemm_flops(void);
+
 /* built with oneDNN (LOOM_HAVE_DNNL) */
 bool loom_gemm_have_onednn(void);
 /* the back-end a thread starts with: OpenBLAS, or the environment's
