@@ -229,13 +229,16 @@ def cmd_bench(args):
     for _ in range(args.warmup):
         step()
     times = []
+    cpu0 = time.process_time()  # CPU seconds of all threads, as loom bench's train_images_per_cpu_s
     for _ in range(args.steps):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
+    cpu = time.process_time() - cpu0
     med = float(np.median(times))
     print(json.dumps({
         "train_images_per_s": round(args.batch / med, 2), "autocast_bf16": args.autocast,
+        "train_images_per_cpu_s": round(args.batch * args.steps / cpu, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "batch": args.batch, "hidden": args.hidden, "zdim": args.zdim, "steps_draw": args.steps_draw,
         "read_n": args.read_n, "write_n": args.write_n, "attention": args.attention,

@@ -6,12 +6,21 @@
 # default wait policy and with OMP_WAIT_POLICY=PASSIVE (the faster kept).
 # Interleaved, REPS times (3), medians; the ratio is loom's best mode over the
 # peer's best. Usage: bench/modes.sh build/loom; ONLY=text as in bench.sh.
-# Raw lines: bench/modes.jsonl.
+# Raw lines: bench/modes.jsonl (OUT=file to write elsewhere).
+# On a CPU without AVX512_BF16 loom's bf16 mode is skipped (loom refuses it),
+# and so is the peer's autocast, which PyTorch then emulates (measured on a
+# Zen 3: grupixel > 9 min for 3 steps; AUTOCAST=1 runs it anyway).
 LOOM=${1:-build/loom}
 REPS=${REPS:-3}
 ONLY=${ONLY:-}
+BASE=${BASE:-} # another loom binary to time beside LOOM (an A/B of a change): not in the ratio
+# a loaded machine's shortcut: only some of loom's fp32 modes, only some OpenMP policies
+LMODES=${LMODES:-"openblas onednn"}
+POLICIES=${POLICIES:-"default PASSIVE"}
 PY=/usr/bin/python3
-OUT=bench/modes.jsonl
+OUT=${OUT:-bench/modes.jsonl}
+if grep -q avx512_bf16 /proc/cpuinfo; then BF16=1; else BF16=0; fi
+AUTOCAST=${AUTOCAST:-$BF16}
 : >"$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -28,15 +37,19 @@ one() {
 modes() {
     name=$1 largs=$2 peer=$3 acs=${4:-"_ --autocast"}
     case "$name" in *"$ONLY"*) ;; *) return ;; esac
+    [ "$AUTOCAST" = 1 ] || acs=_
     rm -f "$TMP"/*
     i=0
     while [ $i -lt "$REPS" ]; do
-        one "$name" openblas_fp32 $LOOM bench $largs --gemm openblas --json
-        one "$name" onednn_fp32 $LOOM bench $largs --gemm onednn --json
-        one "$name" onednn_bf16 $LOOM bench $largs --gemm onednn --precision bf16 --json
+        for g in $LMODES; do one "$name" ${g}_fp32 $LOOM bench $largs --gemm $g --json; done
+        if [ -n "$BASE" ]; then
+            one "$name" base_openblas_fp32 $BASE bench $largs --gemm openblas --json
+            one "$name" base_onednn_fp32 $BASE bench $largs --gemm onednn --json
+        fi
+        [ $BF16 = 1 ] && one "$name" onednn_bf16 $LOOM bench $largs --gemm onednn --precision bf16 --json
         for ac in $acs; do
             [ "$ac" = _ ] && ac=
-            for pol in default PASSIVE; do
+            for pol in $POLICIES; do
                 tag=torch${ac:+_autocast}_$pol
                 if [ $pol = default ]; then one "$name" $tag env -u OMP_WAIT_POLICY $peer $ac
                 else one "$name" $tag env OMP_WAIT_POLICY=PASSIVE $peer $ac; fi
@@ -45,13 +58,16 @@ modes() {
         i=$((i + 1))
     done
     echo "== $name ($(date -u '+%H:%M'), load $(cut -d' ' -f1-3 /proc/loadavg)), medians of $REPS"
+    [ $BF16 = 1 ] || echo "  onednn_bf16: skipped, this CPU has no AVX512_BF16 (loom refuses --precision bf16)"
+    [ "$AUTOCAST" = 1 ] || case "$4" in _) ;; *) echo "  torch_autocast: skipped, this CPU has no AVX512_BF16 (PyTorch would emulate bf16; AUTOCAST=1 runs it)" ;; esac
     best_l=0 best_p=0
-    for tag in openblas_fp32 onednn_fp32 onednn_bf16 torch_default torch_PASSIVE torch_autocast_default torch_autocast_PASSIVE; do
+    for tag in openblas_fp32 onednn_fp32 onednn_bf16 base_openblas_fp32 base_onednn_fp32 torch_default torch_PASSIVE torch_autocast_default torch_autocast_PASSIVE; do
         [ -s "$TMP/$tag" ] || continue
         t=$(get train_images_per_s <"$TMP/$tag" | median)
         s=$(get sample_ms_per_image <"$TMP/$tag" | median)
         echo "  $tag: train $t images/s, sample ${s:-n/a} ms/image"
         case $tag in
+            base*) ;;
             torch*) best_p=$(awk -v a="$best_p" -v b="$t" 'BEGIN {print (b > a) ? b : a}') ;;
             *) best_l=$(awk -v a="$best_l" -v b="$t" 'BEGIN {print (b > a) ? b : a}') ;;
         esac
@@ -69,4 +85,10 @@ modes "rowlstm 4x32 batch 32" "--model rowlstm --layers 4 --hidden 32 --batch 32
     "$PY bench/rowlstm_torch.py bench --threads 2 --batch 32 --layers 4 --hidden 32 --steps 10 --sample-pixels 112" _
 modes "diagbilstm 7x16 batch 16" "--model diagbilstm --layers 7 --hidden 16 --batch 16 --steps 5" \
     "$PY bench/diagbilstm_torch.py bench --threads 2 --batch 16 --layers 7 --hidden 16 --steps 3 --forward-reps 2 --sample-pixels 1" _
+# the recurrent classifier and the video model: their peers have no --autocast
+modes "renet lstm 2x64 patch 2 batch 64" "--model renet --layers 2 --hidden 64 --patch 2 --batch 64 --steps 10" \
+    "$PY bench/renet_torch.py bench --threads 2 --batch 64 --layers 2 --hidden 64 --patch 2 --steps 10" _
+modes "convlstm 2x64 k5 p4 10+10 batch 16" "--model convlstm --layers 2 --hidden 64 --height 64 --width 64 --batch 16 --steps 3" \
+    "$PY bench/convlstm_torch.py bench --threads 2 --batch 16 --steps 3" _
+# rae: bench/rae_torch.py makes the reference fixture only, no peer to time
 echo "raw results: $OUT"

@@ -23,11 +23,102 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* --peak: GFLOP/s of one large square product (n x n x n) on one thread in
+ * each mode this machine has, the per-core limit the models' products are
+ * measured against (docs/performance.md). Per CPU second, so that a loaded
+ * machine's waiting is not counted; wall time beside it. */
+typedef struct {
+    const char *tag;
+    loom_gemm_backend be;
+    loom_precision prec;
+    double gflops, gflops_wall; /* 0: not available here */
+    const char *why;            /* why not, or NULL */
+} peak_mode;
+
+/* one product in mode p: the back-end itself, not loom_gemm, which may hand
+ * a product this large to the other back-end (gemm.c); bf16 inputs rounded
+ * before, as the weights' shadow is */
+static void peak_call(const peak_mode *p, size_t n, const float *a, const float *b, const uint16_t *ab,
+                      const uint16_t *bb, float *c) {
+#ifdef LOOM_HAVE_DNNL
+    if (p->be == LOOM_GEMM_ONEDNN) {
+        const bool bf = p->prec == LOOM_PREC_BF16;
+        loom_gemm_onednn(false, false, n, n, n, 1.0f, bf ? (const void *)ab : a, n, bf ? (const void *)bb : b,
+                         n, 0.0f, c, n, bf);
+        return;
+    }
+#else
+    (void)ab, (void)bb;
+#endif
+    loom_gemm_openblas(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+}
+
+static void peak_one(peak_mode *p, size_t n, const float *a, const float *b, const uint16_t *ab,
+                     const uint16_t *bb, float *c) {
+    peak_call(p, n, a, b, ab, bb, c); /* warm-up: primitive, pages */
+    double cpu = 0.0, wall = 0.0;
+    size_t reps = 0;
+    while (cpu < 2.0 || reps < 3) {
+        double t0 = cli_now(), c0 = cpu_now();
+        peak_call(p, n, a, b, ab, bb, c);
+        cpu += cpu_now() - c0, wall += cli_now() - t0, reps++;
+    }
+    const double flop = 2.0 * (double)n * (double)n * (double)n * (double)reps;
+    p->gflops = 1e-9 * flop / cpu, p->gflops_wall = 1e-9 * flop / wall;
+}
+
+static int bench_peak(size_t n, bool json) {
+    peak_mode modes[] = {{"openblas_fp32", LOOM_GEMM_OPENBLAS, LOOM_PREC_FP32, 0, 0, NULL},
+                         {"onednn_fp32", LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, 0, 0, NULL},
+                         {"onednn_bf16", LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, 0, 0, NULL}};
+    const size_t nm = sizeof modes / sizeof modes[0];
+    float *a = malloc(n * n * sizeof *a), *b = malloc(n * n * sizeof *b), *c = malloc(n * n * sizeof *c);
+    uint16_t *ab = malloc(n * n * sizeof *ab), *bb = malloc(n * n * sizeof *bb);
+    if (!a || !b || !c || !ab || !bb) cli_die(1, "out of memory");
+    loom_rng r;
+    loom_rng_seed(&r, 1);
+    for (size_t i = 0; i < n * n; i++) a[i] = loom_rng_uniform(&r) - 0.5f, b[i] = loom_rng_uniform(&r) - 0.5f;
+    loom_bf16_round(ab, a, n * n);
+    loom_bf16_round(bb, b, n * n);
+    for (size_t k = 0; k < nm; k++)
+        if (!(modes[k].why = loom_gemm_unavailable(modes[k].be, modes[k].prec)))
+            peak_one(&modes[k], n, a, b, ab, bb, c);
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, "gemm", 0, NULL, "peak");
+        cli_json_int(&j, "n", (long long)n);
+        cli_json_int(&j, "threads", 1);
+        for (size_t k = 0; k < nm; k++) {
+            char key[64];
+            if (modes[k].why) {
+                snprintf(key, sizeof key, "%s_unavailable", modes[k].tag);
+                cli_json_str(&j, key, modes[k].why);
+                continue;
+            }
+            snprintf(key, sizeof key, "%s_gflops", modes[k].tag);
+            cli_json_num(&j, key, modes[k].gflops);
+            snprintf(key, sizeof key, "%s_gflops_wall", modes[k].tag);
+            cli_json_num(&j, key, modes[k].gflops_wall);
+        }
+        cli_json_str(&j, "blas_core", loom_blas_core());
+        cli_json_end(&j);
+    } else {
+        printf("peak of one %zu x %zu x %zu product on 1 thread (OpenBLAS core %s):\n", n, n, n, loom_blas_core());
+        for (size_t k = 0; k < nm; k++)
+            if (modes[k].why) printf("  %-14s not here: %s\n", modes[k].tag, modes[k].why);
+            else printf("  %-14s %.1f GFLOP/s per CPU second (%.1f per wall second)\n", modes[k].tag,
+                        modes[k].gflops, modes[k].gflops_wall);
+    }
+    free(a), free(b), free(c), free(ab), free(bb);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model = "rowlstm", *cell = NULL, *gemm = NULL, *prec = NULL;
     size_t zdim = 0, layers = 4, hidden = 32, batch = 32, threads = (size_t)cli_default_threads();
     size_t height = 28, width = 28, channels = 1, steps = 10, nsample = 0, patch = 0;
     bool json = false;
+    size_t peak = 0;
     cli_draw_flags df = {0};
     size_t frames_in = 10, frames_out = 10, kernel = 5;
     cli_arg args[] = {
@@ -55,12 +146,14 @@ int cmd_bench(int argc, char **argv) {
         {"gemm", ARG_STR, &gemm, 0, 0, "matrix products: openblas or onednn (default: the faster for the model)", false},
         {"precision", ARG_STR, &prec, 0, 0, "products' inputs in training, forward and sampling: fp32 (default) or bf16", false},
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
+        {"peak", ARG_SIZE, &peak, 64, 8192, "instead: GFLOP/s of one N x N x N product on 1 thread in each mode (the per-core limit; N = 1536 is typical)", false},
     };
     const char *pos[1];
     int npos;
     const size_t nargs = sizeof args / sizeof args[0];
     cli_parse("bench", "--model rowlstm|diagbilstm|grupixel|draw|rae|renet [--cell C] [--layers L] [--hidden H] [--batch B] [--threads T] [--json]", argc,
               argv, args, nargs, pos, 0, &npos);
+    if (peak) return bench_peak(peak, json);
     if (!loom_model_find(model)) cli_die(2, "unknown model '%s' (known: %s)", model, loom_model_names());
     if (!nsample) nsample = batch;
     loom_config cfg = {.height = height, .width = width, .channels = channels, .layers = layers,
@@ -106,8 +199,9 @@ int cmd_bench(int argc, char **argv) {
         for (size_t i = 0; i < batch; i++) labels[i] = (int32_t)loom_rng_below(&r, 10);
     }
     loom_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = am, .v = av, .n = m->nfloats};
-    double loss, train_cpu = 0.0;
+    double loss, train_cpu = 0.0, flop0 = 0.0;
     for (size_t s = 0; s <= steps; s++) { /* step 0 warms up caches and workspaces */
+        if (s == 1) flop0 = loom_gemm_flops();
         double t0 = cli_now(), c0 = cpu_now();
         m->noise_seed = s + 1; /* as training does: fresh latent noise per step */
         st = loom_model_grad(m, &loss, imgs, labels, batch, &err);
@@ -117,6 +211,9 @@ int cmd_bench(int argc, char **argv) {
         loom_adam_step(&adam, m->w, m->g, adam.lr);
         if (s) t[s - 1] = cli_now() - t0, train_cpu += cpu_now() - c0;
     }
+    /* the products' flops: all on this thread with --threads 1 (a team's
+     * other threads count their own) */
+    const double gflop_img = 1e-9 * (loom_gemm_flops() - flop0) / (double)(batch * steps);
     qsort(t, steps, sizeof *t, cmp_double);
     double train_ips = (double)batch / t[steps / 2];
     size_t fw_reps = LOOM_MAX(steps / 2, 3);
@@ -156,6 +253,10 @@ int cmd_bench(int argc, char **argv) {
         cli_json_num(&j, "sample_to_forward", sample_ms / fwd_ms);
         cli_json_num(&j, "train_images_per_cpu_s", (double)(batch * steps) / train_cpu);
         cli_json_num(&j, "sample_cpu_ms_per_image", sample_cpu_ms);
+        if (threads == 1) { /* training's products: GFLOP per image, and per CPU second */
+            cli_json_num(&j, "gemm_gflop_per_image", gflop_img);
+            cli_json_num(&j, "gemm_gflops_per_cpu_s", gflop_img * (double)(batch * steps) / train_cpu);
+        }
         cli_json_num(&j, "loadavg_1m", load[0]);
         cli_json_int(&j, "peak_rss_mb", (long long)rss);
         cli_json_int(&j, "parameters", (long long)m->nfloats);

@@ -1,5 +1,6 @@
 /* Elementwise math written so that gcc -O3 vectorises it (no libm calls in
- * loops). expf is a degree-6 polynomial on [-0.5, 0.5] for 2^f with the exponent set by
+ * loops; and -fno-trapping-math, set in the Makefile: without it gcc keeps
+ * every loop through loom_expf scalar, for the clamps' selects). expf is a degree-6 polynomial on [-0.5, 0.5] for 2^f with the exponent set by
  * bit arithmetic; relative error about 2e-7, i.e. float rounding. */
 #ifndef LOOM_FASTMATH_H
 #define LOOM_FASTMATH_H

@@ -15,11 +15,26 @@ static _Thread_local loom_gemm_mode mode = {(loom_gemm_backend)-1, LOOM_PREC_FP3
  * sends every product to oneDNN's matmul (tests: the layers' small shapes) */
 static _Thread_local size_t small_product;
 
+/* at or above this m n k an fp32 product with --gemm onednn goes to OpenBLAS
+ * instead: on a CPU without AVX-512 OpenBLAS's packed kernel is 1.1-1.6x
+ * faster than oneDNN's matmul on the tall products (grupixel's head and
+ * dW_hh, 25088 x 256 x 256 and 256 x 768 x 25056; draw's weight gradients,
+ * 264 x 1024 x 512), while oneDNN keeps the thin per-step ones. With AVX-512
+ * oneDNN was the faster at every size: no limit. LOOM_GEMM_LARGE=N sets it
+ * (0: no limit). */
+static _Thread_local size_t large_product;
+
+static _Thread_local double flops;
+
+double loom_gemm_flops(void) { return flops; }
+
 static void resolve(void) {
     if ((int)mode.backend >= 0) return;
     mode.backend = loom_gemm_default();
     const char *e = getenv("LOOM_GEMM_SMALL");
     small_product = e && *e ? strtoull(e, NULL, 10) : 32768;
+    e = getenv("LOOM_GEMM_LARGE");
+    large_product = e && *e ? strtoull(e, NULL, 10) : loom_cpu_has_avx512() ? 0 : (size_t)1 << 26;
 }
 
 loom_gemm_mode loom_gemm_mode_get(void) {
@@ -60,6 +75,17 @@ bool loom_cpu_has_bf16(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
     return (a >> 5) & 1u;
+}
+
+bool loom_cpu_has_avx512(void) {
+    /* asked per product (src/nn/seq.c), and cpuid traps to the hypervisor in
+     * a VM: once per thread */
+    static _Thread_local int has = -1;
+    if (has < 0) {
+        unsigned a, b, c, d;
+        has = __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((b >> 16) & 1u);
+    }
+    return has;
 }
 
 int loom_gemm_backend_parse(const char *name, loom_gemm_backend *out) {
@@ -168,12 +194,14 @@ static bool small_bf16(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
 void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
     resolve();
+    flops += 2.0 * (double)m * (double)n * (double)k;
 #ifdef LOOM_HAVE_DNNL
     if (mode.backend == LOOM_GEMM_ONEDNN && m && n) {
         if (mode.precision == LOOM_PREC_BF16 && k && m * n * k < small_product &&
             small_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
             return;
-        if (m * n * k < small_product) {
+        if (m * n * k < small_product ||
+            (large_product && mode.precision == LOOM_PREC_FP32 && m * n * k >= large_product)) {
             loom_gemm_openblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }

@@ -39,6 +39,10 @@ typedef struct loom_gemm_mode {
 loom_gemm_mode loom_gemm_mode_get(void);
 loom_gemm_mode loom_gemm_mode_set(loom_gemm_mode m);
 
+/* 2 m n k summed over this thread's loom_gemm calls so far (a statistic for
+ * loom bench: achieved GFLOP/s against the peak) */
+double loom_gemm_flops(void);
+
 /* built with oneDNN (LOOM_HAVE_DNNL) */
 bool loom_gemm_have_onednn(void);
 /* the back-end a thread starts with: OpenBLAS, or the environment's
@@ -48,6 +52,9 @@ loom_gemm_backend loom_gemm_default(void);
 loom_gemm_backend loom_gemm_env(loom_gemm_backend fallback);
 /* the CPU has AVX512_BF16 (cpuid leaf 7 subleaf 1, EAX bit 5) */
 bool loom_cpu_has_bf16(void);
+/* the CPU has AVX512F (cpuid leaf 7 subleaf 0, EBX bit 16): which of the two
+ * back-ends is faster for a shape depends on it (docs/performance.md) */
+bool loom_cpu_has_avx512(void);
 /* "openblas" | "onednn" -> 0 and *out; anything else -1 */
 int loom_gemm_backend_parse(const char *name, loom_gemm_backend *out);
 const char *loom_gemm_backend_name(loom_gemm_backend b);

@@ -418,11 +418,14 @@ typedef struct {
 /* ------------------------------------------------------------ matrix products */
 
 int loom_model_default_gemm(const loom_config *cfg) {
-    /* measured here (docs/performance.md): oneDNN's fp32 matmul trains
-     * grupixel and draw faster than OpenBLAS; the PixelRNNs and the rae tie
-     * or lose, and keep OpenBLAS. LOOM_GEMM overrides (tests). */
+    /* measured (docs/performance.md): oneDNN's fp32 matmul trains grupixel
+     * faster than OpenBLAS, and draw too on AVX-512; on an AVX2 CPU (Zen 3)
+     * oneDNN's thin products with 1024 columns (draw's LSTM gates) run at
+     * 0.7x of OpenBLAS's, so draw keeps OpenBLAS there. The PixelRNNs and
+     * the rae tie or lose, and keep OpenBLAS. LOOM_GEMM overrides (tests). */
     const bool dnnl = loom_gemm_have_onednn() &&
-                      (strcmp(cfg->model, "grupixel") == 0 || strcmp(cfg->model, "draw") == 0);
+                      (strcmp(cfg->model, "grupixel") == 0 ||
+                       (strcmp(cfg->model, "draw") == 0 && loom_cpu_has_avx512()));
     return loom_gemm_env(dnnl ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS);
 }
 

@@ -87,10 +87,14 @@ void loom_gemm_thin(float *c, const float *a, const float *w, size_t M, size_t N
     /* c (M, N) = a (M, K) @ w (K, N) + beta * c. For few rows, OpenBLAS
      * spends as long packing w as multiplying; below its small-matrix limit
      * (M*N*K around 1e6 on AVX-512) it multiplies unpacked. Measured on the
-     * GRU's 32 x 768 x 256 step: 1.2x; on the 32 x 256 x 256 head: 2x. */
+     * GRU's 32 x 768 x 256 step: 1.2x; on the 32 x 256 x 256 head: 2x.
+     * Without AVX-512 its Zen/Haswell kernels have no such path, and the
+     * blocks only pack the rows of a again for each block (measured on Zen 3:
+     * 0.8-0.9x of one call at 32 x 1024 x 256): one call there. */
     const size_t blk = 64;
     /* oneDNN has no packing cost to amortise: one call */
-    if (M * N * K <= 1000000 || M > 64 || N <= blk || loom_gemm_mode_get().backend == LOOM_GEMM_ONEDNN) {
+    if (M * N * K <= 1000000 || M > 64 || N <= blk || !loom_cpu_has_avx512() ||
+        loom_gemm_mode_get().backend == LOOM_GEMM_ONEDNN) {
         loom_gemm(false, false, M, N, K, 1.0f, a, K, w, N, beta, c, N);
         return;
     }
@@ -109,7 +113,10 @@ void loom_seq_hh_forward(float *R, const float *h, loom_seq_params p, size_t B, 
 void loom_seq_hh_dh(float *dh, const float *dR, const float *w_hh, size_t B, size_t H, size_t G) {
     /* r = h @ w_hh: dh (B, H) += dR (B, G) @ w_hh^T, in blocks of 64 columns
      * of dh (rows of w_hh) for the same reason as loom_gemm_thin */
-    const size_t blk = B * H * G <= 1000000 || B > 64 || loom_gemm_mode_get().backend == LOOM_GEMM_ONEDNN ? H : 64;
+    const size_t blk = B * H * G <= 1000000 || B > 64 || !loom_cpu_has_avx512() ||
+                               loom_gemm_mode_get().backend == LOOM_GEMM_ONEDNN
+                           ? H
+                           : 64;
     for (size_t j = 0; j < H; j += blk)
         loom_gemm(false, true, B, LOOM_SEQ_MIN(blk, H - j), G, 1.0f, dR, G, w_hh + j * G, G, 1.0f,
                   dh + j, H);

@@ -21,18 +21,39 @@ if [ -x "$TL" ]; then
     LOOM_FAULT_NO_BF16=1 rejects "--precision bf16 on a CPU without AVX512_BF16: exit 2" 2 "AVX512_BF16" \
         $TL train $GP --steps 1 --precision bf16 --out "$T/x"
 fi
-if [ "$have_dnnl" = 1 ] && grep -q avx512_bf16 /proc/cpuinfo; then
+# oneDNN fp32 on any CPU; bf16 needs AVX512_BF16 (else each of its checks is a SKIP)
+modes=
+if [ "$have_dnnl" = 1 ]; then
     rejects "--gemm openblas --precision bf16: exit 2" 2 "onednn" \
         $LOOM train $GP --steps 1 --gemm openblas --precision bf16 --out "$T/x"
-    for mode in "onednn fp32" "onednn bf16"; do
-        set -- $mode
-        tag=$1$2
-        for t in 1 2 3; do
-            ok "$tag: 4 steps on $t threads" $LOOM train $GP --steps 4 --threads $t --gemm $1 --precision $2 --out "$T/$tag$t"
-        done
-        same "$tag: 2 threads give the 1-thread checkpoint" "$T/${tag}1/checkpoint.safetensors" "$T/${tag}2/checkpoint.safetensors"
-        same "$tag: 3 threads give the 1-thread checkpoint" "$T/${tag}1/checkpoint.safetensors" "$T/${tag}3/checkpoint.safetensors"
+    modes="onednn-fp32"
+    if grep -q avx512_bf16 /proc/cpuinfo; then
+        modes="$modes onednn-bf16"
+    else
+        rejects "--precision bf16 on this CPU (no AVX512_BF16): exit 2" 2 "AVX512_BF16" \
+            $LOOM train $GP --steps 1 --precision bf16 --out "$T/x"
+    fi
+fi
+for mode in $modes; do
+    set -- $(echo $mode | tr - ' ')
+    tag=$1$2
+    for t in 1 2 3; do
+        ok "$tag: 4 steps on $t threads" $LOOM train $GP --steps 4 --threads $t --gemm $1 --precision $2 --out "$T/$tag$t"
     done
+    same "$tag: 2 threads give the 1-thread checkpoint" "$T/${tag}1/checkpoint.safetensors" "$T/${tag}2/checkpoint.safetensors"
+    same "$tag: 3 threads give the 1-thread checkpoint" "$T/${tag}1/checkpoint.safetensors" "$T/${tag}3/checkpoint.safetensors"
+done
+if [ "$have_dnnl" = 1 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
+    for c in "onednnbf16: 4 steps on 1, 2, 3 threads" "onednnbf16: 2 and 3 threads give the 1-thread checkpoint" \
+        "bf16: the run records its precision" "bf16: 2 steps + resume to 4 == 4 steps (resume keeps bf16)" \
+        "bf16: --precision cannot change on resume" "bf16 and fp32 training give different weights" \
+        "bf16 training tracks fp32 within 0.01 bits/dim after 4 steps" \
+        "eval: fp32 by default, --precision bf16 within 0.01 bits/dim of it" \
+        "eval --precision bf16: 2 threads give the 1-thread NLL" "sample --precision bf16: 2 threads give the 1-thread PNG"; do
+        skip "$c" "this CPU has no AVX512_BF16"
+    done
+fi
+if [ "$have_dnnl" = 1 ] && grep -q avx512_bf16 /proc/cpuinfo; then
     if grep -q '"precision":[[:space:]]*"bf16"' "$T/onednnbf161/config.json" &&
         head -c 4096 "$T/onednnbf161/checkpoint.safetensors" | grep -q 'precision\\":\\t\\"bf16'; then
         pass "bf16: the run records its precision"
@@ -66,4 +87,31 @@ if [ "$have_dnnl" = 1 ] && grep -q avx512_bf16 /proc/cpuinfo; then
     done
     [ -s "$T/s1.png" ] && same "sample --precision bf16: 2 threads give the 1-thread PNG" "$T/s1.png" "$T/s2.png" ||
         fail "sample --precision bf16: 2 threads give the 1-thread PNG" "no PNG"
+fi
+
+# ---- bench --peak: the per-core limit in each mode this machine has, and why not the others
+rejects "bench --peak 10: exit 2" 2 "peak" $LOOM bench --peak 10
+$LOOM bench --peak 128 --json >"$T/peak.json" 2>"$T/err"
+ob=$(json_get openblas_fp32_gflops <"$T/peak.json")
+if [ "$(wc -l <"$T/peak.json")" -eq 1 ] && grep -q '"kind": "peak"' "$T/peak.json" &&
+    awk -v g="$ob" 'BEGIN {exit !(g > 0)}'; then pass "bench --peak --json: one line, openblas fp32 GFLOP/s > 0 ($ob)"
+else fail "bench --peak --json: one line, openblas fp32 GFLOP/s > 0" "$(cat "$T/peak.json" "$T/err")"; fi
+for mode in onednn_fp32 onednn_bf16; do
+    g=$(json_get ${mode}_gflops <"$T/peak.json")
+    if [ -n "$g" ] && ! grep -q "${mode}_unavailable" "$T/peak.json" && awk -v g="$g" 'BEGIN {exit !(g > 0)}'; then
+        pass "bench --peak: $mode measured ($g GFLOP/s)"
+    elif [ -z "$g" ] && grep -q "\"${mode}_unavailable\": \"[a-z]" "$T/peak.json"; then
+        pass "bench --peak: $mode not measured, and the line says why"
+    else fail "bench --peak: $mode measured or its absence explained" "$(cat "$T/peak.json")"; fi
+done
+if [ "$have_dnnl" = 1 ]; then
+    grep -q onednn_fp32_gflops "$T/peak.json" && pass "bench --peak: oneDNN fp32 measured where oneDNN is built in" ||
+        fail "bench --peak: oneDNN fp32 measured where oneDNN is built in" "$(cat "$T/peak.json")"
+fi
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    grep -q onednn_bf16_gflops "$T/peak.json" && pass "bench --peak: bf16 measured on an AVX512_BF16 CPU" ||
+        fail "bench --peak: bf16 measured on an AVX512_BF16 CPU" "$(cat "$T/peak.json")"
+else
+    grep -q '"onednn_bf16_unavailable": "[^"]*AVX512_BF16' "$T/peak.json" && pass "bench --peak: no bf16 here, said so" ||
+        fail "bench --peak: no bf16 here, said so" "$(cat "$T/peak.json")"
 fi

@@ -1,8 +1,8 @@
 # Every gradient check and PyTorch reference fixture on the oneDNN back-end
 # too (fp32): the test programs that hold them run again with LOOM_GEMM=onednn
 # (which sets the back-end a thread and a model start with, src/core/gemm.h)
-# and LOOM_GEMM_SMALL=0 (so that the tests' small products reach oneDNN's matmul
-# rather than stay on OpenBLAS); their PASS/FAIL lines are passed on with an
+# and LOOM_GEMM_SMALL=0 LOOM_GEMM_LARGE=0 (so that the tests' small products, and
+# any large one, reach oneDNN's matmul rather than go to OpenBLAS); their PASS/FAIL lines are passed on with an
 # "onednn: " prefix.
 . tests/cli/lib.sh
 BIN=${LOOM%/loom}/tests
@@ -12,9 +12,9 @@ if ! $LOOM bench --model rowlstm --layers 1 --hidden 2 --batch 1 --steps 1 --gem
 fi
 for t in gemm layers seq attention reference ref_cond ref_latent output_grad rowlstm diagbilstm grupixel draw rae; do
     if [ ! -x "$BIN/test_$t" ]; then fail "onednn: test_$t" "$BIN/test_$t not built"; continue; fi
-    LOOM_GEMM=onednn LOOM_GEMM_SMALL=0 "$BIN/test_$t" >"$T/log" 2>&1
+    LOOM_GEMM=onednn LOOM_GEMM_SMALL=0 LOOM_GEMM_LARGE=0 "$BIN/test_$t" >"$T/log" 2>&1
     rc=$?
-    sed -n 's/^\(PASS\|FAIL\) /\1 onednn: /p' "$T/log"
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 onednn: /p' "$T/log"
     if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$T/log"; then fail "onednn: test_$t" "exit $rc: $(tail -3 "$T/log" | tr '\n' ' ')"; fi
     [ -s "$T/log" ] || fail "onednn: test_$t" "no output"
 done
