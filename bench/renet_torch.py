@@ -9,7 +9,8 @@ grid, a ReLU layer and a linear head.
              features, loss and every gradient, computed in float64
              (float32-rounded inputs); read by tests/test_renet.c.
   bench   -- the speed peer of `loom bench --model renet`: one JSON line with
-             train_images_per_s (Adam steps on Fashion-MNIST with its labels).
+             train_images_per_s and train_images_per_cpu_s (Adam steps on
+             Fashion-MNIST with its labels; per CPU second of all its threads).
 
     /usr/bin/python3 bench/renet_torch.py fixture
     /usr/bin/python3 bench/renet_torch.py bench --hidden 64 --layers 2 --batch 64 --threads 2
@@ -136,13 +137,17 @@ def cmd_bench(args):
 
     for _ in range(args.warmup):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(args.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)  # all threads of the process
     med = float(np.median(times))
-    print(json.dumps({"train_images_per_s": round(args.batch / med, 3), "torch": torch.__version__,
+    # CPU-time throughput, like loom bench's: less sensitive to a loaded machine
+    print(json.dumps({"train_images_per_s": round(args.batch / med, 3),
+                      "train_images_per_cpu_s": round(args.batch / float(np.median(cpu)), 3),
+                      "torch": torch.__version__,
                       "threads": torch.get_num_threads(), "batch": args.batch, "layers": args.layers,
                       "hidden": args.hidden, "patch": args.patch, "cell": args.cell,
                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
