@@ -18,9 +18,6 @@ CFLAGS  += -fno-trapping-math
 PKGS    := libcjson libpng pixman-1
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) $(WARN) -fopenmp -fPIC \
            -Iinclude -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
-# without it gcc keeps fastmath.h's loops (a clamp, then arithmetic) scalar: it will not
-# if-convert float ops that may trap; loom never reads floating-point exception flags
-CFLAGS  += -fno-trapping-math
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lopenblas -lz -lm
 # giflib (GIF writer, src/io/gif.c) ships no .pc file
 LDLIBS  += -lgif
