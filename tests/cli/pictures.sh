@@ -47,25 +47,10 @@ rejects "pictures: --label all --n 15 is not one row per class" 2 "not a multipl
     $LOOM sample "$T/r" --label all --n 15 --out "$T/x.png"
 # completions: the padding (white) is not the masked area's mid gray
 ok "pictures: complete" $LOOM complete "$T/r" --n 1 --samples 1 --rows 14 --scale 1 --threads 1 --out "$T/c.png"
-if /usr/bin/python3 - "$T/c.png" <<'PY'
-import struct, sys, zlib
-b = open(sys.argv[1], 'rb').read(); i, idat = 8, b''
-while i < len(b):
-    n, t = struct.unpack('>I4s', b[i:i + 8]); d = b[i + 8:i + 8 + n]; i += 12 + n
-    if t == b'IHDR': w, h = struct.unpack('>II', d[:8])
-    if t == b'IDAT': idat += d
-raw = zlib.decompress(idat); prev = bytearray(w); rows = []
-for y in range(h):
-    f = raw[y * (w + 1)]; line = bytearray(raw[y * (w + 1) + 1:(y + 1) * (w + 1)])
-    for x in range(w):
-        a = line[x - 1] if x else 0; c = prev[x - 1] if x else 0; up = prev[x]
-        if f == 1: line[x] = (line[x] + a) & 255
-        elif f == 2: line[x] = (line[x] + up) & 255
-        elif f == 3: line[x] = (line[x] + (a + up) // 2) & 255
-        elif f == 4:
-            p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
-            line[x] = (line[x] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
-    rows.append(line); prev = line
+if PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$T/c.png" <<'PY'
+import sys
+from pngrows import read
+w, h, _, rows = read(sys.argv[1])
 # 3 images of 28 in a row with 1 px pads (88 px) after the margin of the row's class label
 # (one digit: 7 px, black on the white pad): column 29 is padding; the masked image's bottom half is 128
 off = w - 88
@@ -99,25 +84,10 @@ ok "pictures: --label all on a folder's classes" $LOOM sample "$T/fr" --label al
 # 2 rows of 2 images of 30: 63 x 63, with the 25 px margin: 88 x 63
 [ "$(wh "$T/fl.png")" = "88 63" ] && pass "pictures: the labels' margin fits the folder's class names" ||
     fail "pictures: the labels' margin fits the folder's class names" "$(wh "$T/fl.png")"
-if /usr/bin/python3 - "$T/fl.png" <<'PY'
-import struct, sys, zlib
-b = open(sys.argv[1], 'rb').read(); i, idat = 8, b''
-while i < len(b):
-    n, t = struct.unpack('>I4s', b[i:i + 8]); d = b[i + 8:i + 8 + n]; i += 12 + n
-    if t == b'IHDR': w, h = struct.unpack('>II', d[:8])
-    if t == b'IDAT': idat += d
-raw = zlib.decompress(idat); prev = bytearray(w); rows = []
-for y in range(h):
-    f = raw[y * (w + 1)]; line = bytearray(raw[y * (w + 1) + 1:(y + 1) * (w + 1)])
-    for x in range(w):
-        a = line[x - 1] if x else 0; c = prev[x - 1] if x else 0; up = prev[x]
-        if f == 1: line[x] = (line[x] + a) & 255
-        elif f == 2: line[x] = (line[x] + up) & 255
-        elif f == 3: line[x] = (line[x] + (a + up) // 2) & 255
-        elif f == 4:
-            p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
-            line[x] = (line[x] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
-    rows.append(line); prev = line
+if PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$T/fl.png" <<'PY'
+import sys
+from pngrows import read
+w, h, _, rows = read(sys.argv[1])
 # the margin (x < 25) is mid gray and black only; the ink of row r lies in its 9-row text cell,
 # which starts at 1 + r * 31 + (30 - 9) // 2: rows 11..19 ("bag") and 42..50 ("coat")
 ink = {(x, y) for y in range(h) for x in range(25) if rows[y][x] == 0}

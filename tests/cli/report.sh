@@ -58,28 +58,11 @@ pts=$(grep -o '<circle class="pt train_bits_per_dim"' "$T/dom.html" | wc -l)
     fail "report: one SVG point per logged step" "$pts points, $rows logged steps"
 chrome --screenshot="$T/shot.png" --window-size=1000,1400 "file://$H" >/dev/null 2>&1
 # not blank: many pixels that are not the page's white (decoded with Python's zlib)
-nonwhite=$(/usr/bin/python3 - "$T/shot.png" <<'PY' 2>&1
-import struct, sys, zlib
-b = open(sys.argv[1], 'rb').read()
-assert b[:8] == b'\x89PNG\r\n\x1a\n'
-i, idat, w, h, bpp = 8, b'', 0, 0, 0
-while i < len(b):
-    n, t = struct.unpack('>I4s', b[i:i + 8]); d = b[i + 8:i + 8 + n]; i += 12 + n
-    if t == b'IHDR': w, h, depth, ct = struct.unpack('>IIBB', d[:10]); bpp = {2: 3, 6: 4}[ct]
-    if t == b'IDAT': idat += d
-raw, stride, prev, dark = zlib.decompress(idat), w * bpp, bytearray(w * bpp), 0
-for y in range(h):
-    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-    for x in range(stride):
-        a = line[x - bpp] if x >= bpp else 0; c = prev[x - bpp] if x >= bpp else 0; up = prev[x]
-        if f == 1: line[x] = (line[x] + a) & 255
-        elif f == 2: line[x] = (line[x] + up) & 255
-        elif f == 3: line[x] = (line[x] + (a + up) // 2) & 255
-        elif f == 4:
-            p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
-            line[x] = (line[x] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
-    dark += sum(1 for x in range(0, stride, bpp) if min(line[x:x + 3]) < 200)
-    prev = line
+nonwhite=$(PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$T/shot.png" <<'PY' 2>&1
+import sys
+from pngrows import read
+w, h, bpp, rows = read(sys.argv[1])
+dark = sum(1 for line in rows for x in range(0, w * bpp, bpp) if min(line[x:x + 3]) < 200)
 print(dark)
 PY
 )
