@@ -62,6 +62,15 @@ def inference_params(tensors, trained):
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
 
 
+def copy_views(model, mod, params):
+    """model's tensors from loom's, by the bench reference's loom_views: name -> (tensor, transpose)"""
+    with torch.no_grad():
+        for k, (p, transpose) in mod.loom_views(model).items():
+            v = params[k].t() if transpose else params[k]
+            assert v.shape == p.shape, (k, v.shape, p.shape)
+            p.copy_(v)
+
+
 def build(cfg, params):
     m = cfg["model"]
     name, C = m["name"], m.get("channels", 1) or 1
@@ -77,21 +86,13 @@ def build(cfg, params):
     if name == "grupixel" and not K:
         mod = bench_module("grupixel")
         model = mod.GruPixel(m["cell"], m["hidden"], m["layers"], m["zdim"])
-        with torch.no_grad():
-            for k, (p, transpose) in mod.loom_views(model).items():
-                v = params[k].t() if transpose else params[k]
-                assert v.shape == p.shape, (k, v.shape, p.shape)
-                p.copy_(v)
+        copy_views(model, mod, params)
         return model, mod
     if name == "draw" and not K:
         mod = bench_module("draw")
         model = mod.DRAW(m["height"], m["width"], m["hidden"], m["zdim"], m["steps_draw"], m["read_n"],
                          m["write_n"], bool(m["attention"]))
-        with torch.no_grad():
-            for k, (p, transpose) in mod.loom_views(model).items():
-                v = params[k].t() if transpose else params[k]
-                assert v.shape == p.shape, (k, v.shape, p.shape)
-                p.copy_(v)
+        copy_views(model, mod, params)
         return model, mod
     if name == "rae" and not K:
         mod = bench_module("rae")
