@@ -44,7 +44,7 @@ static void peak_call(const peak_mode *p, size_t n, const float *a, const float 
     if (p->be == LOOM_GEMM_ONEDNN) {
         const bool bf = p->prec == LOOM_PREC_BF16;
         loom_gemm_onednn(false, false, n, n, n, 1.0f, bf ? (const void *)ab : a, n, bf ? (const void *)bb : b,
-                         n, 0.0f, c, n, bf);
+                         n, 0.0f, c, n, bf, 0);
         return;
     }
 #else

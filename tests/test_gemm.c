@@ -58,6 +58,7 @@ static double run_case(loom_gemm_mode mode, bool ta, bool tb, size_t m, size_t n
         wbf = malloc(rb * ldb * sizeof *wbf + 2);
         loom_bf16_round(wbf, b, rb * ldb);
         mode.w = b, mode.wbf = wbf, mode.nw = rb * ldb;
+        if (mode.wgen) mode.wgen = loom_gemm_generation_next(); /* B read from a repacked copy */
     }
     const loom_gemm_mode old = loom_gemm_mode_set(mode);
     loom_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -101,7 +102,7 @@ static void test_backend(loom_gemm_backend be, loom_precision prec, const char *
                 for (int bi = 0; bi < 3; bi++) {
                     const float beta = bi == 0 ? 0.0f : bi == 1 ? 1.0f : -0.5f, alpha = bi == 2 ? 0.75f : 1.0f;
                     bool p1, n1;
-                    loom_gemm_mode mode = {be, prec, NULL, NULL, 0};
+                    loom_gemm_mode mode = {be, prec, NULL, NULL, 0, 0};
                     double e = run_case(mode, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], alpha, beta,
                                         s % 3, &p1, &n1);
                     if (e > worst) worst = e;
@@ -115,7 +116,7 @@ static void test_backend(loom_gemm_backend be, loom_precision prec, const char *
         }
     /* k = 0: C = beta C */
     float c[6] = {1, 2, 3, 4, 5, NAN}, a[1] = {0}, b[1] = {0};
-    loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){be, prec, NULL, NULL, 0});
+    loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){be, prec, NULL, NULL, 0, 0});
     loom_gemm(false, false, 2, 2, 0, 1.0f, a, 1, b, 2, 0.5f, c, 3);
     loom_gemm_mode_set(old);
     snprintf(name, sizeof name, "%s: k = 0 gives beta C", tag);
@@ -175,7 +176,7 @@ static void test_onednn_extras(void) {
     /* the weight shadow is what bf16 reads: B's shadow rounded from B gives the
      * reference; a shadow of zeros gives beta C */
     bool p, n;
-    loom_gemm_mode shadow = {LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, (const float *)1, NULL, 0};
+    loom_gemm_mode shadow = {LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, (const float *)1, NULL, 0, 0};
     double e = run_case(shadow, false, true, 33, 40, 50, 1.0f, 1.0f, 1, &p, &n);
     CHECK("bf16: B read from the weights' bf16 shadow matches the reference", e <= 2e-6 && p && n, "error %.3g", e);
     /* a shadow of zeros: C stays beta C, on the small path and on oneDNN's */
@@ -183,7 +184,7 @@ static void test_onednn_extras(void) {
         float *a = malloc(sz * sz * sizeof *a), *b = malloc(sz * sz * sizeof *b), *c = malloc(sz * sz * sizeof *c);
         uint16_t *zeros = calloc(sz * sz, sizeof *zeros);
         for (size_t i = 0; i < sz * sz; i++) a[i] = 1.0f + (float)i, b[i] = 2.0f, c[i] = 1.0f;
-        loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, b, zeros, sz * sz});
+        loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, b, zeros, sz * sz, 0});
         loom_gemm(false, false, sz, sz, sz, 1.0f, a, sz, b, sz, 1.0f, c, sz);
         loom_gemm_mode_set(old);
         size_t bad = 0;
@@ -195,6 +196,94 @@ static void test_onednn_extras(void) {
     }
 }
 
+/* the largest |c - reference| / scale over an M x N product of x (M, K) and
+ * w (K, N) with bf16 inputs, beta 0 */
+static double bf16_err(const float *c, const float *x, const float *w, size_t M, size_t N, size_t K) {
+    double *want = malloc(M * N * sizeof *want), *mag = malloc(M * N * sizeof *mag);
+    float *ax = malloc(M * K * sizeof *ax), *aw = malloc(K * N * sizeof *aw);
+    for (size_t i = 0; i < M * K; i++) ax[i] = fabsf(x[i]);
+    for (size_t i = 0; i < K * N; i++) aw[i] = fabsf(w[i]);
+    ref(false, false, M, N, K, 1.0f, x, K, w, N, 0.0f, NULL, want, N, true);
+    ref(false, false, M, N, K, 1.0f, ax, K, aw, N, 0.0f, NULL, mag, N, false);
+    double worst = 0.0;
+    for (size_t i = 0; i < M * N; i++) {
+        const double e = fabs(c[i] - want[i]) / (mag[i] + 1e-30);
+        worst = isnan(c[i]) ? INFINITY : e > worst ? e : worst;
+    }
+    free(want), free(mag), free(ax), free(aw);
+    return worst;
+}
+
+/* B read from the weights' shadow with a generation: oneDNN keeps a copy
+ * repacked into its own layout, made once per generation and weight, never
+ * stale; activations pushed as a shadow are read from it */
+static void test_repack(void) {
+    static const size_t shapes[][3] = {{32, 96, 64}, {65, 33, 129}, {33, 65, 47}, {3, 1000, 17}, {257, 3, 129}};
+    double worst = 0.0;
+    bool pad = true, nan = true;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                for (int bi = 0; bi < 3; bi++) {
+                    const float beta = bi == 0 ? 0.0f : bi == 1 ? 1.0f : -0.5f, alpha = bi == 2 ? 0.75f : 1.0f;
+                    bool p1, n1;
+                    loom_gemm_mode mode = {LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, (const float *)1, NULL, 0, 1};
+                    double e = run_case(mode, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], alpha, beta,
+                                        s % 3, &p1, &n1);
+                    if (e > worst) worst = e;
+                    pad &= p1, nan &= n1;
+                }
+    CHECK("bf16, B repacked from the weights' shadow: ta/tb x 5 shapes x beta 0/1/-0.5, padded ld: within 2e-6 of double",
+          worst <= 2e-6 && pad && nan, "error %.3g, padding %s, NaN %s", worst, pad ? "ok" : "written", nan ? "ok" : "propagated");
+
+    /* two weights of one shape, side by side in the shadow, each used 4 times */
+    enum { M = 32, K = 256, N = 192 };
+    float *x = malloc(M * K * sizeof *x), *w = malloc(2 * K * N * sizeof *w);
+    float *c0 = malloc(M * N * sizeof *c0), *c1 = malloc(M * N * sizeof *c1);
+    uint16_t *wbf = malloc(2 * K * N * sizeof *wbf), *xbf = calloc(M * K, sizeof *xbf);
+    for (size_t i = 0; i < M * K; i++) x[i] = frand();
+    for (size_t i = 0; i < 2 * K * N; i++) w[i] = frand();
+    loom_bf16_round(wbf, w, 2 * K * N);
+    loom_gemm_mode mode = {LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, w, wbf, 2 * K * N, loom_gemm_generation_next()};
+    loom_gemm_mode old = loom_gemm_mode_set(mode);
+    const size_t r0 = loom_gemm_onednn_repacks();
+    for (int i = 0; i < 4; i++) {
+        loom_gemm(false, false, M, N, K, 1.0f, x, K, w, N, 0.0f, c0, N);
+        loom_gemm(false, false, M, N, K, 1.0f, x, K, w + K * N, N, 0.0f, c1, N);
+    }
+    const size_t made = loom_gemm_onednn_repacks() - r0;
+    const double e0 = bf16_err(c0, x, w, M, N, K), e1 = bf16_err(c1, x, w + K * N, M, N, K);
+    CHECK("bf16 repacked: two weights of the same shape each give their own product", e0 <= 2e-6 && e1 <= 2e-6,
+          "errors %.3g and %.3g", e0, e1);
+    CHECK("bf16 repacked: one copy per weight and generation, not one per call (2 for 8 products)", made == 2,
+          "%zu repacks", made);
+    /* the weights change and are rounded again under a new generation: the
+     * products follow them, not the old copy */
+    for (size_t i = 0; i < K * N; i++) w[i] = -0.5f * w[i] + 0.25f;
+    loom_bf16_round(wbf, w, 2 * K * N);
+    mode.wgen = loom_gemm_generation_next();
+    loom_gemm_mode_set(mode);
+    loom_gemm(false, false, M, N, K, 1.0f, x, K, w, N, 0.0f, c0, N);
+    const double e2 = bf16_err(c0, x, w, M, N, K);
+    CHECK("bf16 repacked: a new generation repacks (the product follows the changed weights)", e2 <= 2e-6,
+          "error %.3g against the new weights", e2);
+
+    /* an activation shadow is read instead of rounding: a shadow of zeros
+     * for x gives 0; popped, the product is x's again */
+    const bool pushed = loom_gemm_shadow_push(x, xbf, M * K);
+    loom_gemm(false, false, M, N, K, 1.0f, x, K, w, N, 0.0f, c0, N);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < M * N; i++) nonzero += c0[i] != 0.0f;
+    if (pushed) loom_gemm_shadow_pop();
+    loom_gemm(false, false, M, N, K, 1.0f, x, K, w, N, 0.0f, c1, N);
+    const double e3 = bf16_err(c1, x, w, M, N, K);
+    CHECK("bf16: an input inside a pushed activation shadow is read from it", pushed && nonzero == 0,
+          "pushed %d, %zu of C not 0", pushed, nonzero);
+    CHECK("bf16: once popped, the shadow is not read (the product is x's)", e3 <= 2e-6, "error %.3g", e3);
+    loom_gemm_mode_set(old);
+    free(x), free(w), free(c0), free(c1), free(wbf), free(xbf);
+}
+
 /* --gemm onednn hands fp32 products of m n k >= 2^26 to OpenBLAS on a CPU
  * without AVX-512, where OpenBLAS is the faster there (gemm.c); with AVX-512
  * they stay on oneDNN. Told apart by their bits. */
@@ -204,11 +293,11 @@ static void test_large_to_openblas(void) {
     float *c = calloc(M * N, sizeof *c), *cb = calloc(M * N, sizeof *cb), *cd = calloc(M * N, sizeof *cd);
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = frand();
     for (size_t i = 0; i < (size_t)K * N; i++) b[i] = frand();
-    loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0});
+    loom_gemm_mode old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0, 0});
     loom_gemm(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
     loom_gemm_mode_set(old);
     loom_gemm_openblas(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, cb, N);
-    loom_gemm_onednn(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, cd, N, false);
+    loom_gemm_onednn(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, cd, N, false, 0);
     const size_t bytes = (size_t)M * N * sizeof *c;
     const bool distinct = memcmp(cb, cd, bytes) != 0;
     if (getenv("LOOM_GEMM_LARGE"))
@@ -229,11 +318,11 @@ static void test_onednn_fp32_extras(void) {
     loom_gemm_mode old;
 
     /* the cache stays bounded over many shapes, and still multiplies right */
-    old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0});
+    old = loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0, 0});
     double worst = 0.0;
     for (size_t s = 8; s < 8 + 80; s++) { /* s x 64 x 64: each a matmul of its own */
         bool p1, n1;
-        double e1 = run_case((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0}, false, false, s, 64,
+        double e1 = run_case((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0, 0}, false, false, s, 64,
                              64, 1.0f, 0.0f, 0, &p1, &n1);
         if (e1 > worst) worst = e1;
     }
@@ -253,7 +342,7 @@ static void test_onednn_fp32_extras(void) {
     const int after = omp_get_max_threads();
 #pragma omp parallel num_threads(2)
     {
-        loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0});
+        loom_gemm_mode_set((loom_gemm_mode){LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0, 0});
         const int t = omp_get_thread_num();
         loom_gemm(false, false, M, Nn, K, 1.0f, x, K, w, Nn, 0.0f, team + (size_t)t * M * Nn, Nn);
     }
@@ -279,11 +368,13 @@ int main(void) {
     if (loom_cpu_has_bf16()) {
         test_backend(LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, "onednn bf16");
         test_onednn_extras();
+        test_repack();
     } else {
         /* counted by tests/run.sh as skipped, not passed */
         printf("SKIP gemm: onednn bf16 products against the double reference (every transpose, odd "
                "shapes, leading dimensions): this CPU has no AVX512_BF16\n");
         printf("SKIP gemm: bf16 weights read from their shadow: this CPU has no AVX512_BF16\n");
+        printf("SKIP gemm: bf16 weights repacked for oneDNN, activation shadows: this CPU has no AVX512_BF16\n");
     }
 #endif
     CHECK("gemm: the default back-end follows LOOM_GEMM",

@@ -149,6 +149,45 @@ static void test_config(void) {
           "%s", st ? err.msg : "cell/zdim set");
 }
 
+/* bf16 training (docs/performance.md) at shapes that reach oneDNN: the
+ * rounding shortcuts (each layer's output and the logits' gradient rounded
+ * once for all the products that read them, the GRU's dR once for its two)
+ * give the bits of rounding at every product; reading the weights through
+ * oneDNN's repacked copy changes only the kernel's order (close to the plain
+ * reads); and the bf16 gradient tracks fp32's without equalling it. */
+static void test_bf16(void) {
+    if (!loom_gemm_have_onednn() || !loom_cpu_has_bf16()) {
+        printf("SKIP grupixel: bf16 gradients (shortcuts, repacked weights, against fp32): "
+               "this CPU has no AVX512_BF16 or this build no oneDNN\n");
+        return;
+    }
+    const size_t n = 16, H = 8, W = 8;
+    loom_model *m = make("gru", H, W, 2, 64, 4, 0, 1, 5);
+    uint8_t imgs[16 * 8 * 8];
+    test_random_images_seed(imgs, sizeof imgs, 9);
+    loom_error err;
+    double loss;
+    float *g[4];
+    const char *env[4][2] = {{"0", "0"}, {"1", "0"}, {"1", "1"}, {"1", "1"}}; /* shadows, pack */
+    for (int k = 0; k < 4; k++) {
+        setenv("LOOM_GEMM_SHADOWS", env[k][0], 1), setenv("LOOM_GEMM_PACK", env[k][1], 1);
+        loom_model_set_gemm(m, LOOM_GEMM_ONEDNN, k == 3 ? LOOM_PREC_FP32 : LOOM_PREC_BF16, LOOM_PREC_FP32, &err);
+        g[k] = malloc(m->nfloats * sizeof *g[k]);
+        loom_model_grad(m, &loss, imgs, NULL, n, &err);
+        memcpy(g[k], m->g, m->nfloats * sizeof *g[k]);
+    }
+    unsetenv("LOOM_GEMM_SHADOWS"), unsetenv("LOOM_GEMM_PACK");
+    CHECK("grupixel bf16: rounding each activation once gives the bits of rounding at every product",
+          memcmp(g[0], g[1], m->nfloats * sizeof *g[0]) == 0, "the gradients differ");
+    const double ep = test_rel_err(g[2], g[1], m->nfloats), ef = test_rel_err(g[2], g[3], m->nfloats);
+    CHECK("grupixel bf16: weights read repacked give the plain reads' gradient within 1e-5", ep < 1e-5,
+          "max error %.3g of the gradient's scale", ep);
+    CHECK("grupixel bf16: the gradient tracks fp32's (within 3% of its scale) and is not it", ef < 0.03 && ef > 0,
+          "max error %.3g of the gradient's scale", ef);
+    for (int k = 0; k < 4; k++) free(g[k]);
+    loom_model_free(m);
+}
+
 /* ---------------------------------------------------------------- PyTorch fixture */
 
 static void test_reference(const loom_st_file *f, const char *cell) {
@@ -230,5 +269,6 @@ int main(void) {
     test_sampler_matches_forward("gru", 3);
     test_sampling();
     test_overfit();
+    test_bf16();
     CHECK_DONE();
 }

@@ -3,11 +3,12 @@
 #include "gemm.h"
 
 #include <cpuid.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* backend -1: not chosen yet, loom_gemm_default() on first use */
-static _Thread_local loom_gemm_mode mode = {(loom_gemm_backend)-1, LOOM_PREC_FP32, NULL, NULL, 0};
+static _Thread_local loom_gemm_mode mode = {(loom_gemm_backend)-1, LOOM_PREC_FP32, NULL, NULL, 0, 0};
 
 /* below this m n k oneDNN's call costs more than the product (measured on
  * draw's attention products, 2 x 2 x 28 with a per-image alpha): such
@@ -25,6 +26,43 @@ static _Thread_local size_t small_product;
 static _Thread_local size_t large_product;
 
 static _Thread_local double flops;
+
+static atomic_ulong generation;
+
+unsigned long loom_gemm_generation_next(void) { return atomic_fetch_add(&generation, 1) + 1; }
+
+#define SHADOWS 4
+static _Thread_local struct {
+    const float *x;
+    const uint16_t *xbf;
+    size_t n;
+} act_shadow[SHADOWS];
+static _Thread_local int nshadow;
+
+bool loom_gemm_shadow_push(const float *x, const uint16_t *xbf, size_t n) {
+    const char *e = getenv("LOOM_GEMM_SHADOWS"); /* 0: none (tests: the same bits without) */
+    if (nshadow == SHADOWS || (e && strcmp(e, "0") == 0)) return false;
+    act_shadow[nshadow].x = x, act_shadow[nshadow].xbf = xbf, act_shadow[nshadow].n = n;
+    nshadow++;
+    return true;
+}
+
+void loom_gemm_shadow_pop(void) {
+    if (nshadow) nshadow--;
+}
+
+static _Thread_local uint16_t *user_buf[LOOM_BF16_BUFS];
+static _Thread_local size_t user_cap[LOOM_BF16_BUFS];
+
+uint16_t *loom_gemm_bf16_buffer(int which, size_t n) {
+    if (which < 0 || which >= LOOM_BF16_BUFS) return NULL;
+    if (n > user_cap[which]) {
+        uint16_t *nb = realloc(user_buf[which], n * sizeof *nb);
+        if (!nb) return NULL;
+        user_buf[which] = nb, user_cap[which] = n;
+    }
+    return user_buf[which];
+}
 
 double loom_gemm_flops(void) { return flops; }
 
@@ -47,6 +85,11 @@ loom_gemm_mode loom_gemm_mode_set(loom_gemm_mode m) {
     loom_gemm_mode old = mode;
     mode = m;
     return old;
+}
+
+bool loom_gemm_rounds_bf16(void) {
+    resolve();
+    return mode.backend == LOOM_GEMM_ONEDNN && mode.precision == LOOM_PREC_BF16 && loom_gemm_have_onednn();
 }
 
 bool loom_gemm_have_onednn(void) {
@@ -142,6 +185,8 @@ static const uint16_t *as_bf16(int slot, const float *x, size_t rows, size_t col
     *ld_out = ld;
     if (mode.wbf && x >= mode.w && x < mode.w + mode.nw)
         return mode.wbf + (x - mode.w);
+    for (int i = nshadow; i-- > 0;)
+        if (x >= act_shadow[i].x && x < act_shadow[i].x + act_shadow[i].n) return act_shadow[i].xbf + (x - act_shadow[i].x);
     const size_t need = rows * cols;
     if (need > conv_cap[slot]) {
         uint16_t *nb = realloc(conv_buf[slot], need * sizeof *nb);
@@ -209,13 +254,16 @@ void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, cons
             size_t la, lb;
             const uint16_t *ab = as_bf16(0, a, ta ? k : m, ta ? m : k, lda, &la);
             const uint16_t *bb = as_bf16(1, b, tb ? n : k, tb ? k : n, ldb, &lb);
+            /* B read from the shadow: oneDNN may keep a repacked copy of it */
+            const bool bw = mode.wgen && mode.wbf && b >= mode.w && b < mode.w + mode.nw;
             if (ab && bb) {
-                loom_gemm_onednn(ta, tb, m, n, k, alpha, ab, la, bb, lb, beta, c, ldc, true);
+                loom_gemm_onednn(ta, tb, m, n, k, alpha, ab, la, bb, lb, beta, c, ldc, true,
+                                 bw ? mode.wgen : 0);
                 return;
             }
             /* out of memory for the copies: the fp32 product, still deterministic per call */
         }
-        loom_gemm_onednn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
+        loom_gemm_onednn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, 0);
         return;
     }
 #endif

@@ -31,6 +31,12 @@ typedef struct loom_gemm_mode {
     const float *w;       /* (nw) fp32 weights shadowed by wbf, or NULL */
     const uint16_t *wbf;  /* (nw) their bf16 rounding */
     size_t nw;
+    /* nonzero: wbf's generation, a number from loom_gemm_generation_next()
+     * taken when the caller rounded it; oneDNN then reads a B that lies in
+     * the shadow from a copy repacked into its own blocked layout, made once
+     * per thread, product shape and generation (docs/performance.md). A
+     * caller that changes wbf must take a new number. 0: no repacking. */
+    unsigned long wgen;
 } loom_gemm_mode;
 
 /* This thread's mode (thread-local: worker threads get theirs from whoever
@@ -38,6 +44,24 @@ typedef struct loom_gemm_mode {
  * set returns the previous mode, for the caller to put back. */
 loom_gemm_mode loom_gemm_mode_get(void);
 loom_gemm_mode loom_gemm_mode_set(loom_gemm_mode m);
+/* a generation number never handed out before in this process (thread-safe) */
+unsigned long loom_gemm_generation_next(void);
+
+/* Activations rounded once by their caller for several bf16 products: while
+ * pushed, a bf16 product that reads an input lying inside [x, x + n) takes
+ * it from xbf (which the caller keeps equal to loom_bf16_round of x) instead
+ * of rounding it again; the result is the same bits. This thread's, at most
+ * a few at a time: false when full (the products then round, as without).
+ * Pop only what was pushed, last first. */
+bool loom_gemm_shadow_push(const float *x, const uint16_t *xbf, size_t n);
+void loom_gemm_shadow_pop(void);
+/* this thread's products round their inputs to bf16 (oneDNN, bf16) */
+bool loom_gemm_rounds_bf16(void);
+/* this thread's buffer for such a shadow, of at least n bf16 values, kept
+ * and grown as needed (so fp32 runs never allocate it); NULL when out of
+ * memory. One buffer per user, so that shadows in use at once never share: */
+enum { LOOM_BF16_BUF_SEQ_DR, LOOM_BF16_BUF_ACT, LOOM_BF16_BUF_DOUT, LOOM_BF16_BUFS };
+uint16_t *loom_gemm_bf16_buffer(int which, size_t n);
 
 /* 2 m n k summed over this thread's loom_gemm calls so far (a statistic for
  * loom bench: achieved GFLOP/s against the peak) */
@@ -83,13 +107,17 @@ void loom_gemm_openblas(bool ta, bool tb, size_t m, size_t n, size_t k, float al
                         const float *a, size_t lda, const float *b, size_t ldb, float beta,
                         float *c, size_t ldc);
 #ifdef LOOM_HAVE_DNNL
-/* a and b are float, or with bf16 both uint16_t bf16; C is always fp32 */
+/* a and b are float, or with bf16 both uint16_t bf16; C is always fp32.
+ * bgen nonzero: b is the weights' shadow at that generation (loom_gemm_mode),
+ * read through this thread's repacked copy of it */
 void loom_gemm_onednn(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
                       const void *a, size_t lda, const void *b, size_t ldb, float beta, float *c,
-                      size_t ldc, bool bf16);
+                      size_t ldc, bool bf16, unsigned long bgen);
 /* primitives this thread has cached (tests: the cache stays bounded), and
  * products it had to hand to OpenBLAS because oneDNN could not make them */
 size_t loom_gemm_onednn_cached(void);
+/* repacks of a B this thread has made (tests: once per generation, not per call) */
+size_t loom_gemm_onednn_repacks(void);
 size_t loom_gemm_onednn_fallbacks(void);
 #endif
 

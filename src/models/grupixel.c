@@ -6,6 +6,7 @@
  * buffer is pixel t of image b, so one step of the batch is one block. */
 #include "grupixel.h"
 
+#include "../core/gemm.h"
 #include "../nn/nn.h"
 #include "../nn/seq.h"
 #include "latent.h"
@@ -245,9 +246,19 @@ void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_
             for (size_t k = 0; k < G; k++) a[k] += cb[k];
         }
     }
-    for (size_t l = 0; l < L; l++)
+    /* training in bf16: each layer's output rounded once, after its forward,
+     * for the products that read it later (the next layer's, the head's, the
+     * backward's dW), and the logits' gradient once for its two */
+    uint16_t *Ybf = grad && loom_gemm_rounds_bf16() ? loom_gemm_bf16_buffer(LOOM_BF16_BUF_ACT, L * N * h) : NULL;
+    bool yshadow = false;
+    for (size_t l = 0; l < L; l++) {
         layer_forward(cell, ws.Y + l * N * h, ws.cache + l * cache_n, l ? ws.Y + (l - 1) * N * h : NULL,
                       ws.h0 + l * n * h, layer_params(m, l, cond && l ? ws.cls + l * n * G : NULL), d);
+        if (!Ybf) continue;
+        loom_bf16_round(Ybf + l * N * h, ws.Y + l * N * h, N * h);
+        if (yshadow) loom_gemm_shadow_pop();
+        yshadow = loom_gemm_shadow_push(ws.Y, Ybf, (l + 1) * N * h);
+    }
     const float *top = ws.Y + (L - 1) * N * h, *hw = W(m, p_head(c, 0));
     loom_linear_forward(ws.logits, top, hw, W(m, p_head(c, 1)), N, h, 256);
     if (logits) /* (T, n, 256) -> (n, T, 256) */
@@ -262,6 +273,9 @@ void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_
         for (size_t q = 0; q < N; q++) nll_img[q % n] += ws.nllpix[q];
     }
     if (!grad) return;
+    uint16_t *Lbf = Ybf ? loom_gemm_bf16_buffer(LOOM_BF16_BUF_DOUT, N * 256) : NULL;
+    if (Lbf) loom_bf16_round(Lbf, ws.logits, N * 256);
+    const bool lshadow = Lbf && loom_gemm_shadow_push(ws.logits, Lbf, N * 256);
 
 #define GR(idx) (grad + m->params[idx].offset)
     /* logits = top @ head.weight + head.bias */
@@ -305,6 +319,8 @@ void loom_grupixel_run(const loom_model *m, void *wsp, float *grad, double *nll_
             memcpy(ws.h0all + (b * L + l) * h, ws.dh0 + (l * n + b) * h, h * sizeof *ws.h0all);
     loom_linear_backward(NULL, GR(P_INIT_W), GR(P_INIT_B), ws.h0all, ws.z, W(m, P_INIT_W), n,
                          c->zdim, L * h);
+    if (lshadow) loom_gemm_shadow_pop();
+    if (yshadow) loom_gemm_shadow_pop();
 #undef GR
 }
 

@@ -438,16 +438,24 @@ loom_status loom_model_set_gemm(loom_model *m, int backend, int train_prec, int 
     return LOOM_OK;
 }
 
+/* the weights' generation for the products' mode: m->wgen, or 0 (oneDNN reads
+ * B plainly, not repacked) with LOOM_GEMM_PACK=0 (an A/B switch, and tests) */
+static unsigned long pack_gen(const loom_model *m) {
+    const char *e = getenv("LOOM_GEMM_PACK");
+    return e && strcmp(e, "0") == 0 ? 0 : m->wgen;
+}
+
 /* the products' mode for a training (or other) op of m; a bf16 mode rounds
  * the weights into m->wbf first (once per batch op), so it may fail for memory */
 static loom_status op_mode(loom_model *m, bool training, loom_gemm_mode *mode, loom_error *err) {
     const int prec = training ? m->train_prec : m->eval_prec;
-    *mode = (loom_gemm_mode){(loom_gemm_backend)m->gemm, (loom_precision)prec, NULL, NULL, 0};
+    *mode = (loom_gemm_mode){(loom_gemm_backend)m->gemm, (loom_precision)prec, NULL, NULL, 0, 0};
     if (prec != LOOM_PREC_BF16) return LOOM_OK;
     if (!m->wbf && !(m->wbf = malloc(m->nfloats * sizeof *m->wbf)))
         return loom_fail(err, LOOM_ENOMEM, "out of memory for the bf16 weights");
     loom_bf16_round(m->wbf, m->w, m->nfloats);
-    mode->w = m->w, mode->wbf = m->wbf, mode->nw = m->nfloats;
+    m->wgen = loom_gemm_generation_next(); /* oneDNN's repacked copies of the old ones are stale */
+    mode->w = m->w, mode->wbf = m->wbf, mode->nw = m->nfloats, mode->wgen = pack_gen(m);
     return LOOM_OK;
 }
 
@@ -1115,8 +1123,9 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
         return loom_fail(err, LOOM_EINVAL, "backward of %zu images without a forward of them", n);
     memset(m->g, 0, m->nfloats * sizeof *m->g);
     /* the weights as forward rounded them: unchanged since, so wbf is still theirs */
-    loom_gemm_mode mode = {(loom_gemm_backend)m->gemm, (loom_precision)m->train_prec, NULL, NULL, 0};
-    if (m->train_prec == LOOM_PREC_BF16) mode.w = m->w, mode.wbf = m->wbf, mode.nw = m->nfloats;
+    loom_gemm_mode mode = {(loom_gemm_backend)m->gemm, (loom_precision)m->train_prec, NULL, NULL, 0, 0};
+    if (m->train_prec == LOOM_PREC_BF16)
+        mode.w = m->w, mode.wbf = m->wbf, mode.nw = m->nfloats, mode.wgen = pack_gen(m);
     mode = loom_gemm_mode_set(mode);
     m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, m->forward_labels, n, internal_weight);
     loom_gemm_mode_set(mode);

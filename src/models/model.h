@@ -215,6 +215,7 @@ struct loom_model {
     int gemm;            /* loom_gemm_backend */
     int train_prec, eval_prec; /* loom_precision */
     uint16_t *wbf;       /* (nfloats) or NULL */
+    unsigned long wgen;  /* wbf's generation (loom_gemm_generation_next) */
 };
 
 /* the faster back-end here for cfg's model (docs/performance.md), which the

@@ -6,6 +6,8 @@
 
 #include "fastmath.h"
 
+#include "../core/gemm.h"
+
 #include <string.h>
 
 /* one sequence's gates, in place: a (3H) pre-activations -> r z n; rn_out
@@ -86,6 +88,10 @@ void loom_gru_backward(float *dx, float *dh0, loom_seq_grads g, float *scratch, 
     float *dA = scratch;    /* (T, B, 3H) */
     float *dR = dA + N * G; /* (T, B, 3H) gradient of r_t = h_{t-1} @ w_hh + b_hh */
     float *dh = dR + N * G; /* (B, H) dL/dh_t carried backwards */
+    /* bf16 products: dR rounded step by step, once, for both of its products
+     * (dh below and dW_hh after the loop) instead of once for each */
+    uint16_t *dRbf = loom_gemm_rounds_bf16() ? loom_gemm_bf16_buffer(LOOM_BF16_BUF_SEQ_DR, N * G) : NULL;
+    const bool shadowed = dRbf && loom_gemm_shadow_push(dR, dRbf, N * G);
     if (dhT) memcpy(dh, dhT, B * H * sizeof *dh);
     else memset(dh, 0, B * H * sizeof *dh);
     for (size_t t = d.T; t-- > 0;) {
@@ -100,11 +106,13 @@ void loom_gru_backward(float *dx, float *dh0, loom_seq_grads g, float *scratch, 
             else if (hq) gru_grad(dAq, dRq, dhb, aq, rq, NULL, hq, H, 0, 1);
             else gru_grad(dAq, dRq, dhb, aq, rq, NULL, NULL, H, 0, 0);
         }
+        if (shadowed) loom_bf16_round(dRbf + t * B * G, dR + t * B * G, B * G);
         if (t > 0 || dh0) loom_seq_hh_dh(dh, dR + t * B * G, p.w_hh, B, H, G);
     }
     if (dh0)
         for (size_t k = 0; k < B * H; k++) dh0[k] += dh[k];
     loom_seq_hh_backward(g, dR, h0, y, d, G);
+    if (shadowed) loom_gemm_shadow_pop();
     if (x) loom_seq_inproj_backward(dx, g, dA, x, p, N, B, d.In, G);
 }
 

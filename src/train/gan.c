@@ -141,7 +141,7 @@ loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, 
         return loom_fail(err, LOOM_EINVAL, "gan: called for another run than it was made for");
     const bool g_update = stage == 1 && (step + 1) % g->d_steps == 0;
     /* every thread multiplies on the run's back-end, in fp32 */
-    const loom_gemm_mode mode = {(loom_gemm_backend)g->g->gemm, LOOM_PREC_FP32, NULL, NULL, 0};
+    const loom_gemm_mode mode = {(loom_gemm_backend)g->g->gemm, LOOM_PREC_FP32, NULL, NULL, 0, 0};
 #pragma omp parallel for num_threads(g->T) schedule(dynamic, 1)
     for (size_t j = 0; j < g->K; j++) {
         const loom_gemm_mode caller = loom_gemm_mode_set(mode);
@@ -175,7 +175,7 @@ loom_status loom_disc_logits(loom_model *disc, float *logits, const uint8_t *img
     bool ok = ws && internal;
     for (int t = 0; ok && t < T; t++) ok = (ws[t] = calloc(1, disc->ops->train_ws_bytes(&disc->cfg, u))) != NULL;
     if (ok) {
-        const loom_gemm_mode mode = {(loom_gemm_backend)disc->gemm, LOOM_PREC_FP32, NULL, NULL, 0};
+        const loom_gemm_mode mode = {(loom_gemm_backend)disc->gemm, LOOM_PREC_FP32, NULL, NULL, 0, 0};
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
         for (size_t j = 0; j < K; j++) {
             const loom_gemm_mode caller = loom_gemm_mode_set(mode);
