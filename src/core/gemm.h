@@ -59,8 +59,10 @@ void loom_gemm_shadow_pop(void);
 bool loom_gemm_rounds_bf16(void);
 /* this thread's buffer for such a shadow, of at least n bf16 values, kept
  * and grown as needed (so fp32 runs never allocate it); NULL when out of
- * memory. One buffer per user, so that shadows in use at once never share: */
-enum { LOOM_BF16_BUF_SEQ_DR, LOOM_BF16_BUF_ACT, LOOM_BF16_BUF_DOUT, LOOM_BF16_BUFS };
+ * memory. One buffer per use, so that shadows in use at once never share:
+ * LAYER inside one layer's backward (the GRU's dR, the Row LSTM's dG), ACT
+ * and DOUT a model's activations and output gradient around its layers. */
+enum { LOOM_BF16_BUF_LAYER, LOOM_BF16_BUF_ACT, LOOM_BF16_BUF_DOUT, LOOM_BF16_BUFS };
 uint16_t *loom_gemm_bf16_buffer(int which, size_t n);
 
 /* 2 m n k summed over this thread's loom_gemm calls so far (a statistic for

@@ -90,7 +90,7 @@ void loom_gru_backward(float *dx, float *dh0, loom_seq_grads g, float *scratch, 
     float *dh = dR + N * G; /* (B, H) dL/dh_t carried backwards */
     /* bf16 products: dR rounded step by step, once, for both of its products
      * (dh below and dW_hh after the loop) instead of once for each */
-    uint16_t *dRbf = loom_gemm_rounds_bf16() ? loom_gemm_bf16_buffer(LOOM_BF16_BUF_SEQ_DR, N * G) : NULL;
+    uint16_t *dRbf = loom_gemm_rounds_bf16() ? loom_gemm_bf16_buffer(LOOM_BF16_BUF_LAYER, N * G) : NULL;
     const bool shadowed = dRbf && loom_gemm_shadow_push(dR, dRbf, N * G);
     if (dhT) memcpy(dh, dhT, B * H * sizeof *dh);
     else memset(dh, 0, B * H * sizeof *dh);
