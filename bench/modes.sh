@@ -47,6 +47,7 @@ modes() {
             one "$name" base_onednn_fp32 $BASE bench $largs --gemm onednn --json
         fi
         [ $BF16 = 1 ] && one "$name" onednn_bf16 $LOOM bench $largs --gemm onednn --precision bf16 --json
+        [ "$peer" = - ] && acs= # no peer to time
         for ac in $acs; do
             [ "$ac" = _ ] && ac=
             for pol in $POLICIES; do
@@ -90,5 +91,6 @@ modes "renet lstm 2x64 patch 2 batch 64" "--model renet --layers 2 --hidden 64 -
     "$PY bench/renet_torch.py bench --threads 2 --batch 64 --layers 2 --hidden 64 --patch 2 --steps 10" _
 modes "convlstm 2x64 k5 p4 10+10 batch 16" "--model convlstm --layers 2 --hidden 64 --height 64 --width 64 --batch 16 --steps 3" \
     "$PY bench/convlstm_torch.py bench --threads 2 --batch 16 --steps 3" _
-# rae: bench/rae_torch.py makes the reference fixture only, no peer to time
+# rae: bench/rae_torch.py makes the reference fixture only, no peer to time: loom's modes alone
+modes "rae h256 z32 variational batch 64" "--model rae --hidden 256 --zdim 32 --variational --batch 64 --steps 10" -
 echo "raw results: $OUT"

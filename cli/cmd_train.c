@@ -414,7 +414,7 @@ int cmd_train(int argc, char **argv) {
             if (other) cli_die(2, "--%s: model gran does not take it", other);
             if (df.layers_seen) cli_die(2, "--layers: model gran has a fixed depth (two convolutions each way)");
             if (conditional) cli_die(2, "--conditional: gran is unconditional");
-            if (precision) cli_die(2, "--precision: gran trains in fp32 only");
+            if (precision && strcmp(precision, "fp32") != 0) cli_die(2, "--precision %s: gran trains in fp32 only", precision);
             cfg.layers = 1;
             if (!df.hidden_seen) cfg.hidden = 32;
             cfg.zdim = zdim ? zdim : 100;
