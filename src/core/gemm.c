@@ -173,6 +173,9 @@ void loom_bf16_round(uint16_t *restrict dst, const float *restrict src, size_t n
 }
 
 #ifdef LOOM_HAVE_DNNL
+/* x lies in the fp32 weights that this thread's mode shadows in bf16 */
+static bool in_weights(const float *x) { return mode.wbf && x >= mode.w && x < mode.w + mode.nw; }
+
 /* this thread's bf16 copies of the inputs of one product, grown as needed
  * and kept (one product at a time per thread) */
 static _Thread_local uint16_t *conv_buf[2];
@@ -183,8 +186,7 @@ static _Thread_local size_t conv_cap[2];
 static const uint16_t *as_bf16(int slot, const float *x, size_t rows, size_t cols, size_t ld,
                                size_t *ld_out) {
     *ld_out = ld;
-    if (mode.wbf && x >= mode.w && x < mode.w + mode.nw)
-        return mode.wbf + (x - mode.w);
+    if (in_weights(x)) return mode.wbf + (x - mode.w);
     for (int i = nshadow; i-- > 0;)
         if (x >= act_shadow[i].x && x < act_shadow[i].x + act_shadow[i].n) return act_shadow[i].xbf + (x - act_shadow[i].x);
     const size_t need = rows * cols;
@@ -218,7 +220,7 @@ static const float *as_rounded(int slot, const float *x, size_t rows, size_t col
         wide_buf[slot] = nb, wide_cap[slot] = need;
     }
     float *d = wide_buf[slot];
-    const bool shadow = mode.wbf && x >= mode.w && x < mode.w + mode.nw;
+    const bool shadow = in_weights(x);
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < cols; j++)
             d[r * cols + j] = loom_bf16_to_f32(shadow ? mode.wbf[x + r * ld + j - mode.w]
@@ -255,7 +257,7 @@ void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, cons
             const uint16_t *ab = as_bf16(0, a, ta ? k : m, ta ? m : k, lda, &la);
             const uint16_t *bb = as_bf16(1, b, tb ? n : k, tb ? k : n, ldb, &lb);
             /* B read from the shadow: oneDNN may keep a repacked copy of it */
-            const bool bw = mode.wgen && mode.wbf && b >= mode.w && b < mode.w + mode.nw;
+            const bool bw = mode.wgen && in_weights(b);
             if (ab && bb) {
                 loom_gemm_onednn(ta, tb, m, n, k, alpha, ab, la, bb, lb, beta, c, ldc, true,
                                  bw ? mode.wgen : 0);

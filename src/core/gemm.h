@@ -60,7 +60,7 @@ bool loom_gemm_rounds_bf16(void);
 /* this thread's buffer for such a shadow, of at least n bf16 values, kept
  * and grown as needed (so fp32 runs never allocate it); NULL when out of
  * memory. One buffer per use, so that shadows in use at once never share:
- * LAYER inside one layer's backward (the GRU's dR, the Row LSTM's dG), ACT
+ * LAYER inside one layer's backward (the GRU's dR), ACT
  * and DOUT a model's activations and output gradient around its layers. */
 enum { LOOM_BF16_BUF_LAYER, LOOM_BF16_BUF_ACT, LOOM_BF16_BUF_DOUT, LOOM_BF16_BUFS };
 uint16_t *loom_gemm_bf16_buffer(int which, size_t n);
