@@ -2,7 +2,9 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
     const char *name;
@@ -38,6 +40,15 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenBLAS picks its kernels when it loads; where it took this CPU for a
+     * generic one (loom_blas_better_core), run again with the right core named
+     * in OPENBLAS_CORETYPE. A core the user named is kept; if the exec fails,
+     * this process goes on with OpenBLAS's pick. */
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : loom_blas_better_core();
+    if (core && setenv("OPENBLAS_CORETYPE", core, 1) == 0) {
+        execv("/proc/self/exe", argv);
+        unsetenv("OPENBLAS_CORETYPE");
+    }
     /* the program owns its process: single-threaded BLAS inside the batch
      * shards, set once (the library never sets it behind a caller's back) */
     loom_blas_init();

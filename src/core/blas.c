@@ -2,6 +2,9 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <cpuid.h>
+#include <stdlib.h>
+#include <string.h>
 
 void loom_blas_init(void) {
     /* loom parallelises over batch shards; BLAS threads inside them would
@@ -12,6 +15,43 @@ void loom_blas_init(void) {
 }
 
 const char *loom_blas_core(void) { return openblas_get_corename(); }
+
+/* the OS saves the register state the kernels use: XCR0 bits 1-2 (SSE, AVX),
+ * and 5-7 (AVX-512's opmask and upper zmm) when zmm is asked */
+static bool os_saves(bool zmm) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    unsigned want = zmm ? 0xe6u : 0x6u;
+    return (lo & want) == want;
+}
+
+const char *loom_blas_better_core(void) {
+    /* OpenBLAS's names for cores without AVX2 kernels: its fallbacks */
+    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                          "Atom", "Sandybridge", "Barcelona", "Opteron",
+                                          "Opteron_SSE3", "Bobcat", "Bulldozer", "Piledriver",
+                                          "Katmai", "Coppermine", "Northwood", "Banias"};
+    const char *core = openblas_get_corename();
+#ifdef LOOM_TEST_HOOKS
+    /* test hook (docs/robustness.md), only in test builds: OpenBLAS fell back */
+    const char *fake = getenv("LOOM_FAULT_BLAS_GENERIC");
+    if (fake && *fake) core = "Prescott";
+#endif
+    bool is_generic = false;
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        if (core && strcmp(core, generic[i]) == 0) is_generic = true;
+    if (!is_generic) return NULL;
+    unsigned a, b, c, d, fma = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d)) fma = (c >> 12) & 1u;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return NULL;
+    const bool avx2 = (b >> 5) & 1u, f = (b >> 16) & 1u, dq = (b >> 17) & 1u, cd = (b >> 28) & 1u,
+               bw = (b >> 30) & 1u, vl = (b >> 31) & 1u;
+    if (f && dq && cd && bw && vl && fma && os_saves(true)) return "SkylakeX";
+    if (avx2 && fma && os_saves(false)) return "Haswell";
+    return NULL;
+}
 
 int loom_blas_threads(void) { return openblas_get_num_threads(); }
 

@@ -30,6 +30,13 @@ static inline bool loom_mul_ok(size_t a, size_t b, size_t *out) {
  * shards, process-wide (the CLI calls it once; the library never does). */
 void loom_blas_init(void);
 const char *loom_blas_core(void);
+/* The OpenBLAS core this CPU should run when OpenBLAS's own pick is a generic
+ * pre-AVX2 fallback on a CPU with AVX2 and FMA (Debian's 0.3.21 takes newer
+ * Intel models, e.g. family 6 model 207, for a Prescott: 25 instead of 110
+ * GFLOP/s): "SkylakeX" with AVX-512, else "Haswell"; NULL when OpenBLAS's pick
+ * is fine. It changes nothing: OpenBLAS reads OPENBLAS_CORETYPE only when it
+ * loads, so a program sets it and re-executes itself (cli/main.c). */
+const char *loom_blas_better_core(void);
 
 #define LOOM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LOOM_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -115,3 +115,29 @@ else
     grep -q '"onednn_bf16_unavailable": "[^"]*AVX512_BF16' "$T/peak.json" && pass "bench --peak: no bf16 here, said so" ||
         fail "bench --peak: no bf16 here, said so" "$(cat "$T/peak.json")"
 fi
+
+# ---- OpenBLAS's core (cli/main.c): where OpenBLAS takes an AVX2 or AVX-512 CPU for a
+# generic one (Debian's 0.3.21 on Intel family 6 model 207: Prescott, 4-5x slower),
+# loom runs itself again with the right core; a core the user named is kept
+core_of() { sed -n 's/.*"blas_core": *"\([A-Za-z0-9_]*\)".*/\1/p'; }
+want=
+if grep -q -w avx512bw /proc/cpuinfo && grep -q -w avx512vl /proc/cpuinfo && grep -q -w avx512dq /proc/cpuinfo; then want=SkylakeX
+elif grep -q -w avx2 /proc/cpuinfo && grep -q -w fma /proc/cpuinfo; then want=Haswell; fi
+c=$(env -u OPENBLAS_CORETYPE $LOOM bench --peak 64 --json 2>/dev/null | core_of)
+case "$want:$c" in
+    :?*) pass "OpenBLAS core: $c (this CPU has no AVX2, nothing to correct)" ;;
+    *:Prescott | *:Core2 | *:Penryn | *:Nehalem | *:Sandybridge | *:Barcelona | *:Opteron* | *:Bulldozer | *:Atom | *:)
+        fail "OpenBLAS core: not a generic fallback on a CPU with AVX2 (want $want)" "'$c'" ;;
+    *) pass "OpenBLAS core: $c, not a generic fallback on a CPU with AVX2" ;;
+esac
+if [ -n "$want" ]; then
+    c=$(OPENBLAS_CORETYPE=Haswell $LOOM bench --peak 64 --json 2>/dev/null | core_of)
+    [ "$c" = Haswell ] && pass "OpenBLAS core: OPENBLAS_CORETYPE=Haswell is kept" ||
+        fail "OpenBLAS core: OPENBLAS_CORETYPE=Haswell is kept" "'$c'"
+    if [ -x "$TL" ]; then
+        # the test build's hook pretends OpenBLAS fell back: the re-run names the core
+        c=$(env -u OPENBLAS_CORETYPE LOOM_FAULT_BLAS_GENERIC=1 $TL bench --peak 64 --json 2>/dev/null | core_of)
+        [ "$c" = "$want" ] && pass "OpenBLAS core: a generic pick is replaced by $want" ||
+            fail "OpenBLAS core: a generic pick is replaced by $want" "'$c'"
+    fi
+fi
