@@ -194,6 +194,14 @@ static void on_event(void *user, const loom_train_event *ev) {
             say(rf, "step %ld/%ld loss_g %.4f loss_d %.4f nats/image (d: 2 log 2 = 1.386 at chance) %.1f images/s eta %.0fs",
                 ev->step, ev->steps, ev->train_bpd[0] * log(2.0), ev->train_bpd[1] * log(2.0), ev->images_per_s,
                 ev->eta_s);
+        } else if (v->m->ops->labelled) { /* a classifier: its loss is the labels' cross-entropy */
+            const loom_config *c = &v->m->cfg;
+            const double nats = log(2.0) * (double)(loom_channels(c) * c->height * c->width);
+            char vbuf[80] = "";
+            if (isfinite(vb))
+                snprintf(vbuf, sizeof vbuf, " valid %.4f%s", vb * nats, ev->valid_subset ? " (subset)" : "");
+            say(rf, "step %ld/%ld cross-entropy train %.4f%s nats/image %.1f images/s eta %.0fs", ev->step, ev->steps,
+                bpd * nats, vbuf, ev->images_per_s, ev->eta_s);
         } else {
             char vbuf[64] = "";
             if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");

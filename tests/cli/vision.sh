@@ -10,7 +10,11 @@ idx_subset "$D" 300 200
 
 # a tiny classifier (also the feature extractor of the score checks below)
 ok "renet: trains on labelled IDX data" $LOOM train --model renet --layers 1 --hidden 8 --patch 7 --steps 20 \
-    --batch 16 --threads 1 --quiet --eval-every 0 --valid 20 --data "$D" --out "$T/cls"
+    --batch 16 --threads 1 --quiet --eval-every 0 --valid 20 --log-every 10 --data "$D" --out "$T/cls"
+# its log speaks of the labels' cross-entropy, not of bits per pixel
+grep -q "^step 10/20 cross-entropy train [0-9.]* nats/image" "$T/cls/train.log" && ! grep -q "bits/dim" "$T/cls/train.log" &&
+    pass "renet: train.log reports the cross-entropy in nats/image" ||
+    fail "renet: train.log reports the cross-entropy in nats/image" "$(tail -n 2 "$T/cls/train.log")"
 $LOOM eval "$T/cls" --json --threads 1 >"$T/eval.json" 2>"$T/err"
 acc=$(json_get accuracy <"$T/eval.json")
 if grep -q '"kind": "accuracy"' "$T/eval.json" && grep -q '"model": "renet"' "$T/eval.json" &&
