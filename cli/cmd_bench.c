@@ -256,6 +256,8 @@ int cmd_bench(int argc, char **argv) {
         if (threads == 1) { /* training's products: GFLOP per image, and per CPU second */
             cli_json_num(&j, "gemm_gflop_per_image", gflop_img);
             cli_json_num(&j, "gemm_gflops_per_cpu_s", gflop_img * (double)(batch * steps) / train_cpu);
+            /* weights reordered into oneDNN's layout (once per op, shape and thread) */
+            cli_json_int(&j, "onednn_repacks", (long long)loom_gemm_onednn_repacks());
         }
         cli_json_num(&j, "loadavg_1m", load[0]);
         cli_json_int(&j, "peak_rss_mb", (long long)rss);

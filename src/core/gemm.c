@@ -265,7 +265,9 @@ void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, cons
             }
             /* out of memory for the copies: the fp32 product, still deterministic per call */
         }
-        loom_gemm_onednn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, 0);
+        /* fp32 B in the weights: a repacked copy too */
+        const bool bw = mode.wgen && mode.w && b >= mode.w && b < mode.w + mode.nw;
+        loom_gemm_onednn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, bw ? mode.wgen : 0);
         return;
     }
 #endif

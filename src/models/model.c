@@ -418,14 +418,15 @@ typedef struct {
 /* ------------------------------------------------------------ matrix products */
 
 int loom_model_default_gemm(const loom_config *cfg) {
-    /* measured (docs/performance.md): oneDNN's fp32 matmul trains grupixel
-     * faster than OpenBLAS, and draw too on AVX-512; on an AVX2 CPU (Zen 3)
-     * oneDNN's thin products with 1024 columns (draw's LSTM gates) run at
-     * 0.7x of OpenBLAS's, so draw keeps OpenBLAS there. The PixelRNNs and
-     * the rae tie or lose, and keep OpenBLAS. LOOM_GEMM overrides (tests). */
+    /* measured (docs/performance.md, bench/modes.sh): oneDNN's fp32 matmul
+     * trains grupixel faster than OpenBLAS everywhere. With AVX-512 it trains
+     * every model as fast or faster (Zen 5: rae 1.12x, draw 1.11x, the
+     * PixelRNNs and renet within 3%; Intel family 6 model 207: 1.1-1.25x
+     * each), so it is the default there. On an AVX2 CPU (Zen 3) oneDNN's thin
+     * products with 1024 columns (draw's LSTM gates) ran at 0.7x of
+     * OpenBLAS's and the others tied: OpenBLAS. LOOM_GEMM overrides (tests). */
     const bool dnnl = loom_gemm_have_onednn() &&
-                      (strcmp(cfg->model, "grupixel") == 0 ||
-                       (strcmp(cfg->model, "draw") == 0 && loom_cpu_has_avx512()));
+                      (strcmp(cfg->model, "grupixel") == 0 || loom_cpu_has_avx512());
     return loom_gemm_env(dnnl ? LOOM_GEMM_ONEDNN : LOOM_GEMM_OPENBLAS);
 }
 
@@ -450,7 +451,15 @@ static unsigned long pack_gen(const loom_model *m) {
 static loom_status op_mode(loom_model *m, bool training, loom_gemm_mode *mode, loom_error *err) {
     const int prec = training ? m->train_prec : m->eval_prec;
     *mode = (loom_gemm_mode){(loom_gemm_backend)m->gemm, (loom_precision)prec, NULL, NULL, 0, 0};
-    if (prec != LOOM_PREC_BF16) return LOOM_OK;
+    if (prec != LOOM_PREC_BF16) {
+        /* fp32 on oneDNN: the weights read through repacked copies too, of a
+         * new generation each op (the weights may have moved since the last) */
+        if (m->gemm == LOOM_GEMM_ONEDNN) {
+            m->wgen = loom_gemm_generation_next();
+            mode->w = m->w, mode->nw = m->nfloats, mode->wgen = pack_gen(m);
+        }
+        return LOOM_OK;
+    }
     if (!m->wbf && !(m->wbf = malloc(m->nfloats * sizeof *m->wbf)))
         return loom_fail(err, LOOM_ENOMEM, "out of memory for the bf16 weights");
     loom_bf16_round(m->wbf, m->w, m->nfloats);
@@ -1126,6 +1135,8 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
     loom_gemm_mode mode = {(loom_gemm_backend)m->gemm, (loom_precision)m->train_prec, NULL, NULL, 0, 0};
     if (m->train_prec == LOOM_PREC_BF16)
         mode.w = m->w, mode.wbf = m->wbf, mode.nw = m->nfloats, mode.wgen = pack_gen(m);
+    else if (m->gemm == LOOM_GEMM_ONEDNN)
+        mode.w = m->w, mode.nw = m->nfloats, mode.wgen = pack_gen(m);
     mode = loom_gemm_mode_set(mode);
     m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, m->forward_labels, n, internal_weight);
     loom_gemm_mode_set(mode);

@@ -49,7 +49,8 @@ if [ "$have_dnnl" = 1 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
         "bf16: --precision cannot change on resume" "bf16 and fp32 training give different weights" \
         "bf16 training tracks fp32 within 0.01 bits/dim after 4 steps" \
         "eval: fp32 by default, --precision bf16 within 0.01 bits/dim of it" \
-        "eval --precision bf16: 2 threads give the 1-thread NLL" "sample --precision bf16: 2 threads give the 1-thread PNG"; do
+        "eval --precision bf16: 2 threads give the 1-thread NLL" "sample --precision bf16: 2 threads give the 1-thread PNG" \
+        "bf16, repacked weights: 2 threads give the 1-thread checkpoint" "bf16, repacked weights: the copies are made"; do
         skip "$c" "this CPU has no AVX512_BF16"
     done
 fi
@@ -87,6 +88,30 @@ if [ "$have_dnnl" = 1 ] && grep -q avx512_bf16 /proc/cpuinfo; then
     done
     [ -s "$T/s1.png" ] && same "sample --precision bf16: 2 threads give the 1-thread PNG" "$T/s1.png" "$T/s2.png" ||
         fail "sample --precision bf16: 2 threads give the 1-thread PNG" "no PNG"
+    # the weights read through oneDNN's repacked copies (gemm_dnnl.c): LOOM_GEMM_SMALL=0 sends
+    # this tiny model's products there too; same bits on 1 and 2 threads
+    for t in 1 2; do
+        LOOM_GEMM_SMALL=0 $LOOM train $GP --steps 3 --threads $t --precision bf16 --out "$T/pk$t" 2>/dev/null
+    done
+    same "bf16, repacked weights: 2 threads give the 1-thread checkpoint" "$T/pk1/checkpoint.safetensors" "$T/pk2/checkpoint.safetensors"
+fi
+# ... and the copies are read (bench counts the reorders on its one thread), in fp32 too,
+# unless LOOM_GEMM_PACK=0
+if [ "$have_dnnl" = 1 ]; then
+    BP="--model grupixel --hidden 32 --zdim 3 --batch 8 --steps 2 --threads 1 --gemm onednn --json"
+    precs=fp32
+    grep -q avx512_bf16 /proc/cpuinfo && precs="fp32 bf16"
+    for p in $precs; do
+        r1=$(LOOM_GEMM_SMALL=0 $LOOM bench $BP --precision $p 2>/dev/null | json_get onednn_repacks)
+        r0=$(LOOM_GEMM_SMALL=0 LOOM_GEMM_PACK=0 $LOOM bench $BP --precision $p 2>/dev/null | json_get onednn_repacks)
+        [ -n "$r1" ] && [ "$r1" -gt 0 ] && [ "$r0" = 0 ] &&
+            pass "$p, repacked weights: the copies are made ($r1 reorders; none with LOOM_GEMM_PACK=0)" ||
+            fail "$p, repacked weights: the copies are made" "'$r1' reorders, '$r0' with LOOM_GEMM_PACK=0"
+    done
+    for t in 1 2; do
+        LOOM_GEMM_SMALL=0 $LOOM train $GP --steps 3 --threads $t --gemm onednn --out "$T/pf$t" 2>/dev/null
+    done
+    same "fp32, repacked weights: 2 threads give the 1-thread checkpoint" "$T/pf1/checkpoint.safetensors" "$T/pf2/checkpoint.safetensors"
 fi
 
 # ---- bench --peak: the per-core limit in each mode this machine has, and why not the others
