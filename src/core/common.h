@@ -35,7 +35,7 @@ const char *loom_blas_core(void);
  * Intel models, e.g. family 6 model 207, for a Prescott: 25 instead of 110
  * GFLOP/s): "SkylakeX" with AVX-512, else "Haswell"; NULL when OpenBLAS's pick
  * is fine. It changes nothing: OpenBLAS reads OPENBLAS_CORETYPE only when it
- * loads, so a program sets it and re-executes itself (cli/main.c). */
+ * loads, so the CLI sets it and re-executes itself (cli/main.c). */
 const char *loom_blas_better_core(void);
 
 #define LOOM_MIN(a, b) ((a) < (b) ? (a) : (b))
