@@ -27,6 +27,8 @@ train() {
     train rowlstm --model rowlstm --layers 4 --hidden 32 --batch 32
     train diagbilstm --model diagbilstm --layers 7 --hidden 16 --batch 16
     train grupixel --model grupixel --cell gru --layers 1 --hidden 128 --batch 64
+    # the adversarial generator, its defaults (docs/gran.md)
+    train gran --model gran
 } &
 {
     train draw --model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64
@@ -40,7 +42,7 @@ wait
 for s in $SEEDS; do
     echo "== real data (train against test), seed $s"
     "$LOOM" score fashion-mnist:train --n "$N" --seed "$s" --classifier "$CLASSIFIER" --json | tee -a "$OUT"
-    for name in rowlstm diagbilstm grupixel draw rae; do
+    for name in rowlstm diagbilstm grupixel draw rae gran; do
         echo "== $name, seed $s"
         "$LOOM" score "$RUNS/$name" --n "$N" --seed "$s" --classifier "$CLASSIFIER" --json | tee -a "$OUT"
     done
