@@ -240,7 +240,7 @@ static void test_overfit(void) {
     loom_rng r;
     loom_rng_seed(&r, 13);
     for (size_t b = 0; b < B; b++) labels[b] = (int32_t)loom_rng_below(&r, K);
-    double first, last;
+    double first = NAN, last = NAN; /* set by test_train */
     test_train(m, imgs, labels, B, 300, 1e-2f, 0, &first, &last);
     float *lg = malloc(B * K * sizeof *lg);
     loom_model_classify(m, lg, NULL, imgs, B, B, NULL);
