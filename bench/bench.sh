@@ -10,10 +10,7 @@
 # Results go to stdout and to bench/last.jsonl (one JSON line per run; peer
 # lines carry "omp_wait_policy").
 LOOM=${1:-build/loom}
-# the peers' OpenBLAS (PyTorch links it) runs the kernels loom runs: where OpenBLAS
-# takes this CPU for a generic one, loom names the right core (cli/main.c)
-OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$("$LOOM" bench --peak 64 --json 2>/dev/null | sed -n 's/.*"blas_core": *"\([A-Za-z0-9_]*\)".*/\1/p')}
-[ -n "$OPENBLAS_CORETYPE" ] && export OPENBLAS_CORETYPE
+. "$(dirname "$0")/blas_core.sh" # OPENBLAS_CORETYPE for loom and the peers
 REPS=${REPS:-3}
 ONLY=${ONLY:-}
 PY=/usr/bin/python3

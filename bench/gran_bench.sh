@@ -4,10 +4,7 @@
 # median of REPS rounds; the peer with OMP_WAIT_POLICY unset and PASSIVE.
 # usage: sh bench/gran_bench.sh [build/loom]   (THREADS=2 REPS=3 STEPS=20)
 LOOM=${1:-build/loom}
-# the peers' OpenBLAS (PyTorch links it) runs the kernels loom runs: where OpenBLAS
-# takes this CPU for a generic one, loom names the right core (cli/main.c)
-OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$("$LOOM" bench --peak 64 --json 2>/dev/null | sed -n 's/.*"blas_core": *"\([A-Za-z0-9_]*\)".*/\1/p')}
-[ -n "$OPENBLAS_CORETYPE" ] && export OPENBLAS_CORETYPE
+. "$(dirname "$0")/blas_core.sh" # OPENBLAS_CORETYPE for loom and the peers
 THREADS=${THREADS:-2} REPS=${REPS:-3} STEPS=${STEPS:-20}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

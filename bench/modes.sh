@@ -11,10 +11,8 @@
 # and so is the peer's autocast, which PyTorch then emulates (measured on a
 # Zen 3: grupixel > 9 min for 3 steps; AUTOCAST=1 runs it anyway).
 LOOM=${1:-build/loom}
-# the peers' OpenBLAS (PyTorch links it) runs the kernels loom runs: where OpenBLAS
-# takes this CPU for a generic one, loom names the right core (cli/main.c)
-OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$("$LOOM" bench --peak 64 --json 2>/dev/null | sed -n 's/.*"blas_core": *"\([A-Za-z0-9_]*\)".*/\1/p')}
-[ -n "$OPENBLAS_CORETYPE" ] && export OPENBLAS_CORETYPE && echo "OpenBLAS core (loom and the peers): $OPENBLAS_CORETYPE"
+. "$(dirname "$0")/blas_core.sh"
+[ -n "$OPENBLAS_CORETYPE" ] && echo "OpenBLAS core (loom and the peers): $OPENBLAS_CORETYPE"
 REPS=${REPS:-3}
 ONLY=${ONLY:-}
 BASE=${BASE:-} # another loom binary to time beside LOOM (an A/B of a change): not in the ratio
