@@ -173,8 +173,10 @@ void loom_bf16_round(uint16_t *restrict dst, const float *restrict src, size_t n
 }
 
 #ifdef LOOM_HAVE_DNNL
-/* x lies in the fp32 weights that this thread's mode shadows in bf16 */
-static bool in_weights(const float *x) { return mode.wbf && x >= mode.w && x < mode.w + mode.nw; }
+/* x lies in the fp32 weights this thread's mode names (fp32 or bf16) */
+static bool in_fp32_weights(const float *x) { return mode.w && x >= mode.w && x < mode.w + mode.nw; }
+/* ... and those weights are shadowed in bf16 */
+static bool in_weights(const float *x) { return mode.wbf && in_fp32_weights(x); }
 
 /* this thread's bf16 copies of the inputs of one product, grown as needed
  * and kept (one product at a time per thread) */
@@ -266,7 +268,7 @@ void loom_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, cons
             /* out of memory for the copies: the fp32 product, still deterministic per call */
         }
         /* fp32 B in the weights: a repacked copy too */
-        const bool bw = mode.wgen && mode.w && b >= mode.w && b < mode.w + mode.nw;
+        const bool bw = mode.wgen && in_fp32_weights(b);
         loom_gemm_onednn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, bw ? mode.wgen : 0);
         return;
     }

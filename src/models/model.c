@@ -446,25 +446,31 @@ static unsigned long pack_gen(const loom_model *m) {
     return e && strcmp(e, "0") == 0 ? 0 : m->wgen;
 }
 
+/* the products' mode in precision prec with m's weights as they are now
+ * (m->wbf and m->wgen as the last op_mode left them): in bf16 the weights'
+ * shadow, on oneDNN in fp32 the weights themselves, read through repacked
+ * copies of generation m->wgen; on OpenBLAS in fp32 nothing */
+static loom_gemm_mode weights_mode(const loom_model *m, int prec) {
+    loom_gemm_mode mode = {(loom_gemm_backend)m->gemm, (loom_precision)prec, NULL, NULL, 0, 0};
+    if (prec == LOOM_PREC_BF16 || m->gemm == LOOM_GEMM_ONEDNN)
+        mode.w = m->w, mode.nw = m->nfloats, mode.wgen = pack_gen(m);
+    if (prec == LOOM_PREC_BF16) mode.wbf = m->wbf;
+    return mode;
+}
+
 /* the products' mode for a training (or other) op of m; a bf16 mode rounds
- * the weights into m->wbf first (once per batch op), so it may fail for memory */
+ * the weights into m->wbf first (once per batch op), so it may fail for
+ * memory. Each op takes a new weights generation (oneDNN's repacked copies
+ * of the old ones are stale: the weights may have moved since the last op). */
 static loom_status op_mode(loom_model *m, bool training, loom_gemm_mode *mode, loom_error *err) {
     const int prec = training ? m->train_prec : m->eval_prec;
-    *mode = (loom_gemm_mode){(loom_gemm_backend)m->gemm, (loom_precision)prec, NULL, NULL, 0, 0};
-    if (prec != LOOM_PREC_BF16) {
-        /* fp32 on oneDNN: the weights read through repacked copies too, of a
-         * new generation each op (the weights may have moved since the last) */
-        if (m->gemm == LOOM_GEMM_ONEDNN) {
-            m->wgen = loom_gemm_generation_next();
-            mode->w = m->w, mode->nw = m->nfloats, mode->wgen = pack_gen(m);
-        }
-        return LOOM_OK;
+    if (prec == LOOM_PREC_BF16) {
+        if (!m->wbf && !(m->wbf = malloc(m->nfloats * sizeof *m->wbf)))
+            return loom_fail(err, LOOM_ENOMEM, "out of memory for the bf16 weights");
+        loom_bf16_round(m->wbf, m->w, m->nfloats);
     }
-    if (!m->wbf && !(m->wbf = malloc(m->nfloats * sizeof *m->wbf)))
-        return loom_fail(err, LOOM_ENOMEM, "out of memory for the bf16 weights");
-    loom_bf16_round(m->wbf, m->w, m->nfloats);
-    m->wgen = loom_gemm_generation_next(); /* oneDNN's repacked copies of the old ones are stale */
-    mode->w = m->w, mode->wbf = m->wbf, mode->nw = m->nfloats, mode->wgen = pack_gen(m);
+    if (prec == LOOM_PREC_BF16 || m->gemm == LOOM_GEMM_ONEDNN) m->wgen = loom_gemm_generation_next();
+    *mode = weights_mode(m, prec);
     return LOOM_OK;
 }
 
@@ -1132,12 +1138,7 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
         return loom_fail(err, LOOM_EINVAL, "backward of %zu images without a forward of them", n);
     memset(m->g, 0, m->nfloats * sizeof *m->g);
     /* the weights as forward rounded them: unchanged since, so wbf is still theirs */
-    loom_gemm_mode mode = {(loom_gemm_backend)m->gemm, (loom_precision)m->train_prec, NULL, NULL, 0, 0};
-    if (m->train_prec == LOOM_PREC_BF16)
-        mode.w = m->w, mode.wbf = m->wbf, mode.nw = m->nfloats, mode.wgen = pack_gen(m);
-    else if (m->gemm == LOOM_GEMM_ONEDNN)
-        mode.w = m->w, mode.nw = m->nfloats, mode.wgen = pack_gen(m);
-    mode = loom_gemm_mode_set(mode);
+    loom_gemm_mode mode = loom_gemm_mode_set(weights_mode(m, m->train_prec));
     m->ops->backward_out(m, m->ws[0], m->g, dinput, dout, m->forward_labels, n, internal_weight);
     loom_gemm_mode_set(mode);
     m->forward_n = 0;
