@@ -93,6 +93,12 @@ static void write_samples(loom_model *m, const char *path, size_t n, uint64_t se
     free(imgs), free(labels);
 }
 
+/* Nats per image in one bit per dimension of c's images: the trainer reports every loss
+ * in bits/dim (nats / (log 2 x C x H x W)). */
+static double nats_per_bit_dim(const loom_config *c) {
+    return log(2.0) * (double)(loom_channels(c) * c->height * c->width);
+}
+
 /* The terms of a validation NLL of nats per image for a model with a KL term
  * (draw, rae --variational): the mean KL over the same images (the model's
  * forward_out with the same fixed noise as its NLL) and the reconstruction,
@@ -174,8 +180,7 @@ static void on_event(void *user, const loom_train_event *ev) {
                 const size_t nv = loom_trainer_nvalid(v->t);
                 const size_t n = ev->valid_subset && o->eval_limit < nv ? o->eval_limit : nv;
                 const loom_config *c = &v->m->cfg;
-                if (isfinite(vb) && n)
-                    valid_terms(v->t, n, vb * log(2.0) * (double)(loom_channels(c) * c->height * c->width), &kl, &rec);
+                if (isfinite(vb) && n) valid_terms(v->t, n, vb * nats_per_bit_dim(c), &kl, &rec);
                 fputc(',', rf->csv);
                 if (isfinite(kl)) fprintf(rf->csv, "%.4f", kl);
                 fputc(',', rf->csv);
@@ -195,8 +200,7 @@ static void on_event(void *user, const loom_train_event *ev) {
                 ev->step, ev->steps, ev->train_bpd[0] * log(2.0), ev->train_bpd[1] * log(2.0), ev->images_per_s,
                 ev->eta_s);
         } else if (v->m->ops->labelled) { /* a classifier: its loss is the labels' cross-entropy */
-            const loom_config *c = &v->m->cfg;
-            const double nats = log(2.0) * (double)(loom_channels(c) * c->height * c->width);
+            const double nats = nats_per_bit_dim(&v->m->cfg);
             char vbuf[80] = "";
             if (isfinite(vb))
                 snprintf(vbuf, sizeof vbuf, " valid %.4f%s", vb * nats, ev->valid_subset ? " (subset)" : "");

@@ -15,6 +15,12 @@ ok "renet: trains on labelled IDX data" $LOOM train --model renet --layers 1 --h
 grep -q "^step 10/20 cross-entropy train [0-9.]* nats/image" "$T/cls/train.log" && ! grep -q "bits/dim" "$T/cls/train.log" &&
     pass "renet: train.log reports the cross-entropy in nats/image" ||
     fail "renet: train.log reports the cross-entropy in nats/image" "$(tail -n 2 "$T/cls/train.log")"
+# and that number is metrics.csv's bits/dim of step 10 in nats per 28x28 image
+ce=$(sed -n 's/^step 10\/20 cross-entropy train \([0-9.]*\) nats.*/\1/p' "$T/cls/train.log")
+bpd=$(awk -F, '$1 == 10 {print $2}' "$T/cls/metrics.csv")
+awk -v c="$ce" -v b="$bpd" 'BEGIN {d = c - b * log(2) * 784; exit !(c > 0 && d < 1e-3 && d > -1e-3)}' &&
+    pass "renet: the logged cross-entropy is metrics.csv's bits/dim in nats per image" ||
+    fail "renet: the logged cross-entropy is metrics.csv's bits/dim in nats per image" "log $ce, csv $bpd"
 $LOOM eval "$T/cls" --json --threads 1 >"$T/eval.json" 2>"$T/err"
 acc=$(json_get accuracy <"$T/eval.json")
 if grep -q '"kind": "accuracy"' "$T/eval.json" && grep -q '"model": "renet"' "$T/eval.json" &&
