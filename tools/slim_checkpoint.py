@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Copy a loom checkpoint without its optimiser state (the "optim.*" tensors:
-Adam's moments), keeping every other tensor and the metadata as they are, so
-that the weights alone can be shipped (models/fmnist_renet.safetensors, the
-feature extractor of loom score: docs/scores.md).
+Adam's moments), keeping the metadata as it is, so that the weights alone can
+be shipped (models/fmnist_renet.safetensors, the feature extractor of loom
+score: docs/scores.md). A run with --ema keeps a moving average "ema.NAME" of
+every weight, which loom uses for inference in place of NAME: the copy holds
+the average under the weight's own name and not the raw weights.
 
     /usr/bin/python3 tools/slim_checkpoint.py runs/fmnist_renet/checkpoint.safetensors models/fmnist_renet.safetensors
 """
@@ -22,9 +24,12 @@ def main():
     out_header, blobs, off = {}, [], 0
     if "__metadata__" in header:
         out_header["__metadata__"] = header.pop("__metadata__")
+    averaged = {n[4:] for n in header if n.startswith("ema.")}
     for name, d in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        if name.startswith("optim."):
+        if name.startswith("optim.") or name in averaged:
             continue
+        if name.startswith("ema."):
+            name = name[4:]
         b, e = d["data_offsets"]
         blobs.append(data[b:e])
         out_header[name] = {"dtype": d["dtype"], "shape": d["shape"], "data_offsets": [off, off + e - b]}
