@@ -35,6 +35,14 @@ train() {
     train rae --model rae --variational --hidden 256 --zdim 32 --batch 64
     # the segmenter of docs/renet.md, on its default data (fashion-mnist-scenes)
     train reseg --model reseg --layers 2 --hidden 32 --patch 4 --batch 16
+    # the PyTorch GRAN peer, the same networks and defaults, the same wall time and thread:
+    # 1000 samples as PNGs, scored below like a run (issue 12: "both scored after the same
+    # wall time"); skipped without PyTorch
+    if [ ! -d "$RUNS/gran_torch" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+        echo "== training the PyTorch GRAN peer for $TRAIN_S s"
+        OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/gran_torch.py bench --threads 1 --warmup 0 \
+            --seconds "$TRAIN_S" --samples 1000 --out-dir "$RUNS/gran_torch" | tee "$RUNS/gran_torch.json"
+    fi
 } &
 wait
 "$LOOM" eval "$RUNS/reseg" --threads 1 --json | tee "$RUNS/reseg_eval.json"
@@ -46,4 +54,9 @@ for s in $SEEDS; do
         echo "== $name, seed $s"
         "$LOOM" score "$RUNS/$name" --n "$N" --seed "$s" --classifier "$CLASSIFIER" --json | tee -a "$OUT"
     done
+    if [ -d "$RUNS/gran_torch" ]; then
+        echo "== the PyTorch GRAN peer's samples, seed $s"
+        "$LOOM" score "$RUNS/gran_torch" --reference fashion-mnist:test --n "$N" --seed "$s" \
+            --classifier "$CLASSIFIER" --json | tee -a "$OUT"
+    fi
 done
