@@ -27,12 +27,12 @@ if grep -q '"kind": "accuracy"' "$T/eval.json" && grep -q '"model": "renet"' "$T
     grep -q '"step": 20' "$T/eval.json" && grep -q '"checkpoint": ' "$T/eval.json" &&
     awk -v a="$acc" 'BEGIN {exit !(a >= 0 && a <= 1)}'; then pass "renet: eval --json reports accuracy (kind accuracy, model, step, checkpoint)"
 else fail "renet: eval --json reports accuracy (kind accuracy, model, step, checkpoint)" "$(cat "$T/eval.json" "$T/err")"; fi
-# the shipped feature extractor of loom score (docs/renet.md: 0.8893 on the whole test set,
-# 0.902 on these 500)
+# the shipped feature extractor of loom score (docs/renet.md: 0.9006 on the whole test set,
+# 0.910 on these 500)
 $LOOM eval models/fmnist_renet.safetensors --limit 500 --threads 1 --json >"$T/ship.json" 2>"$T/err"
 sa=$(json_get accuracy <"$T/ship.json")
-awk -v a="$sa" 'BEGIN {exit !(a > 0.88 && a < 0.92)}' && pass "renet: the shipped classifier's accuracy on 500 test images in (0.88, 0.92)" ||
-    fail "renet: the shipped classifier's accuracy on 500 test images in (0.88, 0.92)" "accuracy '$sa' $(cat "$T/err")"
+awk -v a="$sa" 'BEGIN {exit !(a > 0.89 && a < 0.93)}' && pass "renet: the shipped classifier's accuracy on 500 test images in (0.89, 0.93)" ||
+    fail "renet: the shipped classifier's accuracy on 500 test images in (0.89, 0.93)" "accuracy '$sa' $(cat "$T/err")"
 ok "renet: loom info reads the run" $LOOM info "$T/cls"
 grep -q "renet" "$T/out" && pass "renet: info names the model" || fail "renet: info names the model" "$(cat "$T/out")"
 rejects "renet: --patch with another model" 2 "only --model convlstm, renet" \
