@@ -469,7 +469,7 @@ static loom_status op_mode(loom_model *m, bool training, loom_gemm_mode *mode, l
             return loom_fail(err, LOOM_ENOMEM, "out of memory for the bf16 weights");
         loom_bf16_round(m->wbf, m->w, m->nfloats);
     }
-    if (prec == LOOM_PREC_BF16 || m->gemm == LOOM_GEMM_ONEDNN) m->wgen = loom_gemm_generation_next();
+    m->wgen = loom_gemm_generation_next(); /* unread where weights_mode names no weights */
     *mode = weights_mode(m, prec);
     return LOOM_OK;
 }
