@@ -180,7 +180,10 @@ def cmd_bench(args):
     for s in range(args.steps + 1):
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
-        loss = model(x, args.frames_in, args.frames_out).sum() / (args.batch * args.frames_out * args.size ** 2)
+        # --autocast: the convolutions in bf16 (fp32 weights, as loom --precision bf16)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast):
+            per = model(x, args.frames_in, args.frames_out)
+        loss = per.float().sum() / (args.batch * args.frames_out * args.size ** 2)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -191,7 +194,7 @@ def cmd_bench(args):
     gf = flops_per_sequence(args.layers, args.hidden, args.kernel, args.patch, args.frames_in, args.frames_out,
                             args.size, args.size) / 1e9
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": args.threads,
-                      "sequences_per_s": args.batch / med, "train_images_per_s": args.batch / med, "gflop_per_sequence": gf,
+                      "autocast_bf16": args.autocast, "sequences_per_s": args.batch / med, "train_images_per_s": args.batch / med, "gflop_per_sequence": gf,
                       "gflop_per_s": gf * args.batch / med, "step_s_median": med, "steps": args.steps,
                       # CPU time of all threads (a spinning OpenMP wait counts): load-independent
                       "train_images_per_cpu_s": args.batch * args.steps / cpu,
@@ -209,6 +212,7 @@ def main():
     for name, d in (("layers", 2), ("hidden", 64), ("kernel", 5), ("patch", 4), ("frames-in", 10),
                     ("frames-out", 10), ("size", 64), ("batch", 16), ("threads", 2), ("steps", 5)):
         b.add_argument("--" + name, type=int, default=d)
+    b.add_argument("--autocast", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16)")
     args = ap.parse_args()
     return {"fixture": cmd_fixture, "bench": cmd_bench}[args.cmd](args) or 0
 

@@ -88,11 +88,11 @@ modes "rowlstm 4x32 batch 32" "--model rowlstm --layers 4 --hidden 32 --batch 32
     "$PY bench/rowlstm_torch.py bench --threads 2 --batch 32 --layers 4 --hidden 32 --steps 10 --sample-pixels 112" _
 modes "diagbilstm 7x16 batch 16" "--model diagbilstm --layers 7 --hidden 16 --batch 16 --steps 5" \
     "$PY bench/diagbilstm_torch.py bench --threads 2 --batch 16 --layers 7 --hidden 16 --steps 3 --forward-reps 2 --sample-pixels 1" _
-# the recurrent classifier and the video model: their peers have no --autocast
+# the recurrent classifier: its peer has no --autocast
 modes "renet lstm 2x64 patch 2 batch 64" "--model renet --layers 2 --hidden 64 --patch 2 --batch 64 --steps 10" \
     "$PY bench/renet_torch.py bench --threads 2 --batch 64 --layers 2 --hidden 64 --patch 2 --steps 10" _
 modes "convlstm 2x64 k5 p4 10+10 batch 16" "--model convlstm --layers 2 --hidden 64 --height 64 --width 64 --batch 16 --steps 3" \
-    "$PY bench/convlstm_torch.py bench --threads 2 --batch 16 --steps 3" _
+    "$PY bench/convlstm_torch.py bench --threads 2 --batch 16 --steps 3"
 # rae: bench/rae_torch.py makes the reference fixture only, no peer to time: loom's modes alone
 modes "rae h256 z32 variational batch 64" "--model rae --hidden 256 --zdim 32 --variational --batch 64 --steps 10" -
 echo "raw results: $OUT"

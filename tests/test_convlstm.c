@@ -3,6 +3,7 @@
  * against each other, and causality in time. */
 #include "gradcheck.h"
 #include "testutil.h"
+#include "gemm.h"
 #include "nn/convlstm.h"
 
 #include <stdlib.h>
@@ -69,6 +70,59 @@ static void test_backends(loom_rng *r) {
     CHECK("conv2d onednn follows new weights", ey < 1e-4, "max |diff| %g", ey);
     for (int b = 0; b < 2; b++) free(y[b]), free(dx[b]), free(dw[b]), loom_conv2d_cache_release(&cc[b]);
     free(x), free(wt), free(dy), free(sc);
+}
+
+/* bf16 (the thread's products in bf16 on oneDNN): oneDNN's bf16 primitives
+ * against the im2col path, whose loom_gemm rounds the same inputs; both
+ * accumulate in fp32, so they agree to summation order, and both differ from
+ * fp32 by the rounding */
+static void test_bf16(loom_rng *r) {
+#ifdef LOOM_HAVE_DNNL
+    if (loom_gemm_unavailable(LOOM_GEMM_ONEDNN, LOOM_PREC_BF16)) {
+        printf("SKIP conv2d bf16: %s\n", loom_gemm_unavailable(LOOM_GEMM_ONEDNN, LOOM_PREC_BF16));
+        return;
+    }
+    loom_conv2d_dims d = {.n = 4, .h = 6, .w = 5, .cin = 24, .cout = 32, .k = 3};
+    const size_t nx = d.n * d.h * d.w * d.cin, ny = d.n * d.h * d.w * d.cout, nw = d.cout * d.k * d.k * d.cin;
+    float *x = test_randbuf(r, nx, 1), *wt = test_randbuf(r, nw, 0.3f), *dy = test_randbuf(r, ny, 1);
+    float *sc = test_zeros(loom_conv2d_scratch_floats(d));
+    float *y[3], *dx[3], *dw[3]; /* im2col bf16, oneDNN bf16, oneDNN fp32 */
+    loom_conv2d_cache cc[3];
+    const loom_gemm_mode bf = {LOOM_GEMM_ONEDNN, LOOM_PREC_BF16, NULL, NULL, 0, 0};
+    const loom_gemm_mode fp = {LOOM_GEMM_ONEDNN, LOOM_PREC_FP32, NULL, NULL, 0, 0};
+    const loom_gemm_mode old = loom_gemm_mode_get();
+    for (int b = 0; b < 3; b++) {
+        loom_conv2d_cache_init(&cc[b], b ? LOOM_CONV_DNNL : LOOM_CONV_IM2COL);
+        loom_gemm_mode_set(b < 2 ? bf : fp);
+        y[b] = test_zeros(ny), dx[b] = test_zeros(nx), dw[b] = test_zeros(nw);
+        for (int rep = 0; rep < 2; rep++) { /* new weights between: the bf16 copy is made again */
+            if (rep)
+                for (size_t i = 0; i < nw; i++) wt[i] *= -0.5f;
+            loom_conv2d_cache_new_weights(&cc[b]);
+            loom_conv2d_forward(y[b], x, wt, d, &cc[b], sc);
+            loom_conv2d_backward_data(dx[b], dy, wt, d, &cc[b], sc);
+            loom_conv2d_backward_weights(dw[b], x, dy, d, &cc[b], sc); /* accumulates */
+        }
+        for (size_t i = 0; i < nw; i++) wt[i] *= -2.0f; /* back to the first weights */
+    }
+    loom_gemm_mode_set(old);
+    CHECK("conv2d bf16 runs oneDNN's bf16 primitives", loom_conv2d_cache_plans(&cc[1], true) == 3,
+          "%zu bf16 plans (fp32: %zu)", loom_conv2d_cache_plans(&cc[1], true), loom_conv2d_cache_plans(&cc[1], false));
+    float ey = maxdiff(y[0], y[1], ny), ex = maxdiff(dx[0], dx[1], nx), ew = maxdiff(dw[0], dw[1], nw);
+    CHECK("conv2d bf16 onednn = im2col forward", ey < 1e-4, "max |diff| %g", ey);
+    CHECK("conv2d bf16 onednn = im2col backward data", ex < 1e-4, "max |diff| %g", ex);
+    CHECK("conv2d bf16 onednn = im2col backward weights", ew < 2e-4, "max |diff| %g", ew);
+    /* the rounding is there: bf16 keeps 8 bits, so products of sums of ~200
+     * terms of size ~0.3 move by ~1e-2 */
+    float fy = maxdiff(y[1], y[2], ny), fx = maxdiff(dx[1], dx[2], nx), fw = maxdiff(dw[1], dw[2], nw);
+    CHECK("conv2d bf16 differs from fp32 (forward, backward data, weights)", fy > 1e-3 && fx > 1e-3 && fw > 1e-3,
+          "max |diff| %g %g %g", fy, fx, fw);
+    for (int b = 0; b < 3; b++) free(y[b]), free(dx[b]), free(dw[b]), loom_conv2d_cache_release(&cc[b]);
+    free(x), free(wt), free(dy), free(sc);
+#else
+    (void)r;
+    printf("SKIP conv2d bf16: built without oneDNN\n");
+#endif
 }
 
 /* ---------------------------------------------------------------- layer */
@@ -143,6 +197,7 @@ int main(void) {
     loom_rng r;
     loom_rng_seed(&r, 7);
     test_backends(&r);
+    test_bf16(&r);
     test_layer(&r, LOOM_CONV_IM2COL, "im2col", 0);
     test_layer(&r, LOOM_CONV_DNNL, "onednn", 0);
     test_layer(&r, LOOM_CONV_IM2COL, "im2col, peepholes", 1);

@@ -105,6 +105,7 @@ enum { P_FWD, P_BWD_DATA, P_BWD_WEIGHTS };
 
 typedef struct loom_conv2d_plan {
     int kind;
+    int bf16;                         /* activations and weights in bf16, results fp32 */
     loom_conv2d_dims d;
     dnnl_primitive_desc_t fwd_pd, pd; /* pd: this plan's primitive (fwd_pd when kind is P_FWD) */
     dnnl_primitive_t prim, reorder;   /* reorder: user weights <-> the primitive's layout */
@@ -116,6 +117,7 @@ typedef struct loom_conv2d_plan {
     unsigned long gen;                /* weights_gen that wt_buf holds (forward, backward data), */
     const float *wt_src;              /* of these weights: layers of one shape share the plan */
     float *dw_tmp;                    /* backward weights: the result in ohwi before += */
+    uint16_t *abf, *bbf;              /* bf16: the activations read, rounded (bbf: backward weights' dy) */
 } loom_conv2d_plan;
 
 static void plan_free(loom_conv2d_plan *p) {
@@ -130,6 +132,8 @@ static void plan_free(loom_conv2d_plan *p) {
     if (p->wt_prim) dnnl_memory_destroy(p->wt_prim);
     free(p->wt_buf);
     free(p->dw_tmp);
+    free(p->abf);
+    free(p->bbf);
     free(p);
 }
 
@@ -137,25 +141,35 @@ static int dims_eq(loom_conv2d_dims a, loom_conv2d_dims b) {
     return a.n == b.n && a.h == b.h && a.w == b.w && a.cin == b.cin && a.cout == b.cout && a.k == b.k;
 }
 
-/* NULL when oneDNN cannot make this primitive (the caller falls back) */
-static loom_conv2d_plan *plan_make(loom_conv2d_cache *c, int kind, loom_conv2d_dims d) {
+/* NULL when oneDNN cannot make this primitive (the caller falls back). In
+ * bf16 the activations a primitive reads and its weights are bf16 and what
+ * it writes is fp32: forward src, backward-data diff_dst, backward-weights
+ * src and diff_dst (the forward hint of a backward primitive is all bf16). */
+static loom_conv2d_plan *plan_make(loom_conv2d_cache *c, int kind, loom_conv2d_dims d, int bf16) {
     dnnl_engine_t eng = c->engine;
     loom_conv2d_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
-    p->kind = kind, p->d = d;
+    p->kind = kind, p->d = d, p->bf16 = bf16;
+    const dnnl_data_type_t lo = bf16 ? dnnl_bf16 : dnnl_f32;
+    const dnnl_data_type_t src_t = kind == P_BWD_DATA ? dnnl_f32 : lo, dst_t = kind == P_FWD ? dnnl_f32 : lo;
+    const dnnl_data_type_t w_t = kind == P_BWD_WEIGHTS ? dnnl_f32 : lo;
     const dnnl_dim_t pad = (dnnl_dim_t)(d.k / 2);
     dnnl_dims_t src_dims = {(dnnl_dim_t)d.n, (dnnl_dim_t)d.cin, (dnnl_dim_t)d.h, (dnnl_dim_t)d.w};
     dnnl_dims_t dst_dims = {(dnnl_dim_t)d.n, (dnnl_dim_t)d.cout, (dnnl_dim_t)d.h, (dnnl_dim_t)d.w};
     dnnl_dims_t w_dims = {(dnnl_dim_t)d.cout, (dnnl_dim_t)d.cin, (dnnl_dim_t)d.k, (dnnl_dim_t)d.k};
     dnnl_dims_t strides = {1, 1}, padl = {pad, pad}, padr = {pad, pad};
-    dnnl_memory_desc_t src_md, dst_md, w_any, w_user;
+    dnnl_memory_desc_t src_md, dst_md, w_any, w_user, hsrc_md, hdst_md, hw_any;
     dnnl_convolution_desc_t fd, bd;
-    int ok = dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, dnnl_f32, dnnl_nhwc) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+    int ok = dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, src_t, dnnl_nhwc) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dst_t, dnnl_nhwc) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, w_t, dnnl_format_tag_any) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&w_user, 4, w_dims, dnnl_f32, dnnl_ohwi) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&hsrc_md, 4, src_dims, lo, dnnl_nhwc) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&hdst_md, 4, dst_dims, kind == P_FWD ? dnnl_f32 : lo, dnnl_nhwc) ==
+                 dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&hw_any, 4, w_dims, lo, dnnl_format_tag_any) == dnnl_success &&
              dnnl_convolution_forward_desc_init(&fd, kind == P_FWD ? dnnl_forward_inference : dnnl_forward_training,
-                                                dnnl_convolution_direct, &src_md, &w_any, NULL, &dst_md, strides,
+                                                dnnl_convolution_direct, &hsrc_md, &hw_any, NULL, &hdst_md, strides,
                                                 padl, padr) == dnnl_success &&
              dnnl_primitive_desc_create(&p->fwd_pd, &fd, NULL, eng, NULL) == dnnl_success;
     if (ok && kind == P_FWD) {
@@ -179,7 +193,13 @@ static loom_conv2d_plan *plan_make(loom_conv2d_cache *c, int kind, loom_conv2d_d
     p->wt_bytes = dnnl_memory_desc_get_size(wmd);
     p->wt_buf = malloc(p->wt_bytes);
     if (kind == P_BWD_WEIGHTS) p->dw_tmp = malloc(d.cout * d.k * d.k * d.cin * sizeof(float));
-    ok = p->wt_buf && (kind != P_BWD_WEIGHTS || p->dw_tmp) &&
+    if (bf16) { /* the activations the primitive reads: x (forward, backward weights), dy */
+        const size_t nx = d.n * d.h * d.w * d.cin, ny = d.n * d.h * d.w * d.cout;
+        p->abf = malloc((kind == P_BWD_DATA ? ny : nx) * sizeof *p->abf);
+        if (kind == P_BWD_WEIGHTS) p->bbf = malloc(ny * sizeof *p->bbf);
+    }
+    ok = p->wt_buf && (kind != P_BWD_WEIGHTS || p->dw_tmp) && (!bf16 || p->abf) &&
+         (!bf16 || kind != P_BWD_WEIGHTS || p->bbf) &&
          dnnl_primitive_create(&p->prim, p->pd) == dnnl_success &&
          dnnl_memory_create(&p->act_a, &src_md, eng, DNNL_MEMORY_NONE) == dnnl_success &&
          dnnl_memory_create(&p->act_b, &dst_md, eng, DNNL_MEMORY_NONE) == dnnl_success &&
@@ -201,11 +221,12 @@ static loom_conv2d_plan *plan_make(loom_conv2d_cache *c, int kind, loom_conv2d_d
     return p;
 }
 
-static loom_conv2d_plan *plan_get(loom_conv2d_cache *c, int kind, loom_conv2d_dims d) {
+static loom_conv2d_plan *plan_get(loom_conv2d_cache *c, int kind, loom_conv2d_dims d, int bf16) {
     size_t i = 0;
     for (; i < LOOM_CONV2D_PLANS && c->plans[i]; i++)
-        if (c->plans[i]->kind == kind && dims_eq(c->plans[i]->d, d)) return c->plans[i];
-    loom_conv2d_plan *p = plan_make(c, kind, d);
+        if (c->plans[i]->kind == kind && c->plans[i]->bf16 == bf16 && dims_eq(c->plans[i]->d, d))
+            return c->plans[i];
+    loom_conv2d_plan *p = plan_make(c, kind, d, bf16);
     if (!p) return NULL;
     if (i == LOOM_CONV2D_PLANS) { /* full: drop the oldest */
         plan_free(c->plans[0]);
@@ -231,30 +252,38 @@ static int weights_in(loom_conv2d_plan *p, loom_conv2d_cache *c, const float *wt
     return 1;
 }
 
+/* an activation as the primitive reads it: itself, or in bf16 rounded into buf */
+static void *act_in(const float *x, uint16_t *buf, size_t n) {
+    if (!buf) return (void *)x;
+    loom_bf16_round(buf, x, n);
+    return buf;
+}
+
 /* oneDNN on this thread alone (see conv2d.h); 0 when it failed */
 static int dnnl_conv(int kind, float *out, const float *a, const float *b, loom_conv2d_dims d,
                      loom_conv2d_cache *c) {
-    loom_conv2d_plan *p = plan_get(c, kind, d);
+    loom_conv2d_plan *p = plan_get(c, kind, d, loom_gemm_rounds_bf16());
     if (!p) return 0;
+    const size_t nx = d.n * d.h * d.w * d.cin, ny = d.n * d.h * d.w * d.cout;
     int ok = 1;
     if (kind == P_FWD) { /* out = y, a = x, b = wt */
         ok = weights_in(p, c, b);
-        dnnl_memory_set_data_handle(p->act_a, (void *)a);
+        dnnl_memory_set_data_handle(p->act_a, act_in(a, p->abf, nx));
         dnnl_memory_set_data_handle(p->act_b, out);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->act_a}, {DNNL_ARG_WEIGHTS, p->wt_prim}, {DNNL_ARG_DST, p->act_b}};
         ok = ok && run(p->prim, c->stream, 3, args);
     } else if (kind == P_BWD_DATA) { /* out = dx, a = dy, b = wt */
         ok = weights_in(p, c, b);
         dnnl_memory_set_data_handle(p->act_a, out);
-        dnnl_memory_set_data_handle(p->act_b, (void *)a);
+        dnnl_memory_set_data_handle(p->act_b, act_in(a, p->abf, ny));
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_SRC, p->act_a}, {DNNL_ARG_WEIGHTS, p->wt_prim},
                                    {DNNL_ARG_DIFF_DST, p->act_b}};
         ok = ok && run(p->prim, c->stream, 3, args);
     } else { /* out = dwt (+=), a = x, b = dy */
         float *dw = p->dw_tmp;
         const size_t nw = d.cout * d.k * d.k * d.cin;
-        dnnl_memory_set_data_handle(p->act_a, (void *)a);
-        dnnl_memory_set_data_handle(p->act_b, (void *)b);
+        dnnl_memory_set_data_handle(p->act_a, act_in(a, p->abf, nx));
+        dnnl_memory_set_data_handle(p->act_b, act_in(b, p->bbf, ny));
         if (p->same_layout) dnnl_memory_set_data_handle(p->wt_prim, dw);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->act_a}, {DNNL_ARG_DIFF_WEIGHTS, p->wt_prim},
                                    {DNNL_ARG_DIFF_DST, p->act_b}};
@@ -317,6 +346,16 @@ void loom_conv2d_cache_release(loom_conv2d_cache *c) {
 void loom_conv2d_cache_new_weights(loom_conv2d_cache *c) {
     ready(c);
     c->weights_gen++;
+}
+
+size_t loom_conv2d_cache_plans(const loom_conv2d_cache *c, bool bf16) {
+    size_t n = 0;
+#ifdef LOOM_HAVE_DNNL
+    for (size_t i = 0; c->ready && i < LOOM_CONV2D_PLANS; i++) n += c->plans[i] && c->plans[i]->bf16 == bf16;
+#else
+    (void)c, (void)bf16;
+#endif
+    return n;
 }
 
 const char *loom_conv2d_backend_name(const loom_conv2d_cache *c) {

@@ -11,7 +11,13 @@
  * A cache belongs to one thread's workspace: zero-filled memory is an empty
  * cache (loom_conv2d_cache_release frees what it holds). Before the weights
  * change, call loom_conv2d_cache_new_weights so that the copies of the
- * weights in oneDNN's preferred layout are made again. */
+ * weights in oneDNN's preferred layout are made again.
+ *
+ * Precision: the calling thread's matrix-product mode (gemm.h). When its
+ * products round to bf16 (oneDNN, bf16), the convolution does too: oneDNN's
+ * bf16 primitives read the activations and the weights rounded to bf16 and
+ * write fp32 (forward y, backward dx and dwt), as the im2col path's bf16
+ * products do; an fp32 mode stays fp32. */
 #ifndef LOOM_CONV2D_H
 #define LOOM_CONV2D_H
 
@@ -40,6 +46,9 @@ void loom_conv2d_cache_init(loom_conv2d_cache *c, loom_conv_backend b);
 void loom_conv2d_cache_release(loom_conv2d_cache *c);
 void loom_conv2d_cache_new_weights(loom_conv2d_cache *c);
 const char *loom_conv2d_backend_name(const loom_conv2d_cache *c);
+/* oneDNN primitives the cache holds in this precision (tests: a shape ran on
+ * oneDNN rather than falling back to im2col) */
+size_t loom_conv2d_cache_plans(const loom_conv2d_cache *c, bool bf16);
 /* floats of scratch the im2col path needs for dims d (0 for oneDNN) */
 size_t loom_conv2d_scratch_floats(loom_conv2d_dims d);
 

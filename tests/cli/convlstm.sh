@@ -14,6 +14,18 @@ ok "convlstm resume: on to 6" $LOOM train --resume "$T/b" --steps 6 --threads 1 
 same "convlstm resume: bit-identical checkpoint" "$T/a/checkpoint.safetensors" "$T/b/checkpoint.safetensors"
 ok "convlstm threads: 6 steps on 2 threads" $LOOM train $TINY --steps 6 --threads 2 --out "$T/c"
 same "convlstm threads: 1 and 2 threads, same checkpoint" "$T/a/checkpoint.safetensors" "$T/c/checkpoint.safetensors"
+# bf16 convolutions (oneDNN's bf16 primitives): still the same bytes on 1 and 2 threads, and
+# not the fp32 run's
+if grep -q avx512_bf16 /proc/cpuinfo && $LOOM bench --model convlstm --hidden 4 --batch 4 --steps 1 --precision bf16 --json >/dev/null 2>&1; then
+    ok "convlstm bf16: 6 steps on 1 thread" $LOOM train $TINY --steps 6 --threads 1 --precision bf16 --out "$T/h1"
+    ok "convlstm bf16: 6 steps on 2 threads" $LOOM train $TINY --steps 6 --threads 2 --precision bf16 --out "$T/h2"
+    same "convlstm bf16: 1 and 2 threads, same checkpoint" "$T/h1/checkpoint.safetensors" "$T/h2/checkpoint.safetensors"
+    cmp -s "$T/a/checkpoint.safetensors" "$T/h1/checkpoint.safetensors" &&
+        fail "convlstm bf16: not the fp32 checkpoint" "bf16 and fp32 trained the same bytes" ||
+        pass "convlstm bf16: not the fp32 checkpoint"
+else
+    skip "convlstm bf16" "this CPU has no AVX512_BF16 (or no oneDNN)"
+fi
 
 $LOOM eval "$T/a" --limit 8 --json >"$T/e.json" 2>"$T/err"
 if grep -q '"model": "convlstm", "step": 6, "checkpoint": ' "$T/e.json" && grep -q '"kind": "mse"' "$T/e.json" &&
