@@ -2,6 +2,7 @@
  * and loom predict. docs/convlstm.md describes both. */
 #include "cli.h"
 
+#include "eval/score.h"
 #include "train/trainer.h"
 
 #include <math.h>
@@ -35,61 +36,28 @@ static void load_seqs(loom_images *out, const char *data, bool given, const char
     if ((out->c ? out->c : 1) != loom_channels(cfg)) cli_die(2, "%s: frames are not gray", data);
 }
 
-/* SSIM of two [0, 1] frames (Wang et al. 2004): 11 x 11 Gaussian window of
- * sigma 1.5, C1 = 0.01^2, C2 = 0.03^2, averaged over the positions where the
- * window fits (the whole frame's mean when it is smaller than 11) */
-static double ssim(const float *a, const float *b, size_t h, size_t w) {
-    const int R = 5;
-    double g[11], gs = 0;
-    for (int i = -R; i <= R; i++) gs += g[i + R] = exp(-(double)(i * i) / (2 * 1.5 * 1.5));
-    for (int i = 0; i < 11; i++) g[i] /= gs;
-    const double C1 = 1e-4, C2 = 9e-4;
-    if (h < 11 || w < 11) {
-        double ma = 0, mb = 0, va = 0, vb = 0, cv = 0, n = (double)(h * w);
-        for (size_t i = 0; i < h * w; i++) ma += a[i], mb += b[i];
-        ma /= n, mb /= n;
-        for (size_t i = 0; i < h * w; i++)
-            va += (a[i] - ma) * (a[i] - ma), vb += (b[i] - mb) * (b[i] - mb), cv += (a[i] - ma) * (b[i] - mb);
-        va /= n, vb /= n, cv /= n;
-        return (2 * ma * mb + C1) * (2 * cv + C2) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
-    }
-    double sum = 0;
-    size_t cnt = 0;
-    for (size_t y = (size_t)R; y + (size_t)R < h; y++)
-        for (size_t x = (size_t)R; x + (size_t)R < w; x++) {
-            double ma = 0, mb = 0, aa = 0, bb = 0, ab = 0;
-            for (int dy = -R; dy <= R; dy++)
-                for (int dx = -R; dx <= R; dx++) {
-                    const double wt = g[dy + R] * g[dx + R];
-                    const size_t k = (y + (size_t)dy) * w + x + (size_t)dx;
-                    ma += wt * a[k], mb += wt * b[k];
-                    aa += wt * a[k] * a[k], bb += wt * b[k] * b[k], ab += wt * a[k] * b[k];
-                }
-            const double va = aa - ma * ma, vb = bb - mb * mb, cv = ab - ma * mb;
-            sum += (2 * ma * mb + C1) * (2 * cv + C2) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
-            cnt++;
-        }
-    return sum / (double)cnt;
-}
-
 typedef struct {
     double *mse, *mae, *ssim; /* (M) sums over sequences, per predicted frame */
+    double *ssim8;            /* (M) the same for SSIM of the 8-bit frames, 7 x 7 window */
     double ce;                /* summed cross-entropy (nats) */
 } metrics;
 
-/* p (M, H, W) predicted intensities against the truth x (M, H, W) in [0, 1] */
-static void score(metrics *r, const float *p, const float *x, size_t M, size_t HW, size_t h, size_t w) {
+/* p (M, H, W) predicted intensities against the truth x (M, H, W) in [0, 1];
+ * q8 (H, W) scratch for a frame as loom predict writes it (8 bits, rounded) */
+static void score(metrics *r, const float *p, const float *x, float *q8, size_t M, size_t HW, size_t h, size_t w) {
     for (size_t t = 0; t < M; t++) {
         const float *pt = p + t * HW, *xt = x + t * HW;
+        for (size_t i = 0; i < HW; i++) q8[i] = (float)lrintf(255.0f * fminf(fmaxf(pt[i], 0.0f), 1.0f)) / 255.0f;
         double se = 0, ae = 0, ce = 0;
         for (size_t i = 0; i < HW; i++) {
             const double d = (double)pt[i] - xt[i];
             se += d * d, ae += fabs(d);
-            const double q = fmin(fmax(pt[i], 1e-7), 1 - 1e-7);
-            ce -= xt[i] * log(q) + (1 - xt[i]) * log(1 - q);
+            const double pc = fmin(fmax(pt[i], 1e-7), 1 - 1e-7);
+            ce -= xt[i] * log(pc) + (1 - xt[i]) * log(1 - pc);
         }
         r->mse[t] += se, r->mae[t] += ae, r->ce += ce;
-        r->ssim[t] += ssim(pt, xt, h, w);
+        r->ssim[t] += loom_ssim(pt, xt, h, w, LOOM_SSIM_GAUSS11);
+        r->ssim8[t] += loom_ssim(q8, xt, h, w, LOOM_SSIM_UNIFORM7);
     }
 }
 
@@ -114,13 +82,14 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
     const size_t HW = c->height * c->width, EX = loom_example_size(c), B = batch < n ? batch : n;
     uint8_t *buf = malloc(B * EX);
     float *probs = malloc(B * M * HW * sizeof *probs), *truth = malloc(M * HW * sizeof *truth);
-    float *last = malloc(M * HW * sizeof *last);
-    double *acc = calloc(6 * M, sizeof *acc), *nll = malloc(B * sizeof *nll), nll_sum = 0.0;
-    if (!buf || !probs || !truth || !last || !acc || !nll) cli_die(1, "out of memory");
+    float *last = malloc(M * HW * sizeof *last), *q = malloc(HW * sizeof *q);
+    double *acc = calloc(8 * M, sizeof *acc), *nll = malloc(B * sizeof *nll), nll_sum = 0.0;
+    if (!buf || !probs || !truth || !last || !q || !acc || !nll) cli_die(1, "out of memory");
     /* the softmax output has an exact NLL of the 8-bit frames; the Bernoulli's
      * cross-entropy on intensities is not one */
     const bool exact = c->softmax256 != 0;
-    metrics mo = {acc, acc + M, acc + 2 * M, 0}, mb = {acc + 3 * M, acc + 4 * M, acc + 5 * M, 0};
+    metrics mo = {acc, acc + M, acc + 2 * M, acc + 3 * M, 0};
+    metrics mb = {acc + 4 * M, acc + 5 * M, acc + 6 * M, acc + 7 * M, 0};
     loom_error err;
     const double t0 = cli_now();
     for (size_t k0 = 0; k0 < n; k0 += B) {
@@ -137,8 +106,8 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
             for (size_t i = 0; i < M * HW; i++) truth[i] = s[K * HW + i] * (1.0f / 255.0f);
             for (size_t t = 0; t < M; t++) /* the baseline: the last given frame, repeated */
                 for (size_t i = 0; i < HW; i++) last[t * HW + i] = s[(K - 1) * HW + i] * (1.0f / 255.0f);
-            score(&mo, probs + k * M * HW, truth, M, HW, c->height, c->width);
-            score(&mb, last, truth, M, HW, c->height, c->width);
+            score(&mo, probs + k * M * HW, truth, q, M, HW, c->height, c->width);
+            score(&mb, last, truth, q, M, HW, c->height, c->width);
         }
     }
     const double secs = cli_now() - t0;
@@ -146,40 +115,45 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
     if (json) {
         printf("{\"model\": \"%s\", \"step\": %ld, \"checkpoint\": \"%s\", \"kind\": \"mse\", \"data\": \"%s\", "
                "\"split\": \"%s\", \"sequences\": %zu, \"frames_in\": %zu, \"frames_out\": %zu, "
-               "\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, \"cross_entropy_per_sequence\": %.6g, "
-               "\"baseline\": {\"name\": \"repeat-last-frame\", \"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, "
-               "\"ssim\": %.6g, \"cross_entropy_per_sequence\": %.6g}",
+               "\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, \"ssim_8bit\": %.6g, "
+               "\"cross_entropy_per_sequence\": %.6g, \"baseline\": {\"name\": \"repeat-last-frame\", "
+               "\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, \"ssim_8bit\": %.6g, "
+               "\"cross_entropy_per_sequence\": %.6g}",
                c->model, step, ckpt, data, given ? "all" : split, n, K, M, mean(mo.mse, M, n), mean(mo.mae, M, n),
-               mean(mo.ssim, M, n), mo.ce / (double)n, mean(mb.mse, M, n), mean(mb.mae, M, n), mean(mb.ssim, M, n),
-               mb.ce / (double)n);
+               mean(mo.ssim, M, n), mean(mo.ssim8, M, n), mo.ce / (double)n, mean(mb.mse, M, n), mean(mb.mae, M, n),
+               mean(mb.ssim, M, n), mean(mb.ssim8, M, n), mb.ce / (double)n);
         printf(", \"output\": \"%s\"", exact ? "softmax256" : "bernoulli");
         if (exact)
             printf(", \"nll_per_sequence\": %.6g, \"bits_per_dim\": %.6f", nll_sum / (double)n,
                    loom_bits_per_dim(c, nll_sum / (double)n));
         json_curve("mse_curve", mo.mse, M, n), json_curve("ssim_curve", mo.ssim, M, n);
         json_curve("baseline_mse_curve", mb.mse, M, n), json_curve("baseline_ssim_curve", mb.ssim, M, n);
+        json_curve("ssim_8bit_curve", mo.ssim8, M, n), json_curve("baseline_ssim_8bit_curve", mb.ssim8, M, n);
         printf(", \"seconds\": %.2f}\n", secs);
     } else {
         printf("%s: %zu sequences, %zu given + %zu predicted frames of %zux%zu (%.1f s, %.1f ms per sequence)\n",
                what, n, K, M, c->height, c->width, secs, 1e3 * secs / (double)n);
-        printf("                   %12s %12s %8s %14s\n", "MSE/frame", "MAE/frame", "SSIM", "xent/sequence");
-        printf("convlstm           %12.3f %12.3f %8.4f %14.1f\n", mean(mo.mse, M, n), mean(mo.mae, M, n),
-               mean(mo.ssim, M, n), mo.ce / (double)n);
-        printf("repeat last frame  %12.3f %12.3f %8.4f %14.1f\n", mean(mb.mse, M, n), mean(mb.mae, M, n),
-               mean(mb.ssim, M, n), mb.ce / (double)n);
-        printf("per frame:  t   MSE model  MSE baseline  SSIM model  SSIM baseline\n");
+        printf("                   %12s %12s %8s %10s %14s\n", "MSE/frame", "MAE/frame", "SSIM", "SSIM 8-bit",
+               "xent/sequence");
+        printf("convlstm           %12.3f %12.3f %8.4f %10.4f %14.1f\n", mean(mo.mse, M, n), mean(mo.mae, M, n),
+               mean(mo.ssim, M, n), mean(mo.ssim8, M, n), mo.ce / (double)n);
+        printf("repeat last frame  %12.3f %12.3f %8.4f %10.4f %14.1f\n", mean(mb.mse, M, n), mean(mb.mae, M, n),
+               mean(mb.ssim, M, n), mean(mb.ssim8, M, n), mb.ce / (double)n);
+        printf("per frame:  t   MSE model  MSE baseline  SSIM model  SSIM baseline  SSIM 8-bit model  baseline\n");
         for (size_t t = 0; t < M; t++)
-            printf("          %3zu %11.3f %13.3f %11.4f %14.4f\n", K + t + 1, mo.mse[t] / (double)n, mb.mse[t] / (double)n,
-                   mo.ssim[t] / (double)n, mb.ssim[t] / (double)n);
+            printf("          %3zu %11.3f %13.3f %11.4f %14.4f %17.4f %9.4f\n", K + t + 1, mo.mse[t] / (double)n,
+                   mb.mse[t] / (double)n, mo.ssim[t] / (double)n, mb.ssim[t] / (double)n, mo.ssim8[t] / (double)n,
+                   mb.ssim8[t] / (double)n);
         if (exact)
             printf("convlstm (softmax256): NLL of the 8-bit predicted frames %.1f nats/sequence, %.4f bits/dim\n",
                    nll_sum / (double)n, loom_bits_per_dim(c, nll_sum / (double)n));
         printf("(MSE, MAE: summed over the %zux%zu pixels in [0, 1], mean over frames and sequences; the model's "
                "frames are its %s; cross-entropy: Bernoulli, nats, of the predicted intensities clamped to "
-               "[1e-7, 1 - 1e-7])\n", c->height, c->width,
+               "[1e-7, 1 - 1e-7]; SSIM: 11x11 Gaussian window on the model's frames; SSIM 8-bit: 7x7 uniform "
+               "window on the frames rounded to 8 bits, as loom predict writes them)\n", c->height, c->width,
                exact ? "softmax's mean values" : "Bernoulli means");
     }
-    free(buf), free(probs), free(truth), free(last), free(acc), free(nll);
+    free(buf), free(probs), free(truth), free(last), free(q), free(acc), free(nll);
     loom_images_free(&set);
     return 0;
 }

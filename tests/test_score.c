@@ -136,6 +136,37 @@ static void test_seg_scores(void) {
           fabs(acc - 4.0 / 6) < 1e-12 && fabs(miou - (1.0 / 3 + 2.0 / 3 + 0.5) / 3) < 1e-12, "%.6f %.6f", acc, miou);
 }
 
+/* SSIM against scikit-image 0.19.3's structural_similarity on the same two
+ * 20 x 24 float32 frames (computed in float64, data_range=1): its defaults
+ * for the 7 x 7 uniform window, and gaussian_weights=True, sigma=1.5,
+ * use_sample_covariance=False for the 11 x 11 Gaussian one */
+static void test_ssim(void) {
+    enum { H = 20, W = 24 };
+    static float a[H * W], b[H * W], z[H * W];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            a[y * W + x] = (float)(((y * 7 + x * 13) % 17) / 16.0);
+            b[y * W + x] = (float)(0.7 * (double)a[y * W + x] + 0.05 * ((x + y) % 5) + 0.05);
+        }
+    const double u = loom_ssim(a, b, H, W, LOOM_SSIM_UNIFORM7), g = loom_ssim(a, b, H, W, LOOM_SSIM_GAUSS11);
+    CHECK("ssim: scikit-image's 7x7 uniform window (0.908863666362009)", fabs(u - 0.908863666362009) < 1e-9,
+          "%.15f", u);
+    CHECK("ssim: scikit-image's 11x11 Gaussian, sigma 1.5 (0.9102779317121752)", fabs(g - 0.9102779317121752) < 1e-9,
+          "%.15f", g);
+    const double same = loom_ssim(a, a, H, W, LOOM_SSIM_UNIFORM7), dim = loom_ssim(z, b, H, W, LOOM_SSIM_GAUSS11);
+    CHECK("ssim: 1 for equal frames, near 0 against black", fabs(same - 1) < 1e-12 && dim < 0.01, "%.6f %.6f", same,
+          dim);
+    /* a frame smaller than the window is one window: for 3 x 3 frames a and
+     * 2 a, (2 m 2m + C1)(2 2v + C2) / ((m^2 + 4 m^2 + C1)(v + 4 v + C2)) */
+    const float s3[9] = {0, 0.1f, 0.2f, 0.3f, 0.4f, 0.3f, 0.2f, 0.1f, 0}, t3[9] = {0, 0.2f, 0.4f, 0.6f, 0.8f, 0.6f, 0.4f, 0.2f, 0};
+    double m = 0, v = 0;
+    for (int i = 0; i < 9; i++) m += s3[i] / 9.0;
+    for (int i = 0; i < 9; i++) v += (s3[i] - m) * (s3[i] - m) / 9.0;
+    const double want = (4 * m * m + 1e-4) * (4 * v + 9e-4) / ((5 * m * m + 1e-4) * (5 * v + 9e-4));
+    const double small = loom_ssim(s3, t3, 3, 3, LOOM_SSIM_GAUSS11);
+    CHECK("ssim: a 3x3 frame is one uniform window", fabs(small - want) < 1e-6, "%.8f want %.8f", small, want);
+}
+
 /* ---------------------------------------------------------------- calibration */
 
 static void noise_images(loom_images *dst, const loom_images *src, double sd, uint64_t seed) {
@@ -278,6 +309,7 @@ int main(void) {
     test_is();
     test_auc();
     test_seg_scores();
+    test_ssim();
     test_calibration();
     CHECK_DONE();
 }

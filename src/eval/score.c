@@ -231,6 +231,47 @@ void loom_seg_scores(double *pixel_acc, double *miou, const uint8_t *pred, const
 /* ------------------------------------------------------------ detect */
 
 /* perm (n) = a seeded permutation of 0 .. n-1 (Fisher-Yates) */
+/* one window's SSIM from its weighted sums (weights summing to 1); bessel
+ * turns the weighted moments into sample ones (N / (N - 1)) */
+static double ssim_window(double ma, double mb, double aa, double bb, double ab, double bessel) {
+    const double C1 = 1e-4, C2 = 9e-4;
+    const double va = (aa - ma * ma) * bessel, vb = (bb - mb * mb) * bessel, cv = (ab - ma * mb) * bessel;
+    return (2 * ma * mb + C1) * (2 * cv + C2) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+}
+
+double loom_ssim(const float *a, const float *b, size_t h, size_t w, loom_ssim_window win) {
+    const int R = win == LOOM_SSIM_UNIFORM7 ? 3 : 5, D = 2 * R + 1;
+    double g[11], gs = 0;
+    for (int i = -R; i <= R; i++)
+        gs += g[i + R] = win == LOOM_SSIM_UNIFORM7 ? 1.0 : exp(-(double)(i * i) / (2 * 1.5 * 1.5));
+    for (int i = 0; i < D; i++) g[i] /= gs;
+    if (h < (size_t)D || w < (size_t)D) { /* the whole frame, uniformly weighted */
+        const double n = (double)(h * w);
+        double ma = 0, mb = 0, aa = 0, bb = 0, ab = 0;
+        for (size_t i = 0; i < h * w; i++)
+            ma += a[i], mb += b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i], ab += (double)a[i] * b[i];
+        const double bessel = win == LOOM_SSIM_UNIFORM7 && n > 1 ? n / (n - 1) : 1.0;
+        return ssim_window(ma / n, mb / n, aa / n, bb / n, ab / n, bessel);
+    }
+    const double bessel = win == LOOM_SSIM_UNIFORM7 ? (double)(D * D) / (double)(D * D - 1) : 1.0;
+    double sum = 0;
+    size_t cnt = 0;
+    for (size_t y = (size_t)R; y + (size_t)R < h; y++)
+        for (size_t x = (size_t)R; x + (size_t)R < w; x++) {
+            double ma = 0, mb = 0, aa = 0, bb = 0, ab = 0;
+            for (int dy = -R; dy <= R; dy++)
+                for (int dx = -R; dx <= R; dx++) {
+                    const double wt = g[dy + R] * g[dx + R];
+                    const size_t k = (y + (size_t)dy) * w + x + (size_t)dx;
+                    ma += wt * a[k], mb += wt * b[k];
+                    aa += wt * a[k] * a[k], bb += wt * b[k] * b[k], ab += wt * a[k] * b[k];
+                }
+            sum += ssim_window(ma, mb, aa, bb, ab, bessel);
+            cnt++;
+        }
+    return sum / (double)cnt;
+}
+
 static void shuffle(size_t *perm, size_t n, loom_rng *rng) {
     for (size_t k = 0; k < n; k++) perm[k] = k;
     for (size_t k = n; k > 1; k--) {

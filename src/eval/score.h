@@ -40,6 +40,19 @@ void loom_auc(double *auc, double *lo, double *hi, const double *pos, size_t np,
 void loom_seg_scores(double *pixel_acc, double *miou, const uint8_t *pred, const uint8_t *truth,
                      size_t n, size_t K);
 
+/* SSIM (Wang, Bovik, Sheikh & Simoncelli 2004) of two gray frames a, b
+ * (h, w) with values in [0, 1]: the mean over the window positions that fit
+ * in the frame of
+ *     (2 mu_a mu_b + C1) (2 cov + C2) / ((mu_a^2 + mu_b^2 + C1) (var_a + var_b + C2)),
+ * C1 = 0.01^2, C2 = 0.03^2 (a data range of 1). LOOM_SSIM_GAUSS11 is the
+ * paper's 11 x 11 Gaussian window of sigma 1.5; LOOM_SSIM_UNIFORM7 is
+ * scikit-image's structural_similarity default (7 x 7 uniform window,
+ * variances and covariance with 1 / (N - 1)), the one video-prediction papers
+ * since PredRNN report. A frame smaller than the window is one window. */
+typedef enum { LOOM_SSIM_GAUSS11, LOOM_SSIM_UNIFORM7 } loom_ssim_window;
+
+double loom_ssim(const float *a, const float *b, size_t h, size_t w, loom_ssim_window win);
+
 typedef struct loom_detect_opts {
     size_t steps, batch;          /* Adam steps on the training halves (300, 32) */
     size_t layers, hidden, patch; /* the detector renet (1, 16, 4) */
