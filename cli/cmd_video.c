@@ -83,23 +83,28 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
     uint8_t *buf = malloc(B * EX);
     float *probs = malloc(B * M * HW * sizeof *probs), *truth = malloc(M * HW * sizeof *truth);
     float *last = malloc(M * HW * sizeof *last), *q = malloc(HW * sizeof *q);
-    double *acc = calloc(8 * M, sizeof *acc), *nll = malloc(B * sizeof *nll), nll_sum = 0.0;
-    if (!buf || !probs || !truth || !last || !q || !acc || !nll) cli_die(1, "out of memory");
+    float *black = calloc(M * HW, sizeof *black), *med = malloc(B * M * HW * sizeof *med);
+    double *acc = calloc(16 * M, sizeof *acc), *nll = malloc(B * sizeof *nll), nll_sum = 0.0;
+    if (!buf || !probs || !truth || !last || !q || !black || !med || !acc || !nll) cli_die(1, "out of memory");
     /* the softmax output has an exact NLL of the 8-bit frames; the Bernoulli's
-     * cross-entropy on intensities is not one */
+     * cross-entropy on intensities is not one. It also has a median frame */
     const bool exact = c->softmax256 != 0;
+    /* the model (mean frames), the baseline, black frames, the model's median frames */
     metrics mo = {acc, acc + M, acc + 2 * M, acc + 3 * M, 0};
     metrics mb = {acc + 4 * M, acc + 5 * M, acc + 6 * M, acc + 7 * M, 0};
+    metrics mz = {acc + 8 * M, acc + 9 * M, acc + 10 * M, acc + 11 * M, 0};
+    metrics mm = {acc + 12 * M, acc + 13 * M, acc + 14 * M, acc + 15 * M, 0};
     loom_error err;
     const double t0 = cli_now();
     for (size_t k0 = 0; k0 < n; k0 += B) {
         const size_t nb = LOOM_MIN(B, n - k0);
         for (size_t k = 0; k < nb; k++) loom_images_example(&set, k0 + k, buf + k * EX);
-        loom_status st = loom_model_predict(m, probs, buf, nb, nb, &err);
+        loom_status st = loom_model_predict(m, probs, buf, nb, nb, LOOM_POINT_MEAN, &err);
         if (st) cli_die_err(st, &err);
         if (exact) {
             if ((st = loom_model_nll(m, nll, buf, NULL, nb, nb, &err))) cli_die_err(st, &err);
             for (size_t k = 0; k < nb; k++) nll_sum += nll[k];
+            if ((st = loom_model_predict(m, med, buf, nb, nb, LOOM_POINT_MEDIAN, &err))) cli_die_err(st, &err);
         }
         for (size_t k = 0; k < nb; k++) {
             const uint8_t *s = buf + k * EX;
@@ -108,6 +113,8 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
                 for (size_t i = 0; i < HW; i++) last[t * HW + i] = s[(K - 1) * HW + i] * (1.0f / 255.0f);
             score(&mo, probs + k * M * HW, truth, q, M, HW, c->height, c->width);
             score(&mb, last, truth, q, M, HW, c->height, c->width);
+            score(&mz, black, truth, q, M, HW, c->height, c->width);
+            if (exact) score(&mm, med + k * M * HW, truth, q, M, HW, c->height, c->width);
         }
     }
     const double secs = cli_now() - t0;
@@ -122,6 +129,12 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
                c->model, step, ckpt, data, given ? "all" : split, n, K, M, mean(mo.mse, M, n), mean(mo.mae, M, n),
                mean(mo.ssim, M, n), mean(mo.ssim8, M, n), mo.ce / (double)n, mean(mb.mse, M, n), mean(mb.mae, M, n),
                mean(mb.ssim, M, n), mean(mb.ssim8, M, n), mb.ce / (double)n);
+        printf(", \"black\": {\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, \"ssim_8bit\": %.6g}",
+               mean(mz.mse, M, n), mean(mz.mae, M, n), mean(mz.ssim, M, n), mean(mz.ssim8, M, n));
+        if (exact)
+            printf(", \"median\": {\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, "
+                   "\"ssim_8bit\": %.6g}",
+                   mean(mm.mse, M, n), mean(mm.mae, M, n), mean(mm.ssim, M, n), mean(mm.ssim8, M, n));
         printf(", \"output\": \"%s\"", exact ? "softmax256" : "bernoulli");
         if (exact)
             printf(", \"nll_per_sequence\": %.6g, \"bits_per_dim\": %.6f", nll_sum / (double)n,
@@ -137,8 +150,13 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
                "xent/sequence");
         printf("convlstm           %12.3f %12.3f %8.4f %10.4f %14.1f\n", mean(mo.mse, M, n), mean(mo.mae, M, n),
                mean(mo.ssim, M, n), mean(mo.ssim8, M, n), mo.ce / (double)n);
+        if (exact)
+            printf("  median frames    %12.3f %12.3f %8.4f %10.4f\n", mean(mm.mse, M, n), mean(mm.mae, M, n),
+                   mean(mm.ssim, M, n), mean(mm.ssim8, M, n));
         printf("repeat last frame  %12.3f %12.3f %8.4f %10.4f %14.1f\n", mean(mb.mse, M, n), mean(mb.mae, M, n),
                mean(mb.ssim, M, n), mean(mb.ssim8, M, n), mb.ce / (double)n);
+        printf("black frames       %12.3f %12.3f %8.4f %10.4f\n", mean(mz.mse, M, n), mean(mz.mae, M, n),
+               mean(mz.ssim, M, n), mean(mz.ssim8, M, n));
         printf("per frame:  t   MSE model  MSE baseline  SSIM model  SSIM baseline  SSIM 8-bit model  baseline\n");
         for (size_t t = 0; t < M; t++)
             printf("          %3zu %11.3f %13.3f %11.4f %14.4f %17.4f %9.4f\n", K + t + 1, mo.mse[t] / (double)n,
@@ -148,12 +166,12 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
             printf("convlstm (softmax256): NLL of the 8-bit predicted frames %.1f nats/sequence, %.4f bits/dim\n",
                    nll_sum / (double)n, loom_bits_per_dim(c, nll_sum / (double)n));
         printf("(MSE, MAE: summed over the %zux%zu pixels in [0, 1], mean over frames and sequences; the model's "
-               "frames are its %s; cross-entropy: Bernoulli, nats, of the predicted intensities clamped to "
+               "frames are its %s%s; cross-entropy: Bernoulli, nats, of the predicted intensities clamped to "
                "[1e-7, 1 - 1e-7]; SSIM: 11x11 Gaussian window on the model's frames; SSIM 8-bit: 7x7 uniform "
                "window on the frames rounded to 8 bits, as loom predict writes them)\n", c->height, c->width,
-               exact ? "softmax's mean values" : "Bernoulli means");
+               exact ? "softmax's mean values" : "Bernoulli means", exact ? " (median frames: its medians)" : "");
     }
-    free(buf), free(probs), free(truth), free(last), free(q), free(acc), free(nll);
+    free(buf), free(probs), free(truth), free(last), free(q), free(black), free(med), free(acc), free(nll);
     loom_images_free(&set);
     return 0;
 }
@@ -166,11 +184,13 @@ static bool ends_with(const char *s, const char *suf) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *split = "test";
+    const char *data = NULL, *out = NULL, *split = "test", *point_s = "mean";
     size_t n = 4, frames = 0, threads = (size_t)cli_default_threads(), first = 0;
     bool json = false;
     cli_arg args[] = {
         {"json", ARG_FLAG, &json, 0, 0, "one JSON object on stdout", false},
+        {"point", ARG_STR, &point_s, 0, 0, "each pixel of a frame: mean (default) or median (--output softmax256 runs)",
+         false},
         {"data", ARG_STR, &data, 0, 0, "sequences (default: the run's data, test split)", false},
         {"split", ARG_STR, &split, 0, 0, "generated data: test (default) or valid", false},
         {"n", ARG_SIZE, &n, 1, 64, "sequences (default 4)", false},
@@ -191,12 +211,18 @@ int cmd_predict(int argc, char **argv) {
         cli_die(2, "--out %s: the name must end in .gif or .png", out);
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0)
         cli_die(2, "--split must be 'test' or 'valid', not '%s'", split);
+    if (strcmp(point_s, "mean") != 0 && strcmp(point_s, "median") != 0)
+        cli_die(2, "--point must be 'mean' or 'median', not '%s'", point_s);
+    const loom_point point = strcmp(point_s, "median") == 0 ? LOOM_POINT_MEDIAN : LOOM_POINT_MEAN;
     loom_train_opts o;
     loom_train_state ts;
     loom_model *m = cli_load_model(pos[0], (int)threads, &o, &ts);
     if (!(loom_model_caps(m) & LOOM_CAP_PREDICT))
         cli_die(2, "%s: model %s predicts no frames (loom predict is for sequence models: convlstm)", pos[0],
                 m->cfg.model);
+    if (point == LOOM_POINT_MEDIAN && !m->cfg.softmax256)
+        cli_die(2, "%s: --point median needs a run with --output softmax256 (the Bernoulli output has no median)",
+                pos[0]);
     const loom_config *c = &m->cfg;
     loom_images set;
     load_seqs(&set, data ? data : o.data, data != NULL, split, &o, c);
@@ -213,7 +239,7 @@ int cmd_predict(int argc, char **argv) {
     loom_error err;
     const double t0 = cli_now();
     /* M frames at a time from the last K frames, given or predicted */
-    loom_status pst = loom_model_predict_frames(m, pred, seqs, n, F, &err);
+    loom_status pst = loom_model_predict_frames(m, pred, seqs, n, F, point, &err);
     if (pst) cli_die_err(pst, &err);
     for (size_t k = 0; k < n; k++) memcpy(gen + (k * L + K) * HW, pred + k * F * HW, F * HW);
     free(pred);

@@ -284,11 +284,11 @@ static void test_forecast(loom_context *ctx, loom_context *ctx1) {
     images(seqs, sizeof seqs, 11);
     CHECK("forecast: 5 frames past a horizon of 2", loom_model_forecast(m, a, seqs, N, F, &e) == LOOM_OK, "%s", e.msg);
     CHECK("forecast: 1 thread", loom_model_forecast(m1, b, seqs, N, F, &e) == LOOM_OK, "%s", e.msg);
-    loom_model_predict_frames(m, want, seqs, N, F, &e);
+    loom_model_predict_frames(m, want, seqs, N, F, LOOM_POINT_MEAN, &e);
     CHECK("forecast: the model's own predict_frames", memcmp(a, want, sizeof a) == 0, "differ");
     CHECK("forecast: the same bits on 1 and 2 threads", memcmp(a, b, sizeof a) == 0, "differ");
     CHECK("forecast_probs", loom_model_forecast_probs(m, p, seqs, N, &e) == LOOM_OK, "%s", e.msg);
-    loom_model_predict(m, q, seqs, N, N, &e);
+    loom_model_predict(m, q, seqs, N, N, LOOM_POINT_MEAN, &e);
     int same = memcmp(p, q, sizeof p) == 0, rounded = 1;
     for (size_t k = 0; k < N; k++)
         for (size_t i = 0; i < 2 * FR; i++)

@@ -48,19 +48,19 @@ static void test_grads(loom_config cfg, const char *tag) {
     /* causality in time: the target frames are never read; every input frame is */
     const size_t PF = loom_nll_dims(&cfg), FR = cfg.height * cfg.width;
     float *p0 = malloc(n * PF * sizeof *p0), *p1 = malloc(n * PF * sizeof *p1);
-    loom_model_predict(m, p0, seqs, n, n, NULL);
+    loom_model_predict(m, p0, seqs, n, n, LOOM_POINT_MEAN, NULL);
     uint8_t *s2 = malloc(n * EX);
     memcpy(s2, seqs, n * EX);
     for (size_t b = 0; b < n; b++)
         for (size_t i = cfg.frames_in * FR; i < EX; i++) s2[b * EX + i] ^= 0x5a;
-    loom_model_predict(m, p1, s2, n, n, NULL);
+    loom_model_predict(m, p1, s2, n, n, LOOM_POINT_MEAN, NULL);
     snprintf(name, sizeof name, "convlstm%s causal: the frames to predict do not change the prediction", tag);
     CHECK(name, memcmp(p0, p1, n * PF * sizeof *p0) == 0, "predictions changed");
     int all = 1;
     for (size_t t = 0; t < cfg.frames_in; t++) {
         memcpy(s2, seqs, n * EX);
         s2[t * FR + 9] ^= 0xff; /* sequence 0, frame t */
-        loom_model_predict(m, p1, s2, n, n, NULL);
+        loom_model_predict(m, p1, s2, n, n, LOOM_POINT_MEAN, NULL);
         all &= memcmp(p0, p1, PF * sizeof *p0) != 0;                  /* sequence 0 changes */
         all &= memcmp(p0 + PF, p1 + PF, PF * sizeof *p0) == 0;        /* sequence 1 does not */
     }
@@ -71,7 +71,7 @@ static void test_grads(loom_config cfg, const char *tag) {
      * from the window [x_{K-1}, p_K, p_{K+1}] of its own 8-bit output (K = 3, M = 2) */
     const size_t F = 2 * cfg.frames_out + 1, K = cfg.frames_in;
     uint8_t *fr = malloc(n * F * FR), *win = calloc(n, EX);
-    loom_model_predict_frames(m, fr, seqs, n, F, NULL);
+    loom_model_predict_frames(m, fr, seqs, n, F, LOOM_POINT_MEAN, NULL);
     int first = 1, second = 1;
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < cfg.frames_out * FR; i++)
@@ -80,7 +80,7 @@ static void test_grads(loom_config cfg, const char *tag) {
         memcpy(win + b * EX, seqs + b * EX + (K - 1) * FR, FR);
         memcpy(win + b * EX + FR, fr + b * F * FR, 2 * FR);
     }
-    loom_model_predict(m, p1, win, n, n, NULL);
+    loom_model_predict(m, p1, win, n, n, LOOM_POINT_MEAN, NULL);
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < cfg.frames_out * FR; i++)
             second &= fr[(b * F + cfg.frames_out) * FR + i] == (uint8_t)lrintf(255.0f * p1[b * PF + i]);
@@ -289,7 +289,43 @@ static void test_pngseq(void) {
     CHECK("png sequences: cleanup", system(cmd) == 0, "rm failed");
 }
 
+/* the point estimates of a softmax256 output: with out.weight 0 every pixel's
+ * distribution is out.bias's, here 0.45 on 0, 0.1 on 10, 0.45 on 200, so the
+ * mean is (10 0.1 + 200 0.45) / 255 and the median 10 / 255 (the cumulative
+ * 0.45 at 0 is below one half); a Bernoulli output has no median */
+static void test_points(void) {
+    loom_config cfg = tiny();
+    cfg.softmax256 = 1;
+    loom_model *m = test_model(&cfg, 1, 3, 0.2f);
+    const loom_param *w = loom_model_param(m, "out.weight"), *b = loom_model_param(m, "out.bias");
+    memset(m->w + w->offset, 0, w->size * sizeof(float));
+    for (size_t j = 0; j < b->size / 256; j++)
+        for (size_t v = 0; v < 256; v++)
+            m->w[b->offset + 256 * j + v] = v == 0 || v == 200 ? logf(0.45f) : v == 10 ? logf(0.1f) : -40.0f;
+    const size_t n = 2, PF = loom_nll_dims(&cfg);
+    uint8_t *seqs = malloc(n * loom_example_size(&cfg));
+    test_random_images_seed(seqs, n * loom_example_size(&cfg), 9);
+    float *pm = malloc(n * PF * sizeof *pm), *pd = malloc(n * PF * sizeof *pd);
+    loom_status s1 = loom_model_predict(m, pm, seqs, n, n, LOOM_POINT_MEAN, NULL);
+    loom_status s2 = loom_model_predict(m, pd, seqs, n, n, LOOM_POINT_MEDIAN, NULL);
+    size_t bad = 0;
+    for (size_t i = 0; i < n * PF; i++)
+        bad += fabsf(pm[i] - 91.0f / 255.0f) > 1e-5f || pd[i] != 10.0f / 255.0f;
+    CHECK("convlstm softmax256: mean and median frames of a known distribution", !s1 && !s2 && bad == 0,
+          "status %d %d, %zu of %zu wrong (mean %.6f median %.6f)", s1, s2, bad, n * PF, pm[0], pd[0]);
+    loom_model_free(m);
+    loom_config c2 = tiny();
+    m = test_model(&c2, 1, 3, 0.2f);
+    loom_error e;
+    const loom_status st = loom_model_predict(m, pd, seqs, n, n, LOOM_POINT_MEDIAN, &e);
+    CHECK("convlstm Bernoulli: no median frame (LOOM_EINVAL)", st == LOOM_EINVAL && strstr(e.msg, "softmax256"),
+          "status %d", st);
+    loom_model_free(m);
+    free(seqs), free(pm), free(pd);
+}
+
 int main(void) {
+    test_points();
     test_grads(tiny(), "");
     loom_config v = tiny();
     v.softmax256 = 1;

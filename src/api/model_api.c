@@ -339,7 +339,7 @@ loom_status loom_model_forecast_probs(loom_model *m, float *probs, const uint8_t
     if (st) return st;
     int saved = loom_blas_enter(m->ctx);
     /* chunks bound the activations' memory: 16 sequences per call as `loom eval` */
-    st = loom_model_predict(m, probs, seqs, n, 16, err);
+    st = loom_model_predict(m, probs, seqs, n, 16, LOOM_POINT_MEAN, err);
     loom_blas_leave(m->ctx, saved);
     return st;
 }
@@ -350,7 +350,7 @@ loom_status loom_model_forecast(loom_model *m, uint8_t *frames, const uint8_t *s
     if (st) return st;
     if (F == 0) return loom_fail(err, LOOM_EINVAL, "loom_model_forecast: no frames asked (F = 0)");
     int saved = loom_blas_enter(m->ctx);
-    st = loom_model_predict_frames(m, frames, seqs, n, F, err);
+    st = loom_model_predict_frames(m, frames, seqs, n, F, LOOM_POINT_MEAN, err);
     loom_blas_leave(m->ctx, saved);
     return st;
 }

@@ -311,15 +311,22 @@ static void cl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     backward(m, ws, grad, ws->dlogits, n);
 }
 
-/* the mean intensity in [0, 1] under 256 logits z (e: scratch) */
-static float softmax_mean(float *e, const float *z) {
+/* the mean intensity in [0, 1] under 256 logits z, or (median) the
+ * smallest value v / 255 whose cumulative probability reaches 1/2 (e: scratch) */
+static float softmax_point(float *e, const float *z, bool median) {
     const float s = loom_softmax256(e, z, 1.0f);
     double acc = 0.0;
+    if (median) {
+        int v = 0;
+        for (; v < 255; v++)
+            if ((acc += e[v]) >= 0.5 * s) break;
+        return (float)v / 255.0f;
+    }
     for (int v = 1; v < 256; v++) acc += (double)e[v] * v;
     return (float)(acc / (255.0 * s));
 }
 
-static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8_t *seqs, size_t n) {
+static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8_t *seqs, size_t n, int point) {
     const dims d = get_dims(&m->cfg);
     train_ws *ws = get_ws(wsp, &m->cfg, n);
     forward(m, ws, seqs, n, false);
@@ -336,7 +343,7 @@ static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8
                             for (size_t dx = 0; dx < p; dx++) {
                                 const size_t j = (y * d.Wp + x) * d.Cp + (ch * p + dy) * p + dx;
                                 o[(ch * H + y * p + dy) * W + x * p + dx] =
-                                    d.V == 1 ? loom_sigmoidf(lg[j]) : softmax_mean(e, lg + j * 256);
+                                    d.V == 1 ? loom_sigmoidf(lg[j]) : softmax_point(e, lg + j * 256, point == LOOM_POINT_MEDIAN);
                             }
         }
 }

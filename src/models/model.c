@@ -407,7 +407,7 @@ typedef struct {
     float **grads;         /* shard: micro-shard j's gradient goes to grads[j - j0] */
     size_t j0;             /* shard: the first micro-shard with a gradient buffer */
     float scale;           /* shard */
-    size_t K, keep;        /* iw_nll; sample */
+    size_t K, keep;        /* iw_nll (K), predict (K: the loom_point); sample */
     float temperature;     /* frames, sample */
     loom_rng *rngs;        /* (n) frames, sample */
     const uint8_t *given;  /* (H*W) sample_given: the pixels given */
@@ -511,7 +511,7 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
         m->ops->sample_given(m, ws, j->out + b0 * HW, j->logw + b0, j->given, labels, nb, j->rngs + b0);
         break;
     case JOB_PREDICT:
-        m->ops->predict(m, ws, j->fout + b0 * loom_nll_dims(&m->cfg), j->imgs + b0 * HW, nb);
+        m->ops->predict(m, ws, j->fout + b0 * loom_nll_dims(&m->cfg), j->imgs + b0 * HW, nb, (int)j->K);
         break;
     case JOB_CLASSIFY:
         m->ops->classify(m, ws, j->fout ? j->fout + b0 * loom_model_class_floats(m) : NULL,
@@ -881,14 +881,16 @@ loom_status loom_model_nll(loom_model *m, double *nll_img, const uint8_t *imgs,
 }
 
 loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
-                               size_t chunk, loom_error *err) {
+                               size_t chunk, loom_point point, loom_error *err) {
     if (!m->ops->predict)
         return loom_fail(err, LOOM_EINVAL, "model %s predicts no frames (it models still images)",
                          m->ops->name);
+    if (point == LOOM_POINT_MEDIAN && !m->cfg.softmax256)
+        return loom_fail(err, LOOM_EINVAL, "a median frame needs --output softmax256 (the Bernoulli output has none)");
     if (chunk == 0) chunk = 1;
     const size_t EX = loom_example_size(&m->cfg), PF = loom_nll_dims(&m->cfg);
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
-        const shard_job job = {.kind = JOB_PREDICT, .imgs = seqs + c0 * EX, .fout = probs + c0 * PF};
+        const shard_job job = {.kind = JOB_PREDICT, .imgs = seqs + c0 * EX, .fout = probs + c0 * PF, .K = point};
         loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
         if (st) return st;
     }
@@ -896,7 +898,7 @@ loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs,
 }
 
 loom_status loom_model_predict_frames(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
-                                      size_t F, loom_error *err) {
+                                      size_t F, loom_point point, loom_error *err) {
     if (!m->ops->predict)
         return loom_fail(err, LOOM_EINVAL, "model %s predicts no frames (it models still images)",
                          m->ops->name);
@@ -912,7 +914,7 @@ loom_status loom_model_predict_frames(loom_model *m, uint8_t *frames, const uint
             memcpy(win + k * EX, gen + (k * L + done) * FR, K * FR);
             memset(win + k * EX + K * FR, 0, M * FR);
         }
-        if ((st = loom_model_predict(m, probs, win, n, n, err))) break;
+        if ((st = loom_model_predict(m, probs, win, n, n, point, err))) break;
         const size_t take = LOOM_MIN(M, F - done);
         for (size_t k = 0; k < n; k++)
             for (size_t i = 0; i < take * FR; i++)

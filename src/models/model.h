@@ -142,11 +142,12 @@ typedef struct loom_model_ops {
      * them 0), and loom_model_check_masks rejects weights where one is not. */
     int (*masked)(const loom_model *m, size_t p, size_t k);
     /* optional (sequence models): probs (n, frames_out, C, H, W) = the
-     * predicted frames, each pixel's probability of being on (its mean), from
+     * predicted frames, each pixel's point estimate (loom_point: its mean, or
+     * with a softmax256 output its median), from
      * the first frames_in frames of each example of seqs (n, frames_in +
      * frames_out, C, H, W; the later frames are not read); uses the training
      * workspace */
-    void (*predict)(const loom_model *m, void *ws, float *probs, const uint8_t *seqs, size_t n);
+    void (*predict)(const loom_model *m, void *ws, float *probs, const uint8_t *seqs, size_t n, int point);
     /* optional: frees what a workspace holds besides its memory (e.g. cached
      * convolution primitives) before model.c frees it; workspaces start zeroed */
     void (*ws_release)(void *ws);
@@ -376,19 +377,25 @@ loom_status loom_model_forward(loom_model *m, float *out, double *internal, cons
 loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout, size_t n,
                                 float internal_weight, loom_error *err);
 
+/* The point estimate a predicted frame takes of each pixel's distribution:
+ * its mean (the MSE's best guess), or its median (the absolute error's; a
+ * softmax256 output only: the Bernoulli on intensities has no median). */
+typedef enum { LOOM_POINT_MEAN = 0, LOOM_POINT_MEDIAN } loom_point;
+
 /* Predicted frames of a sequence model (ops->predict), in chunks of `chunk`
  * examples over the threads: probs (n, frames_out, C, H, W) in [0, 1];
- * LOOM_EINVAL when the model predicts no frames. */
+ * LOOM_EINVAL when the model predicts no frames, or for a median it has not. */
 loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs, size_t n,
-                               size_t chunk, loom_error *err);
+                               size_t chunk, loom_point point, loom_error *err);
 
 /* frames (n, F, C, H, W): F predicted frames of each sequence of seqs (only
  * its first frames_in frames are read), frames_out at a time; past the first
  * frames_out, the last frames_in frames so far (given, or predicted and
  * rounded to 8 bits) are read again, so the model runs on its own output.
- * frames[f] = round(255 p). LOOM_EINVAL when the model predicts no frames. */
+ * frames[f] = round(255 p), p the point estimate. LOOM_EINVAL when the
+ * model predicts no frames, or for a median it has not. */
 loom_status loom_model_predict_frames(loom_model *m, uint8_t *frames, const uint8_t *seqs, size_t n,
-                                      size_t F, loom_error *err);
+                                      size_t F, loom_point point, loom_error *err);
 
 /* Classifiers (ops->classify): logits (n, loom_model_class_floats) and
  * feats (n, loom_model_feat_dim), either may be NULL, for n images, in chunks
