@@ -156,6 +156,8 @@ static void on_event(void *user, const loom_train_event *ev) {
     run_files *rf = v->rf;
     if (v->kill_at && ev->step == v->kill_at && ev->kind != LOOM_TRAIN_SAMPLE) raise(SIGKILL);
     if (v->rank) return;
+    /* a sequence model's examples are sequences */
+    const char *rate = loom_frames(&v->m->cfg) > 1 ? "sequences/s" : "images/s";
     switch (ev->kind) {
     case LOOM_TRAIN_SKIP:
         note(rf, "%s", ev->msg);
@@ -209,17 +211,17 @@ static void on_event(void *user, const loom_train_event *ev) {
         } else {
             char vbuf[64] = "";
             if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");
-            say(rf, "step %ld/%ld train %.4f bits/dim%s %.1f images/s eta %.0fs", ev->step, ev->steps, bpd, vbuf,
-                ev->images_per_s, ev->eta_s);
+            say(rf, "step %ld/%ld train %.4f bits/dim%s %.1f %s eta %.0fs", ev->step, ev->steps, bpd, vbuf,
+                ev->images_per_s, rate, ev->eta_s);
         }
         break;
     }
     case LOOM_TRAIN_STEP:
         if (rf->tty) {
             int w = 30, done = (int)(w * ev->step / ev->steps);
-            fprintf(stderr, "\r[%.*s%*s] step %ld/%ld loss %.3f bits/dim %.0f images/s eta %.0fs ", done,
+            fprintf(stderr, "\r[%.*s%*s] step %ld/%ld loss %.3f bits/dim %.0f %s eta %.0fs ", done,
                     "##############################", w - done, "", ev->step, ev->steps, ev->loss_bpd,
-                    ev->images_per_s, ev->eta_s);
+                    ev->images_per_s, rate, ev->eta_s);
         }
         break;
     case LOOM_TRAIN_SAMPLE: {
@@ -609,9 +611,10 @@ int cmd_train(int argc, char **argv) {
             fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
-        "%zu train / %zu valid images; batch %zu, steps %ld -> %ld, %zu thread%s, products %s %s (OpenBLAS core %s)",
+        "%zu train / %zu valid %s; batch %zu, steps %ld -> %ld, %zu thread%s, products %s %s (OpenBLAS core %s)",
         resume ? "resuming" : "new", out, cfg.model, cfg.height, cfg.width, cfg.layers, cfg.hidden,
-        cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), o.batch, ts->step, o.steps, threads,
+        cfg.nclasses, m->nfloats, ntrain, loom_trainer_nvalid(t), loom_frames(&cfg) > 1 ? "sequences" : "images",
+        o.batch, ts->step, o.steps, threads,
         threads == 1 ? "" : "s", loom_gemm_backend_name((loom_gemm_backend)m->gemm),
         loom_precision_name((loom_precision)o.precision), loom_blas_core());
     if (nranks > 1) {

@@ -27,6 +27,14 @@ else
     skip "convlstm bf16" "this CPU has no AVX512_BF16 (or no oneDNN)"
 fi
 
+# the log counts sequences, and announces no samples (convlstm cannot sample)
+grep -q "valid sequences; batch" "$T/a/train.log" && grep -q " sequences/s eta" "$T/a/train.log" &&
+    ! grep -q "images" "$T/a/train.log" && ! grep -q "samples" "$T/a/train.log" &&
+    pass "convlstm train.log: sequences, not images, and no samples" ||
+    fail "convlstm train.log: sequences, not images, and no samples" "$(cat "$T/a/train.log")"
+$LOOM info "$T/a" >"$T/info" 2>&1
+grep -q "^sequences   2 given + 2 predicted frames, kernel 3, patch 8, output bernoulli$" "$T/info" &&
+    pass "convlstm info: frames, kernel, patch and output" || fail "convlstm info: frames, kernel, patch and output" "$(cat "$T/info")"
 $LOOM eval "$T/a" --limit 8 --json >"$T/e.json" 2>"$T/err"
 if grep -q '"model": "convlstm", "step": 6, "checkpoint": ' "$T/e.json" && grep -q '"kind": "mse"' "$T/e.json" &&
    grep -q '"mse_per_frame": [0-9]' "$T/e.json" && grep -q '"ssim": [0-9.-]*, "ssim_8bit": [0-9.-]*,' "$T/e.json" &&
