@@ -42,6 +42,9 @@ typedef struct {
     double ce;                /* summed cross-entropy (nats) */
 } metrics;
 
+/* the four (M) sums of a predictor, at acc */
+static metrics metrics_at(double *acc, size_t M) { return (metrics){acc, acc + M, acc + 2 * M, acc + 3 * M, 0}; }
+
 /* p (M, H, W) predicted intensities against the truth x (M, H, W) in [0, 1];
  * q8 (H, W) scratch for a frame as loom predict writes it (8 bits, rounded) */
 static void score(metrics *r, const float *p, const float *x, float *q8, size_t M, size_t HW, size_t h, size_t w) {
@@ -90,10 +93,8 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
      * cross-entropy on intensities is not one. It also has a median frame */
     const bool exact = c->softmax256 != 0;
     /* the model (mean frames), the baseline, black frames, the model's median frames */
-    metrics mo = {acc, acc + M, acc + 2 * M, acc + 3 * M, 0};
-    metrics mb = {acc + 4 * M, acc + 5 * M, acc + 6 * M, acc + 7 * M, 0};
-    metrics mz = {acc + 8 * M, acc + 9 * M, acc + 10 * M, acc + 11 * M, 0};
-    metrics mm = {acc + 12 * M, acc + 13 * M, acc + 14 * M, acc + 15 * M, 0};
+    metrics mo = metrics_at(acc, M), mb = metrics_at(acc + 4 * M, M);
+    metrics mz = metrics_at(acc + 8 * M, M), mm = metrics_at(acc + 12 * M, M);
     loom_error err;
     const double t0 = cli_now();
     for (size_t k0 = 0; k0 < n; k0 += B) {

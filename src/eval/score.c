@@ -228,9 +228,8 @@ void loom_seg_scores(double *pixel_acc, double *miou, const uint8_t *pred, const
     *miou = present ? s / (double)present : 0.0;
 }
 
-/* ------------------------------------------------------------ detect */
+/* ------------------------------------------------------------ SSIM */
 
-/* perm (n) = a seeded permutation of 0 .. n-1 (Fisher-Yates) */
 /* one window's SSIM from its weighted sums (weights summing to 1); bessel
  * turns the weighted moments into sample ones (N / (N - 1)) */
 static double ssim_window(double ma, double mb, double aa, double bb, double ab, double bessel) {
@@ -272,6 +271,9 @@ double loom_ssim(const float *a, const float *b, size_t h, size_t w, loom_ssim_w
     return sum / (double)cnt;
 }
 
+/* ------------------------------------------------------------ detect */
+
+/* perm (n) = a seeded permutation of 0 .. n-1 (Fisher-Yates) */
 static void shuffle(size_t *perm, size_t n, loom_rng *rng) {
     for (size_t k = 0; k < n; k++) perm[k] = k;
     for (size_t k = n; k > 1; k--) {

@@ -407,7 +407,8 @@ typedef struct {
     float **grads;         /* shard: micro-shard j's gradient goes to grads[j - j0] */
     size_t j0;             /* shard: the first micro-shard with a gradient buffer */
     float scale;           /* shard */
-    size_t K, keep;        /* iw_nll (K), predict (K: the loom_point); sample */
+    size_t K, keep;        /* iw_nll; sample */
+    loom_point point;      /* predict */
     float temperature;     /* frames, sample */
     loom_rng *rngs;        /* (n) frames, sample */
     const uint8_t *given;  /* (H*W) sample_given: the pixels given */
@@ -511,7 +512,7 @@ static void run_job(loom_model *m, const shard_job *j, int t, size_t mj, size_t 
         m->ops->sample_given(m, ws, j->out + b0 * HW, j->logw + b0, j->given, labels, nb, j->rngs + b0);
         break;
     case JOB_PREDICT:
-        m->ops->predict(m, ws, j->fout + b0 * loom_nll_dims(&m->cfg), j->imgs + b0 * HW, nb, (int)j->K);
+        m->ops->predict(m, ws, j->fout + b0 * loom_nll_dims(&m->cfg), j->imgs + b0 * HW, nb, (int)j->point);
         break;
     case JOB_CLASSIFY:
         m->ops->classify(m, ws, j->fout ? j->fout + b0 * loom_model_class_floats(m) : NULL,
@@ -890,7 +891,7 @@ loom_status loom_model_predict(loom_model *m, float *probs, const uint8_t *seqs,
     if (chunk == 0) chunk = 1;
     const size_t EX = loom_example_size(&m->cfg), PF = loom_nll_dims(&m->cfg);
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
-        const shard_job job = {.kind = JOB_PREDICT, .imgs = seqs + c0 * EX, .fout = probs + c0 * PF, .K = point};
+        const shard_job job = {.kind = JOB_PREDICT, .imgs = seqs + c0 * EX, .fout = probs + c0 * PF, .point = point};
         loom_status st = run_sharded(m, &job, LOOM_MIN(chunk, n - c0), m->ops->train_ws_bytes, err);
         if (st) return st;
     }
