@@ -35,6 +35,12 @@ grep -q "valid sequences; batch" "$T/a/train.log" && grep -q " sequences/s eta" 
 $LOOM info "$T/a" >"$T/info" 2>&1
 grep -q "^sequences   2 given + 2 predicted frames, kernel 3, patch 8, output bernoulli$" "$T/info" &&
     pass "convlstm info: frames, kernel, patch and output" || fail "convlstm info: frames, kernel, patch and output" "$(cat "$T/info")"
+$LOOM train --model convlstm --layers 1 --hidden 4 --frames-in 3 --frames-out 1 --kernel 5 --patch 8 --batch 2 --valid 2 \
+    --steps 1 --output softmax256 --peephole --quiet --out "$T/i31" >/dev/null 2>&1
+$LOOM info "$T/i31" >"$T/info" 2>&1
+grep -q "^sequences   3 given + 1 predicted frames, kernel 5, patch 8, output softmax256, peepholes$" "$T/info" &&
+    pass "convlstm info: another run's frames, kernel, output and peepholes" ||
+    fail "convlstm info: another run's frames, kernel, output and peepholes" "$(cat "$T/info")"
 $LOOM eval "$T/a" --limit 8 --json >"$T/e.json" 2>"$T/err"
 if grep -q '"model": "convlstm", "step": 6, "checkpoint": ' "$T/e.json" && grep -q '"kind": "mse"' "$T/e.json" &&
    grep -q '"mse_per_frame": [0-9]' "$T/e.json" && grep -q '"ssim": [0-9.-]*, "ssim_8bit": [0-9.-]*,' "$T/e.json" &&
