@@ -11,7 +11,10 @@ convolutional discriminator; the non-saturating GAN loss).
              z, the generated images, the discriminator's logits, L_D and its
              gradient for every discriminator tensor (stage 0), L_G and its
              gradient for every generator tensor through the discriminator
-             (stage 1), in float64.
+             (stage 1), in float64. With --batchnorm --mbstd 2 --out
+             tests/fixtures/gran_bn_ref.safetensors: the same with the
+             generator's batchnorm (per micro-shard of 8) and the
+             discriminator's minibatch standard deviation.
   bench   -- the peer: float32 training steps (one D update, one G update) of
              the same networks at loom's defaults, on Fashion-MNIST; with
              --seconds, trains that long and writes --samples N samples as
@@ -50,65 +53,101 @@ def unflat(v, c, h, w):
     return v.reshape(v.shape[0], h, w, c).permute(0, 3, 1, 2)
 
 
-def gen_names():
-    return ["enc.conv1.weight", "enc.conv1.bias", "enc.conv2.weight", "enc.conv2.bias", "enc.fc.weight",
-            "enc.fc.bias", "dec.fc.weight", "dec.fc.bias", "dec.deconv1.weight", "dec.deconv1.bias",
-            "dec.deconv2.weight", "dec.deconv2.bias"]
+def gen_names(bn=False):
+    return [k for k in gen_shapes(8, 8, 1, 1, bn)]
 
 
-def disc_names():
-    return ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"]
+def disc_names(mbstd=0):
+    return ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"] + \
+        (["mbstd.weight"] if mbstd else [])
 
 
-def gen_shapes(H, W, C, Z):
+def gen_shapes(H, W, C, Z, bn=False):
+    """bn: no per-channel biases before the batchnorms (loom's layout: they would cancel)"""
     E = (H // 4) * (W // 4) * 2 * C
-    return {"enc.conv1.weight": (C, 4, 4, 1), "enc.conv1.bias": (C,), "enc.conv2.weight": (2 * C, 4, 4, C),
-            "enc.conv2.bias": (2 * C,), "enc.fc.weight": (E, Z), "enc.fc.bias": (Z,), "dec.fc.weight": (2 * Z, E),
-            "dec.fc.bias": (E,), "dec.deconv1.weight": (2 * C, 4, 4, C), "dec.deconv1.bias": (C,),
-            "dec.deconv2.weight": (C, 4, 4, 1), "dec.deconv2.bias": (1,)}
+    s = {"enc.conv1.weight": (C, 4, 4, 1), "enc.conv1.bias": (C,), "enc.conv2.weight": (2 * C, 4, 4, C),
+         "enc.conv2.bias": (2 * C,), "enc.fc.weight": (E, Z), "enc.fc.bias": (Z,), "dec.fc.weight": (2 * Z, E),
+         "dec.fc.bias": (E,), "dec.deconv1.weight": (2 * C, 4, 4, C), "dec.deconv1.bias": (C,),
+         "dec.deconv2.weight": (C, 4, 4, 1), "dec.deconv2.bias": (1,)}
+    if bn:
+        for k in ("enc.conv1.bias", "enc.conv2.bias", "dec.deconv1.bias"):
+            del s[k]
+    return s
 
 
-def disc_shapes(H, W, C):
+def disc_shapes(H, W, C, mbstd=0):
     E = (H // 4) * (W // 4) * 2 * C
-    return {"conv1.weight": (C, 4, 4, 1), "conv1.bias": (C,), "conv2.weight": (2 * C, 4, 4, C),
-            "conv2.bias": (2 * C,), "fc.weight": (E, 1), "fc.bias": (1,)}
+    s = {"conv1.weight": (C, 4, 4, 1), "conv1.bias": (C,), "conv2.weight": (2 * C, 4, 4, C),
+         "conv2.bias": (2 * C,), "fc.weight": (E, 1), "fc.bias": (1,)}
+    if mbstd:
+        s["mbstd.weight"] = (1,)
+    return s
 
 
-def generator(p, z, H, W, C, T):
-    """p: loom-named tensors; z (n, Z) -> images (n, 1, H, W) in (0, 1)"""
+def bnorm(a, on, group=8):
+    """loom's batchnorm (no scale or shift): per channel over the images of each
+    micro-shard of `group` consecutive images and their pixels, biased variance;
+    group 0: over the whole batch (the peer's, PyTorch's own batch_norm)"""
+    if not on:
+        return a
+    if group == 0:
+        return F.batch_norm(a, None, None, training=True, eps=1e-5)
+    out = []
+    for g in a.split(group, 0):
+        m = g.mean((0, 2, 3), keepdim=True)
+        v = ((g - m) ** 2).mean((0, 2, 3), keepdim=True)
+        out.append((g - m) / torch.sqrt(v + 1e-5))
+    return torch.cat(out, 0)
+
+
+def generator(p, z, H, W, C, T, bn=False, group=8):
+    """p: loom-named tensors; z (n, Z) -> images (n, 1, H, W) in (0, 1);
+    bn: batch-normalise the four hidden layers before their ReLUs (bnorm)"""
     n = z.shape[0]
     S = torch.zeros(n, 1, H, W, dtype=z.dtype)
     prev = torch.zeros(n, 1, H, W, dtype=z.dtype)
     for _ in range(T):
-        a1 = F.relu(F.conv2d(prev, conv_w(p["enc.conv1.weight"]), p["enc.conv1.bias"], stride=2, padding=1))
-        a2 = F.relu(F.conv2d(a1, conv_w(p["enc.conv2.weight"]), p["enc.conv2.bias"], stride=2, padding=1))
+        a1 = F.relu(bnorm(F.conv2d(prev, conv_w(p["enc.conv1.weight"]), p.get("enc.conv1.bias"), stride=2,
+                                   padding=1), bn, group))
+        a2 = F.relu(bnorm(F.conv2d(a1, conv_w(p["enc.conv2.weight"]), p.get("enc.conv2.bias"), stride=2, padding=1), bn,
+                          group))
         hc = torch.tanh(flat(a2) @ p["enc.fc.weight"] + p["enc.fc.bias"])
-        g0 = F.relu(torch.cat([z, hc], 1) @ p["dec.fc.weight"] + p["dec.fc.bias"])
-        g0 = unflat(g0, 2 * C, H // 4, W // 4)
-        g1 = F.relu(F.conv_transpose2d(g0, conv_w(p["dec.deconv1.weight"]), p["dec.deconv1.bias"], stride=2,
-                                       padding=1))
+        g0 = unflat(torch.cat([z, hc], 1) @ p["dec.fc.weight"] + p["dec.fc.bias"], 2 * C, H // 4, W // 4)
+        g0 = F.relu(bnorm(g0, bn, group))
+        g1 = F.relu(bnorm(F.conv_transpose2d(g0, conv_w(p["dec.deconv1.weight"]), p.get("dec.deconv1.bias"), stride=2,
+                                             padding=1), bn, group))
         dc = F.conv_transpose2d(g1, conv_w(p["dec.deconv2.weight"]), p["dec.deconv2.bias"], stride=2, padding=1)
         S = S + dc
         prev = dc
     return torch.sigmoid(S)
 
 
-def discriminator(p, x):
-    """x (n, 1, H, W) in [0, 1] -> logits (n,)"""
+def discriminator(p, x, mbstd=0):
+    """x (n, 1, H, W) in [0, 1] -> logits (n,); mbstd G: + w_s times the mean
+    over the features of their standard deviation over each group of G images"""
     h1 = F.leaky_relu(F.conv2d(x, conv_w(p["conv1.weight"]), p["conv1.bias"], stride=2, padding=1), LEAK)
-    h2 = F.leaky_relu(F.conv2d(h1, conv_w(p["conv2.weight"]), p["conv2.bias"], stride=2, padding=1), LEAK)
-    return (flat(h2) @ p["fc.weight"] + p["fc.bias"]).reshape(-1)
+    h2 = flat(F.leaky_relu(F.conv2d(h1, conv_w(p["conv2.weight"]), p["conv2.bias"], stride=2, padding=1), LEAK))
+    out = (h2 @ p["fc.weight"] + p["fc.bias"]).reshape(-1)
+    if mbstd:
+        if h2.shape[0] % mbstd == 0:  # the peer's batches: one reshape
+            g = h2.reshape(-1, mbstd, h2.shape[1])
+            sig = torch.sqrt(((g - g.mean(1, keepdim=True)) ** 2).mean(1) + 1e-8).mean(1).repeat_interleave(mbstd)
+        else:
+            sig = torch.cat([torch.sqrt(((g - g.mean(0)) ** 2).mean(0) + 1e-8).mean().expand(g.shape[0])
+                             for g in h2.split(mbstd, 0)])
+        out = out + p["mbstd.weight"] * sig
+    return out
 
 
 def cmd_fixture(args):
     H, W, C, Z, T, B = 8, 8, 2, 3, 2, 10
     rng = np.random.default_rng(20261202)
     tensors, gp, dp = [], {}, {}
-    for name, shape in gen_shapes(H, W, C, Z).items():
+    for name, shape in gen_shapes(H, W, C, Z, args.batchnorm).items():
         w = (rng.standard_normal(shape) * 0.4).astype(np.float32)
         tensors.append(("gen." + name, w))
         gp[name] = torch.tensor(w.astype(np.float64), requires_grad=True)
-    for name, shape in disc_shapes(H, W, C).items():
+    for name, shape in disc_shapes(H, W, C, args.mbstd).items():
         w = (rng.standard_normal(shape) * 0.4).astype(np.float32)
         tensors.append(("disc." + name, w))
         dp[name] = torch.tensor(w.astype(np.float64), requires_grad=True)
@@ -116,18 +155,18 @@ def cmd_fixture(args):
     z = rng.standard_normal((B, Z)).astype(np.float32)
     tensors += [("images", images), ("z", z)]
     real = torch.from_numpy(images.astype(np.float64) / 255.0).reshape(B, 1, H, W)
-    fake = generator(gp, torch.from_numpy(z.astype(np.float64)), H, W, C, T)
+    fake = generator(gp, torch.from_numpy(z.astype(np.float64)), H, W, C, T, args.batchnorm)
     # stage 0: L_D = mean softplus(-D(real)) + softplus(D(fake)), the fakes held fixed
-    lr, lf = discriminator(dp, real), discriminator(dp, fake.detach())
+    lr, lf = discriminator(dp, real, args.mbstd), discriminator(dp, fake.detach(), args.mbstd)
     loss_d = (F.softplus(-lr) + F.softplus(lf)).mean()
     loss_d.backward()
-    for name in disc_names():
+    for name in disc_names(args.mbstd):
         tensors.append(("disc.grad." + name, dp[name].grad.numpy().astype(np.float32)))
         dp[name].grad = None
     # stage 1: L_G = mean softplus(-D(G(z))) with the same (not updated) discriminator
-    loss_g = F.softplus(-discriminator(dp, fake)).mean()
+    loss_g = F.softplus(-discriminator(dp, fake, args.mbstd)).mean()
     loss_g.backward()
-    for name in gen_names():
+    for name in gen_names(args.batchnorm):
         tensors.append(("gen.grad." + name, gp[name].grad.numpy().astype(np.float32)))
     tensors += [("fake", fake.detach().numpy().reshape(B, H, W).astype(np.float32)),
                 ("logits_real", lr.detach().numpy().astype(np.float32)),
@@ -135,6 +174,8 @@ def cmd_fixture(args):
                 ("loss_d", np.array([loss_d.item()], dtype=np.float32)),
                 ("loss_g", np.array([loss_g.item()], dtype=np.float32))]
     meta = {"height": H, "width": W, "hidden": C, "zdim": Z, "steps_draw": T, "batch": B}
+    if args.batchnorm or args.mbstd:
+        meta.update({"batchnorm": int(args.batchnorm), "mbstd": args.mbstd})
     write_safetensors(args.out, tensors, meta)
     print(json.dumps({"out": args.out, "bytes": os.path.getsize(args.out), "loss_d": loss_d.item(),
                       "loss_g": loss_g.item()}))
@@ -145,7 +186,7 @@ def init_params(shapes, rng):
     fan = {"enc.conv1.weight": 16, "conv1.weight": 16}
     p = {}
     for name, shape in shapes.items():
-        if name.endswith("bias"):
+        if name.endswith("bias") or name == "mbstd.weight":
             p[name] = torch.zeros(shape, requires_grad=True)
             continue
         if name in fan:
@@ -187,7 +228,8 @@ def cmd_bench(args):
     C, Z, T, B = args.hidden, args.zdim, args.steps_draw, args.batch
     x_all = fashion("train")
     rng = np.random.default_rng(1)
-    gp, dp = init_params(gen_shapes(H, W, C, Z), rng), init_params(disc_shapes(H, W, C), rng)
+    bn, G = args.batchnorm == "on", args.mbstd
+    gp, dp = init_params(gen_shapes(H, W, C, Z, bn), rng), init_params(disc_shapes(H, W, C, G), rng)
     opt_g = torch.optim.Adam(gp.values(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(dp.values(), lr=2e-4, betas=(0.5, 0.999))
 
@@ -195,13 +237,13 @@ def cmd_bench(args):
         idx = rng.integers(0, len(x_all), size=B)
         real = torch.from_numpy(x_all[idx].astype(np.float32) / 255.0).reshape(B, 1, H, W)
         z = torch.randn(B, Z)
-        fake = generator(gp, z, H, W, C, T)
+        fake = generator(gp, z, H, W, C, T, bn, 0)
         opt_d.zero_grad(set_to_none=True)
-        loss_d = (F.softplus(-discriminator(dp, real)) + F.softplus(discriminator(dp, fake.detach()))).mean()
+        loss_d = (F.softplus(-discriminator(dp, real, G)) + F.softplus(discriminator(dp, fake.detach(), G))).mean()
         loss_d.backward()
         opt_d.step()
         opt_g.zero_grad(set_to_none=True)
-        loss_g = F.softplus(-discriminator(dp, fake)).mean()
+        loss_g = F.softplus(-discriminator(dp, fake, G)).mean()
         loss_g.backward()
         opt_g.step()
         return loss_g.item(), loss_d.item()
@@ -225,11 +267,11 @@ def cmd_bench(args):
     out = {"train_steps_per_s": round(1.0 / med, 4), "train_images_per_s": round(B / med, 2),
            "cpu_s_per_step": round(float(np.median(cpu)), 4),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": B, "hidden": C, "zdim": Z,
-           "steps_draw": T, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+           "steps_draw": T, "batchnorm": bn, "mbstd": G, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
            "loadavg_1m": os.getloadavg()[0], "timed_steps": steps, "loss_g": last[0], "loss_d": last[1]}
     if args.out_dir:
         with torch.no_grad():
-            imgs = generator(gp, torch.randn(args.samples, Z), H, W, C, T)
+            imgs = generator(gp, torch.randn(args.samples, Z), H, W, C, T, bn, 0)
         write_pngs((imgs.numpy().reshape(-1, H, W) * 255 + 0.5).astype(np.uint8), args.out_dir)
         out["samples"] = args.out_dir
     print(json.dumps(out))
@@ -240,11 +282,16 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixture")
     f.add_argument("--out", default="tests/fixtures/gran_ref.safetensors")
+    f.add_argument("--batchnorm", action="store_true", help="the generator's batchnorm (gran_bn_ref)")
+    f.add_argument("--mbstd", type=int, default=0, help="the discriminator's minibatch groups (gran_bn_ref: 2)")
     b = sub.add_parser("bench")
     b.add_argument("--hidden", type=int, default=32)
     b.add_argument("--zdim", type=int, default=100)
     b.add_argument("--steps-draw", type=int, default=3)
     b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--batchnorm", choices=["on", "off"], default="on",
+                   help="the generator's batchnorm (loom's default on; here over the whole batch)")
+    b.add_argument("--mbstd", type=int, default=4, help="the discriminator's minibatch groups (loom's default 4)")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)

@@ -30,6 +30,7 @@ typedef struct {
     bool terms;   /* the validation's loss terms (KL, reconstruction) have columns */
     bool train_terms; /* the training loss's terms (loom_trainer_terms) have columns */
     bool gan;     /* an adversarial run (gran): loss_g and loss_d columns, no bits/dim */
+    loom_adv *adv; /* an autoencoder with an adversarial term: bits/dim, and loss_g (its term), loss_d */
     double wall0; /* seconds trained by the run's earlier processes (metrics.csv's last wall_s) */
 } run_files;
 
@@ -195,6 +196,12 @@ static void on_event(void *user, const loom_train_event *ev) {
         }
         if (rf->gan) /* the trainer reports nats as bits (/ log 2): back to nats per image */
             fprintf(rf->csv, ",%.6f,%.6f", ev->train_bpd[0] * log(2.0), ev->train_bpd[1] * log(2.0));
+        const double adv_g = rf->adv ? loom_adv_take(rf->adv) : NAN;
+        if (rf->adv) {
+            fputc(',', rf->csv);
+            if (isfinite(adv_g)) fprintf(rf->csv, "%.6f", adv_g);
+            fprintf(rf->csv, ",%.6f", ev->train_bpd[1] * log(2.0));
+        }
         fputc('\n', rf->csv);
         fflush(rf->csv);
         if (rf->gan) {
@@ -209,9 +216,11 @@ static void on_event(void *user, const loom_train_event *ev) {
             say(rf, "step %ld/%ld cross-entropy train %.4f%s nats/image %.1f images/s eta %.0fs", ev->step, ev->steps,
                 bpd * nats, vbuf, ev->images_per_s, ev->eta_s);
         } else {
-            char vbuf[64] = "";
+            char vbuf[64] = "", abuf[96] = "";
             if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");
-            say(rf, "step %ld/%ld train %.4f bits/dim%s %.1f %s eta %.0fs", ev->step, ev->steps, bpd, vbuf,
+            if (rf->adv)
+                snprintf(abuf, sizeof abuf, " loss_g %.4f loss_d %.4f nats/image", adv_g, ev->train_bpd[1] * log(2.0));
+            say(rf, "step %ld/%ld train %.4f bits/dim%s%s %.1f %s eta %.0fs", ev->step, ev->steps, bpd, vbuf, abuf,
                 ev->images_per_s, rate, ev->eta_s);
         }
         break;
@@ -266,7 +275,8 @@ static const char *usage_text =
     "--model rowlstm|diagbilstm|grupixel|draw|rae|convlstm|renet|reseg|gran [--layers L] [--hidden H] [--cell C] [--zdim Z]\n"
     "                  [--data D [--gray]] [--steps N | --epochs E] [--batch B]\n"
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
-    "                  [gran: --steps-draw T --zdim Z --d-steps K --lr-d F]\n"
+    "                  [rae, draw: --adversarial W --lr-d F]\n"
+    "                  [gran: --steps-draw T --zdim Z --d-steps K --lr-d F --batchnorm on|off --mbstd G]\n"
     "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P --output O --peephole] [renet, reseg: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] [--gemm openblas|onednn] [--precision fp32|bf16]\n"
     "                  --out RUN_DIR\n"
@@ -315,6 +325,9 @@ int cmd_train(int argc, char **argv) {
     cli_draw_flags df = {0};
     long d_steps = 1;
     double lr_d = 0;
+    size_t mbstd = 0;
+    double adversarial = 0;
+    const char *batchnorm = NULL;
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
     const char *output = NULL;
     bool peephole = false;
@@ -329,6 +342,9 @@ int cmd_train(int argc, char **argv) {
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64); gran: canvas updates T (default 3)", false},
         {"d-steps", ARG_LONG, &d_steps, 1, 1000, "gran: discriminator updates per generator update (default 1)", false},
         {"lr-d", ARG_DOUBLE, &lr_d, 1e-12, 10, "gran: the discriminator's Adam learning rate (default: --lr)", false},
+        {"adversarial", ARG_DOUBLE, &adversarial, 1e-9, 1e6, "rae, draw: add a discriminator on the reconstructions, its loss weighted W against the model's own (nats per image; docs/rae.md)", false},
+        {"batchnorm", ARG_STR, &batchnorm, 0, 0, "gran: batch normalisation in the generator, on (default) or off", false},
+        {"mbstd", ARG_SIZE, &mbstd, 0, 8, "gran: the discriminator's minibatch standard deviation over groups of N images, 0 = off (default)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
@@ -418,10 +434,17 @@ int cmd_train(int argc, char **argv) {
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         const bool gran = strcmp(cfg.model, "gran") == 0;
-        static const char *const gflags[] = {"d-steps", "lr-d"};
-        for (size_t k = 0; k < 2; k++)
-            if (!gran && cli_find(args, nargs, gflags[k])->seen)
-                cli_die(2, "--%s: only --model gran takes it (model %s)", gflags[k], model);
+        static const char *const gflags[] = {"d-steps", "lr-d", "mbstd", "batchnorm"};
+        const bool adv = adversarial > 0;
+        if (adv && strcmp(cfg.model, "rae") != 0 && strcmp(cfg.model, "draw") != 0)
+            cli_die(2, "--adversarial: only rae and draw take it (a Bernoulli output with a likelihood), not %s", model);
+        for (size_t k = 0; k < 4; k++)
+            if (!gran && !(adv && k == 1) && cli_find(args, nargs, gflags[k])->seen)
+                cli_die(2, "--%s: only --model gran%s takes it (model %s)", gflags[k], k == 1 ? " or --adversarial" : "",
+                        model);
+        if (adv && precision && strcmp(precision, "fp32") != 0)
+            cli_die(2, "--precision %s: an adversarial run trains in fp32 only", precision);
+        if (adv) o.adversarial = adversarial, o.model_lr[1] = lr_d; /* 0: --lr */
         if (gran) { /* docs/gran.md: defaults that train stably on Fashion-MNIST */
             const char *other = df.read_n ? "read-n" : df.write_n ? "write-n" : df.attention ? "attention" :
                                 df.variational ? "variational" : NULL;
@@ -433,6 +456,9 @@ int cmd_train(int argc, char **argv) {
             if (!df.hidden_seen) cfg.hidden = 32;
             cfg.zdim = zdim ? zdim : 100;
             cfg.steps_draw = df.steps_draw ? df.steps_draw : 3;
+            if (batchnorm && strcmp(batchnorm, "on") != 0 && strcmp(batchnorm, "off") != 0)
+                cli_die(2, "--batchnorm %s: give on or off", batchnorm);
+            cfg.batchnorm = !batchnorm || strcmp(batchnorm, "on") == 0;
             if (!cli_find(args, nargs, "lr")->seen) o.lr = 2e-4;
             if (!cli_find(args, nargs, "beta1")->seen) o.beta1 = 0.5;
             if (!cli_find(args, nargs, "clip")->seen) o.clip = 0;
@@ -515,7 +541,12 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(cfg.model, "gran") == 0) { /* the generator and its discriminator */
             spec[0].role = "gen";
             snprintf(spec[1].cfg.model, sizeof spec[1].cfg.model, "gran_d");
-            spec[1].cfg.zdim = 0, spec[1].cfg.steps_draw = 0;
+            spec[1].cfg.zdim = 0, spec[1].cfg.steps_draw = 0, spec[1].cfg.batchnorm = 0, spec[1].cfg.mbstd = mbstd;
+            nspec = 2;
+        } else if (o.adversarial > 0) { /* the autoencoder and a discriminator on its reconstructions */
+            spec[1].role = "disc";
+            spec[1].cfg = (loom_config){.model = "gran_d", .height = cfg.height, .width = cfg.width,
+                                        .channels = cfg.channels, .layers = 1, .hidden = 32};
             nspec = 2;
         }
         st = loom_trainer_create(&t, &o, spec, nspec, (int)threads, &err);
@@ -556,6 +587,14 @@ int cmd_train(int argc, char **argv) {
         if (st) cli_die_err(st, &err);
         loom_trainer_set_stages(t, 2, loom_gan_stage, gan);
     }
+    loom_adv *adv = NULL; /* an autoencoder with a discriminator on its reconstructions (src/train/gan.c) */
+    if (o.adversarial > 0) {
+        if (loom_trainer_nmodels(t) != 2) cli_die(2, "%s: an adversarial run has a model and a discriminator", out);
+        loom_model *dm = loom_trainer_model(t, 1);
+        cli_gemm(dm, gemm, NULL, NULL);
+        if ((st = loom_adv_create(&adv, m, dm, o.batch, o.adversarial, &err))) cli_die_err(st, &err);
+        loom_trainer_set_stages(t, 2, loom_adv_stage, adv);
+    }
 
     run_files rf = {.dir = out, .tty = !quiet && isatty(2) && rank == 0, .quiet = quiet};
     train_view view = {.rf = &rf, .quiet = quiet, .m = m, .seed = o.seed, .rank = rank,
@@ -592,22 +631,22 @@ int cmd_train(int argc, char **argv) {
     /* a composite loss (a KL and a reconstruction) gets a column per term */
     const bool composite = loom_model_out_floats(m) && strcmp(cli_nll_kind(m, 0), "elbo") == 0;
     rf.terms = composite && (new_csv || rf.terms);
-    rf.gan = gan != NULL;
+    rf.gan = gan != NULL, rf.adv = adv;
     /* the training loss's terms, a column each after those (a run that began
      * without them, from before they existed, keeps its columns); an
      * adversarial run has its own two (loss_g, loss_d) instead */
     const char *const *tnames = NULL;
-    const size_t nterms = rf.gan ? 0 : loom_trainer_terms(t, &tnames);
+    const size_t nterms = rf.gan || rf.adv ? 0 : loom_trainer_terms(t, &tnames);
     char tcols[LOOM_MAX_RUN_TERMS * (LOOM_TERM_NAMELEN + 8)] = "";
     for (size_t k = 0, len = 0; k < nterms; k++)
         len += (size_t)snprintf(tcols + len, sizeof tcols - len, ",train_%s", tnames[k]);
     rf.train_terms = nterms && !rf.old_csv && (new_csv || strstr(head, tcols));
     if (new_csv)
         fprintf(rf.csv, "%s%s%s%s\n", CSV_HEADER, rf.terms ? CSV_TERMS : "", rf.train_terms ? tcols : "",
-                rf.gan ? CSV_GAN : ""), fflush(rf.csv);
+                rf.gan || rf.adv ? CSV_GAN : ""), fflush(rf.csv);
     if (resume && !rf.old_csv) /* a marker row: the curves have a seam here */
         fprintf(rf.csv, "%ld,,,,%.1f,,,,resume%s%.*s%s\n", ts->step, rf.wall0, rf.terms ? ",," : "",
-                rf.train_terms ? (int)nterms : 0, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", rf.gan ? ",," : ""),
+                rf.train_terms ? (int)nterms : 0, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", rf.gan || rf.adv ? ",," : ""),
             fflush(rf.csv);
 
     say(&rf, "%s run %s: model %s %zux%zu layers %zu hidden %zu classes %d, %zu parameters; "
@@ -719,6 +758,7 @@ train:
     fclose(rf.log), fclose(rf.csv);
     loom_trainer_free(t);
     loom_gan_free(gan);
+    loom_adv_free(adv);
     loom_images_free(&all);
 #ifdef LOOM_HAVE_MPI
     cli_mpi_end();

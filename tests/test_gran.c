@@ -128,30 +128,58 @@ static void test_op_grads(loom_rng *r) {
     const size_t H = 8, W = 12, C = 2, Z = 3, T = 3, n = 3, HW = H * W;
     loom_config gc = gen_cfg(H, W, C, Z, T), dc = disc_cfg(H, W, C);
     loom_model *g = test_model(&gc, 1, 3, 0.6f), *d = test_model(&dc, 1, 4, 0.3f);
-    /* generator: every tensor of sum R x */
-    op_ctx c = {.base = {.m = g}, .ws = calloc(1, g->ops->train_ws_bytes(&gc, n)), .z = test_randbuf(r, n * Z, 2),
-                .R = test_randbuf(r, n * HW, 1), .out = test_zeros(n * HW), .n = n};
-    float *grad = test_zeros(g->nfloats);
-    gen_loss(&c);
-    g->ops->backward_out(g, c.ws, grad, NULL, c.R, NULL, n, 0.0f);
-    test_param_grads(gen_loss, &c.base, grad, "gran generator: gradient ", "", 64, 7, 1e-3, 1e-4);
-    free(c.ws), free(c.R), free(c.out), free(grad);
-    /* discriminator: every tensor, and the input */
-    op_ctx e = {.base = {.m = d}, .ws = calloc(1, d->ops->train_ws_bytes(&dc, n)), .x = test_randbuf(r, n * HW, 0.5f),
-                .R = test_randbuf(r, n, 1), .out = test_zeros(n), .n = n};
-    for (size_t i = 0; i < n * HW; i++) e.x[i] += 0.5f;
-    float *gd = test_zeros(d->nfloats), *dx = test_zeros(n * HW);
-    disc_loss(&e);
-    d->ops->backward_out(d, e.ws, gd, dx, e.R, NULL, n, 0.0f);
-    test_param_grads(disc_loss, &e.base, gd, "gran_d discriminator: gradient ", "", 64, 5, 1e-3, 1e-4);
-    GRADCHECK("gran_d discriminator: gradient of its input image", disc_loss, &e, e.x, dx, n * HW);
-    /* with grad NULL only dinput: the same input gradient */
-    float *dx2 = test_zeros(n * HW);
-    disc_loss(&e);
-    d->ops->backward_out(d, e.ws, NULL, dx2, e.R, NULL, n, 0.0f);
-    CHECK("gran_d: backward with grad NULL gives the same input gradient", memcmp(dx, dx2, n * HW * sizeof *dx) == 0,
-          "differs");
-    free(e.ws), free(e.x), free(e.R), free(e.out), free(gd), free(dx), free(dx2), free(c.z);
+    /* generator: every tensor of sum R x, without and with batchnorm (over
+     * the 3 images: each image's gradient reaches the others' statistics) */
+    for (int bn = 0; bn <= 1; bn++) {
+        gc.batchnorm = bn;
+        loom_model *gm = bn ? test_model(&gc, 1, 11, 0.6f) : g;
+        op_ctx c = {.base = {.m = gm}, .ws = calloc(1, gm->ops->train_ws_bytes(&gc, n)),
+                    .z = test_randbuf(r, n * Z, 2), .R = test_randbuf(r, n * HW, 1), .out = test_zeros(n * HW), .n = n};
+        float *grad = test_zeros(gm->nfloats);
+        gen_loss(&c);
+        gm->ops->backward_out(gm, c.ws, grad, NULL, c.R, NULL, n, 0.0f);
+        test_param_grads(gen_loss, &c.base, grad, bn ? "gran generator (batchnorm): gradient " :
+                         "gran generator: gradient ", "", 64, 7, 1e-3, 1e-4);
+        if (bn) loom_model_free(gm);
+        free(c.ws), free(c.R), free(c.out), free(grad), free(c.z);
+    }
+    /* discriminator: every tensor, and the input; with mbstd 2 over 5
+     * images the groups are 2, 2 and 1 (a lone image's sd is sqrt(eps)) */
+    for (size_t G = 0; G <= 2; G += 2) {
+        dc.mbstd = G;
+        loom_model *dm = G ? test_model(&dc, 1, 4, 0.3f) : d;
+        const size_t nd = G ? 5 : n;
+        if (G) dm->w[loom_model_param(dm, "mbstd.weight")->offset] = 0.7f; /* it starts at 0 */
+        op_ctx e = {.base = {.m = dm}, .ws = calloc(1, dm->ops->train_ws_bytes(&dc, nd)),
+                    .x = test_randbuf(r, nd * HW, 0.5f), .R = test_randbuf(r, nd, 1), .out = test_zeros(nd), .n = nd};
+        for (size_t i = 0; i < nd * HW; i++) e.x[i] += 0.5f;
+        float *gd = test_zeros(dm->nfloats), *dx = test_zeros(nd * HW);
+        disc_loss(&e);
+        dm->ops->backward_out(dm, e.ws, gd, dx, e.R, NULL, nd, 0.0f);
+        char tag[96];
+        snprintf(tag, sizeof tag, "gran_d discriminator (mbstd %zu): gradient ", G);
+        test_param_grads(disc_loss, &e.base, gd, tag, "", 64, 5, 1e-3, 1e-4);
+        snprintf(tag, sizeof tag, "gran_d discriminator (mbstd %zu): gradient of its input image", G);
+        GRADCHECK(tag, disc_loss, &e, e.x, dx, nd * HW);
+        /* with grad NULL only dinput: the same input gradient */
+        float *dx2 = test_zeros(nd * HW);
+        disc_loss(&e);
+        dm->ops->backward_out(dm, e.ws, NULL, dx2, e.R, NULL, nd, 0.0f);
+        CHECK("gran_d: backward with grad NULL gives the same input gradient",
+              memcmp(dx, dx2, nd * HW * sizeof *dx) == 0, "mbstd %zu: differs", G);
+        if (G) { /* two identical images in a group: their logits move by w_s sqrt(eps) only */
+            float l0[5], l1[5];
+            memcpy(e.x + HW, e.x, HW * sizeof *e.x);
+            dm->ops->forward_x(dm, e.ws, l0, e.x, nd);
+            dm->w[loom_model_param(dm, "mbstd.weight")->offset] = 0.0f;
+            dm->ops->forward_x(dm, e.ws, l1, e.x, nd);
+            CHECK("gran_d mbstd: a group of two identical images has sigma ~ 0, the others do not",
+                  fabsf(l0[0] - l1[0]) < 1e-4f && fabsf(l0[1] - l1[1]) < 1e-4f && fabsf(l0[2] - l1[2]) > 1e-3f,
+                  "logit shifts %g %g %g", l0[0] - l1[0], l0[1] - l1[1], l0[2] - l1[2]);
+            loom_model_free(dm);
+        }
+        free(e.ws), free(e.x), free(e.R), free(e.out), free(gd), free(dx), free(dx2);
+    }
     loom_model_free(g), loom_model_free(d);
 }
 
@@ -215,6 +243,97 @@ static void test_gan_grads(void) {
     loom_model_free(g), loom_model_free(d);
 }
 
+/* ------------------------------------------------ an autoencoder's adversarial term */
+
+typedef struct {
+    test_model_ctx base; /* base.m: the model whose tensors are probed */
+    loom_model *m, *d;
+    const uint8_t *imgs;
+    size_t B;
+    float w;
+    int stage; /* 0: L_D, 1: the model's objective */
+} adv_ctx;
+
+/* stage 1: (sum_b nll_b + w sum_b softplus(-D(sigmoid(logit_b)))) / (B HW),
+ * stage 0: L_D = mean_b softplus(-D(x_b / 255)) + softplus(D(sigmoid(logit_b))),
+ * the whole batch in one call of each op */
+static double adv_loss(void *p) {
+    adv_ctx *c = p;
+    const size_t HW = c->m->cfg.height * c->m->cfg.width, B = c->B;
+    void *wsm = calloc(1, c->m->ops->train_ws_bytes(&c->m->cfg, B)), *wsd = calloc(1, c->d->ops->train_ws_bytes(&c->d->cfg, B));
+    float *x = malloc(2 * B * HW * sizeof *x), lg[64];
+    double internal[32], nll[32], J = 0.0;
+    c->m->ops->forward_out(c->m, wsm, x + B * HW, internal, c->imgs, NULL, B);
+    for (size_t i = 0; i < B * HW; i++) x[B * HW + i] = 1.0f / (1.0f + expf(-x[B * HW + i]));
+    for (size_t i = 0; i < B * HW; i++) x[i] = (float)c->imgs[i] / 255.0f;
+    c->d->ops->forward_x(c->d, wsd, lg, x, 2 * B);
+    if (c->stage == 0) {
+        for (size_t b = 0; b < B; b++) J += loom_softplus(-(double)lg[b]) + loom_softplus((double)lg[B + b]);
+        J /= (double)B;
+    } else {
+        c->m->ops->shard(c->m, wsm, NULL, nll, c->imgs, NULL, B, 0.0f);
+        for (size_t b = 0; b < B; b++) J += nll[b] + c->w * loom_softplus(-(double)lg[B + b]);
+        J /= (double)(B * HW);
+    }
+    free(wsm), free(wsd), free(x);
+    return J;
+}
+
+static void test_adv_grads(const char *model) {
+    const size_t H = 8, W = 8, B = 10, HW = H * W;
+    loom_config mc = {.height = H, .width = W, .layers = 1, .hidden = 4, .zdim = 3, .variational = 1};
+    snprintf(mc.model, sizeof mc.model, "%s", model);
+    if (strcmp(model, "draw") == 0) mc.steps_draw = 3, mc.read_n = 2, mc.write_n = 3, mc.attention = 1, mc.variational = 0;
+    loom_config dc = disc_cfg(H, W, 2);
+    loom_model *m = test_model(&mc, 1, 8, 0.3f), *d = test_model(&dc, 1, 9, 0.3f);
+    m->noise_seed = 4242; /* what the trainer sets for the step: the binarization and the code's noise */
+    uint8_t *imgs = malloc(B * HW);
+    test_random_images_seed(imgs, B * HW, 12);
+    loom_adv *a;
+    loom_error err;
+    char what[160];
+    loom_status st = loom_adv_create(&a, m, d, B, 30.0, &err);
+    snprintf(what, sizeof what, "adversarial %s: created with gran_d", model);
+    CHECK(what, st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    loom_model *ms[2] = {m, d};
+    double losses[2];
+    unsigned u0 = 0, u1 = 0;
+    loom_adv_stage(a, 0, ms, 2, imgs, B, 0, 0, losses, &u0, NULL);
+    float *gD = malloc(d->nfloats * sizeof *gD);
+    memcpy(gD, d->g, d->nfloats * sizeof *gD);
+    loom_adv_stage(a, 1, ms, 2, imgs, B, 0, 0, losses, &u1, NULL);
+    snprintf(what, sizeof what, "adversarial %s: stage 0 updates the discriminator, stage 1 the model", model);
+    CHECK(what, u0 == 2u && u1 == 1u, "masks %u %u", u0, u1);
+    adv_ctx c = {.base = {.m = d}, .m = m, .d = d, .imgs = imgs, .B = B, .w = 30.0f, .stage = 0};
+    snprintf(what, sizeof what, "adversarial %s L_D: gradient disc.", model);
+    test_param_grads(adv_loss, &c.base, gD, what, "", 64, 5, 1e-3, 1e-4);
+    c.base.m = m, c.stage = 1;
+    snprintf(what, sizeof what, "adversarial %s: the model's own loss + 30 softplus(-D(recon)), through the "
+             "discriminator: gradient ", model);
+    test_param_grads(adv_loss, &c.base, m->g, what, "", 64, 7, 1e-3, 1e-4);
+    /* losses[0]: the model's own loss in nats per pixel, as the model alone */
+    double nll[16], own = 0.0;
+    loom_model_nll(m, nll, imgs, NULL, B, B, NULL);
+    for (size_t b = 0; b < B; b++) own += nll[b];
+    own /= (double)(B * HW);
+    snprintf(what, sizeof what, "adversarial %s: losses[0] is the model's own loss per pixel", model);
+    CHECK(what, fabs(losses[0] - own) < 1e-5 * own, "%.9g vs %.9g", losses[0], own);
+    const double t1 = loom_adv_take(a), t2 = loom_adv_take(a);
+    snprintf(what, sizeof what, "adversarial %s: loom_adv_take gives the adversarial term once", model);
+    CHECK(what, t1 > 0 && isfinite(t1) && isnan(t2), "%g then %g", t1, t2);
+    loom_adv_free(a);
+    /* what cannot take one */
+    loom_config gc = gen_cfg(H, W, 2, 3, 2);
+    loom_model *g = test_model(&gc, 1, 3, 0.3f);
+    snprintf(what, sizeof what, "adversarial: a model without a likelihood is refused, as is weight 0");
+    CHECK(what, loom_adv_create(&a, g, d, B, 1.0, &err) == LOOM_EINVAL &&
+          loom_adv_create(&a, m, d, B, 0.0, &err) == LOOM_EINVAL, "accepted");
+    loom_model_free(g);
+    free(gD), free(imgs);
+    loom_model_free(m), loom_model_free(d);
+}
+
 /* the same gradients and losses on 1 and 2 threads */
 static void test_threads(void) {
     const size_t H = 12, W = 8, B = 21, HW = H * W;
@@ -250,16 +369,22 @@ static void test_threads(void) {
 
 /* ------------------------------------------------ PyTorch */
 
-static void test_reference(void) {
+/* file: gran_ref (the plain networks) or gran_bn_ref (the generator's
+ * batchnorm, the discriminator's mbstd), tag: how the checks say which */
+static void test_reference(const char *file, const char *tag) {
     loom_st_file *f;
     loom_error err;
-    loom_status st = loom_safetensors_open(&f, FIXTURE_DIR "/gran_ref.safetensors", &err);
-    CHECK("gran fixture loads", st == LOOM_OK, "%s", err.msg);
+    char path[256], what[160];
+    snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, file);
+    loom_status st = loom_safetensors_open(&f, path, &err);
+    snprintf(what, sizeof what, "%s fixture loads", tag);
+    CHECK(what, st == LOOM_OK, "%s", err.msg);
     if (st) return;
     const size_t H = test_meta_size(f, "height"), W = test_meta_size(f, "width"), C = test_meta_size(f, "hidden");
     const size_t Z = test_meta_size(f, "zdim"), T = test_meta_size(f, "steps_draw"), B = test_meta_size(f, "batch");
     const size_t HW = H * W;
     loom_config gc = gen_cfg(H, W, C, Z, T), dc = disc_cfg(H, W, C);
+    gc.batchnorm = (int)test_meta_size(f, "batchnorm"), dc.mbstd = test_meta_size(f, "mbstd");
     loom_model *g, *d;
     loom_model_create(&g, &gc, 1, &err);
     loom_model_create(&d, &dc, 1, &err);
@@ -276,7 +401,8 @@ static void test_reference(void) {
             }
         }
     }
-    CHECK("gran fixture: every tensor of both models with loom's shape", all, "see above");
+    snprintf(what, sizeof what, "%s fixture: every tensor of both models with loom's shape", tag);
+    CHECK(what, all, "see above");
     uint8_t *imgs = malloc(B * HW);
     const loom_tensor *ti = loom_st_find(f, "images");
     float *z = malloc(B * Z * sizeof *z), *fake = malloc(B * HW * sizeof *fake), *fref = malloc(B * HW * sizeof *fref);
@@ -288,12 +414,15 @@ static void test_reference(void) {
     if (!st) st = loom_st_read_f32(f, "fake", fref, 3, fs, &err);
     if (!st) st = loom_st_read_f32(f, "loss_d", &lref[1], 1, &one, &err);
     if (!st) st = loom_st_read_f32(f, "loss_g", &lref[0], 1, &one, &err);
-    CHECK("gran fixture: images, z, fakes and losses", st == LOOM_OK && all, "%s", st ? err.msg : "");
+    snprintf(what, sizeof what, "%s fixture: images, z, fakes and losses", tag);
+    CHECK(what, st == LOOM_OK && all, "%s", st ? err.msg : "");
     if (st || !all) goto done;
     void *ws = calloc(1, g->ops->train_ws_bytes(&gc, B));
-    loom_gran_generate_z(g, ws, fake, z, B);
+    for (size_t b0 = 0; b0 < B; b0 += 8) /* in the trainer's micro-shards: batchnorm's groups */
+        loom_gran_generate_z(g, ws, fake + b0 * HW, z + b0 * Z, LOOM_MIN(8, B - b0));
     double e = test_rel_err(fake, fref, B * HW);
-    CHECK("gran: generated images match PyTorch", e < 1e-5, "max error %.3g of their scale", e);
+    snprintf(what, sizeof what, "%s: generated images match PyTorch", tag);
+    CHECK(what, e < 1e-5, "max error %.3g of their scale", e);
     free(ws);
     loom_model *ms[2] = {g, d};
     loom_gan *gan;
@@ -302,13 +431,15 @@ static void test_reference(void) {
     double losses[2];
     unsigned upd;
     loom_gan_stage(gan, 0, ms, 2, imgs, B, 1, 0, losses, &upd, NULL);
-    CHECK("gran: L_D matches PyTorch", fabs(losses[1] - lref[1]) < 1e-5 * lref[1], "loom %.9f torch %.9f", losses[1],
-          (double)lref[1]);
-    test_ref_grads(f, d, "disc.", "gran L_D: ", 1e-5);
+    snprintf(what, sizeof what, "%s: L_D matches PyTorch", tag);
+    CHECK(what, fabs(losses[1] - lref[1]) < 1e-5 * lref[1], "loom %.9f torch %.9f", losses[1], (double)lref[1]);
+    snprintf(what, sizeof what, "%s L_D: ", tag);
+    test_ref_grads(f, d, "disc.", what, 1e-5);
     loom_gan_stage(gan, 1, ms, 2, imgs, B, 1, 0, losses, &upd, NULL);
-    CHECK("gran: L_G matches PyTorch", fabs(losses[0] - lref[0]) < 1e-5 * lref[0], "loom %.9f torch %.9f", losses[0],
-          (double)lref[0]);
-    test_ref_grads(f, g, "gen.", "gran L_G: ", 1e-5);
+    snprintf(what, sizeof what, "%s: L_G matches PyTorch", tag);
+    CHECK(what, fabs(losses[0] - lref[0]) < 1e-5 * lref[0], "loom %.9f torch %.9f", losses[0], (double)lref[0]);
+    snprintf(what, sizeof what, "%s L_G: ", tag);
+    test_ref_grads(f, g, "gen.", what, 1e-5);
     loom_gan_free(gan);
 done:
     free(imgs), free(z), free(fake), free(fref);
@@ -502,8 +633,11 @@ int main(void) {
     test_config();
     test_op_grads(&r);
     test_gan_grads();
+    test_adv_grads("rae");
+    test_adv_grads("draw");
     test_threads();
-    test_reference();
+    test_reference("gran_ref.safetensors", "gran");
+    test_reference("gran_bn_ref.safetensors", "gran (batchnorm, mbstd 2)");
     test_disc_learns(&r);
     test_trainer_lr();
     test_battle();

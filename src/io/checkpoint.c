@@ -62,6 +62,8 @@ static void model_json(cJSON *m, const loom_config *cfg) {
     if (cfg->zdim) cJSON_AddNumberToObject(m, "zdim", (double)cfg->zdim);
     if (cfg->multiscale) cJSON_AddNumberToObject(m, "multiscale", (double)cfg->multiscale);
     if (cfg->patch && !cfg->frames_out) cJSON_AddNumberToObject(m, "patch", (double)cfg->patch); /* renet */
+    if (cfg->mbstd) cJSON_AddNumberToObject(m, "mbstd", (double)cfg->mbstd); /* gran_d; absent: off */
+    if (cfg->batchnorm) cJSON_AddBoolToObject(m, "batchnorm", 1);            /* gran; absent: off */
     if (cfg->steps_draw && strcmp(cfg->model, "gran") == 0) { /* gran: steps only */
         cJSON_AddNumberToObject(m, "steps_draw", (double)cfg->steps_draw);
     } else if (cfg->steps_draw) { /* draw */
@@ -131,6 +133,7 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
             for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(r, cJSON_CreateNumber(o->model_lr[i]));
         }
         if (o->d_steps > 0) cJSON_AddNumberToObject(t, "d_steps", (double)o->d_steps);
+        if (o->adversarial > 0) cJSON_AddNumberToObject(t, "adversarial", o->adversarial);
         if (o->class_names) {
             cJSON *names = cJSON_AddArrayToObject(t, "class_names");
             for (size_t i = 0; i < o->nclass_names; i++)
@@ -244,8 +247,8 @@ static const char *const *model_keys(const char *model) {
     static const char *const renet[] = {"name", "height", "width", "channels", "layers", "hidden",
                                         "classes", "cell", "patch", NULL};
     static const char *const gran[] = {"name", "height", "width", "layers", "hidden", "classes", "zdim",
-                                       "steps_draw", NULL};
-    static const char *const gran_d[] = {"name", "height", "width", "layers", "hidden", "classes", NULL};
+                                       "steps_draw", "batchnorm", NULL};
+    static const char *const gran_d[] = {"name", "height", "width", "layers", "hidden", "classes", "mbstd", NULL};
     if (strcmp(model, "gran") == 0) return gran;
     if (strcmp(model, "gran_d") == 0) return gran_d;
     if (strcmp(model, "renet") == 0 || strcmp(model, "reseg") == 0) return renet;
@@ -319,6 +322,14 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         if ((st = get_int(m, "patch", 1, 16, &v, what, err))) return st;
         cfg->patch = (size_t)v;
     }
+    const cJSON *bn = cJSON_GetObjectItemCaseSensitive(m, "batchnorm"); /* gran; absent: off */
+    if (bn && !cJSON_IsBool(bn))
+        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"batchnorm\" must be true or false", what);
+    cfg->batchnorm = cJSON_IsTrue(bn);
+    if (cJSON_GetObjectItemCaseSensitive(m, "mbstd")) { /* gran_d; absent: 0 */
+        if ((st = get_int(m, "mbstd", 1, 64, &v, what, err))) return st;
+        cfg->mbstd = (size_t)v;
+    }
     if (cJSON_GetObjectItemCaseSensitive(m, "steps_draw") && strcmp(cfg->model, "gran") == 0) {
         if ((st = get_int(m, "steps_draw", 1, 1024, &v, what, err))) return st;
         cfg->steps_draw = (size_t)v;
@@ -369,7 +380,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", "gray", "ema", "resize", "precision", "model_lr", "d_steps", NULL};
+        "class_names", "gray", "ema", "resize", "precision", "model_lr", "d_steps", "adversarial", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -464,6 +475,9 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
         if ((st = get_int(t, "d_steps", 1, 1000, &v, what, err))) return st;
         o->d_steps = (long)v;
     }
+    if (cJSON_GetObjectItemCaseSensitive(t, "adversarial") &&
+        (st = get_num(t, "adversarial", 1e-9, 1e6, &o->adversarial, what, err)))
+        return st;
     const cJSON *names = cJSON_GetObjectItemCaseSensitive(t, "class_names");
     if (names) {
         size_t n = cJSON_IsArray(names) ? (size_t)cJSON_GetArraySize(names) : 0;

@@ -59,6 +59,11 @@ typedef struct loom_train_opts {
      * an adversarial run (key "d_steps", written when > 0; 0 means 1) */
     double model_lr[LOOM_MAX_MODELS];
     long d_steps;
+    /* an autoencoder trained with a discriminator on its reconstructions
+     * (src/train/gan.c, loom_adv): the adversarial loss's weight against the
+     * model's own, both in nats per image (key "adversarial", written when
+     * > 0; 0: none) */
+    double adversarial;
 } loom_train_opts;
 
 typedef struct loom_train_state {

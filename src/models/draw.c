@@ -518,6 +518,13 @@ static void dr_backward_out(const loom_model *m, void *wsp, float *grad, float *
     dr_backward(m, ws, grad, n, internal_weight);
 }
 
+/* target (n, HW) = the binarized input of the last forward_out */
+static void dr_out_target(const loom_model *m, void *wsp, float *target, size_t n) {
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    memcpy(target, ws.x, n * m->cfg.height * m->cfg.width * sizeof *target);
+}
+
 static size_t dr_out_floats(const loom_config *c) { return c->height * c->width; }
 
 /* -log (1/K sum_k w_k), w_k = p(x|z_k) p(z_k) / q(z_k|x), by a running log-sum-exp */
@@ -642,6 +649,7 @@ const loom_model_ops loom_draw_ops = {
     .out_floats = dr_out_floats,
     .forward_out = dr_forward_out,
     .backward_out = dr_backward_out,
+    .out_target = dr_out_target,
     .loss_terms = dr_loss_terms,
     .shard_terms = dr_shard_terms,
 };

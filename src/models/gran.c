@@ -12,6 +12,10 @@
  *
  * Discriminator ("gran_d"): logit = fc(lrelu(conv2(lrelu(conv1(x))))),
  * leaky slope 0.2, on images x in [0, 1] (a real image is its bytes / 255).
+ * With mbstd = G it adds w_s * sigma to the logit, sigma the mean over the
+ * features of their standard deviation over a group of G consecutive images
+ * (Karras et al. 2018): a collapsed generator's group has sigma near 0, a
+ * real group does not, so the discriminator can see the collapse.
  *
  * Neither model has a likelihood (no shard op): the training objective is
  * the GAN's (src/train/gan.c). Tensors are channels last, (n, h, w, c). */
@@ -24,6 +28,7 @@
 #include "fastmath.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define K4 4
@@ -73,6 +78,8 @@ static loom_status gr_check(const loom_config *c, loom_error *err) {
     if (check_common(c, err)) return LOOM_EINVAL;
     if (loom_check_range("--zdim", c->zdim, 4096, err)) return LOOM_EINVAL;
     if (loom_check_range("--steps-draw", c->steps_draw, 64, err)) return LOOM_EINVAL;
+    if (c->batchnorm != 0 && c->batchnorm != 1)
+        return loom_fail(err, LOOM_EINVAL, "gran: batchnorm must be 0 or 1, not %d", c->batchnorm);
     return LOOM_OK;
 }
 
@@ -80,6 +87,7 @@ static loom_status gd_check(const loom_config *c, loom_error *err) {
     if (check_common(c, err)) return LOOM_EINVAL;
     if (c->zdim || c->steps_draw)
         return loom_fail(err, LOOM_EINVAL, "gran_d takes no zdim or steps_draw");
+    if (c->mbstd > 64) return loom_fail(err, LOOM_EINVAL, "gran_d: mbstd groups of %zu images (0..64)", c->mbstd);
     return LOOM_OK;
 }
 
@@ -95,23 +103,24 @@ enum { G_C1_W, G_C1_B, G_C2_W, G_C2_B, G_FC_W, G_FC_B, G_DFC_W, G_DFC_B, G_D1_W,
 static size_t gr_layout(const loom_config *c, loom_param *out) {
     const dims d = get_dims(c);
     size_t n = 0;
+    const bool bias = !c->batchnorm; /* batchnorm cancels a bias per channel: those layers have none */
     n = add_conv(out, n, d.C, 1, K4 * K4, "enc.conv1.weight");
-    n = loom_param_add(out, n, 0.0f, d.C, 0, "enc.conv1.bias", 0);
+    if (bias) n = loom_param_add(out, n, 0.0f, d.C, 0, "enc.conv1.bias", 0);
     n = add_conv(out, n, 2 * d.C, d.C, K4 * K4 * d.C, "enc.conv2.weight");
-    n = loom_param_add(out, n, 0.0f, 2 * d.C, 0, "enc.conv2.bias", 0);
+    if (bias) n = loom_param_add(out, n, 0.0f, 2 * d.C, 0, "enc.conv2.bias", 0);
     n = loom_param_add_fanin(out, n, 1.0f, d.E, d.Z, "enc.fc.weight", 0);
     n = loom_param_add(out, n, 0.0f, d.Z, 0, "enc.fc.bias", 0);
     n = loom_param_add_fanin(out, n, 1.0f, 2 * d.Z, d.E, "dec.fc.weight", 0);
     n = loom_param_add(out, n, 0.0f, d.E, 0, "dec.fc.bias", 0);
     /* a deconvolution's output pixel sums (4 / 2)^2 taps of each input channel */
     n = add_conv(out, n, 2 * d.C, d.C, 4 * 2 * d.C, "dec.deconv1.weight");
-    n = loom_param_add(out, n, 0.0f, d.C, 0, "dec.deconv1.bias", 0);
+    if (bias) n = loom_param_add(out, n, 0.0f, d.C, 0, "dec.deconv1.bias", 0);
     n = add_conv(out, n, d.C, 1, 4 * d.C, "dec.deconv2.weight");
     n = loom_param_add(out, n, 0.0f, 1, 0, "dec.deconv2.bias", 0);
     return n;
 }
 
-enum { D_C1_W, D_C1_B, D_C2_W, D_C2_B, D_FC_W, D_FC_B };
+enum { D_C1_W, D_C1_B, D_C2_W, D_C2_B, D_FC_W, D_FC_B, D_SD_W };
 
 static size_t gd_layout(const loom_config *c, loom_param *out) {
     const dims d = get_dims(c);
@@ -122,11 +131,29 @@ static size_t gd_layout(const loom_config *c, loom_param *out) {
     n = loom_param_add(out, n, 0.0f, 2 * d.C, 0, "conv2.bias", 0);
     n = loom_param_add_fanin(out, n, 1.0f, d.E, 1, "fc.weight", 0);
     n = loom_param_add(out, n, 0.0f, 1, 0, "fc.bias", 0);
+    if (c->mbstd) n = loom_param_add(out, n, 0.0f, 1, 0, "mbstd.weight", 0); /* w_s, from 0 */
     return n;
 }
 
 static const float *P(const loom_model *m, size_t k) { return m->w + m->params[k].offset; }
 static float *G(const loom_model *m, float *grad, size_t k) { return grad ? grad + m->params[k].offset : NULL; }
+
+/* the generator's tensor k (G_*): its place in the layout, which has no
+ * per-channel biases before a batchnorm; SIZE_MAX for those */
+static size_t gen_index(const loom_config *c, size_t k) {
+    if (!c->batchnorm) return k;
+    if (k == G_C1_B || k == G_C2_B || k == G_D1_B) return SIZE_MAX;
+    return k - (k > G_C1_B) - (k > G_C2_B) - (k > G_D1_B);
+}
+/* the generator's tensor k and its gradient; NULL where it has none */
+static const float *GP(const loom_model *m, size_t k) {
+    const size_t i = gen_index(&m->cfg, k);
+    return i == SIZE_MAX ? NULL : P(m, i);
+}
+static float *GG(const loom_model *m, float *grad, size_t k) {
+    const size_t i = gen_index(&m->cfg, k);
+    return i == SIZE_MAX ? NULL : G(m, grad, i);
+}
 
 /* y (rows, c) += bias (c) */
 static void add_bias(float *y, const float *b, size_t rows, size_t c) {
@@ -138,9 +165,6 @@ static void bias_grad(float *db, const float *dy, size_t rows, size_t c) {
     if (!db) return;
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < c; j++) db[j] += dy[r * c + j];
-}
-static void relu(float *y, size_t k) {
-    for (size_t i = 0; i < k; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 /* dy *= relu'(y), y the output (0 where y <= 0) */
 static void relu_back(float *dy, const float *y, size_t k) {
@@ -168,6 +192,9 @@ typedef struct {
     float *u;   /* (n, 2Z) [z, h_c,t] */
     float *zero; /* (n, HW) dC_0 */
     float *col;
+    /* batchnorm: each hidden layer normalised before its ReLU, like a1 .. g1,
+     * and the inverse standard deviations of their channels (T, channels) */
+    float *ya1, *ya2, *yg0, *yg1, *sa1, *sa2, *sg0, *sg1;
     /* backward */
     float *dS, *ddc, *dnext, *dg1, *dg0, *du, *dhc, *da2, *da1; /* like their forwards, one step */
     size_t n;   /* images of the last forward */
@@ -188,6 +215,15 @@ static size_t carve_gen(gen_ws *ws, void *base, const loom_config *c, size_t n) 
     LOOM_TAKE(ws, u, float, n * 2 * d.Z);
     LOOM_TAKE(ws, zero, float, n * d.HW);
     LOOM_TAKE(ws, col, float, col_floats(&d, n));
+    const size_t bn = c->batchnorm ? 1 : 0;
+    LOOM_TAKE(ws, ya1, float, bn * d.T * n * d.P1);
+    LOOM_TAKE(ws, ya2, float, bn * d.T * n * d.E);
+    LOOM_TAKE(ws, yg0, float, bn * d.T * n * d.E);
+    LOOM_TAKE(ws, yg1, float, bn * d.T * n * d.P1);
+    LOOM_TAKE(ws, sa1, float, bn * d.T * d.C);
+    LOOM_TAKE(ws, sa2, float, bn * d.T * 2 * d.C);
+    LOOM_TAKE(ws, sg0, float, bn * d.T * 2 * d.C);
+    LOOM_TAKE(ws, sg1, float, bn * d.T * d.C);
     LOOM_TAKE(ws, dS, float, n * d.HW);
     LOOM_TAKE(ws, ddc, float, n * d.HW);
     LOOM_TAKE(ws, dnext, float, n * d.HW);
@@ -210,10 +246,66 @@ static void concat_u(float *u, const float *z, const float *hc, size_t n, size_t
     }
 }
 
+#define BN_EPS 1e-5f
+#define BN_MAXC 2048 /* channels of a normalised layer: 2 --hidden, at most 2 x 1024 */
+
+/* y (rows, c) = (x - mean) / sqrt(var + eps), per channel over the rows
+ * (the images of the call and their pixels), in place; istd (c) = the
+ * 1 / sqrt(var + eps). Double sums: a constant channel (dC_0 = 0) gives 0. */
+static void bn_forward(float *y, float *istd, size_t rows, size_t c) {
+    double m[BN_MAXC], v[BN_MAXC]; /* row by row: the channels are contiguous */
+    for (size_t j = 0; j < c; j++) m[j] = v[j] = 0.0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < c; j++) m[j] += y[r * c + j];
+    for (size_t j = 0; j < c; j++) m[j] /= (double)rows;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < c; j++) v[j] += (y[r * c + j] - m[j]) * (y[r * c + j] - m[j]);
+    float mf[BN_MAXC];
+    for (size_t j = 0; j < c; j++) {
+        istd[j] = (float)(1.0 / sqrt(v[j] / (double)rows + BN_EPS));
+        mf[j] = (float)m[j];
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < c; j++) y[r * c + j] = (y[r * c + j] - mf[j]) * istd[j];
+}
+
+/* dy (rows, c) = d / d y in, d / d x out, in place:
+ * dx = istd (dy - mean(dy) - y mean(dy y)), means per channel over the rows */
+static void bn_backward(float *dy, const float *y, const float *istd, size_t rows, size_t c) {
+    double a[BN_MAXC], b[BN_MAXC];
+    for (size_t j = 0; j < c; j++) a[j] = b[j] = 0.0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < c; j++) a[j] += dy[r * c + j], b[j] += (double)dy[r * c + j] * y[r * c + j];
+    float ma[BN_MAXC], mb[BN_MAXC];
+    for (size_t j = 0; j < c; j++) ma[j] = (float)(a[j] / (double)rows), mb[j] = (float)(b[j] / (double)rows);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < c; j++) dy[r * c + j] = istd[j] * (dy[r * c + j] - ma[j] - y[r * c + j] * mb[j]);
+}
+
+/* out (rows, c) = relu(in (rows, c) + bias (NULL: none)), or through the
+ * batch normalisation when y is non-NULL: y = bn(in), out = relu(y) (a bias
+ * per channel would cancel: with batchnorm the layer's bias is unused, its
+ * gradient 0) */
+static void bias_norm_relu(float *out, float *y, float *istd, const float *b, size_t rows, size_t c) {
+    float *pre = y ? y : out; /* in was written here */
+    if (y) bn_forward(y, istd, rows, c); /* which removes a bias per channel: none added */
+    else if (b) add_bias(pre, b, rows, c);
+    for (size_t i = 0; i < rows * c; i++) out[i] = pre[i] > 0.0f ? pre[i] : 0.0f;
+}
+
+/* d (rows, c) = d / d relu output in, d / d (in + bias) out; db += */
+static void bias_norm_relu_back(float *d, const float *out, const float *y, const float *istd, float *db, size_t rows,
+                                size_t c) {
+    relu_back(d, out, rows * c);
+    if (y) bn_backward(d, y, istd, rows, c); /* the bias's gradient is 0: it stays as it is */
+    else bias_grad(db, d, rows, c);
+}
+
 /* The generator from ws->z (n images) */
 static void gen_forward(const loom_model *m, gen_ws *ws, size_t n) {
     const dims d = get_dims(&m->cfg);
     const loom_sconv_dims c1 = conv1_dims(&d, n), c2 = conv2_dims(&d, n);
+    const bool bn = m->cfg.batchnorm;
     float *S = ws->dS; /* the canvas sum; dS is free until backward */
     memset(S, 0, n * d.HW * sizeof *S);
     memset(ws->zero, 0, n * d.HW * sizeof *ws->zero);
@@ -221,24 +313,27 @@ static void gen_forward(const loom_model *m, gen_ws *ws, size_t n) {
         const float *ein = t ? ws->dc + (t - 1) * n * d.HW : ws->zero;
         float *a1 = ws->a1 + t * n * d.P1, *a2 = ws->a2 + t * n * d.E, *hc = ws->hc + t * n * d.Z;
         float *g0 = ws->g0 + t * n * d.E, *g1 = ws->g1 + t * n * d.P1, *dc = ws->dc + t * n * d.HW;
-        loom_sconv_forward(a1, ein, P(m, G_C1_W), c1, ws->col);
-        add_bias(a1, P(m, G_C1_B), n * d.H2 * d.W2, d.C);
-        relu(a1, n * d.P1);
-        loom_sconv_forward(a2, a1, P(m, G_C2_W), c2, ws->col);
-        add_bias(a2, P(m, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
-        relu(a2, n * d.E);
-        loom_linear_forward(hc, a2, P(m, G_FC_W), P(m, G_FC_B), n, d.E, d.Z);
+        /* the pre-ReLU layers: the normalised ones with batchnorm, else the outputs themselves */
+        float *ya1 = bn ? ws->ya1 + t * n * d.P1 : NULL, *ya2 = bn ? ws->ya2 + t * n * d.E : NULL;
+        float *yg0 = bn ? ws->yg0 + t * n * d.E : NULL, *yg1 = bn ? ws->yg1 + t * n * d.P1 : NULL;
+        float *sa1 = bn ? ws->sa1 + t * d.C : NULL, *sa2 = bn ? ws->sa2 + t * 2 * d.C : NULL;
+        float *sg0 = bn ? ws->sg0 + t * 2 * d.C : NULL, *sg1 = bn ? ws->sg1 + t * d.C : NULL;
+        loom_sconv_forward(bn ? ya1 : a1, ein, GP(m, G_C1_W), c1, ws->col);
+        bias_norm_relu(a1, ya1, sa1, GP(m, G_C1_B), n * d.H2 * d.W2, d.C);
+        loom_sconv_forward(bn ? ya2 : a2, a1, GP(m, G_C2_W), c2, ws->col);
+        bias_norm_relu(a2, ya2, sa2, GP(m, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
+        loom_linear_forward(hc, a2, GP(m, G_FC_W), GP(m, G_FC_B), n, d.E, d.Z);
         for (size_t i = 0; i < n * d.Z; i++) hc[i] = tanhf(hc[i]);
         concat_u(ws->u, ws->z, hc, n, d.Z);
-        loom_linear_forward(g0, ws->u, P(m, G_DFC_W), P(m, G_DFC_B), n, 2 * d.Z, d.E);
-        relu(g0, n * d.E);
+        /* (its bias is per element of E, the normalisation per channel of 2C) */
+        loom_linear_forward(bn ? yg0 : g0, ws->u, GP(m, G_DFC_W), GP(m, G_DFC_B), n, 2 * d.Z, d.E);
+        bias_norm_relu(g0, yg0, sg0, NULL, n * d.H4 * d.W4, 2 * d.C);
         /* deconv1 is conv2's transpose: (H/4, W/4, 2C) -> (H/2, W/2, C) */
-        loom_deconv_forward(g1, g0, P(m, G_D1_W), c2, ws->col);
-        add_bias(g1, P(m, G_D1_B), n * d.H2 * d.W2, d.C);
-        relu(g1, n * d.P1);
+        loom_deconv_forward(bn ? yg1 : g1, g0, GP(m, G_D1_W), c2, ws->col);
+        bias_norm_relu(g1, yg1, sg1, GP(m, G_D1_B), n * d.H2 * d.W2, d.C);
         /* deconv2 is conv1's transpose: (H/2, W/2, C) -> (H, W, 1) */
-        loom_deconv_forward(dc, g1, P(m, G_D2_W), c1, ws->col);
-        add_bias(dc, P(m, G_D2_B), n * d.HW, 1);
+        loom_deconv_forward(dc, g1, GP(m, G_D2_W), c1, ws->col);
+        add_bias(dc, GP(m, G_D2_B), n * d.HW, 1);
         for (size_t i = 0; i < n * d.HW; i++) S[i] += dc[i];
     }
     for (size_t i = 0; i < n * d.HW; i++) ws->x[i] = loom_sigmoidf(S[i]);
@@ -282,26 +377,30 @@ static void gr_backward_out(const loom_model *m, void *wsp, float *grad, float *
     /* x = sigmoid(S), S = sum_t dC_t */
     for (size_t i = 0; i < n * d.HW; i++) ws.dS[i] = dout[i] * ws.x[i] * (1.0f - ws.x[i]);
     memset(ws.dnext, 0, n * d.HW * sizeof *ws.dnext);
+    const bool bn = m->cfg.batchnorm;
     for (size_t t = d.T; t-- > 0;) {
         const float *ein = t ? ws.dc + (t - 1) * n * d.HW : ws.zero;
         const float *a1 = ws.a1 + t * n * d.P1, *a2 = ws.a2 + t * n * d.E, *hc = ws.hc + t * n * d.Z;
         const float *g0 = ws.g0 + t * n * d.E, *g1 = ws.g1 + t * n * d.P1;
+        const float *ya1 = bn ? ws.ya1 + t * n * d.P1 : NULL, *ya2 = bn ? ws.ya2 + t * n * d.E : NULL;
+        const float *yg0 = bn ? ws.yg0 + t * n * d.E : NULL, *yg1 = bn ? ws.yg1 + t * n * d.P1 : NULL;
+        const float *sa1 = bn ? ws.sa1 + t * d.C : NULL, *sa2 = bn ? ws.sa2 + t * 2 * d.C : NULL;
+        const float *sg0 = bn ? ws.sg0 + t * 2 * d.C : NULL, *sg1 = bn ? ws.sg1 + t * d.C : NULL;
         /* dC_t feeds the canvas and the encoder of step t + 1 */
         for (size_t i = 0; i < n * d.HW; i++) ws.ddc[i] = ws.dS[i] + ws.dnext[i];
         /* dc = deconv2(g1) + b */
-        bias_grad(G(m, grad, G_D2_B), ws.ddc, n * d.HW, 1);
+        bias_grad(GG(m, grad, G_D2_B), ws.ddc, n * d.HW, 1);
         memset(ws.dg1, 0, n * d.P1 * sizeof *ws.dg1);
-        loom_deconv_backward(ws.dg1, G(m, grad, G_D2_W), ws.ddc, g1, P(m, G_D2_W), c1, ws.col);
-        relu_back(ws.dg1, g1, n * d.P1);
-        /* g1 = relu(deconv1(g0) + b) */
-        bias_grad(G(m, grad, G_D1_B), ws.dg1, n * d.H2 * d.W2, d.C);
+        loom_deconv_backward(ws.dg1, GG(m, grad, G_D2_W), ws.ddc, g1, GP(m, G_D2_W), c1, ws.col);
+        /* g1 = relu(bn(deconv1(g0) + b)) */
+        bias_norm_relu_back(ws.dg1, g1, yg1, sg1, GG(m, grad, G_D1_B), n * d.H2 * d.W2, d.C);
         memset(ws.dg0, 0, n * d.E * sizeof *ws.dg0);
-        loom_deconv_backward(ws.dg0, G(m, grad, G_D1_W), ws.dg1, g0, P(m, G_D1_W), c2, ws.col);
-        relu_back(ws.dg0, g0, n * d.E);
-        /* g0 = relu(u @ dfc.w + dfc.b) */
+        loom_deconv_backward(ws.dg0, GG(m, grad, G_D1_W), ws.dg1, g0, GP(m, G_D1_W), c2, ws.col);
+        /* g0 = relu(bn(u @ dfc.w + dfc.b)) */
+        bias_norm_relu_back(ws.dg0, g0, yg0, sg0, NULL, n * d.H4 * d.W4, 2 * d.C);
         concat_u(ws.u, ws.z, hc, n, d.Z);
         memset(ws.du, 0, n * 2 * d.Z * sizeof *ws.du);
-        loom_linear_backward(ws.du, G(m, grad, G_DFC_W), G(m, grad, G_DFC_B), ws.dg0, ws.u, P(m, G_DFC_W), n,
+        loom_linear_backward(ws.du, GG(m, grad, G_DFC_W), GG(m, grad, G_DFC_B), ws.dg0, ws.u, GP(m, G_DFC_W), n,
                              2 * d.Z, d.E);
         /* hc = tanh(a2 @ fc.w + fc.b) */
         for (size_t b = 0; b < n; b++)
@@ -310,20 +409,18 @@ static void gr_backward_out(const loom_model *m, void *wsp, float *grad, float *
                 ws.dhc[b * d.Z + j] = ws.du[b * 2 * d.Z + d.Z + j] * (1.0f - h * h);
             }
         memset(ws.da2, 0, n * d.E * sizeof *ws.da2);
-        loom_linear_backward(ws.da2, G(m, grad, G_FC_W), G(m, grad, G_FC_B), ws.dhc, a2, P(m, G_FC_W), n, d.E,
+        loom_linear_backward(ws.da2, GG(m, grad, G_FC_W), GG(m, grad, G_FC_B), ws.dhc, a2, GP(m, G_FC_W), n, d.E,
                              d.Z);
-        relu_back(ws.da2, a2, n * d.E);
-        /* a2 = relu(conv2(a1) + b) */
-        bias_grad(G(m, grad, G_C2_B), ws.da2, n * d.H4 * d.W4, 2 * d.C);
-        if (grad) loom_sconv_backward_weights(G(m, grad, G_C2_W), a1, ws.da2, c2, ws.col);
+        /* a2 = relu(bn(conv2(a1) + b)) */
+        bias_norm_relu_back(ws.da2, a2, ya2, sa2, GG(m, grad, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
+        if (grad) loom_sconv_backward_weights(GG(m, grad, G_C2_W), a1, ws.da2, c2, ws.col);
         memset(ws.da1, 0, n * d.P1 * sizeof *ws.da1);
-        loom_sconv_backward_data(ws.da1, ws.da2, P(m, G_C2_W), c2, ws.col);
-        relu_back(ws.da1, a1, n * d.P1);
-        /* a1 = relu(conv1(ein) + b) */
-        bias_grad(G(m, grad, G_C1_B), ws.da1, n * d.H2 * d.W2, d.C);
-        if (grad) loom_sconv_backward_weights(G(m, grad, G_C1_W), ein, ws.da1, c1, ws.col);
+        loom_sconv_backward_data(ws.da1, ws.da2, GP(m, G_C2_W), c2, ws.col);
+        /* a1 = relu(bn(conv1(ein) + b)) */
+        bias_norm_relu_back(ws.da1, a1, ya1, sa1, GG(m, grad, G_C1_B), n * d.H2 * d.W2, d.C);
+        if (grad) loom_sconv_backward_weights(GG(m, grad, G_C1_W), ein, ws.da1, c1, ws.col);
         memset(ws.dnext, 0, n * d.HW * sizeof *ws.dnext);
-        if (t) loom_sconv_backward_data(ws.dnext, ws.da1, P(m, G_C1_W), c1, ws.col);
+        if (t) loom_sconv_backward_data(ws.dnext, ws.da1, GP(m, G_C1_W), c1, ws.col);
     }
 }
 
@@ -396,7 +493,12 @@ typedef struct {
     float *h1; /* (n, P1) after the leaky ReLU */
     float *h2; /* (n, E) */
     float *dh1, *dh2, *col;
+    float *mu, *sd; /* (groups, E) mbstd: the group's mean and standard deviation of each feature */
+    float *sigma;   /* (n) mbstd: the mean of sd over the features, of the image's group */
 } disc_ws;
+
+/* mbstd: image b's group is b / G; the last group of n takes what is left */
+static size_t mb_groups(size_t n, size_t G) { return G ? (n + G - 1) / G : 0; }
 
 static size_t carve_disc(disc_ws *ws, void *base, const loom_config *c, size_t n) {
     const dims d = get_dims(c);
@@ -408,7 +510,50 @@ static size_t carve_disc(disc_ws *ws, void *base, const loom_config *c, size_t n
     LOOM_TAKE(ws, dh1, float, n * d.P1);
     LOOM_TAKE(ws, dh2, float, n * d.E);
     LOOM_TAKE(ws, col, float, col_floats(&d, n));
+    LOOM_TAKE(ws, mu, float, mb_groups(n, c->mbstd) * d.E);
+    LOOM_TAKE(ws, sd, float, mb_groups(n, c->mbstd) * d.E);
+    LOOM_TAKE(ws, sigma, float, c->mbstd ? n : 0);
     return off;
+}
+
+#define MB_EPS 1e-8f /* inside the square root: sd > 0 for a group of identical images */
+
+/* out (n) += w_s sigma of each image's group, from h (n, E) */
+static void mbstd_forward(disc_ws *ws, float *out, const float *h, float ws_w, size_t n, size_t E, size_t G) {
+    for (size_t g = 0; g * G < n; g++) {
+        const size_t b0 = g * G, nb = LOOM_MIN(G, n - b0);
+        float *mu = ws->mu + g * E, *sd = ws->sd + g * E;
+        double s = 0.0;
+        for (size_t k = 0; k < E; k++) {
+            float m = 0.0f, v = 0.0f;
+            for (size_t b = b0; b < b0 + nb; b++) m += h[b * E + k];
+            m /= (float)nb;
+            for (size_t b = b0; b < b0 + nb; b++) v += (h[b * E + k] - m) * (h[b * E + k] - m);
+            mu[k] = m, sd[k] = sqrtf(v / (float)nb + MB_EPS);
+            s += sd[k];
+        }
+        const float sigma = (float)(s / (double)E);
+        for (size_t b = b0; b < b0 + nb; b++) ws->sigma[b] = sigma, out[b] += ws_w * sigma;
+    }
+}
+
+/* given dout (n), gw (NULL: skipped) += d / d w_s and dh (n, E) += d / d h
+ * through sigma: d sd_k / d h_bk = (h_bk - mu_k) / (nb sd_k), the mean's
+ * part sums to 0 over the group */
+static void mbstd_backward(const disc_ws *ws, float *dh, float *gw, const float *dout, const float *h, float ws_w,
+                           size_t n, size_t E, size_t G) {
+    for (size_t g = 0; g * G < n; g++) {
+        const size_t b0 = g * G, nb = LOOM_MIN(G, n - b0);
+        const float *mu = ws->mu + g * E, *sd = ws->sd + g * E;
+        float ds = 0.0f; /* d loss / d sigma */
+        for (size_t b = b0; b < b0 + nb; b++) {
+            if (gw) *gw += dout[b] * ws->sigma[b];
+            ds += dout[b] * ws_w;
+        }
+        const float c = ds / ((float)E * (float)nb);
+        for (size_t b = b0; b < b0 + nb; b++)
+            for (size_t k = 0; k < E; k++) dh[b * E + k] += c * (h[b * E + k] - mu[k]) / sd[k];
+    }
 }
 
 /* the trainer's GAN step reads real and generated images in one pass: 2n */
@@ -423,6 +568,7 @@ static void disc_forward(const loom_model *m, disc_ws *ws, float *out, size_t n)
     add_bias(ws->h2, P(m, D_C2_B), n * d.H4 * d.W4, 2 * d.C);
     lrelu(ws->h2, n * d.E);
     loom_linear_forward(out, ws->h2, P(m, D_FC_W), P(m, D_FC_B), n, d.E, 1);
+    if (m->cfg.mbstd) mbstd_forward(ws, out, ws->h2, P(m, D_SD_W)[0], n, d.E, m->cfg.mbstd);
 }
 
 static void gd_forward_x(const loom_model *m, void *wsp, float *out, const float *x, size_t n) {
@@ -455,6 +601,8 @@ static void gd_backward_out(const loom_model *m, void *wsp, float *grad, float *
     /* out = h2 @ fc.w + fc.b */
     memset(ws.dh2, 0, n * d.E * sizeof *ws.dh2);
     loom_linear_backward(ws.dh2, G(m, grad, D_FC_W), G(m, grad, D_FC_B), dout, ws.h2, P(m, D_FC_W), n, d.E, 1);
+    if (m->cfg.mbstd)
+        mbstd_backward(&ws, ws.dh2, G(m, grad, D_SD_W), dout, ws.h2, P(m, D_SD_W)[0], n, d.E, m->cfg.mbstd);
     lrelu_back(ws.dh2, ws.h2, n * d.E);
     /* h2 = lrelu(conv2(h1) + b) */
     bias_grad(G(m, grad, D_C2_B), ws.dh2, n * d.H4 * d.W4, 2 * d.C);

@@ -61,6 +61,11 @@ loom_status loom_config_check(const loom_config *cfg, loom_error *err) {
     if (loom_channels(cfg) != 1 && loom_channels(cfg) != 3)
         return loom_fail(err, LOOM_EINVAL, "%zu channels per image: images have 1 (gray) or 3 (RGB)",
                          cfg->channels);
+    if (cfg->mbstd && strcmp(cfg->model, "gran_d") != 0)
+        return loom_fail(err, LOOM_EINVAL, "mbstd (a discriminator's minibatch feature): model %s has none",
+                         cfg->model);
+    if (cfg->batchnorm && strcmp(cfg->model, "gran") != 0)
+        return loom_fail(err, LOOM_EINVAL, "batchnorm (a generator's normalisation): model %s has none", cfg->model);
     return ops->check(cfg, err);
 }
 

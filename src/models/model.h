@@ -36,6 +36,12 @@ typedef struct loom_config {
      * softmax256 = 1: a 256-way softmax per pixel (the exact NLL of 8-bit
      * frames), 0: a Bernoulli per pixel on intensities in [0, 1] (default) */
     int peephole, softmax256;
+    /* gran_d: the minibatch standard deviation feature (Karras et al. 2018)
+     * over groups of this many consecutive images; 0: off */
+    size_t mbstd;
+    /* gran: 1 batch-normalises (no scale or shift) the generator's hidden
+     * layers over each call's images, a micro-shard of 8; 0: none */
+    int batchnorm;
 } loom_config;
 
 typedef struct loom_param {
@@ -136,6 +142,11 @@ typedef struct loom_model_ops {
     void (*backward_out)(const loom_model *m, void *ws, float *grad, float *dinput,
                          const float *dout, const int32_t *labels, size_t n,
                          float internal_weight);
+    /* optional, after forward_out on this workspace: target (n, out_floats)
+     * = what the output distribution is scored against by the model's own
+     * loss (LOOM_OUT_BERNOULLI: the binarized image, 0 or 1), so that a loss
+     * from outside can be added to the model's own in one backward_out */
+    void (*out_target)(const loom_model *m, void *ws, float *target, size_t n);
     /* optional (models whose weights carry fixed 0/1 masks: the colour
      * PixelRNNs): 1 when entry k of tensor p is masked. Masked entries are 0
      * after loom_model_init, the model's gradient is 0 on them (so Adam keeps

@@ -353,6 +353,16 @@ static void ra_backward_out(const loom_model *m, void *wsp, float *grad, float *
     ra_backward(m, ws, grad, n, internal_weight);
 }
 
+/* target (n, H, W) = the binarized input of the last forward_out, from xc (H, n, W) */
+static void ra_out_target(const loom_model *m, void *wsp, float *target, size_t n) {
+    const size_t H = m->cfg.height, Wd = m->cfg.width;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < H; i++)
+            memcpy(target + (b * H + i) * Wd, ws.xc + (i * n + b) * Wd, Wd * sizeof *target);
+}
+
 static size_t ra_out_floats(const loom_config *c) { return c->height * c->width; }
 
 static void ra_iw_nll(const loom_model *m, void *wsp, double *nll_img, const uint8_t *imgs,
@@ -514,6 +524,7 @@ const loom_model_ops loom_rae_ops = {
     .out_floats = ra_out_floats,
     .forward_out = ra_forward_out,
     .backward_out = ra_backward_out,
+    .out_target = ra_out_target,
     .loss_terms = ra_loss_terms,
     .shard_terms = ra_shard_terms,
 };

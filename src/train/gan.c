@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,14 +55,19 @@ loom_status loom_gan_create(loom_gan **out, loom_model *gen, loom_model *disc, s
         loom_channels(&gen->cfg) != loom_channels(&disc->cfg))
         return loom_fail(err, LOOM_EINVAL, "the generator's images are not the discriminator's size");
     if (batch == 0 || d_steps < 1) return loom_fail(err, LOOM_EINVAL, "gan: batch and d_steps must be positive");
+    const size_t u = batch < MICRO ? batch : MICRO, G = disc->cfg.mbstd;
+    /* a minibatch group must hold real images only or generated ones only */
+    if (G && (u % G || (batch % u) % G))
+        return loom_fail(err, LOOM_EINVAL, "gan: a batch of %zu does not split into the discriminator's mbstd "
+                         "groups of %zu within micro-shards of %zu real and %zu generated images", batch, G, u, u);
     loom_gan *g = calloc(1, sizeof *g);
     if (!g) return loom_fail(err, LOOM_ENOMEM, "gan: out of memory");
     g->g = gen, g->d = disc, g->B = batch, g->d_steps = d_steps;
-    g->u = batch < MICRO ? batch : MICRO, g->K = (batch + g->u - 1) / g->u;
+    g->u = u, g->K = (batch + g->u - 1) / g->u;
     g->HW = loom_channels(&gen->cfg) * gen->cfg.height * gen->cfg.width;
     g->T = gen->nthreads < (int)g->K ? gen->nthreads : (int)g->K;
     if (g->T < 1) g->T = 1;
-    const size_t T = (size_t)g->T, u = g->u;
+    const size_t T = (size_t)g->T;
     g->wsg = calloc(g->K, sizeof *g->wsg), g->gg = calloc(g->K, sizeof *g->gg), g->gd = calloc(g->K, sizeof *g->gd);
     g->wsd = calloc(T, sizeof *g->wsd);
     g->fake = malloc(batch * g->HW * sizeof *g->fake);
@@ -161,6 +167,180 @@ loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, 
         losses[0] = s / (double)g->B;
         *update = g_update ? 1u : 0u;
     }
+    return LOOM_OK;
+}
+
+/* ------------------------------------------------ an autoencoder's adversarial term */
+
+struct loom_adv {
+    loom_model *m, *d;
+    size_t B, u, K, HW;
+    float w;            /* the adversarial loss's weight */
+    int T;
+    void **wsm;         /* (K) the model's workspaces, one per micro-shard: kept from stage 0 to 1 */
+    void **wsd;         /* (T) discriminator workspaces for 2u images */
+    float **gm, **gd;   /* (K) gradient buffers of the model and the discriminator */
+    float *logit;       /* (B, HW) the reconstructions' logits */
+    float *recon;       /* (B, HW) and their mean images sigmoid(logit) */
+    float *x2, *lg, *dl, *dx; /* as loom_gan's */
+    float *tgt;         /* (T, u, HW) the model's targets (its binarized input) */
+    double *internal, *nll_b, *adv_b, *loss_b; /* (B) */
+    double adv_sum;     /* of the steps' mean adversarial losses since loom_adv_take */
+    size_t adv_n;
+};
+
+void loom_adv_free(loom_adv *a) {
+    if (!a) return;
+    for (size_t j = 0; a->wsm && j < a->K; j++) free(a->wsm[j]);
+    for (int t = 0; a->wsd && t < a->T; t++) free(a->wsd[t]);
+    for (size_t j = 0; a->gm && j < a->K; j++) free(a->gm[j]);
+    for (size_t j = 0; a->gd && j < a->K; j++) free(a->gd[j]);
+    free(a->wsm), free(a->wsd), free(a->gm), free(a->gd);
+    free(a->logit), free(a->recon), free(a->x2), free(a->lg), free(a->dl), free(a->dx), free(a->tgt);
+    free(a->internal), free(a->nll_b), free(a->adv_b), free(a->loss_b);
+    free(a);
+}
+
+loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, size_t batch, double weight,
+                            loom_error *err) {
+    *out = NULL;
+    const loom_model_ops *mo = m->ops, *dop = disc->ops;
+    const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width;
+    if (!mo->out_target || mo->output != LOOM_OUT_BERNOULLI || loom_model_out_floats(m) != HW)
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot take an adversarial loss (it needs a Bernoulli "
+                         "output per pixel and a likelihood: rae, draw)", mo->name);
+    if (!dop->forward_x || !dop->backward_out || loom_model_out_floats(disc) != 1)
+        return loom_fail(err, LOOM_EINVAL, "model %s cannot be a discriminator", dop->name);
+    if (m->cfg.height != disc->cfg.height || m->cfg.width != disc->cfg.width ||
+        loom_channels(&m->cfg) != loom_channels(&disc->cfg))
+        return loom_fail(err, LOOM_EINVAL, "the model's images are not the discriminator's size");
+    if (batch == 0 || !(weight > 0) || !isfinite(weight))
+        return loom_fail(err, LOOM_EINVAL, "adversarial: a positive batch and weight, not %zu and %g", batch, weight);
+    /* the model's own micro-shard (rae 16: its LSTM's products want rows) */
+    const size_t mu = mo->micro_shard ? mo->micro_shard : MICRO, u = batch < mu ? batch : mu, G = disc->cfg.mbstd;
+    if (G && (u % G || (batch % u) % G))
+        return loom_fail(err, LOOM_EINVAL, "adversarial: a batch of %zu does not split into the discriminator's "
+                         "mbstd groups of %zu", batch, G);
+    loom_adv *a = calloc(1, sizeof *a);
+    if (!a) return loom_fail(err, LOOM_ENOMEM, "adversarial: out of memory");
+    a->m = m, a->d = disc, a->B = batch, a->u = u, a->K = (batch + u - 1) / u, a->HW = HW, a->w = (float)weight;
+    a->T = m->nthreads < (int)a->K ? m->nthreads : (int)a->K;
+    if (a->T < 1) a->T = 1;
+    const size_t T = (size_t)a->T;
+    a->wsm = calloc(a->K, sizeof *a->wsm), a->gm = calloc(a->K, sizeof *a->gm), a->gd = calloc(a->K, sizeof *a->gd);
+    a->wsd = calloc(T, sizeof *a->wsd);
+    a->logit = malloc(batch * HW * sizeof *a->logit), a->recon = malloc(batch * HW * sizeof *a->recon);
+    a->x2 = malloc(T * 2 * u * HW * sizeof *a->x2);
+    a->lg = malloc(T * 2 * u * sizeof *a->lg), a->dl = malloc(T * 2 * u * sizeof *a->dl);
+    a->dx = malloc(T * u * HW * sizeof *a->dx), a->tgt = malloc(T * u * HW * sizeof *a->tgt);
+    a->internal = malloc(batch * sizeof *a->internal), a->nll_b = malloc(batch * sizeof *a->nll_b);
+    a->adv_b = malloc(batch * sizeof *a->adv_b), a->loss_b = malloc(batch * sizeof *a->loss_b);
+    bool ok = a->wsm && a->gm && a->gd && a->wsd && a->logit && a->recon && a->x2 && a->lg && a->dl && a->dx && a->tgt && a->internal &&
+              a->nll_b && a->adv_b && a->loss_b;
+    for (size_t j = 0; ok && j < a->K; j++) {
+        ok = (a->wsm[j] = calloc(1, mo->train_ws_bytes(&m->cfg, u))) != NULL;
+        ok = ok && (a->gm[j] = malloc(m->nfloats * sizeof(float))) != NULL;
+        ok = ok && (a->gd[j] = malloc(disc->nfloats * sizeof(float))) != NULL;
+    }
+    for (size_t t = 0; ok && t < T; t++) ok = (a->wsd[t] = calloc(1, dop->train_ws_bytes(&disc->cfg, u))) != NULL;
+    if (!ok) {
+        loom_adv_free(a);
+        return loom_fail(err, LOOM_ENOMEM, "adversarial: out of memory for the workspaces of a batch of %zu", batch);
+    }
+    *out = a;
+    return LOOM_OK;
+}
+
+double loom_adv_take(loom_adv *a) {
+    const double v = a->adv_n ? a->adv_sum / (double)a->adv_n : NAN;
+    a->adv_sum = 0.0, a->adv_n = 0;
+    return v;
+}
+
+/* stage 0, micro-shard j on thread t: the reconstructions, the discriminator's loss and gradient */
+static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs) {
+    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW;
+    float *rec = a->recon + b0 * HW, *x2 = a->x2 + (size_t)t * 2 * a->u * HW;
+    float *lg = a->lg + (size_t)t * 2 * a->u, *dl = a->dl + (size_t)t * 2 * a->u;
+    const float *l = a->logit + b0 * HW;
+    a->m->ops->forward_out(a->m, a->wsm[j], a->logit + b0 * HW, a->internal + b0, imgs + b0 * HW, NULL, nb);
+    for (size_t i = 0; i < nb * HW; i++) rec[i] = sigmoid(l[i]); /* the logits' mean image */
+    for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)imgs[b0 * HW + i] / 255.0f;
+    memcpy(x2 + nb * HW, rec, nb * HW * sizeof *x2);
+    a->d->ops->forward_x(a->d, a->wsd[t], lg, x2, 2 * nb);
+    const float s = 1.0f / (float)a->B;
+    for (size_t b = 0; b < nb; b++) {
+        const float lr = lg[b], lf = lg[nb + b];
+        a->loss_b[b0 + b] = loom_softplus(-(double)lr) + loom_softplus((double)lf);
+        dl[b] = s * (sigmoid(lr) - 1.0f);
+        dl[nb + b] = s * sigmoid(lf);
+    }
+    memset(a->gd[j], 0, a->d->nfloats * sizeof(float));
+    a->d->ops->backward_out(a->d, a->wsd[t], a->gd[j], NULL, dl, NULL, 2 * nb, 0.0f);
+}
+
+/* stage 1, micro-shard j on thread t: the model's gradient of
+ * (sum_b nll_b + w softplus(-D(recon_b))) / (B HW), in one backward_out:
+ * d/d logit = s (sigmoid(l) - target) (the Bernoulli NLL, the model's own
+ * loss with its internal terms, the KL, at weight s) + the adversarial part
+ * through the discriminator into the reconstruction and its sigmoid */
+static void adv_m_shard(loom_adv *a, size_t j, int t) {
+    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW;
+    const float *rec = a->recon + b0 * HW, *l = a->logit + b0 * HW;
+    float *lg = a->lg + (size_t)t * 2 * a->u, *dl = a->dl + (size_t)t * 2 * a->u;
+    float *dx = a->dx + (size_t)t * a->u * HW, *tg = a->tgt + (size_t)t * a->u * HW;
+    a->d->ops->forward_x(a->d, a->wsd[t], lg, rec, nb);
+    const float s = 1.0f / ((float)a->B * (float)HW);
+    for (size_t b = 0; b < nb; b++) {
+        a->adv_b[b0 + b] = loom_softplus(-(double)lg[b]);
+        dl[b] = a->w * s * (sigmoid(lg[b]) - 1.0f);
+    }
+    memset(dx, 0, nb * HW * sizeof *dx);
+    a->d->ops->backward_out(a->d, a->wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
+    a->m->ops->out_target(a->m, a->wsm[j], tg, nb);
+    for (size_t b = 0; b < nb; b++) {
+        /* -log p(x | .) = sum softplus(l) - x l, plus the internal terms */
+        double nll = a->internal[b0 + b];
+        for (size_t i = b * HW; i < (b + 1) * HW; i++) {
+            nll += loom_softplus((double)l[i]) - (double)tg[i] * l[i];
+            dx[i] = dx[i] * rec[i] * (1.0f - rec[i]) + s * (rec[i] - tg[i]);
+        }
+        a->nll_b[b0 + b] = nll;
+    }
+    memset(a->gm[j], 0, a->m->nfloats * sizeof(float));
+    a->m->ops->backward_out(a->m, a->wsm[j], a->gm[j], NULL, dx, NULL, nb, s);
+}
+
+loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, size_t n, const uint8_t *imgs,
+                           size_t batch, uint64_t noise_seed, long step, double *losses, unsigned *update,
+                           loom_error *err) {
+    (void)noise_seed, (void)step; /* the model's noise is its noise_seed, set by the trainer */
+    loom_adv *a = user;
+    if (n < 2 || models[0] != a->m || models[1] != a->d || batch != a->B)
+        return loom_fail(err, LOOM_EINVAL, "adversarial: called for another run than it was made for");
+    const loom_gemm_mode mode = {(loom_gemm_backend)a->m->gemm, LOOM_PREC_FP32, NULL, NULL, 0, 0};
+#pragma omp parallel for num_threads(a->T) schedule(dynamic, 1)
+    for (size_t j = 0; j < a->K; j++) {
+        const loom_gemm_mode caller = loom_gemm_mode_set(mode);
+        const int t = omp_get_thread_num();
+        if (stage == 0) adv_d_shard(a, j, t, imgs);
+        else adv_m_shard(a, j, t);
+        loom_gemm_mode_set(caller);
+    }
+    if (stage == 0) {
+        double s = 0.0;
+        for (size_t b = 0; b < a->B; b++) s += a->loss_b[b];
+        sum_in_order(a->d->g, a->gd, a->K, a->d->nfloats);
+        losses[1] = s / (double)a->B;
+        *update = 1u << 1;
+        return LOOM_OK;
+    }
+    double s = 0.0, v = 0.0;
+    for (size_t b = 0; b < a->B; b++) s += a->nll_b[b], v += a->adv_b[b];
+    sum_in_order(a->m->g, a->gm, a->K, a->m->nfloats);
+    losses[0] = s / ((double)a->B * (double)a->HW); /* the model's own loss, nats per pixel */
+    a->adv_sum += v / (double)a->B, a->adv_n++;
+    *update = 1u;
     return LOOM_OK;
 }
 

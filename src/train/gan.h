@@ -31,6 +31,28 @@ loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, 
                            const uint8_t *imgs, size_t batch, uint64_t noise_seed, long step,
                            double *losses, unsigned *update, loom_error *err);
 
+/* An autoencoder's adversarial term (VAE-GAN style, docs/rae.md): a
+ * discriminator (models[1]) learns to tell the step's real images (bytes /
+ * 255) from the model's (models[0], a Bernoulli output per pixel with a
+ * likelihood: rae, draw) reconstructions' mean images sigmoid(logit), with
+ * L_D as above; the model then minimises, per image,
+ *   -log p(x) (its own loss: the bound or NLL it trains on alone)
+ *   + weight softplus(-D(sigmoid(logit(x))))
+ * through the updated discriminator. Two stages like loom_gan's, in the
+ * model's micro-shards (its own size), the same bits on any thread count. losses[0] = the model's
+ * own loss (nats per pixel, as a single model's), losses[1] = L_D (nats per
+ * image); the adversarial term's mean is kept for loom_adv_take. */
+typedef struct loom_adv loom_adv;
+loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, size_t batch, double weight,
+                            loom_error *err);
+void loom_adv_free(loom_adv *a);
+loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, size_t n, const uint8_t *imgs,
+                           size_t batch, uint64_t noise_seed, long step, double *losses, unsigned *update,
+                           loom_error *err);
+/* the mean over the steps since the last call of each step's mean
+ * softplus(-D(reconstruction)) (nats per image), NaN when none */
+double loom_adv_take(loom_adv *a);
+
 /* logits (n) = disc's logit of each image (n, C, H, W, bytes), over its
  * threads in micro-shards; for judging samples and test images (battle) */
 loom_status loom_disc_logits(loom_model *disc, float *logits, const uint8_t *imgs, size_t n,

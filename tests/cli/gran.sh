@@ -1,7 +1,8 @@
 # End to end: gran (a recurrent adversarial generator and its discriminator,
 # docs/gran.md) on a small Fashion-MNIST subset: train, resume and threads
 # (bit-identical), metrics.csv's loss_g/loss_d, sample (PNG, GIF), eval and
-# score (no likelihood: said plainly), detect, battle, bad flags.
+# score (no likelihood: said plainly), detect, battle, bad flags; the
+# generator's batchnorm (on by default) and the discriminator's mbstd (off).
 . tests/cli/lib.sh
 D="$T/data"
 idx_subset "$D" 200 100
@@ -16,6 +17,23 @@ head -1 "$T/a/metrics.csv" | grep -q ',loss_g,loss_d$' && [ "$(tail -1 "$T/a/met
     tail -1 "$T/a/metrics.csv" | grep -q ',[0-9.]*,[0-9.]*$' &&
     pass "gran metrics.csv: loss_g and loss_d columns, no bits/dim" ||
     fail "gran metrics.csv: loss_g and loss_d columns, no bits/dim" "$(cat "$T/a/metrics.csv")"
+# the defaults: the generator's batchnorm, no mbstd; --batchnorm off, config.json
+# reads like a run from before either existed (neither key); --mbstd 4 is kept
+grep -q '"batchnorm":[[:space:]]*true' "$T/a/config.json" && ! grep -q 'mbstd' "$T/a/config.json" &&
+    pass "gran train: config.json has the generator's batchnorm and no mbstd by default" ||
+    fail "gran train: config.json has the generator's batchnorm and no mbstd by default" "$(cat "$T/a/config.json")"
+ok "gran --batchnorm off: 2 steps" $LOOM train $TINY --batchnorm off --steps 2 --out "$T/p"
+! grep -q 'batchnorm\|mbstd' "$T/p/config.json" && grep -aq '"gen.enc.conv1.bias"' "$T/p/checkpoint.safetensors" &&
+    ! grep -aq '"gen.enc.conv1.bias"' "$T/a/checkpoint.safetensors" &&
+    pass "gran --batchnorm off: neither key in config.json, the per-channel biases back" ||
+    fail "gran --batchnorm off: neither key in config.json, the per-channel biases back" "$(cat "$T/p/config.json")"
+ok "gran --batchnorm off: resumes" $LOOM train --resume "$T/p" --steps 3 --quiet --no-report
+ok "gran --mbstd 4: 2 steps" $LOOM train $TINY --mbstd 4 --steps 2 --threads 1 --out "$T/m"
+ok "gran --mbstd 4: 2 steps, 2 threads" $LOOM train $TINY --mbstd 4 --steps 2 --threads 2 --out "$T/m2"
+grep -q '"mbstd":[[:space:]]*4' "$T/m/config.json" && grep -aq '"disc.mbstd.weight"' "$T/m/checkpoint.safetensors" &&
+    pass "gran --mbstd 4: kept in config.json, the discriminator's mbstd.weight in the checkpoint" ||
+    fail "gran --mbstd 4: kept in config.json, the discriminator's mbstd.weight in the checkpoint" "$(cat "$T/m/config.json")"
+same "gran --mbstd 4: 1 and 2 threads, same checkpoint" "$T/m/checkpoint.safetensors" "$T/m2/checkpoint.safetensors"
 ok "gran resume: 3 steps" $LOOM train $TINY --steps 3 --threads 1 --out "$T/b"
 ok "gran resume: on to 6" $LOOM train --resume "$T/b" --steps 6 --threads 1 --quiet --no-report
 same "gran resume: bit-identical checkpoint (both models, both Adam states)" "$T/a/checkpoint.safetensors" "$T/b/checkpoint.safetensors"
@@ -55,6 +73,12 @@ rejects "gran: --conditional" 2 "unconditional" $LOOM train $TINY --conditional 
 rejects "gran: --steps-draw 65" 2 "steps-draw" $LOOM train $TINY --steps-draw 65 --out "$T/x"
 rejects "gran: --d-steps on --resume" 2 "cannot be changed on --resume" $LOOM train --resume "$T/a" --d-steps 3
 rejects "gran: --precision bf16" 2 "precision bf16" $LOOM train $TINY --precision bf16 --out "$T/x"
+rejects "gran: --batchnorm maybe" 2 "give on or off" $LOOM train $TINY --batchnorm maybe --out "$T/x"
+rejects "gran: --mbstd 3 (batch 12: groups would mix real and generated images)" 2 "mbstd groups of 3" $LOOM train $TINY --mbstd 3 --out "$T/x"
+rejects "gran: --mbstd 9" 2 "mbstd" $LOOM train $TINY --mbstd 9 --out "$T/x"
+rejects "gran: --mbstd on another model" 2 "only --model gran" $LOOM train --model rae --mbstd 2 --out "$T/x"
+rejects "gran: --batchnorm on another model" 2 "only --model gran" $LOOM train --model draw --batchnorm on --out "$T/x"
+rejects "gran: --batchnorm on --resume" 2 "cannot be changed on --resume" $LOOM train --resume "$T/a" --batchnorm off
 
 # loom battle: a run against itself ties; swapping the runs inverts both ratios
 $LOOM battle "$T/a" "$T/a" --n 30 --json >"$T/b1.json" 2>"$T/err"
