@@ -230,8 +230,8 @@ def cmd_bench(args):
     rng = np.random.default_rng(1)
     bn, G = args.batchnorm == "on", args.mbstd
     gp, dp = init_params(gen_shapes(H, W, C, Z, bn), rng), init_params(disc_shapes(H, W, C, G), rng)
-    opt_g = torch.optim.Adam(gp.values(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(dp.values(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gp.values(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(dp.values(), lr=args.lr_d if args.lr_d > 0 else 4 * args.lr, betas=(0.5, 0.999))
 
     def step():
         idx = rng.integers(0, len(x_all), size=B)
@@ -289,9 +289,11 @@ def main():
     b.add_argument("--zdim", type=int, default=100)
     b.add_argument("--steps-draw", type=int, default=3)
     b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--lr", type=float, default=1e-4, help="the generator's Adam lr (loom's default)")
+    b.add_argument("--lr-d", type=float, default=0, help="the discriminator's (default 4 --lr, as loom)")
     b.add_argument("--batchnorm", choices=["on", "off"], default="on",
                    help="the generator's batchnorm (loom's default on; here over the whole batch)")
-    b.add_argument("--mbstd", type=int, default=4, help="the discriminator's minibatch groups (loom's default 4)")
+    b.add_argument("--mbstd", type=int, default=0, help="the discriminator's minibatch groups (loom's default: 0, off)")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)

@@ -33,6 +33,8 @@ train() {
 {
     train draw --model draw --hidden 256 --zdim 100 --steps-draw 16 --batch 64
     train rae --model rae --variational --hidden 256 --zdim 32 --batch 64
+    # the same with a discriminator on its reconstructions (docs/rae.md, "Adversarial loss")
+    train rae_adv --model rae --variational --hidden 256 --zdim 32 --batch 64 --adversarial 2
     # the segmenter of docs/renet.md, on its default data (fashion-mnist-scenes)
     train reseg --model reseg --layers 2 --hidden 32 --patch 4 --batch 16
     # the PyTorch GRAN peer, the same networks and defaults, the same wall time and thread:
@@ -50,7 +52,7 @@ wait
 for s in $SEEDS; do
     echo "== real data (train against test), seed $s"
     "$LOOM" score fashion-mnist:train --n "$N" --seed "$s" --classifier "$CLASSIFIER" --json | tee -a "$OUT"
-    for name in rowlstm diagbilstm grupixel draw rae gran; do
+    for name in rowlstm diagbilstm grupixel draw rae rae_adv gran; do
         echo "== $name, seed $s"
         "$LOOM" score "$RUNS/$name" --n "$N" --seed "$s" --classifier "$CLASSIFIER" --json | tee -a "$OUT"
     done

@@ -341,7 +341,7 @@ int cmd_train(int argc, char **argv) {
         {"model", ARG_STR, &model, 0, 0, "model: rowlstm (default), diagbilstm, grupixel, draw, rae, convlstm, renet (a classifier), reseg (a segmenter) or gran (an adversarial generator)", false},
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64); gran: canvas updates T (default 3)", false},
         {"d-steps", ARG_LONG, &d_steps, 1, 1000, "gran: discriminator updates per generator update (default 1)", false},
-        {"lr-d", ARG_DOUBLE, &lr_d, 1e-12, 10, "gran: the discriminator's Adam learning rate (default: --lr)", false},
+        {"lr-d", ARG_DOUBLE, &lr_d, 1e-12, 10, "gran: the discriminator's Adam learning rate (default: 4 --lr); --adversarial: (default: --lr)", false},
         {"adversarial", ARG_DOUBLE, &adversarial, 1e-9, 1e6, "rae, draw: add a discriminator on the reconstructions, its loss weighted W against the model's own (nats per image; docs/rae.md)", false},
         {"batchnorm", ARG_STR, &batchnorm, 0, 0, "gran: batch normalisation in the generator, on (default) or off", false},
         {"mbstd", ARG_SIZE, &mbstd, 0, 8, "gran: the discriminator's minibatch standard deviation over groups of N images, 0 = off (default)", false},
@@ -459,13 +459,13 @@ int cmd_train(int argc, char **argv) {
             if (batchnorm && strcmp(batchnorm, "on") != 0 && strcmp(batchnorm, "off") != 0)
                 cli_die(2, "--batchnorm %s: give on or off", batchnorm);
             cfg.batchnorm = !batchnorm || strcmp(batchnorm, "on") == 0;
-            if (!cli_find(args, nargs, "lr")->seen) o.lr = 2e-4;
+            if (!cli_find(args, nargs, "lr")->seen) o.lr = 1e-4;
             if (!cli_find(args, nargs, "beta1")->seen) o.beta1 = 0.5;
             if (!cli_find(args, nargs, "clip")->seen) o.clip = 0;
             if (!cli_find(args, nargs, "batch")->seen) o.batch = 64;
             if (!cli_find(args, nargs, "valid")->seen) o.valid = 0; /* no likelihood to validate */
             o.d_steps = d_steps;
-            o.model_lr[1] = lr_d; /* 0: --lr */
+            o.model_lr[1] = lr_d ? lr_d : 4 * o.lr; /* two time-scale: the discriminator 4x faster */
         } else {
             cli_draw_config(&cfg, &df);
         }
