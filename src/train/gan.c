@@ -11,14 +11,42 @@
 
 #define MICRO 8 /* images per micro-shard, whatever the thread count */
 
+/* the buffers of a model trained against a discriminator: per micro-shard
+ * (K) the model's workspace (kept from stage 0 to 1) and both gradients, per
+ * thread (T) a discriminator workspace for 2u images */
+typedef struct {
+    void **wsm, **wsd;
+    float **gm, **gd;
+} pair_bufs;
+
+static void pair_free(pair_bufs *p, size_t K, int T) {
+    for (size_t j = 0; p->wsm && j < K; j++) free(p->wsm[j]);
+    for (int t = 0; p->wsd && t < T; t++) free(p->wsd[t]);
+    for (size_t j = 0; p->gm && j < K; j++) free(p->gm[j]);
+    for (size_t j = 0; p->gd && j < K; j++) free(p->gd[j]);
+    free(p->wsm), free(p->wsd), free(p->gm), free(p->gd);
+}
+
+static bool pair_alloc(pair_bufs *p, const loom_model *m, const loom_model *d, size_t K, int T, size_t u) {
+    p->wsm = calloc(K, sizeof *p->wsm), p->gm = calloc(K, sizeof *p->gm), p->gd = calloc(K, sizeof *p->gd);
+    p->wsd = calloc((size_t)T, sizeof *p->wsd);
+    bool ok = p->wsm && p->gm && p->gd && p->wsd;
+    for (size_t j = 0; ok && j < K; j++) {
+        ok = (p->wsm[j] = calloc(1, m->ops->train_ws_bytes(&m->cfg, u))) != NULL;
+        ok = ok && (p->gm[j] = malloc(m->nfloats * sizeof(float))) != NULL;
+        ok = ok && (p->gd[j] = malloc(d->nfloats * sizeof(float))) != NULL;
+    }
+    /* a discriminator workspace holds 2u images (its train_ws_bytes(u) says so) */
+    for (int t = 0; ok && t < T; t++) ok = (p->wsd[t] = calloc(1, d->ops->train_ws_bytes(&d->cfg, u))) != NULL;
+    return ok;
+}
+
 struct loom_gan {
     loom_model *g, *d;
     size_t B, u, K, HW; /* batch, micro-shard, micro-shards, pixels of one image */
     long d_steps;
     int T;              /* threads */
-    void **wsg;         /* (K) generator workspaces, one per micro-shard: kept from stage 0 to 1 */
-    void **wsd;         /* (T) discriminator workspaces for 2u images */
-    float **gg, **gd;   /* (K) gradient buffers of the generator and the discriminator */
+    pair_bufs p;        /* the generator's workspaces and gradients, the discriminator's */
     float *fake;        /* (B, HW) the step's generated images */
     float *x2;          /* (T, 2u, HW) real then generated images of a micro-shard */
     float *lg, *dl;     /* (T, 2u) logits and d loss / d logit */
@@ -34,11 +62,7 @@ static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void loom_gan_free(loom_gan *g) {
     if (!g) return;
-    for (size_t j = 0; g->wsg && j < g->K; j++) free(g->wsg[j]);
-    for (int t = 0; g->wsd && t < g->T; t++) free(g->wsd[t]);
-    for (size_t j = 0; g->gg && j < g->K; j++) free(g->gg[j]);
-    for (size_t j = 0; g->gd && j < g->K; j++) free(g->gd[j]);
-    free(g->wsg), free(g->wsd), free(g->gg), free(g->gd);
+    pair_free(&g->p, g->K, g->T);
     free(g->fake), free(g->x2), free(g->lg), free(g->dl), free(g->dx), free(g->loss_b);
     free(g);
 }
@@ -68,21 +92,13 @@ loom_status loom_gan_create(loom_gan **out, loom_model *gen, loom_model *disc, s
     g->T = gen->nthreads < (int)g->K ? gen->nthreads : (int)g->K;
     if (g->T < 1) g->T = 1;
     const size_t T = (size_t)g->T;
-    g->wsg = calloc(g->K, sizeof *g->wsg), g->gg = calloc(g->K, sizeof *g->gg), g->gd = calloc(g->K, sizeof *g->gd);
-    g->wsd = calloc(T, sizeof *g->wsd);
     g->fake = malloc(batch * g->HW * sizeof *g->fake);
     g->x2 = malloc(T * 2 * u * g->HW * sizeof *g->x2);
     g->lg = malloc(T * 2 * u * sizeof *g->lg), g->dl = malloc(T * 2 * u * sizeof *g->dl);
     g->dx = malloc(T * u * g->HW * sizeof *g->dx);
     g->loss_b = malloc(batch * sizeof *g->loss_b);
-    bool ok = g->wsg && g->gg && g->gd && g->wsd && g->fake && g->x2 && g->lg && g->dl && g->dx && g->loss_b;
-    for (size_t j = 0; ok && j < g->K; j++) {
-        ok = (g->wsg[j] = calloc(1, go->train_ws_bytes(&gen->cfg, u))) != NULL;
-        ok = ok && (g->gg[j] = malloc(gen->nfloats * sizeof(float))) != NULL;
-        ok = ok && (g->gd[j] = malloc(disc->nfloats * sizeof(float))) != NULL;
-    }
-    /* a discriminator workspace holds 2u images (dop->train_ws_bytes(u) says so) */
-    for (size_t t = 0; ok && t < T; t++) ok = (g->wsd[t] = calloc(1, dop->train_ws_bytes(&disc->cfg, u))) != NULL;
+    const bool ok = pair_alloc(&g->p, gen, disc, g->K, g->T, u) && g->fake && g->x2 && g->lg && g->dl && g->dx &&
+                    g->loss_b;
     if (!ok) {
         loom_gan_free(g);
         return loom_fail(err, LOOM_ENOMEM, "gan: out of memory for the workspaces of a batch of %zu", batch);
@@ -98,25 +114,34 @@ static void sum_in_order(float *dst, float *const *bufs, size_t K, size_t nf) {
         for (size_t i = 0; i < nf; i++) dst[i] += bufs[j][i];
 }
 
-/* stage 0, micro-shard j on thread t: draw the fakes, the discriminator's loss and gradient */
-static void d_shard(loom_gan *g, size_t j, int t, const uint8_t *imgs, uint64_t noise) {
-    const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW;
-    float *fake = g->fake + b0 * HW, *x2 = g->x2 + (size_t)t * 2 * g->u * HW;
-    float *lg = g->lg + (size_t)t * 2 * g->u, *dl = g->dl + (size_t)t * 2 * g->u;
-    g->g->ops->generate(g->g, g->wsg[j], fake, g->z ? g->z + b0 * g->g->cfg.zdim : NULL, noise, b0, nb);
-    for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)imgs[b0 * HW + i] / 255.0f;
+/* The discriminator's stage on one micro-shard of nb real images (bytes)
+ * and nb generated ones (floats): x2, lg and dl are the thread's scratch
+ * (2 nb images, 2 nb logits), loss_b (nb) = each pair's
+ * L_D = softplus(-l_real) + softplus(l_fake), gd = its gradient, scaled by
+ * 1 / batch (the mean over the batch) */
+static void disc_stage(loom_model *d, void *ws, float *gd, float *x2, float *lg, float *dl, double *loss_b,
+                       const uint8_t *real, const float *fake, size_t nb, size_t HW, size_t batch) {
+    for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)real[i] / 255.0f;
     memcpy(x2 + nb * HW, fake, nb * HW * sizeof *x2);
-    g->d->ops->forward_x(g->d, g->wsd[t], lg, x2, 2 * nb);
-    const float s = 1.0f / (float)g->B;
+    d->ops->forward_x(d, ws, lg, x2, 2 * nb);
+    const float s = 1.0f / (float)batch;
     for (size_t b = 0; b < nb; b++) {
         const float lr = lg[b], lf = lg[nb + b];
-        /* L_D = softplus(-l_real) + softplus(l_fake) */
-        g->loss_b[b0 + b] = loom_softplus(-(double)lr) + loom_softplus((double)lf);
+        loss_b[b] = loom_softplus(-(double)lr) + loom_softplus((double)lf);
         dl[b] = s * (sigmoid(lr) - 1.0f);
         dl[nb + b] = s * sigmoid(lf);
     }
-    memset(g->gd[j], 0, g->d->nfloats * sizeof(float));
-    g->d->ops->backward_out(g->d, g->wsd[t], g->gd[j], NULL, dl, NULL, 2 * nb, 0.0f);
+    memset(gd, 0, d->nfloats * sizeof(float));
+    d->ops->backward_out(d, ws, gd, NULL, dl, NULL, 2 * nb, 0.0f);
+}
+
+/* stage 0, micro-shard j on thread t: draw the fakes, the discriminator's loss and gradient */
+static void d_shard(loom_gan *g, size_t j, int t, const uint8_t *imgs, uint64_t noise) {
+    const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW, u2 = (size_t)t * 2 * g->u;
+    float *fake = g->fake + b0 * HW;
+    g->g->ops->generate(g->g, g->p.wsm[j], fake, g->z ? g->z + b0 * g->g->cfg.zdim : NULL, noise, b0, nb);
+    disc_stage(g->d, g->p.wsd[t], g->p.gd[j], g->x2 + u2 * HW, g->lg + u2, g->dl + u2, g->loss_b + b0,
+               imgs + b0 * HW, fake, nb, HW, g->B);
 }
 
 /* stage 1, micro-shard j on thread t: L_G of the same fakes, and with
@@ -125,7 +150,7 @@ static void g_shard(loom_gan *g, size_t j, int t, bool update) {
     const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW;
     float *lg = g->lg + (size_t)t * 2 * g->u, *dl = g->dl + (size_t)t * 2 * g->u;
     float *dx = g->dx + (size_t)t * g->u * HW;
-    g->d->ops->forward_x(g->d, g->wsd[t], lg, g->fake + b0 * HW, nb);
+    g->d->ops->forward_x(g->d, g->p.wsd[t], lg, g->fake + b0 * HW, nb);
     const float s = 1.0f / (float)g->B;
     for (size_t b = 0; b < nb; b++) {
         /* non-saturating: L_G = softplus(-D(G(z))) */
@@ -134,9 +159,9 @@ static void g_shard(loom_gan *g, size_t j, int t, bool update) {
     }
     if (!update) return;
     memset(dx, 0, nb * HW * sizeof *dx);
-    g->d->ops->backward_out(g->d, g->wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
-    memset(g->gg[j], 0, g->g->nfloats * sizeof(float));
-    g->g->ops->backward_out(g->g, g->wsg[j], g->gg[j], NULL, dx, NULL, nb, 0.0f);
+    g->d->ops->backward_out(g->d, g->p.wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
+    memset(g->p.gm[j], 0, g->g->nfloats * sizeof(float));
+    g->g->ops->backward_out(g->g, g->p.wsm[j], g->p.gm[j], NULL, dx, NULL, nb, 0.0f);
 }
 
 loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, size_t n,
@@ -159,11 +184,11 @@ loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, 
     double s = 0.0;
     for (size_t b = 0; b < g->B; b++) s += g->loss_b[b];
     if (stage == 0) {
-        sum_in_order(g->d->g, g->gd, g->K, g->d->nfloats);
+        sum_in_order(g->d->g, g->p.gd, g->K, g->d->nfloats);
         losses[1] = s / (double)g->B;
         *update = 1u << 1;
     } else {
-        if (g_update) sum_in_order(g->g->g, g->gg, g->K, g->g->nfloats);
+        if (g_update) sum_in_order(g->g->g, g->p.gm, g->K, g->g->nfloats);
         losses[0] = s / (double)g->B;
         *update = g_update ? 1u : 0u;
     }
@@ -177,9 +202,7 @@ struct loom_adv {
     size_t B, u, K, HW;
     float w;            /* the adversarial loss's weight */
     int T;
-    void **wsm;         /* (K) the model's workspaces, one per micro-shard: kept from stage 0 to 1 */
-    void **wsd;         /* (T) discriminator workspaces for 2u images */
-    float **gm, **gd;   /* (K) gradient buffers of the model and the discriminator */
+    pair_bufs p;        /* the model's workspaces and gradients, the discriminator's */
     float *logit;       /* (B, HW) the reconstructions' logits */
     float *recon;       /* (B, HW) and their mean images sigmoid(logit) */
     float *x2, *lg, *dl, *dx; /* as loom_gan's */
@@ -191,11 +214,7 @@ struct loom_adv {
 
 void loom_adv_free(loom_adv *a) {
     if (!a) return;
-    for (size_t j = 0; a->wsm && j < a->K; j++) free(a->wsm[j]);
-    for (int t = 0; a->wsd && t < a->T; t++) free(a->wsd[t]);
-    for (size_t j = 0; a->gm && j < a->K; j++) free(a->gm[j]);
-    for (size_t j = 0; a->gd && j < a->K; j++) free(a->gd[j]);
-    free(a->wsm), free(a->wsd), free(a->gm), free(a->gd);
+    pair_free(&a->p, a->K, a->T);
     free(a->logit), free(a->recon), free(a->x2), free(a->lg), free(a->dl), free(a->dx), free(a->tgt);
     free(a->internal), free(a->nll_b), free(a->adv_b), free(a->loss_b);
     free(a);
@@ -227,22 +246,14 @@ loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, siz
     a->T = m->nthreads < (int)a->K ? m->nthreads : (int)a->K;
     if (a->T < 1) a->T = 1;
     const size_t T = (size_t)a->T;
-    a->wsm = calloc(a->K, sizeof *a->wsm), a->gm = calloc(a->K, sizeof *a->gm), a->gd = calloc(a->K, sizeof *a->gd);
-    a->wsd = calloc(T, sizeof *a->wsd);
     a->logit = malloc(batch * HW * sizeof *a->logit), a->recon = malloc(batch * HW * sizeof *a->recon);
     a->x2 = malloc(T * 2 * u * HW * sizeof *a->x2);
     a->lg = malloc(T * 2 * u * sizeof *a->lg), a->dl = malloc(T * 2 * u * sizeof *a->dl);
     a->dx = malloc(T * u * HW * sizeof *a->dx), a->tgt = malloc(T * u * HW * sizeof *a->tgt);
     a->internal = malloc(batch * sizeof *a->internal), a->nll_b = malloc(batch * sizeof *a->nll_b);
     a->adv_b = malloc(batch * sizeof *a->adv_b), a->loss_b = malloc(batch * sizeof *a->loss_b);
-    bool ok = a->wsm && a->gm && a->gd && a->wsd && a->logit && a->recon && a->x2 && a->lg && a->dl && a->dx && a->tgt && a->internal &&
-              a->nll_b && a->adv_b && a->loss_b;
-    for (size_t j = 0; ok && j < a->K; j++) {
-        ok = (a->wsm[j] = calloc(1, mo->train_ws_bytes(&m->cfg, u))) != NULL;
-        ok = ok && (a->gm[j] = malloc(m->nfloats * sizeof(float))) != NULL;
-        ok = ok && (a->gd[j] = malloc(disc->nfloats * sizeof(float))) != NULL;
-    }
-    for (size_t t = 0; ok && t < T; t++) ok = (a->wsd[t] = calloc(1, dop->train_ws_bytes(&disc->cfg, u))) != NULL;
+    const bool ok = pair_alloc(&a->p, m, disc, a->K, a->T, u) && a->logit && a->recon && a->x2 && a->lg && a->dl &&
+                    a->dx && a->tgt && a->internal && a->nll_b && a->adv_b && a->loss_b;
     if (!ok) {
         loom_adv_free(a);
         return loom_fail(err, LOOM_ENOMEM, "adversarial: out of memory for the workspaces of a batch of %zu", batch);
@@ -259,24 +270,13 @@ double loom_adv_take(loom_adv *a) {
 
 /* stage 0, micro-shard j on thread t: the reconstructions, the discriminator's loss and gradient */
 static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs) {
-    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW;
-    float *rec = a->recon + b0 * HW, *x2 = a->x2 + (size_t)t * 2 * a->u * HW;
-    float *lg = a->lg + (size_t)t * 2 * a->u, *dl = a->dl + (size_t)t * 2 * a->u;
+    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW, u2 = (size_t)t * 2 * a->u;
+    float *rec = a->recon + b0 * HW;
     const float *l = a->logit + b0 * HW;
-    a->m->ops->forward_out(a->m, a->wsm[j], a->logit + b0 * HW, a->internal + b0, imgs + b0 * HW, NULL, nb);
+    a->m->ops->forward_out(a->m, a->p.wsm[j], a->logit + b0 * HW, a->internal + b0, imgs + b0 * HW, NULL, nb);
     for (size_t i = 0; i < nb * HW; i++) rec[i] = sigmoid(l[i]); /* the logits' mean image */
-    for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)imgs[b0 * HW + i] / 255.0f;
-    memcpy(x2 + nb * HW, rec, nb * HW * sizeof *x2);
-    a->d->ops->forward_x(a->d, a->wsd[t], lg, x2, 2 * nb);
-    const float s = 1.0f / (float)a->B;
-    for (size_t b = 0; b < nb; b++) {
-        const float lr = lg[b], lf = lg[nb + b];
-        a->loss_b[b0 + b] = loom_softplus(-(double)lr) + loom_softplus((double)lf);
-        dl[b] = s * (sigmoid(lr) - 1.0f);
-        dl[nb + b] = s * sigmoid(lf);
-    }
-    memset(a->gd[j], 0, a->d->nfloats * sizeof(float));
-    a->d->ops->backward_out(a->d, a->wsd[t], a->gd[j], NULL, dl, NULL, 2 * nb, 0.0f);
+    disc_stage(a->d, a->p.wsd[t], a->p.gd[j], a->x2 + u2 * HW, a->lg + u2, a->dl + u2, a->loss_b + b0,
+               imgs + b0 * HW, rec, nb, HW, a->B);
 }
 
 /* stage 1, micro-shard j on thread t: the model's gradient of
@@ -289,15 +289,15 @@ static void adv_m_shard(loom_adv *a, size_t j, int t) {
     const float *rec = a->recon + b0 * HW, *l = a->logit + b0 * HW;
     float *lg = a->lg + (size_t)t * 2 * a->u, *dl = a->dl + (size_t)t * 2 * a->u;
     float *dx = a->dx + (size_t)t * a->u * HW, *tg = a->tgt + (size_t)t * a->u * HW;
-    a->d->ops->forward_x(a->d, a->wsd[t], lg, rec, nb);
+    a->d->ops->forward_x(a->d, a->p.wsd[t], lg, rec, nb);
     const float s = 1.0f / ((float)a->B * (float)HW);
     for (size_t b = 0; b < nb; b++) {
         a->adv_b[b0 + b] = loom_softplus(-(double)lg[b]);
         dl[b] = a->w * s * (sigmoid(lg[b]) - 1.0f);
     }
     memset(dx, 0, nb * HW * sizeof *dx);
-    a->d->ops->backward_out(a->d, a->wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
-    a->m->ops->out_target(a->m, a->wsm[j], tg, nb);
+    a->d->ops->backward_out(a->d, a->p.wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
+    a->m->ops->out_target(a->m, a->p.wsm[j], tg, nb);
     for (size_t b = 0; b < nb; b++) {
         /* -log p(x | .) = sum softplus(l) - x l, plus the internal terms */
         double nll = a->internal[b0 + b];
@@ -307,8 +307,8 @@ static void adv_m_shard(loom_adv *a, size_t j, int t) {
         }
         a->nll_b[b0 + b] = nll;
     }
-    memset(a->gm[j], 0, a->m->nfloats * sizeof(float));
-    a->m->ops->backward_out(a->m, a->wsm[j], a->gm[j], NULL, dx, NULL, nb, s);
+    memset(a->p.gm[j], 0, a->m->nfloats * sizeof(float));
+    a->m->ops->backward_out(a->m, a->p.wsm[j], a->p.gm[j], NULL, dx, NULL, nb, s);
 }
 
 loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, size_t n, const uint8_t *imgs,
@@ -330,14 +330,14 @@ loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, 
     if (stage == 0) {
         double s = 0.0;
         for (size_t b = 0; b < a->B; b++) s += a->loss_b[b];
-        sum_in_order(a->d->g, a->gd, a->K, a->d->nfloats);
+        sum_in_order(a->d->g, a->p.gd, a->K, a->d->nfloats);
         losses[1] = s / (double)a->B;
         *update = 1u << 1;
         return LOOM_OK;
     }
     double s = 0.0, v = 0.0;
     for (size_t b = 0; b < a->B; b++) s += a->nll_b[b], v += a->adv_b[b];
-    sum_in_order(a->m->g, a->gm, a->K, a->m->nfloats);
+    sum_in_order(a->m->g, a->p.gm, a->K, a->m->nfloats);
     losses[0] = s / ((double)a->B * (double)a->HW); /* the model's own loss, nats per pixel */
     a->adv_sum += v / (double)a->B, a->adv_n++;
     *update = 1u;
