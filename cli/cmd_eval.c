@@ -182,10 +182,17 @@ int cmd_info(int argc, char **argv) {
                cli_checkpoint_path(pos[0]), c->model, c->height, c->width, c->layers, c->layers == 1 ? "" : "s",
                c->hidden, c->nclasses, c->nclasses == 1 ? "" : "es", m->nfloats, m->nparams, ts.step, o.steps, ts.epoch, o.data, o.batch, o.lr,
                (unsigned long long)o.seed);
-        if (c->steps_draw)
+        const bool gran = strcmp(c->model, "gran") == 0;
+        const double lr_d = o.model_lr[1] > 0 ? o.model_lr[1] : o.lr; /* a second model's */
+        if (gran)
+            printf("gran        z %zu, %zu canvas updates, batchnorm %s; the discriminator's lr %g\n", c->zdim,
+                   c->steps_draw, c->batchnorm ? "on" : "off", lr_d);
+        else if (c->steps_draw)
             printf("draw        z %zu, %zu glimpses, read %zux%zu, write %zux%zu, attention %s\n", c->zdim,
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
-        if (c->cell[0] || c->zdim) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
+        if (!gran && (c->cell[0] || c->zdim)) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
+        if (o.adversarial > 0)
+            printf("adversarial weight %g, a discriminator on the reconstructions (lr %g)\n", o.adversarial, lr_d);
         if (c->multiscale)
             printf("multiscale  a %zux%zu model of every %zu-th pixel, then the full image given it\n",
                    c->multiscale, c->width * c->multiscale / c->height, c->height / c->multiscale);

@@ -32,6 +32,10 @@ grep -q '"kind": "elbo"' "$T/e.json" && grep -q '"bits_per_dim": [0-9]' "$T/e.js
     pass "adversarial rae eval: the autoencoder's bound, as of any rae" ||
     fail "adversarial rae eval: the autoencoder's bound, as of any rae" "$(cat "$T/e.json" "$T/err")"
 ok "adversarial rae sample" $LOOM sample "$T/a" --n 4 --out "$T/s.png"
+$LOOM info "$T/a" >"$T/i.txt" 2>&1
+grep -q '^adversarial weight 5, a discriminator on the reconstructions (lr 0.002)$' "$T/i.txt" &&
+    pass "adversarial rae info: the weight and the discriminator's lr" ||
+    fail "adversarial rae info: the weight and the discriminator's lr" "$(cat "$T/i.txt")"
 ok "adversarial draw: 3 steps" $LOOM train --model draw --data "$D" --hidden 8 --zdim 4 --steps-draw 3 --batch 8 \
     --valid 16 --quiet --no-report --adversarial 2 --steps 3 --out "$T/d"
 grep -q '"adversarial":[[:space:]]*2' "$T/d/config.json" && pass "adversarial draw: config.json holds the weight" ||

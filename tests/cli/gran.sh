@@ -28,6 +28,11 @@ ok "gran --batchnorm off: 2 steps" $LOOM train $TINY --batchnorm off --steps 2 -
     pass "gran --batchnorm off: neither key in config.json, the per-channel biases back" ||
     fail "gran --batchnorm off: neither key in config.json, the per-channel biases back" "$(cat "$T/p/config.json")"
 ok "gran --batchnorm off: resumes" $LOOM train --resume "$T/p" --steps 3 --quiet --no-report
+$LOOM info "$T/a" >"$T/i1.txt" 2>&1; $LOOM info "$T/p" >"$T/i2.txt" 2>&1
+grep -q '^gran        z 8, 2 canvas updates, batchnorm on; the discriminator.s lr 0.0004$' "$T/i1.txt" &&
+    grep -q 'batchnorm off' "$T/i2.txt" && ! grep -q '^draw\|^cell' "$T/i1.txt" &&
+    pass "gran info: the canvas updates, batchnorm on or off, the discriminator's lr (4 --lr)" ||
+    fail "gran info: the canvas updates, batchnorm on or off, the discriminator's lr (4 --lr)" "$(cat "$T/i1.txt" "$T/i2.txt")"
 ok "gran --mbstd 4: 2 steps" $LOOM train $TINY --mbstd 4 --steps 2 --threads 1 --out "$T/m"
 ok "gran --mbstd 4: 2 steps, 2 threads" $LOOM train $TINY --mbstd 4 --steps 2 --threads 2 --out "$T/m2"
 grep -q '"mbstd":[[:space:]]*4' "$T/m/config.json" && grep -aq '"disc.mbstd.weight"' "$T/m/checkpoint.safetensors" &&
