@@ -301,6 +301,19 @@ static void bias_norm_relu_back(float *d, const float *out, const float *y, cons
     else bias_grad(db, d, rows, c);
 }
 
+/* step t's batchnorm buffers: the four normalised pre-ReLU layers and their
+ * channels' inverse standard deviations; all NULL without batchnorm */
+typedef struct {
+    float *a1, *a2, *g0, *g1, *sa1, *sa2, *sg0, *sg1;
+} bn_step;
+
+static bn_step bn_at(const gen_ws *ws, const dims *d, size_t t, size_t n, bool bn) {
+    if (!bn) return (bn_step){0};
+    return (bn_step){ws->ya1 + t * n * d->P1, ws->ya2 + t * n * d->E, ws->yg0 + t * n * d->E,
+                     ws->yg1 + t * n * d->P1, ws->sa1 + t * d->C, ws->sa2 + t * 2 * d->C,
+                     ws->sg0 + t * 2 * d->C, ws->sg1 + t * d->C};
+}
+
 /* The generator from ws->z (n images) */
 static void gen_forward(const loom_model *m, gen_ws *ws, size_t n) {
     const dims d = get_dims(&m->cfg);
@@ -314,23 +327,20 @@ static void gen_forward(const loom_model *m, gen_ws *ws, size_t n) {
         float *a1 = ws->a1 + t * n * d.P1, *a2 = ws->a2 + t * n * d.E, *hc = ws->hc + t * n * d.Z;
         float *g0 = ws->g0 + t * n * d.E, *g1 = ws->g1 + t * n * d.P1, *dc = ws->dc + t * n * d.HW;
         /* the pre-ReLU layers: the normalised ones with batchnorm, else the outputs themselves */
-        float *ya1 = bn ? ws->ya1 + t * n * d.P1 : NULL, *ya2 = bn ? ws->ya2 + t * n * d.E : NULL;
-        float *yg0 = bn ? ws->yg0 + t * n * d.E : NULL, *yg1 = bn ? ws->yg1 + t * n * d.P1 : NULL;
-        float *sa1 = bn ? ws->sa1 + t * d.C : NULL, *sa2 = bn ? ws->sa2 + t * 2 * d.C : NULL;
-        float *sg0 = bn ? ws->sg0 + t * 2 * d.C : NULL, *sg1 = bn ? ws->sg1 + t * d.C : NULL;
-        loom_sconv_forward(bn ? ya1 : a1, ein, GP(m, G_C1_W), c1, ws->col);
-        bias_norm_relu(a1, ya1, sa1, GP(m, G_C1_B), n * d.H2 * d.W2, d.C);
-        loom_sconv_forward(bn ? ya2 : a2, a1, GP(m, G_C2_W), c2, ws->col);
-        bias_norm_relu(a2, ya2, sa2, GP(m, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
+        const bn_step y = bn_at(ws, &d, t, n, bn);
+        loom_sconv_forward(bn ? y.a1 : a1, ein, GP(m, G_C1_W), c1, ws->col);
+        bias_norm_relu(a1, y.a1, y.sa1, GP(m, G_C1_B), n * d.H2 * d.W2, d.C);
+        loom_sconv_forward(bn ? y.a2 : a2, a1, GP(m, G_C2_W), c2, ws->col);
+        bias_norm_relu(a2, y.a2, y.sa2, GP(m, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
         loom_linear_forward(hc, a2, GP(m, G_FC_W), GP(m, G_FC_B), n, d.E, d.Z);
         for (size_t i = 0; i < n * d.Z; i++) hc[i] = tanhf(hc[i]);
         concat_u(ws->u, ws->z, hc, n, d.Z);
         /* (its bias is per element of E, the normalisation per channel of 2C) */
-        loom_linear_forward(bn ? yg0 : g0, ws->u, GP(m, G_DFC_W), GP(m, G_DFC_B), n, 2 * d.Z, d.E);
-        bias_norm_relu(g0, yg0, sg0, NULL, n * d.H4 * d.W4, 2 * d.C);
+        loom_linear_forward(bn ? y.g0 : g0, ws->u, GP(m, G_DFC_W), GP(m, G_DFC_B), n, 2 * d.Z, d.E);
+        bias_norm_relu(g0, y.g0, y.sg0, NULL, n * d.H4 * d.W4, 2 * d.C);
         /* deconv1 is conv2's transpose: (H/4, W/4, 2C) -> (H/2, W/2, C) */
-        loom_deconv_forward(bn ? yg1 : g1, g0, GP(m, G_D1_W), c2, ws->col);
-        bias_norm_relu(g1, yg1, sg1, GP(m, G_D1_B), n * d.H2 * d.W2, d.C);
+        loom_deconv_forward(bn ? y.g1 : g1, g0, GP(m, G_D1_W), c2, ws->col);
+        bias_norm_relu(g1, y.g1, y.sg1, GP(m, G_D1_B), n * d.H2 * d.W2, d.C);
         /* deconv2 is conv1's transpose: (H/2, W/2, C) -> (H, W, 1) */
         loom_deconv_forward(dc, g1, GP(m, G_D2_W), c1, ws->col);
         add_bias(dc, GP(m, G_D2_B), n * d.HW, 1);
@@ -382,10 +392,7 @@ static void gr_backward_out(const loom_model *m, void *wsp, float *grad, float *
         const float *ein = t ? ws.dc + (t - 1) * n * d.HW : ws.zero;
         const float *a1 = ws.a1 + t * n * d.P1, *a2 = ws.a2 + t * n * d.E, *hc = ws.hc + t * n * d.Z;
         const float *g0 = ws.g0 + t * n * d.E, *g1 = ws.g1 + t * n * d.P1;
-        const float *ya1 = bn ? ws.ya1 + t * n * d.P1 : NULL, *ya2 = bn ? ws.ya2 + t * n * d.E : NULL;
-        const float *yg0 = bn ? ws.yg0 + t * n * d.E : NULL, *yg1 = bn ? ws.yg1 + t * n * d.P1 : NULL;
-        const float *sa1 = bn ? ws.sa1 + t * d.C : NULL, *sa2 = bn ? ws.sa2 + t * 2 * d.C : NULL;
-        const float *sg0 = bn ? ws.sg0 + t * 2 * d.C : NULL, *sg1 = bn ? ws.sg1 + t * d.C : NULL;
+        const bn_step y = bn_at(&ws, &d, t, n, bn);
         /* dC_t feeds the canvas and the encoder of step t + 1 */
         for (size_t i = 0; i < n * d.HW; i++) ws.ddc[i] = ws.dS[i] + ws.dnext[i];
         /* dc = deconv2(g1) + b */
@@ -393,11 +400,11 @@ static void gr_backward_out(const loom_model *m, void *wsp, float *grad, float *
         memset(ws.dg1, 0, n * d.P1 * sizeof *ws.dg1);
         loom_deconv_backward(ws.dg1, GG(m, grad, G_D2_W), ws.ddc, g1, GP(m, G_D2_W), c1, ws.col);
         /* g1 = relu(bn(deconv1(g0) + b)) */
-        bias_norm_relu_back(ws.dg1, g1, yg1, sg1, GG(m, grad, G_D1_B), n * d.H2 * d.W2, d.C);
+        bias_norm_relu_back(ws.dg1, g1, y.g1, y.sg1, GG(m, grad, G_D1_B), n * d.H2 * d.W2, d.C);
         memset(ws.dg0, 0, n * d.E * sizeof *ws.dg0);
         loom_deconv_backward(ws.dg0, GG(m, grad, G_D1_W), ws.dg1, g0, GP(m, G_D1_W), c2, ws.col);
         /* g0 = relu(bn(u @ dfc.w + dfc.b)) */
-        bias_norm_relu_back(ws.dg0, g0, yg0, sg0, NULL, n * d.H4 * d.W4, 2 * d.C);
+        bias_norm_relu_back(ws.dg0, g0, y.g0, y.sg0, NULL, n * d.H4 * d.W4, 2 * d.C);
         concat_u(ws.u, ws.z, hc, n, d.Z);
         memset(ws.du, 0, n * 2 * d.Z * sizeof *ws.du);
         loom_linear_backward(ws.du, GG(m, grad, G_DFC_W), GG(m, grad, G_DFC_B), ws.dg0, ws.u, GP(m, G_DFC_W), n,
@@ -412,12 +419,12 @@ static void gr_backward_out(const loom_model *m, void *wsp, float *grad, float *
         loom_linear_backward(ws.da2, GG(m, grad, G_FC_W), GG(m, grad, G_FC_B), ws.dhc, a2, GP(m, G_FC_W), n, d.E,
                              d.Z);
         /* a2 = relu(bn(conv2(a1) + b)) */
-        bias_norm_relu_back(ws.da2, a2, ya2, sa2, GG(m, grad, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
+        bias_norm_relu_back(ws.da2, a2, y.a2, y.sa2, GG(m, grad, G_C2_B), n * d.H4 * d.W4, 2 * d.C);
         if (grad) loom_sconv_backward_weights(GG(m, grad, G_C2_W), a1, ws.da2, c2, ws.col);
         memset(ws.da1, 0, n * d.P1 * sizeof *ws.da1);
         loom_sconv_backward_data(ws.da1, ws.da2, GP(m, G_C2_W), c2, ws.col);
         /* a1 = relu(bn(conv1(ein) + b)) */
-        bias_norm_relu_back(ws.da1, a1, ya1, sa1, GG(m, grad, G_C1_B), n * d.H2 * d.W2, d.C);
+        bias_norm_relu_back(ws.da1, a1, y.a1, y.sa1, GG(m, grad, G_C1_B), n * d.H2 * d.W2, d.C);
         if (grad) loom_sconv_backward_weights(GG(m, grad, G_C1_W), ein, ws.da1, c1, ws.col);
         memset(ws.dnext, 0, n * d.HW * sizeof *ws.dnext);
         if (t) loom_sconv_backward_data(ws.dnext, ws.da1, GP(m, G_C1_W), c1, ws.col);

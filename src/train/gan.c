@@ -3,6 +3,8 @@
 
 #include "gemm.h"
 
+#include "../losses/losses.h"
+
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -271,9 +273,8 @@ double loom_adv_take(loom_adv *a) {
 /* stage 0, micro-shard j on thread t: the reconstructions, the discriminator's loss and gradient */
 static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs) {
     const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW, u2 = (size_t)t * 2 * a->u;
-    float *rec = a->recon + b0 * HW;
-    const float *l = a->logit + b0 * HW;
-    a->m->ops->forward_out(a->m, a->p.wsm[j], a->logit + b0 * HW, a->internal + b0, imgs + b0 * HW, NULL, nb);
+    float *rec = a->recon + b0 * HW, *l = a->logit + b0 * HW;
+    a->m->ops->forward_out(a->m, a->p.wsm[j], l, a->internal + b0, imgs + b0 * HW, NULL, nb);
     for (size_t i = 0; i < nb * HW; i++) rec[i] = sigmoid(l[i]); /* the logits' mean image */
     disc_stage(a->d, a->p.wsd[t], a->p.gd[j], a->x2 + u2 * HW, a->lg + u2, a->dl + u2, a->loss_b + b0,
                imgs + b0 * HW, rec, nb, HW, a->B);
@@ -298,15 +299,9 @@ static void adv_m_shard(loom_adv *a, size_t j, int t) {
     memset(dx, 0, nb * HW * sizeof *dx);
     a->d->ops->backward_out(a->d, a->p.wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
     a->m->ops->out_target(a->m, a->p.wsm[j], tg, nb);
-    for (size_t b = 0; b < nb; b++) {
-        /* -log p(x | .) = sum softplus(l) - x l, plus the internal terms */
-        double nll = a->internal[b0 + b];
-        for (size_t i = b * HW; i < (b + 1) * HW; i++) {
-            nll += loom_softplus((double)l[i]) - (double)tg[i] * l[i];
-            dx[i] = dx[i] * rec[i] * (1.0f - rec[i]) + s * (rec[i] - tg[i]);
-        }
-        a->nll_b[b0 + b] = nll;
-    }
+    for (size_t b = 0; b < nb; b++) /* -log p(x | .): the Bernoulli NLL plus the internal terms */
+        a->nll_b[b0 + b] = loom_bernoulli_nll_acc(a->internal[b0 + b], l + b * HW, tg + b * HW, HW);
+    for (size_t i = 0; i < nb * HW; i++) dx[i] = dx[i] * rec[i] * (1.0f - rec[i]) + s * (rec[i] - tg[i]);
     memset(a->p.gm[j], 0, a->m->nfloats * sizeof(float));
     a->m->ops->backward_out(a->m, a->p.wsm[j], a->p.gm[j], NULL, dx, NULL, nb, s);
 }
