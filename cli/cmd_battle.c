@@ -15,11 +15,12 @@ static void load_pair(const char *spec, int threads, loom_run_model *ms, size_t 
     loom_error err;
     loom_status st = loom_run_load(cli_checkpoint_path(spec), threads, false, ms, n, ts, o, &err);
     if (st) cli_die_err(st, &err);
-    if (*n != 2 || !ms[0].m->ops->generate || !ms[1].m->ops->forward_x) {
+    if (*n != 2 || !ms[0].m->ops->generate || !ms[1].m->ops->forward_x || !(loom_model_caps(ms[0].m) & LOOM_CAP_SAMPLE)) {
         char name[16];
         snprintf(name, sizeof name, "%s", ms[0].m->ops->name);
         loom_run_models_free(ms, *n);
-        cli_die(2, "%s: a run of model %s, not an adversarial run (a generator and its discriminator: --model gran)",
+        cli_die(2, "%s: a run of model %s, not an adversarial run of a generator and its discriminator (--model gran, or "
+                "draw or a variational rae with --adversarial)",
                 spec, name);
     }
 }

@@ -192,7 +192,9 @@ int cmd_info(int argc, char **argv) {
                    c->steps_draw, c->read_n, c->read_n, c->write_n, c->write_n, c->attention ? "on" : "off");
         if (!gran && (c->cell[0] || c->zdim)) printf("cell        %s, zdim %zu\n", c->cell[0] ? c->cell : "-", c->zdim);
         if (o.adversarial > 0)
-            printf("adversarial weight %g, a discriminator on the reconstructions (lr %g)\n", o.adversarial, lr_d);
+            printf("adversarial weight %g, a discriminator on the %s (lr %g)\n", o.adversarial,
+                   o.adversarial_on == LOOM_ADV_SAMPLES ? "samples" : o.adversarial_on == LOOM_ADV_RECON ?
+                   "reconstructions" : "reconstructions and samples", lr_d);
         if (c->multiscale)
             printf("multiscale  a %zux%zu model of every %zu-th pixel, then the full image given it\n",
                    c->multiscale, c->width * c->multiscale / c->height, c->height / c->multiscale);

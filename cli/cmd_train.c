@@ -327,7 +327,7 @@ int cmd_train(int argc, char **argv) {
     double lr_d = 0;
     size_t mbstd = 0;
     double adversarial = 0;
-    const char *batchnorm = NULL;
+    const char *batchnorm = NULL, *adversarial_on = NULL;
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
     const char *output = NULL;
     bool peephole = false;
@@ -342,9 +342,10 @@ int cmd_train(int argc, char **argv) {
         {"steps-draw", ARG_SIZE, &df.steps_draw, 1, 1024, "draw: glimpses T (default 64); gran: canvas updates T (default 3)", false},
         {"d-steps", ARG_LONG, &d_steps, 1, 1000, "gran: discriminator updates per generator update (default 1)", false},
         {"lr-d", ARG_DOUBLE, &lr_d, 1e-12, 10, "gran: the discriminator's Adam learning rate (default: 4 --lr); --adversarial: (default: --lr)", false},
-        {"adversarial", ARG_DOUBLE, &adversarial, 1e-9, 1e6, "rae, draw: add a discriminator on the reconstructions, its loss weighted W against the model's own (nats per image; docs/rae.md)", false},
+        {"adversarial", ARG_DOUBLE, &adversarial, 1e-9, 1e6, "rae, draw: add a discriminator on the reconstructions and samples, its loss weighted W against the model's own (nats per image; docs/rae.md)", false},
+        {"adversarial-on", ARG_STR, &adversarial_on, 0, 0, "--adversarial: what the discriminator judges, recon, samples or both (default: both, recon for a rae without --variational)", false},
         {"batchnorm", ARG_STR, &batchnorm, 0, 0, "gran: batch normalisation in the generator, on (default) or off", false},
-        {"mbstd", ARG_SIZE, &mbstd, 0, 8, "gran: the discriminator's minibatch standard deviation over groups of N images, 0 = off (default)", false},
+        {"mbstd", ARG_SIZE, &mbstd, 0, 8, "gran, --adversarial: the discriminator's minibatch standard deviation over groups of N images, 0 = off (default)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
         {"attention", ARG_STR, &df.attention, 0, 0, "draw: on (default) or off", false},
@@ -439,12 +440,22 @@ int cmd_train(int argc, char **argv) {
         if (adv && strcmp(cfg.model, "rae") != 0 && strcmp(cfg.model, "draw") != 0)
             cli_die(2, "--adversarial: only rae and draw take it (a Bernoulli output with a likelihood), not %s", model);
         for (size_t k = 0; k < 4; k++)
-            if (!gran && !(adv && k == 1) && cli_find(args, nargs, gflags[k])->seen)
-                cli_die(2, "--%s: only --model gran%s takes it (model %s)", gflags[k], k == 1 ? " or --adversarial" : "",
-                        model);
+            if (!gran && !(adv && k != 0 && k != 3) && cli_find(args, nargs, gflags[k])->seen)
+                cli_die(2, "--%s: only --model gran%s takes it (model %s)", gflags[k],
+                        k != 0 && k != 3 ? " or --adversarial" : "", model);
         if (adv && precision && strcmp(precision, "fp32") != 0)
             cli_die(2, "--precision %s: an adversarial run trains in fp32 only", precision);
-        if (adv) o.adversarial = adversarial, o.model_lr[1] = lr_d; /* 0: --lr */
+        if (adversarial_on && !adv) cli_die(2, "--adversarial-on: only with --adversarial W");
+        if (adv) {
+            o.adversarial = adversarial, o.model_lr[1] = lr_d; /* 0: --lr */
+            const bool prior = strcmp(cfg.model, "draw") == 0 || df.variational;
+            o.adversarial_on = adversarial_on ? loom_adv_on_parse(adversarial_on) :
+                               prior ? LOOM_ADV_RECON | LOOM_ADV_SAMPLES : LOOM_ADV_RECON;
+            if (!o.adversarial_on)
+                cli_die(2, "--adversarial-on %s: recon, samples or both", adversarial_on);
+            if ((o.adversarial_on & LOOM_ADV_SAMPLES) && !prior)
+                cli_die(2, "--adversarial-on %s: a rae without --variational has no prior to sample from", adversarial_on);
+        }
         if (gran) { /* docs/gran.md: defaults that train stably on Fashion-MNIST */
             const char *other = df.read_n ? "read-n" : df.write_n ? "write-n" : df.attention ? "attention" :
                                 df.variational ? "variational" : NULL;
@@ -546,7 +557,7 @@ int cmd_train(int argc, char **argv) {
         } else if (o.adversarial > 0) { /* the autoencoder and a discriminator on its reconstructions */
             spec[1].role = "disc";
             spec[1].cfg = (loom_config){.model = "gran_d", .height = cfg.height, .width = cfg.width,
-                                        .channels = cfg.channels, .layers = 1, .hidden = 32};
+                                        .channels = cfg.channels, .layers = 1, .hidden = 32, .mbstd = mbstd};
             nspec = 2;
         }
         st = loom_trainer_create(&t, &o, spec, nspec, (int)threads, &err);
@@ -592,7 +603,7 @@ int cmd_train(int argc, char **argv) {
         if (loom_trainer_nmodels(t) != 2) cli_die(2, "%s: an adversarial run has a model and a discriminator", out);
         loom_model *dm = loom_trainer_model(t, 1);
         cli_gemm(dm, gemm, NULL, NULL);
-        if ((st = loom_adv_create(&adv, m, dm, o.batch, o.adversarial, &err))) cli_die_err(st, &err);
+        if ((st = loom_adv_create(&adv, m, dm, o.batch, o.adversarial, o.adversarial_on, &err))) cli_die_err(st, &err);
         loom_trainer_set_stages(t, 2, loom_adv_stage, adv);
     }
 

@@ -183,6 +183,51 @@ static void test_op_grads(loom_rng *r) {
     loom_model_free(g), loom_model_free(d);
 }
 
+/* the samples an autoencoder's adversarial term judges: sum R x of generate.
+ * A rae sample's rows are Bernoulli draws, held fixed by its gradient: a
+ * difference quotient whose step flips one is meaningless, and with noise
+ * seed 79 these steps flip none (with 77 or 78 some do). */
+static double sample_loss(void *p) {
+    op_ctx *c = p;
+    c->base.m->ops->generate(c->base.m, c->ws, c->out, NULL, 79, 5, c->n);
+    return gc_dot(c->out, c->R, c->n * c->base.m->cfg.height * c->base.m->cfg.width);
+}
+
+/* draw (with and without attention) and a variational rae: every tensor of
+ * sum R x through generate's decoder; the encoder's tensors get none */
+static void test_sample_grads(loom_rng *r) {
+    const size_t H = 8, W = 8, n = 3, HW = H * W;
+    for (int k = 0; k < 3; k++) {
+        loom_config mc = {.height = H, .width = W, .layers = 1, .hidden = 5, .zdim = 3, .variational = 1};
+        snprintf(mc.model, sizeof mc.model, "%s", k < 2 ? "draw" : "rae");
+        if (k < 2) mc.steps_draw = 3, mc.read_n = 2, mc.write_n = 3, mc.attention = k, mc.variational = 0;
+        loom_model *m = test_model(&mc, 1, 21 + (uint64_t)k, 0.6f);
+        op_ctx c = {.base = {.m = m}, .ws = calloc(1, m->ops->train_ws_bytes(&mc, n)),
+                    .R = test_randbuf(r, n * HW, 1), .out = test_zeros(n * HW), .n = n};
+        float *grad = test_zeros(m->nfloats);
+        sample_loss(&c);
+        bool range = true;
+        for (size_t i = 0; i < n * HW; i++) range = range && c.out[i] > 0.0f && c.out[i] < 1.0f;
+        m->ops->backward_out(m, c.ws, grad, NULL, c.R, NULL, n, 1.0f);
+        char tag[96], name[160];
+        snprintf(tag, sizeof tag, "%s%s samples (generate): gradient ", mc.model, k == 1 ? " (attention)" : "");
+        snprintf(name, sizeof name, "%s%s samples (generate): images in (0, 1)", mc.model, k == 1 ? " (attention)" : "");
+        CHECK(name, range, "an image outside (0, 1)");
+        for (size_t p = 0; p < m->nparams; p++) {
+            const loom_param *pp = &m->params[p];
+            const bool dec = strncmp(pp->name, "dec.", 4) == 0 || strncmp(pp->name, "write", 5) == 0 ||
+                             strncmp(pp->name, "out.", 4) == 0;
+            snprintf(name, sizeof name, "%s%s%s", tag, pp->name, dec ? "" : " is 0 (not the decoder's)");
+            if (dec) GRADCHECK(name, sample_loss, &c, m->w + pp->offset, grad + pp->offset, pp->size);
+            bool zero = true;
+            for (size_t i = 0; !dec && i < pp->size; i++) zero = zero && grad[pp->offset + i] == 0.0f;
+            if (!dec) CHECK(name, zero, "a sample's gradient reached it");
+        }
+        free(c.ws), free(c.R), free(c.out), free(grad);
+        loom_model_free(m);
+    }
+}
+
 /* ------------------------------------------------ the GAN objective */
 
 typedef struct {
@@ -251,37 +296,52 @@ typedef struct {
     const uint8_t *imgs;
     size_t B;
     float w;
-    int stage; /* 0: L_D, 1: the model's objective */
+    unsigned on; /* the fakes judged: LOOM_ADV_RECON, LOOM_ADV_SAMPLES */
+    int stage;   /* 0: L_D, 1: the model's objective */
 } adv_ctx;
 
-/* stage 1: (sum_b nll_b + w sum_b softplus(-D(sigmoid(logit_b)))) / (B HW),
- * stage 0: L_D = mean_b softplus(-D(x_b / 255)) + softplus(D(sigmoid(logit_b))),
+/* with the fakes judged, nf of them: f_recon = sigmoid(logit_b), the
+ * reconstruction, and f_sample = the model's sample b (generate, noise seed 0):
+ * stage 1: (sum_b nll_b + w/nf sum_b sum_k softplus(-D(f_k))) / (B HW),
+ * stage 0: L_D = mean_b softplus(-D(x_b / 255)) + 1/nf sum_k softplus(D(f_k)),
  * the whole batch in one call of each op */
 static double adv_loss(void *p) {
     adv_ctx *c = p;
+    const loom_model_ops *mo = c->m->ops;
     const size_t HW = c->m->cfg.height * c->m->cfg.width, B = c->B;
-    void *wsm = calloc(1, c->m->ops->train_ws_bytes(&c->m->cfg, B)), *wsd = calloc(1, c->d->ops->train_ws_bytes(&c->d->cfg, B));
-    float *x = malloc(2 * B * HW * sizeof *x), lg[64];
+    const bool on_r = c->on & LOOM_ADV_RECON, on_s = c->on & LOOM_ADV_SAMPLES;
+    const size_t nf = (size_t)on_r + (size_t)on_s;
+    void *wsm = calloc(1, mo->train_ws_bytes(&c->m->cfg, B)), *wss = calloc(1, mo->train_ws_bytes(&c->m->cfg, B));
+    void *wsd = calloc(1, c->d->ops->train_ws_bytes(&c->d->cfg, 2 * B));
+    float *x = malloc(3 * B * HW * sizeof *x), *l = malloc(B * HW * sizeof *l), lg[96];
     double internal[32], nll[32], J = 0.0;
-    c->m->ops->forward_out(c->m, wsm, x + B * HW, internal, c->imgs, NULL, B);
-    for (size_t i = 0; i < B * HW; i++) x[B * HW + i] = 1.0f / (1.0f + expf(-x[B * HW + i]));
     for (size_t i = 0; i < B * HW; i++) x[i] = (float)c->imgs[i] / 255.0f;
-    c->d->ops->forward_x(c->d, wsd, lg, x, 2 * B);
+    mo->forward_out(c->m, wsm, l, internal, c->imgs, NULL, B);
+    if (on_r)
+        for (size_t i = 0; i < B * HW; i++) x[B * HW + i] = 1.0f / (1.0f + expf(-l[i]));
+    if (on_s) mo->generate(c->m, wss, x + nf * B * HW, NULL, 0, 0, B);
+    c->d->ops->forward_x(c->d, wsd, lg, x, (1 + nf) * B);
     if (c->stage == 0) {
-        for (size_t b = 0; b < B; b++) J += loom_softplus(-(double)lg[b]) + loom_softplus((double)lg[B + b]);
+        for (size_t b = 0; b < B; b++) {
+            J += loom_softplus(-(double)lg[b]);
+            for (size_t k = 1; k <= nf; k++) J += loom_softplus((double)lg[k * B + b]) / (double)nf;
+        }
         J /= (double)B;
     } else {
-        c->m->ops->shard(c->m, wsm, NULL, nll, c->imgs, NULL, B, 0.0f);
-        for (size_t b = 0; b < B; b++) J += nll[b] + c->w * loom_softplus(-(double)lg[B + b]);
+        mo->shard(c->m, wsm, NULL, nll, c->imgs, NULL, B, 0.0f);
+        for (size_t b = 0; b < B; b++) {
+            J += nll[b];
+            for (size_t k = 1; k <= nf; k++) J += c->w * loom_softplus(-(double)lg[k * B + b]) / (double)nf;
+        }
         J /= (double)(B * HW);
     }
-    free(wsm), free(wsd), free(x);
+    free(wsm), free(wss), free(wsd), free(x), free(l);
     return J;
 }
 
-static void test_adv_grads(const char *model) {
+static void test_adv_grads(const char *model, int variational, unsigned on) {
     const size_t H = 8, W = 8, B = 10, HW = H * W;
-    loom_config mc = {.height = H, .width = W, .layers = 1, .hidden = 4, .zdim = 3, .variational = 1};
+    loom_config mc = {.height = H, .width = W, .layers = 1, .hidden = 4, .zdim = 3, .variational = variational};
     snprintf(mc.model, sizeof mc.model, "%s", model);
     if (strcmp(model, "draw") == 0) mc.steps_draw = 3, mc.read_n = 2, mc.write_n = 3, mc.attention = 1, mc.variational = 0;
     loom_config dc = disc_cfg(H, W, 2);
@@ -291,9 +351,11 @@ static void test_adv_grads(const char *model) {
     test_random_images_seed(imgs, B * HW, 12);
     loom_adv *a;
     loom_error err;
-    char what[160];
-    loom_status st = loom_adv_create(&a, m, d, B, 30.0, &err);
-    snprintf(what, sizeof what, "adversarial %s: created with gran_d", model);
+    char what[200], tag[64];
+    snprintf(tag, sizeof tag, "adversarial %s%s, on %s", model, strcmp(model, "rae") || variational ? "" : " (plain)",
+             loom_adv_on_name(on));
+    loom_status st = loom_adv_create(&a, m, d, B, 200.0, on, &err);
+    snprintf(what, sizeof what, "%s: created with gran_d", tag);
     CHECK(what, st == LOOM_OK, "%s", err.msg);
     if (st) return;
     loom_model *ms[2] = {m, d};
@@ -303,35 +365,48 @@ static void test_adv_grads(const char *model) {
     float *gD = malloc(d->nfloats * sizeof *gD);
     memcpy(gD, d->g, d->nfloats * sizeof *gD);
     loom_adv_stage(a, 1, ms, 2, imgs, B, 0, 0, losses, &u1, NULL);
-    snprintf(what, sizeof what, "adversarial %s: stage 0 updates the discriminator, stage 1 the model", model);
+    snprintf(what, sizeof what, "%s: stage 0 updates the discriminator, stage 1 the model", tag);
     CHECK(what, u0 == 2u && u1 == 1u, "masks %u %u", u0, u1);
-    adv_ctx c = {.base = {.m = d}, .m = m, .d = d, .imgs = imgs, .B = B, .w = 30.0f, .stage = 0};
-    snprintf(what, sizeof what, "adversarial %s L_D: gradient disc.", model);
+    adv_ctx c = {.base = {.m = d}, .m = m, .d = d, .imgs = imgs, .B = B, .w = 200.0f, .on = on, .stage = 0};
+    snprintf(what, sizeof what, "%s L_D: gradient disc.", tag);
     test_param_grads(adv_loss, &c.base, gD, what, "", 64, 5, 1e-3, 1e-4);
     c.base.m = m, c.stage = 1;
-    snprintf(what, sizeof what, "adversarial %s: the model's own loss + 30 softplus(-D(recon)), through the "
-             "discriminator: gradient ", model);
+    snprintf(what, sizeof what, "%s: the model's own loss + 200 %s, through the discriminator: gradient ", tag,
+             on == 3 ? "(softplus(-D(recon)) + softplus(-D(sample))) / 2" :
+             on == LOOM_ADV_RECON ? "softplus(-D(recon))" : "softplus(-D(sample))");
     test_param_grads(adv_loss, &c.base, m->g, what, "", 64, 7, 1e-3, 1e-4);
     /* losses[0]: the model's own loss in nats per pixel, as the model alone */
     double nll[16], own = 0.0;
     loom_model_nll(m, nll, imgs, NULL, B, B, NULL);
     for (size_t b = 0; b < B; b++) own += nll[b];
     own /= (double)(B * HW);
-    snprintf(what, sizeof what, "adversarial %s: losses[0] is the model's own loss per pixel", model);
+    snprintf(what, sizeof what, "%s: losses[0] is the model's own loss per pixel", tag);
     CHECK(what, fabs(losses[0] - own) < 1e-5 * own, "%.9g vs %.9g", losses[0], own);
     const double t1 = loom_adv_take(a), t2 = loom_adv_take(a);
-    snprintf(what, sizeof what, "adversarial %s: loom_adv_take gives the adversarial term once", model);
+    snprintf(what, sizeof what, "%s: loom_adv_take gives the adversarial term once", tag);
     CHECK(what, t1 > 0 && isfinite(t1) && isnan(t2), "%g then %g", t1, t2);
     loom_adv_free(a);
-    /* what cannot take one */
-    loom_config gc = gen_cfg(H, W, 2, 3, 2);
-    loom_model *g = test_model(&gc, 1, 3, 0.3f);
-    snprintf(what, sizeof what, "adversarial: a model without a likelihood is refused, as is weight 0");
-    CHECK(what, loom_adv_create(&a, g, d, B, 1.0, &err) == LOOM_EINVAL &&
-          loom_adv_create(&a, m, d, B, 0.0, &err) == LOOM_EINVAL, "accepted");
-    loom_model_free(g);
     free(gD), free(imgs);
     loom_model_free(m), loom_model_free(d);
+}
+
+/* what cannot take an adversarial term */
+static void test_adv_refused(void) {
+    const size_t H = 8, W = 8, B = 10;
+    loom_config mc = {.model = "rae", .height = H, .width = W, .layers = 1, .hidden = 4, .zdim = 3};
+    loom_config gc = gen_cfg(H, W, 2, 3, 2), dc = disc_cfg(H, W, 2);
+    loom_model *m = test_model(&mc, 1, 8, 0.3f), *d = test_model(&dc, 1, 9, 0.3f), *g = test_model(&gc, 1, 3, 0.3f);
+    loom_adv *a;
+    loom_error err;
+    CHECK("adversarial: a model without a likelihood is refused, as is weight 0",
+          loom_adv_create(&a, g, d, B, 1.0, LOOM_ADV_RECON, &err) == LOOM_EINVAL &&
+          loom_adv_create(&a, m, d, B, 0.0, LOOM_ADV_RECON, &err) == LOOM_EINVAL, "accepted");
+    const loom_status st = loom_adv_create(&a, m, d, B, 1.0, LOOM_ADV_SAMPLES, &err);
+    CHECK("adversarial: samples of a rae without --variational are refused (no prior)",
+          st == LOOM_EINVAL && strstr(err.msg, "no prior"), "status %d: %s", (int)st, st ? err.msg : "accepted");
+    CHECK("adversarial: judging nothing is refused", loom_adv_create(&a, m, d, B, 1.0, 0, &err) == LOOM_EINVAL,
+          "accepted");
+    loom_model_free(m), loom_model_free(d), loom_model_free(g);
 }
 
 /* the same gradients and losses on 1 and 2 threads */
@@ -632,9 +707,14 @@ int main(void) {
     test_sconv(&r, (loom_sconv_dims){2, 5, 4, 2, 2, 3, 1, 1}, "k3 s1 p1");
     test_config();
     test_op_grads(&r);
+    test_sample_grads(&r);
     test_gan_grads();
-    test_adv_grads("rae");
-    test_adv_grads("draw");
+    test_adv_grads("rae", 1, LOOM_ADV_RECON | LOOM_ADV_SAMPLES);
+    test_adv_grads("rae", 0, LOOM_ADV_RECON); /* no prior: its reconstructions alone */
+    test_adv_grads("draw", 0, LOOM_ADV_RECON | LOOM_ADV_SAMPLES);
+    test_adv_grads("draw", 0, LOOM_ADV_RECON);
+    test_adv_grads("draw", 0, LOOM_ADV_SAMPLES);
+    test_adv_refused();
     test_threads();
     test_reference("gran_ref.safetensors", "gran");
     test_reference("gran_bn_ref.safetensors", "gran (batchnorm, mbstd 2)");

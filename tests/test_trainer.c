@@ -337,6 +337,12 @@ static void test_config(void) {
          "\"seed\":-1", "\"seed\" must be an integer"},
         {"a seed in exponent form", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
          "\"seed\":1e3", "\"seed\" must be an integer"},
+        {"an adversarial_on of \"all\"", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":1,\"adversarial\":2,\"adversarial_on\":\"all\"", "\"adversarial_on\" must be"},
+        {"an adversarial_on without adversarial", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":1,\"adversarial_on\":\"both\"", "\"adversarial_on\" must be"},
+        {"an adversarial_on that is a number", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",
+         "\"seed\":1,\"adversarial\":2,\"adversarial_on\":3", "\"adversarial_on\" must be"},
     };
     const char *rest = "\"data\":\"d\",\"batch\":4,\"lr\":0.001,\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8,\"clip\":1,"
                        "\"lr_halflife\":0,\"steps\":5,\"valid\":3,\"eval_every\":0,\"eval_limit\":0,\"checkpoint_every\":0,"
@@ -355,6 +361,18 @@ static void test_config(void) {
     loom_status st = loom_config_parse(&back, &ob, js, "cfg", &err);
     CHECK("config: the old string seed still reads exactly", st == LOOM_OK && ob.seed == 18446744073709551557ULL,
           "%s", err.msg);
+    /* adversarial_on reads back; a config from before the key judged reconstructions */
+    for (unsigned on = 1; on <= 3; on++) {
+        snprintf(js, sizeof js, "{\"model\":{%s},\"train\":{\"seed\":1,\"adversarial\":2,\"adversarial_on\":\"%s\",%s}}",
+                 bad[4].model, loom_adv_on_name(on), rest);
+        st = loom_config_parse(&back, &ob, js, "cfg", &err);
+        CHECK("config: adversarial_on reads back", st == LOOM_OK && ob.adversarial_on == on, "%s: %s", loom_adv_on_name(on),
+              err.msg);
+    }
+    snprintf(js, sizeof js, "{\"model\":{%s},\"train\":{\"seed\":1,\"adversarial\":2,%s}}", bad[4].model, rest);
+    st = loom_config_parse(&back, &ob, js, "cfg", &err);
+    CHECK("config: an adversarial run without adversarial_on judges reconstructions (as before the key)",
+          st == LOOM_OK && ob.adversarial_on == LOOM_ADV_RECON, "%d %s", (int)st, err.msg);
 }
 
 int main(void) {

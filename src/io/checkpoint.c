@@ -133,7 +133,10 @@ static char *run_json(const loom_config *const *cfgs, const char *const *roles, 
             for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(r, cJSON_CreateNumber(o->model_lr[i]));
         }
         if (o->d_steps > 0) cJSON_AddNumberToObject(t, "d_steps", (double)o->d_steps);
-        if (o->adversarial > 0) cJSON_AddNumberToObject(t, "adversarial", o->adversarial);
+        if (o->adversarial > 0) {
+            cJSON_AddNumberToObject(t, "adversarial", o->adversarial);
+            cJSON_AddStringToObject(t, "adversarial_on", loom_adv_on_name(o->adversarial_on));
+        }
         if (o->class_names) {
             cJSON *names = cJSON_AddArrayToObject(t, "class_names");
             for (size_t i = 0; i < o->nclass_names; i++)
@@ -159,6 +162,17 @@ char *loom_run_config_json(const loom_run_model *models, size_t n, const loom_tr
 }
 
 /* read an integer field in [lo, hi] */
+const char *loom_adv_on_name(unsigned on) {
+    return on == LOOM_ADV_RECON ? "recon" : on == LOOM_ADV_SAMPLES ? "samples" :
+           on == (LOOM_ADV_RECON | LOOM_ADV_SAMPLES) ? "both" : "?";
+}
+
+unsigned loom_adv_on_parse(const char *name) {
+    for (unsigned on = 1; on <= 3; on++)
+        if (strcmp(name, loom_adv_on_name(on)) == 0) return on;
+    return 0;
+}
+
 static loom_status get_int(const cJSON *obj, const char *key, double lo, double hi, double *out,
                            const char *what, loom_error *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -380,7 +394,7 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     static const char *const train_keys[] = {
         "data", "batch", "lr", "beta1", "beta2", "eps", "clip", "lr_halflife", "steps", "seed",
         "valid", "eval_every", "eval_limit", "checkpoint_every", "sample_every", "valid_split",
-        "class_names", "gray", "ema", "resize", "precision", "model_lr", "d_steps", "adversarial", NULL};
+        "class_names", "gray", "ema", "resize", "precision", "model_lr", "d_steps", "adversarial", "adversarial_on", NULL};
     loom_status st;
     double v = 0.0;
     if (!cJSON_IsObject(t)) return loom_fail(err, LOOM_EFORMAT, "%s: config has no \"train\" object", what);
@@ -478,6 +492,11 @@ static loom_status parse_train(loom_train_opts *o, const cJSON *t, const char *w
     if (cJSON_GetObjectItemCaseSensitive(t, "adversarial") &&
         (st = get_num(t, "adversarial", 1e-9, 1e6, &o->adversarial, what, err)))
         return st;
+    const cJSON *on = cJSON_GetObjectItemCaseSensitive(t, "adversarial_on");
+    o->adversarial_on = o->adversarial > 0 ? LOOM_ADV_RECON : 0; /* what runs meant before the key */
+    if (on && (!cJSON_IsString(on) || !(o->adversarial_on = loom_adv_on_parse(on->valuestring)) || !(o->adversarial > 0)))
+        return loom_fail(err, LOOM_EFORMAT, "%s: config key \"adversarial_on\" must be \"recon\", \"samples\" or "
+                         "\"both\", beside \"adversarial\"", what);
     const cJSON *names = cJSON_GetObjectItemCaseSensitive(t, "class_names");
     if (names) {
         size_t n = cJSON_IsArray(names) ? (size_t)cJSON_GetArraySize(names) : 0;

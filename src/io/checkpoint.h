@@ -29,6 +29,12 @@ typedef enum loom_valid_split {
 
 #define LOOM_MAX_MODELS 8 /* models of one run */
 
+/* what an autoencoder's discriminator judges (loom_train_opts.adversarial_on) */
+enum { LOOM_ADV_RECON = 1u, LOOM_ADV_SAMPLES = 2u };
+/* "recon", "samples", "both" of those bits ("?" otherwise), and back (0: none of them) */
+const char *loom_adv_on_name(unsigned on);
+unsigned loom_adv_on_parse(const char *name);
+
 /* o->valid before the data is known: 10% of the images, at most 5000 */
 #define LOOM_VALID_AUTO SIZE_MAX
 
@@ -62,8 +68,12 @@ typedef struct loom_train_opts {
     /* an autoencoder trained with a discriminator on its reconstructions
      * (src/train/gan.c, loom_adv): the adversarial loss's weight against the
      * model's own, both in nats per image (key "adversarial", written when
-     * > 0; 0: none) */
+     * > 0; 0: none); adversarial_on: what its discriminator judges, bits of
+     * LOOM_ADV_RECON (the reconstructions) and LOOM_ADV_SAMPLES (samples of
+     * the prior) (key "adversarial_on": "recon", "samples" or "both",
+     * written with "adversarial"; a config without it means "recon") */
     double adversarial;
+    unsigned adversarial_on;
 } loom_train_opts;
 
 typedef struct loom_train_state {

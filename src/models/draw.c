@@ -15,6 +15,7 @@
 #include "fastmath.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -153,6 +154,7 @@ static void write_forward(float *canvas, write_buf b, const float *hd, const loo
 /* ------------------------------------------------------------ training workspace */
 
 typedef struct {
+    int *generated;  /* 1 after dr_generate (the decoder alone ran), 0 after dr_forward */
     double *bce, *kl, *lqp; /* (n) per image: -log p(x|z), closed-form KL, log q(z|x) - log p(z) */
     double *lse_m, *lse_s;  /* (n) running log-sum-exp of the importance weights */
     float *x;        /* (n, HW) binarized image */
@@ -208,6 +210,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     size_t off = 0;
     char *p = base;
 #define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
+    TAKE(generated, int, 1);
     TAKE(bce, double, n);
     TAKE(kl, double, n);
     TAKE(lqp, double, n);
@@ -291,6 +294,7 @@ static void dr_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
     const loom_seq_params pe = enc_params(m), pd = dec_params(m);
     const size_t cen = enc_cache_floats(&d, n), cde = dec_cache_floats(&d, n);
 
+    *ws->generated = 0;
     draw_noise(ws->x, ws->eps, m, imgs, n, k);
     memset(ws->canvas, 0, n * HW * sizeof *ws->canvas);
     for (size_t b = 0; b < n; b++) ws->kl[b] = ws->lqp[b] = 0.0;
@@ -349,9 +353,10 @@ static void dr_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
         ws->bce[b] = loom_bernoulli_nll_acc(0.0, ws->canvas + b * HW, ws->x + b * HW, HW);
 }
 
-/* Backward of dr_forward(k = 0) given ws.dcan = dL/dc_T (n, HW), which it
- * overwrites; the KL terms enter with weight kl_scale. grad +=. */
-static void dr_backward(const loom_model *m, train_ws ws, float *grad, size_t n, float kl_scale) {
+/* Backward of dr_forward(k = 0), or with gen of dr_generate (the decoder
+ * alone), given ws.dcan = dL/dc_T (n, HW), which it overwrites; the KL terms
+ * enter with weight kl_scale. grad +=. */
+static void dr_backward(const loom_model *m, train_ws ws, float *grad, size_t n, float kl_scale, bool gen) {
     const dims d = get_dims(&m->cfg);
     const size_t HW = d.HW, h = d.h, z = d.z, Nr2 = d.Nr * d.Nr, nh = n * h;
     const float scale = kl_scale;
@@ -393,6 +398,10 @@ static void dr_backward(const loom_model *m, train_ws ws, float *grad, size_t n,
                            dhd, ws.dcd[cur], AT(ws.zt, t, z), hdp, cdp, pd, ws.dec_cache + t * cde, hd,
                            (loom_seq_dims){1, n, z, h});
         memcpy(AT(ws.dAd, t, G4), ws.lscr, n * G4 * fb); /* dA is left at the start of the scratch */
+        if (gen) { /* z_t was prior noise, and c_t = c_{t-1} + write: dcan is dL/dc_{t-1} too */
+            cur = prv;
+            continue;
+        }
         /* z = mu + exp(ls) eps;  KL = sum 0.5 (mu^2 + exp(2 ls) - 1) - ls */
         const float *q = AT(ws.q, t, 2 * z), *eps = AT(ws.eps, t, z);
         for (size_t b = 0; b < n; b++) {
@@ -457,14 +466,15 @@ static void dr_backward(const loom_model *m, train_ws ws, float *grad, size_t n,
     /* the weight gradients, each a sum over all steps: w += X^T dY over T*n rows.
      * a = x_t @ w_ih + h_{t-1} @ w_hh + b: h_{-1} = 0 contributes nothing */
     const size_t Tn = d.T * n;
-    loom_linear_backward(NULL, G(m, grad, P_ENC_WIH), NULL, ws.dAe, ws.enc_in, NULL, Tn, d.In, G4);
     loom_linear_backward(NULL, G(m, grad, P_DEC_WIH), NULL, ws.dAd, ws.zt, NULL, Tn, z, G4);
-    if (d.T > 1) {
-        loom_linear_backward(NULL, G(m, grad, P_ENC_WHH), NULL, ws.dAe + n * G4, ws.he, NULL, Tn - n, h, G4);
+    if (d.T > 1)
         loom_linear_backward(NULL, G(m, grad, P_DEC_WHH), NULL, ws.dAd + n * G4, ws.hd, NULL, Tn - n, h, G4);
-    }
-    loom_linear_backward(NULL, G(m, grad, P_Q_W), NULL, ws.dqa, ws.he, NULL, Tn, h, 2 * z);
     loom_linear_backward(NULL, G(m, grad, P_WRITE_W), NULL, ws.dwa, ws.hd, NULL, Tn, h, d.P);
+    if (gen) return;
+    loom_linear_backward(NULL, G(m, grad, P_ENC_WIH), NULL, ws.dAe, ws.enc_in, NULL, Tn, d.In, G4);
+    if (d.T > 1)
+        loom_linear_backward(NULL, G(m, grad, P_ENC_WHH), NULL, ws.dAe + n * G4, ws.he, NULL, Tn - n, h, G4);
+    loom_linear_backward(NULL, G(m, grad, P_Q_W), NULL, ws.dqa, ws.he, NULL, Tn, h, 2 * z);
 }
 
 static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
@@ -478,7 +488,7 @@ static void dr_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     if (!grad) return;
     /* loss = sum_b bce_b + kl_b, scaled: dL/dc_T = scale (sigmoid(c_T) - x) */
     loom_bernoulli_backward(ws.dcan, ws.canvas, ws.x, n * HW, scale);
-    dr_backward(m, ws, grad, n, scale);
+    dr_backward(m, ws, grad, n, scale, false);
 }
 
 /* the negative ELBO's two terms: the KL of every glimpse's posterior from
@@ -508,14 +518,50 @@ static void dr_forward_out(const loom_model *m, void *wsp, float *out, double *i
     for (size_t b = 0; b < n; b++) internal[b] = ws.kl[b];
 }
 
+/* after dr_forward_out, dout = d loss / d c_T; after dr_generate, d loss / d x */
 static void dr_backward_out(const loom_model *m, void *wsp, float *grad, float *dinput,
                             const float *dout, const int32_t *labels, size_t n,
                             float internal_weight) {
     (void)dinput, (void)labels; /* the input is an 8-bit image, binarized: no gradient */
+    const size_t N = n * m->cfg.height * m->cfg.width;
     train_ws ws;
     carve_train(&ws, wsp, &m->cfg, n);
-    memcpy(ws.dcan, dout, n * m->cfg.height * m->cfg.width * sizeof *ws.dcan);
-    dr_backward(m, ws, grad, n, internal_weight);
+    const bool gen = *ws.generated;
+    if (gen) /* x = sigmoid(c_T) */
+        for (size_t i = 0; i < N; i++) {
+            const float s = loom_sigmoidf(ws.canvas[i]);
+            ws.dcan[i] = dout[i] * s * (1.0f - s);
+        }
+    else memcpy(ws.dcan, dout, N * sizeof *ws.dcan);
+    dr_backward(m, ws, grad, n, internal_weight, gen);
+}
+
+/* x (n, HW) = sigmoid(c_T) of the decoder alone from prior codes z_t ~ N(0,
+ * I), drawn for images first .. first + n - 1 of a batch with noise_seed (z
+ * must be NULL: a code per glimpse), keeping in ws what dr_backward_out needs */
+static void dr_generate(const loom_model *m, void *wsp, float *x, const float *zin, uint64_t noise_seed,
+                        size_t first, size_t n) {
+    (void)zin;
+    const dims d = get_dims(&m->cfg);
+    const size_t h = d.h, z = d.z, cde = dec_cache_floats(&d, n);
+    const loom_seq_params pd = dec_params(m);
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    *ws.generated = 1;
+    for (size_t b = 0; b < n; b++) {
+        loom_rng r;
+        loom_index_rng(&r, noise_seed, first + b);
+        for (size_t t = 0; t < d.T; t++) loom_normals(AT(ws.zt, t, z) + b * z, z, &r);
+    }
+    memset(ws.canvas, 0, n * d.HW * sizeof *ws.canvas);
+    for (size_t t = 0; t < d.T; t++) {
+        const float *hdp = t ? AT(ws.hd, t - 1, h) : NULL, *cdp = t ? AT(ws.cd, t - 1, h) : NULL;
+        float *hd = AT(ws.hd, t, h);
+        loom_lstm_forward(hd, NULL, AT(ws.cd, t, h), ws.dec_cache + t * cde, AT(ws.zt, t, z), hdp, cdp, pd,
+                          (loom_seq_dims){1, n, z, h});
+        write_forward(ws.canvas, step_write(&ws, &d, t, n), hd, m, &d, n);
+    }
+    for (size_t i = 0; i < n * d.HW; i++) x[i] = loom_sigmoidf(ws.canvas[i]);
 }
 
 /* target (n, HW) = the binarized input of the last forward_out */
@@ -650,6 +696,7 @@ const loom_model_ops loom_draw_ops = {
     .forward_out = dr_forward_out,
     .backward_out = dr_backward_out,
     .out_target = dr_out_target,
+    .generate = dr_generate,
     .loss_terms = dr_loss_terms,
     .shard_terms = dr_shard_terms,
 };

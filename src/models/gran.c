@@ -361,7 +361,7 @@ void loom_gran_generate_z(const loom_model *m, void *wsp, float *x, const float 
 
 void loom_gran_noise(float *z, size_t Z, uint64_t noise_seed, size_t index) {
     loom_rng r;
-    loom_rng_seed(&r, noise_seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1)));
+    loom_index_rng(&r, noise_seed, index);
     loom_normals(z, Z, &r);
 }
 

@@ -41,6 +41,10 @@ void loom_noise_rng(loom_rng *r, const uint8_t *img, size_t HW, uint64_t noise_s
                          ((k + 1) * 0x94d049bb133111ebULL));
 }
 
+void loom_index_rng(loom_rng *r, uint64_t noise_seed, size_t index) {
+    loom_rng_seed(r, noise_seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1)));
+}
+
 void loom_normals(float *out, size_t k, loom_rng *r) {
     /* half the log/cos calls of loom_rng_normal, which were 4% of a DRAW step */
     for (size_t j = 0; j < k; j += 2) {

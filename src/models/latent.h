@@ -20,6 +20,9 @@ double loom_gauss_log_ratio(float *zs, const float *mu, const float *ls, const f
 void loom_binarize(float *x, const uint8_t *img, size_t HW, uint64_t noise_seed);
 /* the RNG of an image's latent noise for importance sample k */
 void loom_noise_rng(loom_rng *r, const uint8_t *img, size_t HW, uint64_t noise_seed, uint64_t k);
+/* the RNG of the noise of generated image `index` of a batch drawn with
+ * noise_seed (the adversarial stages' samples: gran, draw, rae) */
+void loom_index_rng(loom_rng *r, uint64_t noise_seed, size_t index);
 /* k standard normals (Box-Muller keeping both values of each pair) */
 void loom_normals(float *out, size_t k, loom_rng *r);
 

@@ -186,7 +186,10 @@ typedef struct loom_model_ops {
      * images in [0, 1] from the noise z (n, zdim) or, when z is NULL, from
      * noise drawn for images first .. first + n - 1 of a batch with
      * noise_seed, keeping in ws what backward_out needs (its
-     * dout is then d loss / d x). forward_x (models that read continuous
+     * dout is then d loss / d x). Autoencoders with a prior (draw, rae) have
+     * it too, for the samples an adversarial term judges: their z must be
+     * NULL, and their backward_out after it skips the encoder (whose
+     * gradient it leaves alone). forward_x (models that read continuous
      * images, e.g. a discriminator): out (n, out_floats) for x (n, C, H, W)
      * in [0, 1], keeping what backward_out needs, whose dinput is then
      * d loss / d x; backward_out's grad may be NULL when only dinput is wanted.

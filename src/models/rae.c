@@ -14,6 +14,7 @@
 #include "fastmath.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -90,6 +91,8 @@ static loom_seq_params dec_params(const loom_model *m, const float *cb) {
 /* ------------------------------------------------------------ training workspace */
 
 typedef struct {
+    int *generated; /* 1 after ra_generate (a decoding from the prior), 0 after ra_forward */
+    loom_rng *rng;  /* (n) ra_generate's noise per image */
     double *bce, *kl, *lqp, *lse_m, *lse_s; /* (n) */
     float *xc;     /* (H, n, W) binarized image, row-major over the batch */
     float *X;      /* (H, n, W) decoder inputs: row i-1 (zeros for i = 0) */
@@ -125,6 +128,8 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
     size_t off = 0;
     char *p = base;
 #define TAKE(field, type, count) LOOM_TAKE(ws, field, type, count)
+    TAKE(generated, int, 1);
+    TAKE(rng, loom_rng, n);
     TAKE(bce, double, n);
     TAKE(kl, double, n);
     TAKE(lqp, double, n);
@@ -202,11 +207,22 @@ static void encode(const loom_model *m, const train_ws *ws, const dims *d, size_
     loom_linear_forward(ws->q, ws->f, W(m, P_FC_W), W(m, P_FC_B), n, d->F, d->zq);
 }
 
+/* the decoder teacher-forced on the rows xc (H, n, W) from ws->code: logits (H, n, W) */
+static void decode_teacher(const loom_model *m, const train_ws *ws, const dims *d, size_t n) {
+    const size_t H = d->H, Wd = d->W;
+    loom_linear_forward(ws->cb, ws->code, W(m, P_CODE_W), NULL, n, d->z, 4 * d->h);
+    memset(ws->X, 0, n * Wd * sizeof *ws->X); /* row -1 */
+    memcpy(ws->X + n * Wd, ws->xc, (H - 1) * n * Wd * sizeof *ws->X);
+    loom_lstm_forward(ws->Y, NULL, NULL, ws->cache, ws->X, NULL, NULL, dec_params(m, ws->cb), seq_dims(d, n));
+    loom_linear_forward(ws->logits, ws->Y, W(m, P_OUT_W), W(m, P_OUT_B), H * n, d->h, Wd);
+}
+
 /* binarize, encode, draw the code (sample k), decode: fills bce, kl, lqp */
 static void ra_forward(const loom_model *m, const train_ws *ws, const uint8_t *imgs, size_t n,
                        uint64_t k) {
     const dims d = get_dims(&m->cfg);
-    const size_t H = d.H, Wd = d.W, G4 = 4 * d.h;
+    const size_t H = d.H, Wd = d.W;
+    *ws->generated = 0;
     for (size_t b = 0; b < n; b++) {
         /* binarize image b into its rows of xc (H, n, W) */
         float *tmp = ws->logits; /* (HW) scratch before the logits exist */
@@ -228,12 +244,7 @@ static void ra_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
         ws->kl[b] = loom_gauss_kl(qb, qb + d.z, d.z);
         ws->lqp[b] = loom_gauss_log_ratio(cd, qb, qb + d.z, ws->eps + b * d.z, d.z);
     }
-    loom_linear_forward(ws->cb, ws->code, W(m, P_CODE_W), NULL, n, d.z, G4);
-    memset(ws->X, 0, n * Wd * sizeof *ws->X); /* row -1 */
-    memcpy(ws->X + n * Wd, ws->xc, (H - 1) * n * Wd * sizeof *ws->X);
-    loom_lstm_forward(ws->Y, NULL, NULL, ws->cache, ws->X, NULL, NULL, dec_params(m, ws->cb),
-                      seq_dims(&d, n));
-    loom_linear_forward(ws->logits, ws->Y, W(m, P_OUT_W), W(m, P_OUT_B), H * n, d.h, Wd);
+    decode_teacher(m, ws, &d, n);
     for (size_t b = 0; b < n; b++) {
         double s = 0.0; /* the image's rows lie (H, n, W) apart */
         for (size_t i = 0; i < H; i++)
@@ -242,9 +253,10 @@ static void ra_forward(const loom_model *m, const train_ws *ws, const uint8_t *i
     }
 }
 
-/* Backward of ra_forward(k = 0) given ws.logits overwritten with dL/dlogits
+/* Backward of ra_forward(k = 0), or with gen of ra_generate (the decoder
+ * alone: the code is noise), given ws.logits overwritten with dL/dlogits
  * (H, n, W); the KL terms enter with weight kl_scale. grad +=. */
-static void ra_backward(const loom_model *m, train_ws ws, float *grad, size_t n, float kl_scale) {
+static void ra_backward(const loom_model *m, train_ws ws, float *grad, size_t n, float kl_scale, bool gen) {
     const dims d = get_dims(&m->cfg);
     const size_t H = d.H, Wd = d.W, G4 = 4 * d.h, N = H * n * Wd, N1 = d.H1 * n * d.W1;
     const float scale = kl_scale;
@@ -257,7 +269,9 @@ static void ra_backward(const loom_model *m, train_ws ws, float *grad, size_t n,
                        dec_params(m, ws.cb), ws.cache, ws.Y, seq_dims(&d, n));
     /* cb = code @ code.weight */
     memset(ws.dcode, 0, n * d.z * sizeof *ws.dcode);
-    loom_linear_backward(ws.dcode, G(m, grad, P_CODE_W), NULL, ws.dcb, ws.code, W(m, P_CODE_W), n, d.z, G4);
+    loom_linear_backward(gen ? NULL : ws.dcode, G(m, grad, P_CODE_W), NULL, ws.dcb, ws.code, W(m, P_CODE_W), n,
+                         d.z, G4);
+    if (gen) return;
     for (size_t b = 0; b < n; b++) {
         const float *dc = ws.dcode + b * d.z, *qb = ws.q + b * d.zq;
         float *dq = ws.dq + b * d.zq;
@@ -305,7 +319,7 @@ static void ra_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     if (!grad) return;
     /* -log p(x | code) = sum softplus(l) - x l: dl = scale (sigmoid(l) - x), in place */
     loom_bernoulli_backward(ws.logits, ws.logits, ws.xc, N, scale);
-    ra_backward(m, ws, grad, n, scale);
+    ra_backward(m, ws, grad, n, scale, false);
 }
 
 /* a VAE's negative ELBO has two terms, the KL of the posterior from the
@@ -340,6 +354,7 @@ static void ra_forward_out(const loom_model *m, void *wsp, float *out, double *i
     }
 }
 
+/* after ra_forward_out, dout = d loss / d logits; after ra_generate, d loss / d x */
 static void ra_backward_out(const loom_model *m, void *wsp, float *grad, float *dinput,
                             const float *dout, const int32_t *labels, size_t n,
                             float internal_weight) {
@@ -347,10 +362,17 @@ static void ra_backward_out(const loom_model *m, void *wsp, float *grad, float *
     const size_t H = m->cfg.height, Wd = m->cfg.width;
     train_ws ws;
     carve_train(&ws, wsp, &m->cfg, n);
+    const bool gen = *ws.generated;
     for (size_t b = 0; b < n; b++)
-        for (size_t i = 0; i < H; i++)
-            memcpy(ws.logits + (i * n + b) * Wd, dout + (b * H + i) * Wd, Wd * sizeof *dout);
-    ra_backward(m, ws, grad, n, internal_weight);
+        for (size_t i = 0; i < H; i++) {
+            float *dl = ws.logits + (i * n + b) * Wd; /* x = sigmoid(l) in place of l when gen */
+            const float *g = dout + (b * H + i) * Wd;
+            for (size_t j = 0; j < Wd; j++) {
+                const float s = loom_sigmoidf(dl[j]);
+                dl[j] = gen ? g[j] * s * (1.0f - s) : g[j];
+            }
+        }
+    ra_backward(m, ws, grad, n, internal_weight, gen);
 }
 
 /* target (n, H, W) = the binarized input of the last forward_out, from xc (H, n, W) */
@@ -409,10 +431,12 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 static size_t ra_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 static size_t carve_sample_after(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
-/* decode ws->code row by row into imgs (n, H, W): with rngs, each pixel is a
- * Bernoulli draw that the next row sees; without, the next row sees
- * sigmoid(l) > 1/2 (greedy) and the image shows round(255 sigmoid(l)) */
-static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs, size_t n, loom_rng *rngs) {
+/* decode ws->code row by row into imgs (n, H, W) (may be NULL): with rngs,
+ * each pixel is a Bernoulli draw that the next row sees; without, the next
+ * row sees sigmoid(l) > 1/2 (greedy) and the image shows round(255
+ * sigmoid(l)). drawn (H, n, W), when not NULL, = the rows the decoder saw. */
+static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs, float *drawn, size_t n,
+                        loom_rng *rngs) {
     const dims d = get_dims(&m->cfg);
     const loom_seq_params p = dec_params(m, ws->cb);
     loom_linear_forward(ws->cb, ws->code, W(m, P_CODE_W), NULL, n, d.z, 4 * d.h);
@@ -430,9 +454,9 @@ static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs,
                 if (rngs) v = loom_rng_uniform(&rngs[b]) < loom_sigmoidf(l) ? 1.0f : 0.0f;
                 else v = l > 0.0f ? 1.0f : 0.0f;
                 ws->xrow[b * d.W + j] = v;
-                imgs[(b * d.H + i) * d.W + j] =
-                    rngs ? (uint8_t)(v > 0.5f ? 255 : 0) : loom_latent_pixel(l);
+                if (imgs) imgs[(b * d.H + i) * d.W + j] = rngs ? (uint8_t)(v > 0.5f ? 255 : 0) : loom_latent_pixel(l);
             }
+        if (drawn) memcpy(drawn + i * n * d.W, ws->xrow, n * d.W * sizeof *drawn);
     }
 }
 
@@ -446,7 +470,35 @@ static void ra_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         loom_normals(ws.code + b * d.z, d.z, &rngs[b]);
         for (size_t j = 0; j < d.z; j++) ws.code[b * d.z + j] *= temperature;
     }
-    decode_rows(m, &ws, imgs, n, rngs);
+    decode_rows(m, &ws, imgs, NULL, n, rngs);
+}
+
+/* A sample for the adversarial stage (--variational): code ~ N(0, I) and
+ * Bernoulli rows drawn as loom sample draws them, for images first .. first
+ * + n - 1 with noise_seed (z must be NULL); x (n, H, W) = sigmoid(l) of each
+ * row given the rows drawn above it, the image a reconstruction's mean is
+ * (given the real rows). ra_backward_out then holds the drawn rows fixed: no
+ * gradient passes through a Bernoulli draw. */
+static void ra_generate(const loom_model *m, void *wsp, float *x, const float *zin, uint64_t noise_seed,
+                        size_t first, size_t n) {
+    (void)zin;
+    const dims d = get_dims(&m->cfg);
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    sample_ws sw;
+    carve_sample(&sw, (char *)wsp + carve_train(NULL, NULL, &m->cfg, n), &m->cfg, n);
+    *ws.generated = 1;
+    for (size_t b = 0; b < n; b++) {
+        loom_index_rng(&ws.rng[b], noise_seed, first + b);
+        loom_normals(sw.code + b * d.z, d.z, &ws.rng[b]);
+    }
+    memcpy(ws.code, sw.code, n * d.z * sizeof *ws.code);
+    decode_rows(m, &sw, NULL, ws.xc, n, ws.rng);
+    decode_teacher(m, &ws, &d, n); /* the same logits again, kept for the backward */
+    for (size_t b = 0; b < n; b++)
+        for (size_t i = 0; i < d.H; i++)
+            for (size_t j = 0; j < d.W; j++)
+                x[(b * d.H + i) * d.W + j] = loom_sigmoidf(ws.logits[(i * n + b) * d.W + j]);
 }
 
 static const char *ra_cannot_sample(const loom_config *c) {
@@ -486,7 +538,7 @@ static void ra_reconstruct(const loom_model *m, void *wsp, uint8_t *out, const u
     for (size_t b = 0; b < n; b++) {
         sample_ws one = sw;
         one.code = sw.code + b * d.z;
-        decode_rows(m, &one, rec + (2 * b + 1) * d.HW, 1, NULL);
+        decode_rows(m, &one, rec + (2 * b + 1) * d.HW, NULL, 1, NULL);
     }
 }
 
@@ -495,7 +547,7 @@ static void ra_decode(const loom_model *m, void *wsp, uint8_t *imgs, const float
     sample_ws ws;
     carve_sample(&ws, wsp, &m->cfg, n);
     memcpy(ws.code, codes, n * d.z * sizeof *codes);
-    decode_rows(m, &ws, imgs, n, NULL);
+    decode_rows(m, &ws, imgs, NULL, n, NULL);
 }
 
 static const char *ra_nll_kind(const loom_config *c) {
@@ -525,6 +577,7 @@ const loom_model_ops loom_rae_ops = {
     .forward_out = ra_forward_out,
     .backward_out = ra_backward_out,
     .out_target = ra_out_target,
+    .generate = ra_generate,
     .loss_terms = ra_loss_terms,
     .shard_terms = ra_shard_terms,
 };

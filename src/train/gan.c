@@ -15,7 +15,7 @@
 
 /* the buffers of a model trained against a discriminator: per micro-shard
  * (K) the model's workspace (kept from stage 0 to 1) and both gradients, per
- * thread (T) a discriminator workspace for 2u images */
+ * thread (T) a discriminator workspace for 2 du images */
 typedef struct {
     void **wsm, **wsd;
     float **gm, **gd;
@@ -29,7 +29,8 @@ static void pair_free(pair_bufs *p, size_t K, int T) {
     free(p->wsm), free(p->wsd), free(p->gm), free(p->gd);
 }
 
-static bool pair_alloc(pair_bufs *p, const loom_model *m, const loom_model *d, size_t K, int T, size_t u) {
+static bool pair_alloc(pair_bufs *p, const loom_model *m, const loom_model *d, size_t K, int T, size_t u,
+                       size_t du) {
     p->wsm = calloc(K, sizeof *p->wsm), p->gm = calloc(K, sizeof *p->gm), p->gd = calloc(K, sizeof *p->gd);
     p->wsd = calloc((size_t)T, sizeof *p->wsd);
     bool ok = p->wsm && p->gm && p->gd && p->wsd;
@@ -38,8 +39,8 @@ static bool pair_alloc(pair_bufs *p, const loom_model *m, const loom_model *d, s
         ok = ok && (p->gm[j] = malloc(m->nfloats * sizeof(float))) != NULL;
         ok = ok && (p->gd[j] = malloc(d->nfloats * sizeof(float))) != NULL;
     }
-    /* a discriminator workspace holds 2u images (its train_ws_bytes(u) says so) */
-    for (int t = 0; ok && t < T; t++) ok = (p->wsd[t] = calloc(1, d->ops->train_ws_bytes(&d->cfg, u))) != NULL;
+    /* a discriminator workspace holds 2 du images (its train_ws_bytes(du) says so) */
+    for (int t = 0; ok && t < T; t++) ok = (p->wsd[t] = calloc(1, d->ops->train_ws_bytes(&d->cfg, du))) != NULL;
     return ok;
 }
 
@@ -99,7 +100,7 @@ loom_status loom_gan_create(loom_gan **out, loom_model *gen, loom_model *disc, s
     g->lg = malloc(T * 2 * u * sizeof *g->lg), g->dl = malloc(T * 2 * u * sizeof *g->dl);
     g->dx = malloc(T * u * g->HW * sizeof *g->dx);
     g->loss_b = malloc(batch * sizeof *g->loss_b);
-    const bool ok = pair_alloc(&g->p, gen, disc, g->K, g->T, u) && g->fake && g->x2 && g->lg && g->dl && g->dx &&
+    const bool ok = pair_alloc(&g->p, gen, disc, g->K, g->T, u, u) && g->fake && g->x2 && g->lg && g->dl && g->dx &&
                     g->loss_b;
     if (!ok) {
         loom_gan_free(g);
@@ -117,24 +118,31 @@ static void sum_in_order(float *dst, float *const *bufs, size_t K, size_t nf) {
 }
 
 /* The discriminator's stage on one micro-shard of nb real images (bytes)
- * and nb generated ones (floats): x2, lg and dl are the thread's scratch
- * (2 nb images, 2 nb logits), loss_b (nb) = each pair's
- * L_D = softplus(-l_real) + softplus(l_fake), gd = its gradient, scaled by
- * 1 / batch (the mean over the batch) */
-static void disc_stage(loom_model *d, void *ws, float *gd, float *x2, float *lg, float *dl, double *loss_b,
-                       const uint8_t *real, const float *fake, size_t nb, size_t HW, size_t batch) {
-    for (size_t i = 0; i < nb * HW; i++) x2[i] = (float)real[i] / 255.0f;
-    memcpy(x2 + nb * HW, fake, nb * HW * sizeof *x2);
-    d->ops->forward_x(d, ws, lg, x2, 2 * nb);
-    const float s = 1.0f / (float)batch;
+ * and nf sets of nb generated ones (floats; nf 1 or 2): x, lg and dl are the
+ * thread's scratch ((1 + nf) nb images and logits), loss_b (nb) =
+ * L_D = softplus(-l_real) + 1/nf sum_k softplus(l_fake_k) of each real image
+ * and its fakes, gd = its gradient, scaled by 1 / batch (the mean over the
+ * batch) */
+static void disc_stage(loom_model *d, void *ws, float *gd, float *x, float *lg, float *dl, double *loss_b,
+                       const uint8_t *real, const float *const *fake, size_t nf, size_t nb, size_t HW,
+                       size_t batch) {
+    for (size_t i = 0; i < nb * HW; i++) x[i] = (float)real[i] / 255.0f;
+    for (size_t k = 0; k < nf; k++) memcpy(x + (1 + k) * nb * HW, fake[k], nb * HW * sizeof *x);
+    d->ops->forward_x(d, ws, lg, x, (1 + nf) * nb);
+    const float s = 1.0f / (float)batch, sf = s / (float)nf;
     for (size_t b = 0; b < nb; b++) {
-        const float lr = lg[b], lf = lg[nb + b];
-        loss_b[b] = loom_softplus(-(double)lr) + loom_softplus((double)lf);
+        const float lr = lg[b];
+        double l = 0.0;
+        for (size_t k = 0; k < nf; k++) {
+            const float lf = lg[(1 + k) * nb + b];
+            l += loom_softplus((double)lf);
+            dl[(1 + k) * nb + b] = sf * sigmoid(lf);
+        }
+        loss_b[b] = loom_softplus(-(double)lr) + l / (double)nf;
         dl[b] = s * (sigmoid(lr) - 1.0f);
-        dl[nb + b] = s * sigmoid(lf);
     }
     memset(gd, 0, d->nfloats * sizeof(float));
-    d->ops->backward_out(d, ws, gd, NULL, dl, NULL, 2 * nb, 0.0f);
+    d->ops->backward_out(d, ws, gd, NULL, dl, NULL, (1 + nf) * nb, 0.0f);
 }
 
 /* stage 0, micro-shard j on thread t: draw the fakes, the discriminator's loss and gradient */
@@ -142,8 +150,9 @@ static void d_shard(loom_gan *g, size_t j, int t, const uint8_t *imgs, uint64_t 
     const size_t b0 = j * g->u, nb = LOOM_MIN(g->u, g->B - b0), HW = g->HW, u2 = (size_t)t * 2 * g->u;
     float *fake = g->fake + b0 * HW;
     g->g->ops->generate(g->g, g->p.wsm[j], fake, g->z ? g->z + b0 * g->g->cfg.zdim : NULL, noise, b0, nb);
+    const float *fakes[1] = {fake};
     disc_stage(g->d, g->p.wsd[t], g->p.gd[j], g->x2 + u2 * HW, g->lg + u2, g->dl + u2, g->loss_b + b0,
-               imgs + b0 * HW, fake, nb, HW, g->B);
+               imgs + b0 * HW, fakes, 1, nb, HW, g->B);
 }
 
 /* stage 1, micro-shard j on thread t: L_G of the same fakes, and with
@@ -202,13 +211,18 @@ loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, 
 struct loom_adv {
     loom_model *m, *d;
     size_t B, u, K, HW;
+    bool on_recon, on_sample; /* the fakes judged: reconstructions, samples */
+    size_t nf;          /* how many kinds of them, 1 or 2 */
     float w;            /* the adversarial loss's weight */
     int T;
     pair_bufs p;        /* the model's workspaces and gradients, the discriminator's */
+    void **wss;         /* (K) with samples, the model's workspaces of its samples */
     float *logit;       /* (B, HW) the reconstructions' logits */
     float *recon;       /* (B, HW) and their mean images sigmoid(logit) */
-    float *x2, *lg, *dl, *dx; /* as loom_gan's */
-    float *tgt;         /* (T, u, HW) the model's targets (its binarized input) */
+    float *sample;      /* (B, HW) with samples, the samples (generate's images) */
+    float *x3, *lg, *dl; /* (T, (1 + nf) u, HW), (T, (1 + nf) u): a micro-shard's real images and fakes */
+    float *dx;          /* (T, nf u, HW) d L / d each fake judged */
+    float *tgt;         /* (T, u, HW) the model's targets (its binarized input), then d L / d logit */
     double *internal, *nll_b, *adv_b, *loss_b; /* (B) */
     double adv_sum;     /* of the steps' mean adversarial losses since loom_adv_take */
     size_t adv_n;
@@ -217,13 +231,15 @@ struct loom_adv {
 void loom_adv_free(loom_adv *a) {
     if (!a) return;
     pair_free(&a->p, a->K, a->T);
-    free(a->logit), free(a->recon), free(a->x2), free(a->lg), free(a->dl), free(a->dx), free(a->tgt);
+    for (size_t j = 0; a->wss && j < a->K; j++) free(a->wss[j]);
+    free(a->wss), free(a->sample);
+    free(a->logit), free(a->recon), free(a->x3), free(a->lg), free(a->dl), free(a->dx), free(a->tgt);
     free(a->internal), free(a->nll_b), free(a->adv_b), free(a->loss_b);
     free(a);
 }
 
 loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, size_t batch, double weight,
-                            loom_error *err) {
+                            unsigned on, loom_error *err) {
     *out = NULL;
     const loom_model_ops *mo = m->ops, *dop = disc->ops;
     const size_t HW = loom_channels(&m->cfg) * m->cfg.height * m->cfg.width;
@@ -237,6 +253,10 @@ loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, siz
         return loom_fail(err, LOOM_EINVAL, "the model's images are not the discriminator's size");
     if (batch == 0 || !(weight > 0) || !isfinite(weight))
         return loom_fail(err, LOOM_EINVAL, "adversarial: a positive batch and weight, not %zu and %g", batch, weight);
+    if (on < 1 || on > 3) return loom_fail(err, LOOM_EINVAL, "adversarial: judge reconstructions, samples or both");
+    const char *no_prior = !mo->generate ? "it cannot generate" : mo->cannot_sample ? mo->cannot_sample(&m->cfg) : NULL;
+    if ((on & LOOM_ADV_SAMPLES) && no_prior)
+        return loom_fail(err, LOOM_EINVAL, "adversarial: no samples of model %s to judge (%s)", mo->name, no_prior);
     /* the model's own micro-shard (rae 16: its LSTM's products want rows) */
     const size_t mu = mo->micro_shard ? mo->micro_shard : MICRO, u = batch < mu ? batch : mu, G = disc->cfg.mbstd;
     if (G && (u % G || (batch % u) % G))
@@ -245,17 +265,23 @@ loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, siz
     loom_adv *a = calloc(1, sizeof *a);
     if (!a) return loom_fail(err, LOOM_ENOMEM, "adversarial: out of memory");
     a->m = m, a->d = disc, a->B = batch, a->u = u, a->K = (batch + u - 1) / u, a->HW = HW, a->w = (float)weight;
+    a->on_recon = on & LOOM_ADV_RECON, a->on_sample = on & LOOM_ADV_SAMPLES;
+    a->nf = (size_t)a->on_recon + (size_t)a->on_sample;
     a->T = m->nthreads < (int)a->K ? m->nthreads : (int)a->K;
     if (a->T < 1) a->T = 1;
-    const size_t T = (size_t)a->T;
+    const size_t T = (size_t)a->T, nx = 1 + a->nf;
     a->logit = malloc(batch * HW * sizeof *a->logit), a->recon = malloc(batch * HW * sizeof *a->recon);
-    a->x2 = malloc(T * 2 * u * HW * sizeof *a->x2);
-    a->lg = malloc(T * 2 * u * sizeof *a->lg), a->dl = malloc(T * 2 * u * sizeof *a->dl);
-    a->dx = malloc(T * u * HW * sizeof *a->dx), a->tgt = malloc(T * u * HW * sizeof *a->tgt);
+    a->x3 = malloc(T * nx * u * HW * sizeof *a->x3);
+    a->lg = malloc(T * nx * u * sizeof *a->lg), a->dl = malloc(T * nx * u * sizeof *a->dl);
+    a->dx = malloc(T * a->nf * u * HW * sizeof *a->dx), a->tgt = malloc(T * u * HW * sizeof *a->tgt);
     a->internal = malloc(batch * sizeof *a->internal), a->nll_b = malloc(batch * sizeof *a->nll_b);
     a->adv_b = malloc(batch * sizeof *a->adv_b), a->loss_b = malloc(batch * sizeof *a->loss_b);
-    const bool ok = pair_alloc(&a->p, m, disc, a->K, a->T, u) && a->logit && a->recon && a->x2 && a->lg && a->dl &&
-                    a->dx && a->tgt && a->internal && a->nll_b && a->adv_b && a->loss_b;
+    bool ok = pair_alloc(&a->p, m, disc, a->K, a->T, u, a->nf == 2 ? 2 * u : u) && a->logit && a->recon &&
+              a->x3 && a->lg && a->dl && a->dx && a->tgt && a->internal && a->nll_b && a->adv_b && a->loss_b;
+    if (ok && a->on_sample) {
+        ok = (a->wss = calloc(a->K, sizeof *a->wss)) && (a->sample = malloc(batch * HW * sizeof *a->sample));
+        for (size_t j = 0; ok && j < a->K; j++) ok = (a->wss[j] = calloc(1, mo->train_ws_bytes(&m->cfg, u))) != NULL;
+    }
     if (!ok) {
         loom_adv_free(a);
         return loom_fail(err, LOOM_ENOMEM, "adversarial: out of memory for the workspaces of a batch of %zu", batch);
@@ -270,46 +296,69 @@ double loom_adv_take(loom_adv *a) {
     return v;
 }
 
-/* stage 0, micro-shard j on thread t: the reconstructions, the discriminator's loss and gradient */
-static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs) {
-    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW, u2 = (size_t)t * 2 * a->u;
+/* stage 0, micro-shard j on thread t: the reconstructions (and samples),
+ * the discriminator's loss and gradient */
+static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs, uint64_t noise) {
+    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW, u3 = (size_t)t * (1 + a->nf) * a->u;
     float *rec = a->recon + b0 * HW, *l = a->logit + b0 * HW;
     a->m->ops->forward_out(a->m, a->p.wsm[j], l, a->internal + b0, imgs + b0 * HW, NULL, nb);
     for (size_t i = 0; i < nb * HW; i++) rec[i] = sigmoid(l[i]); /* the logits' mean image */
-    disc_stage(a->d, a->p.wsd[t], a->p.gd[j], a->x2 + u2 * HW, a->lg + u2, a->dl + u2, a->loss_b + b0,
-               imgs + b0 * HW, rec, nb, HW, a->B);
+    const float *fakes[2];
+    size_t k = 0;
+    if (a->on_recon) fakes[k++] = rec;
+    if (a->on_sample) {
+        a->m->ops->generate(a->m, a->wss[j], a->sample + b0 * HW, NULL, noise, b0, nb);
+        fakes[k++] = a->sample + b0 * HW;
+    }
+    disc_stage(a->d, a->p.wsd[t], a->p.gd[j], a->x3 + u3 * HW, a->lg + u3, a->dl + u3, a->loss_b + b0,
+               imgs + b0 * HW, fakes, a->nf, nb, HW, a->B);
 }
 
 /* stage 1, micro-shard j on thread t: the model's gradient of
- * (sum_b nll_b + w softplus(-D(recon_b))) / (B HW), in one backward_out:
- * d/d logit = s (sigmoid(l) - target) (the Bernoulli NLL, the model's own
- * loss with its internal terms, the KL, at weight s) + the adversarial part
- * through the discriminator into the reconstruction and its sigmoid */
+ * (sum_b nll_b + w adv_b) / (B HW), adv_b = 1/nf sum over the image's fakes
+ * (its reconstruction, its sample) of softplus(-D(fake)). The
+ * reconstruction's part is one backward_out: d/d logit = s (sigmoid(l) -
+ * target) (the Bernoulli NLL, the model's own loss with its internal terms,
+ * the KL, at weight s) + when judged the adversarial part through the
+ * discriminator into the reconstruction and its sigmoid; the sample's is a
+ * second one, into the same gradient, through the decoder that drew it. */
 static void adv_m_shard(loom_adv *a, size_t j, int t) {
-    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW;
+    const size_t b0 = j * a->u, nb = LOOM_MIN(a->u, a->B - b0), HW = a->HW, nf = a->nf;
     const float *rec = a->recon + b0 * HW, *l = a->logit + b0 * HW;
-    float *lg = a->lg + (size_t)t * 2 * a->u, *dl = a->dl + (size_t)t * 2 * a->u;
-    float *dx = a->dx + (size_t)t * a->u * HW, *tg = a->tgt + (size_t)t * a->u * HW;
-    a->d->ops->forward_x(a->d, a->p.wsd[t], lg, rec, nb);
-    const float s = 1.0f / ((float)a->B * (float)HW);
+    float *x = a->x3 + (size_t)t * (1 + nf) * a->u * HW;
+    float *lg = a->lg + (size_t)t * (1 + nf) * a->u, *dl = a->dl + (size_t)t * (1 + nf) * a->u;
+    float *dx = a->dx + (size_t)t * nf * a->u * HW, *tg = a->tgt + (size_t)t * a->u * HW;
+    if (a->on_recon) memcpy(x, rec, nb * HW * sizeof *x);
+    if (a->on_sample) memcpy(x + (nf - 1) * nb * HW, a->sample + b0 * HW, nb * HW * sizeof *x);
+    a->d->ops->forward_x(a->d, a->p.wsd[t], lg, x, nf * nb);
+    const float s = 1.0f / ((float)a->B * (float)HW), ws = a->w * s / (float)nf;
     for (size_t b = 0; b < nb; b++) {
-        a->adv_b[b0 + b] = loom_softplus(-(double)lg[b]);
-        dl[b] = a->w * s * (sigmoid(lg[b]) - 1.0f);
+        double v = 0.0;
+        for (size_t k = 0; k < nf; k++) {
+            const float lk = lg[k * nb + b];
+            v += loom_softplus(-(double)lk);
+            dl[k * nb + b] = ws * (sigmoid(lk) - 1.0f);
+        }
+        a->adv_b[b0 + b] = v / (double)nf;
     }
-    memset(dx, 0, nb * HW * sizeof *dx);
-    a->d->ops->backward_out(a->d, a->p.wsd[t], NULL, dx, dl, NULL, nb, 0.0f);
+    memset(dx, 0, nf * nb * HW * sizeof *dx);
+    a->d->ops->backward_out(a->d, a->p.wsd[t], NULL, dx, dl, NULL, nf * nb, 0.0f);
     a->m->ops->out_target(a->m, a->p.wsm[j], tg, nb);
     for (size_t b = 0; b < nb; b++) /* -log p(x | .): the Bernoulli NLL plus the internal terms */
         a->nll_b[b0 + b] = loom_bernoulli_nll_acc(a->internal[b0 + b], l + b * HW, tg + b * HW, HW);
-    for (size_t i = 0; i < nb * HW; i++) dx[i] = dx[i] * rec[i] * (1.0f - rec[i]) + s * (rec[i] - tg[i]);
+    /* the reconstruction's d loss / d logit, in place of its target */
+    for (size_t i = 0; i < nb * HW; i++)
+        tg[i] = (a->on_recon ? dx[i] * rec[i] * (1.0f - rec[i]) : 0.0f) + s * (rec[i] - tg[i]);
     memset(a->p.gm[j], 0, a->m->nfloats * sizeof(float));
-    a->m->ops->backward_out(a->m, a->p.wsm[j], a->p.gm[j], NULL, dx, NULL, nb, s);
+    a->m->ops->backward_out(a->m, a->p.wsm[j], a->p.gm[j], NULL, tg, NULL, nb, s);
+    if (a->on_sample)
+        a->m->ops->backward_out(a->m, a->wss[j], a->p.gm[j], NULL, dx + (nf - 1) * nb * HW, NULL, nb, 0.0f);
 }
 
 loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, size_t n, const uint8_t *imgs,
                            size_t batch, uint64_t noise_seed, long step, double *losses, unsigned *update,
                            loom_error *err) {
-    (void)noise_seed, (void)step; /* the model's noise is its noise_seed, set by the trainer */
+    (void)step; /* the model's own noise is its noise_seed, set by the trainer; noise_seed draws the samples */
     loom_adv *a = user;
     if (n < 2 || models[0] != a->m || models[1] != a->d || batch != a->B)
         return loom_fail(err, LOOM_EINVAL, "adversarial: called for another run than it was made for");
@@ -318,7 +367,7 @@ loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, 
     for (size_t j = 0; j < a->K; j++) {
         const loom_gemm_mode caller = loom_gemm_mode_set(mode);
         const int t = omp_get_thread_num();
-        if (stage == 0) adv_d_shard(a, j, t, imgs);
+        if (stage == 0) adv_d_shard(a, j, t, imgs, noise_seed);
         else adv_m_shard(a, j, t);
         loom_gemm_mode_set(caller);
     }

@@ -34,23 +34,30 @@ loom_status loom_gan_stage(void *user, size_t stage, loom_model *const *models, 
 /* An autoencoder's adversarial term (VAE-GAN style, docs/rae.md): a
  * discriminator (models[1]) learns to tell the step's real images (bytes /
  * 255) from the model's (models[0], a Bernoulli output per pixel with a
- * likelihood: rae, draw) reconstructions' mean images sigmoid(logit), with
- * L_D as above; the model then minimises, per image,
+ * likelihood: rae, draw) fakes, nf = 1 or 2 kinds of them: its
+ * reconstructions' mean images sigmoid(logit), and as many samples of its
+ * prior (generate, drawn with the stage's noise_seed; models with a prior:
+ * draw, a variational rae), or either alone:
+ *   L_D = mean_b softplus(-D(x_b)) + 1/nf sum_k softplus(D(fake_k,b));
+ * the model then minimises, per image,
  *   -log p(x) (its own loss: the bound or NLL it trains on alone)
- *   + weight softplus(-D(sigmoid(logit(x))))
+ *   + weight 1/nf sum_k softplus(-D(fake_k,b))
  * through the updated discriminator. Two stages like loom_gan's, in the
  * model's micro-shards (its own size), the same bits on any thread count. losses[0] = the model's
  * own loss (nats per pixel, as a single model's), losses[1] = L_D (nats per
  * image); the adversarial term's mean is kept for loom_adv_take. */
 typedef struct loom_adv loom_adv;
+/* on: what the discriminator judges, bits of LOOM_ADV_RECON and
+ * LOOM_ADV_SAMPLES (LOOM_EINVAL for samples of a model without a prior) */
 loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, size_t batch, double weight,
-                            loom_error *err);
+                            unsigned on, loom_error *err);
 void loom_adv_free(loom_adv *a);
 loom_status loom_adv_stage(void *user, size_t stage, loom_model *const *models, size_t n, const uint8_t *imgs,
                            size_t batch, uint64_t noise_seed, long step, double *losses, unsigned *update,
                            loom_error *err);
 /* the mean over the steps since the last call of each step's mean
- * softplus(-D(reconstruction)) (nats per image), NaN when none */
+ * adversarial term 1/nf sum_k softplus(-D(fake_k)) (nats per image), NaN
+ * when none */
 double loom_adv_take(loom_adv *a);
 
 /* logits (n) = disc's logit of each image (n, C, H, W, bytes), over its
