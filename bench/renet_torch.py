@@ -8,11 +8,17 @@ grid, a ReLU layer and a linear head.
              parameters in loom's names and layout, images, labels, logits,
              features, loss and every gradient, computed in float64
              (float32-rounded inputs); read by tests/test_renet.c.
+  disc-fixture -- tests/fixtures/renet_d_ref.safetensors: the same network as
+             renet_d, the recurrent discriminator (one logit, float images in
+             [0, 1]): parameters, images, logits, and the gradients of
+             sum_b r_b logit_b of every parameter and of the images; read by
+             tests/test_gran.c.
   bench   -- the speed peer of `loom bench --model renet`: one JSON line with
              train_images_per_s and train_images_per_cpu_s (Adam steps on
              Fashion-MNIST with its labels; per CPU second of all its threads).
 
     /usr/bin/python3 bench/renet_torch.py fixture
+    /usr/bin/python3 bench/renet_torch.py disc-fixture
     /usr/bin/python3 bench/renet_torch.py bench --hidden 64 --layers 2 --batch 64 --threads 2
 """
 
@@ -48,11 +54,12 @@ class ReNet(nn.Module):
         self.head = nn.Linear(D, nclasses)
 
     def forward(self, x):
-        """x (B, C, H, W) uint8 -> logits (B, K), features (B, 2h)"""
+        """x (B, C, H, W) uint8, or floats in [0, 1] -> logits (B, K), features (B, 2h)"""
         B, C, H, W = x.shape
         p = self.patch
         I, J = -(-H // p), -(-W // p)
-        xf = F.pad(x.to(self.fc.weight.dtype) / 255.0, (0, J * p - W, 0, I * p - H))
+        xf = x.to(self.fc.weight.dtype) if x.is_floating_point() else x.to(self.fc.weight.dtype) / 255.0
+        xf = F.pad(xf, (0, J * p - W, 0, I * p - H))
         g = xf.view(B, C, I, p, J, p).permute(0, 2, 4, 1, 3, 5).reshape(B, I, J, C * p * p)
         for rows, cols in zip(self.rows, self.cols):
             y, _ = rows(g.permute(2, 0, 1, 3).reshape(J, B * I, -1))  # time j, every (image, row)
@@ -112,6 +119,36 @@ def cmd_fixture(args):
     print(json.dumps({"out": args.out, "bytes": os.path.getsize(args.out), "loss": summary}))
 
 
+def cmd_disc_fixture(args):
+    """renet_d: 7x5 float images (a padded row and column of patches), patch 2, 2 layers of 3 (LSTM), batch 3"""
+    C, H, W, patch, hidden, layers, B = 1, 7, 5, 2, 3, 2, 3
+    rng = np.random.default_rng(20261204)
+    x32 = rng.uniform(0, 1, size=(B, C, H, W)).astype(np.float32)
+    r32 = rng.standard_normal(B).astype(np.float32)
+    model = ReNet("lstm", C, patch, hidden, layers, 1).double()
+    views = loom_views(model)
+    tensors = [("images", x32.reshape(B, H, W)), ("r", r32)]
+    with torch.no_grad():
+        for name, (p, tr) in views.items():
+            shape = tuple(reversed(p.shape)) if tr else tuple(p.shape)
+            w = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+            tensors.append((name, w))
+            t = torch.from_numpy(w.astype(np.float64))
+            p.copy_(t.t() if tr else t)
+    x = torch.from_numpy(x32.astype(np.float64)).requires_grad_(True)
+    logits, _ = model(x)
+    loss = (logits[:, 0] * torch.from_numpy(r32.astype(np.float64))).sum()
+    loss.backward()
+    tensors.append(("logits", logits.detach().numpy()[:, 0].astype(np.float32)))
+    tensors.append(("grad.images", x.grad.numpy().reshape(B, H, W).astype(np.float32)))
+    for name, (p, tr) in views.items():
+        gr = p.grad.t() if tr else p.grad
+        tensors.append(("grad.%s" % name, gr.numpy().astype(np.float32)))
+    meta = {"height": H, "width": W, "channels": C, "patch": patch, "hidden": hidden, "layers": layers, "batch": B}
+    write_safetensors(args.out, tensors, meta)
+    print(json.dumps({"out": args.out, "bytes": os.path.getsize(args.out), "loss": loss.item()}))
+
+
 def load_labels(split):
     name = {"train": "train-labels-idx1-ubyte.gz", "test": "t10k-labels-idx1-ubyte.gz"}[split]
     with gzip.open(os.path.join(FASHION_DIR, name), "rb") as f:
@@ -159,6 +196,8 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixture")
     f.add_argument("--out", default="tests/fixtures/renet_ref.safetensors")
+    fd = sub.add_parser("disc-fixture")
+    fd.add_argument("--out", default="tests/fixtures/renet_d_ref.safetensors")
     b = sub.add_parser("bench")
     b.add_argument("--cell", default="lstm", choices=sorted(CELLS))
     b.add_argument("--hidden", type=int, default=64)
@@ -169,7 +208,7 @@ def main():
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
-    {"fixture": cmd_fixture, "bench": cmd_bench}[args.cmd](args)
+    {"fixture": cmd_fixture, "disc-fixture": cmd_disc_fixture, "bench": cmd_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

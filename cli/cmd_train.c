@@ -327,7 +327,7 @@ int cmd_train(int argc, char **argv) {
     double lr_d = 0;
     size_t mbstd = 0;
     double adversarial = 0;
-    const char *batchnorm = NULL, *adversarial_on = NULL;
+    const char *batchnorm = NULL, *adversarial_on = NULL, *disc = NULL;
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
     const char *output = NULL;
     bool peephole = false;
@@ -345,6 +345,7 @@ int cmd_train(int argc, char **argv) {
         {"adversarial", ARG_DOUBLE, &adversarial, 1e-9, 1e6, "rae, draw: add a discriminator on the reconstructions and samples, its loss weighted W against the model's own (nats per image; docs/rae.md)", false},
         {"adversarial-on", ARG_STR, &adversarial_on, 0, 0, "--adversarial: what the discriminator judges, recon, samples or both (default: both, recon for a rae without --variational)", false},
         {"batchnorm", ARG_STR, &batchnorm, 0, 0, "gran: batch normalisation in the generator, on (default) or off", false},
+        {"disc", ARG_STR, &disc, 0, 0, "gran, --adversarial: the discriminator, gran_d (convolutional, default) or renet_d (recurrent: LSTM sweeps over 2x2 patches; docs/gran.md)", false},
         {"mbstd", ARG_SIZE, &mbstd, 0, 8, "gran, --adversarial: the discriminator's minibatch standard deviation over groups of N images, 0 = off (default)", false},
         {"read-n", ARG_SIZE, &df.read_n, 1, 4096, "draw: read grid N x N (default 2)", false},
         {"write-n", ARG_SIZE, &df.write_n, 1, 4096, "draw: write grid N x N (default 5)", false},
@@ -435,14 +436,18 @@ int cmd_train(int argc, char **argv) {
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         const bool gran = strcmp(cfg.model, "gran") == 0;
-        static const char *const gflags[] = {"d-steps", "lr-d", "mbstd", "batchnorm"};
+        static const char *const gflags[] = {"d-steps", "lr-d", "mbstd", "batchnorm", "disc"};
         const bool adv = adversarial > 0;
         if (adv && strcmp(cfg.model, "rae") != 0 && strcmp(cfg.model, "draw") != 0)
             cli_die(2, "--adversarial: only rae and draw take it (a Bernoulli output with a likelihood), not %s", model);
-        for (size_t k = 0; k < 4; k++)
+        for (size_t k = 0; k < 5; k++)
             if (!gran && !(adv && k != 0 && k != 3) && cli_find(args, nargs, gflags[k])->seen)
                 cli_die(2, "--%s: only --model gran%s takes it (model %s)", gflags[k],
                         k != 0 && k != 3 ? " or --adversarial" : "", model);
+        if (disc && strcmp(disc, "gran_d") != 0 && strcmp(disc, "renet_d") != 0)
+            cli_die(2, "--disc %s: gran_d or renet_d", disc);
+        if (disc && strcmp(disc, "renet_d") == 0 && mbstd)
+            cli_die(2, "--mbstd: only the gran_d discriminator has it, not --disc renet_d");
         if (adv && precision && strcmp(precision, "fp32") != 0)
             cli_die(2, "--precision %s: an adversarial run trains in fp32 only", precision);
         if (adversarial_on && !adv) cli_die(2, "--adversarial-on: only with --adversarial W");
@@ -560,6 +565,10 @@ int cmd_train(int argc, char **argv) {
                                         .channels = cfg.channels, .layers = 1, .hidden = 32, .mbstd = mbstd};
             nspec = 2;
         }
+        if (nspec == 2 && disc && strcmp(disc, "renet_d") == 0) /* one layer of LSTM sweeps over 2x2 patches */
+            spec[1].cfg = (loom_config){.model = "renet_d", .height = cfg.height, .width = cfg.width,
+                                        .channels = cfg.channels, .layers = 1, .hidden = spec[1].cfg.hidden,
+                                        .cell = "lstm", .patch = 2};
         st = loom_trainer_create(&t, &o, spec, nspec, (int)threads, &err);
         if (st) cli_die_err(st, &err);
     }

@@ -103,6 +103,12 @@ static loom_config disc_cfg(size_t H, size_t W, size_t C) {
     return c;
 }
 
+/* the recurrent discriminator: LSTM sweeps of h per direction over 2x2 patches */
+static loom_config rdisc_cfg(size_t H, size_t W, size_t h) {
+    loom_config c = {.model = "renet_d", .height = H, .width = W, .layers = 1, .hidden = h, .cell = "lstm", .patch = 2};
+    return c;
+}
+
 /* the loss of a model's ops for gradient checks: generator sum R x, or
  * discriminator sum R logit on the float images x */
 typedef struct {
@@ -183,6 +189,91 @@ static void test_op_grads(loom_rng *r) {
     loom_model_free(g), loom_model_free(d);
 }
 
+/* renet_d: every tensor and the input of sum R logit, on a 7x5 image (its
+ * 2x2 patches padded at the right and bottom), in gray and in colour; with
+ * grad NULL the same input gradient */
+static void test_renet_d_grads(loom_rng *r) {
+    for (size_t C = 1; C <= 3; C += 2) {
+        const size_t H = 7, W = 5, n = 3, X = n * C * H * W;
+        loom_config dc = rdisc_cfg(H, W, 3);
+        dc.channels = C, dc.layers = C == 1 ? 2 : 1;
+        loom_model *d = test_model(&dc, 1, 31, 0.5f);
+        op_ctx e = {.base = {.m = d}, .ws = calloc(1, d->ops->train_ws_bytes(&dc, n)), .x = test_randbuf(r, X, 0.5f),
+                    .R = test_randbuf(r, n, 1), .out = test_zeros(n), .n = n};
+        for (size_t i = 0; i < X; i++) e.x[i] += 0.5f;
+        float *gd = test_zeros(d->nfloats), *dx = test_zeros(X), *dx2 = test_zeros(X);
+        disc_loss(&e);
+        d->ops->backward_out(d, e.ws, gd, dx, e.R, NULL, n, 0.0f);
+        char tag[96];
+        snprintf(tag, sizeof tag, "renet_d discriminator (%zu channel%s, %zu layer%s): gradient ", C, C == 1 ? "" : "s",
+                 dc.layers, dc.layers == 1 ? "" : "s");
+        test_param_grads(disc_loss, &e.base, gd, tag, "", 64, 5, 1e-3, 1e-4);
+        snprintf(tag + strlen(tag), sizeof tag - strlen(tag), "of its input image");
+        GRADCHECK(tag, disc_loss, &e, e.x, dx, X);
+        disc_loss(&e);
+        d->ops->backward_out(d, e.ws, NULL, dx2, e.R, NULL, n, 0.0f);
+        CHECK("renet_d: backward with grad NULL gives the same input gradient", memcmp(dx, dx2, X * sizeof *dx) == 0,
+              "%zu channels: differs", C);
+        /* its logits of bytes (battle, score) are those of the images / 255 */
+        uint8_t *img = malloc(X);
+        float lb[3], lx[3];
+        double internal[3];
+        for (size_t i = 0; i < X; i++) img[i] = (uint8_t)(i * 37 % 256), e.x[i] = (float)img[i] / 255.0f;
+        d->ops->forward_out(d, e.ws, lb, internal, img, NULL, n);
+        d->ops->forward_x(d, e.ws, lx, e.x, n);
+        CHECK("renet_d: the logits of bytes are those of bytes / 255", memcmp(lb, lx, sizeof lb) == 0,
+              "%g vs %g", lb[0], lx[0]);
+        free(img), free(e.ws), free(e.x), free(e.R), free(e.out), free(gd), free(dx), free(dx2);
+        loom_model_free(d);
+    }
+}
+
+/* renet_d against bench/renet_torch.py disc-fixture: logits of float
+ * images, every parameter's gradient and the images' of sum r logit */
+static void test_renet_d_reference(void) {
+    loom_st_file *f;
+    loom_error err;
+    loom_status st = loom_safetensors_open(&f, FIXTURE_DIR "/renet_d_ref.safetensors", &err);
+    CHECK("renet_d fixture loads", st == LOOM_OK, "%s", err.msg);
+    if (st) return;
+    const size_t H = test_meta_size(f, "height"), W = test_meta_size(f, "width"), B = test_meta_size(f, "batch");
+    loom_config dc = rdisc_cfg(H, W, test_meta_size(f, "hidden"));
+    dc.layers = test_meta_size(f, "layers"), dc.patch = test_meta_size(f, "patch");
+    loom_model *d = NULL;
+    st = loom_model_create(&d, &dc, 1, &err);
+    CHECK("renet_d fixture: the model of its config", st == LOOM_OK, "%s", err.msg);
+    if (st) {
+        loom_safetensors_close(f);
+        return;
+    }
+    bool all = true;
+    for (size_t p = 0; p < d->nparams; p++) {
+        const loom_param *pp = &d->params[p];
+        if (loom_st_read_f32(f, pp->name, d->w + pp->offset, pp->ndim, pp->shape, &err)) printf("# %s\n", err.msg), all = false;
+    }
+    float *x = malloc(B * H * W * sizeof *x), *dxr = malloc(B * H * W * sizeof *dxr), r[8], lref[8], lg[8];
+    size_t xs[3] = {B, H, W};
+    all = all && !loom_st_read_f32(f, "images", x, 3, xs, &err) && !loom_st_read_f32(f, "grad.images", dxr, 3, xs, &err) &&
+          !loom_st_read_f32(f, "r", r, 1, &B, &err) && !loom_st_read_f32(f, "logits", lref, 1, &B, &err);
+    CHECK("renet_d fixture: every tensor with loom's shape, the images, r and the logits", all, "%s", err.msg);
+    if (all) {
+        void *ws = calloc(1, d->ops->train_ws_bytes(&dc, B));
+        float *dx = test_zeros(B * H * W);
+        d->ops->forward_x(d, ws, lg, x, B);
+        double e = test_rel_err(lg, lref, B);
+        CHECK("renet_d: logits of float images match PyTorch", e < 1e-5, "max error %.3g of their scale", e);
+        memset(d->g, 0, d->nfloats * sizeof *d->g);
+        d->ops->backward_out(d, ws, d->g, dx, r, NULL, B, 0.0f);
+        test_ref_grads(f, d, "", "renet_d: ", 1e-5);
+        e = test_rel_err(dx, dxr, B * H * W);
+        CHECK("renet_d: the gradient of its input images matches PyTorch", e < 1e-5, "max error %.3g of its scale", e);
+        free(ws), free(dx);
+    }
+    free(x), free(dxr);
+    loom_model_free(d);
+    loom_safetensors_close(f);
+}
+
 /* the samples an autoencoder's adversarial term judges: sum R x of generate.
  * A rae sample's rows are Bernoulli draws, held fixed by its gradient: a
  * difference quotient whose step flips one is meaningless, and with noise
@@ -248,16 +339,19 @@ static double gan_loss(void *p) {
     return (c->stage ? losses[0] : losses[1]) * (double)c->B; /* per batch: gradients of order 1 */
 }
 
-static void test_gan_grads(void) {
+static void test_gan_grads(int recurrent) {
     const size_t H = 8, W = 8, C = 2, Z = 3, T = 2, B = 10, HW = H * W;
-    loom_config gc = gen_cfg(H, W, C, Z, T), dc = disc_cfg(H, W, C);
+    loom_config gc = gen_cfg(H, W, C, Z, T), dc = recurrent ? rdisc_cfg(H, W, 3) : disc_cfg(H, W, C);
     loom_model *g = test_model(&gc, 1, 5, 0.3f), *d = test_model(&dc, 1, 6, 0.3f);
     uint8_t *imgs = malloc(B * HW);
     test_random_images_seed(imgs, B * HW, 11);
     gan_ctx c = {.models = {g, d}, .imgs = imgs, .B = B};
     loom_error err;
     loom_status st = loom_gan_create(&c.gan, g, d, B, 1, &err);
-    CHECK("gan: created for gran and gran_d", st == LOOM_OK, "%s", err.msg);
+    const char *tag = recurrent ? " (renet_d)" : "";
+    char what[128];
+    snprintf(what, sizeof what, "gan%s: created for gran and %s", tag, dc.model);
+    CHECK(what, st == LOOM_OK, "%s", err.msg);
     if (st) return;
     double losses[2];
     unsigned upd = 0;
@@ -269,11 +363,19 @@ static void test_gan_grads(void) {
     CHECK("gan stage 1 (d_steps 1) updates the generator only", upd == 1u, "mask %u", upd);
     for (size_t i = 0; i < g->nfloats; i++) gG[i] = g->g[i] * (float)B;
     c.base.m = d, c.stage = 0;
-    test_param_grads(gan_loss, &c.base, gD, "gan L_D: gradient disc.", "", 64, 5, 1e-3, 1e-4);
+    snprintf(what, sizeof what, "gan%s L_D: gradient disc.", tag);
+    test_param_grads(gan_loss, &c.base, gD, what, "", 64, 5, 1e-3, 1e-4);
     /* L_G = mean softplus(-D(G(z))): through the discriminator's input into
      * every generator tensor */
     c.base.m = g, c.stage = 1;
-    test_param_grads(gan_loss, &c.base, gG, "gan L_G through the discriminator: gradient gen.", "", 64, 7, 1e-3, 1e-4);
+    snprintf(what, sizeof what, "gan%s L_G through the discriminator: gradient gen.", tag);
+    test_param_grads(gan_loss, &c.base, gG, what, "", 64, 7, 1e-3, 1e-4);
+    if (recurrent) {
+        loom_gan_free(c.gan);
+        free(gD), free(gG), free(imgs);
+        loom_model_free(g), loom_model_free(d);
+        return;
+    }
     /* d_steps 2: the generator is left alone every other step */
     loom_gan *g2;
     loom_gan_create(&g2, g, d, B, 2, NULL);
@@ -536,9 +638,11 @@ static void make_set(uint8_t *imgs, size_t n, size_t H, size_t W, int real, loom
     }
 }
 
-static void test_disc_learns(loom_rng *r) {
+static void test_disc_learns(int recurrent) {
     const size_t H = 12, W = 12, HW = H * W, n = 16, nt = 64;
-    loom_config dc = disc_cfg(H, W, 4);
+    loom_rng rs, *r = &rs; /* its own, so that other tests' draws do not move its sets */
+    loom_rng_seed(r, 2016);
+    loom_config dc = recurrent ? rdisc_cfg(H, W, 4) : disc_cfg(H, W, 4);
     loom_model *d = test_model(&dc, 1, 9, 0.0f);
     uint8_t *real = malloc(n * HW), *noise = malloc(n * HW), *both = malloc(2 * n * HW);
     make_set(real, n, H, W, 1, r), make_set(noise, n, H, W, 0, r);
@@ -547,7 +651,7 @@ static void test_disc_learns(loom_rng *r) {
     double internal[32];
     loom_adam adam = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .m = m1, .v = v1, .n = d->nfloats};
     double loss = 0;
-    for (int it = 0; it < 60; it++) {
+    for (int it = 0; it < (recurrent ? 200 : 60); it++) {
         loom_model_forward(d, out, internal, both, NULL, 2 * n, NULL);
         loss = 0;
         for (size_t b = 0; b < 2 * n; b++) { /* softplus(-l) for real, softplus(l) for noise */
@@ -566,10 +670,12 @@ static void test_disc_learns(loom_rng *r) {
     loom_disc_logits(d, ln, tn, nt, NULL);
     size_t right = 0;
     for (size_t b = 0; b < nt; b++) right += (lr[b] > 0) + (ln[b] < 0);
-    CHECK("gran_d learns a tiny real set against noise: training loss below 0.1 log 2 per image",
-          loss / (double)(2 * n) < 0.1 * log(2.0), "loss %.4f", loss / (double)(2 * n));
-    CHECK("gran_d tells held-out real images from noise (>= 95% right)", right >= (size_t)(0.95 * 2 * nt), "%zu of %zu",
-          right, 2 * nt);
+    char what[128];
+    snprintf(what, sizeof what, "%s learns a tiny real set against noise: training loss below 0.1 log 2 per image",
+             dc.model);
+    CHECK(what, loss / (double)(2 * n) < 0.1 * log(2.0), "loss %.4f", loss / (double)(2 * n));
+    snprintf(what, sizeof what, "%s tells held-out real images from noise (>= 95%% right)", dc.model);
+    CHECK(what, right >= (size_t)(0.95 * 2 * nt), "%zu of %zu", right, 2 * nt);
     free(real), free(noise), free(both), free(m1), free(v1), free(tr), free(tn), free(lr), free(ln);
     loom_model_free(d);
 }
@@ -708,7 +814,10 @@ int main(void) {
     test_config();
     test_op_grads(&r);
     test_sample_grads(&r);
-    test_gan_grads();
+    test_renet_d_grads(&r);
+    test_renet_d_reference();
+    test_gan_grads(0);
+    test_gan_grads(1);
     test_adv_grads("rae", 1, LOOM_ADV_RECON | LOOM_ADV_SAMPLES);
     test_adv_grads("rae", 0, LOOM_ADV_RECON); /* no prior: its reconstructions alone */
     test_adv_grads("draw", 0, LOOM_ADV_RECON | LOOM_ADV_SAMPLES);
@@ -718,7 +827,8 @@ int main(void) {
     test_threads();
     test_reference("gran_ref.safetensors", "gran");
     test_reference("gran_bn_ref.safetensors", "gran (batchnorm, mbstd 2)");
-    test_disc_learns(&r);
+    test_disc_learns(0);
+    test_disc_learns(1);
     test_trainer_lr();
     test_battle();
     CHECK_DONE();

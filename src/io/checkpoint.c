@@ -265,7 +265,7 @@ static const char *const *model_keys(const char *model) {
     static const char *const gran_d[] = {"name", "height", "width", "layers", "hidden", "classes", "mbstd", NULL};
     if (strcmp(model, "gran") == 0) return gran;
     if (strcmp(model, "gran_d") == 0) return gran_d;
-    if (strcmp(model, "renet") == 0 || strcmp(model, "reseg") == 0) return renet;
+    if (strcmp(model, "renet") == 0 || strcmp(model, "reseg") == 0 || strcmp(model, "renet_d") == 0) return renet;
     if (strcmp(model, "grupixel") == 0) return grupixel;
     if (strcmp(model, "draw") == 0) return draw;
     static const char *const convlstm[] = {"name", "height", "width", "channels", "layers", "hidden",

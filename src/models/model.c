@@ -22,12 +22,13 @@ extern const loom_model_ops loom_renet_ops;
 extern const loom_model_ops loom_reseg_ops;
 extern const loom_model_ops loom_gran_ops;
 extern const loom_model_ops loom_gran_d_ops;
+extern const loom_model_ops loom_renet_d_ops;
 
 static const loom_model_ops *const all_models[] = {&loom_rowlstm_ops, &loom_diagbilstm_ops,
                                                    &loom_grupixel_ops, &loom_draw_ops,
                                                    &loom_rae_ops, &loom_convlstm_ops,
                                                    &loom_renet_ops, &loom_reseg_ops,
-                                                   &loom_gran_ops, &loom_gran_d_ops};
+                                                   &loom_gran_ops, &loom_gran_d_ops, &loom_renet_d_ops};
 
 const loom_model_ops *loom_model_find(const char *name) {
     for (size_t i = 0; i < sizeof all_models / sizeof all_models[0]; i++)

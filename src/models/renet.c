@@ -37,6 +37,9 @@ static loom_cell cell_of(const loom_config *c) {
 
 /* reseg: an example is the scene (H/2 rows) above its label map (H/2 rows) */
 static int is_seg(const loom_config *c) { return strcmp(c->model, "reseg") == 0; }
+/* renet_d: a discriminator, one logit per image (real against generated) */
+static int is_disc(const loom_config *c) { return strcmp(c->model, "renet_d") == 0; }
+static size_t n_logits(const loom_config *c) { return is_disc(c) ? 1 : (size_t)c->nclasses; }
 static size_t in_height(const loom_config *c) { return is_seg(c) ? c->height / 2 : c->height; }
 static size_t grid_i(const loom_config *c) { return (in_height(c) + c->patch - 1) / c->patch; }
 static size_t grid_j(const loom_config *c) { return (c->width + c->patch - 1) / c->patch; }
@@ -57,6 +60,12 @@ static loom_status rn_check(const loom_config *c, loom_error *err) {
                              c->width, loom_channels(c), c->nclasses);
         return LOOM_OK;
     }
+    if (is_disc(c)) {
+        if (c->nclasses)
+            return loom_fail(err, LOOM_EINVAL, "renet_d is a discriminator of real against generated images, not "
+                             "a classifier of %d classes", c->nclasses);
+        return LOOM_OK;
+    }
     if (c->nclasses < 2)
         return loom_fail(err, LOOM_EINVAL, "%s is a classifier: it needs labelled data of at least 2 "
                          "classes (IDX label files or class sub-directories), not %d", c->model, c->nclasses);
@@ -66,7 +75,7 @@ static loom_status rn_check(const loom_config *c, loom_error *err) {
 static size_t rn_layout(const loom_config *c, loom_param *out) {
     static const char *const sweep[NSWEEP] = {"row_f", "row_b", "col_f", "col_b"};
     const size_t h = c->hidden, G = loom_cell_gates(cell_of(c)) * h, D = feat_dim(c);
-    const size_t K = (size_t)c->nclasses;
+    const size_t K = n_logits(c);
     const float fan_h = 1.0f / sqrtf((float)h); /* PyTorch's init of its recurrent layers */
     size_t n = 0;
     char fmt[64];
@@ -114,7 +123,9 @@ static loom_bisweep_params sweep_params(const loom_model *m, size_t l, size_t s)
     return (loom_bisweep_params){f, b};
 }
 
+/* grad NULL: no parameter gradients (a discriminator's input gradient alone) */
 static loom_bisweep_grads sweep_grads(const loom_model *m, float *grad, size_t l, size_t s) {
+    if (!grad) return (loom_bisweep_grads){{NULL, NULL, NULL, NULL, NULL}, {NULL, NULL, NULL, NULL, NULL}};
 #define GR(idx) (grad + m->params[idx].offset)
     loom_seq_grads f = {GR(p_sweep(l, s, K_WIH)), GR(p_sweep(l, s, K_WHH)),
                         GR(p_sweep(l, s, K_BIH)), GR(p_sweep(l, s, K_BHH)), NULL};
@@ -135,6 +146,7 @@ typedef struct {
     float *cr, *cc; /* (L, bisweep cache) row and column sweeps */
     float *scratch; /* bisweep backward scratch */
     float *dA, *dB; /* (N, D) gradients of grids */
+    float *dx0;     /* (J, n, I, F0) renet_d: the gradient of the patches */
     float *pool;    /* (n, D) mean of the top grid */
     float *hid;     /* (n, D) relu(pool @ fc.weight + fc.bias): the features */
     float *logits;  /* (n, K) */
@@ -158,7 +170,7 @@ static size_t max_in(const loom_config *c) { return LOOM_MAX(patch_feats(c), fea
 
 static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t n) {
     const size_t L = c->layers, D = feat_dim(c), N = grid_i(c) * grid_j(c) * n;
-    const size_t K = (size_t)c->nclasses;
+    const size_t K = n_logits(c);
     const loom_cell cell = cell_of(c);
     const loom_seq_dims big = row_dims(c, n, max_in(c)); /* T * B = N for rows and columns */
     const size_t cache = loom_bisweep_cache_floats(cell, big);
@@ -178,6 +190,7 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
                                   loom_bisweep_scratch_floats(cell, col_dims(c, n))));
     TAKE(dA, float, N * D);
     TAKE(dB, float, N * D);
+    TAKE(dx0, float, is_disc(c) ? N * patch_feats(c) : 1);
     TAKE(pool, float, n * D);
     TAKE(hid, float, n * D);
     TAKE(logits, float, n * K);
@@ -197,8 +210,9 @@ static size_t carve_train(train_ws *ws, void *base, const loom_config *c, size_t
 static size_t rn_train_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, n); }
 
 /* x0 (J, n, I, F0): patch (i, j) of image b, feature (ch * p + di) * p + dj
- * = pixel (i p + di, j p + dj) of channel ch / 255, 0 outside the image */
-static void patches(float *x0, const loom_config *c, const uint8_t *imgs, size_t n) {
+ * = pixel (i p + di, j p + dj) of channel ch: of imgs / 255, or of the
+ * float images x when imgs is NULL; 0 outside the image */
+static void patches(float *x0, const loom_config *c, const uint8_t *imgs, const float *x, size_t n) {
     const size_t H = c->height, Hs = in_height(c), Wd = c->width, C = loom_channels(c), p = c->patch;
     const size_t I = grid_i(c), J = grid_j(c), F0 = patch_feats(c);
     for (size_t j = 0; j < J; j++)
@@ -208,20 +222,18 @@ static void patches(float *x0, const loom_config *c, const uint8_t *imgs, size_t
                 for (size_t ch = 0; ch < C; ch++)
                     for (size_t di = 0; di < p; di++)
                         for (size_t dj = 0; dj < p; dj++) {
-                            const size_t y = i * p + di, x = j * p + dj;
-                            f[(ch * p + di) * p + dj] =
-                                y < Hs && x < Wd ? imgs[((b * C + ch) * H + y) * Wd + x] / 255.0f : 0.0f;
+                            const size_t y = i * p + di, xx = j * p + dj, k = ((b * C + ch) * H + y) * Wd + xx;
+                            f[(ch * p + di) * p + dj] = y >= Hs || xx >= Wd ? 0.0f : imgs ? imgs[k] / 255.0f : x[k];
                         }
             }
 }
 
-/* the sweeps: the top grid ws.yc + (L - 1) N D, column layout */
-static void trunk_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
+/* the sweeps over the patches ws->x0: the top grid ws.yc + (L - 1) N D, column layout */
+static void trunk_forward(const loom_model *m, train_ws *ws, size_t n) {
     const loom_config *c = &m->cfg;
     const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
     const loom_cell cell = cell_of(c);
     const size_t cache = loom_bisweep_cache_floats(cell, row_dims(c, n, max_in(c)));
-    patches(ws->x0, c, imgs, n);
     for (size_t l = 0; l < L; l++) {
         const float *xin = l ? ws->xrow + l * N * D : ws->x0;
         float *yr = ws->yr + l * N * D, *xc = ws->xc + l * N * D, *yc = ws->yc + l * N * D;
@@ -233,12 +245,14 @@ static void trunk_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs
     }
 }
 
-/* the sweeps, the pooling and the head: ws.hid, ws.logits */
-static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size_t n) {
+/* the sweeps, the pooling and the head: ws.hid, ws.logits, of imgs (bytes)
+ * or, when NULL, of x (floats) */
+static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, const float *x, size_t n) {
     const loom_config *c = &m->cfg;
     const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
-    const size_t K = (size_t)c->nclasses;
-    trunk_forward(m, ws, imgs, n);
+    const size_t K = n_logits(c);
+    patches(ws->x0, c, imgs, x, n);
+    trunk_forward(m, ws, n);
     /* pool[b] = mean over (i, j) of the top grid (I, n, J, D) */
     const float *top = ws->yc + (L - 1) * N * D;
     const float inv = 1.0f / (float)(I * J);
@@ -257,8 +271,9 @@ static void forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, size
     loom_linear_forward(ws->logits, ws->hid, W(m, p_head(c, H_OUT_W)), W(m, p_head(c, H_OUT_B)), n, D, K);
 }
 
-/* the sweeps' backward: ws->dA holds d loss / d top grid (column layout) */
-static void trunk_backward(const loom_model *m, train_ws *ws, float *grad, size_t n) {
+/* the sweeps' backward: ws->dA holds d loss / d top grid (column layout);
+ * dx0 (J, n, I, F0), when not NULL, += d loss / d the patches */
+static void trunk_backward(const loom_model *m, train_ws *ws, float *grad, float *dx0, size_t n) {
     const loom_config *c = &m->cfg;
     const size_t L = c->layers, D = feat_dim(c), I = grid_i(c), J = grid_j(c), N = I * J * n;
     const loom_cell cell = cell_of(c);
@@ -272,7 +287,7 @@ static void trunk_backward(const loom_model *m, train_ws *ws, float *grad, size_
         /* xc = yr in column layout */
         loom_grid_transpose(ws->dA, ws->dB, I, n, J, D, 0);
         if (l) memset(ws->dB, 0, N * D * sizeof *ws->dB);
-        loom_bisweep_backward(l ? ws->dB : NULL, sweep_grads(m, grad, l, S_ROW_F), ws->scratch, ws->dA,
+        loom_bisweep_backward(l ? ws->dB : dx0, sweep_grads(m, grad, l, S_ROW_F), ws->scratch, ws->dA,
                               l ? ws->xrow + l * N * D : ws->x0, sweep_params(m, l, S_ROW_F),
                               ws->cr + l * cache, cell, row_dims(c, n, l ? D : patch_feats(c)));
         /* xrow_l = yc_{l-1} in row layout */
@@ -281,14 +296,38 @@ static void trunk_backward(const loom_model *m, train_ws *ws, float *grad, size_
 }
 
 
+/* ws->logits holds d loss / d logits: the head's gradients (grad NULL:
+ * none), and ws->dA = d loss / d the top grid */
+static void head_backward(const loom_model *m, train_ws *ws, float *grad, size_t n) {
+    const loom_config *c = &m->cfg;
+    const size_t D = feat_dim(c), I = grid_i(c), J = grid_j(c), K = n_logits(c);
+#define GR(idx) (grad ? grad + m->params[p_head(c, idx)].offset : NULL)
+    /* logits = hid @ head.weight + head.bias */
+    memset(ws->dhid, 0, n * D * sizeof *ws->dhid);
+    loom_linear_backward(ws->dhid, GR(H_OUT_W), GR(H_OUT_B), ws->logits, ws->hid, W(m, p_head(c, H_OUT_W)), n, D,
+                         K);
+    /* hid = relu(pool @ fc.weight + fc.bias) */
+    for (size_t k = 0; k < n * D; k++) ws->dhid[k] = ws->hid[k] > 0.0f ? ws->dhid[k] : 0.0f;
+    memset(ws->dpool, 0, n * D * sizeof *ws->dpool);
+    loom_linear_backward(ws->dpool, GR(H_FC_W), GR(H_FC_B), ws->dhid, ws->pool, W(m, p_head(c, H_FC_W)), n, D, D);
+#undef GR
+    /* pool[b] = mean over (i, j) of top[i][b][j] */
+    const float inv = 1.0f / (float)(I * J);
+    for (size_t i = 0; i < I; i++)
+        for (size_t b = 0; b < n; b++)
+            for (size_t j = 0; j < J; j++) {
+                float *d = ws->dA + ((i * n + b) * J + j) * D;
+                for (size_t k = 0; k < D; k++) d[k] = inv * ws->dpool[b * D + k];
+            }
+}
+
 static void rn_shard(const loom_model *m, void *wsp, float *grad, double *nll_img,
                      const uint8_t *imgs, const int32_t *labels, size_t n, float scale) {
     const loom_config *c = &m->cfg;
-    const size_t D = feat_dim(c), I = grid_i(c), J = grid_j(c);
     const size_t K = (size_t)c->nclasses;
     train_ws ws;
     carve_train(&ws, wsp, c, n);
-    forward(m, &ws, imgs, n);
+    forward(m, &ws, imgs, NULL, n);
     /* labels are checked by model.c; without any there is nothing to score */
     if (!labels) {
         for (size_t b = 0; b < n; b++) nll_img[b] = NAN;
@@ -296,25 +335,8 @@ static void rn_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
     }
     loom_class_xent(grad ? ws.logits : NULL, nll_img, ws.logits, labels, n, K, scale);
     if (!grad) return;
-
-#define GR(idx) (grad + m->params[p_head(c, idx)].offset)
-    /* logits = hid @ head.weight + head.bias */
-    memset(ws.dhid, 0, n * D * sizeof *ws.dhid);
-    loom_linear_backward(ws.dhid, GR(H_OUT_W), GR(H_OUT_B), ws.logits, ws.hid, W(m, p_head(c, H_OUT_W)), n, D, K);
-    /* hid = relu(pool @ fc.weight + fc.bias) */
-    for (size_t k = 0; k < n * D; k++) ws.dhid[k] = ws.hid[k] > 0.0f ? ws.dhid[k] : 0.0f;
-    memset(ws.dpool, 0, n * D * sizeof *ws.dpool);
-    loom_linear_backward(ws.dpool, GR(H_FC_W), GR(H_FC_B), ws.dhid, ws.pool, W(m, p_head(c, H_FC_W)), n, D, D);
-#undef GR
-    /* pool[b] = mean over (i, j) of top[i][b][j] */
-    const float inv = 1.0f / (float)(I * J);
-    for (size_t i = 0; i < I; i++)
-        for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < J; j++) {
-                float *d = ws.dA + ((i * n + b) * J + j) * D;
-                for (size_t k = 0; k < D; k++) d[k] = inv * ws.dpool[b * D + k];
-            }
-    trunk_backward(m, &ws, grad, n);
+    head_backward(m, &ws, grad, n);
+    trunk_backward(m, &ws, grad, NULL, n);
 }
 
 static size_t rn_predict_floats(const loom_config *c) { return (size_t)c->nclasses; }
@@ -324,7 +346,7 @@ static void rn_predict(const loom_model *m, void *wsp, float *logits, float *fea
                        const uint8_t *imgs, size_t n) {
     train_ws ws;
     carve_train(&ws, wsp, &m->cfg, n);
-    forward(m, &ws, imgs, n);
+    forward(m, &ws, imgs, NULL, n);
     if (logits) memcpy(logits, ws.logits, n * (size_t)m->cfg.nclasses * sizeof *logits);
     if (feats) memcpy(feats, ws.hid, n * feat_dim(&m->cfg) * sizeof *feats);
 }
@@ -338,7 +360,8 @@ static void seg_forward(const loom_model *m, train_ws *ws, const uint8_t *imgs, 
     const loom_config *c = &m->cfg;
     const size_t L = c->layers, D = feat_dim(c), J = grid_j(c), N = grid_i(c) * J * n;
     const size_t p = c->patch, K = LOOM_SCENE_CLASSES, PK = p * p * K, Hs = in_height(c), Wd = c->width;
-    trunk_forward(m, ws, imgs, n);
+    patches(ws->x0, c, imgs, NULL, n);
+    trunk_forward(m, ws, n);
     const float *top = ws->yc + (L - 1) * N * D;
     /* seglog = top @ seg.weight + seg.bias, one row per position (i, b, j) */
     loom_linear_forward(ws->seglog, top, W(m, p_head(c, 0)), W(m, p_head(c, 1)), N, D, PK);
@@ -382,7 +405,7 @@ static void seg_shard(const loom_model *m, void *wsp, float *grad, double *nll_i
     memset(ws.dA, 0, N * D * sizeof *ws.dA);
     loom_linear_backward(ws.dA, grad + m->params[p_head(c, 0)].offset, grad + m->params[p_head(c, 1)].offset,
                          ws.seglog, ws.yc + (L - 1) * N * D, W(m, p_head(c, 0)), N, D, PK);
-    trunk_backward(m, &ws, grad, n);
+    trunk_backward(m, &ws, grad, NULL, n);
 }
 
 static size_t seg_predict_floats(const loom_config *c) { return in_height(c) * c->width * LOOM_SCENE_CLASSES; }
@@ -456,4 +479,86 @@ const loom_model_ops loom_reseg_ops = {
     .class_floats = seg_predict_floats,
     .feat_dim = seg_feat_dim,
     .classify = seg_predict,
+};
+
+/* ------------------------------------------------------------ renet_d: a recurrent discriminator */
+
+/* a discriminator's workspace for n holds 2n images (src/train/gan.c) */
+static size_t rd_ws_bytes(const loom_config *c, size_t n) { return carve_train(NULL, NULL, c, 2 * n); }
+
+/* out (n) = the logit of "real" of each float image x (n, C, H, W) in [0, 1] */
+static void rd_forward_x(const loom_model *m, void *wsp, float *out, const float *x, size_t n) {
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    forward(m, &ws, NULL, x, n);
+    memcpy(out, ws.logits, n * sizeof *out);
+}
+
+/* the same of bytes (loom_disc_logits: test images, samples) */
+static void rd_forward_out(const loom_model *m, void *wsp, float *out, double *internal, const uint8_t *imgs,
+                           const int32_t *labels, size_t n) {
+    (void)labels;
+    train_ws ws;
+    carve_train(&ws, wsp, &m->cfg, n);
+    forward(m, &ws, imgs, NULL, n);
+    memcpy(out, ws.logits, n * sizeof *out);
+    for (size_t b = 0; b < n; b++) internal[b] = 0.0;
+}
+
+/* dout (n) = d loss / d logit of the last forward_x; grad (NULL: skipped) +=
+ * d loss / d parameters, dinput (NULL: skipped) += d loss / d x */
+static void rd_backward_out(const loom_model *m, void *wsp, float *grad, float *dinput, const float *dout,
+                            const int32_t *labels, size_t n, float internal_weight) {
+    (void)labels, (void)internal_weight;
+    const loom_config *c = &m->cfg;
+    const size_t H = c->height, Wd = c->width, C = loom_channels(c), p = c->patch;
+    const size_t I = grid_i(c), J = grid_j(c), F0 = patch_feats(c);
+    train_ws ws;
+    carve_train(&ws, wsp, c, n);
+    memcpy(ws.logits, dout, n * sizeof *dout);
+    head_backward(m, &ws, grad, n);
+    if (dinput) memset(ws.dx0, 0, J * n * I * F0 * sizeof *ws.dx0);
+    trunk_backward(m, &ws, grad, dinput ? ws.dx0 : NULL, n);
+    if (!dinput) return;
+    for (size_t j = 0; j < J; j++) /* the patches' gradient back to the pixels (patches) */
+        for (size_t b = 0; b < n; b++)
+            for (size_t i = 0; i < I; i++) {
+                const float *f = ws.dx0 + ((j * n + b) * I + i) * F0;
+                for (size_t ch = 0; ch < C; ch++)
+                    for (size_t di = 0; di < p && i * p + di < H; di++)
+                        for (size_t dj = 0; dj < p && j * p + dj < Wd; dj++)
+                            dinput[((b * C + ch) * H + i * p + di) * Wd + j * p + dj] += f[(ch * p + di) * p + dj];
+            }
+}
+
+static size_t rd_out_floats(const loom_config *c) {
+    (void)c;
+    return 1;
+}
+
+static const char *rd_nll_kind(const loom_config *c) {
+    (void)c;
+    return "a discriminator: the logit that an image is real (it has no likelihood of its own)";
+}
+
+static const char *rd_cannot_sample(const loom_config *c) {
+    (void)c;
+    return "renet_d is a discriminator: it judges images, it does not draw them";
+}
+
+const loom_model_ops loom_renet_d_ops = {
+    .name = "renet_d",
+    .check = rn_check,
+    .layout = rn_layout,
+    .init_extra = rn_init_extra,
+    .train_ws_bytes = rd_ws_bytes,
+    .micro_shard = 8,
+    .sample_ws_bytes = rn_sample_ws_bytes,
+    .nll_kind = rd_nll_kind,
+    .cannot_sample = rd_cannot_sample,
+    .output = LOOM_OUT_LOGIT,
+    .out_floats = rd_out_floats,
+    .forward_out = rd_forward_out,
+    .backward_out = rd_backward_out,
+    .forward_x = rd_forward_x,
 };

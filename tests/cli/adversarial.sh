@@ -47,6 +47,10 @@ ok "adversarial draw threads: the same on 1 thread" $LOOM train --model draw --d
     --steps-draw 3 --batch 8 --valid 16 --quiet --no-report --adversarial 2 --mbstd 2 --steps 3 --threads 1 --out "$T/d1"
 same "adversarial draw threads: 1 and 2 threads, same checkpoint (samples and reconstructions judged)" \
     "$T/d1/checkpoint.safetensors" "$T/d2/checkpoint.safetensors"
+ok "adversarial draw --disc renet_d: 2 steps" $LOOM train --model draw --data "$D" --hidden 8 --zdim 4 --steps-draw 3 \
+    --batch 8 --valid 16 --quiet --no-report --adversarial 2 --disc renet_d --steps 2 --out "$T/dr"
+grep -q '"name":[[:space:]]*"renet_d"' "$T/dr/config.json" && pass "adversarial draw --disc renet_d: in config.json" ||
+    fail "adversarial draw --disc renet_d: in config.json" "$(cat "$T/dr/config.json")"
 grep -q '"mbstd":[[:space:]]*2' "$T/d1/config.json" && pass "adversarial draw --mbstd 2: the discriminator's config holds it" ||
     fail "adversarial draw --mbstd 2: the discriminator's config holds it" "$(cat "$T/d1/config.json")"
 

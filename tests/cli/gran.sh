@@ -33,6 +33,24 @@ grep -q '^gran        z 8, 2 canvas updates, batchnorm on; the discriminator.s l
     grep -q 'batchnorm off' "$T/i2.txt" && ! grep -q '^draw\|^cell' "$T/i1.txt" &&
     pass "gran info: the canvas updates, batchnorm on or off, the discriminator's lr (4 --lr)" ||
     fail "gran info: the canvas updates, batchnorm on or off, the discriminator's lr (4 --lr)" "$(cat "$T/i1.txt" "$T/i2.txt")"
+# the recurrent discriminator: LSTM sweeps over 2x2 patches
+ok "gran --disc renet_d: 4 steps, 1 thread" $LOOM train $TINY --disc renet_d --steps 4 --threads 1 --out "$T/rd"
+grep -q '"name":[[:space:]]*"renet_d"' "$T/rd/config.json" && grep -q '"patch":[[:space:]]*2' "$T/rd/config.json" &&
+    grep -aq '"disc.sweep.0.col_b.weight_hh"' "$T/rd/checkpoint.safetensors" &&
+    pass "gran --disc renet_d: the discriminator's config and sweeps in the run" ||
+    fail "gran --disc renet_d: the discriminator's config and sweeps in the run" "$(cat "$T/rd/config.json")"
+ok "gran --disc renet_d: 4 steps, 2 threads" $LOOM train $TINY --disc renet_d --steps 4 --threads 2 --out "$T/rd2"
+same "gran --disc renet_d: 1 and 2 threads, same checkpoint" "$T/rd/checkpoint.safetensors" "$T/rd2/checkpoint.safetensors"
+ok "gran --disc renet_d resume: 2 steps" $LOOM train $TINY --disc renet_d --steps 2 --threads 1 --out "$T/rd3"
+ok "gran --disc renet_d resume: on to 4" $LOOM train --resume "$T/rd3" --steps 4 --quiet --no-report
+same "gran --disc renet_d resume: bit-identical" "$T/rd/checkpoint.safetensors" "$T/rd3/checkpoint.safetensors"
+$LOOM battle "$T/rd" "$T/a" --n 16 --json >"$T/rdb.json" 2>"$T/err"
+grep -q '"r_test": ' "$T/rdb.json" && pass "gran battle: a renet_d run against a gran_d run" ||
+    fail "gran battle: a renet_d run against a gran_d run" "$(cat "$T/rdb.json" "$T/err")"
+rejects "gran --disc: unknown" 2 "gran_d or renet_d" $LOOM train $TINY --disc lstm --out "$T/x"
+rejects "gran --disc renet_d --mbstd 2" 2 "only the gran_d discriminator" $LOOM train $TINY --disc renet_d --mbstd 2 --out "$T/x"
+rejects "gran --disc: not for a model alone" 2 "only --model gran or --adversarial" \
+    $LOOM train --model rowlstm --data "$D" --disc renet_d --out "$T/x"
 ok "gran --mbstd 4: 2 steps" $LOOM train $TINY --mbstd 4 --steps 2 --threads 1 --out "$T/m"
 ok "gran --mbstd 4: 2 steps, 2 threads" $LOOM train $TINY --mbstd 4 --steps 2 --threads 2 --out "$T/m2"
 grep -q '"mbstd":[[:space:]]*4' "$T/m/config.json" && grep -aq '"disc.mbstd.weight"' "$T/m/checkpoint.safetensors" &&
