@@ -39,6 +39,9 @@ grep -q '"name":[[:space:]]*"renet_d"' "$T/rd/config.json" && grep -q '"patch":[
     grep -aq '"disc.sweep.0.col_b.weight_hh"' "$T/rd/checkpoint.safetensors" &&
     pass "gran --disc renet_d: the discriminator's config and sweeps in the run" ||
     fail "gran --disc renet_d: the discriminator's config and sweeps in the run" "$(cat "$T/rd/config.json")"
+$LOOM info "$T/rd" 2>&1 | grep -q "the discriminator.s lr 0.002$" &&
+    pass "gran --disc renet_d: its lr defaults to 20 --lr (2e-3)" ||
+    fail "gran --disc renet_d: its lr defaults to 20 --lr (2e-3)" "$($LOOM info "$T/rd" 2>&1)"
 ok "gran --disc renet_d: 4 steps, 2 threads" $LOOM train $TINY --disc renet_d --steps 4 --threads 2 --out "$T/rd2"
 same "gran --disc renet_d: 1 and 2 threads, same checkpoint" "$T/rd/checkpoint.safetensors" "$T/rd2/checkpoint.safetensors"
 ok "gran --disc renet_d resume: 2 steps" $LOOM train $TINY --disc renet_d --steps 2 --threads 1 --out "$T/rd3"
