@@ -177,6 +177,28 @@ static void test_step_and_chaining(loom_cell cell, loom_rng *r) {
                memcmp(dAref, L.scratch, N * G * sizeof *dAref) == 0;
     snprintf(name, sizeof name, "%s: pre-projected input gives the same y and dA", loom_cell_name(cell));
     CHECK(name, same, "differ");
+    if (cell == LOOM_CELL_LSTM) {
+        /* loom_lstm_forward_step, step by step into one cache: the same y and
+         * cache as the whole sequence, so the same dA from the backward */
+        float *ys = test_zeros(N * d.H), *cs = test_zeros(loom_seq_cache_floats(cell, d));
+        for (size_t t = 0; t < d.T; t++)
+            loom_lstm_forward_step(ys, cs, L.x + t * d.B * d.In, L.h0, L.c0, params(&L), d, t);
+        forward(&L);
+        backward(&L, NULL, NULL, NULL, none);
+        memcpy(dAref, L.scratch, N * G * sizeof *dAref);
+        worst = 0.0;
+        for (size_t k = 0; k < N * d.H; k++) worst = fmax(worst, fabs(ys[k] - L.y[k]));
+        const size_t nc = N * G + 2 * N * d.H; /* act | c | tanh c */
+        for (size_t k = 0; k < nc; k++) worst = fmax(worst, fabs(cs[k] - L.cache[k]));
+        float *ykeep = L.y, *ckeep = L.cache;
+        L.y = ys, L.cache = cs;
+        backward(&L, NULL, NULL, NULL, none);
+        for (size_t k = 0; k < N * G; k++) worst = fmax(worst, fabs(L.scratch[k] - dAref[k]));
+        L.y = ykeep, L.cache = ckeep;
+        CHECK("lstm: forward_step t = 0 .. T-1 == the whole forward (y, cache, and the backward's dA)", worst < 1e-6,
+              "max |diff| %.3g", worst);
+        free(ys), free(cs);
+    }
     free(h), free(c), free(hn), free(cn), free(step), free(y2), free(hT1), free(cT1), free(yref), free(dAref);
     drop(&L);
 }

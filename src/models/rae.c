@@ -431,12 +431,10 @@ static size_t carve_sample(sample_ws *ws, void *base, const loom_config *c, size
 static size_t ra_sample_ws_bytes(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 static size_t carve_sample_after(const loom_config *c, size_t n) { return carve_sample(NULL, NULL, c, n); }
 
-/* decode ws->code row by row into imgs (n, H, W) (may be NULL): with rngs,
- * each pixel is a Bernoulli draw that the next row sees; without, the next
- * row sees sigmoid(l) > 1/2 (greedy) and the image shows round(255
- * sigmoid(l)). drawn (H, n, W), when not NULL, = the rows the decoder saw. */
-static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs, float *drawn, size_t n,
-                        loom_rng *rngs) {
+/* decode ws->code row by row into imgs (n, H, W): with rngs, each pixel is a
+ * Bernoulli draw that the next row sees; without, the next row sees
+ * sigmoid(l) > 1/2 (greedy) and the image shows round(255 sigmoid(l)) */
+static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs, size_t n, loom_rng *rngs) {
     const dims d = get_dims(&m->cfg);
     const loom_seq_params p = dec_params(m, ws->cb);
     loom_linear_forward(ws->cb, ws->code, W(m, P_CODE_W), NULL, n, d.z, 4 * d.h);
@@ -454,9 +452,8 @@ static void decode_rows(const loom_model *m, const sample_ws *ws, uint8_t *imgs,
                 if (rngs) v = loom_rng_uniform(&rngs[b]) < loom_sigmoidf(l) ? 1.0f : 0.0f;
                 else v = l > 0.0f ? 1.0f : 0.0f;
                 ws->xrow[b * d.W + j] = v;
-                if (imgs) imgs[(b * d.H + i) * d.W + j] = rngs ? (uint8_t)(v > 0.5f ? 255 : 0) : loom_latent_pixel(l);
+                imgs[(b * d.H + i) * d.W + j] = rngs ? (uint8_t)(v > 0.5f ? 255 : 0) : loom_latent_pixel(l);
             }
-        if (drawn) memcpy(drawn + i * n * d.W, ws->xrow, n * d.W * sizeof *drawn);
     }
 }
 
@@ -470,7 +467,7 @@ static void ra_sample(const loom_model *m, void *wsp, uint8_t *imgs, const int32
         loom_normals(ws.code + b * d.z, d.z, &rngs[b]);
         for (size_t j = 0; j < d.z; j++) ws.code[b * d.z + j] *= temperature;
     }
-    decode_rows(m, &ws, imgs, NULL, n, rngs);
+    decode_rows(m, &ws, imgs, n, rngs);
 }
 
 /* A sample for the adversarial stage (--variational): code ~ N(0, I) and
@@ -483,18 +480,28 @@ static void ra_generate(const loom_model *m, void *wsp, float *x, const float *z
                         size_t first, size_t n) {
     (void)zin;
     const dims d = get_dims(&m->cfg);
+    const size_t Wd = d.W;
     train_ws ws;
     carve_train(&ws, wsp, &m->cfg, n);
-    sample_ws sw;
-    carve_sample(&sw, (char *)wsp + carve_train(NULL, NULL, &m->cfg, n), &m->cfg, n);
     *ws.generated = 1;
     for (size_t b = 0; b < n; b++) {
         loom_index_rng(&ws.rng[b], noise_seed, first + b);
-        loom_normals(sw.code + b * d.z, d.z, &ws.rng[b]);
+        loom_normals(ws.code + b * d.z, d.z, &ws.rng[b]);
     }
-    memcpy(ws.code, sw.code, n * d.z * sizeof *ws.code);
-    decode_rows(m, &sw, NULL, ws.xc, n, ws.rng);
-    decode_teacher(m, &ws, &d, n); /* the same logits again, kept for the backward */
+    /* decode_teacher, a row at a time: row i's input is the row drawn at i - 1,
+     * so the cache ends as a teacher-forced pass over the drawn rows leaves it */
+    const loom_seq_params pd = dec_params(m, ws.cb);
+    loom_linear_forward(ws.cb, ws.code, W(m, P_CODE_W), NULL, n, d.z, 4 * d.h);
+    memset(ws.X, 0, n * Wd * sizeof *ws.X); /* row -1 */
+    for (size_t i = 0; i < d.H; i++) {
+        loom_lstm_forward_step(ws.Y, ws.cache, ws.X + i * n * Wd, NULL, NULL, pd, seq_dims(&d, n), i);
+        float *l = ws.logits + i * n * Wd, *xi = ws.xc + i * n * Wd;
+        loom_linear_forward(l, ws.Y + i * n * d.h, W(m, P_OUT_W), W(m, P_OUT_B), n, d.h, Wd);
+        for (size_t b = 0; b < n; b++) /* each pixel drawn as loom sample draws it */
+            for (size_t j = 0; j < Wd; j++)
+                xi[b * Wd + j] = loom_rng_uniform(&ws.rng[b]) < loom_sigmoidf(l[b * Wd + j]) ? 1.0f : 0.0f;
+        if (i + 1 < d.H) memcpy(ws.X + (i + 1) * n * Wd, xi, n * Wd * sizeof *xi);
+    }
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < d.H; i++)
             for (size_t j = 0; j < d.W; j++)
@@ -538,7 +545,7 @@ static void ra_reconstruct(const loom_model *m, void *wsp, uint8_t *out, const u
     for (size_t b = 0; b < n; b++) {
         sample_ws one = sw;
         one.code = sw.code + b * d.z;
-        decode_rows(m, &one, rec + (2 * b + 1) * d.HW, NULL, 1, NULL);
+        decode_rows(m, &one, rec + (2 * b + 1) * d.HW, 1, NULL);
     }
 }
 
@@ -547,7 +554,7 @@ static void ra_decode(const loom_model *m, void *wsp, uint8_t *imgs, const float
     sample_ws ws;
     carve_sample(&ws, wsp, &m->cfg, n);
     memcpy(ws.code, codes, n * d.z * sizeof *codes);
-    decode_rows(m, &ws, imgs, NULL, n, NULL);
+    decode_rows(m, &ws, imgs, n, NULL);
 }
 
 static const char *ra_nll_kind(const loom_config *c) {

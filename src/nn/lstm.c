@@ -35,20 +35,33 @@ static void gates_all(float *a, float *c, float *tc, float *h, const float *R, c
     }
 }
 
-void loom_lstm_forward(float *y, float *hT, float *cT, float *cache, const float *x,
-                       const float *h0, const float *c0, loom_seq_params p, loom_seq_dims d) {
+/* step t of the forward, its input pre-activations already in the cache */
+static void forward_t(float *y, float *cache, const float *h0, const float *c0, loom_seq_params p, loom_seq_dims d,
+                      size_t t) {
     const size_t B = d.B, H = d.H, G = 4 * H, N = d.T * B;
     float *act = cache;      /* (T, B, 4H) */
     float *c = act + N * G;  /* (T, B, H) */
     float *tc = c + N * H;   /* (T, B, H) */
     float *R = tc + N * H;   /* (B, 4H) */
-    if (x) loom_seq_inproj(act, x, p, N, B, d.In, G);
-    for (size_t t = 0; t < d.T; t++) {
-        const float *hp = t ? y + (t - 1) * B * H : h0;
-        const float *cp = t ? c + (t - 1) * B * H : c0;
-        loom_seq_hh_forward(R, hp, p, B, H, G);
-        gates_all(act + t * B * G, c + t * B * H, tc + t * B * H, y + t * B * H, R, cp, B, H);
-    }
+    const float *hp = t ? y + (t - 1) * B * H : h0;
+    const float *cp = t ? c + (t - 1) * B * H : c0;
+    loom_seq_hh_forward(R, hp, p, B, H, G);
+    gates_all(act + t * B * G, c + t * B * H, tc + t * B * H, y + t * B * H, R, cp, B, H);
+}
+
+void loom_lstm_forward_step(float *y, float *cache, const float *xt, const float *h0, const float *c0,
+                            loom_seq_params p, loom_seq_dims d, size_t t) {
+    const size_t G = 4 * d.H;
+    loom_seq_inproj(cache + t * d.B * G, xt, p, d.B, d.B, d.In, G);
+    forward_t(y, cache, h0, c0, p, d, t);
+}
+
+void loom_lstm_forward(float *y, float *hT, float *cT, float *cache, const float *x,
+                       const float *h0, const float *c0, loom_seq_params p, loom_seq_dims d) {
+    const size_t B = d.B, H = d.H, G = 4 * H, N = d.T * B;
+    const float *c = cache + N * G; /* (T, B, H) */
+    if (x) loom_seq_inproj(cache, x, p, N, B, d.In, G);
+    for (size_t t = 0; t < d.T; t++) forward_t(y, cache, h0, c0, p, d, t);
     const size_t bytes = B * H * sizeof(float);
     if (hT) {
         if (d.T) memcpy(hT, y + (d.T - 1) * B * H, bytes);

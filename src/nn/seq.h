@@ -77,6 +77,13 @@ void loom_lstm_forward(float *y, float *hT, float *cT, float *cache, const float
                        const float *h0, const float *c0, loom_seq_params p, loom_seq_dims d);
 void loom_gru_forward(float *y, float *hT, float *cache, const float *x, const float *h0,
                       loom_seq_params p, loom_seq_dims d);
+/* Step t of loom_lstm_forward, for a sequence whose inputs depend on its
+ * earlier outputs (a decoder that reads what it drew): xt (B, In) is step t's
+ * input, and steps 0 .. t-1 have run into the same y and cache. After all T
+ * steps, y and cache are loom_lstm_forward's (but for the rounding of the
+ * input product, done a step at a time), ready for loom_lstm_backward. */
+void loom_lstm_forward_step(float *y, float *cache, const float *xt, const float *h0, const float *c0,
+                            loom_seq_params p, loom_seq_dims d, size_t t);
 
 /* dy (T, B, H) may be NULL (only the final state matters); dhT, dcT (B, H)
  * may be NULL (zero). dx (T, B, In), dh0, dc0 (B, H) accumulate when non-NULL.
