@@ -392,6 +392,7 @@ int cmd_train(int argc, char **argv) {
     const char *pos[1];
     int npos;
     cli_parse("train", usage_text, argc, argv, args, nargs, pos, 0, &npos);
+    const bool rnn_d = disc && strcmp(disc, "renet_d") == 0; /* --disc renet_d: the recurrent discriminator */
     if (cli_find(args, nargs, "steps")->seen && epochs)
         cli_die(2, "give --steps or --epochs, not both");
 
@@ -436,31 +437,23 @@ int cmd_train(int argc, char **argv) {
         df.hidden_seen = cli_find(args, nargs, "hidden")->seen;
         df.layers_seen = cli_find(args, nargs, "layers")->seen;
         const bool gran = strcmp(cfg.model, "gran") == 0;
-        static const char *const gflags[] = {"d-steps", "lr-d", "mbstd", "batchnorm", "disc"};
+        /* gran's flags, and whether --adversarial takes each too */
+        static const struct { const char *name; bool adv; } gflags[] = {
+            {"d-steps", false}, {"lr-d", true}, {"mbstd", true}, {"batchnorm", false}, {"disc", true}};
         const bool adv = adversarial > 0;
         if (adv && strcmp(cfg.model, "rae") != 0 && strcmp(cfg.model, "draw") != 0)
             cli_die(2, "--adversarial: only rae and draw take it (a Bernoulli output with a likelihood), not %s", model);
-        for (size_t k = 0; k < 5; k++)
-            if (!gran && !(adv && k != 0 && k != 3) && cli_find(args, nargs, gflags[k])->seen)
-                cli_die(2, "--%s: only --model gran%s takes it (model %s)", gflags[k],
-                        k != 0 && k != 3 ? " or --adversarial" : "", model);
+        for (size_t k = 0; k < sizeof gflags / sizeof gflags[0]; k++)
+            if (!gran && !(adv && gflags[k].adv) && cli_find(args, nargs, gflags[k].name)->seen)
+                cli_die(2, "--%s: only --model gran%s takes it (model %s)", gflags[k].name,
+                        gflags[k].adv ? " or --adversarial" : "", model);
         if (disc && strcmp(disc, "gran_d") != 0 && strcmp(disc, "renet_d") != 0)
             cli_die(2, "--disc %s: gran_d or renet_d", disc);
-        if (disc && strcmp(disc, "renet_d") == 0 && mbstd)
-            cli_die(2, "--mbstd: only the gran_d discriminator has it, not --disc renet_d");
+        if (rnn_d && mbstd) cli_die(2, "--mbstd: only the gran_d discriminator has it, not --disc renet_d");
         if (adv && precision && strcmp(precision, "fp32") != 0)
             cli_die(2, "--precision %s: an adversarial run trains in fp32 only", precision);
         if (adversarial_on && !adv) cli_die(2, "--adversarial-on: only with --adversarial W");
-        if (adv) {
-            o.adversarial = adversarial, o.model_lr[1] = lr_d; /* 0: --lr */
-            const bool prior = strcmp(cfg.model, "draw") == 0 || df.variational;
-            o.adversarial_on = adversarial_on ? loom_adv_on_parse(adversarial_on) :
-                               prior ? LOOM_ADV_RECON | LOOM_ADV_SAMPLES : LOOM_ADV_RECON;
-            if (!o.adversarial_on)
-                cli_die(2, "--adversarial-on %s: recon, samples or both", adversarial_on);
-            if ((o.adversarial_on & LOOM_ADV_SAMPLES) && !prior)
-                cli_die(2, "--adversarial-on %s: a rae without --variational has no prior to sample from", adversarial_on);
-        }
+        if (adv) o.adversarial = adversarial, o.model_lr[1] = lr_d; /* 0: --lr */
         if (gran) { /* docs/gran.md: defaults that train stably on Fashion-MNIST */
             const char *other = df.read_n ? "read-n" : df.write_n ? "write-n" : df.attention ? "attention" :
                                 df.variational ? "variational" : NULL;
@@ -483,10 +476,18 @@ int cmd_train(int argc, char **argv) {
             o.d_steps = d_steps;
             /* two time-scale: the discriminator 4x faster; the recurrent one, which stays at chance
              * at 4x (docs/gran.md), 20x */
-            const bool rnn_d = disc && strcmp(disc, "renet_d") == 0;
             o.model_lr[1] = lr_d ? lr_d : (rnn_d ? 20 : 4) * o.lr;
         } else {
             cli_draw_config(&cfg, &df);
+        }
+        if (adv) { /* what the discriminator judges: samples only of a model with a prior */
+            const loom_model_ops *mo = loom_model_find(cfg.model);
+            const char *no_prior = mo->cannot_sample ? mo->cannot_sample(&cfg) : NULL;
+            o.adversarial_on = adversarial_on ? loom_adv_on_parse(adversarial_on) :
+                               no_prior ? LOOM_ADV_RECON : LOOM_ADV_RECON | LOOM_ADV_SAMPLES;
+            if (!o.adversarial_on) cli_die(2, "--adversarial-on %s: recon, samples or both", adversarial_on);
+            if ((o.adversarial_on & LOOM_ADV_SAMPLES) && no_prior)
+                cli_die(2, "--adversarial-on %s: %s", adversarial_on, no_prior);
         }
         if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
             cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
@@ -568,7 +569,7 @@ int cmd_train(int argc, char **argv) {
                                         .channels = cfg.channels, .layers = 1, .hidden = 32, .mbstd = mbstd};
             nspec = 2;
         }
-        if (nspec == 2 && disc && strcmp(disc, "renet_d") == 0) /* one layer of LSTM sweeps over 2x2 patches */
+        if (nspec == 2 && rnn_d) /* one layer of LSTM sweeps over 2x2 patches */
             spec[1].cfg = (loom_config){.model = "renet_d", .height = cfg.height, .width = cfg.width,
                                         .channels = cfg.channels, .layers = 1, .hidden = spec[1].cfg.hidden,
                                         .cell = "lstm", .patch = 2};

@@ -365,11 +365,15 @@ static void ra_backward_out(const loom_model *m, void *wsp, float *grad, float *
     const bool gen = *ws.generated;
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < H; i++) {
-            float *dl = ws.logits + (i * n + b) * Wd; /* x = sigmoid(l) in place of l when gen */
+            float *dl = ws.logits + (i * n + b) * Wd;
             const float *g = dout + (b * H + i) * Wd;
-            for (size_t j = 0; j < Wd; j++) {
+            if (!gen) {
+                memcpy(dl, g, Wd * sizeof *dl);
+                continue;
+            }
+            for (size_t j = 0; j < Wd; j++) { /* x = sigmoid(l): dl in place of l */
                 const float s = loom_sigmoidf(dl[j]);
-                dl[j] = gen ? g[j] * s * (1.0f - s) : g[j];
+                dl[j] = g[j] * s * (1.0f - s);
             }
         }
     ra_backward(m, ws, grad, n, internal_weight, gen);

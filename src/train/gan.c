@@ -276,7 +276,8 @@ loom_status loom_adv_create(loom_adv **out, loom_model *m, loom_model *disc, siz
     a->dx = malloc(T * a->nf * u * HW * sizeof *a->dx), a->tgt = malloc(T * u * HW * sizeof *a->tgt);
     a->internal = malloc(batch * sizeof *a->internal), a->nll_b = malloc(batch * sizeof *a->nll_b);
     a->adv_b = malloc(batch * sizeof *a->adv_b), a->loss_b = malloc(batch * sizeof *a->loss_b);
-    bool ok = pair_alloc(&a->p, m, disc, a->K, a->T, u, a->nf == 2 ? 2 * u : u) && a->logit && a->recon &&
+    /* the discriminator reads (1 + nf) u images at once; a workspace for du holds 2 du */
+    bool ok = pair_alloc(&a->p, m, disc, a->K, a->T, u, (nx * u + 1) / 2) && a->logit && a->recon &&
               a->x3 && a->lg && a->dl && a->dx && a->tgt && a->internal && a->nll_b && a->adv_b && a->loss_b;
     if (ok && a->on_sample) {
         ok = (a->wss = calloc(a->K, sizeof *a->wss)) && (a->sample = malloc(batch * HW * sizeof *a->sample));
@@ -296,6 +297,14 @@ double loom_adv_take(loom_adv *a) {
     return v;
 }
 
+/* fakes (nf) = the fake images judged of the micro-shard at b0, in the
+ * order both stages hand them to the discriminator: reconstructions, samples */
+static void adv_fakes(const loom_adv *a, size_t b0, const float **fakes) {
+    size_t k = 0;
+    if (a->on_recon) fakes[k++] = a->recon + b0 * a->HW;
+    if (a->on_sample) fakes[k++] = a->sample + b0 * a->HW;
+}
+
 /* stage 0, micro-shard j on thread t: the reconstructions (and samples),
  * the discriminator's loss and gradient */
 static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs, uint64_t noise) {
@@ -303,13 +312,9 @@ static void adv_d_shard(loom_adv *a, size_t j, int t, const uint8_t *imgs, uint6
     float *rec = a->recon + b0 * HW, *l = a->logit + b0 * HW;
     a->m->ops->forward_out(a->m, a->p.wsm[j], l, a->internal + b0, imgs + b0 * HW, NULL, nb);
     for (size_t i = 0; i < nb * HW; i++) rec[i] = sigmoid(l[i]); /* the logits' mean image */
+    if (a->on_sample) a->m->ops->generate(a->m, a->wss[j], a->sample + b0 * HW, NULL, noise, b0, nb);
     const float *fakes[2];
-    size_t k = 0;
-    if (a->on_recon) fakes[k++] = rec;
-    if (a->on_sample) {
-        a->m->ops->generate(a->m, a->wss[j], a->sample + b0 * HW, NULL, noise, b0, nb);
-        fakes[k++] = a->sample + b0 * HW;
-    }
+    adv_fakes(a, b0, fakes);
     disc_stage(a->d, a->p.wsd[t], a->p.gd[j], a->x3 + u3 * HW, a->lg + u3, a->dl + u3, a->loss_b + b0,
                imgs + b0 * HW, fakes, a->nf, nb, HW, a->B);
 }
@@ -328,8 +333,9 @@ static void adv_m_shard(loom_adv *a, size_t j, int t) {
     float *x = a->x3 + (size_t)t * (1 + nf) * a->u * HW;
     float *lg = a->lg + (size_t)t * (1 + nf) * a->u, *dl = a->dl + (size_t)t * (1 + nf) * a->u;
     float *dx = a->dx + (size_t)t * nf * a->u * HW, *tg = a->tgt + (size_t)t * a->u * HW;
-    if (a->on_recon) memcpy(x, rec, nb * HW * sizeof *x);
-    if (a->on_sample) memcpy(x + (nf - 1) * nb * HW, a->sample + b0 * HW, nb * HW * sizeof *x);
+    const float *fakes[2];
+    adv_fakes(a, b0, fakes);
+    for (size_t k = 0; k < nf; k++) memcpy(x + k * nb * HW, fakes[k], nb * HW * sizeof *x);
     a->d->ops->forward_x(a->d, a->p.wsd[t], lg, x, nf * nb);
     const float s = 1.0f / ((float)a->B * (float)HW), ws = a->w * s / (float)nf;
     for (size_t b = 0; b < nb; b++) {
