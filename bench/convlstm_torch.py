@@ -10,7 +10,10 @@ true frames in [0, 1] (binary_cross_entropy_with_logits, summed). Optionally (--
 softmax256) C p p x 256 logits, channel j 256 + v for value v of channel j, and the
 cross-entropy against the 8-bit frames (F.cross_entropy, summed: the exact NLL); and
 (--peephole) Shi et al.'s peepholes: per-channel-and-position weights w_ci, w_cf (times
-c_{t-1}, added to the i and f pre-activations) and w_co (times c_t, added to o's).
+c_{t-1}, added to the i and f pre-activations) and w_co (times c_t, added to o's); and
+(--feedback) a forecaster whose first cell reads, at each step, its own previous prediction
+(sigmoid of the logits, as C p p patch channels; the last given frame at its first step),
+gradients flowing through it.
 
   fixture -- tests/fixtures/convlstm_ref.safetensors: a tiny config (2 layers, hidden 3,
              kernel 3, patch 2, 3 + 2 frames of 8x8, 2 sequences): parameters in loom's
@@ -20,6 +23,8 @@ c_{t-1}, added to the i and f pre-activations) and w_co (times c_t, added to o's
              tests/test_convlstm_ref.c.
   fixture --output softmax256 --peephole --out tests/fixtures/convlstm_ref_sm_peep.safetensors
           -- the same tiny config with both options.
+  fixture --feedback --peephole --out tests/fixtures/convlstm_ref_fb_peep.safetensors
+          -- the same tiny config, the forecaster fed its predictions, with peepholes.
   bench   -- training sequences/s at a config (default: the reference, 2 x 64 hidden,
              kernel 5, patch 4, 10 + 10 frames of 64x64, batch 16), random sequences
              (speed only), Adam; prints one JSON line with sequences/s, GFLOP per
@@ -66,12 +71,12 @@ class Cell(nn.Module):
 
 
 class EncoderForecaster(nn.Module):
-    def __init__(self, C, layers, hid, k, p, softmax=False, peep_hw=None):
+    def __init__(self, C, layers, hid, k, p, softmax=False, peep_hw=None, feedback=False):
         super().__init__()
-        self.p, self.hid, self.L, self.softmax = p, hid, layers, softmax
+        self.p, self.hid, self.L, self.softmax, self.feedback = p, hid, layers, softmax, feedback
         cp = C * p * p
         self.enc = nn.ModuleList([Cell(cp if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
-        self.fore = nn.ModuleList([Cell(0 if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
+        self.fore = nn.ModuleList([Cell((cp if feedback else 0) if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
         self.out = nn.Conv2d(layers * hid, cp * (256 if softmax else 1), 1)
 
     def forward(self, frames, K, M):
@@ -87,12 +92,14 @@ class EncoderForecaster(nn.Module):
                 hs[l], cs[l] = cell(inp, hs[l], cs[l])
                 inp = hs[l]
         nll = x.new_zeros(N)
+        fed = x[:, K - 1]
         for t in range(M):
-            inp = None
+            inp = fed if self.feedback else None
             for l, cell in enumerate(self.fore):
                 hs[l], cs[l] = cell(inp, hs[l], cs[l])
                 inp = hs[l]
             logits = self.out(torch.cat(hs, 1))
+            fed = torch.sigmoid(logits)
             if self.softmax:
                 n_, ch, hp, wp = logits.shape
                 target = torch.round(x[:, K + t] * 255).long()
@@ -123,7 +130,7 @@ def cmd_fixture(args):
     rng = np.random.default_rng(20261203)
     L, hid, k, p, K, M, H, W, B = 2, 3, 3, 2, 3, 2, 8, 8, 2
     model = EncoderForecaster(1, L, hid, k, p, args.output == "softmax256",
-                              (H // p, W // p) if args.peephole else None).double()
+                              (H // p, W // p) if args.peephole else None, args.feedback).double()
     seqs = rng.integers(0, 256, size=(B, K + M, H, W), dtype=np.uint8)  # (N, T, H, W): 1 channel
     views = loom_views(model)
     tensors, params = [], {}
@@ -148,7 +155,7 @@ def cmd_fixture(args):
         tensors.append(("grad." + name, to(prm.grad.detach()).contiguous().numpy().astype(np.float32)))
     meta = {"layers": L, "hidden": hid, "kernel": k, "patch": p, "frames_in": K, "frames_out": M,
             "height": H, "width": W, "batch": B, "loss_f64": repr(loss.item()),
-            "output": args.output, "peephole": int(args.peephole),
+            "output": args.output, "peephole": int(args.peephole), "feedback": int(args.feedback),
             "generator": "bench/convlstm_torch.py fixture (torch %s, float64 from float32 values)" % torch.__version__}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_safetensors(args.out, tensors, meta)
@@ -208,6 +215,7 @@ def main():
     f.add_argument("--out", default="tests/fixtures/convlstm_ref.safetensors")
     f.add_argument("--output", choices=("bernoulli", "softmax256"), default="bernoulli")
     f.add_argument("--peephole", action="store_true")
+    f.add_argument("--feedback", action="store_true")
     b = sub.add_parser("bench", help="training speed of the peer")
     for name, d in (("layers", 2), ("hidden", 64), ("kernel", 5), ("patch", 4), ("frames-in", 10),
                     ("frames-out", 10), ("size", 64), ("batch", 16), ("threads", 2), ("steps", 5)):

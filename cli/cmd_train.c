@@ -277,7 +277,7 @@ static const char *usage_text =
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [rae, draw: --adversarial W --adversarial-on recon|samples|both --lr-d F --disc D --mbstd G]\n"
     "                  [gran: --steps-draw T --zdim Z --d-steps K --lr-d F --batchnorm on|off --disc gran_d|renet_d --mbstd G]\n"
-    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P --output O --peephole] [renet, reseg: --patch P]\n"
+    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P --output O --peephole --feedback] [renet, reseg: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] [--gemm openblas|onednn] [--precision fp32|bf16]\n"
     "                  --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T] [--gemm openblas|onednn]\n"
@@ -330,10 +330,11 @@ int cmd_train(int argc, char **argv) {
     const char *batchnorm = NULL, *adversarial_on = NULL, *disc = NULL;
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
     const char *output = NULL;
-    bool peephole = false;
+    bool peephole = false, feedback = false;
     cli_arg args[] = {
         {"output", ARG_STR, &output, 0, 0, "convlstm: per-pixel output, bernoulli (default: cross-entropy on intensities) or softmax256 (256 values: the exact NLL)", false},
         {"peephole", ARG_FLAG, &peephole, 0, 0, "convlstm: peephole terms w_c . c in the i, f, o gates (Shi et al. 2015; default off)", false},
+        {"feedback", ARG_FLAG, &feedback, 0, 0, "convlstm: the forecaster reads its own previous prediction, the last given frame first (default: nothing, as Shi et al.)", false},
         {"frames-in", ARG_SIZE, &frames_in, 1, 100, "convlstm: frames the encoder reads (default 10)", false},
         {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames the forecaster predicts (default 10)", false},
         {"kernel", ARG_SIZE, &kernel, 1, 15, "convlstm: convolution kernel, odd (default 5)", false},
@@ -492,8 +493,8 @@ int cmd_train(int argc, char **argv) {
         if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
             cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
         const bool video = strcmp(model, "convlstm") == 0;
-        static const char *const vflags[] = {"frames-in", "frames-out", "kernel", "output", "peephole"};
-        for (size_t k = 0; k < 5; k++)
+        static const char *const vflags[] = {"frames-in", "frames-out", "kernel", "output", "peephole", "feedback"};
+        for (size_t k = 0; k < 6; k++)
             if (!video && cli_find(args, nargs, vflags[k])->seen)
                 cli_die(2, "--%s: only --model convlstm takes it (model %s)", vflags[k], model);
         if (video) {
@@ -501,6 +502,7 @@ int cmd_train(int argc, char **argv) {
             if (output && strcmp(output, "softmax256") != 0 && strcmp(output, "bernoulli") != 0)
                 cli_die(2, "--output: '%s' is not bernoulli or softmax256", output);
             cfg.softmax256 = output && strcmp(output, "softmax256") == 0, cfg.peephole = peephole;
+            cfg.feedback = feedback;
             if (!cli_find(args, nargs, "layers")->seen) cfg.layers = 2;
             if (!cli_find(args, nargs, "hidden")->seen) cfg.hidden = 64;
             if (!cli_find(args, nargs, "data")->seen) data = "moving-fashion-mnist";

@@ -335,6 +335,11 @@ int main(void) {
     test_grads(v, " (peepholes)");
     v.softmax256 = 1;
     test_grads(v, " (softmax256, peepholes)");
+    v = tiny();
+    v.feedback = 1;
+    test_grads(v, " (feedback)");
+    v.peephole = 1, v.layers = 3;
+    test_grads(v, " (feedback, peepholes, 3 layers)");
     test_threads_and_overfit();
     test_generator();
     test_npy();

@@ -2,8 +2,8 @@
  * docs/convlstm.md (bench/convlstm_torch.py fixture): the per-sequence
  * NLL, loom_model_grad's loss (mean per predicted pixel) and every
  * parameter gradient, with the default convolution back-end. Two fixtures:
- * the Bernoulli output without peepholes, and the 256-way softmax output
- * with peepholes. */
+ * the Bernoulli output without peepholes, the 256-way softmax output with
+ * peepholes, and the forecaster fed its predictions, with peepholes. */
 #include "testutil.h"
 #include "models/model.h"
 
@@ -22,6 +22,8 @@ static void check_fixture(const char *file, const char *tag) {
     const char *out = loom_st_meta(f, "output"), *peep = loom_st_meta(f, "peephole");
     cfg.softmax256 = out && strcmp(out, "softmax256") == 0;
     cfg.peephole = peep && strcmp(peep, "1") == 0;
+    const char *fb = loom_st_meta(f, "feedback");
+    cfg.feedback = fb && strcmp(fb, "1") == 0;
     const size_t B = test_meta_size(f, "batch");
     loom_model *m;
     st = loom_model_create(&m, &cfg, 1, &err);
@@ -67,5 +69,6 @@ static void check_fixture(const char *file, const char *tag) {
 int main(void) {
     check_fixture("convlstm_ref.safetensors", "");
     check_fixture("convlstm_ref_sm_peep.safetensors", " (softmax256, peepholes)");
+    check_fixture("convlstm_ref_fb_peep.safetensors", " (feedback, peepholes)");
     CHECK_DONE();
 }

@@ -80,6 +80,7 @@ static void model_json(cJSON *m, const loom_config *cfg) {
         cJSON_AddNumberToObject(m, "patch", (double)cfg->patch);
         /* only when not the default, so older runs read as before */
         if (cfg->peephole) cJSON_AddBoolToObject(m, "peephole", 1);
+        if (cfg->feedback) cJSON_AddBoolToObject(m, "feedback", 1);
         if (cfg->softmax256) cJSON_AddStringToObject(m, "output", "softmax256");
     }
 }
@@ -270,7 +271,7 @@ static const char *const *model_keys(const char *model) {
     if (strcmp(model, "draw") == 0) return draw;
     static const char *const convlstm[] = {"name", "height", "width", "channels", "layers", "hidden",
                                            "classes", "frames_in", "frames_out", "kernel", "patch",
-                                           "peephole", "output", NULL};
+                                           "peephole", "output", "feedback", NULL};
     if (strcmp(model, "rae") == 0) return rae;
     if (strcmp(model, "convlstm") == 0) return convlstm;
     return plain; /* rowlstm, diagbilstm */
@@ -378,6 +379,10 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         if (pe && !cJSON_IsBool(pe))
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"peephole\" must be true or false", what);
         cfg->peephole = cJSON_IsTrue(pe);
+        const cJSON *fb = cJSON_GetObjectItemCaseSensitive(m, "feedback"); /* absent: off */
+        if (fb && !cJSON_IsBool(fb))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"feedback\" must be true or false", what);
+        cfg->feedback = cJSON_IsTrue(fb);
         const cJSON *ou = cJSON_GetObjectItemCaseSensitive(m, "output"); /* absent: bernoulli */
         if (ou && (!cJSON_IsString(ou) || (strcmp(ou->valuestring, "softmax256") != 0 &&
                                            strcmp(ou->valuestring, "bernoulli") != 0)))

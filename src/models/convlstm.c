@@ -6,8 +6,10 @@
  * H/p x W/p x (C p p)). The encoder, L stacked ConvLSTM layers, reads frames
  * 1..K; forecaster layer l starts from encoder layer l's final (h, c) and
  * runs M steps without any input (its first layer has no input convolution;
- * layer l > 0 reads layer l-1's states), so it never sees a frame it is
- * asked to predict, at training or at test time. The concatenated states of
+ * layer l > 0 reads layer l-1's states), or (cfg->feedback) with its first
+ * layer reading its own previous prediction, the last given frame at its
+ * first step; so it never sees a frame it is asked to predict, at training
+ * or at test time. The concatenated states of
  * every forecaster layer go through a 1x1 convolution to C p p logits per
  * patch position: a Bernoulli per pixel, trained with the cross-entropy
  * against intensities in [0, 1] (the paper's loss), or (softmax256) to
@@ -32,6 +34,7 @@ typedef struct {
     size_t V;                /* values per pixel's output: 1 (Bernoulli logit) or 256 (softmax) */
     size_t O;                /* output channels per position: Cp V */
     size_t per;              /* tensors per layer: weight, bias (, peep) */
+    int feedback;            /* the forecaster reads its previous prediction */
 } dims;
 
 static dims get_dims(const loom_config *c) {
@@ -39,6 +42,7 @@ static dims get_dims(const loom_config *c) {
               .k = c->kernel, .p = c->patch ? c->patch : 1, .C = loom_channels(c)};
     d.Hp = c->height / d.p, d.Wp = c->width / d.p, d.S = d.Hp * d.Wp, d.Cp = d.C * d.p * d.p;
     d.V = c->softmax256 ? 256 : 1, d.O = d.Cp * d.V, d.per = c->peephole ? 3 : 2;
+    d.feedback = c->feedback;
     return d;
 }
 
@@ -56,12 +60,14 @@ static loom_status cl_check(const loom_config *c, loom_error *err) {
         return loom_fail(err, LOOM_EINVAL, "--patch %zu does not divide the %zux%zu frames", p, c->height,
                          c->width);
     if (c->nclasses) return loom_fail(err, LOOM_EINVAL, "convlstm is not class-conditional");
+    if (c->feedback && c->softmax256)
+        return loom_fail(err, LOOM_EINVAL, "--feedback: the forecaster reads Bernoulli means (not --output softmax256)");
     return LOOM_OK;
 }
 
 /* tensors: enc.l.weight (4h, k, k, cin + h), enc.l.bias (4h), with
  * peepholes enc.l.peep (Hp, Wp, 3, h) (zero at the start), the same for
- * fore.l (fore.0 has no input channels), out.weight (O, L h), out.bias (O),
+ * fore.l (fore.0 has no input channels, or Cp with feedback), out.weight (O, L h), out.bias (O),
  * O = C p p (Bernoulli) or C p p 256 (softmax, value v of channel j at row
  * j 256 + v) */
 static size_t cl_layout(const loom_config *c, loom_param *out) {
@@ -70,7 +76,7 @@ static size_t cl_layout(const loom_config *c, loom_param *out) {
     char name[LOOM_NAMELEN];
     for (int f = 0; f < 2; f++)
         for (size_t l = 0; l < d.L; l++) {
-            const size_t cin = l ? d.h : (f ? 0 : d.Cp), X = cin + d.h;
+            const size_t cin = l ? d.h : (f && !c->feedback ? 0 : d.Cp), X = cin + d.h;
             const size_t shape[4] = {4 * d.h, d.k, d.k, X};
             snprintf(name, sizeof name, "%s.%zu.weight", f ? "fore" : "enc", l);
             n = loom_param_add_nd(out, n, 1.0f / sqrtf((float)(d.k * d.k * X)), 4, shape, name);
@@ -104,7 +110,7 @@ static size_t pw(const dims *d, int f, size_t l) { return d->per * ((size_t)f * 
 
 static loom_convlstm_dims layer_dims(const dims *d, int f, size_t l, size_t n) {
     return (loom_convlstm_dims){.T = f ? d->M : d->K, .B = n, .h = d->Hp, .w = d->Wp,
-                                .cin = l ? d->h : (f ? 0 : d->Cp), .hid = d->h, .k = d->k};
+                                .cin = l ? d->h : (f && !d->feedback ? 0 : d->Cp), .hid = d->h, .k = d->k};
 }
 
 #define MAXL 8
@@ -118,7 +124,10 @@ typedef struct {
     float *cache[2][MAXL];  /* the layers' caches (convlstm.h) */
     float *logits;          /* (M, n, S, O) */
     float *dlogits;         /* (M, n, S, O); the softmax's is logits itself, in place */
-    float *dfh[MAXL];       /* (M, n, S, h) dL/d(forecaster states) */
+    float *fed;             /* (M, n, S, Cp) feedback: the predictions p = sigmoid(logits) */
+    float *dfh[MAXL];       /* (n, S, h) dL/d(forecaster layer l's state) at one step */
+    float *bs[MAXL];        /* forecaster layer l's backward state (convlstm.h) */
+    float *dfed;            /* (n, S, Cp) feedback: dL/d(the prediction read) at one step */
     float *dA, *dB;         /* (max(K, M), n, S, h) dL/d(a layer's input), ping-pong */
     float *dh0[MAXL], *dc0[MAXL]; /* (n, S, h) dL/d(the forecaster's initial state) */
     float *scratch;
@@ -145,8 +154,11 @@ static size_t carve(train_ws *ws, void *base, const loom_config *c, size_t n) {
         }
     TAKE(logits, d.M * P * d.O);
     TAKE(dlogits, d.V == 1 ? d.M * P * d.O : 0);
+    TAKE(fed, d.feedback ? d.M * P * d.Cp : 0);
+    TAKE(dfed, d.feedback ? P * d.Cp : 0);
     for (size_t l = 0; l < d.L; l++) {
-        TAKE(dfh[l], d.M * P * d.h);
+        TAKE(dfh[l], P * d.h);
+        TAKE(bs[l], loom_convlstm_bstate_floats(layer_dims(&d, 1, l, n)));
         TAKE(dh0[l], P * d.h);
         TAKE(dc0[l], P * d.h);
     }
@@ -212,6 +224,12 @@ static const float *Peep(const loom_model *m, const dims *d, size_t k) {
     return d->per == 3 ? m->w + m->params[k + 2].offset : NULL;
 }
 
+/* encoder layer l's last cell state (the forecaster's initial one) */
+static const float *enc_c_last(const train_ws *ws, const dims *d, size_t l, size_t n) {
+    const size_t P = n * d->S;
+    return ws->cache[0][l] + d->K * P * (layer_dims(d, 0, l, n).cin + 5 * d->h) + (d->K - 1) * P * d->h;
+}
+
 static void forward(const loom_model *m, train_ws *ws, const uint8_t *seqs, size_t n, bool targets) {
     const dims d = get_dims(&m->cfg);
     const size_t P = n * d.S;
@@ -219,24 +237,36 @@ static void forward(const loom_model *m, train_ws *ws, const uint8_t *seqs, size
     patchify(ws->xin, seqs, 0, d.K, n, &d, &m->cfg);
     if (targets && d.V == 1) patchify(ws->target, seqs, d.K, d.M, n, &d, &m->cfg);
     if (targets && d.V > 1) patchify8(ws->target8, seqs, d.K, d.M, n, &d, &m->cfg);
-    for (int f = 0; f < 2; f++)
-        for (size_t l = 0; l < d.L; l++) {
-            const loom_convlstm_dims ld = layer_dims(&d, f, l, n);
-            const float *x = l ? ws->hs[f][l - 1] : (f ? NULL : ws->xin);
-            /* forecaster layer l starts from encoder layer l's last state */
-            const float *h0 = f ? ws->hs[0][l] + (d.K - 1) * P * d.h : NULL;
-            const loom_convlstm_dims ed = layer_dims(&d, 0, l, n);
-            const float *c0 = f ? ws->cache[0][l] + d.K * P * (ed.cin + 5 * d.h) + (d.K - 1) * P * d.h : NULL;
-            const size_t k = pw(&d, f, l);
-            loom_convlstm_forward(ws->hs[f][l], ws->cache[f][l], x, h0, c0, Wt(m, k), Wt(m, k + 1), Peep(m, &d, k), ld,
-                                  &ws->cc, ws->scratch);
-        }
-    /* logits = [fh_0 .. fh_{L-1}] @ out.weight^T + out.bias, a 1x1 convolution */
-    const size_t R = d.M * P, ko = pw(&d, 0, 2 * d.L);
+    for (size_t l = 0; l < d.L; l++) {
+        const size_t k = pw(&d, 0, l);
+        loom_convlstm_forward(ws->hs[0][l], ws->cache[0][l], l ? ws->hs[0][l - 1] : ws->xin, NULL, NULL, Wt(m, k),
+                              Wt(m, k + 1), Peep(m, &d, k), layer_dims(&d, 0, l, n), &ws->cc, ws->scratch);
+    }
+    /* the forecaster a step at a time, every layer, then the step's logits
+     * = [fh_0 .. fh_{L-1}] @ out.weight^T + out.bias, a 1x1 convolution
+     * (with feedback the next step reads their sigmoid); forecaster layer l
+     * starts from encoder layer l's last state */
+    const size_t ko = pw(&d, 0, 2 * d.L);
     const float *wo = Wt(m, ko), *bo = Wt(m, ko + 1);
-    for (size_t r = 0; r < R; r++) memcpy(ws->logits + r * d.O, bo, d.O * sizeof *bo);
-    for (size_t l = 0; l < d.L; l++)
-        loom_gemm(false, true, R, d.O, d.h, 1.0f, ws->hs[1][l], d.h, wo + l * d.h, d.L * d.h, 1.0f, ws->logits, d.O);
+    for (size_t t = 0; t < d.M; t++) {
+        for (size_t l = 0; l < d.L; l++) {
+            const size_t k = pw(&d, 1, l);
+            const float *x = l ? ws->hs[1][l - 1] + t * P * d.h
+                             : !d.feedback ? NULL
+                             : t ? ws->fed + (t - 1) * P * d.Cp
+                                 : ws->xin + (d.K - 1) * P * d.Cp;
+            loom_convlstm_forward_step(ws->hs[1][l], ws->cache[1][l], x, ws->hs[0][l] + (d.K - 1) * P * d.h,
+                                       enc_c_last(ws, &d, l, n), Wt(m, k), Wt(m, k + 1), Peep(m, &d, k),
+                                       layer_dims(&d, 1, l, n), t, &ws->cc, ws->scratch);
+        }
+        float *lg = ws->logits + t * P * d.O;
+        for (size_t r = 0; r < P; r++) memcpy(lg + r * d.O, bo, d.O * sizeof *bo);
+        for (size_t l = 0; l < d.L; l++)
+            loom_gemm(false, true, P, d.O, d.h, 1.0f, ws->hs[1][l] + t * P * d.h, d.h, wo + l * d.h, d.L * d.h, 1.0f,
+                      lg, d.O);
+        if (d.feedback)
+            for (size_t i = 0; i < P * d.Cp; i++) ws->fed[t * P * d.Cp + i] = loom_sigmoidf(lg[i]);
+    }
 }
 
 /* layer l's peephole gradient in grad, or NULL */
@@ -244,28 +274,44 @@ static float *dpeep(const loom_model *m, const dims *d, float *grad, size_t k) {
     return d->per == 3 ? grad + m->params[k + 2].offset : NULL;
 }
 
-/* dlg (M, n, S, O) = dL/dlogits */
-static void backward(const loom_model *m, train_ws *ws, float *grad, const float *dlg, size_t n) {
+/* dlg (M, n, S, O) = dL/dlogits; with feedback, step t's logits also reach
+ * the loss through step t + 1, whose gradient is added to dlg here */
+static void backward(const loom_model *m, train_ws *ws, float *grad, float *dlg, size_t n) {
     const dims d = get_dims(&m->cfg);
-    const size_t P = n * d.S, R = d.M * P, ko = pw(&d, 0, 2 * d.L);
+    const size_t P = n * d.S, ko = pw(&d, 0, 2 * d.L);
     const float *wo = Wt(m, ko);
     float *gwo = grad + m->params[ko].offset, *gbo = grad + m->params[ko + 1].offset;
-    for (size_t r = 0; r < R; r++)
-        for (size_t j = 0; j < d.O; j++) gbo[j] += dlg[r * d.O + j];
-    for (size_t l = 0; l < d.L; l++) {
-        loom_gemm(true, false, d.O, d.h, R, 1.0f, dlg, d.O, ws->hs[1][l], d.h, 1.0f, gwo + l * d.h, d.L * d.h);
-        loom_gemm(false, false, R, d.h, d.O, 1.0f, dlg, d.O, wo + l * d.h, d.L * d.h, 0.0f, ws->dfh[l], d.h);
+    for (size_t l = 0; l < d.L; l++) loom_convlstm_backward_begin(ws->bs[l], NULL, NULL, layer_dims(&d, 1, l, n));
+    /* the forecaster, last step first; in each, the top layer first: its
+     * input gradient joins the layer below's */
+    for (size_t t = d.M; t-- > 0;) {
+        const float *dl = dlg + t * P * d.O;
+        for (size_t r = 0; r < P; r++)
+            for (size_t j = 0; j < d.O; j++) gbo[j] += dl[r * d.O + j];
+        for (size_t l = 0; l < d.L; l++) {
+            const float *fh = ws->hs[1][l] + t * P * d.h;
+            loom_gemm(true, false, d.O, d.h, P, 1.0f, dl, d.O, fh, d.h, 1.0f, gwo + l * d.h, d.L * d.h);
+            loom_gemm(false, false, P, d.h, d.O, 1.0f, dl, d.O, wo + l * d.h, d.L * d.h, 0.0f, ws->dfh[l], d.h);
+        }
+        for (size_t l = d.L; l-- > 0;) {
+            const size_t k = pw(&d, 1, l);
+            float *dx = l ? ws->dA : d.feedback && t ? ws->dfed : NULL;
+            loom_convlstm_backward_step(dx, ws->bs[l], dpeep(m, &d, grad, k), ws->dfh[l], ws->cache[1][l],
+                                        enc_c_last(ws, &d, l, n), Wt(m, k), Peep(m, &d, k), layer_dims(&d, 1, l, n),
+                                        t, &ws->cc, ws->scratch);
+            if (l)
+                for (size_t i = 0; i < P * d.h; i++) ws->dfh[l - 1][i] += ws->dA[i];
+        }
+        if (d.feedback && t) { /* step t read p = sigmoid(logits of step t - 1) */
+            const float *p = ws->fed + (t - 1) * P * d.Cp;
+            float *dprev = dlg + (t - 1) * P * d.O;
+            for (size_t i = 0; i < P * d.Cp; i++) dprev[i] += ws->dfed[i] * p[i] * (1.0f - p[i]);
+        }
     }
-    /* forecaster, top layer first: its input gradient joins the layer below's */
-    for (size_t l = d.L; l-- > 0;) {
-        const loom_convlstm_dims ld = layer_dims(&d, 1, l, n), ed = layer_dims(&d, 0, l, n);
+    for (size_t l = 0; l < d.L; l++) {
         const size_t k = pw(&d, 1, l);
-        const float *c0 = ws->cache[0][l] + d.K * P * (ed.cin + 5 * d.h) + (d.K - 1) * P * d.h;
-        loom_convlstm_backward(l ? ws->dA : NULL, ws->dh0[l], ws->dc0[l], grad + m->params[k].offset,
-                               grad + m->params[k + 1].offset, dpeep(m, &d, grad, k), ws->dfh[l], NULL, NULL,
-                               ws->cache[1][l], c0, Wt(m, k), Peep(m, &d, k), ld, &ws->cc, ws->scratch);
-        if (l)
-            for (size_t i = 0; i < R * d.h; i++) ws->dfh[l - 1][i] += ws->dA[i];
+        loom_convlstm_backward_end(ws->dh0[l], ws->dc0[l], grad + m->params[k].offset, grad + m->params[k + 1].offset,
+                                   ws->bs[l], ws->cache[1][l], layer_dims(&d, 1, l, n), &ws->cc, ws->scratch);
     }
     /* encoder, top layer first; its outputs reach the loss only through the
      * layer above and the forecaster's initial state */

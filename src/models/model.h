@@ -34,8 +34,10 @@ typedef struct loom_config {
     /* convlstm: space-to-depth factor (above); renet: patches of patch x patch pixels */
     /* convlstm: peephole = 1 adds Shi et al.'s w_c . c terms (0 by default);
      * softmax256 = 1: a 256-way softmax per pixel (the exact NLL of 8-bit
-     * frames), 0: a Bernoulli per pixel on intensities in [0, 1] (default) */
-    int peephole, softmax256;
+     * frames), 0: a Bernoulli per pixel on intensities in [0, 1] (default);
+     * feedback = 1: the forecaster reads its own previous prediction (the
+     * last given frame at its first step), 0: nothing (Shi et al.; default) */
+    int peephole, softmax256, feedback;
     /* gran_d: the minibatch standard deviation feature (Karras et al. 2018)
      * over groups of this many consecutive images; 0: off */
     size_t mbstd;

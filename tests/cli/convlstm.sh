@@ -157,3 +157,23 @@ grep -q '"output": "bernoulli"' "$T/e.json" && ! grep -q '"bits_per_dim"' "$T/e.
 rejects "convlstm: --output other" 2 "output: 'gauss' is not bernoulli or softmax256" $LOOM train $BASE --output gauss --out "$T/x"
 rejects "rowlstm: --peephole is convlstm's" 2 "peephole: only --model convlstm" $LOOM train --model rowlstm --peephole --out "$T/x"
 rejects "convlstm resume: --output cannot change" 2 "cannot be changed on --resume" $LOOM train --resume "$T/s4" --output bernoulli --steps 5
+
+# the forecaster fed its own predictions: recorded in the run and in info, resumed and
+# threaded bit for bit; Bernoulli only
+FB="$TINY --feedback"
+ok "convlstm feedback: 4 steps" $LOOM train $FB --steps 4 --threads 1 --out "$T/f4"
+grep -q '"feedback":[[:space:]]*true' "$T/f4/config.json" && ! grep -q '"feedback"' "$T/a/config.json" &&
+    pass "convlstm feedback: config.json records it (and only when on)" ||
+    fail "convlstm feedback: config.json records it (and only when on)" "$(cat "$T/f4/config.json")"
+ok "convlstm feedback: 2 steps" $LOOM train $FB --steps 2 --threads 1 --out "$T/f2"
+ok "convlstm feedback: resume on to 4, 2 threads" $LOOM train --resume "$T/f2" --steps 4 --threads 2 --quiet
+same "convlstm feedback: resume and threads, same checkpoint" "$T/f4/checkpoint.safetensors" "$T/f2/checkpoint.safetensors"
+$LOOM info "$T/f4" >"$T/info" 2>&1
+grep -q "^sequences   2 given + 2 predicted frames, kernel 3, patch 8, output bernoulli, fed its predictions$" "$T/info" &&
+    pass "convlstm feedback: info says it" || fail "convlstm feedback: info says it" "$(cat "$T/info")"
+$LOOM eval "$T/f4" --limit 4 --json >"$T/f.json" 2>"$T/err" && grep -q '"mse_per_frame": [0-9]' "$T/f.json" &&
+    pass "convlstm feedback: eval" || fail "convlstm feedback: eval" "$(cat "$T/f.json" "$T/err")"
+ok "convlstm feedback: predict beyond the horizon" $LOOM predict "$T/f4" --n 2 --frames 5 --out "$T/f.png"
+rejects "convlstm feedback: not with softmax256" 2 "feedback: the forecaster reads Bernoulli means" $LOOM train $FB --output softmax256 --out "$T/x"
+rejects "rowlstm: --feedback is convlstm's" 2 "feedback: only --model convlstm" $LOOM train --model rowlstm --feedback --out "$T/x"
+rejects "convlstm resume: --feedback cannot change" 2 "cannot be changed on --resume" $LOOM train --resume "$T/s4" --feedback --steps 5
