@@ -199,9 +199,10 @@ int cmd_info(int argc, char **argv) {
             printf("multiscale  a %zux%zu model of every %zu-th pixel, then the full image given it\n",
                    c->multiscale, c->width * c->multiscale / c->height, c->height / c->multiscale);
         if (c->frames_in)
-            printf("sequences   %zu given + %zu predicted frames, kernel %zu, patch %zu, output %s%s%s\n", c->frames_in,
+            printf("sequences   %zu given + %zu predicted frames, kernel %zu, patch %zu, output %s%s%s%s%s\n", c->frames_in,
                    c->frames_out, c->kernel, c->patch, c->softmax256 ? "softmax256" : "bernoulli",
-                   c->peephole ? ", peepholes" : "", c->feedback ? ", fed its predictions" : "");
+                   c->peephole ? ", peepholes" : "", c->feedback ? ", fed its predictions" : "",
+                   c->frame_loss ? ", loss " : "", c->frame_loss ? loom_frame_loss_name(c->frame_loss) : "");
         printf("can         %s\n", capl);
         if (o.class_names) {
             printf("classes    ");

@@ -216,11 +216,16 @@ static void on_event(void *user, const loom_train_event *ev) {
             say(rf, "step %ld/%ld cross-entropy train %.4f%s nats/image %.1f images/s eta %.0fs", ev->step, ev->steps,
                 bpd * nats, vbuf, ev->images_per_s, ev->eta_s);
         } else {
-            char vbuf[64] = "", abuf[96] = "";
-            if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f bits/dim%s", vb, ev->valid_subset ? " (subset)" : "");
+            char vbuf[80] = "", abuf[96] = "";
+            /* convlstm --loss l1 or mse: its loss per pixel, not in bits (metrics.csv keeps
+             * every model's loss / log 2 per pixel) */
+            const int fl = v->m->cfg.frame_loss;
+            const char *unit = fl == LOOM_FRAME_L1 ? "L1 error/pixel" : fl ? "squared error/pixel" : "bits/dim";
+            const double u = fl ? log(2.0) : 1.0;
+            if (isfinite(vb)) snprintf(vbuf, sizeof vbuf, " valid %.4f %s%s", vb * u, unit, ev->valid_subset ? " (subset)" : "");
             if (rf->adv)
                 snprintf(abuf, sizeof abuf, " loss_g %.4f loss_d %.4f nats/image", adv_g, ev->train_bpd[1] * log(2.0));
-            say(rf, "step %ld/%ld train %.4f bits/dim%s%s %.1f %s eta %.0fs", ev->step, ev->steps, bpd, vbuf, abuf,
+            say(rf, "step %ld/%ld train %.4f %s%s%s %.1f %s eta %.0fs", ev->step, ev->steps, bpd * u, unit, vbuf, abuf,
                 ev->images_per_s, rate, ev->eta_s);
         }
         break;
@@ -277,7 +282,7 @@ static const char *usage_text =
     "                  [draw: --steps-draw T --read-n N --write-n N --attention on|off] [rae: --variational]\n"
     "                  [rae, draw: --adversarial W --adversarial-on recon|samples|both --lr-d F --disc D --mbstd G]\n"
     "                  [gran: --steps-draw T --zdim Z --d-steps K --lr-d F --batchnorm on|off --disc gran_d|renet_d --mbstd G]\n"
-    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P --output O --peephole --feedback] [renet, reseg: --patch P]\n"
+    "                  [convlstm: --frames-in K --frames-out M --kernel K --patch P --output O --peephole --feedback --loss L] [renet, reseg: --patch P]\n"
     "                  [--lr F] [--seed S] [--threads T] [--gemm openblas|onednn] [--precision fp32|bf16]\n"
     "                  --out RUN_DIR\n"
     "       loom train --resume RUN_DIR [--steps N | --epochs E] [--threads T] [--gemm openblas|onednn]\n"
@@ -329,11 +334,12 @@ int cmd_train(int argc, char **argv) {
     double adversarial = 0;
     const char *batchnorm = NULL, *adversarial_on = NULL, *disc = NULL;
     size_t frames_in = 10, frames_out = 10, kernel = 5, patch = 0; /* patch: convlstm 4, renet 2, reseg 4 */
-    const char *output = NULL;
+    const char *output = NULL, *frame_loss = NULL;
     bool peephole = false, feedback = false;
     cli_arg args[] = {
         {"output", ARG_STR, &output, 0, 0, "convlstm: per-pixel output, bernoulli (default: cross-entropy on intensities) or softmax256 (256 values: the exact NLL)", false},
         {"peephole", ARG_FLAG, &peephole, 0, 0, "convlstm: peephole terms w_c . c in the i, f, o gates (Shi et al. 2015; default off)", false},
+        {"loss", ARG_STR, &frame_loss, 0, 0, "convlstm: what trains the Bernoulli means p: xent (default: the cross-entropy), l1 (|p - x|) or mse ((p - x)^2)", false},
         {"feedback", ARG_FLAG, &feedback, 0, 0, "convlstm: the forecaster reads its own previous prediction, the last given frame first (default: nothing, as Shi et al.)", false},
         {"frames-in", ARG_SIZE, &frames_in, 1, 100, "convlstm: frames the encoder reads (default 10)", false},
         {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames the forecaster predicts (default 10)", false},
@@ -493,8 +499,8 @@ int cmd_train(int argc, char **argv) {
         if (multiscale && strcmp(cfg.model, "rowlstm") != 0 && strcmp(cfg.model, "diagbilstm") != 0)
             cli_die(2, "--multiscale: only --model rowlstm or diagbilstm takes it (model %s)", cfg.model);
         const bool video = strcmp(model, "convlstm") == 0;
-        static const char *const vflags[] = {"frames-in", "frames-out", "kernel", "output", "peephole", "feedback"};
-        for (size_t k = 0; k < 6; k++)
+        static const char *const vflags[] = {"frames-in", "frames-out", "kernel", "output", "peephole", "feedback", "loss"};
+        for (size_t k = 0; k < 7; k++)
             if (!video && cli_find(args, nargs, vflags[k])->seen)
                 cli_die(2, "--%s: only --model convlstm takes it (model %s)", vflags[k], model);
         if (video) {
@@ -503,6 +509,8 @@ int cmd_train(int argc, char **argv) {
                 cli_die(2, "--output: '%s' is not bernoulli or softmax256", output);
             cfg.softmax256 = output && strcmp(output, "softmax256") == 0, cfg.peephole = peephole;
             cfg.feedback = feedback;
+            if (frame_loss && (cfg.frame_loss = loom_frame_loss_parse(frame_loss)) < 0)
+                cli_die(2, "--loss: '%s' is not xent, l1 or mse", frame_loss);
             if (!cli_find(args, nargs, "layers")->seen) cfg.layers = 2;
             if (!cli_find(args, nargs, "hidden")->seen) cfg.hidden = 64;
             if (!cli_find(args, nargs, "data")->seen) data = "moving-fashion-mnist";

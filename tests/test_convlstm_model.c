@@ -67,6 +67,23 @@ static void test_grads(loom_config cfg, const char *tag) {
     snprintf(name, sizeof name, "convlstm%s causal: every input frame reaches its own sequence's prediction only", tag);
     CHECK(name, all, "no");
 
+    /* the L1 and squared error losses: of the predicted means against the true frames */
+    if (cfg.frame_loss) {
+        double nll[2], worst = 0;
+        loom_error err;
+        loom_model_nll(m, nll, seqs, NULL, n, n, &err);
+        for (size_t b = 0; b < n; b++) {
+            double want = 0;
+            for (size_t i = 0; i < PF; i++) {
+                const double e = p0[b * PF + i] - seqs[b * EX + cfg.frames_in * FR + i] / 255.0;
+                want += cfg.frame_loss == LOOM_FRAME_L1 ? fabs(e) : e * e;
+            }
+            worst = fmax(worst, fabs(nll[b] - want) / want);
+        }
+        snprintf(name, sizeof name, "convlstm%s: the loss is that of the predicted frames", tag);
+        CHECK(name, worst < 1e-5, "relative error %.3g", worst);
+    }
+
     /* beyond the horizon: F = 2M + 1 frames, M at a time, the second chunk
      * from the window [x_{K-1}, p_K, p_{K+1}] of its own 8-bit output (K = 3, M = 2) */
     const size_t F = 2 * cfg.frames_out + 1, K = cfg.frames_in;
@@ -340,6 +357,11 @@ int main(void) {
     test_grads(v, " (feedback)");
     v.peephole = 1, v.layers = 3;
     test_grads(v, " (feedback, peepholes, 3 layers)");
+    v = tiny();
+    v.frame_loss = LOOM_FRAME_L1, v.feedback = 1;
+    test_grads(v, " (L1 loss, feedback)");
+    v.frame_loss = LOOM_FRAME_MSE;
+    test_grads(v, " (squared error loss, feedback)");
     test_threads_and_overfit();
     test_generator();
     test_npy();

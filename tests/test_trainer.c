@@ -339,6 +339,8 @@ static void test_config(void) {
          "\"seed\":1e3", "\"seed\" must be an integer"},
         {"a convlstm feedback that is a number", "\"name\":\"convlstm\",\"height\":8,\"width\":8,\"layers\":1,\"hidden\":2,\"classes\":0,\"frames_in\":2,\"frames_out\":2,\"kernel\":3,\"patch\":2,\"feedback\":1",
          "\"seed\":1", "\"feedback\" must be true or false"},
+        {"a convlstm loss of \"huber\"", "\"name\":\"convlstm\",\"height\":8,\"width\":8,\"layers\":1,\"hidden\":2,\"classes\":0,\"frames_in\":2,\"frames_out\":2,\"kernel\":3,\"patch\":2,\"loss\":\"huber\"",
+         "\"seed\":1", "\"loss\" must be \"xent\", \"l1\" or \"mse\""},
         {"a rowlstm with convlstm's feedback", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0,\"feedback\":true",
          "\"seed\":1", "\"feedback\" is not a setting of model rowlstm"},
         {"an adversarial_on of \"all\"", "\"name\":\"rowlstm\",\"height\":6,\"width\":6,\"layers\":1,\"hidden\":2,\"classes\":0",

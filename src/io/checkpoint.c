@@ -81,6 +81,7 @@ static void model_json(cJSON *m, const loom_config *cfg) {
         /* only when not the default, so older runs read as before */
         if (cfg->peephole) cJSON_AddBoolToObject(m, "peephole", 1);
         if (cfg->feedback) cJSON_AddBoolToObject(m, "feedback", 1);
+        if (cfg->frame_loss) cJSON_AddStringToObject(m, "loss", loom_frame_loss_name(cfg->frame_loss));
         if (cfg->softmax256) cJSON_AddStringToObject(m, "output", "softmax256");
     }
 }
@@ -172,6 +173,16 @@ unsigned loom_adv_on_parse(const char *name) {
     for (unsigned on = 1; on <= 3; on++)
         if (strcmp(name, loom_adv_on_name(on)) == 0) return on;
     return 0;
+}
+
+const char *loom_frame_loss_name(int loss) {
+    return loss == LOOM_FRAME_L1 ? "l1" : loss == LOOM_FRAME_MSE ? "mse" : loss == LOOM_FRAME_XENT ? "xent" : "?";
+}
+
+int loom_frame_loss_parse(const char *name) {
+    for (int k = LOOM_FRAME_XENT; k <= LOOM_FRAME_MSE; k++)
+        if (strcmp(name, loom_frame_loss_name(k)) == 0) return k;
+    return -1;
 }
 
 static loom_status get_int(const cJSON *obj, const char *key, double lo, double hi, double *out,
@@ -271,7 +282,7 @@ static const char *const *model_keys(const char *model) {
     if (strcmp(model, "draw") == 0) return draw;
     static const char *const convlstm[] = {"name", "height", "width", "channels", "layers", "hidden",
                                            "classes", "frames_in", "frames_out", "kernel", "patch",
-                                           "peephole", "output", "feedback", NULL};
+                                           "peephole", "output", "feedback", "loss", NULL};
     if (strcmp(model, "rae") == 0) return rae;
     if (strcmp(model, "convlstm") == 0) return convlstm;
     return plain; /* rowlstm, diagbilstm */
@@ -383,6 +394,9 @@ static loom_status parse_model(loom_config *cfg, const cJSON *m, const char *wha
         if (fb && !cJSON_IsBool(fb))
             return loom_fail(err, LOOM_EFORMAT, "%s: config key \"feedback\" must be true or false", what);
         cfg->feedback = cJSON_IsTrue(fb);
+        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(m, "loss"); /* absent: the cross-entropy */
+        if (lo && (!cJSON_IsString(lo) || (cfg->frame_loss = loom_frame_loss_parse(lo->valuestring)) < 0))
+            return loom_fail(err, LOOM_EFORMAT, "%s: config key \"loss\" must be \"xent\", \"l1\" or \"mse\"", what);
         const cJSON *ou = cJSON_GetObjectItemCaseSensitive(m, "output"); /* absent: bernoulli */
         if (ou && (!cJSON_IsString(ou) || (strcmp(ou->valuestring, "softmax256") != 0 &&
                                            strcmp(ou->valuestring, "bernoulli") != 0)))

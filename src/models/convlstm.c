@@ -60,6 +60,9 @@ static loom_status cl_check(const loom_config *c, loom_error *err) {
         return loom_fail(err, LOOM_EINVAL, "--patch %zu does not divide the %zux%zu frames", p, c->height,
                          c->width);
     if (c->nclasses) return loom_fail(err, LOOM_EINVAL, "convlstm is not class-conditional");
+    if (c->frame_loss && c->softmax256)
+        return loom_fail(err, LOOM_EINVAL, "--loss %s: the softmax256 output is trained with its NLL",
+                         c->frame_loss == LOOM_FRAME_L1 ? "l1" : "mse");
     if (c->feedback && c->softmax256)
         return loom_fail(err, LOOM_EINVAL, "--feedback: the forecaster reads Bernoulli means (not --output softmax256)");
     return LOOM_OK;
@@ -346,6 +349,24 @@ static void cl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
         if (grad) backward(m, ws, grad, ws->logits, n);
         return;
     }
+    if (m->cfg.frame_loss) { /* |p - x| or (p - x)^2 of the means p = sigmoid(z), and its gradient */
+        const bool l1 = m->cfg.frame_loss == LOOM_FRAME_L1;
+        for (size_t b = 0; b < n; b++) {
+            double acc = 0.0;
+            for (size_t t = 0; t < d.M; t++) {
+                const size_t o = (t * n + b) * F;
+                for (size_t i = 0; i < F; i++) {
+                    const float p = loom_sigmoidf(ws->logits[o + i]), e = p - ws->target[o + i];
+                    acc += l1 ? fabsf(e) : e * e;
+                    const float dp = l1 ? (float)((e > 0) - (e < 0)) : 2.0f * e;
+                    ws->dlogits[o + i] = scale * dp * p * (1.0f - p);
+                }
+            }
+            nll_img[b] = acc;
+        }
+        if (grad) backward(m, ws, grad, ws->dlogits, n);
+        return;
+    }
     for (size_t b = 0; b < n; b++) {
         double acc = 0.0;
         for (size_t t = 0; t < d.M; t++)
@@ -395,7 +416,8 @@ static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8
 }
 
 static const char *cl_nll_kind(const loom_config *c) {
-    return c->softmax256 ? NULL : "cross-entropy"; /* the softmax's is the exact NLL */
+    /* the softmax's is the exact NLL */
+    return c->softmax256 ? NULL : c->frame_loss == LOOM_FRAME_L1 ? "L1 error" : c->frame_loss ? "squared error" : "cross-entropy";
 }
 
 static const char *cl_cannot_sample(const loom_config *c) {

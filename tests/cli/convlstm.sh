@@ -177,3 +177,18 @@ ok "convlstm feedback: predict beyond the horizon" $LOOM predict "$T/f4" --n 2 -
 rejects "convlstm feedback: not with softmax256" 2 "feedback: the forecaster reads Bernoulli means" $LOOM train $FB --output softmax256 --out "$T/x"
 rejects "rowlstm: --feedback is convlstm's" 2 "feedback: only --model convlstm" $LOOM train --model rowlstm --feedback --out "$T/x"
 rejects "convlstm resume: --feedback cannot change" 2 "cannot be changed on --resume" $LOOM train --resume "$T/s4" --feedback --steps 5
+
+# the L1 and squared-error losses on the Bernoulli means: recorded, logged in their own unit,
+# resumed bit for bit; not for the softmax, not for other models, no other names
+ok "convlstm --loss l1: 2 steps" $LOOM train $TINY --loss l1 --steps 2 --threads 1 --out "$T/l2"
+ok "convlstm --loss l1: resume on to 4" $LOOM train --resume "$T/l2" --steps 4 --threads 2 --quiet
+ok "convlstm --loss l1: 4 steps" $LOOM train $TINY --loss l1 --steps 4 --threads 1 --out "$T/l4"
+same "convlstm --loss l1: resume and threads, same checkpoint" "$T/l4/checkpoint.safetensors" "$T/l2/checkpoint.safetensors"
+grep -q '"loss":[[:space:]]*"l1"' "$T/l4/config.json" && grep -q "train 0\.[0-9]* L1 error/pixel valid 0\.[0-9]* L1 error/pixel" "$T/l4/train.log" &&
+    pass "convlstm --loss l1: config.json and the log's unit" || fail "convlstm --loss l1: config.json and the log's unit" "$(cat "$T/l4/config.json" "$T/l4/train.log")"
+ok "convlstm --loss mse: 2 steps" $LOOM train $TINY --loss mse --steps 2 --threads 1 --out "$T/m2"
+grep -q "train 0\.[0-9]* squared error/pixel" "$T/m2/train.log" && ! cmp -s "$T/m2/checkpoint.safetensors" "$T/l2/checkpoint.safetensors" &&
+    pass "convlstm --loss mse: its unit in the log" || fail "convlstm --loss mse: its unit in the log" "$(cat "$T/m2/train.log")"
+rejects "convlstm --loss: other names" 2 "loss: 'huber' is not xent, l1 or mse" $LOOM train $TINY --loss huber --out "$T/x"
+rejects "convlstm --loss l1: not with softmax256" 2 "loss l1: the softmax256 output is trained with its NLL" $LOOM train $TINY --loss l1 --output softmax256 --out "$T/x"
+rejects "rowlstm: --loss is convlstm's" 2 "loss: only --model convlstm" $LOOM train --model rowlstm --loss l1 --out "$T/x"
