@@ -229,8 +229,7 @@ static const float *Peep(const loom_model *m, const dims *d, size_t k) {
 
 /* encoder layer l's last cell state (the forecaster's initial one) */
 static const float *enc_c_last(const train_ws *ws, const dims *d, size_t l, size_t n) {
-    const size_t P = n * d->S;
-    return ws->cache[0][l] + d->K * P * (layer_dims(d, 0, l, n).cin + 5 * d->h) + (d->K - 1) * P * d->h;
+    return loom_convlstm_cell(ws->cache[0][l], layer_dims(d, 0, l, n), d->K - 1);
 }
 
 static void forward(const loom_model *m, train_ws *ws, const uint8_t *seqs, size_t n, bool targets) {

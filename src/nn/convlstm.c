@@ -14,6 +14,11 @@ size_t loom_convlstm_cache_floats(loom_convlstm_dims d) {
     return N * (d.cin + d.hid) + N * 4 * d.hid + N * d.hid;
 }
 
+const float *loom_convlstm_cell(const float *cache, loom_convlstm_dims d, size_t t) {
+    const size_t P = d.B * d.h * d.w;
+    return cache + d.T * P * (d.cin + 5 * d.hid) + t * P * d.hid;
+}
+
 /* one position, in place: a (4H) pre-activations -> i f g o; has_prev is a
  * literal at each call, so that gcc vectorises both versions (as in lstm.c) */
 static inline void gates(float *restrict a, float *restrict c, float *restrict h, const float *restrict bias,

@@ -25,6 +25,8 @@ typedef struct loom_convlstm_dims {
 /* cache: xh (T, B, h, w, cin + hid), act (T, B, h, w, 4 hid) = i f g o,
  * c (T, B, h, w, hid) */
 size_t loom_convlstm_cache_floats(loom_convlstm_dims d);
+/* c_t (B, h, w, hid) in the cache */
+const float *loom_convlstm_cell(const float *cache, loom_convlstm_dims d, size_t t);
 /* scratch for forward and backward (the backward's state and its per-step
  * scratch below, side by side) */
 size_t loom_convlstm_scratch_floats(loom_convlstm_dims d);
