@@ -13,7 +13,9 @@ cross-entropy against the 8-bit frames (F.cross_entropy, summed: the exact NLL);
 c_{t-1}, added to the i and f pre-activations) and w_co (times c_t, added to o's); and
 (--feedback) a forecaster whose first cell reads, at each step, its own previous prediction
 (sigmoid of the logits, as C p p patch channels; the last given frame at its first step),
-gradients flowing through it.
+gradients flowing through it; and (--loss l1|mse) the 1x1 convolution's output z taken as the
+intensity itself (no sigmoid), trained with |z - x| or (z - x)^2 summed, the forecaster then fed
+z clamped to [0, 1].
 
   fixture -- tests/fixtures/convlstm_ref.safetensors: a tiny config (2 layers, hidden 3,
              kernel 3, patch 2, 3 + 2 frames of 8x8, 2 sequences): parameters in loom's
@@ -25,6 +27,8 @@ gradients flowing through it.
           -- the same tiny config with both options.
   fixture --feedback --peephole --out tests/fixtures/convlstm_ref_fb_peep.safetensors
           -- the same tiny config, the forecaster fed its predictions, with peepholes.
+  fixture --feedback --loss l1 --out tests/fixtures/convlstm_ref_fb_l1.safetensors
+          -- fed its predictions, trained with the absolute error.
   bench   -- training sequences/s at a config (default: the reference, 2 x 64 hidden,
              kernel 5, patch 4, 10 + 10 frames of 64x64, batch 16), random sequences
              (speed only), Adam; prints one JSON line with sequences/s, GFLOP per
@@ -71,9 +75,9 @@ class Cell(nn.Module):
 
 
 class EncoderForecaster(nn.Module):
-    def __init__(self, C, layers, hid, k, p, softmax=False, peep_hw=None, feedback=False):
+    def __init__(self, C, layers, hid, k, p, softmax=False, peep_hw=None, feedback=False, loss="xent"):
         super().__init__()
-        self.p, self.hid, self.L, self.softmax, self.feedback = p, hid, layers, softmax, feedback
+        self.p, self.hid, self.L, self.softmax, self.feedback, self.loss = p, hid, layers, softmax, feedback, loss
         cp = C * p * p
         self.enc = nn.ModuleList([Cell(cp if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
         self.fore = nn.ModuleList([Cell((cp if feedback else 0) if l == 0 else hid, hid, k, peep_hw) for l in range(layers)])
@@ -99,12 +103,16 @@ class EncoderForecaster(nn.Module):
                 hs[l], cs[l] = cell(inp, hs[l], cs[l])
                 inp = hs[l]
             logits = self.out(torch.cat(hs, 1))
-            fed = torch.sigmoid(logits)
+            fed = torch.sigmoid(logits) if self.loss == "xent" else logits.clamp(0, 1)
             if self.softmax:
                 n_, ch, hp, wp = logits.shape
                 target = torch.round(x[:, K + t] * 255).long()
                 nll = nll + F.cross_entropy(logits.view(n_, ch // 256, 256, hp, wp).transpose(1, 2), target,
                                             reduction="none").sum((1, 2, 3))
+            elif self.loss == "l1":
+                nll = nll + (logits - x[:, K + t]).abs().sum((1, 2, 3))
+            elif self.loss == "mse":
+                nll = nll + ((logits - x[:, K + t]) ** 2).sum((1, 2, 3))
             else:
                 nll = nll + F.binary_cross_entropy_with_logits(logits, x[:, K + t], reduction="none").sum((1, 2, 3))
         return nll
@@ -130,7 +138,7 @@ def cmd_fixture(args):
     rng = np.random.default_rng(20261203)
     L, hid, k, p, K, M, H, W, B = 2, 3, 3, 2, 3, 2, 8, 8, 2
     model = EncoderForecaster(1, L, hid, k, p, args.output == "softmax256",
-                              (H // p, W // p) if args.peephole else None, args.feedback).double()
+                              (H // p, W // p) if args.peephole else None, args.feedback, args.loss).double()
     seqs = rng.integers(0, 256, size=(B, K + M, H, W), dtype=np.uint8)  # (N, T, H, W): 1 channel
     views = loom_views(model)
     tensors, params = [], {}
@@ -155,7 +163,7 @@ def cmd_fixture(args):
         tensors.append(("grad." + name, to(prm.grad.detach()).contiguous().numpy().astype(np.float32)))
     meta = {"layers": L, "hidden": hid, "kernel": k, "patch": p, "frames_in": K, "frames_out": M,
             "height": H, "width": W, "batch": B, "loss_f64": repr(loss.item()),
-            "output": args.output, "peephole": int(args.peephole), "feedback": int(args.feedback),
+            "output": args.output, "peephole": int(args.peephole), "feedback": int(args.feedback), "loss": args.loss,
             "generator": "bench/convlstm_torch.py fixture (torch %s, float64 from float32 values)" % torch.__version__}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_safetensors(args.out, tensors, meta)
@@ -216,6 +224,7 @@ def main():
     f.add_argument("--output", choices=("bernoulli", "softmax256"), default="bernoulli")
     f.add_argument("--peephole", action="store_true")
     f.add_argument("--feedback", action="store_true")
+    f.add_argument("--loss", choices=("xent", "l1", "mse"), default="xent")
     b = sub.add_parser("bench", help="training speed of the peer")
     for name, d in (("layers", 2), ("hidden", 64), ("kernel", 5), ("patch", 4), ("frames-in", 10),
                     ("frames-out", 10), ("size", 64), ("batch", 16), ("threads", 2), ("steps", 5)):

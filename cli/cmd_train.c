@@ -339,7 +339,7 @@ int cmd_train(int argc, char **argv) {
     cli_arg args[] = {
         {"output", ARG_STR, &output, 0, 0, "convlstm: per-pixel output, bernoulli (default: cross-entropy on intensities) or softmax256 (256 values: the exact NLL)", false},
         {"peephole", ARG_FLAG, &peephole, 0, 0, "convlstm: peephole terms w_c . c in the i, f, o gates (Shi et al. 2015; default off)", false},
-        {"loss", ARG_STR, &frame_loss, 0, 0, "convlstm: what trains the Bernoulli means p: xent (default: the cross-entropy), l1 (|p - x|) or mse ((p - x)^2)", false},
+        {"loss", ARG_STR, &frame_loss, 0, 0, "convlstm: xent (default: Bernoulli means, the cross-entropy), or intensities z trained with l1 (|z - x|) or mse ((z - x)^2)", false},
         {"feedback", ARG_FLAG, &feedback, 0, 0, "convlstm: the forecaster reads its own previous prediction, the last given frame first (default: nothing, as Shi et al.)", false},
         {"frames-in", ARG_SIZE, &frames_in, 1, 100, "convlstm: frames the encoder reads (default 10)", false},
         {"frames-out", ARG_SIZE, &frames_out, 1, 100, "convlstm: frames the forecaster predicts (default 10)", false},

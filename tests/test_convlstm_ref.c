@@ -3,7 +3,8 @@
  * NLL, loom_model_grad's loss (mean per predicted pixel) and every
  * parameter gradient, with the default convolution back-end. Two fixtures:
  * the Bernoulli output without peepholes, the 256-way softmax output with
- * peepholes, and the forecaster fed its predictions, with peepholes. */
+ * peepholes, the forecaster fed its predictions, with peepholes, and fed its
+ * predictions trained with the absolute error. */
 #include "testutil.h"
 #include "models/model.h"
 
@@ -24,6 +25,8 @@ static void check_fixture(const char *file, const char *tag) {
     cfg.peephole = peep && strcmp(peep, "1") == 0;
     const char *fb = loom_st_meta(f, "feedback");
     cfg.feedback = fb && strcmp(fb, "1") == 0;
+    const char *lo = loom_st_meta(f, "loss");
+    cfg.frame_loss = lo && strcmp(lo, "l1") == 0 ? LOOM_FRAME_L1 : lo && strcmp(lo, "mse") == 0 ? LOOM_FRAME_MSE : 0;
     const size_t B = test_meta_size(f, "batch");
     loom_model *m;
     st = loom_model_create(&m, &cfg, 1, &err);
@@ -70,5 +73,6 @@ int main(void) {
     check_fixture("convlstm_ref.safetensors", "");
     check_fixture("convlstm_ref_sm_peep.safetensors", " (softmax256, peepholes)");
     check_fixture("convlstm_ref_fb_peep.safetensors", " (feedback, peepholes)");
+    check_fixture("convlstm_ref_fb_l1.safetensors", " (feedback, L1 loss)");
     CHECK_DONE();
 }

@@ -14,7 +14,9 @@
  * patch position: a Bernoulli per pixel, trained with the cross-entropy
  * against intensities in [0, 1] (the paper's loss), or (softmax256) to
  * C p p x 256 logits, a 256-way softmax per pixel trained with the exact NLL
- * of the 8-bit frames. Peepholes (cfg->peephole) add per-position weights
+ * of the 8-bit frames; or (cfg->frame_loss, --loss l1 or mse) to C p p
+ * intensities themselves, trained with |z - x| or (z - x)^2 and clamped to
+ * [0, 1] where used as frames. Peepholes (cfg->peephole) add per-position weights
  * peep (Hp, Wp, 3, h) to each layer (nn/convlstm.h). */
 #include "model.h"
 
@@ -64,7 +66,7 @@ static loom_status cl_check(const loom_config *c, loom_error *err) {
         return loom_fail(err, LOOM_EINVAL, "--loss %s: the softmax256 output is trained with its NLL",
                          c->frame_loss == LOOM_FRAME_L1 ? "l1" : "mse");
     if (c->feedback && c->softmax256)
-        return loom_fail(err, LOOM_EINVAL, "--feedback: the forecaster reads Bernoulli means (not --output softmax256)");
+        return loom_fail(err, LOOM_EINVAL, "--feedback: the forecaster reads one intensity per pixel (not --output softmax256)");
     return LOOM_OK;
 }
 
@@ -227,6 +229,12 @@ static const float *Peep(const loom_model *m, const dims *d, size_t k) {
     return d->per == 3 ? m->w + m->params[k + 2].offset : NULL;
 }
 
+/* a pixel's predicted intensity from its output z: the Bernoulli mean
+ * sigmoid(z), or (--loss l1, mse: z is the intensity itself) z within [0, 1] */
+static inline float intensity(float z, int frame_loss) {
+    return frame_loss ? fminf(fmaxf(z, 0.0f), 1.0f) : loom_sigmoidf(z);
+}
+
 /* encoder layer l's last cell state (the forecaster's initial one) */
 static const float *enc_c_last(const train_ws *ws, const dims *d, size_t l, size_t n) {
     return loom_convlstm_cell(ws->cache[0][l], layer_dims(d, 0, l, n), d->K - 1);
@@ -267,7 +275,7 @@ static void forward(const loom_model *m, train_ws *ws, const uint8_t *seqs, size
             loom_gemm(false, true, P, d.O, d.h, 1.0f, ws->hs[1][l] + t * P * d.h, d.h, wo + l * d.h, d.L * d.h, 1.0f,
                       lg, d.O);
         if (d.feedback)
-            for (size_t i = 0; i < P * d.Cp; i++) ws->fed[t * P * d.Cp + i] = loom_sigmoidf(lg[i]);
+            for (size_t i = 0; i < P * d.Cp; i++) ws->fed[t * P * d.Cp + i] = intensity(lg[i], m->cfg.frame_loss);
     }
 }
 
@@ -304,10 +312,13 @@ static void backward(const loom_model *m, train_ws *ws, float *grad, float *dlg,
             if (l)
                 for (size_t i = 0; i < P * d.h; i++) ws->dfh[l - 1][i] += ws->dA[i];
         }
-        if (d.feedback && t) { /* step t read p = sigmoid(logits of step t - 1) */
+        if (d.feedback && t) { /* step t read p = intensity(logits of step t - 1) */
             const float *p = ws->fed + (t - 1) * P * d.Cp;
             float *dprev = dlg + (t - 1) * P * d.O;
-            for (size_t i = 0; i < P * d.Cp; i++) dprev[i] += ws->dfed[i] * p[i] * (1.0f - p[i]);
+            if (m->cfg.frame_loss) /* p = z within [0, 1]: dp/dz = 1 inside, 0 where clamped */
+                for (size_t i = 0; i < P * d.Cp; i++) dprev[i] += p[i] > 0.0f && p[i] < 1.0f ? ws->dfed[i] : 0.0f;
+            else
+                for (size_t i = 0; i < P * d.Cp; i++) dprev[i] += ws->dfed[i] * p[i] * (1.0f - p[i]);
         }
     }
     for (size_t l = 0; l < d.L; l++) {
@@ -348,17 +359,19 @@ static void cl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
         if (grad) backward(m, ws, grad, ws->logits, n);
         return;
     }
-    if (m->cfg.frame_loss) { /* |p - x| or (p - x)^2 of the means p = sigmoid(z), and its gradient */
+    /* |z - x| or (z - x)^2 of the outputs z themselves (not through a sigmoid,
+     * whose vanishing slope let the absolute error settle on all-black frames),
+     * and its gradient */
+    if (m->cfg.frame_loss) {
         const bool l1 = m->cfg.frame_loss == LOOM_FRAME_L1;
         for (size_t b = 0; b < n; b++) {
             double acc = 0.0;
             for (size_t t = 0; t < d.M; t++) {
                 const size_t o = (t * n + b) * F;
                 for (size_t i = 0; i < F; i++) {
-                    const float p = loom_sigmoidf(ws->logits[o + i]), e = p - ws->target[o + i];
+                    const float e = ws->logits[o + i] - ws->target[o + i];
                     acc += l1 ? fabsf(e) : e * e;
-                    const float dp = l1 ? (float)((e > 0) - (e < 0)) : 2.0f * e;
-                    ws->dlogits[o + i] = scale * dp * p * (1.0f - p);
+                    ws->dlogits[o + i] = scale * (l1 ? (float)((e > 0) - (e < 0)) : 2.0f * e);
                 }
             }
             nll_img[b] = acc;
@@ -409,7 +422,8 @@ static void cl_predict(const loom_model *m, void *wsp, float *probs, const uint8
                             for (size_t dx = 0; dx < p; dx++) {
                                 const size_t j = (y * d.Wp + x) * d.Cp + (ch * p + dy) * p + dx;
                                 o[(ch * H + y * p + dy) * W + x * p + dx] =
-                                    d.V == 1 ? loom_sigmoidf(lg[j]) : softmax_point(e, lg + j * 256, point == LOOM_POINT_MEDIAN);
+                                    d.V == 1 ? intensity(lg[j], m->cfg.frame_loss)
+                                             : softmax_point(e, lg + j * 256, point == LOOM_POINT_MEDIAN);
                             }
         }
 }

@@ -159,7 +159,7 @@ rejects "rowlstm: --peephole is convlstm's" 2 "peephole: only --model convlstm" 
 rejects "convlstm resume: --output cannot change" 2 "cannot be changed on --resume" $LOOM train --resume "$T/s4" --output bernoulli --steps 5
 
 # the forecaster fed its own predictions: recorded in the run and in info, resumed and
-# threaded bit for bit; Bernoulli only
+# threaded bit for bit; not with the softmax output
 FB="$TINY --feedback"
 ok "convlstm feedback: 4 steps" $LOOM train $FB --steps 4 --threads 1 --out "$T/f4"
 grep -q '"feedback":[[:space:]]*true' "$T/f4/config.json" && ! grep -q '"feedback"' "$T/a/config.json" &&
@@ -174,11 +174,11 @@ grep -q "^sequences   2 given + 2 predicted frames, kernel 3, patch 8, output be
 $LOOM eval "$T/f4" --limit 4 --json >"$T/f.json" 2>"$T/err" && grep -q '"mse_per_frame": [0-9]' "$T/f.json" &&
     pass "convlstm feedback: eval" || fail "convlstm feedback: eval" "$(cat "$T/f.json" "$T/err")"
 ok "convlstm feedback: predict beyond the horizon" $LOOM predict "$T/f4" --n 2 --frames 5 --out "$T/f.png"
-rejects "convlstm feedback: not with softmax256" 2 "feedback: the forecaster reads Bernoulli means" $LOOM train $FB --output softmax256 --out "$T/x"
+rejects "convlstm feedback: not with softmax256" 2 "feedback: the forecaster reads one intensity per pixel" $LOOM train $FB --output softmax256 --out "$T/x"
 rejects "rowlstm: --feedback is convlstm's" 2 "feedback: only --model convlstm" $LOOM train --model rowlstm --feedback --out "$T/x"
 rejects "convlstm resume: --feedback cannot change" 2 "cannot be changed on --resume" $LOOM train --resume "$T/s4" --feedback --steps 5
 
-# the L1 and squared-error losses on the Bernoulli means: recorded, logged in their own unit,
+# the L1 and squared-error losses of intensities: recorded, logged in their own unit,
 # resumed bit for bit; not for the softmax, not for other models, no other names
 ok "convlstm --loss l1: 2 steps" $LOOM train $TINY --loss l1 --steps 2 --threads 1 --out "$T/l2"
 ok "convlstm --loss l1: resume on to 4" $LOOM train --resume "$T/l2" --steps 4 --threads 2 --quiet
