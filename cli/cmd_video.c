@@ -136,7 +136,8 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
             printf(", \"median\": {\"mse_per_frame\": %.6g, \"mae_per_frame\": %.6g, \"ssim\": %.6g, "
                    "\"ssim_8bit\": %.6g}",
                    mean(mm.mse, M, n), mean(mm.mae, M, n), mean(mm.ssim, M, n), mean(mm.ssim8, M, n));
-        printf(", \"output\": \"%s\"", exact ? "softmax256" : "bernoulli");
+        printf(", \"output\": \"%s\", \"loss\": \"%s\"", exact ? "softmax256" : c->frame_loss ? "intensity" : "bernoulli",
+               exact ? "nll" : loom_frame_loss_name(c->frame_loss));
         if (exact)
             printf(", \"nll_per_sequence\": %.6g, \"bits_per_dim\": %.6f", nll_sum / (double)n,
                    loom_bits_per_dim(c, nll_sum / (double)n));
@@ -170,7 +171,8 @@ int cli_eval_video(loom_model *m, const char *ckpt, const char *data, bool given
                "frames are its %s%s; cross-entropy: Bernoulli, nats, of the predicted intensities clamped to "
                "[1e-7, 1 - 1e-7]; SSIM: 11x11 Gaussian window on the model's frames; SSIM 8-bit: 7x7 uniform "
                "window on the frames rounded to 8 bits, as loom predict writes them)\n", c->height, c->width,
-               exact ? "softmax's mean values" : "Bernoulli means", exact ? " (median frames: its medians)" : "");
+               exact ? "softmax's mean values" : c->frame_loss ? "intensities (clamped to [0, 1])" : "Bernoulli means",
+               exact ? " (median frames: its medians)" : "");
     }
     free(buf), free(probs), free(truth), free(last), free(q), free(black), free(med), free(acc), free(nll);
     loom_images_free(&set);

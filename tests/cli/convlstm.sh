@@ -184,8 +184,11 @@ ok "convlstm --loss l1: 2 steps" $LOOM train $TINY --loss l1 --steps 2 --threads
 ok "convlstm --loss l1: resume on to 4" $LOOM train --resume "$T/l2" --steps 4 --threads 2 --quiet
 ok "convlstm --loss l1: 4 steps" $LOOM train $TINY --loss l1 --steps 4 --threads 1 --out "$T/l4"
 same "convlstm --loss l1: resume and threads, same checkpoint" "$T/l4/checkpoint.safetensors" "$T/l2/checkpoint.safetensors"
+$LOOM eval "$T/l4" --limit 4 --json >"$T/l.json" 2>"$T/err"
 grep -q '"loss":[[:space:]]*"l1"' "$T/l4/config.json" && grep -q "train 0\.[0-9]* L1 error/pixel valid 0\.[0-9]* L1 error/pixel" "$T/l4/train.log" &&
-    pass "convlstm --loss l1: config.json and the log's unit" || fail "convlstm --loss l1: config.json and the log's unit" "$(cat "$T/l4/config.json" "$T/l4/train.log")"
+    grep -q '"output": "intensity", "loss": "l1"' "$T/l.json" &&
+    pass "convlstm --loss l1: config.json, the log's unit, eval's output and loss" ||
+    fail "convlstm --loss l1: config.json, the log's unit, eval's output and loss" "$(cat "$T/l4/config.json" "$T/l4/train.log" "$T/l.json")"
 ok "convlstm --loss mse: 2 steps" $LOOM train $TINY --loss mse --steps 2 --threads 1 --out "$T/m2"
 grep -q "train 0\.[0-9]* squared error/pixel" "$T/m2/train.log" && ! cmp -s "$T/m2/checkpoint.safetensors" "$T/l2/checkpoint.safetensors" &&
     pass "convlstm --loss mse: its unit in the log" || fail "convlstm --loss mse: its unit in the log" "$(cat "$T/m2/train.log")"
