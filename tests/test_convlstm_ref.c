@@ -26,7 +26,7 @@ static void check_fixture(const char *file, const char *tag) {
     const char *fb = loom_st_meta(f, "feedback");
     cfg.feedback = fb && strcmp(fb, "1") == 0;
     const char *lo = loom_st_meta(f, "loss");
-    cfg.frame_loss = lo && strcmp(lo, "l1") == 0 ? LOOM_FRAME_L1 : lo && strcmp(lo, "mse") == 0 ? LOOM_FRAME_MSE : 0;
+    cfg.frame_loss = lo ? loom_frame_loss_parse(lo) : LOOM_FRAME_XENT;
     const size_t B = test_meta_size(f, "batch");
     loom_model *m;
     st = loom_model_create(&m, &cfg, 1, &err);

@@ -175,16 +175,6 @@ unsigned loom_adv_on_parse(const char *name) {
     return 0;
 }
 
-const char *loom_frame_loss_name(int loss) {
-    return loss == LOOM_FRAME_L1 ? "l1" : loss == LOOM_FRAME_MSE ? "mse" : loss == LOOM_FRAME_XENT ? "xent" : "?";
-}
-
-int loom_frame_loss_parse(const char *name) {
-    for (int k = LOOM_FRAME_XENT; k <= LOOM_FRAME_MSE; k++)
-        if (strcmp(name, loom_frame_loss_name(k)) == 0) return k;
-    return -1;
-}
-
 static loom_status get_int(const cJSON *obj, const char *key, double lo, double hi, double *out,
                            const char *what, loom_error *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);

@@ -34,9 +34,6 @@ enum { LOOM_ADV_RECON = 1u, LOOM_ADV_SAMPLES = 2u };
 /* "recon", "samples", "both" of those bits ("?" otherwise), and back (0: none of them) */
 const char *loom_adv_on_name(unsigned on);
 unsigned loom_adv_on_parse(const char *name);
-/* loom_frame_loss by name ("xent", "l1", "mse") and back; parse: -1 if none */
-const char *loom_frame_loss_name(int loss);
-int loom_frame_loss_parse(const char *name);
 
 /* o->valid before the data is known: 10% of the images, at most 5000 */
 #define LOOM_VALID_AUTO SIZE_MAX

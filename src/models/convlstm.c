@@ -64,7 +64,7 @@ static loom_status cl_check(const loom_config *c, loom_error *err) {
     if (c->nclasses) return loom_fail(err, LOOM_EINVAL, "convlstm is not class-conditional");
     if (c->frame_loss && c->softmax256)
         return loom_fail(err, LOOM_EINVAL, "--loss %s: the softmax256 output is trained with its NLL",
-                         c->frame_loss == LOOM_FRAME_L1 ? "l1" : "mse");
+                         loom_frame_loss_name(c->frame_loss));
     if (c->feedback && c->softmax256)
         return loom_fail(err, LOOM_EINVAL, "--feedback: the forecaster reads one intensity per pixel (not --output softmax256)");
     return LOOM_OK;
@@ -371,7 +371,7 @@ static void cl_shard(const loom_model *m, void *wsp, float *grad, double *nll_im
                 for (size_t i = 0; i < F; i++) {
                     const float e = ws->logits[o + i] - ws->target[o + i];
                     acc += l1 ? fabsf(e) : e * e;
-                    ws->dlogits[o + i] = scale * (l1 ? (float)((e > 0) - (e < 0)) : 2.0f * e);
+                    if (grad) ws->dlogits[o + i] = scale * (l1 ? (float)((e > 0) - (e < 0)) : 2.0f * e);
                 }
             }
             nll_img[b] = acc;

@@ -368,6 +368,16 @@ unsigned loom_model_caps(const loom_model *m) {
     return c;
 }
 
+const char *loom_frame_loss_name(int loss) {
+    return loss == LOOM_FRAME_L1 ? "l1" : loss == LOOM_FRAME_MSE ? "mse" : loss == LOOM_FRAME_XENT ? "xent" : "?";
+}
+
+int loom_frame_loss_parse(const char *name) {
+    for (int k = LOOM_FRAME_XENT; k <= LOOM_FRAME_MSE; k++)
+        if (strcmp(name, loom_frame_loss_name(k)) == 0) return k;
+    return -1;
+}
+
 const char *loom_cap_name(unsigned cap) {
     static const char *const names[LOOM_NCAPS] = {"sample", "exact-nll", "conditionals", "iw-bound",
                                                   "reconstruct", "stages", "codes", "output-grad", "predict"};

@@ -38,8 +38,9 @@ typedef struct loom_config {
      * feedback = 1: the forecaster reads its own previous prediction (the
      * last given frame at its first step), 0: nothing (Shi et al.; default) */
     int peephole, softmax256, feedback;
-    /* convlstm, Bernoulli output: what trains the per-pixel means p
-     * (loom_frame_loss: the cross-entropy by default, or |p - x| or (p - x)^2) */
+    /* convlstm without softmax256: what trains its frames (loom_frame_loss:
+     * Bernoulli means by their cross-entropy by default, or intensities by
+     * |z - x| or (z - x)^2) */
     int frame_loss;
     /* gran_d: the minibatch standard deviation feature (Karras et al. 2018)
      * over groups of this many consecutive images; 0: off */
@@ -401,8 +402,13 @@ loom_status loom_model_backward(loom_model *m, float *dinput, const float *dout,
  * softmax256 output only: the Bernoulli on intensities has no median). */
 typedef enum { LOOM_POINT_MEAN = 0, LOOM_POINT_MEDIAN } loom_point;
 
-/* convlstm's losses on its per-pixel means p against intensities x in [0, 1] */
+/* what trains convlstm's frames against intensities x in [0, 1]: the
+ * cross-entropy of Bernoulli means sigmoid(z), or the absolute or squared
+ * error of outputs z that are the intensities themselves */
 typedef enum { LOOM_FRAME_XENT = 0, LOOM_FRAME_L1, LOOM_FRAME_MSE } loom_frame_loss;
+/* by name ("xent", "l1", "mse"; "?" otherwise) and back (-1: none of them) */
+const char *loom_frame_loss_name(int loss);
+int loom_frame_loss_parse(const char *name);
 
 /* Predicted frames of a sequence model (ops->predict), in chunks of `chunk`
  * examples over the threads: probs (n, frames_out, C, H, W) in [0, 1];
